@@ -1,0 +1,400 @@
+//! The Kafka record batch, format v2 ("magic 2"), as the engine stores it.
+//!
+//! The engine stores batches byte for byte as producers sent them, after it
+//! has written two fields that the CRC does not cover: `baseOffset` (assigned
+//! from the log end offset) and `partitionLeaderEpoch`. Records inside a batch
+//! are never decoded on the append path: validation is per batch.
+//!
+//! Layout (big-endian, sizes in bytes; offsets from the batch start):
+//!
+//! | at | size | field                  | notes                                        |
+//! |----|------|------------------------|----------------------------------------------|
+//! |  0 | 8    | `baseOffset`           | stamped by the engine                         |
+//! |  8 | 4    | `batchLength`          | bytes after this field: total = length + 12  |
+//! | 12 | 4    | `partitionLeaderEpoch` | stamped by the engine                         |
+//! | 16 | 1    | `magic`                | must be 2                                    |
+//! | 17 | 4    | `crc`                  | CRC-32C (Castagnoli) of bytes 21..end        |
+//! | 21 | 2    | `attributes`           | bits 0-2 compression, 3 timestamp type, 4 transactional, 5 control |
+//! | 23 | 4    | `lastOffsetDelta`      | last record's offset minus `baseOffset`      |
+//! | 27 | 8    | `baseTimestamp`        | first record's timestamp                     |
+//! | 35 | 8    | `maxTimestamp`         | largest record timestamp                     |
+//! | 43 | 8    | `producerId`           |                                              |
+//! | 51 | 2    | `producerEpoch`        |                                              |
+//! | 53 | 4    | `baseSequence`         |                                              |
+//! | 57 | 4    | `recordsCount`         |                                              |
+//! | 61 | ...  | records                | possibly compressed, never decoded here      |
+
+use crate::types::{LeaderEpoch, Offset, Timestamp};
+
+/// Size of the fixed batch header; the smallest valid batch (no records is invalid).
+pub const HEADER_BYTES: usize = 61;
+/// Bytes before `batchLength` counts: `baseOffset` and `batchLength` itself.
+pub const LOG_OVERHEAD: usize = 12;
+/// The only record format the engine accepts.
+pub const MAGIC_V2: i8 = 2;
+
+const BASE_OFFSET_AT: usize = 0;
+const LENGTH_AT: usize = 8;
+const LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORDS_COUNT_AT: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TRANSACTIONAL_FLAG: i16 = 0x10;
+const CONTROL_FLAG: i16 = 0x20;
+
+/// Why a batch was refused. Each variant maps to one Kafka error code in `net`:
+/// `Corrupt` to `CORRUPT_MESSAGE`, `Invalid` to `INVALID_RECORD`, `TooLarge`
+/// to `MESSAGE_TOO_LARGE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// The bytes cannot be a batch: truncated, inconsistent length, bad magic
+    /// or CRC mismatch.
+    Corrupt(&'static str),
+    /// A well-formed batch whose contents break a rule (record count,
+    /// offsets, empty request).
+    Invalid(&'static str),
+    /// The batch is larger than the partition's `max.message.bytes`.
+    TooLarge {
+        batch_bytes: usize,
+        max_bytes: usize,
+    },
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Corrupt(why) => write!(f, "corrupt record batch: {why}"),
+            BatchError::Invalid(why) => write!(f, "invalid record batch: {why}"),
+            BatchError::TooLarge {
+                batch_bytes,
+                max_bytes,
+            } => write!(
+                f,
+                "record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}"
+            ),
+        }
+    }
+}
+
+/// The header fields of one batch that the engine uses, read from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: Offset,
+    /// Whole batch size in bytes, `batchLength + 12`.
+    pub size: usize,
+    pub leader_epoch: LeaderEpoch,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: Timestamp,
+    pub max_timestamp: Timestamp,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Reads the header at the start of `buf`. Returns `None` if `buf` is
+    /// shorter than a header. Checks nothing: see [`validate_one`].
+    pub fn parse(buf: &[u8]) -> Option<BatchHeader> {
+        if buf.len() < HEADER_BYTES {
+            return None;
+        }
+        let length = be_i32(buf, LENGTH_AT);
+        Some(BatchHeader {
+            base_offset: be_i64(buf, BASE_OFFSET_AT),
+            size: (length as i64 + LOG_OVERHEAD as i64).max(0) as usize,
+            leader_epoch: be_i32(buf, LEADER_EPOCH_AT),
+            magic: buf[MAGIC_AT] as i8,
+            crc: u32::from_be_bytes(buf[CRC_AT..CRC_AT + 4].try_into().expect("4 bytes")),
+            attributes: i16::from_be_bytes([buf[ATTRIBUTES_AT], buf[ATTRIBUTES_AT + 1]]),
+            last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_AT),
+            base_timestamp: be_i64(buf, BASE_TIMESTAMP_AT),
+            max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
+            producer_id: be_i64(buf, PRODUCER_ID_AT),
+            producer_epoch: i16::from_be_bytes([
+                buf[PRODUCER_EPOCH_AT],
+                buf[PRODUCER_EPOCH_AT + 1],
+            ]),
+            base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
+            records_count: be_i32(buf, RECORDS_COUNT_AT),
+        })
+    }
+
+    /// The offset of the batch's last record.
+    pub fn last_offset(&self) -> Offset {
+        self.base_offset + self.last_offset_delta as i64
+    }
+
+    /// Compression codec id: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn compression(&self) -> i16 {
+        self.attributes & COMPRESSION_MASK
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
+    }
+}
+
+fn be_i32(buf: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn be_i64(buf: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The CRC-32C that a v2 batch carries: over `attributes` to the end.
+pub fn batch_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[ATTRIBUTES_AT..])
+}
+
+/// Checks that `buf` starts with one complete, intact v2 batch and returns its
+/// header. Structural checks only (what recovery and reads need): length,
+/// magic, CRC. Rules about the records are in [`validate_for_append`].
+pub fn validate_one(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header =
+        BatchHeader::parse(buf).ok_or(BatchError::Corrupt("shorter than a batch header"))?;
+    let length = be_i32(buf, LENGTH_AT);
+    if (length as i64) < (HEADER_BYTES - LOG_OVERHEAD) as i64 {
+        return Err(BatchError::Corrupt("batchLength smaller than the header"));
+    }
+    if header.size > buf.len() {
+        return Err(BatchError::Corrupt(
+            "batchLength runs past the end of the data",
+        ));
+    }
+    if header.magic != MAGIC_V2 {
+        return Err(BatchError::Corrupt("magic is not 2"));
+    }
+    if batch_crc(&buf[..header.size]) != header.crc {
+        return Err(BatchError::Corrupt("CRC-32C mismatch"));
+    }
+    Ok(header)
+}
+
+/// Validates every batch of one produce request for one partition, as Kafka's
+/// log validator does for magic 2, and returns their headers. Nothing is
+/// accepted unless everything is: the request is appended all or none.
+pub fn validate_for_append(
+    buf: &[u8],
+    max_message_bytes: usize,
+) -> Result<Vec<BatchHeader>, BatchError> {
+    if buf.is_empty() {
+        return Err(BatchError::Invalid("no record batch in the request"));
+    }
+    let mut headers = Vec::with_capacity(1);
+    let mut at = 0;
+    while at < buf.len() {
+        let rest = &buf[at..];
+        // Check the size before the CRC: a too-large batch is reported as such
+        // even when it is also truncated (Kafka does the same).
+        if let Some(h) = BatchHeader::parse(rest) {
+            if h.size > max_message_bytes && h.size <= rest.len() {
+                return Err(BatchError::TooLarge {
+                    batch_bytes: h.size,
+                    max_bytes: max_message_bytes,
+                });
+            }
+        }
+        let header = validate_one(rest)?;
+        if header.records_count <= 0 {
+            return Err(BatchError::Invalid("batch holds no records"));
+        }
+        if header.last_offset_delta < 0 {
+            return Err(BatchError::Invalid("negative lastOffsetDelta"));
+        }
+        if header.compression() == 0
+            && header.last_offset_delta as i64 + 1 != header.records_count as i64
+        {
+            return Err(BatchError::Invalid(
+                "lastOffsetDelta + 1 differs from recordsCount",
+            ));
+        }
+        if header.compression() > 4 {
+            return Err(BatchError::Invalid("unknown compression codec"));
+        }
+        if header.is_control() {
+            return Err(BatchError::Invalid(
+                "control batches are written by the broker only",
+            ));
+        }
+        headers.push(header);
+        at += header.size;
+    }
+    Ok(headers)
+}
+
+/// Writes `baseOffset` and `partitionLeaderEpoch` into a batch. Neither is
+/// covered by the CRC, so the batch stays valid.
+pub fn stamp(batch: &mut [u8], base_offset: Offset, leader_epoch: LeaderEpoch) {
+    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// One record for [`build`]: key and value, each possibly null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Builds an uncompressed v2 batch from plain values: for tests, benchmarks and
+/// tools. `records` are (key, value) pairs; timestamps are `timestamp` for all.
+pub fn build(records: &[KeyValue<'_>], timestamp: Timestamp) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        let mut rec = Vec::new();
+        rec.push(0u8); // record attributes
+        put_varint(&mut rec, 0); // timestamp delta
+        put_varint(&mut rec, i as i64); // offset delta
+        put_bytes(&mut rec, *key);
+        put_bytes(&mut rec, *value);
+        put_varint(&mut rec, 0); // no headers
+        put_varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let mut batch = vec![0u8; HEADER_BYTES];
+    batch.extend_from_slice(&body);
+    let length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    batch[MAGIC_AT] = MAGIC_V2 as u8;
+    let last_delta = records.len() as i32 - 1;
+    batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+        .copy_from_slice(&last_delta.to_be_bytes());
+    batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4]
+        .copy_from_slice(&(records.len() as i32).to_be_bytes());
+    let crc = batch_crc(&batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            out.push(z as u8);
+            return;
+        }
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(n: usize) -> Vec<u8> {
+        let recs: Vec<KeyValue<'_>> = (0..n).map(|_| (None, Some(&b"value"[..]))).collect();
+        build(&recs, 1_700_000_000_000)
+    }
+
+    #[test]
+    fn built_batch_validates_and_stamping_keeps_crc() {
+        let mut b = one(3);
+        let h = validate_for_append(&b, 1 << 20).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].records_count, 3);
+        assert_eq!(h[0].size, b.len());
+        stamp(&mut b, 42, 7);
+        let h = validate_one(&b).unwrap();
+        assert_eq!(
+            (h.base_offset, h.leader_epoch, h.last_offset()),
+            (42, 7, 44)
+        );
+    }
+
+    #[test]
+    fn several_batches_in_one_request() {
+        let mut req = one(2);
+        req.extend(one(5));
+        let h = validate_for_append(&req, 1 << 20).unwrap();
+        assert_eq!(
+            h.iter().map(|h| h.records_count).collect::<Vec<_>>(),
+            vec![2, 5]
+        );
+    }
+
+    #[test]
+    fn every_flipped_bit_after_the_crc_is_detected() {
+        let b = one(2);
+        for byte in ATTRIBUTES_AT..b.len() {
+            for bit in 0..8 {
+                let mut c = b.clone();
+                c[byte] ^= 1 << bit;
+                assert!(
+                    validate_one(&c).is_err(),
+                    "flip at byte {byte} bit {bit} went unseen"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rejections_are_typed() {
+        let b = one(2);
+        assert!(matches!(
+            validate_for_append(&[], 100),
+            Err(BatchError::Invalid(_))
+        ));
+        assert!(matches!(
+            validate_for_append(&b[..b.len() - 1], 1 << 20),
+            Err(BatchError::Corrupt(_))
+        ));
+        assert!(matches!(
+            validate_for_append(&b[..30], 1 << 20),
+            Err(BatchError::Corrupt(_))
+        ));
+        assert!(matches!(
+            validate_for_append(&b, b.len() - 1),
+            Err(BatchError::TooLarge { .. })
+        ));
+        let mut m = b.clone();
+        m[MAGIC_AT] = 1;
+        assert!(matches!(
+            validate_for_append(&m, 1 << 20),
+            Err(BatchError::Corrupt(_))
+        ));
+        // lastOffsetDelta that disagrees with recordsCount, with a correct CRC.
+        let mut d = b.clone();
+        d[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&5i32.to_be_bytes());
+        let crc = batch_crc(&d);
+        d[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_for_append(&d, 1 << 20),
+            Err(BatchError::Invalid(_))
+        ));
+        // A good batch followed by garbage: the whole request is refused.
+        let mut g = b.clone();
+        g.extend_from_slice(&[0xAB; 70]);
+        assert!(validate_for_append(&g, 1 << 20).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! Per-partition configuration, named after Kafka's topic configs.
+
+use crate::limits::{CACHE_BYTES_PER_PARTITION, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Group commit: acknowledged after the shard's next fdatasync that covers
+    /// the append. Survives kill -9 and power loss.
+    Fsync,
+    /// Acknowledged once the write has reached the disk's volatile cache
+    /// (survives kill -9, like Kafka's page-cache acknowledgment); fdatasync
+    /// runs every `ms` milliseconds, driven by the shard's timer.
+    Interval { ms: u64 },
+}
+
+/// Kafka topic configs that the engine applies, with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll to a new segment when the active one would exceed this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment is older than this.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete closed segments whose newest record is older; -1 keeps forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest closed segments while the log is larger; -1 keeps all.
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: largest batch accepted. A batch must also fit in
+    /// one segment, so the limit applied is the smaller of this and
+    /// `segment.bytes` (Kafka refuses such a batch as too large too).
+    pub max_message_bytes: usize,
+    /// `index.interval.bytes`: bytes between two offset index entries.
+    pub index_interval_bytes: u64,
+    /// Not a Kafka config: bytes of recent, acknowledged batches kept in memory
+    /// for hot reads (unacknowledged batches are always kept). Tests set 0 to
+    /// force every read through the file path.
+    pub cache_bytes_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: 1024 * 1024 + 12,
+            index_interval_bytes: 4096,
+            cache_bytes_max: CACHE_BYTES_PER_PARTITION,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The largest batch an append accepts.
+    pub fn batch_bytes_max(&self) -> usize {
+        self.max_message_bytes.min(self.segment_bytes as usize)
+    }
+
+    /// Checks the relations between values; the broker maps a failure to
+    /// `INVALID_CONFIG`.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(format!(
+                "segment.bytes must be between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}, got {}",
+                self.segment_bytes
+            ));
+        }
+        if self.segment_ms < 1 {
+            return Err("segment.ms must be at least 1".into());
+        }
+        if self.retention_ms < -1 || self.retention_bytes < -1 {
+            return Err("retention.ms and retention.bytes must be -1 or positive".into());
+        }
+        if self.index_interval_bytes == 0 {
+            return Err("index.interval.bytes must be positive".into());
+        }
+        Ok(())
+    }
+}

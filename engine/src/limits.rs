@@ -1,0 +1,70 @@
+//! Every bound of the engine in one place, each with the reason for its value.
+//!
+//! Per-topic knobs (`segment.bytes`, `max.message.bytes`, ...) live in
+//! [`crate::config::LogConfig`]; the constants here are the engine's own limits
+//! that no topic config can move.
+
+/// Direct I/O alignment: every write position and length is a multiple of this.
+/// 4 KiB is the logical block size of NVMe drives and of the ext4/xfs page, so
+/// O_DIRECT accepts it everywhere we run.
+pub const BLOCK_BYTES: usize = 4096;
+
+/// Smallest `segment.bytes` we accept. Kafka's own minimum is 14 bytes, which
+/// only makes sense for tests; 1 KiB keeps the tests' "tiny segments" while
+/// guaranteeing that a segment holds at least one small batch.
+pub const SEGMENT_BYTES_MIN: u64 = 1024;
+
+/// Largest `segment.bytes`: relative positions in the offset index are u32, so
+/// a segment can never exceed 4 GiB. Kafka uses `Int.MaxValue` for the same reason.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+
+/// Size of the first tail chunk of a partition and the floor it shrinks back
+/// to when idle. Each active partition holds at least one chunk, so this is the
+/// per-partition memory floor: 64 KiB x 1,000 partitions = 64 MiB per shard.
+pub const TAIL_CHUNK_BYTES_MIN: usize = 64 * 1024;
+
+/// Largest tail chunk, which is also the largest single write. 1 MiB writes
+/// with several in flight reach the disk's sequential bandwidth here (fio:
+/// ~2.1 GB/s at 1 MiB x 4 in flight, ~0.8 GB/s at 128 KiB x 1).
+pub const TAIL_CHUNK_BYTES_MAX: usize = 1024 * 1024;
+
+/// Bytes appended on one shard but not yet written to disk. Appends wait for
+/// the flusher once this is exceeded, so a producer faster than the disk is
+/// slowed down instead of growing memory without bound. 64 MiB is ~30 ms of
+/// this disk's bandwidth: enough to keep several 1 MiB writes in flight.
+pub const SHARD_UNWRITTEN_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Writes submitted at once by one flush round. Bounds in-flight io_uring
+/// requests (and so kernel memory and the completion queue) per shard.
+pub const SHARD_WRITES_IN_FLIGHT_MAX: usize = 64;
+
+/// Default of `LogConfig::cache_bytes_max`: recently appended batches kept in memory per partition, so that consumers
+/// close to the tail are served without touching the disk. Batches not yet
+/// written are always kept, whatever this says (they are bounded by
+/// [`SHARD_UNWRITTEN_BYTES_MAX`]).
+pub const CACHE_BYTES_PER_PARTITION: usize = 4 * 1024 * 1024;
+
+/// Space reserved ahead of the writes with `fallocate`, so that appends write
+/// into allocated blocks (no block allocation on the write path) and a full
+/// disk is discovered before offsets are assigned.
+pub const PREALLOCATE_STEP_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Size of one read when recovery scans a segment. Large enough to stream at
+/// the disk's bandwidth, small enough not to matter for memory.
+pub const RECOVERY_READ_BYTES: usize = 1024 * 1024;
+
+/// Bytes read at once when a cold read looks for the batch holding an offset:
+/// the offset index points at most `index.interval.bytes` before it, so one
+/// read usually suffices.
+pub const LOOKUP_READ_BYTES: usize = 16 * 1024;
+
+const _: () = assert!(TAIL_CHUNK_BYTES_MIN.is_multiple_of(BLOCK_BYTES));
+const _: () = assert!(TAIL_CHUNK_BYTES_MAX.is_multiple_of(TAIL_CHUNK_BYTES_MIN));
+const _: () =
+    assert!(TAIL_CHUNK_BYTES_MAX.is_power_of_two() && TAIL_CHUNK_BYTES_MIN.is_power_of_two());
+const _: () = assert!(SHARD_UNWRITTEN_BYTES_MAX >= 4 * TAIL_CHUNK_BYTES_MAX);
+const _: () = assert!((PREALLOCATE_STEP_BYTES as usize).is_multiple_of(BLOCK_BYTES));
+const _: () = assert!(
+    RECOVERY_READ_BYTES.is_multiple_of(BLOCK_BYTES)
+        && LOOKUP_READ_BYTES.is_multiple_of(BLOCK_BYTES)
+);

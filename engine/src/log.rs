@@ -1,0 +1,1424 @@
+//! [`PartitionLog`]: one partition's commit log, the engine's public face.
+//!
+//! Owned by exactly one shard; `!Send`, no locks on the data path (state is in
+//! `RefCell`s that are never borrowed across an await). It owns the
+//! partition's segments, its tail buffer, its cache of recent batches and its
+//! offsets. It never writes data itself: appends are copied into the tail
+//! buffer and handed to the shard's [`crate::Flusher`], which writes and syncs
+//! them and then moves the acknowledged offset.
+//!
+//! Offsets the log tracks (all exclusive ends):
+//! - `log_end_offset`: next offset to assign.
+//! - `written_end`: everything below is written to the file.
+//! - `acked_end`: everything below is acknowledged: fdatasynced under
+//!   [`Flush::Fsync`], written under [`Flush::Interval`]. Reads never go past
+//!   it, so no consumer sees a record that a crash could take back.
+//!
+//! Directory layout (`<dir>` is `<topic>-<partition>`):
+//! `<base:020>.log`, `.index`, `.timeindex` per segment (see [`crate::segment`]),
+//! and `clean_shutdown`, an empty file written by [`PartitionLog::close`] and
+//! removed by `open`: when present, recovery trusts the files and skips the
+//! full scan of the active segment.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::lock::Mutex;
+
+use crate::batch::{stamp, validate_for_append, validate_one, BatchHeader, HEADER_BYTES};
+use crate::clock::Clock;
+use crate::config::{Flush, LogConfig};
+use crate::disk::{write_file_atomic, Disk, DiskFile};
+use crate::error::{AppendError, IoContext, LogError, StorageFailure};
+use crate::flush::{FlushShared, Flusher};
+use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES, PREALLOCATE_STEP_BYTES};
+use crate::recovery::scan;
+use crate::segment::{
+    parse_log_name, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+};
+use crate::sync::Notify;
+use crate::tail::{SealedChunk, Tail};
+use crate::types::{LeaderEpoch, Offset, Timestamp, NO_TIMESTAMP};
+
+const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
+
+/// What an accepted append was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    /// Wait for `acked_end >= end_offset` to know it is acknowledged.
+    pub end_offset: Offset,
+}
+
+/// A piece of a read: cache bytes, or a range of a segment file that the
+/// network layer can splice to a socket.
+pub enum ReadChunk<D: Disk> {
+    Memory(Bytes),
+    File {
+        file: Rc<D::File>,
+        path: PathBuf,
+        segment_base: Offset,
+        position: u64,
+        len: u64,
+    },
+}
+
+impl<D: Disk> ReadChunk<D> {
+    pub fn len(&self) -> usize {
+        match self {
+            ReadChunk::Memory(b) => b.len(),
+            ReadChunk::File { len, .. } => *len as usize,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whole batches starting with the one that holds the requested offset.
+pub struct ReadResult<D: Disk> {
+    pub chunks: Vec<ReadChunk<D>>,
+    pub bytes: usize,
+}
+
+impl<D: Disk> ReadResult<D> {
+    fn empty() -> Self {
+        ReadResult {
+            chunks: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+/// What `open` found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub clean_shutdown: bool,
+    pub segments: usize,
+    pub scanned_bytes: u64,
+    pub truncated_bytes: u64,
+    pub removed_segments: usize,
+    pub rebuilt_indexes: usize,
+    pub notes: Vec<String>,
+}
+
+/// A batch held in memory: recently appended, or not yet written.
+struct CachedBatch {
+    base_offset: Offset,
+    last_offset: Offset,
+    max_timestamp: Timestamp,
+    segment_base: Offset,
+    position: u64,
+    bytes: Bytes,
+}
+
+pub(crate) struct PendingWrite<D: Disk> {
+    pub file: Rc<D::File>,
+    pub chunk: SealedChunk<D::Buf>,
+}
+
+/// One flush round's share of a log: what to write, and the offset that is
+/// written once these writes complete.
+pub(crate) struct LogRound<D: Disk> {
+    pub writes: Vec<PendingWrite<D>>,
+    pub end_offset: Offset,
+    pub data_bytes: usize,
+}
+
+pub(crate) struct State<D: Disk> {
+    segments: BTreeMap<Offset, Segment<D>>,
+    tail: Tail<D::Buf>,
+    cache: VecDeque<CachedBatch>,
+    cache_bytes: usize,
+    log_end: Offset,
+    written_end: Offset,
+    /// Sealed chunks not yet taken by the flusher.
+    pending: Vec<PendingWrite<D>>,
+    /// Bytes appended since the flusher last took a round.
+    unwritten_bytes: usize,
+    /// Files written since their last fdatasync.
+    unsynced_files: Vec<Rc<D::File>>,
+    /// Rolled segments still to be closed on disk, with the offset below
+    /// which their data is handed to the flusher.
+    to_close: Vec<(Offset, Offset)>,
+    failed: Option<StorageFailure>,
+    closed: bool,
+    /// In the flusher's dirty list.
+    pub registered: bool,
+}
+
+pub(crate) struct LogInner<D: Disk> {
+    disk: Rc<D>,
+    dir: PathBuf,
+    config: RefCell<LogConfig>,
+    clock: Rc<dyn Clock>,
+    flush: Rc<FlushShared<D>>,
+    pub(crate) state: RefCell<State<D>>,
+    /// Serializes appends (offset assignment around a roll's awaits) and
+    /// truncation.
+    append_lock: Mutex<()>,
+    /// Serializes on-disk changes to closed segments: closing, truncation,
+    /// retention, shutdown.
+    maintenance_lock: Mutex<()>,
+    acked_end: Cell<Offset>,
+    acked: Notify,
+    recovery: RecoveryReport,
+}
+
+/// A partition's commit log. Cheap to clone (a reference count).
+pub struct PartitionLog<D: Disk> {
+    inner: Rc<LogInner<D>>,
+}
+
+impl<D: Disk> Clone for PartitionLog<D> {
+    fn clone(&self) -> Self {
+        PartitionLog {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+fn align_down(v: u64) -> u64 {
+    v - v % BLOCK_BYTES as u64
+}
+
+fn align_up(v: u64) -> u64 {
+    v.div_ceil(BLOCK_BYTES as u64) * BLOCK_BYTES as u64
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// Opens (or creates) the log in `dir`, recovering it if the last
+    /// shutdown was not clean. `dir` must be absolute.
+    pub async fn open(
+        disk: Rc<D>,
+        dir: &Path,
+        config: LogConfig,
+        flusher: &Flusher<D>,
+        clock: Rc<dyn Clock>,
+    ) -> Result<Self, LogError> {
+        config.validate().map_err(LogError::Invalid)?;
+        if !dir.is_absolute() {
+            return Err(LogError::Invalid(format!(
+                "log directory {} is not absolute",
+                dir.display()
+            )));
+        }
+        let dir = dir.to_path_buf();
+        disk.create_dir_all(&dir)
+            .await
+            .ctx(|| format!("creating {}", dir.display()))?;
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = disk
+            .exists(&marker)
+            .await
+            .ctx(|| format!("checking {}", marker.display()))?;
+        let mut report = RecoveryReport {
+            clean_shutdown: clean,
+            ..Default::default()
+        };
+
+        let names = disk
+            .list_dir(&dir)
+            .await
+            .ctx(|| format!("listing {}", dir.display()))?;
+        let mut bases: Vec<Offset> = names.iter().filter_map(|n| parse_log_name(n)).collect();
+        bases.sort_unstable();
+        for name in names.iter().filter(|n| n.ends_with(".tmp")) {
+            disk.remove_file(&dir.join(name))
+                .await
+                .ctx(|| format!("removing {name}"))?;
+        }
+        let now = clock.now_ms();
+        let mut segments = BTreeMap::new();
+        if bases.is_empty() {
+            let path = segment_path(&dir, 0, LOG_SUFFIX);
+            let file = disk
+                .open(&path, true)
+                .await
+                .ctx(|| format!("creating {}", path.display()))?;
+            disk.sync_dir(&dir)
+                .await
+                .ctx(|| format!("syncing {}", dir.display()))?;
+            segments.insert(0, Segment::new(0, Rc::new(file), now));
+        }
+        let mut expected_next: Option<Offset> = None;
+        let mut cut = false;
+        for (i, &base) in bases.iter().enumerate() {
+            if cut {
+                // Data before this segment was lost to corruption: what follows
+                // cannot be served without a gap, so it goes (Kafka truncates
+                // the log at the first invalid batch, not the segment).
+                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                    let p = segment_path(&dir, base, suffix);
+                    if disk
+                        .exists(&p)
+                        .await
+                        .ctx(|| format!("checking {}", p.display()))?
+                    {
+                        disk.remove_file(&p)
+                            .await
+                            .ctx(|| format!("removing {}", p.display()))?;
+                    }
+                }
+                report.removed_segments += 1;
+                continue;
+            }
+            if let Some(next) = expected_next {
+                if base != next {
+                    report
+                        .notes
+                        .push(format!("segment {base} does not follow offset {next}"));
+                }
+            }
+            let is_last = i + 1 == bases.len();
+            let seg =
+                Self::open_segment(&disk, &dir, base, clean, is_last, &config, now, &mut report)
+                    .await?;
+            let (segment, truncated) = seg;
+            expected_next = Some(segment.next_offset);
+            if truncated && !is_last && bases[i + 1] != segment.next_offset {
+                cut = true;
+            }
+            segments.insert(base, segment);
+        }
+        if report.removed_segments > 0 || report.truncated_bytes > 0 {
+            disk.sync_dir(&dir)
+                .await
+                .ctx(|| format!("syncing {}", dir.display()))?;
+        }
+        report.segments = segments.len();
+
+        let active = segments.values().next_back().expect("at least one segment");
+        let end = active.size;
+        let block_start = align_down(end);
+        let last_block = if end > block_start {
+            active
+                .file
+                .read_at(block_start, (end - block_start) as usize)
+                .await
+                .ctx(|| "reading the tail block".into())?
+                .as_ref()
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        if last_block.len() as u64 != end - block_start {
+            return Err(LogError::Invalid(
+                "active segment shorter than its data".into(),
+            ));
+        }
+        let tail = Tail::new(disk.as_ref(), end, &last_block);
+        let log_end = active.next_offset;
+        if clean {
+            disk.remove_file(&marker)
+                .await
+                .ctx(|| "removing the clean shutdown marker".into())?;
+            disk.sync_dir(&dir)
+                .await
+                .ctx(|| format!("syncing {}", dir.display()))?;
+        }
+        let state = State {
+            segments,
+            tail,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            log_end,
+            written_end: log_end,
+            pending: Vec::new(),
+            unwritten_bytes: 0,
+            unsynced_files: Vec::new(),
+            to_close: Vec::new(),
+            failed: None,
+            closed: false,
+            registered: false,
+        };
+        let inner = LogInner {
+            disk,
+            dir,
+            config: RefCell::new(config),
+            clock,
+            flush: flusher.shared().clone(),
+            state: RefCell::new(state),
+            append_lock: Mutex::new(()),
+            maintenance_lock: Mutex::new(()),
+            acked_end: Cell::new(log_end),
+            acked: Notify::default(),
+            recovery: report,
+        };
+        Ok(PartitionLog {
+            inner: Rc::new(inner),
+        })
+    }
+
+    /// Opens one segment: loads its indexes and scans what must be scanned.
+    /// Returns it and whether invalid data was cut off its end.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_segment(
+        disk: &Rc<D>,
+        dir: &Path,
+        base: Offset,
+        clean: bool,
+        is_last: bool,
+        config: &LogConfig,
+        now: Timestamp,
+        report: &mut RecoveryReport,
+    ) -> Result<(Segment<D>, bool), LogError> {
+        let path = segment_path(dir, base, LOG_SUFFIX);
+        let file = disk
+            .open(&path, false)
+            .await
+            .ctx(|| format!("opening {}", path.display()))?;
+        let file_size = file
+            .size()
+            .await
+            .ctx(|| format!("size of {}", path.display()))?;
+        let mut seg = Segment::<D>::new(base, Rc::new(file), now);
+        let index = read_optional(disk, &segment_path(dir, base, INDEX_SUFFIX))
+            .await?
+            .and_then(|b| crate::index::OffsetIndex::decode(&b, file_size.max(1)));
+        let time_index = read_optional(disk, &segment_path(dir, base, TIME_INDEX_SUFFIX))
+            .await?
+            .and_then(|b| crate::index::TimeIndex::decode(&b));
+        let full_scan = !clean && is_last || index.is_none() || time_index.is_none();
+        let (from, expected) = if full_scan {
+            if !clean && is_last {
+                report
+                    .notes
+                    .push(format!("segment {base}: unclean shutdown, full scan"));
+            } else {
+                report.rebuilt_indexes += 1;
+                report.notes.push(format!(
+                    "segment {base}: index missing or inconsistent, rebuilt"
+                ));
+            }
+            seg.clear_indexes();
+            (0, base)
+        } else {
+            seg.index = index.expect("checked");
+            seg.time_index = time_index.expect("checked");
+            if let Some(t) = seg.time_index.last() {
+                seg.max_timestamp = t.timestamp;
+                seg.max_timestamp_offset = base + t.relative_offset as i64;
+            }
+            seg.reset_to_last_index_entry()
+        };
+        let interval = config.index_interval_bytes;
+        let file = seg.file.clone();
+        let outcome = scan(file.as_ref(), file_size, from, expected, |h, pos| {
+            seg.note_batch(h, pos, interval)
+        })
+        .await
+        .ctx(|| format!("scanning {}", path.display()))?;
+        report.scanned_bytes += outcome.valid_end - from;
+        let mut truncated = false;
+        if outcome.valid_end < file_size {
+            // Pre-allocated zeros after the data are expected after a crash;
+            // anything else is a torn or corrupt batch. Either way the valid
+            // data ends here.
+            let trailing = file_size - outcome.valid_end;
+            let zeros_only =
+                Self::all_zeros(seg.file.as_ref(), outcome.valid_end, file_size).await?;
+            if !zeros_only {
+                report.truncated_bytes += trailing;
+                report.notes.push(format!(
+                    "segment {base}: invalid data at position {} ({}), {trailing} bytes cut",
+                    outcome.valid_end,
+                    outcome.stopped.unwrap_or("?")
+                ));
+                truncated = true;
+            }
+            seg.file
+                .truncate(outcome.valid_end)
+                .await
+                .ctx(|| format!("truncating {}", path.display()))?;
+            seg.file
+                .fdatasync()
+                .await
+                .ctx(|| format!("syncing {}", path.display()))?;
+        }
+        seg.allocated = outcome.valid_end;
+        debug_assert_eq!(seg.size, outcome.valid_end);
+        if full_scan && !is_last {
+            // Persist the rebuilt indexes of a closed segment.
+            seg.close_plan()
+                .run(disk, dir)
+                .await
+                .ctx(|| format!("writing indexes of {}", path.display()))?;
+        }
+        Ok((seg, truncated))
+    }
+
+    async fn all_zeros(file: &D::File, from: u64, to: u64) -> Result<bool, LogError> {
+        let mut pos = from;
+        while pos < to {
+            let len = ((to - pos) as usize).min(crate::limits::RECOVERY_READ_BYTES);
+            let data = file
+                .read_at(pos, len)
+                .await
+                .ctx(|| "reading after the data".into())?;
+            if data.as_ref().iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            if data.as_ref().is_empty() {
+                break;
+            }
+            pos += data.as_ref().len() as u64;
+        }
+        Ok(true)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.inner.config.borrow().clone()
+    }
+
+    /// Replaces the configuration; applies to later appends and retention runs.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), String> {
+        config.validate()?;
+        *self.inner.config.borrow_mut() = config;
+        Ok(())
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        *self
+            .inner
+            .state
+            .borrow()
+            .segments
+            .keys()
+            .next()
+            .expect("at least one segment")
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.inner.state.borrow().log_end
+    }
+
+    /// Everything below is acknowledged (durable under `Fsync`): the high
+    /// watermark of a single-replica partition.
+    pub fn acked_end_offset(&self) -> Offset {
+        self.inner.acked_end.get()
+    }
+
+    /// The reason the log refuses writes, if it does.
+    pub fn failure(&self) -> Option<StorageFailure> {
+        self.inner.state.borrow().failed.clone()
+    }
+
+    /// Bytes of data in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner
+            .state
+            .borrow()
+            .segments
+            .values()
+            .map(|s| s.size)
+            .sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.inner.state.borrow().segments.len()
+    }
+
+    /// Appends one produce request's batches for this partition, all or none:
+    /// validates them, assigns offsets from the log end, stamps `baseOffset`
+    /// and `partitionLeaderEpoch`, and copies them into the tail buffer.
+    /// Returns once the offsets are assigned; the data is acknowledged when
+    /// [`Self::wait_acked`] for `end_offset` returns.
+    pub async fn append(
+        &self,
+        mut batches: BytesMut,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, AppendError> {
+        let max_message_bytes = self.inner.config.borrow().batch_bytes_max();
+        let headers = validate_for_append(&batches, max_message_bytes)?;
+        let total = batches.len();
+        self.inner.flush.wait_for_room(total).await;
+        let _guard = self.inner.append_lock.lock().await;
+        self.check_writable()?;
+        self.prepare_space(total as u64).await?;
+        self.check_writable()?;
+
+        // From here to the end nothing awaits: offsets are assigned, the
+        // bytes stamped, copied to the tail and cached in one step.
+        let inner = &*self.inner;
+        let interval = inner.config.borrow().index_interval_bytes;
+        let mut st = inner.state.borrow_mut();
+        let st = &mut *st;
+        let base_offset = st.log_end;
+        let (&segment_base, segment) = st.segments.iter_mut().next_back().expect("active segment");
+        let mut offset = base_offset;
+        let mut at = 0;
+        for h in &headers {
+            stamp(&mut batches[at..at + h.size], offset, leader_epoch);
+            let stamped = BatchHeader {
+                base_offset: offset,
+                leader_epoch,
+                ..*h
+            };
+            segment.note_batch(&stamped, segment.size, interval);
+            offset = stamped.last_offset() + 1;
+            at += h.size;
+        }
+        let start_position = st.tail.end();
+        let mut sealed = Vec::new();
+        st.tail.append(inner.disk.as_ref(), &batches, &mut sealed);
+        let file = segment.file.clone();
+        st.pending
+            .extend(sealed.into_iter().map(|chunk| PendingWrite {
+                file: file.clone(),
+                chunk,
+            }));
+        debug_assert_eq!(st.tail.end(), segment.size);
+
+        let bytes = batches.freeze();
+        let mut at = 0;
+        let mut batch_offset = base_offset;
+        for h in &headers {
+            let last_offset = batch_offset + h.last_offset_delta as i64;
+            st.cache.push_back(CachedBatch {
+                base_offset: batch_offset,
+                last_offset,
+                max_timestamp: h.max_timestamp,
+                segment_base,
+                position: start_position + at as u64,
+                bytes: bytes.slice(at..at + h.size),
+            });
+            at += h.size;
+            batch_offset = last_offset + 1;
+        }
+        st.cache_bytes += total;
+        st.log_end = offset;
+        st.unwritten_bytes += total;
+        inner.flush.note_appended(&self.inner, st, total);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: offset - 1,
+            end_offset: offset,
+        })
+    }
+
+    fn check_writable(&self) -> Result<(), AppendError> {
+        let st = self.inner.state.borrow();
+        if st.closed {
+            return Err(AppendError::Closed);
+        }
+        if let Some(f) = &st.failed {
+            return Err(AppendError::Storage(f.clone()));
+        }
+        Ok(())
+    }
+
+    /// Rolls the active segment if `total` more bytes do not fit in it or it is
+    /// too old, and reserves disk space for them. A full disk is reported as
+    /// [`AppendError::NoSpace`] before any offset is assigned.
+    async fn prepare_space(&self, total: u64) -> Result<(), AppendError> {
+        let inner = &*self.inner;
+        let config = inner.config.borrow().clone();
+        let now = inner.clock.now_ms();
+        let (roll, size, allocated) = {
+            let st = inner.state.borrow();
+            let seg = st.segments.values().next_back().expect("active segment");
+            let roll = !seg.is_empty()
+                && (seg.size + total > config.segment_bytes
+                    || now - seg.created_ms >= config.segment_ms);
+            (roll, seg.size, seg.allocated)
+        };
+        if roll {
+            self.roll(now).await?;
+            return self.reserve(0, 0, total, &config).await;
+        }
+        self.reserve(size, allocated, total, &config).await
+    }
+
+    /// Makes sure the active segment's file is allocated past `size + total`.
+    async fn reserve(
+        &self,
+        size: u64,
+        allocated: u64,
+        total: u64,
+        config: &LogConfig,
+    ) -> Result<(), AppendError> {
+        let needed = align_up(size + total);
+        if needed <= allocated {
+            return Ok(());
+        }
+        let target = align_up(size + total + PREALLOCATE_STEP_BYTES)
+            .min(align_up(config.segment_bytes))
+            .max(needed);
+        let file = self.active_file();
+        match file.allocate(target).await {
+            Ok(()) => {
+                let mut st = self.inner.state.borrow_mut();
+                st.segments
+                    .values_mut()
+                    .next_back()
+                    .expect("active segment")
+                    .allocated = target;
+                Ok(())
+            }
+            Err(e) => match StorageFailure::from_io("pre-allocating the segment", &e) {
+                StorageFailure::NoSpace => Err(AppendError::NoSpace),
+                other => Err(self.fail(other)),
+            },
+        }
+    }
+
+    fn active_file(&self) -> Rc<D::File> {
+        self.inner
+            .state
+            .borrow()
+            .segments
+            .values()
+            .next_back()
+            .expect("active segment")
+            .file
+            .clone()
+    }
+
+    /// Starts a new segment at the log end offset; the old one is closed on
+    /// disk by the flusher once its data is written.
+    async fn roll(&self, now: Timestamp) -> Result<(), AppendError> {
+        let inner = &*self.inner;
+        let base = inner.state.borrow().log_end;
+        let path = segment_path(&inner.dir, base, LOG_SUFFIX);
+        let created = async {
+            let file = inner.disk.open(&path, true).await?;
+            inner.disk.sync_dir(&inner.dir).await?;
+            Ok::<_, std::io::Error>(file)
+        }
+        .await;
+        let file = match created {
+            Ok(f) => f,
+            Err(e) => {
+                return Err(match StorageFailure::from_io("creating a segment", &e) {
+                    StorageFailure::NoSpace => AppendError::NoSpace,
+                    other => self.fail(other),
+                })
+            }
+        };
+        let mut st = inner.state.borrow_mut();
+        let st = &mut *st;
+        let old_file = st
+            .segments
+            .values()
+            .next_back()
+            .expect("active segment")
+            .file
+            .clone();
+        let old_base = *st.segments.keys().next_back().expect("active segment");
+        if let Some(chunk) = st.tail.seal(inner.disk.as_ref()) {
+            st.pending.push(PendingWrite {
+                file: old_file,
+                chunk,
+            });
+        }
+        st.to_close.push((old_base, base));
+        st.segments
+            .insert(base, Segment::new(base, Rc::new(file), now));
+        st.tail = Tail::new(inner.disk.as_ref(), 0, &[]);
+        inner.flush.note_appended(&self.inner, st, 0);
+        Ok(())
+    }
+
+    /// Takes the log offline for writes; wakes every waiter with the error.
+    fn fail(&self, failure: StorageFailure) -> AppendError {
+        self.inner.fail(failure.clone());
+        AppendError::Storage(failure)
+    }
+
+    /// Waits until everything below `end_offset` is acknowledged, or the log
+    /// fails first.
+    pub async fn wait_acked(&self, end_offset: Offset) -> Result<(), AppendError> {
+        loop {
+            let notified = self.inner.acked.notified();
+            if self.inner.acked_end.get() >= end_offset {
+                return Ok(());
+            }
+            {
+                let st = self.inner.state.borrow();
+                if let Some(f) = &st.failed {
+                    return Err(AppendError::Storage(f.clone()));
+                }
+                if st.log_end < end_offset {
+                    // Truncated away (replication), never to be acknowledged.
+                    return Err(AppendError::Closed);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the acknowledged end moves past `offset` (long poll), the
+    /// log fails, or it is truncated.
+    pub async fn wait_acked_past(&self, offset: Offset) {
+        loop {
+            let notified = self.inner.acked.notified();
+            if self.inner.acked_end.get() > offset || self.inner.state.borrow().failed.is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Reads whole batches from the one holding `offset`, at most `max_bytes`
+    /// (but always one whole batch if there is one), never at or past `upper`
+    /// (exclusive; callers pass the high watermark) nor past the acknowledged
+    /// end. Hot data comes from the cache, cold data as one file range.
+    pub async fn read(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper: Offset,
+    ) -> Result<ReadResult<D>, LogError> {
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        if offset < log_start || offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        let upper = upper.min(self.inner.acked_end.get());
+        if offset >= upper {
+            return Ok(ReadResult::empty());
+        }
+        // Everything needed from the state, taken before any await.
+        let (segment_base, file, mut limit, limit_offset, index_entry, index) = {
+            let st = self.inner.state.borrow();
+            if let Some(front) = st.cache.front() {
+                if offset >= front.base_offset {
+                    return Ok(Self::read_cache(&st, offset, max_bytes, upper));
+                }
+            }
+            let (&base, seg) =
+                st.segments
+                    .range(..=offset)
+                    .next_back()
+                    .ok_or(LogError::OffsetOutOfRange {
+                        offset,
+                        log_start,
+                        log_end,
+                    })?;
+            // The file range stops where the cache (unwritten data) starts.
+            let (limit, limit_offset) = match st.cache.front() {
+                Some(front) if front.segment_base == base => (front.position, front.base_offset),
+                _ => (seg.size, seg.next_offset),
+            };
+            let entry = seg.index.lookup((offset - base) as u32);
+            (
+                base,
+                seg.file.clone(),
+                limit,
+                limit_offset,
+                entry,
+                seg.index.clone(),
+            )
+        };
+        let from_pos = index_entry.map(|e| e.position as u64).unwrap_or(0);
+        if upper < limit_offset {
+            // Stop before the batch holding `upper`.
+            if let Some((pos, _)) =
+                find_batch(file.as_ref(), from_pos, limit, |h| h.last_offset() >= upper)
+                    .await
+                    .map_err(|e| self.corrupt_or_io(segment_base, e))?
+            {
+                limit = pos;
+            }
+        }
+        let Some((start, first)) = find_batch(file.as_ref(), from_pos, limit, |h| {
+            h.last_offset() >= offset
+        })
+        .await
+        .map_err(|e| self.corrupt_or_io(segment_base, e))?
+        else {
+            return Ok(ReadResult::empty());
+        };
+        let end = if limit - start <= max_bytes as u64 {
+            limit
+        } else {
+            let up_to = (start + max_bytes as u64).min(u32::MAX as u64) as u32;
+            match index.last_position_in(start as u32, up_to) {
+                Some(p) => p as u64,
+                None => start + first.size as u64,
+            }
+        };
+        let len = end - start;
+        let path = segment_path(&self.inner.dir, segment_base, LOG_SUFFIX);
+        Ok(ReadResult {
+            chunks: vec![ReadChunk::File {
+                file,
+                path,
+                segment_base,
+                position: start,
+                len,
+            }],
+            bytes: len as usize,
+        })
+    }
+
+    fn read_cache(
+        st: &Ref<'_, State<D>>,
+        offset: Offset,
+        max_bytes: usize,
+        upper: Offset,
+    ) -> ReadResult<D> {
+        let first = st.cache.partition_point(|b| b.last_offset < offset);
+        let mut result = ReadResult::empty();
+        for b in st.cache.iter().skip(first) {
+            if b.last_offset >= upper
+                || (result.bytes > 0 && result.bytes + b.bytes.len() > max_bytes)
+            {
+                break;
+            }
+            result.bytes += b.bytes.len();
+            result.chunks.push(ReadChunk::Memory(b.bytes.clone()));
+        }
+        result
+    }
+
+    fn corrupt_or_io(&self, segment_base: Offset, e: FindError) -> LogError {
+        match e {
+            FindError::Io(source) => LogError::Io {
+                context: format!("reading segment {segment_base}"),
+                source,
+            },
+            FindError::Corrupt(position, reason) => LogError::Corrupt {
+                segment_base,
+                position,
+                reason: reason.to_string(),
+            },
+        }
+    }
+
+    /// The bytes of a read chunk. File ranges are read from disk and every
+    /// batch is checked again (length, magic, CRC): corrupt bytes are an
+    /// error, never data.
+    pub async fn read_bytes(&self, chunk: &ReadChunk<D>) -> Result<Bytes, LogError> {
+        match chunk {
+            ReadChunk::Memory(b) => Ok(b.clone()),
+            ReadChunk::File {
+                file,
+                segment_base,
+                position,
+                len,
+                ..
+            } => {
+                if *len == 0 {
+                    return Ok(Bytes::new());
+                }
+                let data = file
+                    .read_at(*position, *len as usize)
+                    .await
+                    .ctx(|| format!("reading segment {segment_base} at {position}"))?;
+                let data = data.as_ref();
+                let mut at = 0;
+                while at < data.len() {
+                    let h = validate_one(&data[at..]).map_err(|e| LogError::Corrupt {
+                        segment_base: *segment_base,
+                        position: position + at as u64,
+                        reason: e.to_string(),
+                    })?;
+                    at += h.size;
+                }
+                if data.len() as u64 != *len {
+                    return Err(LogError::Corrupt {
+                        segment_base: *segment_base,
+                        position: *position,
+                        reason: format!("short read: {} of {len} bytes", data.len()),
+                    });
+                }
+                Ok(Bytes::copy_from_slice(data))
+            }
+        }
+    }
+
+    /// The first batch whose `maxTimestamp >= timestamp`: its base offset and
+    /// max timestamp (ListOffsets by time). `None` if every batch is older.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: Timestamp,
+    ) -> Result<Option<(Offset, Timestamp)>, LogError> {
+        let acked = self.inner.acked_end.get();
+        let candidates: Vec<_> = {
+            let st = self.inner.state.borrow();
+            st.segments
+                .values()
+                .filter(|s| s.max_timestamp >= timestamp)
+                .map(|s| {
+                    let start_rel = s.time_index.scan_start(timestamp);
+                    let from = s
+                        .index
+                        .lookup(start_rel)
+                        .map(|e| e.position as u64)
+                        .unwrap_or(0);
+                    let limit = match st.cache.iter().find(|b| b.segment_base == s.base_offset) {
+                        Some(b) => b.position,
+                        None => s.size,
+                    };
+                    (s.base_offset, s.file.clone(), from, limit)
+                })
+                .collect()
+        };
+        for (base, file, from, limit) in candidates {
+            let found = find_batch(file.as_ref(), from, limit, |h| h.max_timestamp >= timestamp)
+                .await
+                .map_err(|e| self.corrupt_or_io(base, e))?;
+            if let Some((_, h)) = found {
+                if h.base_offset < acked {
+                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                }
+                return Ok(None);
+            }
+            let st = self.inner.state.borrow();
+            if let Some(b) = st
+                .cache
+                .iter()
+                .find(|b| b.segment_base == base && b.max_timestamp >= timestamp)
+            {
+                return Ok((b.base_offset < acked).then_some((b.base_offset, b.max_timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the base offset of its batch.
+    pub fn max_timestamp(&self) -> Option<(Timestamp, Offset)> {
+        let st = self.inner.state.borrow();
+        st.segments
+            .values()
+            .filter(|s| s.max_timestamp != NO_TIMESTAMP)
+            .map(|s| (s.max_timestamp, s.max_timestamp_offset))
+            .max_by_key(|&(ts, off)| (ts, -off))
+    }
+
+    /// Removes every batch at or after the batch holding `offset`: the log end
+    /// becomes that batch's base offset, which is returned. Durable before it
+    /// returns. Used by replication to cut a diverged suffix.
+    pub async fn truncate_to(&self, offset: Offset) -> Result<Offset, LogError> {
+        let _append = self.inner.append_lock.lock().await;
+        let log_end = self.log_end_offset();
+        if offset >= log_end {
+            return Ok(log_end);
+        }
+        if offset < self.log_start_offset() {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset(),
+                log_end,
+            });
+        }
+        // Let the flusher write (and sync) everything first, so that no write
+        // is in flight to the bytes being cut.
+        self.inner.flush.request_round(&self.inner);
+        self.wait_acked(log_end).await.map_err(|e| match e {
+            AppendError::Storage(f) => LogError::Storage(f),
+            other => LogError::Invalid(other.to_string()),
+        })?;
+        let _maintenance = self.inner.maintenance_lock.lock().await;
+        let (segment_base, file, from) = {
+            let st = self.inner.state.borrow();
+            let (&base, seg) = st
+                .segments
+                .range(..=offset)
+                .next_back()
+                .expect("offset >= log start");
+            let from = seg
+                .index
+                .lookup((offset - base) as u32)
+                .map(|e| e.position as u64)
+                .unwrap_or(0);
+            (base, seg.file.clone(), from)
+        };
+        let size = self.inner.state.borrow().segments[&segment_base].size;
+        let (position, header) =
+            find_batch(file.as_ref(), from, size, |h| h.last_offset() >= offset)
+                .await
+                .map_err(|e| self.corrupt_or_io(segment_base, e))?
+                .ok_or_else(|| {
+                    LogError::Invalid(format!(
+                        "offset {offset} not found in segment {segment_base}"
+                    ))
+                })?;
+        let new_end = header.base_offset;
+        // Later segments go entirely.
+        let later: Vec<Offset> = {
+            let st = self.inner.state.borrow();
+            st.segments
+                .range(segment_base + 1..)
+                .map(|(&b, _)| b)
+                .collect()
+        };
+        {
+            let mut st = self.inner.state.borrow_mut();
+            for b in &later {
+                st.segments.remove(b);
+            }
+            st.to_close
+                .retain(|(b, _)| !later.contains(b) && *b != segment_base);
+        }
+        for b in later {
+            self.remove_segment_files(b).await?;
+        }
+        file.truncate(position)
+            .await
+            .ctx(|| format!("truncating segment {segment_base}"))?;
+        file.fdatasync()
+            .await
+            .ctx(|| format!("syncing segment {segment_base}"))?;
+        // Rebuild the segment's bookkeeping up to the cut.
+        let interval = self.inner.config.borrow().index_interval_bytes;
+        let mut seg = Segment::<D>::new(segment_base, file.clone(), self.inner.clock.now_ms());
+        let outcome = scan(file.as_ref(), position, 0, segment_base, |h, pos| {
+            seg.note_batch(h, pos, interval)
+        })
+        .await
+        .ctx(|| format!("rescanning segment {segment_base}"))?;
+        if outcome.valid_end != position {
+            return Err(LogError::Corrupt {
+                segment_base,
+                position: outcome.valid_end,
+                reason: "invalid batch before the truncation point".into(),
+            });
+        }
+        seg.allocated = position;
+        let block_start = align_down(position);
+        let last_block = if position > block_start {
+            file.read_at(block_start, (position - block_start) as usize)
+                .await
+                .ctx(|| "reading the tail block".into())?
+                .as_ref()
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut st = self.inner.state.borrow_mut();
+        let st = &mut *st;
+        st.segments.insert(segment_base, seg);
+        st.tail = Tail::new(self.inner.disk.as_ref(), position, &last_block);
+        st.pending.clear();
+        while st.cache.back().is_some_and(|b| b.base_offset >= new_end) {
+            let b = st.cache.pop_back().expect("checked");
+            st.cache_bytes -= b.bytes.len();
+        }
+        st.log_end = new_end;
+        st.written_end = st.written_end.min(new_end);
+        self.inner
+            .acked_end
+            .set(self.inner.acked_end.get().min(new_end));
+        drop(_maintenance);
+        self.inner.acked.notify();
+        Ok(new_end)
+    }
+
+    async fn remove_segment_files(&self, base: Offset) -> Result<(), LogError> {
+        let disk = &self.inner.disk;
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let p = segment_path(&self.inner.dir, base, suffix);
+            if disk
+                .exists(&p)
+                .await
+                .ctx(|| format!("checking {}", p.display()))?
+            {
+                disk.remove_file(&p)
+                    .await
+                    .ctx(|| format!("removing {}", p.display()))?;
+            }
+        }
+        disk.sync_dir(&self.inner.dir)
+            .await
+            .ctx(|| format!("syncing {}", self.inner.dir.display()))
+    }
+
+    /// Deletes closed segments past `retention.ms` (by their newest batch's
+    /// timestamp) or beyond `retention.bytes` (oldest first), advancing the
+    /// log start offset. The active segment is never deleted. Returns the
+    /// number of segments deleted.
+    pub async fn apply_retention(&self) -> Result<usize, LogError> {
+        let _maintenance = self.inner.maintenance_lock.lock().await;
+        let config = self.inner.config.borrow().clone();
+        let now = self.inner.clock.now_ms();
+        let doomed: Vec<Offset> = {
+            let mut st = self.inner.state.borrow_mut();
+            let st = &mut *st;
+            let mut total: i64 = st.segments.values().map(|s| s.size as i64).sum();
+            let closing: Vec<Offset> = st.to_close.iter().map(|(b, _)| *b).collect();
+            let mut doomed = Vec::new();
+            let closed_count = st.segments.len() - 1;
+            for seg in st.segments.values().take(closed_count) {
+                if closing.contains(&seg.base_offset) {
+                    break; // not yet on disk for good; next run
+                }
+                let newest = if seg.max_timestamp == NO_TIMESTAMP {
+                    seg.created_ms
+                } else {
+                    seg.max_timestamp
+                };
+                let by_time = config.retention_ms >= 0 && now - newest > config.retention_ms;
+                let by_size = config.retention_bytes >= 0
+                    && total - seg.size as i64 >= config.retention_bytes;
+                if !(by_time || by_size) {
+                    break;
+                }
+                total -= seg.size as i64;
+                doomed.push(seg.base_offset);
+            }
+            for b in &doomed {
+                st.segments.remove(b);
+            }
+            let start = *st.segments.keys().next().expect("active segment stays");
+            while st.cache.front().is_some_and(|b| b.base_offset < start) {
+                let b = st.cache.pop_front().expect("checked");
+                st.cache_bytes -= b.bytes.len();
+            }
+            doomed
+        };
+        for &b in &doomed {
+            self.remove_segment_files(b).await?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Clean shutdown: waits until everything appended is written and synced,
+    /// closes every segment on disk and writes the clean shutdown marker, so
+    /// the next open skips the scan. Appends fail with `Closed` afterwards.
+    pub async fn close(&self) -> Result<(), LogError> {
+        let _append = self.inner.append_lock.lock().await;
+        let log_end = self.log_end_offset();
+        self.inner.flush.request_round(&self.inner);
+        self.wait_acked(log_end).await.map_err(|e| match e {
+            AppendError::Storage(f) => LogError::Storage(f),
+            other => LogError::Invalid(other.to_string()),
+        })?;
+        let _maintenance = self.inner.maintenance_lock.lock().await;
+        let plans: Vec<_> = {
+            let mut st = self.inner.state.borrow_mut();
+            st.closed = true;
+            st.to_close.clear();
+            let bases: Vec<Offset> = st.segments.keys().copied().collect();
+            // Closed segments were closed by the flusher already unless
+            // pending; closing again is harmless and keeps this simple.
+            bases
+                .into_iter()
+                .map(|b| st.segments.get_mut(&b).expect("listed").close_plan())
+                .collect()
+        };
+        for plan in plans {
+            plan.run(self.inner.disk.as_ref(), &self.inner.dir)
+                .await
+                .ctx(|| "closing segment".into())?;
+        }
+        write_file_atomic(
+            self.inner.disk.as_ref(),
+            &self.inner.dir.join(CLEAN_SHUTDOWN_FILE),
+            b"",
+        )
+        .await
+        .ctx(|| "writing the clean shutdown marker".into())?;
+        Ok(())
+    }
+}
+
+impl<D: Disk> LogInner<D> {
+    pub(crate) fn fail(&self, failure: StorageFailure) {
+        let mut st = self.state.borrow_mut();
+        if st.failed.is_none() {
+            st.failed = Some(failure);
+        }
+        let dropped = st.unwritten_bytes;
+        st.unwritten_bytes = 0;
+        st.pending.clear();
+        drop(st);
+        self.flush.release(dropped);
+        self.acked.notify();
+    }
+
+    pub(crate) fn is_failed(&self) -> bool {
+        self.state.borrow().failed.is_some()
+    }
+
+    pub(crate) fn flush_mode(&self) -> Flush {
+        self.flush.mode()
+    }
+
+    /// Takes this log's share of a flush round: seals the tail and hands over
+    /// every pending write.
+    pub(crate) fn take_round(&self) -> Option<LogRound<D>> {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        st.registered = false;
+        if st.failed.is_some() {
+            return None;
+        }
+        if let Some(chunk) = st.tail.seal(self.disk.as_ref()) {
+            let file = st
+                .segments
+                .values()
+                .next_back()
+                .expect("active segment")
+                .file
+                .clone();
+            st.pending.push(PendingWrite { file, chunk });
+        }
+        if st.pending.is_empty() && st.written_end == st.log_end {
+            return None;
+        }
+        let data_bytes = std::mem::take(&mut st.unwritten_bytes);
+        Some(LogRound {
+            writes: std::mem::take(&mut st.pending),
+            end_offset: st.log_end,
+            data_bytes,
+        })
+    }
+
+    /// A round's writes completed: remember the files to sync; under
+    /// `Interval` this acknowledges.
+    pub(crate) fn on_written(&self, end_offset: Offset, files: &[Rc<D::File>]) {
+        let mut st = self.state.borrow_mut();
+        if st.failed.is_some() {
+            return;
+        }
+        st.written_end = st.written_end.max(end_offset.min(st.log_end));
+        for f in files {
+            if !st.unsynced_files.iter().any(|g| Rc::ptr_eq(f, g)) {
+                st.unsynced_files.push(f.clone());
+            }
+        }
+        drop(st);
+        if let Flush::Interval { .. } = self.flush_mode() {
+            self.advance_acked(end_offset);
+        }
+    }
+
+    pub(crate) fn take_unsynced(&self) -> (Vec<Rc<D::File>>, Offset) {
+        let mut st = self.state.borrow_mut();
+        (std::mem::take(&mut st.unsynced_files), st.written_end)
+    }
+
+    /// fdatasync covered everything below `end_offset`.
+    pub(crate) fn on_synced(&self, end_offset: Offset) {
+        if let Flush::Fsync = self.flush_mode() {
+            self.advance_acked(end_offset);
+        }
+    }
+
+    fn advance_acked(&self, end_offset: Offset) {
+        let mut st = self.state.borrow_mut();
+        let end = end_offset.min(st.log_end);
+        if end > self.acked_end.get() {
+            self.acked_end.set(end);
+        }
+        // Batches below the acknowledged end are on disk for good; the cache
+        // keeps only the most recent ones.
+        let cache_max = self.config.borrow().cache_bytes_max;
+        while st.cache_bytes > cache_max
+            && st
+                .cache
+                .front()
+                .is_some_and(|b| b.last_offset < self.acked_end.get())
+        {
+            let b = st.cache.pop_front().expect("checked");
+            st.cache_bytes -= b.bytes.len();
+        }
+        drop(st);
+        self.acked.notify();
+    }
+
+    /// Rolled segments whose data is all written: their close plans.
+    pub(crate) fn take_closable(&self) -> Vec<crate::segment::ClosePlan<D>> {
+        let mut st = self.state.borrow_mut();
+        let st = &mut *st;
+        let written = st.written_end;
+        let ready: Vec<Offset> = st
+            .to_close
+            .iter()
+            .filter(|(_, end)| *end <= written)
+            .map(|(b, _)| *b)
+            .collect();
+        st.to_close.retain(|(_, end)| *end > written);
+        ready
+            .into_iter()
+            .filter_map(|b| st.segments.get_mut(&b).map(|s| s.close_plan()))
+            .collect()
+    }
+
+    pub(crate) async fn close_segments(&self, plans: Vec<crate::segment::ClosePlan<D>>) {
+        if plans.is_empty() {
+            return;
+        }
+        let _maintenance = self.maintenance_lock.lock().await;
+        for plan in plans {
+            if let Err(e) = plan.run(self.disk.as_ref(), &self.dir).await {
+                self.fail(StorageFailure::from_io("closing a segment", &e));
+                return;
+            }
+        }
+    }
+}
+
+async fn read_optional<D: Disk>(disk: &Rc<D>, path: &Path) -> Result<Option<Vec<u8>>, LogError> {
+    if !disk
+        .exists(path)
+        .await
+        .ctx(|| format!("checking {}", path.display()))?
+    {
+        return Ok(None);
+    }
+    crate::disk::read_file(disk.as_ref(), path)
+        .await
+        .map(Some)
+        .ctx(|| format!("reading {}", path.display()))
+}
+
+pub(crate) enum FindError {
+    Io(std::io::Error),
+    Corrupt(u64, &'static str),
+}
+
+/// Walks batch headers from `from` (a batch boundary) up to `limit`, reading
+/// only headers, and returns the first batch matching `pred` with its position.
+async fn find_batch<F: DiskFile>(
+    file: &F,
+    from: u64,
+    limit: u64,
+    mut pred: impl FnMut(&BatchHeader) -> bool,
+) -> Result<Option<(u64, BatchHeader)>, FindError> {
+    let mut pos = from;
+    while pos < limit {
+        let len = ((limit - pos) as usize).min(LOOKUP_READ_BYTES);
+        let data = file.read_at(pos, len).await.map_err(FindError::Io)?;
+        let data = data.as_ref();
+        let mut at = 0;
+        while at + HEADER_BYTES <= data.len() {
+            let h = BatchHeader::parse(&data[at..]).expect("length checked");
+            if h.size < HEADER_BYTES || pos + at as u64 + h.size as u64 > limit {
+                return Err(FindError::Corrupt(
+                    pos + at as u64,
+                    "batch length inconsistent with the segment",
+                ));
+            }
+            if pred(&h) {
+                return Ok(Some((pos + at as u64, h)));
+            }
+            at += h.size;
+        }
+        if at == 0 && data.len() < HEADER_BYTES {
+            return Err(FindError::Corrupt(pos, "partial batch header"));
+        }
+        pos += at as u64;
+    }
+    Ok(None)
+}

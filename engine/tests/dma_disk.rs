@@ -1,0 +1,94 @@
+//! The same log behaviour on real files through glommio's DMA files.
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use engine::disk::DmaDisk;
+use engine::testkit::{make_batch, run_glommio};
+use engine::{Flush, LogConfig, PartitionLog, SystemClock};
+
+fn config(cache: usize) -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 * 1024,
+        index_interval_bytes: 512,
+        cache_bytes_max: cache,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn append_close_reopen_read_on_real_files() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dma-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let dir = tmp.join("t-0");
+    for (mode, cache) in [(Flush::Fsync, 0), (Flush::Interval { ms: 10 }, usize::MAX)] {
+        let d = dir.clone();
+        let expected = run_glommio(mode, move |flusher| async move {
+            let log = PartitionLog::open(
+                disk(&d).await,
+                &d,
+                config(cache),
+                &flusher,
+                Rc::new(SystemClock),
+            )
+            .await
+            .expect("open");
+            let start = log.log_end_offset();
+            let mut expected = Vec::new();
+            for tag in 0..300u64 {
+                let b = make_batch(tag, 10, 100, 1_700_000_000_000);
+                let info = log.append(BytesMut::from(&b[..]), 1).await.expect("append");
+                let mut stamped = b.clone();
+                engine::batch::stamp(&mut stamped, info.base_offset, 1);
+                expected.extend_from_slice(&stamped);
+            }
+            log.wait_acked(log.log_end_offset()).await.expect("acked");
+            assert!(log.segment_count() > 3, "64 KiB segments roll");
+            let got = read_range(&log, start).await;
+            assert_eq!(got, expected);
+            log.close().await.expect("close");
+            (start, expected)
+        });
+        let d = dir.clone();
+        run_glommio(mode, move |flusher| async move {
+            let log = PartitionLog::open(
+                disk(&d).await,
+                &d,
+                config(0),
+                &flusher,
+                Rc::new(SystemClock),
+            )
+            .await
+            .expect("reopen");
+            assert!(log.recovery_report().clean_shutdown);
+            assert_eq!(read_range(&log, expected.0).await, expected.1);
+            log.close().await.expect("close");
+        });
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+async fn disk(dir: &std::path::Path) -> Rc<DmaDisk> {
+    std::fs::create_dir_all(dir).unwrap();
+    Rc::new(DmaDisk::new(dir).await.expect("direct I/O works here"))
+}
+
+async fn read_range(log: &PartitionLog<DmaDisk>, from: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < log.acked_end_offset() {
+        let r = log.read(offset, 5000, i64::MAX).await.expect("read");
+        for c in &r.chunks {
+            let bytes = log.read_bytes(c).await.expect("bytes");
+            let mut at = 0;
+            while at < bytes.len() {
+                let h = engine::batch::validate_one(&bytes[at..]).expect("valid");
+                offset = h.last_offset() + 1;
+                at += h.size;
+            }
+            out.extend_from_slice(&bytes);
+        }
+    }
+    out
+}
