@@ -113,9 +113,11 @@ impl<D: Disk> Flusher<D> {
         self.shared.work.notify();
     }
 
-    /// The flusher's loop; returns after [`Self::stop`] when idle.
+    /// The flusher's loop; returns after [`Self::stop`] when idle. A stop
+    /// ends the current run only: a later `run` starts afresh.
     pub async fn run(&self) {
         let s = &self.shared;
+        s.stopping.set(false);
         loop {
             let notified = s.work.notified();
             let logs: Vec<_> = std::mem::take(&mut *s.dirty.borrow_mut());
@@ -199,8 +201,7 @@ impl<D: Disk> Flusher<D> {
         s.stats.set(stats);
 
         for (log, _) in &jobs {
-            let plans = log.take_closable();
-            log.close_segments(plans).await;
+            log.close_rolled_segments().await;
         }
         s.room.notify();
     }

@@ -246,13 +246,12 @@ impl<D: Disk> PartitionLog<D> {
                 .ctx(|| format!("syncing {}", dir.display()))?;
             segments.insert(0, Segment::new(0, Rc::new(file), now));
         }
-        let mut expected_next: Option<Offset> = None;
         let mut cut = false;
         for (i, &base) in bases.iter().enumerate() {
             if cut {
-                // Data before this segment was lost to corruption: what follows
-                // cannot be served without a gap, so it goes (Kafka truncates
-                // the log at the first invalid batch, not the segment).
+                // Data before this segment was lost: what follows cannot be
+                // served without a gap, so it goes (Kafka truncates the log
+                // at the first invalid batch, not the segment).
                 for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                     let p = segment_path(&dir, base, suffix);
                     if disk
@@ -268,20 +267,19 @@ impl<D: Disk> PartitionLog<D> {
                 report.removed_segments += 1;
                 continue;
             }
-            if let Some(next) = expected_next {
-                if base != next {
-                    report
-                        .notes
-                        .push(format!("segment {base} does not follow offset {next}"));
-                }
-            }
             let is_last = i + 1 == bases.len();
-            let seg =
+            let segment =
                 Self::open_segment(&disk, &dir, base, clean, is_last, &config, now, &mut report)
                     .await?;
-            let (segment, truncated) = seg;
-            expected_next = Some(segment.next_offset);
-            if truncated && !is_last && bases[i + 1] != segment.next_offset {
+            // Offsets are contiguous across segments. A segment that ends
+            // before the next one starts lost its end (unsynced data of a
+            // rolled segment, or corruption): the log ends there.
+            if !is_last && bases[i + 1] != segment.next_offset {
+                report.notes.push(format!(
+                    "segment {base} ends at offset {} but the next starts at {}: later segments removed",
+                    segment.next_offset,
+                    bases[i + 1]
+                ));
                 cut = true;
             }
             segments.insert(base, segment);
@@ -356,7 +354,6 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Opens one segment: loads its indexes and scans what must be scanned.
-    /// Returns it and whether invalid data was cut off its end.
     #[allow(clippy::too_many_arguments)]
     async fn open_segment(
         disk: &Rc<D>,
@@ -367,7 +364,7 @@ impl<D: Disk> PartitionLog<D> {
         config: &LogConfig,
         now: Timestamp,
         report: &mut RecoveryReport,
-    ) -> Result<(Segment<D>, bool), LogError> {
+    ) -> Result<Segment<D>, LogError> {
         let path = segment_path(dir, base, LOG_SUFFIX);
         let file = disk
             .open(&path, false)
@@ -415,7 +412,6 @@ impl<D: Disk> PartitionLog<D> {
         .await
         .ctx(|| format!("scanning {}", path.display()))?;
         report.scanned_bytes += outcome.valid_end - from;
-        let mut truncated = false;
         if outcome.valid_end < file_size {
             // Pre-allocated zeros after the data are expected after a crash;
             // anything else is a torn or corrupt batch. Either way the valid
@@ -430,7 +426,6 @@ impl<D: Disk> PartitionLog<D> {
                     outcome.valid_end,
                     outcome.stopped.unwrap_or("?")
                 ));
-                truncated = true;
             }
             seg.file
                 .truncate(outcome.valid_end)
@@ -450,7 +445,7 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .ctx(|| format!("writing indexes of {}", path.display()))?;
         }
-        Ok((seg, truncated))
+        Ok(seg)
     }
 
     async fn all_zeros(file: &D::File, from: u64, to: u64) -> Result<bool, LogError> {
@@ -526,6 +521,31 @@ impl<D: Disk> PartitionLog<D> {
             .values()
             .map(|s| s.size)
             .sum()
+    }
+
+    /// A one-line summary of the log's state, for test failure messages.
+    pub fn describe(&self) -> String {
+        let st = self.inner.state.borrow();
+        let segs: Vec<String> = st
+            .segments
+            .values()
+            .map(|s| format!("{}..{}@{}B", s.base_offset, s.next_offset, s.size))
+            .collect();
+        let cache = match (st.cache.front(), st.cache.back()) {
+            (Some(f), Some(b)) => format!(
+                "{}..={} from {}@{}",
+                f.base_offset, b.last_offset, f.segment_base, f.position
+            ),
+            _ => "empty".into(),
+        };
+        format!(
+            "segments [{}] cache {} log_end {} written {} acked {}",
+            segs.join(" "),
+            cache,
+            st.log_end,
+            st.written_end,
+            self.inner.acked_end.get()
+        )
     }
 
     pub fn segment_count(&self) -> usize {
@@ -1073,6 +1093,25 @@ impl<D: Disk> PartitionLog<D> {
         for b in later {
             self.remove_segment_files(b).await?;
         }
+        // The segment's index files (if it was closed before) describe bytes
+        // that are going: remove them so that recovery rebuilds rather than
+        // trusts them; closing the segment again writes them anew.
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let p = segment_path(&self.inner.dir, segment_base, suffix);
+            if self
+                .inner
+                .disk
+                .exists(&p)
+                .await
+                .ctx(|| format!("checking {}", p.display()))?
+            {
+                self.inner
+                    .disk
+                    .remove_file(&p)
+                    .await
+                    .ctx(|| format!("removing {}", p.display()))?;
+            }
+        }
         file.truncate(position)
             .await
             .ctx(|| format!("truncating segment {segment_base}"))?;
@@ -1338,7 +1377,7 @@ impl<D: Disk> LogInner<D> {
     }
 
     /// Rolled segments whose data is all written: their close plans.
-    pub(crate) fn take_closable(&self) -> Vec<crate::segment::ClosePlan<D>> {
+    fn take_closable(&self) -> Vec<crate::segment::ClosePlan<D>> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         let written = st.written_end;
@@ -1355,11 +1394,15 @@ impl<D: Disk> LogInner<D> {
             .collect()
     }
 
-    pub(crate) async fn close_segments(&self, plans: Vec<crate::segment::ClosePlan<D>>) {
-        if plans.is_empty() {
+    /// Closes on disk the rolled segments whose data is all written. The
+    /// plans are taken under the maintenance lock, so a truncation that
+    /// reopens a rolled segment for appends cannot race with its closing.
+    pub(crate) async fn close_rolled_segments(&self) {
+        if self.state.borrow().to_close.is_empty() {
             return;
         }
         let _maintenance = self.maintenance_lock.lock().await;
+        let plans = self.take_closable();
         for plan in plans {
             if let Err(e) = plan.run(self.disk.as_ref(), &self.dir).await {
                 self.fail(StorageFailure::from_io("closing a segment", &e));

@@ -55,18 +55,7 @@ pub fn seed(test: &str) -> u64 {
 /// Runs `body` to completion on the current thread while the flusher runs
 /// beside it. Works with any disk whose futures need no reactor (the memory disk).
 pub fn run_with_flusher<D: Disk, T>(flusher: &Flusher<D>, body: impl Future<Output = T>) -> T {
-    futures_lite::future::block_on(async {
-        let body = async {
-            let out = body.await;
-            flusher.stop();
-            out
-        };
-        let run = async {
-            flusher.run().await;
-            std::future::pending::<T>().await
-        };
-        futures_lite::future::or(body, run).await
-    })
+    futures_lite::future::block_on(run_beside(flusher, body))
 }
 
 /// An uncompressed batch of `records` records whose values are `value_bytes`
@@ -83,7 +72,7 @@ pub fn make_batch(tag: u64, records: usize, value_bytes: usize, timestamp: Times
     batch::build(&recs, timestamp)
 }
 
-/// Runs `body` on a fresh glommio executor thread with the flusher spawned
+/// Runs `body` on a fresh glommio executor thread with the flusher running
 /// beside it, and returns its result. For tests and benchmarks on real files.
 pub fn run_glommio<T, F, Fut>(mode: crate::Flush, body: F) -> T
 where
@@ -94,14 +83,19 @@ where
     glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .spawn(move || async move {
             let flusher = Flusher::new(mode);
-            let runner = flusher.clone();
-            let task = glommio::spawn_local(async move { runner.run().await });
-            let out = body(flusher.clone()).await;
-            flusher.stop();
-            task.await;
-            out
+            let body = body(flusher.clone());
+            run_beside(&flusher, body).await
         })
         .expect("glommio executor starts")
         .join()
         .expect("glommio executor thread")
+}
+
+/// Polls `body` and the flusher's loop together until `body` completes.
+async fn run_beside<D: Disk, T>(flusher: &Flusher<D>, body: impl Future<Output = T>) -> T {
+    let run = async {
+        flusher.run().await;
+        std::future::pending::<T>().await
+    };
+    futures_lite::future::or(body, run).await
 }

@@ -1,0 +1,245 @@
+//! Fault injection on the memory disk: I/O errors, full disks, bit flips and
+//! crashes. Acknowledged data is never lost or served corrupt; a failed write
+//! or fdatasync takes the log offline for writes, never retried silently.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use engine::disk::Fault;
+use engine::error::StorageFailure;
+use engine::testkit::{seed, Rng};
+use engine::{AppendError, Flush, LogConfig, LogError};
+use futures_util::future::join_all;
+
+fn fill(env: &Env, config: LogConfig, batches: u64) -> Vec<u8> {
+    env.run(async {
+        let log = env.open(config).await;
+        for tag in 0..batches {
+            let info = log.append(batch(tag, 2, 50), 0).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+        }
+        read_all(&log, 0, 1 << 20).await
+    })
+}
+
+#[test]
+fn a_failed_write_takes_the_log_offline_and_keeps_what_was_acknowledged() {
+    for fault in [Fault::WriteError, Fault::SyncError, Fault::WriteNoSpace] {
+        let env = Env::new(Flush::Fsync);
+        let acked = fill(&env, tiny(), 10);
+        env.run(async {
+            let log = env.open(tiny()).await;
+            env.disk.inject(fault);
+            let info = log.append(batch(100, 2, 50), 0).await.unwrap();
+            let err = log.wait_acked(info.end_offset).await.unwrap_err();
+            let expected = match fault {
+                Fault::WriteNoSpace => StorageFailure::NoSpace,
+                _ => log.failure().unwrap(),
+            };
+            assert_eq!(err, AppendError::Storage(expected.clone()), "{fault:?}");
+            assert!(matches!(expected, StorageFailure::NoSpace) == (fault == Fault::WriteNoSpace));
+            // No retry: later appends are refused with the same failure.
+            assert_eq!(
+                log.append(batch(101, 1, 5), 0).await.unwrap_err(),
+                AppendError::Storage(expected)
+            );
+            // Reads of acknowledged data keep working.
+            assert_eq!(read_all(&log, 0, 1 << 20).await, acked, "{fault:?}");
+        });
+        // After a restart everything acknowledged is there.
+        env.disk.crash(3);
+        let env2 = env.restart();
+        env2.run(async {
+            let log = env2.open(tiny()).await;
+            assert!(log.log_end_offset() >= 20);
+            assert_eq!(read_all(&log, 0, 1 << 20).await[..acked.len()], acked[..]);
+        });
+    }
+}
+
+#[test]
+fn a_full_disk_at_preallocation_refuses_the_append_without_harm() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(LogConfig::default()).await;
+        env.disk.inject(Fault::AllocateNoSpace);
+        assert_eq!(
+            log.append(batch(1, 2, 50), 0).await.unwrap_err(),
+            AppendError::NoSpace
+        );
+        assert_eq!(log.log_end_offset(), 0, "no offset assigned");
+        assert!(log.failure().is_none(), "the log stays writable");
+        let info = log.append(batch(2, 2, 50), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert_eq!(info.base_offset, 0);
+    });
+    // A capacity too small for the next preallocation: same answer.
+    env.disk
+        .set_capacity(Some(env.disk.paths().len() as u64 * 4096 + 4096));
+    let env2 = env.restart();
+    env2.run(async {
+        let log = env2.open(LogConfig::default()).await;
+        assert_eq!(
+            log.append(batch(3, 2, 50), 0).await.unwrap_err(),
+            AppendError::NoSpace
+        );
+        assert!(log.failure().is_none());
+        assert_eq!(
+            read_all(&log, 0, 1 << 20).await.len(),
+            batch(2, 2, 50).len()
+        );
+    });
+}
+
+#[test]
+fn a_flipped_bit_in_a_closed_segment_is_never_served() {
+    let env = Env::new(Flush::Fsync);
+    fill(&env, tiny(), 30);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        log.close().await.unwrap();
+    });
+    let first: PathBuf = dir().join("00000000000000000000.log");
+    env.disk.flip_bit(&first, 100, 2);
+    let env2 = env.restart();
+    env2.run(async {
+        let log = env2
+            .open(LogConfig {
+                cache_bytes_max: 0,
+                ..tiny()
+            })
+            .await;
+        let r = log.read(0, 1 << 20, i64::MAX).await.unwrap();
+        let err = log.read_bytes(&r.chunks[0]).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::Corrupt {
+                    segment_base: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn a_flipped_bit_in_the_active_segment_ends_the_log_there_after_a_crash() {
+    let env = Env::new(Flush::Fsync);
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..tiny()
+    };
+    let all = fill(&env, config.clone(), 20);
+    // Batches are the same size: flip a bit inside the 11th.
+    let batch_len = all.len() / 20;
+    env.disk.flip_bit(
+        &dir().join("00000000000000000000.log"),
+        (batch_len * 10 + 70) as u64,
+        0,
+    );
+    let env2 = env.restart();
+    env2.run(async {
+        let log = env2.open(config).await;
+        let report = log.recovery_report();
+        assert!(!report.clean_shutdown);
+        assert!(report.truncated_bytes > 0, "{report:?}");
+        assert_eq!(
+            log.log_end_offset(),
+            20,
+            "ten batches of two records remain"
+        );
+        assert_eq!(read_all(&log, 0, 1 << 20).await, all[..batch_len * 10]);
+    });
+}
+
+#[test]
+fn acknowledged_appends_survive_crashes_with_torn_and_lost_writes() {
+    let seed = seed("acknowledged_appends_survive_crashes_with_torn_and_lost_writes");
+    let mut rng = Rng::new(seed);
+    for round in 0..30 {
+        let env = Env::new(Flush::Fsync);
+        let config = LogConfig {
+            segment_bytes: 2048 + rng.below(8) * 1024,
+            ..tiny()
+        };
+        // Two logs on one flusher: group commit across partitions.
+        let appends = 5 + rng.below(40);
+        let (acked, all) = env.run(async {
+            let a = env.open_at(&dir(), config.clone()).await;
+            let b = env
+                .open_at(&PathBuf::from("/data/topic-1"), config.clone())
+                .await;
+            let mut waits = Vec::new();
+            let mut acked_goal = [0i64; 2];
+            for tag in 0..appends {
+                let log = if tag % 2 == 0 { &a } else { &b };
+                let info = log
+                    .append(batch(tag, 1 + tag as usize % 3, 40), 0)
+                    .await
+                    .unwrap();
+                if rng.chance(60) {
+                    waits.push((log.clone(), info.end_offset));
+                }
+                acked_goal[(tag % 2) as usize] = info.end_offset;
+            }
+            join_all(waits.iter().map(|(log, end)| log.wait_acked(*end))).await;
+            let acked = [a.acked_end_offset(), b.acked_end_offset()];
+            let all = [
+                read_all(&a, 0, 1 << 20).await,
+                read_all(&b, 0, 1 << 20).await,
+            ];
+            (acked, all)
+        });
+        env.disk.crash(rng.next_u64());
+        let env2 = env.restart();
+        env2.run(async {
+            for (i, d) in [dir(), PathBuf::from("/data/topic-1")].iter().enumerate() {
+                let log = env2.open_at(d, config.clone()).await;
+                let ctx = format!("seed {seed} round {round} log {i}");
+                assert!(
+                    log.log_end_offset() >= acked[i],
+                    "{ctx}: acknowledged data lost"
+                );
+                let got = read_all(&log, 0, 1 << 20).await;
+                assert!(
+                    all[i].starts_with(&got) || got.starts_with(&all[i]),
+                    "{ctx}: bytes differ"
+                );
+                assert!(
+                    got.len() <= all[i].len() || acked[i] == log.log_end_offset(),
+                    "{ctx}"
+                );
+            }
+        });
+    }
+}
+
+#[test]
+fn one_fdatasync_serves_many_concurrent_appends() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let a = env.open_at(&dir(), LogConfig::default()).await;
+        let b = env
+            .open_at(&PathBuf::from("/data/topic-1"), LogConfig::default())
+            .await;
+        let (_, syncs_before) = env.disk.io_counts();
+        let appends = (0..200u64).map(|tag| {
+            let log = if tag % 2 == 0 { a.clone() } else { b.clone() };
+            async move {
+                let info = log.append(batch(tag, 1, 20), 0).await.unwrap();
+                log.wait_acked(info.end_offset).await.unwrap();
+            }
+        });
+        join_all(appends).await;
+        let syncs = env.disk.io_counts().1 - syncs_before;
+        assert!(
+            syncs <= 20,
+            "{syncs} fdatasyncs for 200 appends: group commit is not grouping"
+        );
+        assert_eq!(a.log_end_offset() + b.log_end_offset(), 200);
+    });
+}
