@@ -1,1 +1,50 @@
-fn main() {}
+//! `bench`: runs one benchmark. Usage:
+//!
+//! ```text
+//! cargo run --release -p bench -- <engine-append|engine-read> [--quick] [--dir DIR] [--results DIR]
+//! ```
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use bench::Common;
+
+const USAGE: &str = "usage: bench <engine-append|engine-read> [--quick] [--dir DIR] [--results DIR]
+
+  engine-append  append throughput and acknowledgment latency vs fio (raw disk)
+  engine-read    cold sequential read throughput vs fio
+  --quick        a short run (under a minute)
+  --dir DIR      where data files go (default: ./bench-data, on the disk to measure)
+  --results DIR  where the JSON result goes (default: bench/results)";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut name = None;
+    let mut common = Common {
+        quick: false,
+        dir: PathBuf::from("bench-data"),
+        results_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => common.quick = true,
+            "--full" => common.quick = false,
+            "--dir" => common.dir = PathBuf::from(args.next().unwrap_or_default()),
+            "--results" => common.results_dir = PathBuf::from(args.next().unwrap_or_default()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other if name.is_none() && !other.starts_with('-') => name = Some(other.to_string()),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    std::fs::create_dir_all(&common.dir)?;
+    common.dir = std::fs::canonicalize(&common.dir)?;
+    match name.as_deref() {
+        Some("engine-append") => bench::engine_append::run(&common).map(|_| ()),
+        Some("engine-read") => bench::engine_read::run(&common).map(|_| ()),
+        Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
+        None => bail!("{USAGE}"),
+    }
+}

@@ -5,19 +5,29 @@
 //! the only code that writes log data or calls fdatasync on it. It must not
 //! hold a log's state across an await.
 //!
-//! A round: take every log with appended data, seal each tail, submit all
-//! their writes at once (up to [`SHARD_WRITES_IN_FLIGHT_MAX`] in flight),
-//! wait for them, then
-//! - under [`Flush::Fsync`], fdatasync every file written in the round, all
-//!   at once, and acknowledge everything the round covered: one fdatasync per
-//!   file serves every append pending on the shard when the round started;
-//! - under [`Flush::Interval`], acknowledge when the writes complete and
-//!   fdatasync only when the shard's timer asks ([`Flusher::request_sync`]).
+//! Two loops run together inside [`Flusher::run`]:
+//! - the **writer** takes every log with appended data, seals each tail,
+//!   submits all their writes at once (up to [`SHARD_WRITES_IN_FLIGHT_MAX`]
+//!   in flight) and waits for them; then it starts over with whatever was
+//!   appended meanwhile. Under [`Flush::Interval`] a completed write
+//!   acknowledges its appends.
+//! - the **syncer**, under [`Flush::Fsync`], fdatasyncs every file written
+//!   since its last round, all at once, and then acknowledges everything
+//!   those writes covered: one fdatasync per file serves every append of the
+//!   shard that was written when it started (group commit). Under
+//!   `Interval` it syncs only when the shard's timer asks
+//!   ([`Flusher::request_sync`]).
+//!
+//! The writer does not wait for the syncer, so writing round N+1 overlaps
+//! syncing round N. That is safe because writes never change bytes that
+//! were written before: a round only rewrites the partial last block of the
+//! previous one with the same bytes followed by new ones, so whichever
+//! version of that block an fdatasync persists (even torn at a sector), it
+//! holds everything the fdatasync acknowledges. Write rounds never overlap
+//! each other, so a block is never in flight twice.
 //!
 //! Appends that arrive during a round wait for the next one, so rounds grow
 //! with the load and the fdatasync cost is shared by more appends.
-//! Rounds never overlap: the partial last block rewritten by one round is
-//! never in flight twice.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -38,15 +48,24 @@ pub struct FlushStats {
     pub writes: u64,
     pub bytes_written: u64,
     pub fdatasyncs: u64,
+    /// Time spent waiting for write rounds and for fdatasync rounds.
+    pub write_wait_us: u64,
+    pub sync_wait_us: u64,
+    pub sync_rounds: u64,
 }
 
 pub(crate) struct FlushShared<D: Disk> {
     mode: Flush,
     /// Logs with data to write, each at most once (`State::registered`).
     dirty: RefCell<Vec<Rc<LogInner<D>>>>,
-    /// Logs written since the last fdatasync (interval mode only).
+    /// Logs written since the syncer last took them.
     unsynced: RefCell<Vec<Rc<LogInner<D>>>>,
+    /// Wakes the writer: new data or a stop.
     work: Notify,
+    /// Wakes the syncer: a write round ended, a sync was requested, a stop.
+    synced: Notify,
+    /// A write round is in progress.
+    writing: Cell<bool>,
     room: Notify,
     unwritten_bytes: Cell<usize>,
     sync_requested: Cell<bool>,
@@ -75,6 +94,8 @@ impl<D: Disk> Flusher<D> {
                 dirty: RefCell::default(),
                 unsynced: RefCell::default(),
                 work: Notify::default(),
+                synced: Notify::default(),
+                writing: Cell::new(false),
                 room: Notify::default(),
                 unwritten_bytes: Cell::new(0),
                 sync_requested: Cell::new(false),
@@ -104,36 +125,73 @@ impl<D: Disk> Flusher<D> {
     /// Asks for an fdatasync of everything written (the interval timer's tick).
     pub fn request_sync(&self) {
         self.shared.sync_requested.set(true);
-        self.shared.work.notify();
+        self.shared.synced.notify();
     }
 
     /// Makes [`Self::run`] return once no work is left.
     pub fn stop(&self) {
         self.shared.stopping.set(true);
         self.shared.work.notify();
+        self.shared.synced.notify();
     }
 
-    /// The flusher's loop; returns after [`Self::stop`] when idle. A stop
+    /// The flusher's loops; returns after [`Self::stop`] once idle. A stop
     /// ends the current run only: a later `run` starts afresh.
     pub async fn run(&self) {
+        self.shared.stopping.set(false);
+        futures_lite::future::zip(self.write_loop(), self.sync_loop()).await;
+    }
+
+    async fn write_loop(&self) {
         let s = &self.shared;
-        s.stopping.set(false);
         loop {
             let notified = s.work.notified();
             let logs: Vec<_> = std::mem::take(&mut *s.dirty.borrow_mut());
-            let sync_now = s.sync_requested.replace(false);
-            if logs.is_empty() && !sync_now {
-                if s.stopping.get() {
+            if logs.is_empty() {
+                if s.stopping.get() && !s.writing.get() {
+                    s.synced.notify();
                     return;
                 }
                 notified.await;
                 continue;
             }
-            self.round(logs, sync_now).await;
+            s.writing.set(true);
+            self.write_round(logs).await;
+            s.writing.set(false);
+            s.synced.notify();
         }
     }
 
-    async fn round(&self, logs: Vec<Rc<LogInner<D>>>, sync_now: bool) {
+    async fn sync_loop(&self) {
+        let s = &self.shared;
+        loop {
+            // Woken by the writer (new unsynced data, or stopping) and by
+            // sync requests.
+            let notified = s.synced.notified();
+            let wanted = match s.mode {
+                Flush::Fsync => !s.unsynced.borrow().is_empty(),
+                Flush::Interval { .. } => s.sync_requested.get() && !s.unsynced.borrow().is_empty(),
+            };
+            if wanted {
+                s.sync_requested.set(false);
+                let logs = std::mem::take(&mut *s.unsynced.borrow_mut());
+                let started = std::time::Instant::now();
+                let n = self.sync_logs(&logs).await;
+                let mut stats = s.stats.get();
+                stats.fdatasyncs += n;
+                stats.sync_rounds += 1;
+                stats.sync_wait_us += started.elapsed().as_micros() as u64;
+                s.stats.set(stats);
+                continue;
+            }
+            if s.stopping.get() && !s.writing.get() && s.dirty.borrow().is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    async fn write_round(&self, logs: Vec<Rc<LogInner<D>>>) {
         let s = &self.shared;
         let jobs: Vec<(Rc<LogInner<D>>, LogRound<D>)> = logs
             .into_iter()
@@ -157,11 +215,13 @@ impl<D: Disk> Flusher<D> {
             .iter()
             .map(|(_, _, b, _)| b.as_ref().as_ref().len() as u64)
             .sum::<u64>();
+        let started = std::time::Instant::now();
         let results: Vec<(usize, std::io::Result<()>)> = stream::iter(writes)
             .map(|(i, file, buf, pos)| async move { (i, file.write_at(buf, pos).await) })
             .buffer_unordered(SHARD_WRITES_IN_FLIGHT_MAX)
             .collect()
             .await;
+        stats.write_wait_us += started.elapsed().as_micros() as u64;
         let mut failed = vec![None; jobs.len()];
         for (i, r) in results {
             if let Err(e) = r {
@@ -180,24 +240,16 @@ impl<D: Disk> Flusher<D> {
                         }
                     }
                     log.on_written(round.end_offset, &files);
-                    if let Flush::Interval { .. } = s.mode {
-                        if !log.is_failed() {
-                            let mut unsynced = s.unsynced.borrow_mut();
-                            if !unsynced.iter().any(|l| Rc::ptr_eq(l, log)) {
-                                unsynced.push(log.clone());
-                            }
+                    if !log.is_failed() {
+                        let mut unsynced = s.unsynced.borrow_mut();
+                        if !unsynced.iter().any(|l| Rc::ptr_eq(l, log)) {
+                            unsynced.push(log.clone());
                         }
                     }
                 }
             }
         }
 
-        let to_sync: Vec<Rc<LogInner<D>>> = match s.mode {
-            Flush::Fsync => jobs.iter().map(|(log, _)| log.clone()).collect(),
-            Flush::Interval { .. } if sync_now => std::mem::take(&mut *s.unsynced.borrow_mut()),
-            Flush::Interval { .. } => Vec::new(),
-        };
-        stats.fdatasyncs += self.sync_logs(&to_sync).await;
         s.stats.set(stats);
 
         for (log, _) in &jobs {
@@ -256,6 +308,7 @@ impl<D: Disk> FlushShared<D> {
         self.note_appended(log, &mut st, 0);
         if let Flush::Interval { .. } = self.mode {
             self.sync_requested.set(true);
+            self.synced.notify();
         }
     }
 

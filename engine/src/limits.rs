@@ -44,10 +44,10 @@ pub const SHARD_WRITES_IN_FLIGHT_MAX: usize = 64;
 /// [`SHARD_UNWRITTEN_BYTES_MAX`]).
 pub const CACHE_BYTES_PER_PARTITION: usize = 4 * 1024 * 1024;
 
-/// Space reserved ahead of the writes with `fallocate`, so that appends write
-/// into allocated blocks (no block allocation on the write path) and a full
-/// disk is discovered before offsets are assigned.
-pub const PREALLOCATE_STEP_BYTES: u64 = 32 * 1024 * 1024;
+/// Free disk space is checked in steps of this size ahead of the writes, so
+/// that a full disk is discovered before offsets are assigned, at the cost of
+/// one statvfs per step. (Not fallocate: see `DiskFile::reserve`.)
+pub const RESERVE_STEP_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Size of one read when recovery scans a segment. Large enough to stream at
 /// the disk's bandwidth, small enough not to matter for memory.
@@ -63,7 +63,7 @@ const _: () = assert!(TAIL_CHUNK_BYTES_MAX.is_multiple_of(TAIL_CHUNK_BYTES_MIN))
 const _: () =
     assert!(TAIL_CHUNK_BYTES_MAX.is_power_of_two() && TAIL_CHUNK_BYTES_MIN.is_power_of_two());
 const _: () = assert!(SHARD_UNWRITTEN_BYTES_MAX >= 4 * TAIL_CHUNK_BYTES_MAX);
-const _: () = assert!((PREALLOCATE_STEP_BYTES as usize).is_multiple_of(BLOCK_BYTES));
+const _: () = assert!((RESERVE_STEP_BYTES as usize).is_multiple_of(BLOCK_BYTES));
 const _: () = assert!(
     RECOVERY_READ_BYTES.is_multiple_of(BLOCK_BYTES)
         && LOOKUP_READ_BYTES.is_multiple_of(BLOCK_BYTES)

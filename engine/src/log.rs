@@ -34,7 +34,7 @@ use crate::config::{Flush, LogConfig};
 use crate::disk::{write_file_atomic, Disk, DiskFile};
 use crate::error::{AppendError, IoContext, LogError, StorageFailure};
 use crate::flush::{FlushShared, Flusher};
-use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES, PREALLOCATE_STEP_BYTES};
+use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES, RESERVE_STEP_BYTES};
 use crate::recovery::scan;
 use crate::segment::{
     parse_log_name, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -413,7 +413,7 @@ impl<D: Disk> PartitionLog<D> {
         .ctx(|| format!("scanning {}", path.display()))?;
         report.scanned_bytes += outcome.valid_end - from;
         if outcome.valid_end < file_size {
-            // Pre-allocated zeros after the data are expected after a crash;
+            // The zero padding of the last block is expected after a crash;
             // anything else is a torn or corrupt batch. Either way the valid
             // data ends here.
             let trailing = file_size - outcome.valid_end;
@@ -436,7 +436,7 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .ctx(|| format!("syncing {}", path.display()))?;
         }
-        seg.allocated = outcome.valid_end;
+        seg.reserved = outcome.valid_end;
         debug_assert_eq!(seg.size, outcome.valid_end);
         if full_scan && !is_last {
             // Persist the rebuilt indexes of a closed segment.
@@ -642,54 +642,55 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// Rolls the active segment if `total` more bytes do not fit in it or it is
-    /// too old, and reserves disk space for them. A full disk is reported as
+    /// too old, and checks that the disk has room for them. A full disk is reported as
     /// [`AppendError::NoSpace`] before any offset is assigned.
     async fn prepare_space(&self, total: u64) -> Result<(), AppendError> {
         let inner = &*self.inner;
         let config = inner.config.borrow().clone();
         let now = inner.clock.now_ms();
-        let (roll, size, allocated) = {
+        let (roll, size, reserved) = {
             let st = inner.state.borrow();
             let seg = st.segments.values().next_back().expect("active segment");
             let roll = !seg.is_empty()
                 && (seg.size + total > config.segment_bytes
                     || now - seg.created_ms >= config.segment_ms);
-            (roll, seg.size, seg.allocated)
+            (roll, seg.size, seg.reserved)
         };
         if roll {
             self.roll(now).await?;
             return self.reserve(0, 0, total, &config).await;
         }
-        self.reserve(size, allocated, total, &config).await
+        self.reserve(size, reserved, total, &config).await
     }
 
-    /// Makes sure the active segment's file is allocated past `size + total`.
+    /// Makes sure the active segment's file can grow past `size + total`,
+    /// checking free space in steps of [`RESERVE_STEP_BYTES`].
     async fn reserve(
         &self,
         size: u64,
-        allocated: u64,
+        reserved: u64,
         total: u64,
         config: &LogConfig,
     ) -> Result<(), AppendError> {
         let needed = align_up(size + total);
-        if needed <= allocated {
+        if needed <= reserved {
             return Ok(());
         }
-        let target = align_up(size + total + PREALLOCATE_STEP_BYTES)
+        let target = align_up(size + total + RESERVE_STEP_BYTES)
             .min(align_up(config.segment_bytes))
             .max(needed);
         let file = self.active_file();
-        match file.allocate(target).await {
+        match file.reserve(target).await {
             Ok(()) => {
                 let mut st = self.inner.state.borrow_mut();
                 st.segments
                     .values_mut()
                     .next_back()
                     .expect("active segment")
-                    .allocated = target;
+                    .reserved = target;
                 Ok(())
             }
-            Err(e) => match StorageFailure::from_io("pre-allocating the segment", &e) {
+            Err(e) => match StorageFailure::from_io("reserving space for the segment", &e) {
                 StorageFailure::NoSpace => Err(AppendError::NoSpace),
                 other => Err(self.fail(other)),
             },
@@ -1133,7 +1134,7 @@ impl<D: Disk> PartitionLog<D> {
                 reason: "invalid batch before the truncation point".into(),
             });
         }
-        seg.allocated = position;
+        seg.reserved = position;
         let block_start = align_down(position);
         let last_block = if position > block_start {
             file.read_at(block_start, (position - block_start) as usize)

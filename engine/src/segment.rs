@@ -8,9 +8,9 @@
 //! The `.log` file is the concatenation of whole batches (format in
 //! [`crate::batch`]), each with `baseOffset` equal to the previous batch's
 //! last offset + 1, the first one's equal to the file name's offset. While
-//! the segment is active the file is longer than its data: it is
-//! pre-allocated in steps and the last block is padded with zeros. Closing
-//! truncates it to the logical size.
+//! the segment is active the file can be longer than its data: direct
+//! writes pad the last block with zeros. Closing truncates it to the
+//! logical size.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -43,8 +43,9 @@ pub struct Segment<D: Disk> {
     pub file: Rc<D::File>,
     /// Bytes of whole batches: the logical size.
     pub size: u64,
-    /// Bytes the file is pre-allocated to while active; equal to `size` once closed.
-    pub allocated: u64,
+    /// File size up to which free disk space was checked (see
+    /// [`crate::disk::DiskFile::reserve`]); equal to `size` once closed.
+    pub reserved: u64,
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
     bytes_since_index_entry: u64,
@@ -64,7 +65,7 @@ impl<D: Disk> Segment<D> {
             base_offset,
             file,
             size: 0,
-            allocated: 0,
+            reserved: 0,
             index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
             bytes_since_index_entry: 0,
@@ -146,7 +147,7 @@ impl<D: Disk> Segment<D> {
             let relative = (self.max_timestamp_offset - self.base_offset) as u32;
             self.time_index.maybe_push(self.max_timestamp, relative);
         }
-        self.allocated = self.size;
+        self.reserved = self.size;
         ClosePlan {
             base_offset: self.base_offset,
             file: self.file.clone(),

@@ -60,11 +60,11 @@ fn a_failed_write_takes_the_log_offline_and_keeps_what_was_acknowledged() {
 }
 
 #[test]
-fn a_full_disk_at_preallocation_refuses_the_append_without_harm() {
+fn a_full_disk_at_reservation_refuses_the_append_without_harm() {
     let env = Env::new(Flush::Fsync);
     env.run(async {
         let log = env.open(LogConfig::default()).await;
-        env.disk.inject(Fault::AllocateNoSpace);
+        env.disk.inject(Fault::ReserveNoSpace);
         assert_eq!(
             log.append(batch(1, 2, 50), 0).await.unwrap_err(),
             AppendError::NoSpace

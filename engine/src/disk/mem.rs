@@ -6,13 +6,13 @@
 //! rebuilds every file from its durable image plus a seeded random choice of
 //! its unsynced writes, each kept whole, torn at a 512-byte sector boundary,
 //! or lost, which is what a power cut does to a drive's volatile cache.
-//! Directory operations (create, rename, remove, truncate, allocate) are
+//! Directory operations (create, rename, remove, truncate) are
 //! durable at once: the engine syncs directories anyway, and the crash tests
 //! aim at data, not at directory entries.
 //!
 //! Faults: [`Fault`]s injected with [`MemDisk::inject`] fire on the next
 //! matching operation; a capacity makes writes and allocations past it fail
-//! with ENOSPC; [`MemDisk::flip_bit`] corrupts stored bytes.
+//! with ENOSPC (reservations too); [`MemDisk::flip_bit`] corrupts stored bytes.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -35,8 +35,8 @@ pub enum Fault {
     SyncError,
     /// The next write fails with ENOSPC.
     WriteNoSpace,
-    /// The next allocation fails with ENOSPC.
-    AllocateNoSpace,
+    /// The next space reservation fails with ENOSPC.
+    ReserveNoSpace,
 }
 
 #[derive(Default)]
@@ -143,7 +143,7 @@ impl MemDisk {
         self.state.borrow_mut().faults.push_back(fault);
     }
 
-    /// Makes writes and allocations that would grow the disk past `bytes` fail with ENOSPC.
+    /// Makes writes and reservations that would grow the disk past `bytes` fail with ENOSPC.
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.state.borrow_mut().capacity_bytes = bytes;
     }
@@ -386,22 +386,15 @@ impl DiskFile for MemFile {
         Ok(())
     }
 
-    async fn allocate(&self, len: u64) -> io::Result<()> {
+    async fn reserve(&self, len: u64) -> io::Result<()> {
         let mut state = self.disk.state.borrow_mut();
-        if state.take_fault(&[Fault::AllocateNoSpace]).is_some() {
+        if state.take_fault(&[Fault::ReserveNoSpace]).is_some() {
             return Err(enospc());
         }
         let used = state.used_bytes();
-        let mut f = self.data.borrow_mut();
-        if len as usize > f.current.len() {
-            let growth = len - f.current.len() as u64;
-            if state.capacity_bytes.is_some_and(|cap| used + growth > cap) {
-                return Err(enospc());
-            }
-            f.current.resize(len as usize, 0);
-            if f.durable.len() < len as usize {
-                f.durable.resize(len as usize, 0);
-            }
+        let growth = len.saturating_sub(self.data.borrow().current.len() as u64);
+        if state.capacity_bytes.is_some_and(|cap| used + growth > cap) {
+            return Err(enospc());
         }
         Ok(())
     }

@@ -1,0 +1,27 @@
+//! Corelog's benchmarks. Each measures Corelog and, in the same run, a
+//! reference (the raw disk through `fio`), and writes a JSON result to
+//! `bench/results/<name>.json` with the machine and the commit.
+//!
+//! - [`engine_append`]: appends through the engine under both durability
+//!   modes vs fio's sequential direct write and fdatasync latency.
+//! - [`engine_read`]: cold sequential reads through the engine vs fio's
+//!   sequential direct read.
+//!
+//! Benchmarks run on the calling thread's glommio executor; they never run
+//! in tests (CI only smoke-runs `--quick`).
+
+pub mod engine_append;
+pub mod engine_read;
+pub mod fio;
+pub mod report;
+
+/// Options every benchmark takes.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// A short run (well under a minute), for CI smoke runs and quick checks.
+    pub quick: bool,
+    /// Where data files go; must be on the disk being measured.
+    pub dir: std::path::PathBuf,
+    /// Where the JSON result goes.
+    pub results_dir: std::path::PathBuf,
+}
