@@ -22,15 +22,10 @@ use serde_json::{json, Value};
 use crate::report::{percentiles, round1};
 use crate::{fio, report, Common};
 
+/// Default load: 4 partitions with 16 appends in flight each, 64 in all,
+/// like a few pipelining clients.
 pub const PARTITIONS: usize = 4;
-pub const PRODUCERS_PER_PARTITION: usize = 8;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+pub const IN_FLIGHT_PER_PARTITION: usize = 16;
 pub const RECORD_BYTES: usize = 100;
 /// fdatasync interval of the `interval` mode (Kafka acknowledges before any
 /// fsync by default; one second is a common explicit setting).
@@ -69,13 +64,16 @@ pub fn measure(
     batch_bytes: usize,
     flush: Flush,
     volume_bytes: u64,
+    (partitions, in_flight): (usize, usize),
 ) -> Result<Measured> {
     let dir = dir.to_path_buf();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let result = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("bench-shard")
-        .spawn(move || async move { run_load(&dir, batch_bytes, flush, volume_bytes).await })
+        .spawn(move || async move {
+            run_load(&dir, batch_bytes, flush, volume_bytes, partitions, in_flight).await
+        })
         .map_err(|e| anyhow::anyhow!("starting the benchmark executor: {e}"))?
         .join()
         .map_err(|e| anyhow::anyhow!("benchmark executor: {e}"))??;
@@ -87,6 +85,8 @@ async fn run_load(
     batch_bytes: usize,
     flush: Flush,
     volume_bytes: u64,
+    partitions: usize,
+    in_flight: usize,
 ) -> Result<Measured> {
     let disk = Rc::new(DmaDisk::new(dir).await?);
     let flusher = Flusher::new(flush);
@@ -103,35 +103,24 @@ async fn run_load(
             }
         }
     });
-    let config = LogConfig {
-        max_message_bytes: 2 << 20,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { max_message_bytes: 2 << 20, ..LogConfig::default() };
     let mut logs = Vec::new();
-    for p in 0..env_or("BENCH_PARTITIONS", PARTITIONS) {
+    for p in 0..partitions {
         let d = dir.join(format!("bench-{p}"));
         logs.push(
-            PartitionLog::open(
-                disk.clone(),
-                &d,
-                config.clone(),
-                &flusher,
-                Rc::new(SystemClock),
-            )
-            .await?,
+            PartitionLog::open(disk.clone(), &d, config.clone(), &flusher, Rc::new(SystemClock))
+                .await?,
         );
     }
     let (batch, records_per_batch) = batch_near(batch_bytes);
     let batch = Rc::new(batch);
     let total_batches = (volume_bytes / batch.len() as u64).max(1);
     let issued = Rc::new(Cell::new(0u64));
-    let hist = Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
+    let hist = Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for log in &logs {
-        for _ in 0..env_or("BENCH_PRODUCERS", PRODUCERS_PER_PARTITION) {
+        for _ in 0..in_flight {
             let (log, batch, issued, hist) =
                 (log.clone(), batch.clone(), issued.clone(), hist.clone());
             tasks.push(glommio::spawn_local(async move {
@@ -152,9 +141,6 @@ async fn run_load(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let stats = flusher.stats();
-    if std::env::var_os("BENCH_DEBUG").is_some() {
-        eprintln!("{stats:?} elapsed {elapsed:.3}s");
-    }
     stop_ticker.set(true);
     for log in &logs {
         log.close().await?;
@@ -220,23 +206,13 @@ pub fn run(common: &Common) -> Result<Value> {
     );
     for batch_target in [16 * 1024, 1 << 20] {
         let reference = if have_fio {
-            Some(fio::sequential(
-                &common.dir,
-                "write",
-                batch_target,
-                4,
-                volume,
-            )?)
+            Some(fio::sequential(&common.dir, "write", batch_target, 4, volume)?)
         } else {
             None
         };
         for flush in [Flush::Fsync, Flush::Interval { ms: INTERVAL_MS }] {
-            let m = measure(
-                &common.dir.join("engine-append"),
-                batch_target,
-                flush,
-                volume,
-            )?;
+            let load = (common.partitions, common.in_flight);
+            let m = measure(&common.dir.join("engine-append"), batch_target, flush, volume, load)?;
             let (p50, p99, p999) = percentiles(&m.ack);
             let ref_mb = reference.map(|r| r.mb_per_sec);
             let ratio = ref_mb.map(|r| m.mb_per_sec / r);
@@ -290,8 +266,8 @@ pub fn run(common: &Common) -> Result<Value> {
         "machine": report::machine(),
         "config": {
             "volume_bytes": volume,
-            "partitions": PARTITIONS,
-            "producers_per_partition": PRODUCERS_PER_PARTITION,
+            "partitions": common.partitions,
+            "in_flight_per_partition": common.in_flight,
             "record_bytes": RECORD_BYTES,
             "quick": common.quick,
             "fio": "sequential direct write, io_uring, iodepth 4, same block size as the batch; fdatasync: 16 KiB psync writes each followed by fdatasync",

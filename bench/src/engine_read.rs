@@ -12,7 +12,7 @@ use engine::disk::DmaDisk;
 use engine::{Flush, Flusher, LogConfig, PartitionLog, SystemClock};
 use serde_json::{json, Value};
 
-use crate::engine_append::{batch_near, PARTITIONS};
+use crate::engine_append::batch_near;
 use crate::report::round1;
 use crate::{fio, report, Common};
 
@@ -25,8 +25,9 @@ pub fn run(common: &Common) -> Result<Value> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let d = dir.clone();
+    let partitions = common.partitions;
     let (mb_per_sec, bytes) = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(move || async move { load_and_read(&d, volume).await })
+        .spawn(move || async move { load_and_read(&d, volume, partitions).await })
         .map_err(|e| anyhow::anyhow!("starting the benchmark executor: {e}"))?
         .join()
         .map_err(|e| anyhow::anyhow!("benchmark executor: {e}"))??;
@@ -41,9 +42,7 @@ pub fn run(common: &Common) -> Result<Value> {
         "engine cold read {:.1} MB/s ({} bytes), fio sequential direct read {} MB/s, ratio {}",
         mb_per_sec,
         bytes,
-        reference
-            .map(|r| format!("{:.1}", r.mb_per_sec))
-            .unwrap_or("-".into()),
+        reference.map(|r| format!("{:.1}", r.mb_per_sec)).unwrap_or("-".into()),
         ratio.map(|r| format!("{r:.2}")).unwrap_or("-".into())
     );
     let result = json!({
@@ -52,9 +51,9 @@ pub fn run(common: &Common) -> Result<Value> {
         "machine": report::machine(),
         "config": {
             "volume_bytes": volume,
-            "partitions": PARTITIONS,
+            "partitions": common.partitions,
             "read_bytes": READ_BYTES,
-            "readers": PARTITIONS,
+            "readers": common.partitions,
             "quick": common.quick,
             "fio": "sequential direct read, io_uring, 1 MiB blocks, iodepth 4",
         },
@@ -66,21 +65,22 @@ pub fn run(common: &Common) -> Result<Value> {
     Ok(result)
 }
 
-async fn load_and_read(dir: &std::path::Path, volume: u64) -> Result<(f64, u64)> {
+async fn load_and_read(
+    dir: &std::path::Path,
+    volume: u64,
+    partitions: usize,
+) -> Result<(f64, u64)> {
     let disk = Rc::new(DmaDisk::new(dir).await?);
-    let config = LogConfig {
-        max_message_bytes: 2 << 20,
-        cache_bytes_max: 0,
-        ..LogConfig::default()
-    };
+    let config =
+        LogConfig { max_message_bytes: 2 << 20, cache_bytes_max: 0, ..LogConfig::default() };
     // Load with interval flushing (fast), then close.
     {
         let flusher = Flusher::new(Flush::Interval { ms: 1000 });
         let runner = flusher.clone();
         let task = glommio::spawn_local(async move { runner.run().await });
         let (batch, _) = batch_near(1 << 20);
-        let per_partition = volume / PARTITIONS as u64 / batch.len() as u64 + 1;
-        for p in 0..PARTITIONS {
+        let per_partition = volume / partitions as u64 / batch.len() as u64 + 1;
+        for p in 0..partitions {
             let log = PartitionLog::open(
                 disk.clone(),
                 &dir.join(format!("bench-{p}")),
@@ -100,7 +100,7 @@ async fn load_and_read(dir: &std::path::Path, volume: u64) -> Result<(f64, u64)>
     // Read everything back, cold, one reader per partition.
     let flusher = Flusher::new(Flush::Fsync);
     let mut logs = Vec::new();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions {
         logs.push(
             PartitionLog::open(
                 disk.clone(),

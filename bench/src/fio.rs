@@ -18,10 +18,7 @@ pub struct FioResult {
 
 /// Whether fio is installed.
 pub fn available() -> bool {
-    Command::new("fio")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("fio").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 /// Sequential direct I/O (`rw` = "write" or "read") of `size_bytes` in
@@ -79,17 +76,9 @@ fn run(dir: &Path, args: &[String]) -> Result<FioResult> {
     }
     let json: Value = serde_json::from_slice(&out.stdout).context("fio's JSON output")?;
     let job = &json["jobs"][0];
-    let side = if args.iter().any(|a| a == "--rw=read") {
-        "read"
-    } else {
-        "write"
-    };
+    let side = if args.iter().any(|a| a == "--rw=read") { "read" } else { "write" };
     let bw = job[side]["bw_bytes"].as_f64().context("fio bw_bytes")?;
-    let pct = |p: &str| {
-        job["sync"]["lat_ns"]["percentile"][p]
-            .as_f64()
-            .map(|ns| ns / 1000.0)
-    };
+    let pct = |p: &str| job["sync"]["lat_ns"]["percentile"][p].as_f64().map(|ns| ns / 1000.0);
     Ok(FioResult {
         mb_per_sec: bw / 1e6,
         sync_p50_us: pct("50.000000"),

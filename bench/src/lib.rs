@@ -24,4 +24,8 @@ pub struct Common {
     pub dir: std::path::PathBuf,
     /// Where the JSON result goes.
     pub results_dir: std::path::PathBuf,
+    /// Partitions (logs) written at once.
+    pub partitions: usize,
+    /// Appends in flight per partition (producers waiting for acknowledgment).
+    pub in_flight: usize,
 }

@@ -33,12 +33,9 @@ pub fn machine() -> Value {
 
 /// The commit being measured, with `-dirty` if the tree has changes.
 pub fn commit() -> String {
-    let head = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output();
-    let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .output();
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output();
+    let dirty =
+        Command::new("git").args(["status", "--porcelain", "--untracked-files=no"]).output();
     match (head, dirty) {
         (Ok(h), Ok(d)) if h.status.success() => {
             let mut c = String::from_utf8_lossy(&h.stdout).trim().to_string();

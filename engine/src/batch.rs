@@ -63,10 +63,7 @@ pub enum BatchError {
     /// offsets, empty request).
     Invalid(&'static str),
     /// The batch is larger than the partition's `max.message.bytes`.
-    TooLarge {
-        batch_bytes: usize,
-        max_bytes: usize,
-    },
+    TooLarge { batch_bytes: usize, max_bytes: usize },
 }
 
 impl std::fmt::Display for BatchError {
@@ -74,10 +71,7 @@ impl std::fmt::Display for BatchError {
         match self {
             BatchError::Corrupt(why) => write!(f, "corrupt record batch: {why}"),
             BatchError::Invalid(why) => write!(f, "invalid record batch: {why}"),
-            BatchError::TooLarge {
-                batch_bytes,
-                max_bytes,
-            } => write!(
+            BatchError::TooLarge { batch_bytes, max_bytes } => write!(
                 f,
                 "record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}"
             ),
@@ -175,9 +169,7 @@ pub fn validate_one(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::Corrupt("batchLength smaller than the header"));
     }
     if header.size > buf.len() {
-        return Err(BatchError::Corrupt(
-            "batchLength runs past the end of the data",
-        ));
+        return Err(BatchError::Corrupt("batchLength runs past the end of the data"));
     }
     if header.magic != MAGIC_V2 {
         return Err(BatchError::Corrupt("magic is not 2"));
@@ -222,17 +214,13 @@ pub fn validate_for_append(
         if header.compression() == 0
             && header.last_offset_delta as i64 + 1 != header.records_count as i64
         {
-            return Err(BatchError::Invalid(
-                "lastOffsetDelta + 1 differs from recordsCount",
-            ));
+            return Err(BatchError::Invalid("lastOffsetDelta + 1 differs from recordsCount"));
         }
         if header.compression() > 4 {
             return Err(BatchError::Invalid("unknown compression codec"));
         }
         if header.is_control() {
-            return Err(BatchError::Invalid(
-                "control batches are written by the broker only",
-            ));
+            return Err(BatchError::Invalid("control batches are written by the broker only"));
         }
         headers.push(header);
         at += header.size;
@@ -326,10 +314,7 @@ mod tests {
         assert_eq!(h[0].size, b.len());
         stamp(&mut b, 42, 7);
         let h = validate_one(&b).unwrap();
-        assert_eq!(
-            (h.base_offset, h.leader_epoch, h.last_offset()),
-            (42, 7, 44)
-        );
+        assert_eq!((h.base_offset, h.leader_epoch, h.last_offset()), (42, 7, 44));
     }
 
     #[test]
@@ -337,10 +322,7 @@ mod tests {
         let mut req = one(2);
         req.extend(one(5));
         let h = validate_for_append(&req, 1 << 20).unwrap();
-        assert_eq!(
-            h.iter().map(|h| h.records_count).collect::<Vec<_>>(),
-            vec![2, 5]
-        );
+        assert_eq!(h.iter().map(|h| h.records_count).collect::<Vec<_>>(), vec![2, 5]);
     }
 
     #[test]
@@ -350,10 +332,7 @@ mod tests {
             for bit in 0..8 {
                 let mut c = b.clone();
                 c[byte] ^= 1 << bit;
-                assert!(
-                    validate_one(&c).is_err(),
-                    "flip at byte {byte} bit {bit} went unseen"
-                );
+                assert!(validate_one(&c).is_err(), "flip at byte {byte} bit {bit} went unseen");
             }
         }
     }
@@ -361,37 +340,22 @@ mod tests {
     #[test]
     fn rejections_are_typed() {
         let b = one(2);
-        assert!(matches!(
-            validate_for_append(&[], 100),
-            Err(BatchError::Invalid(_))
-        ));
+        assert!(matches!(validate_for_append(&[], 100), Err(BatchError::Invalid(_))));
         assert!(matches!(
             validate_for_append(&b[..b.len() - 1], 1 << 20),
             Err(BatchError::Corrupt(_))
         ));
-        assert!(matches!(
-            validate_for_append(&b[..30], 1 << 20),
-            Err(BatchError::Corrupt(_))
-        ));
-        assert!(matches!(
-            validate_for_append(&b, b.len() - 1),
-            Err(BatchError::TooLarge { .. })
-        ));
+        assert!(matches!(validate_for_append(&b[..30], 1 << 20), Err(BatchError::Corrupt(_))));
+        assert!(matches!(validate_for_append(&b, b.len() - 1), Err(BatchError::TooLarge { .. })));
         let mut m = b.clone();
         m[MAGIC_AT] = 1;
-        assert!(matches!(
-            validate_for_append(&m, 1 << 20),
-            Err(BatchError::Corrupt(_))
-        ));
+        assert!(matches!(validate_for_append(&m, 1 << 20), Err(BatchError::Corrupt(_))));
         // lastOffsetDelta that disagrees with recordsCount, with a correct CRC.
         let mut d = b.clone();
         d[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&5i32.to_be_bytes());
         let crc = batch_crc(&d);
         d[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(
-            validate_for_append(&d, 1 << 20),
-            Err(BatchError::Invalid(_))
-        ));
+        assert!(matches!(validate_for_append(&d, 1 << 20), Err(BatchError::Invalid(_))));
         // A good batch followed by garbage: the whole request is refused.
         let mut g = b.clone();
         g.extend_from_slice(&[0xAB; 70]);

@@ -32,9 +32,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(now_ms: Timestamp) -> Self {
-        ManualClock {
-            now: Cell::new(now_ms),
-        }
+        ManualClock { now: Cell::new(now_ms) }
     }
 
     pub fn advance(&self, ms: i64) {

@@ -73,17 +73,9 @@ impl From<BatchError> for AppendError {
 #[derive(Debug)]
 pub enum LogError {
     /// The offset is outside `[log_start_offset, log_end_offset]`.
-    OffsetOutOfRange {
-        offset: Offset,
-        log_start: Offset,
-        log_end: Offset,
-    },
+    OffsetOutOfRange { offset: Offset, log_start: Offset, log_end: Offset },
     /// Bytes read back from disk fail their CRC: never served.
-    Corrupt {
-        segment_base: Offset,
-        position: u64,
-        reason: String,
-    },
+    Corrupt { segment_base: Offset, position: u64, reason: String },
     /// The log failed earlier; the operation needs a healthy log.
     Storage(StorageFailure),
     /// An I/O error, with what was being done.
@@ -95,24 +87,12 @@ pub enum LogError {
 impl fmt::Display for LogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LogError::OffsetOutOfRange {
-                offset,
-                log_start,
-                log_end,
-            } => {
-                write!(
-                    f,
-                    "offset {offset} is out of range [{log_start}, {log_end}]"
-                )
+            LogError::OffsetOutOfRange { offset, log_start, log_end } => {
+                write!(f, "offset {offset} is out of range [{log_start}, {log_end}]")
             }
-            LogError::Corrupt {
-                segment_base,
-                position,
-                reason,
-            } => write!(
-                f,
-                "corrupt data in segment {segment_base} at position {position}: {reason}"
-            ),
+            LogError::Corrupt { segment_base, position, reason } => {
+                write!(f, "corrupt data in segment {segment_base} at position {position}: {reason}")
+            }
             LogError::Storage(e) => write!(f, "{e}"),
             LogError::Io { context, source } => write!(f, "{context}: {source}"),
             LogError::Invalid(why) => write!(f, "{why}"),
@@ -136,9 +116,6 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T, LogError> {
-        self.map_err(|source| LogError::Io {
-            context: context(),
-            source,
-        })
+        self.map_err(|source| LogError::Io { context: context(), source })
     }
 }

@@ -6,11 +6,14 @@
 //! hold a log's state across an await.
 //!
 //! Two loops run together inside [`Flusher::run`]:
-//! - the **writer** takes every log with appended data, seals each tail,
-//!   submits all their writes at once (up to [`SHARD_WRITES_IN_FLIGHT_MAX`]
-//!   in flight) and waits for them; then it starts over with whatever was
-//!   appended meanwhile. Under [`Flush::Interval`] a completed write
-//!   acknowledges its appends.
+//! - the **writer** starts a write group for every log with appended data:
+//!   it seals the log's tail and submits its chunks (up to
+//!   [`SHARD_WRITES_IN_FLIGHT_MAX`] writes in flight on the shard). Each log
+//!   has at most one group in flight, so that the partial last block that
+//!   one group writes is never rewritten by the next while still in flight;
+//!   logs proceed independently. When a group ends, whatever the log got
+//!   meanwhile forms its next group. Under [`Flush::Interval`] a completed
+//!   group acknowledges its appends.
 //! - the **syncer**, under [`Flush::Fsync`], fdatasyncs every file written
 //!   since its last round, all at once, and then acknowledges everything
 //!   those writes covered: one fdatasync per file serves every append of the
@@ -18,28 +21,27 @@
 //!   `Interval` it syncs only when the shard's timer asks
 //!   ([`Flusher::request_sync`]).
 //!
-//! The writer does not wait for the syncer, so writing round N+1 overlaps
-//! syncing round N. That is safe because writes never change bytes that
+//! The writer does not wait for the syncer, so writing group N+1 overlaps
+//! syncing group N. That is safe because writes never change bytes that
 //! were written before: a round only rewrites the partial last block of the
 //! previous one with the same bytes followed by new ones, so whichever
 //! version of that block an fdatasync persists (even torn at a sector), it
-//! holds everything the fdatasync acknowledges. Write rounds never overlap
-//! each other, so a block is never in flight twice.
+//! holds everything the fdatasync acknowledges.
 //!
-//! Appends that arrive during a round wait for the next one, so rounds grow
+//! Appends that arrive during a group wait for the next one, so groups grow
 //! with the load and the fdatasync cost is shared by more appends.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, FuturesUnordered, StreamExt};
 
 use crate::config::Flush;
 use crate::disk::{Disk, DiskFile};
 use crate::error::StorageFailure;
 use crate::limits::{SHARD_UNWRITTEN_BYTES_MAX, SHARD_WRITES_IN_FLIGHT_MAX};
 use crate::log::{LogInner, LogRound, State};
-use crate::sync::Notify;
+use crate::sync::{Notify, Slots};
 
 /// Counters of one flusher, for benchmarks and metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +66,10 @@ pub(crate) struct FlushShared<D: Disk> {
     work: Notify,
     /// Wakes the syncer: a write round ended, a sync was requested, a stop.
     synced: Notify,
-    /// A write round is in progress.
+    /// Write groups are in flight.
     writing: Cell<bool>,
+    /// Bounds the shard's writes in flight.
+    write_slots: Slots,
     room: Notify,
     unwritten_bytes: Cell<usize>,
     sync_requested: Cell<bool>,
@@ -80,9 +84,7 @@ pub struct Flusher<D: Disk> {
 
 impl<D: Disk> Clone for Flusher<D> {
     fn clone(&self) -> Self {
-        Flusher {
-            shared: self.shared.clone(),
-        }
+        Flusher { shared: self.shared.clone() }
     }
 }
 
@@ -96,6 +98,7 @@ impl<D: Disk> Flusher<D> {
                 work: Notify::default(),
                 synced: Notify::default(),
                 writing: Cell::new(false),
+                write_slots: Slots::new(SHARD_WRITES_IN_FLIGHT_MAX),
                 room: Notify::default(),
                 unwritten_bytes: Cell::new(0),
                 sync_requested: Cell::new(false),
@@ -144,21 +147,35 @@ impl<D: Disk> Flusher<D> {
 
     async fn write_loop(&self) {
         let s = &self.shared;
+        let mut groups = FuturesUnordered::new();
         loop {
             let notified = s.work.notified();
+            // A write group for every log with new data and none in flight;
+            // a log still writing stays queued for when its group ends.
             let logs: Vec<_> = std::mem::take(&mut *s.dirty.borrow_mut());
-            if logs.is_empty() {
-                if s.stopping.get() && !s.writing.get() {
+            for log in logs {
+                if log.is_writing() {
+                    s.dirty.borrow_mut().push(log);
+                } else if let Some(round) = log.take_round() {
+                    groups.push(self.write_group(log, round));
+                }
+            }
+            s.writing.set(!groups.is_empty());
+            if groups.is_empty() {
+                if s.stopping.get() && s.dirty.borrow().is_empty() {
                     s.synced.notify();
                     return;
                 }
                 notified.await;
                 continue;
             }
-            s.writing.set(true);
-            self.write_round(logs).await;
-            s.writing.set(false);
-            s.synced.notify();
+            futures_lite::future::or(
+                async {
+                    groups.next().await;
+                },
+                notified,
+            )
+            .await;
         }
     }
 
@@ -191,71 +208,56 @@ impl<D: Disk> Flusher<D> {
         }
     }
 
-    async fn write_round(&self, logs: Vec<Rc<LogInner<D>>>) {
+    /// Writes one log's sealed chunks (at most [`SHARD_WRITES_IN_FLIGHT_MAX`]
+    /// writes in flight on the whole shard), then marks them written and
+    /// queues the log for the syncer. Backpressure is released as each write
+    /// completes, so producers refill the tail while the rest is in flight.
+    async fn write_group(&self, log: Rc<LogInner<D>>, round: LogRound<D>) {
         let s = &self.shared;
-        let jobs: Vec<(Rc<LogInner<D>>, LogRound<D>)> = logs
-            .into_iter()
-            .filter_map(|log| log.take_round().map(|r| (log, r)))
-            .collect();
         let mut stats = s.stats.get();
         stats.rounds += 1;
-
-        // Every write of the round, in flight together.
-        let writes: Vec<_> = jobs
-            .iter()
-            .enumerate()
-            .flat_map(|(i, (_, r))| {
-                r.writes
-                    .iter()
-                    .map(move |w| (i, w.file.clone(), w.chunk.buf.clone(), w.chunk.pos))
-            })
-            .collect();
-        stats.writes += writes.len() as u64;
-        stats.bytes_written += writes
-            .iter()
-            .map(|(_, _, b, _)| b.as_ref().as_ref().len() as u64)
-            .sum::<u64>();
+        stats.writes += round.writes.len() as u64;
+        stats.bytes_written +=
+            round.writes.iter().map(|w| w.chunk.buf.as_ref().as_ref().len() as u64).sum::<u64>();
+        s.stats.set(stats);
+        let unreleased = Cell::new(round.data_bytes);
         let started = std::time::Instant::now();
-        let results: Vec<(usize, std::io::Result<()>)> = stream::iter(writes)
-            .map(|(i, file, buf, pos)| async move { (i, file.write_at(buf, pos).await) })
+        let results: Vec<std::io::Result<()>> = stream::iter(round.writes.iter())
+            .map(|w| async {
+                let _slot = s.write_slots.acquire().await;
+                let len = w.chunk.buf.as_ref().as_ref().len();
+                let result = w.file.write_at(w.chunk.buf.clone(), w.chunk.pos).await;
+                let release = unreleased.get().min(len);
+                unreleased.set(unreleased.get() - release);
+                s.release(release);
+                result
+            })
             .buffer_unordered(SHARD_WRITES_IN_FLIGHT_MAX)
             .collect()
             .await;
+        s.release(unreleased.get());
+        let mut stats = s.stats.get();
         stats.write_wait_us += started.elapsed().as_micros() as u64;
-        let mut failed = vec![None; jobs.len()];
-        for (i, r) in results {
-            if let Err(e) = r {
-                failed[i].get_or_insert_with(|| StorageFailure::from_io("writing a segment", &e));
-            }
-        }
-        for ((log, round), failure) in jobs.iter().zip(failed) {
-            s.release(round.data_bytes);
-            match failure {
-                Some(f) => log.fail(f),
-                None => {
-                    let mut files: Vec<Rc<D::File>> = Vec::new();
-                    for w in &round.writes {
-                        if !files.iter().any(|f| Rc::ptr_eq(f, &w.file)) {
-                            files.push(w.file.clone());
-                        }
+        s.stats.set(stats);
+        match results.into_iter().find_map(Result::err) {
+            Some(e) => log.fail(StorageFailure::from_io("writing a segment", &e)),
+            None => {
+                let mut files: Vec<Rc<D::File>> = Vec::new();
+                for w in &round.writes {
+                    if !files.iter().any(|f| Rc::ptr_eq(f, &w.file)) {
+                        files.push(w.file.clone());
                     }
-                    log.on_written(round.end_offset, &files);
-                    if !log.is_failed() {
-                        let mut unsynced = s.unsynced.borrow_mut();
-                        if !unsynced.iter().any(|l| Rc::ptr_eq(l, log)) {
-                            unsynced.push(log.clone());
-                        }
-                    }
+                }
+                log.on_written(round.end_offset, &files);
+                let mut unsynced = s.unsynced.borrow_mut();
+                if !log.is_failed() && !unsynced.iter().any(|l| Rc::ptr_eq(l, &log)) {
+                    unsynced.push(log.clone());
                 }
             }
         }
-
-        s.stats.set(stats);
-
-        for (log, _) in &jobs {
-            log.close_rolled_segments().await;
-        }
-        s.room.notify();
+        log.set_writing(false);
+        s.synced.notify();
+        log.close_rolled_segments().await;
     }
 
     /// fdatasyncs every unsynced file of `logs` concurrently; acknowledges (under

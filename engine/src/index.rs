@@ -46,17 +46,12 @@ impl OffsetIndex {
                 "index must grow"
             );
         }
-        self.entries.push(OffsetEntry {
-            relative_offset,
-            position,
-        });
+        self.entries.push(OffsetEntry { relative_offset, position });
     }
 
     /// The last entry at or before `relative_offset`, if any.
     pub fn lookup(&self, relative_offset: u32) -> Option<OffsetEntry> {
-        let i = self
-            .entries
-            .partition_point(|e| e.relative_offset <= relative_offset);
+        let i = self.entries.partition_point(|e| e.relative_offset <= relative_offset);
         i.checked_sub(1).map(|i| self.entries[i])
     }
 
@@ -64,9 +59,7 @@ impl OffsetIndex {
     /// boundaries a read can stop at without cutting a batch.
     pub fn last_position_in(&self, after: u32, up_to: u32) -> Option<u32> {
         let i = self.entries.partition_point(|e| e.position <= up_to);
-        i.checked_sub(1)
-            .map(|i| self.entries[i].position)
-            .filter(|&p| p > after)
+        i.checked_sub(1).map(|i| self.entries[i].position).filter(|&p| p > after)
     }
 
     pub fn last(&self) -> Option<OffsetEntry> {
@@ -113,10 +106,7 @@ impl OffsetIndex {
                     return None;
                 }
             }
-            index.entries.push(OffsetEntry {
-                relative_offset: rel,
-                position: pos,
-            });
+            index.entries.push(OffsetEntry { relative_offset: rel, position: pos });
         }
         Some(index)
     }
@@ -132,10 +122,7 @@ impl TimeIndex {
     pub fn maybe_push(&mut self, timestamp: Timestamp, relative_offset: u32) {
         match self.entries.last() {
             Some(last) if timestamp <= last.timestamp => {}
-            _ => self.entries.push(TimeEntry {
-                timestamp,
-                relative_offset,
-            }),
+            _ => self.entries.push(TimeEntry { timestamp, relative_offset }),
         }
     }
 
@@ -144,9 +131,7 @@ impl TimeIndex {
     /// (every batch before it is older), or the segment start.
     pub fn scan_start(&self, timestamp: Timestamp) -> u32 {
         let i = self.entries.partition_point(|e| e.timestamp < timestamp);
-        i.checked_sub(1)
-            .map(|i| self.entries[i].relative_offset)
-            .unwrap_or(0)
+        i.checked_sub(1).map(|i| self.entries[i].relative_offset).unwrap_or(0)
     }
 
     pub fn last(&self) -> Option<TimeEntry> {
@@ -179,10 +164,7 @@ impl TimeIndex {
                     return None;
                 }
             }
-            index.entries.push(TimeEntry {
-                timestamp: ts,
-                relative_offset: rel,
-            });
+            index.entries.push(TimeEntry { timestamp: ts, relative_offset: rel });
         }
         Some(index)
     }
@@ -207,10 +189,7 @@ mod tests {
         assert_eq!(i.last_position_in(8200, 9000), None);
         let d = OffsetIndex::decode(&i.encode(), 20000).unwrap();
         assert_eq!(d, i);
-        assert!(
-            OffsetIndex::decode(&i.encode(), 10000).is_none(),
-            "position past the segment"
-        );
+        assert!(OffsetIndex::decode(&i.encode(), 10000).is_none(), "position past the segment");
         assert!(OffsetIndex::decode(&i.encode()[..7], 20000).is_none());
         i.truncate_to_position(8200);
         assert_eq!(i.len(), 1);

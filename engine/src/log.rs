@@ -58,13 +58,7 @@ pub struct AppendInfo {
 /// network layer can splice to a socket.
 pub enum ReadChunk<D: Disk> {
     Memory(Bytes),
-    File {
-        file: Rc<D::File>,
-        path: PathBuf,
-        segment_base: Offset,
-        position: u64,
-        len: u64,
-    },
+    File { file: Rc<D::File>, path: PathBuf, segment_base: Offset, position: u64, len: u64 },
 }
 
 impl<D: Disk> ReadChunk<D> {
@@ -88,10 +82,7 @@ pub struct ReadResult<D: Disk> {
 
 impl<D: Disk> ReadResult<D> {
     fn empty() -> Self {
-        ReadResult {
-            chunks: Vec::new(),
-            bytes: 0,
-        }
+        ReadResult { chunks: Vec::new(), bytes: 0 }
     }
 }
 
@@ -150,6 +141,8 @@ pub(crate) struct State<D: Disk> {
     closed: bool,
     /// In the flusher's dirty list.
     pub registered: bool,
+    /// A write group of this log is in flight.
+    writing: bool,
 }
 
 pub(crate) struct LogInner<D: Disk> {
@@ -177,9 +170,7 @@ pub struct PartitionLog<D: Disk> {
 
 impl<D: Disk> Clone for PartitionLog<D> {
     fn clone(&self) -> Self {
-        PartitionLog {
-            inner: self.inner.clone(),
-        }
+        PartitionLog { inner: self.inner.clone() }
     }
 }
 
@@ -209,41 +200,24 @@ impl<D: Disk> PartitionLog<D> {
             )));
         }
         let dir = dir.to_path_buf();
-        disk.create_dir_all(&dir)
-            .await
-            .ctx(|| format!("creating {}", dir.display()))?;
+        disk.create_dir_all(&dir).await.ctx(|| format!("creating {}", dir.display()))?;
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = disk
-            .exists(&marker)
-            .await
-            .ctx(|| format!("checking {}", marker.display()))?;
-        let mut report = RecoveryReport {
-            clean_shutdown: clean,
-            ..Default::default()
-        };
+        let clean = disk.exists(&marker).await.ctx(|| format!("checking {}", marker.display()))?;
+        let mut report = RecoveryReport { clean_shutdown: clean, ..Default::default() };
 
-        let names = disk
-            .list_dir(&dir)
-            .await
-            .ctx(|| format!("listing {}", dir.display()))?;
+        let names = disk.list_dir(&dir).await.ctx(|| format!("listing {}", dir.display()))?;
         let mut bases: Vec<Offset> = names.iter().filter_map(|n| parse_log_name(n)).collect();
         bases.sort_unstable();
         for name in names.iter().filter(|n| n.ends_with(".tmp")) {
-            disk.remove_file(&dir.join(name))
-                .await
-                .ctx(|| format!("removing {name}"))?;
+            disk.remove_file(&dir.join(name)).await.ctx(|| format!("removing {name}"))?;
         }
         let now = clock.now_ms();
         let mut segments = BTreeMap::new();
         if bases.is_empty() {
             let path = segment_path(&dir, 0, LOG_SUFFIX);
-            let file = disk
-                .open(&path, true)
-                .await
-                .ctx(|| format!("creating {}", path.display()))?;
-            disk.sync_dir(&dir)
-                .await
-                .ctx(|| format!("syncing {}", dir.display()))?;
+            let file =
+                disk.open(&path, true).await.ctx(|| format!("creating {}", path.display()))?;
+            disk.sync_dir(&dir).await.ctx(|| format!("syncing {}", dir.display()))?;
             segments.insert(0, Segment::new(0, Rc::new(file), now));
         }
         let mut cut = false;
@@ -254,14 +228,8 @@ impl<D: Disk> PartitionLog<D> {
                 // at the first invalid batch, not the segment).
                 for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                     let p = segment_path(&dir, base, suffix);
-                    if disk
-                        .exists(&p)
-                        .await
-                        .ctx(|| format!("checking {}", p.display()))?
-                    {
-                        disk.remove_file(&p)
-                            .await
-                            .ctx(|| format!("removing {}", p.display()))?;
+                    if disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
+                        disk.remove_file(&p).await.ctx(|| format!("removing {}", p.display()))?;
                     }
                 }
                 report.removed_segments += 1;
@@ -285,9 +253,7 @@ impl<D: Disk> PartitionLog<D> {
             segments.insert(base, segment);
         }
         if report.removed_segments > 0 || report.truncated_bytes > 0 {
-            disk.sync_dir(&dir)
-                .await
-                .ctx(|| format!("syncing {}", dir.display()))?;
+            disk.sync_dir(&dir).await.ctx(|| format!("syncing {}", dir.display()))?;
         }
         report.segments = segments.len();
 
@@ -306,19 +272,13 @@ impl<D: Disk> PartitionLog<D> {
             Vec::new()
         };
         if last_block.len() as u64 != end - block_start {
-            return Err(LogError::Invalid(
-                "active segment shorter than its data".into(),
-            ));
+            return Err(LogError::Invalid("active segment shorter than its data".into()));
         }
         let tail = Tail::new(disk.as_ref(), end, &last_block);
         let log_end = active.next_offset;
         if clean {
-            disk.remove_file(&marker)
-                .await
-                .ctx(|| "removing the clean shutdown marker".into())?;
-            disk.sync_dir(&dir)
-                .await
-                .ctx(|| format!("syncing {}", dir.display()))?;
+            disk.remove_file(&marker).await.ctx(|| "removing the clean shutdown marker".into())?;
+            disk.sync_dir(&dir).await.ctx(|| format!("syncing {}", dir.display()))?;
         }
         let state = State {
             segments,
@@ -334,6 +294,7 @@ impl<D: Disk> PartitionLog<D> {
             failed: None,
             closed: false,
             registered: false,
+            writing: false,
         };
         let inner = LogInner {
             disk,
@@ -348,9 +309,7 @@ impl<D: Disk> PartitionLog<D> {
             acked: Notify::default(),
             recovery: report,
         };
-        Ok(PartitionLog {
-            inner: Rc::new(inner),
-        })
+        Ok(PartitionLog { inner: Rc::new(inner) })
     }
 
     /// Opens one segment: loads its indexes and scans what must be scanned.
@@ -366,14 +325,8 @@ impl<D: Disk> PartitionLog<D> {
         report: &mut RecoveryReport,
     ) -> Result<Segment<D>, LogError> {
         let path = segment_path(dir, base, LOG_SUFFIX);
-        let file = disk
-            .open(&path, false)
-            .await
-            .ctx(|| format!("opening {}", path.display()))?;
-        let file_size = file
-            .size()
-            .await
-            .ctx(|| format!("size of {}", path.display()))?;
+        let file = disk.open(&path, false).await.ctx(|| format!("opening {}", path.display()))?;
+        let file_size = file.size().await.ctx(|| format!("size of {}", path.display()))?;
         let mut seg = Segment::<D>::new(base, Rc::new(file), now);
         let index = read_optional(disk, &segment_path(dir, base, INDEX_SUFFIX))
             .await?
@@ -384,14 +337,12 @@ impl<D: Disk> PartitionLog<D> {
         let full_scan = !clean && is_last || index.is_none() || time_index.is_none();
         let (from, expected) = if full_scan {
             if !clean && is_last {
-                report
-                    .notes
-                    .push(format!("segment {base}: unclean shutdown, full scan"));
+                report.notes.push(format!("segment {base}: unclean shutdown, full scan"));
             } else {
                 report.rebuilt_indexes += 1;
-                report.notes.push(format!(
-                    "segment {base}: index missing or inconsistent, rebuilt"
-                ));
+                report
+                    .notes
+                    .push(format!("segment {base}: index missing or inconsistent, rebuilt"));
             }
             seg.clear_indexes();
             (0, base)
@@ -431,10 +382,7 @@ impl<D: Disk> PartitionLog<D> {
                 .truncate(outcome.valid_end)
                 .await
                 .ctx(|| format!("truncating {}", path.display()))?;
-            seg.file
-                .fdatasync()
-                .await
-                .ctx(|| format!("syncing {}", path.display()))?;
+            seg.file.fdatasync().await.ctx(|| format!("syncing {}", path.display()))?;
         }
         seg.reserved = outcome.valid_end;
         debug_assert_eq!(seg.size, outcome.valid_end);
@@ -452,10 +400,7 @@ impl<D: Disk> PartitionLog<D> {
         let mut pos = from;
         while pos < to {
             let len = ((to - pos) as usize).min(crate::limits::RECOVERY_READ_BYTES);
-            let data = file
-                .read_at(pos, len)
-                .await
-                .ctx(|| "reading after the data".into())?;
+            let data = file.read_at(pos, len).await.ctx(|| "reading after the data".into())?;
             if data.as_ref().iter().any(|&b| b != 0) {
                 return Ok(false);
             }
@@ -487,14 +432,7 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     pub fn log_start_offset(&self) -> Offset {
-        *self
-            .inner
-            .state
-            .borrow()
-            .segments
-            .keys()
-            .next()
-            .expect("at least one segment")
+        *self.inner.state.borrow().segments.keys().next().expect("at least one segment")
     }
 
     pub fn log_end_offset(&self) -> Offset {
@@ -514,13 +452,7 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Bytes of data in all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.inner
-            .state
-            .borrow()
-            .segments
-            .values()
-            .map(|s| s.size)
-            .sum()
+        self.inner.state.borrow().segments.values().map(|s| s.size).sum()
     }
 
     /// A one-line summary of the log's state, for test failure messages.
@@ -583,11 +515,7 @@ impl<D: Disk> PartitionLog<D> {
         let mut at = 0;
         for h in &headers {
             stamp(&mut batches[at..at + h.size], offset, leader_epoch);
-            let stamped = BatchHeader {
-                base_offset: offset,
-                leader_epoch,
-                ..*h
-            };
+            let stamped = BatchHeader { base_offset: offset, leader_epoch, ..*h };
             segment.note_batch(&stamped, segment.size, interval);
             offset = stamped.last_offset() + 1;
             at += h.size;
@@ -597,10 +525,7 @@ impl<D: Disk> PartitionLog<D> {
         st.tail.append(inner.disk.as_ref(), &batches, &mut sealed);
         let file = segment.file.clone();
         st.pending
-            .extend(sealed.into_iter().map(|chunk| PendingWrite {
-                file: file.clone(),
-                chunk,
-            }));
+            .extend(sealed.into_iter().map(|chunk| PendingWrite { file: file.clone(), chunk }));
         debug_assert_eq!(st.tail.end(), segment.size);
 
         let bytes = batches.freeze();
@@ -623,11 +548,7 @@ impl<D: Disk> PartitionLog<D> {
         st.log_end = offset;
         st.unwritten_bytes += total;
         inner.flush.note_appended(&self.inner, st, total);
-        Ok(AppendInfo {
-            base_offset,
-            last_offset: offset - 1,
-            end_offset: offset,
-        })
+        Ok(AppendInfo { base_offset, last_offset: offset - 1, end_offset: offset })
     }
 
     fn check_writable(&self) -> Result<(), AppendError> {
@@ -683,11 +604,7 @@ impl<D: Disk> PartitionLog<D> {
         match file.reserve(target).await {
             Ok(()) => {
                 let mut st = self.inner.state.borrow_mut();
-                st.segments
-                    .values_mut()
-                    .next_back()
-                    .expect("active segment")
-                    .reserved = target;
+                st.segments.values_mut().next_back().expect("active segment").reserved = target;
                 Ok(())
             }
             Err(e) => match StorageFailure::from_io("reserving space for the segment", &e) {
@@ -732,23 +649,13 @@ impl<D: Disk> PartitionLog<D> {
         };
         let mut st = inner.state.borrow_mut();
         let st = &mut *st;
-        let old_file = st
-            .segments
-            .values()
-            .next_back()
-            .expect("active segment")
-            .file
-            .clone();
+        let old_file = st.segments.values().next_back().expect("active segment").file.clone();
         let old_base = *st.segments.keys().next_back().expect("active segment");
         if let Some(chunk) = st.tail.seal(inner.disk.as_ref()) {
-            st.pending.push(PendingWrite {
-                file: old_file,
-                chunk,
-            });
+            st.pending.push(PendingWrite { file: old_file, chunk });
         }
         st.to_close.push((old_base, base));
-        st.segments
-            .insert(base, Segment::new(base, Rc::new(file), now));
+        st.segments.insert(base, Segment::new(base, Rc::new(file), now));
         st.tail = Tail::new(inner.disk.as_ref(), 0, &[]);
         inner.flush.note_appended(&self.inner, st, 0);
         Ok(())
@@ -807,11 +714,7 @@ impl<D: Disk> PartitionLog<D> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start,
-                log_end,
-            });
+            return Err(LogError::OffsetOutOfRange { offset, log_start, log_end });
         }
         let upper = upper.min(self.inner.acked_end.get());
         if offset >= upper {
@@ -825,29 +728,18 @@ impl<D: Disk> PartitionLog<D> {
                     return Ok(Self::read_cache(&st, offset, max_bytes, upper));
                 }
             }
-            let (&base, seg) =
-                st.segments
-                    .range(..=offset)
-                    .next_back()
-                    .ok_or(LogError::OffsetOutOfRange {
-                        offset,
-                        log_start,
-                        log_end,
-                    })?;
+            let (&base, seg) = st
+                .segments
+                .range(..=offset)
+                .next_back()
+                .ok_or(LogError::OffsetOutOfRange { offset, log_start, log_end })?;
             // The file range stops where the cache (unwritten data) starts.
             let (limit, limit_offset) = match st.cache.front() {
                 Some(front) if front.segment_base == base => (front.position, front.base_offset),
                 _ => (seg.size, seg.next_offset),
             };
             let entry = seg.index.lookup((offset - base) as u32);
-            (
-                base,
-                seg.file.clone(),
-                limit,
-                limit_offset,
-                entry,
-                seg.index.clone(),
-            )
+            (base, seg.file.clone(), limit, limit_offset, entry, seg.index.clone())
         };
         let from_pos = index_entry.map(|e| e.position as u64).unwrap_or(0);
         if upper < limit_offset {
@@ -860,11 +752,10 @@ impl<D: Disk> PartitionLog<D> {
                 limit = pos;
             }
         }
-        let Some((start, first)) = find_batch(file.as_ref(), from_pos, limit, |h| {
-            h.last_offset() >= offset
-        })
-        .await
-        .map_err(|e| self.corrupt_or_io(segment_base, e))?
+        let Some((start, first)) =
+            find_batch(file.as_ref(), from_pos, limit, |h| h.last_offset() >= offset)
+                .await
+                .map_err(|e| self.corrupt_or_io(segment_base, e))?
         else {
             return Ok(ReadResult::empty());
         };
@@ -880,13 +771,7 @@ impl<D: Disk> PartitionLog<D> {
         let len = end - start;
         let path = segment_path(&self.inner.dir, segment_base, LOG_SUFFIX);
         Ok(ReadResult {
-            chunks: vec![ReadChunk::File {
-                file,
-                path,
-                segment_base,
-                position: start,
-                len,
-            }],
+            chunks: vec![ReadChunk::File { file, path, segment_base, position: start, len }],
             bytes: len as usize,
         })
     }
@@ -913,15 +798,12 @@ impl<D: Disk> PartitionLog<D> {
 
     fn corrupt_or_io(&self, segment_base: Offset, e: FindError) -> LogError {
         match e {
-            FindError::Io(source) => LogError::Io {
-                context: format!("reading segment {segment_base}"),
-                source,
-            },
-            FindError::Corrupt(position, reason) => LogError::Corrupt {
-                segment_base,
-                position,
-                reason: reason.to_string(),
-            },
+            FindError::Io(source) => {
+                LogError::Io { context: format!("reading segment {segment_base}"), source }
+            }
+            FindError::Corrupt(position, reason) => {
+                LogError::Corrupt { segment_base, position, reason: reason.to_string() }
+            }
         }
     }
 
@@ -931,13 +813,7 @@ impl<D: Disk> PartitionLog<D> {
     pub async fn read_bytes(&self, chunk: &ReadChunk<D>) -> Result<Bytes, LogError> {
         match chunk {
             ReadChunk::Memory(b) => Ok(b.clone()),
-            ReadChunk::File {
-                file,
-                segment_base,
-                position,
-                len,
-                ..
-            } => {
+            ReadChunk::File { file, segment_base, position, len, .. } => {
                 if *len == 0 {
                     return Ok(Bytes::new());
                 }
@@ -981,11 +857,7 @@ impl<D: Disk> PartitionLog<D> {
                 .filter(|s| s.max_timestamp >= timestamp)
                 .map(|s| {
                     let start_rel = s.time_index.scan_start(timestamp);
-                    let from = s
-                        .index
-                        .lookup(start_rel)
-                        .map(|e| e.position as u64)
-                        .unwrap_or(0);
+                    let from = s.index.lookup(start_rel).map(|e| e.position as u64).unwrap_or(0);
                     let limit = match st.cache.iter().find(|b| b.segment_base == s.base_offset) {
                         Some(b) => b.position,
                         None => s.size,
@@ -1005,10 +877,8 @@ impl<D: Disk> PartitionLog<D> {
                 return Ok(None);
             }
             let st = self.inner.state.borrow();
-            if let Some(b) = st
-                .cache
-                .iter()
-                .find(|b| b.segment_base == base && b.max_timestamp >= timestamp)
+            if let Some(b) =
+                st.cache.iter().find(|b| b.segment_base == base && b.max_timestamp >= timestamp)
             {
                 return Ok((b.base_offset < acked).then_some((b.base_offset, b.max_timestamp)));
             }
@@ -1052,16 +922,10 @@ impl<D: Disk> PartitionLog<D> {
         let _maintenance = self.inner.maintenance_lock.lock().await;
         let (segment_base, file, from) = {
             let st = self.inner.state.borrow();
-            let (&base, seg) = st
-                .segments
-                .range(..=offset)
-                .next_back()
-                .expect("offset >= log start");
-            let from = seg
-                .index
-                .lookup((offset - base) as u32)
-                .map(|e| e.position as u64)
-                .unwrap_or(0);
+            let (&base, seg) =
+                st.segments.range(..=offset).next_back().expect("offset >= log start");
+            let from =
+                seg.index.lookup((offset - base) as u32).map(|e| e.position as u64).unwrap_or(0);
             (base, seg.file.clone(), from)
         };
         let size = self.inner.state.borrow().segments[&segment_base].size;
@@ -1078,18 +942,14 @@ impl<D: Disk> PartitionLog<D> {
         // Later segments go entirely.
         let later: Vec<Offset> = {
             let st = self.inner.state.borrow();
-            st.segments
-                .range(segment_base + 1..)
-                .map(|(&b, _)| b)
-                .collect()
+            st.segments.range(segment_base + 1..).map(|(&b, _)| b).collect()
         };
         {
             let mut st = self.inner.state.borrow_mut();
             for b in &later {
                 st.segments.remove(b);
             }
-            st.to_close
-                .retain(|(b, _)| !later.contains(b) && *b != segment_base);
+            st.to_close.retain(|(b, _)| !later.contains(b) && *b != segment_base);
         }
         for b in later {
             self.remove_segment_files(b).await?;
@@ -1099,13 +959,7 @@ impl<D: Disk> PartitionLog<D> {
         // trusts them; closing the segment again writes them anew.
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             let p = segment_path(&self.inner.dir, segment_base, suffix);
-            if self
-                .inner
-                .disk
-                .exists(&p)
-                .await
-                .ctx(|| format!("checking {}", p.display()))?
-            {
+            if self.inner.disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
                 self.inner
                     .disk
                     .remove_file(&p)
@@ -1113,12 +967,8 @@ impl<D: Disk> PartitionLog<D> {
                     .ctx(|| format!("removing {}", p.display()))?;
             }
         }
-        file.truncate(position)
-            .await
-            .ctx(|| format!("truncating segment {segment_base}"))?;
-        file.fdatasync()
-            .await
-            .ctx(|| format!("syncing segment {segment_base}"))?;
+        file.truncate(position).await.ctx(|| format!("truncating segment {segment_base}"))?;
+        file.fdatasync().await.ctx(|| format!("syncing segment {segment_base}"))?;
         // Rebuild the segment's bookkeeping up to the cut.
         let interval = self.inner.config.borrow().index_interval_bytes;
         let mut seg = Segment::<D>::new(segment_base, file.clone(), self.inner.clock.now_ms());
@@ -1156,9 +1006,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         st.log_end = new_end;
         st.written_end = st.written_end.min(new_end);
-        self.inner
-            .acked_end
-            .set(self.inner.acked_end.get().min(new_end));
+        self.inner.acked_end.set(self.inner.acked_end.get().min(new_end));
         drop(_maintenance);
         self.inner.acked.notify();
         Ok(new_end)
@@ -1168,19 +1016,11 @@ impl<D: Disk> PartitionLog<D> {
         let disk = &self.inner.disk;
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             let p = segment_path(&self.inner.dir, base, suffix);
-            if disk
-                .exists(&p)
-                .await
-                .ctx(|| format!("checking {}", p.display()))?
-            {
-                disk.remove_file(&p)
-                    .await
-                    .ctx(|| format!("removing {}", p.display()))?;
+            if disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
+                disk.remove_file(&p).await.ctx(|| format!("removing {}", p.display()))?;
             }
         }
-        disk.sync_dir(&self.inner.dir)
-            .await
-            .ctx(|| format!("syncing {}", self.inner.dir.display()))
+        disk.sync_dir(&self.inner.dir).await.ctx(|| format!("syncing {}", self.inner.dir.display()))
     }
 
     /// Deletes closed segments past `retention.ms` (by their newest batch's
@@ -1261,13 +1101,9 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .ctx(|| "closing segment".into())?;
         }
-        write_file_atomic(
-            self.inner.disk.as_ref(),
-            &self.inner.dir.join(CLEAN_SHUTDOWN_FILE),
-            b"",
-        )
-        .await
-        .ctx(|| "writing the clean shutdown marker".into())?;
+        write_file_atomic(self.inner.disk.as_ref(), &self.inner.dir.join(CLEAN_SHUTDOWN_FILE), b"")
+            .await
+            .ctx(|| "writing the clean shutdown marker".into())?;
         Ok(())
     }
 }
@@ -1284,6 +1120,14 @@ impl<D: Disk> LogInner<D> {
         drop(st);
         self.flush.release(dropped);
         self.acked.notify();
+    }
+
+    pub(crate) fn is_writing(&self) -> bool {
+        self.state.borrow().writing
+    }
+
+    pub(crate) fn set_writing(&self, writing: bool) {
+        self.state.borrow_mut().writing = writing;
     }
 
     pub(crate) fn is_failed(&self) -> bool {
@@ -1304,19 +1148,14 @@ impl<D: Disk> LogInner<D> {
             return None;
         }
         if let Some(chunk) = st.tail.seal(self.disk.as_ref()) {
-            let file = st
-                .segments
-                .values()
-                .next_back()
-                .expect("active segment")
-                .file
-                .clone();
+            let file = st.segments.values().next_back().expect("active segment").file.clone();
             st.pending.push(PendingWrite { file, chunk });
         }
         if st.pending.is_empty() && st.written_end == st.log_end {
             return None;
         }
         let data_bytes = std::mem::take(&mut st.unwritten_bytes);
+        st.writing = true;
         Some(LogRound {
             writes: std::mem::take(&mut st.pending),
             end_offset: st.log_end,
@@ -1365,10 +1204,7 @@ impl<D: Disk> LogInner<D> {
         // keeps only the most recent ones.
         let cache_max = self.config.borrow().cache_bytes_max;
         while st.cache_bytes > cache_max
-            && st
-                .cache
-                .front()
-                .is_some_and(|b| b.last_offset < self.acked_end.get())
+            && st.cache.front().is_some_and(|b| b.last_offset < self.acked_end.get())
         {
             let b = st.cache.pop_front().expect("checked");
             st.cache_bytes -= b.bytes.len();
@@ -1382,17 +1218,10 @@ impl<D: Disk> LogInner<D> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         let written = st.written_end;
-        let ready: Vec<Offset> = st
-            .to_close
-            .iter()
-            .filter(|(_, end)| *end <= written)
-            .map(|(b, _)| *b)
-            .collect();
+        let ready: Vec<Offset> =
+            st.to_close.iter().filter(|(_, end)| *end <= written).map(|(b, _)| *b).collect();
         st.to_close.retain(|(_, end)| *end > written);
-        ready
-            .into_iter()
-            .filter_map(|b| st.segments.get_mut(&b).map(|s| s.close_plan()))
-            .collect()
+        ready.into_iter().filter_map(|b| st.segments.get_mut(&b).map(|s| s.close_plan())).collect()
     }
 
     /// Closes on disk the rolled segments whose data is all written. The
@@ -1414,11 +1243,7 @@ impl<D: Disk> LogInner<D> {
 }
 
 async fn read_optional<D: Disk>(disk: &Rc<D>, path: &Path) -> Result<Option<Vec<u8>>, LogError> {
-    if !disk
-        .exists(path)
-        .await
-        .ctx(|| format!("checking {}", path.display()))?
-    {
+    if !disk.exists(path).await.ctx(|| format!("checking {}", path.display()))? {
         return Ok(None);
     }
     crate::disk::read_file(disk.as_ref(), path)

@@ -36,12 +36,8 @@ pub async fn scan<F: DiskFile>(
     expected_offset: Offset,
     mut on_batch: impl FnMut(&BatchHeader, u64),
 ) -> io::Result<ScanOutcome> {
-    let mut out = ScanOutcome {
-        valid_end: from,
-        next_offset: expected_offset,
-        batches: 0,
-        stopped: None,
-    };
+    let mut out =
+        ScanOutcome { valid_end: from, next_offset: expected_offset, batches: 0, stopped: None };
     let mut buf: Vec<u8> = Vec::new();
     // File position of buf[0].
     let mut buf_pos = from;
@@ -67,9 +63,7 @@ pub async fn scan<F: DiskFile>(
         }
         if available < needed {
             // Refill from `pos`, reading at least a large chunk.
-            let len = needed
-                .max(RECOVERY_READ_BYTES)
-                .min((file_size - pos) as usize);
+            let len = needed.max(RECOVERY_READ_BYTES).min((file_size - pos) as usize);
             let data = file.read_at(pos, len).await?;
             let data = data.as_ref();
             if data.len() < needed {

@@ -83,10 +83,7 @@ impl<D: Disk> Segment<D> {
     /// Records a batch appended (or found by recovery) at `position`:
     /// bookkeeping and index entries. Batches arrive in order.
     pub fn note_batch(&mut self, header: &BatchHeader, position: u64, index_interval_bytes: u64) {
-        debug_assert_eq!(
-            header.base_offset, self.next_offset,
-            "offsets are contiguous"
-        );
+        debug_assert_eq!(header.base_offset, self.next_offset, "offsets are contiguous");
         debug_assert_eq!(position, self.size, "batches are contiguous");
         let relative = (header.base_offset - self.base_offset) as u32;
         if header.max_timestamp > self.max_timestamp {
@@ -112,8 +109,7 @@ impl<D: Disk> Segment<D> {
                 self.next_offset = self.base_offset + e.relative_offset as i64;
                 // The entry's batch is noted again: do not add its entry twice.
                 self.index.truncate_to_position(e.position);
-                self.time_index
-                    .truncate_to_relative_offset(e.relative_offset);
+                self.time_index.truncate_to_relative_offset(e.relative_offset);
                 self.bytes_since_index_entry = u64::MAX / 2;
                 (e.position as u64, self.next_offset)
             }
@@ -172,12 +168,8 @@ impl<D: Disk> ClosePlan<D> {
     pub async fn run(self, disk: &D, dir: &Path) -> std::io::Result<()> {
         self.file.truncate(self.size).await?;
         self.file.fdatasync().await?;
-        write_file_atomic(
-            disk,
-            &segment_path(dir, self.base_offset, INDEX_SUFFIX),
-            &self.index,
-        )
-        .await?;
+        write_file_atomic(disk, &segment_path(dir, self.base_offset, INDEX_SUFFIX), &self.index)
+            .await?;
         write_file_atomic(
             disk,
             &segment_path(dir, self.base_offset, TIME_INDEX_SUFFIX),

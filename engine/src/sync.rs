@@ -1,5 +1,4 @@
-//! Single-threaded async primitives: a notifier and a monotonic progress
-//! counter that tasks can wait on. Shard-local only (`Rc`, `Cell`, no atomics).
+//! Single-threaded async primitives: a notifier and a counting semaphore. Shard-local only (`Rc`, `Cell`, no atomics).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -26,10 +25,7 @@ impl Notify {
     }
 
     pub fn notified(&self) -> Notified<'_> {
-        Notified {
-            notify: self,
-            generation: self.generation.get(),
-        }
+        Notified { notify: self, generation: self.generation.get() }
     }
 }
 
@@ -54,6 +50,41 @@ impl Future for Notified<'_> {
     }
 }
 
+/// A counting semaphore: at most `n` holders at once.
+pub struct Slots {
+    free: Cell<usize>,
+    released: Notify,
+}
+
+/// A held slot; dropping it frees the slot.
+pub struct Slot<'a> {
+    slots: &'a Slots,
+}
+
+impl Slots {
+    pub fn new(n: usize) -> Self {
+        Slots { free: Cell::new(n), released: Notify::default() }
+    }
+
+    pub async fn acquire(&self) -> Slot<'_> {
+        loop {
+            let notified = self.released.notified();
+            if self.free.get() > 0 {
+                self.free.set(self.free.get() - 1);
+                return Slot { slots: self };
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.slots.free.set(self.slots.free.get() + 1);
+        self.slots.released.notify();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +96,17 @@ mod tests {
         let waiting = n.notified();
         n.notify();
         future::block_on(waiting);
+    }
+
+    #[test]
+    fn slots_admit_at_most_n() {
+        let slots = Slots::new(2);
+        let a = future::block_on(slots.acquire());
+        let _b = future::block_on(slots.acquire());
+        let mut third = Box::pin(slots.acquire());
+        assert!(future::block_on(future::poll_once(&mut third)).is_none());
+        drop(a);
+        assert!(future::block_on(future::poll_once(&mut third)).is_some());
     }
 
     #[test]

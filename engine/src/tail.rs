@@ -40,12 +40,7 @@ impl<B: IoBuf> Tail<B> {
         assert_eq!(last_block.len() as u64, end - pos);
         let mut chunk = disk.alloc(TAIL_CHUNK_BYTES_MIN);
         chunk.as_mut()[..last_block.len()].copy_from_slice(last_block);
-        Tail {
-            chunk,
-            pos,
-            fill: last_block.len(),
-            dirty: false,
-        }
+        Tail { chunk, pos, fill: last_block.len(), dirty: false }
     }
 
     /// Logical end of the data: the file position the next byte goes to.
@@ -72,10 +67,7 @@ impl<B: IoBuf> Tail<B> {
                 // carry, and twice as large (up to the maximum) since data flows fast.
                 let next_cap = (cap * 2).min(TAIL_CHUNK_BYTES_MAX);
                 let full = std::mem::replace(&mut self.chunk, disk.alloc(next_cap));
-                sealed.push(SealedChunk {
-                    buf: Rc::new(full),
-                    pos: self.pos,
-                });
+                sealed.push(SealedChunk { buf: Rc::new(full), pos: self.pos });
                 self.pos += cap as u64;
                 self.fill = 0;
                 self.dirty = false;
@@ -95,20 +87,13 @@ impl<B: IoBuf> Tail<B> {
         let carried = self.fill % BLOCK_BYTES;
         let whole = self.fill - carried;
         // Shrink the next chunk when little data flows, to keep idle partitions small.
-        let next_cap = if self.fill < cap / 4 {
-            (cap / 2).max(TAIL_CHUNK_BYTES_MIN)
-        } else {
-            cap
-        };
+        let next_cap = if self.fill < cap / 4 { (cap / 2).max(TAIL_CHUNK_BYTES_MIN) } else { cap };
         let mut next = disk.alloc(next_cap);
         next.as_mut()[..carried].copy_from_slice(&self.chunk.as_ref()[whole..self.fill]);
         let mut done = std::mem::replace(&mut self.chunk, next);
         done.as_mut()[self.fill..blocks_bytes].fill(0);
         done.trim(blocks_bytes);
-        let sealed = SealedChunk {
-            buf: Rc::new(done),
-            pos: self.pos,
-        };
+        let sealed = SealedChunk { buf: Rc::new(done), pos: self.pos };
         self.pos += whole as u64;
         self.fill = carried;
         self.dirty = false;
@@ -141,9 +126,7 @@ mod tests {
         let mut seed = 7u64;
         for round in 0..300 {
             let mut sealed = Vec::new();
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let n = (seed >> 33) as usize % 300_000;
             let bytes: Vec<u8> = (0..n).map(|i| (i + round) as u8).collect();
             tail.append(&disk, &bytes, &mut sealed);
@@ -158,9 +141,6 @@ mod tests {
         last.extend(tail.seal(&disk));
         apply(&mut file, last);
         assert_eq!(&file[..expected.len()], &expected[..]);
-        assert!(
-            file[expected.len()..].iter().all(|&b| b == 0),
-            "padding is zeros"
-        );
+        assert!(file[expected.len()..].iter().all(|&b| b == 0), "padding is zeros");
     }
 }

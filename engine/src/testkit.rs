@@ -39,10 +39,8 @@ impl Rng {
 /// The seed for a randomized test: `CORELOG_SEED` if set, else one from the
 /// clock. Printed so that a failure can be replayed.
 pub fn seed(test: &str) -> u64 {
-    let seed = std::env::var("CORELOG_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
+    let seed =
+        std::env::var("CORELOG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
@@ -62,11 +60,7 @@ pub fn run_with_flusher<D: Disk, T>(flusher: &Flusher<D>, body: impl Future<Outp
 /// long and derived from `tag` (so every batch's bytes differ).
 pub fn make_batch(tag: u64, records: usize, value_bytes: usize, timestamp: Timestamp) -> Vec<u8> {
     let values: Vec<Vec<u8>> = (0..records)
-        .map(|r| {
-            (0..value_bytes)
-                .map(|i| (tag as usize * 31 + r * 7 + i) as u8)
-                .collect()
-        })
+        .map(|r| (0..value_bytes).map(|i| (tag as usize * 31 + r * 7 + i) as u8).collect())
         .collect();
     let recs: Vec<batch::KeyValue<'_>> = values.iter().map(|v| (None, Some(&v[..]))).collect();
     batch::build(&recs, timestamp)

@@ -69,11 +69,8 @@ fn run_child_and_kill(dir: &Path, first_tag: u64, acks: usize) -> BTreeMap<u64, 
 fn verify(dir: PathBuf, acked: BTreeMap<u64, i64>) -> i64 {
     run_glommio(Flush::Fsync, move |flusher| async move {
         let disk = Rc::new(DmaDisk::new(&dir).await.expect("direct I/O"));
-        let config = LogConfig {
-            segment_bytes: 256 * 1024,
-            cache_bytes_max: 0,
-            ..LogConfig::default()
-        };
+        let config =
+            LogConfig { segment_bytes: 256 * 1024, cache_bytes_max: 0, ..LogConfig::default() };
         let log = PartitionLog::open(disk, &dir, config, &flusher, Rc::new(SystemClock))
             .await
             .expect("reopen");
@@ -119,11 +116,7 @@ fn every_acknowledged_batch_survives_sigkill() {
     for _ in 0..25 {
         let acks = 1 + rng.below(400) as usize;
         let acked = run_child_and_kill(&dir, tag, acks);
-        assert!(
-            acked.len() >= acks,
-            "the child acknowledged {} of {acks}",
-            acked.len()
-        );
+        assert!(acked.len() >= acks, "the child acknowledged {} of {acks}", acked.len());
         tag = acked.keys().max().unwrap() + 1000;
         // Only the newest acknowledgments need checking again, but checking
         // all of them also proves older ones survive later crashes.

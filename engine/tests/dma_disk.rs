@@ -52,15 +52,10 @@ fn append_close_reopen_read_on_real_files() {
         });
         let d = dir.clone();
         run_glommio(mode, move |flusher| async move {
-            let log = PartitionLog::open(
-                disk(&d).await,
-                &d,
-                config(0),
-                &flusher,
-                Rc::new(SystemClock),
-            )
-            .await
-            .expect("reopen");
+            let log =
+                PartitionLog::open(disk(&d).await, &d, config(0), &flusher, Rc::new(SystemClock))
+                    .await
+                    .expect("reopen");
             assert!(log.recovery_report().clean_shutdown);
             assert_eq!(read_range(&log, expected.0).await, expected.1);
             log.close().await.expect("close");

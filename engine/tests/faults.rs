@@ -26,14 +26,17 @@ fn fill(env: &Env, config: LogConfig, batches: u64) -> Vec<u8> {
 
 #[test]
 fn a_failed_write_takes_the_log_offline_and_keeps_what_was_acknowledged() {
+    // Segments large enough that no roll (and no segment closing, which
+    // writes and syncs too) meets the fault first.
+    let config = LogConfig { segment_bytes: 1 << 20, ..tiny() };
     for fault in [Fault::WriteError, Fault::SyncError, Fault::WriteNoSpace] {
         let env = Env::new(Flush::Fsync);
-        let acked = fill(&env, tiny(), 10);
+        let acked = fill(&env, config.clone(), 10);
         env.run(async {
-            let log = env.open(tiny()).await;
+            let log = env.open(config.clone()).await;
             env.disk.inject(fault);
             let info = log.append(batch(100, 2, 50), 0).await.unwrap();
-            let err = log.wait_acked(info.end_offset).await.unwrap_err();
+            let err = log.wait_acked(info.end_offset).await.expect_err(&format!("{fault:?} went unseen"));
             let expected = match fault {
                 Fault::WriteNoSpace => StorageFailure::NoSpace,
                 _ => log.failure().unwrap(),
@@ -52,7 +55,7 @@ fn a_failed_write_takes_the_log_offline_and_keeps_what_was_acknowledged() {
         env.disk.crash(3);
         let env2 = env.restart();
         env2.run(async {
-            let log = env2.open(tiny()).await;
+            let log = env2.open(config.clone()).await;
             assert!(log.log_end_offset() >= 20);
             assert_eq!(read_all(&log, 0, 1 << 20).await[..acked.len()], acked[..]);
         });
@@ -65,10 +68,7 @@ fn a_full_disk_at_reservation_refuses_the_append_without_harm() {
     env.run(async {
         let log = env.open(LogConfig::default()).await;
         env.disk.inject(Fault::ReserveNoSpace);
-        assert_eq!(
-            log.append(batch(1, 2, 50), 0).await.unwrap_err(),
-            AppendError::NoSpace
-        );
+        assert_eq!(log.append(batch(1, 2, 50), 0).await.unwrap_err(), AppendError::NoSpace);
         assert_eq!(log.log_end_offset(), 0, "no offset assigned");
         assert!(log.failure().is_none(), "the log stays writable");
         let info = log.append(batch(2, 2, 50), 0).await.unwrap();
@@ -76,20 +76,13 @@ fn a_full_disk_at_reservation_refuses_the_append_without_harm() {
         assert_eq!(info.base_offset, 0);
     });
     // A capacity too small for the next preallocation: same answer.
-    env.disk
-        .set_capacity(Some(env.disk.paths().len() as u64 * 4096 + 4096));
+    env.disk.set_capacity(Some(env.disk.paths().len() as u64 * 4096 + 4096));
     let env2 = env.restart();
     env2.run(async {
         let log = env2.open(LogConfig::default()).await;
-        assert_eq!(
-            log.append(batch(3, 2, 50), 0).await.unwrap_err(),
-            AppendError::NoSpace
-        );
+        assert_eq!(log.append(batch(3, 2, 50), 0).await.unwrap_err(), AppendError::NoSpace);
         assert!(log.failure().is_none());
-        assert_eq!(
-            read_all(&log, 0, 1 << 20).await.len(),
-            batch(2, 2, 50).len()
-        );
+        assert_eq!(read_all(&log, 0, 1 << 20).await.len(), batch(2, 2, 50).len());
     });
 }
 
@@ -105,53 +98,28 @@ fn a_flipped_bit_in_a_closed_segment_is_never_served() {
     env.disk.flip_bit(&first, 100, 2);
     let env2 = env.restart();
     env2.run(async {
-        let log = env2
-            .open(LogConfig {
-                cache_bytes_max: 0,
-                ..tiny()
-            })
-            .await;
+        let log = env2.open(LogConfig { cache_bytes_max: 0, ..tiny() }).await;
         let r = log.read(0, 1 << 20, i64::MAX).await.unwrap();
         let err = log.read_bytes(&r.chunks[0]).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                LogError::Corrupt {
-                    segment_base: 0,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, LogError::Corrupt { segment_base: 0, .. }), "{err}");
     });
 }
 
 #[test]
 fn a_flipped_bit_in_the_active_segment_ends_the_log_there_after_a_crash() {
     let env = Env::new(Flush::Fsync);
-    let config = LogConfig {
-        segment_bytes: 1 << 20,
-        ..tiny()
-    };
+    let config = LogConfig { segment_bytes: 1 << 20, ..tiny() };
     let all = fill(&env, config.clone(), 20);
     // Batches are the same size: flip a bit inside the 11th.
     let batch_len = all.len() / 20;
-    env.disk.flip_bit(
-        &dir().join("00000000000000000000.log"),
-        (batch_len * 10 + 70) as u64,
-        0,
-    );
+    env.disk.flip_bit(&dir().join("00000000000000000000.log"), (batch_len * 10 + 70) as u64, 0);
     let env2 = env.restart();
     env2.run(async {
         let log = env2.open(config).await;
         let report = log.recovery_report();
         assert!(!report.clean_shutdown);
         assert!(report.truncated_bytes > 0, "{report:?}");
-        assert_eq!(
-            log.log_end_offset(),
-            20,
-            "ten batches of two records remain"
-        );
+        assert_eq!(log.log_end_offset(), 20, "ten batches of two records remain");
         assert_eq!(read_all(&log, 0, 1 << 20).await, all[..batch_len * 10]);
     });
 }
@@ -162,25 +130,17 @@ fn acknowledged_appends_survive_crashes_with_torn_and_lost_writes() {
     let mut rng = Rng::new(seed);
     for round in 0..30 {
         let env = Env::new(Flush::Fsync);
-        let config = LogConfig {
-            segment_bytes: 2048 + rng.below(8) * 1024,
-            ..tiny()
-        };
+        let config = LogConfig { segment_bytes: 2048 + rng.below(8) * 1024, ..tiny() };
         // Two logs on one flusher: group commit across partitions.
         let appends = 5 + rng.below(40);
         let (acked, all) = env.run(async {
             let a = env.open_at(&dir(), config.clone()).await;
-            let b = env
-                .open_at(&PathBuf::from("/data/topic-1"), config.clone())
-                .await;
+            let b = env.open_at(&PathBuf::from("/data/topic-1"), config.clone()).await;
             let mut waits = Vec::new();
             let mut acked_goal = [0i64; 2];
             for tag in 0..appends {
                 let log = if tag % 2 == 0 { &a } else { &b };
-                let info = log
-                    .append(batch(tag, 1 + tag as usize % 3, 40), 0)
-                    .await
-                    .unwrap();
+                let info = log.append(batch(tag, 1 + tag as usize % 3, 40), 0).await.unwrap();
                 if rng.chance(60) {
                     waits.push((log.clone(), info.end_offset));
                 }
@@ -188,10 +148,7 @@ fn acknowledged_appends_survive_crashes_with_torn_and_lost_writes() {
             }
             join_all(waits.iter().map(|(log, end)| log.wait_acked(*end))).await;
             let acked = [a.acked_end_offset(), b.acked_end_offset()];
-            let all = [
-                read_all(&a, 0, 1 << 20).await,
-                read_all(&b, 0, 1 << 20).await,
-            ];
+            let all = [read_all(&a, 0, 1 << 20).await, read_all(&b, 0, 1 << 20).await];
             (acked, all)
         });
         env.disk.crash(rng.next_u64());
@@ -200,19 +157,13 @@ fn acknowledged_appends_survive_crashes_with_torn_and_lost_writes() {
             for (i, d) in [dir(), PathBuf::from("/data/topic-1")].iter().enumerate() {
                 let log = env2.open_at(d, config.clone()).await;
                 let ctx = format!("seed {seed} round {round} log {i}");
-                assert!(
-                    log.log_end_offset() >= acked[i],
-                    "{ctx}: acknowledged data lost"
-                );
+                assert!(log.log_end_offset() >= acked[i], "{ctx}: acknowledged data lost");
                 let got = read_all(&log, 0, 1 << 20).await;
                 assert!(
                     all[i].starts_with(&got) || got.starts_with(&all[i]),
                     "{ctx}: bytes differ"
                 );
-                assert!(
-                    got.len() <= all[i].len() || acked[i] == log.log_end_offset(),
-                    "{ctx}"
-                );
+                assert!(got.len() <= all[i].len() || acked[i] == log.log_end_offset(), "{ctx}");
             }
         });
     }
@@ -223,9 +174,7 @@ fn one_fdatasync_serves_many_concurrent_appends() {
     let env = Env::new(Flush::Fsync);
     env.run(async {
         let a = env.open_at(&dir(), LogConfig::default()).await;
-        let b = env
-            .open_at(&PathBuf::from("/data/topic-1"), LogConfig::default())
-            .await;
+        let b = env.open_at(&PathBuf::from("/data/topic-1"), LogConfig::default()).await;
         let (_, syncs_before) = env.disk.io_counts();
         let appends = (0..200u64).map(|tag| {
             let log = if tag % 2 == 0 { a.clone() } else { b.clone() };
@@ -236,10 +185,7 @@ fn one_fdatasync_serves_many_concurrent_appends() {
         });
         join_all(appends).await;
         let syncs = env.disk.io_counts().1 - syncs_before;
-        assert!(
-            syncs <= 20,
-            "{syncs} fdatasyncs for 200 appends: group commit is not grouping"
-        );
+        assert!(syncs <= 20, "{syncs} fdatasyncs for 200 appends: group commit is not grouping");
         assert_eq!(a.log_end_offset() + b.log_end_offset(), 200);
     });
 }

@@ -10,10 +10,7 @@ use engine::{AppendError, Flush, LogConfig, LogError};
 /// One test body for both read paths: from the cache and from the files.
 fn for_both_read_paths(test: impl Fn(LogConfig)) {
     for cache in [0, usize::MAX] {
-        test(LogConfig {
-            cache_bytes_max: cache,
-            ..tiny()
-        });
+        test(LogConfig { cache_bytes_max: cache, ..tiny() });
     }
 }
 
@@ -105,27 +102,17 @@ fn indexes_missing_on_disk_are_rebuilt() {
         read_all(&log, 0, 1 << 20).await
     });
     for p in env.disk.paths() {
-        if p.extension()
-            .is_some_and(|e| e == "index" || e == "timeindex")
-        {
+        if p.extension().is_some_and(|e| e == "index" || e == "timeindex") {
             futures_lite::future::block_on(engine::disk::Disk::remove_file(env.disk.as_ref(), &p))
                 .unwrap();
         }
     }
     let env2 = env.restart();
     env2.run(async {
-        let log = env2
-            .open(LogConfig {
-                cache_bytes_max: 0,
-                ..tiny()
-            })
-            .await;
+        let log = env2.open(LogConfig { cache_bytes_max: 0, ..tiny() }).await;
         assert!(log.recovery_report().rebuilt_indexes > 0);
         assert_eq!(read_all(&log, 0, 1 << 20).await, expected);
-        assert_eq!(
-            read_all(&log, 17, 1).await.len(),
-            read_all(&log, 17, 1 << 20).await.len()
-        );
+        assert_eq!(read_all(&log, 17, 1).await.len(), read_all(&log, 17, 1 << 20).await.len());
     });
 }
 
@@ -158,11 +145,7 @@ fn a_bad_batch_refuses_the_whole_request() {
             log.append(bytes::BytesMut::new(), 0).await,
             Err(AppendError::Batch(BatchError::Invalid(_)))
         ));
-        assert_eq!(
-            log.log_end_offset(),
-            0,
-            "nothing of a refused request is appended"
-        );
+        assert_eq!(log.log_end_offset(), 0, "nothing of a refused request is appended");
         let info = log.append(good, 0).await.unwrap();
         assert_eq!(info.base_offset, 0);
     });
@@ -180,18 +163,9 @@ fn offsets_by_timestamp_and_max_timestamp() {
                 log.wait_acked(info.end_offset).await.unwrap();
             }
             assert_eq!(log.offset_for_timestamp(T0).await.unwrap(), Some((0, T0)));
-            assert_eq!(
-                log.offset_for_timestamp(T0 + 1).await.unwrap(),
-                Some((2, T0 + 10))
-            );
-            assert_eq!(
-                log.offset_for_timestamp(T0 + 250).await.unwrap(),
-                Some((50, T0 + 250))
-            );
-            assert_eq!(
-                log.offset_for_timestamp(T0 + 251).await.unwrap(),
-                Some((52, T0 + 260))
-            );
+            assert_eq!(log.offset_for_timestamp(T0 + 1).await.unwrap(), Some((2, T0 + 10)));
+            assert_eq!(log.offset_for_timestamp(T0 + 250).await.unwrap(), Some((50, T0 + 250)));
+            assert_eq!(log.offset_for_timestamp(T0 + 251).await.unwrap(), Some((52, T0 + 260)));
             assert_eq!(log.offset_for_timestamp(T0 + 491).await.unwrap(), None);
             assert_eq!(log.max_timestamp(), Some((T0 + 490, 98)));
         });
@@ -228,10 +202,7 @@ fn truncate_to_cuts_the_suffix_durably() {
 fn retention_deletes_whole_old_segments() {
     let env = Env::new(Flush::Fsync);
     env.run(async {
-        let config = LogConfig {
-            retention_bytes: 3000,
-            ..tiny()
-        };
+        let config = LogConfig { retention_bytes: 3000, ..tiny() };
         let log = env.open(config.clone()).await;
         for tag in 0..60 {
             let info = log.append(batch(tag, 2, 60), 0).await.unwrap();
@@ -243,18 +214,11 @@ fn retention_deletes_whole_old_segments() {
         assert!(log.size_bytes() < before && log.size_bytes() >= 3000 - 1024);
         let start = log.log_start_offset();
         assert!(start > 0);
-        assert!(matches!(
-            log.read(0, 100, i64::MAX).await,
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
+        assert!(matches!(log.read(0, 100, i64::MAX).await, Err(LogError::OffsetOutOfRange { .. })));
         assert!(!read_all(&log, start, 1 << 20).await.is_empty());
 
         // By time: everything but the active segment is older than retention.ms.
-        log.set_config(LogConfig {
-            retention_ms: 1000,
-            ..config
-        })
-        .unwrap();
+        log.set_config(LogConfig { retention_ms: 1000, ..config }).unwrap();
         env.clock.advance(10_000);
         log.apply_retention().await.unwrap();
         assert_eq!(log.segment_count(), 1);
@@ -266,12 +230,7 @@ fn retention_deletes_whole_old_segments() {
 fn segment_ms_rolls_by_age() {
     let env = Env::new(Flush::Fsync);
     env.run(async {
-        let log = env
-            .open(LogConfig {
-                segment_ms: 1000,
-                ..LogConfig::default()
-            })
-            .await;
+        let log = env.open(LogConfig { segment_ms: 1000, ..LogConfig::default() }).await;
         log.append(batch(1, 1, 10), 0).await.unwrap();
         log.append(batch(2, 1, 10), 0).await.unwrap();
         assert_eq!(log.segment_count(), 1);

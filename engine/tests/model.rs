@@ -24,10 +24,7 @@ struct Model {
 
 impl Model {
     fn end(&self) -> i64 {
-        self.batches
-            .last()
-            .map(|b| b.1 + 1)
-            .unwrap_or(self.log_start)
+        self.batches.last().map(|b| b.1 + 1).unwrap_or(self.log_start)
     }
 
     fn bytes_from(&self, offset: i64, upper: i64) -> Vec<u8> {
@@ -53,11 +50,7 @@ fn random_config(rng: &mut Rng) -> LogConfig {
         segment_bytes: 1024 + rng.below(8) * 1024,
         max_message_bytes: 1024,
         index_interval_bytes: 1 + rng.below(2048),
-        cache_bytes_max: if rng.chance(50) {
-            0
-        } else {
-            rng.below(4096) as usize
-        },
+        cache_bytes_max: if rng.chance(50) { 0 } else { rng.below(4096) as usize },
         ..LogConfig::default()
     }
 }
@@ -68,11 +61,7 @@ async fn read_everything(log: &PartitionLog<MemDisk>, from: i64, max_bytes: usiz
     let end = log.acked_end_offset();
     while offset < end {
         let r = log.read(offset, max_bytes, end).await.expect("read");
-        assert!(
-            !r.chunks.is_empty(),
-            "empty read at {offset} < {end}: {}",
-            log.describe()
-        );
+        assert!(!r.chunks.is_empty(), "empty read at {offset} < {end}: {}", log.describe());
         for c in &r.chunks {
             let bytes = log.read_bytes(c).await.expect("read bytes");
             let mut at = 0;
@@ -113,16 +102,8 @@ fn run_one(seed: u64) {
             let tag = &mut tag;
             async move {
                 let log = env.open(config.clone()).await;
-                assert_eq!(
-                    log.log_start_offset(),
-                    model.log_start,
-                    "seed {seed} epoch {epoch}"
-                );
-                assert_eq!(
-                    log.log_end_offset(),
-                    model.end(),
-                    "seed {seed} epoch {epoch}"
-                );
+                assert_eq!(log.log_start_offset(), model.log_start, "seed {seed} epoch {epoch}");
+                assert_eq!(log.log_end_offset(), model.end(), "seed {seed} epoch {epoch}");
                 for step in 0..steps {
                     let ctx = format!("seed {seed} epoch {epoch} step {step}");
                     let op = rng.below(100);
@@ -251,11 +232,7 @@ fn run_one(seed: u64) {
         // Reopen and check: every acknowledged batch is there, and whatever
         // else survived is a prefix of what was appended.
         env = env.restart();
-        let next_config = if rng.chance(30) {
-            random_config(&mut rng)
-        } else {
-            config.clone()
-        };
+        let next_config = if rng.chance(30) { random_config(&mut rng) } else { config.clone() };
         let env_ref = &env;
         model = env.run({
             let env = env_ref;
@@ -276,11 +253,7 @@ fn run_one(seed: u64) {
                 model.cut_at(end);
                 assert_eq!(end, model.end(), "{ctx}: recovery ended inside a batch");
                 let got = read_everything(&log, model.log_start, 1 << 20).await;
-                assert_eq!(
-                    got,
-                    model.bytes_from(model.log_start, end),
-                    "{ctx}: recovered bytes"
-                );
+                assert_eq!(got, model.bytes_from(model.log_start, end), "{ctx}: recovered bytes");
                 log.close().await.unwrap();
                 model
             }

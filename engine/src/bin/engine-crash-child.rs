@@ -33,14 +33,9 @@ fn main() {
             std::fs::create_dir_all(&dir).expect("create dir");
             let disk = Rc::new(DmaDisk::new(&dir).await.expect("direct I/O"));
             let flusher = Flusher::new(Flush::Fsync);
-            let config = LogConfig {
-                segment_bytes: 256 * 1024,
-                ..LogConfig::default()
-            };
+            let config = LogConfig { segment_bytes: 256 * 1024, ..LogConfig::default() };
             let clock = Rc::new(SystemClock);
-            let log = PartitionLog::open(disk, &dir, config, &flusher, clock)
-                .await
-                .expect("open");
+            let log = PartitionLog::open(disk, &dir, config, &flusher, clock).await.expect("open");
             let runner = flusher.clone();
             glommio::spawn_local(async move { runner.run().await }).detach();
             println!("READY {}", log.log_end_offset());

@@ -14,15 +14,9 @@ use super::{Disk, DiskFile, IoBuf};
 fn to_io(e: GlommioError<()>) -> io::Error {
     match e {
         GlommioError::IoError(e) => e,
-        GlommioError::EnhancedIoError {
-            source, op, path, ..
-        } => io::Error::new(
+        GlommioError::EnhancedIoError { source, op, path, .. } => io::Error::new(
             source.kind(),
-            EnhancedIo {
-                source,
-                op,
-                path: path.map(|p| p.display().to_string()),
-            },
+            EnhancedIo { source, op, path: path.map(|p| p.display().to_string()) },
         ),
         other => other.into(),
     }
@@ -39,13 +33,7 @@ struct EnhancedIo {
 
 impl std::fmt::Display for EnhancedIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.op,
-            self.path.as_deref().unwrap_or("?"),
-            self.source
-        )
+        write!(f, "{} {}: {}", self.op, self.path.as_deref().unwrap_or("?"), self.source)
     }
 }
 
@@ -74,11 +62,7 @@ impl DmaDisk {
         let file = std::fs::File::open(&probe)?;
         file.sync_all()?;
         drop(file);
-        let opened = OpenOptions::new()
-            .read(true)
-            .dma_open(&probe)
-            .await
-            .map_err(to_io);
+        let opened = OpenOptions::new().read(true).dma_open(&probe).await.map_err(to_io);
         let removed = std::fs::remove_file(&probe);
         let file = opened?;
         removed?;
@@ -192,11 +176,7 @@ impl DiskFile for DmaDiskFile {
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<DmaRead> {
-        self.file
-            .read_at(pos, len)
-            .await
-            .map(DmaRead)
-            .map_err(to_io)
+        self.file.read_at(pos, len).await.map(DmaRead).map_err(to_io)
     }
 
     async fn fdatasync(&self) -> io::Result<()> {

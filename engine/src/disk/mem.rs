@@ -59,10 +59,7 @@ struct State {
 
 impl State {
     fn used_bytes(&self) -> u64 {
-        self.files
-            .values()
-            .map(|f| f.borrow().current.len() as u64)
-            .sum()
+        self.files.values().map(|f| f.borrow().current.len() as u64).sum()
     }
 
     fn take_fault(&mut self, wanted: &[Fault]) -> Option<Fault> {
@@ -119,10 +116,7 @@ fn eio() -> io::Error {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{} not found", path.display()),
-    )
+    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
 }
 
 /// One step of a small xorshift generator, enough for choosing what a crash keeps.
@@ -186,11 +180,7 @@ impl MemDisk {
     /// Flips one bit of a stored file, in both images.
     pub fn flip_bit(&self, path: &Path, pos: u64, bit: u8) {
         let state = self.state.borrow();
-        let mut f = state
-            .files
-            .get(path)
-            .expect("file to corrupt exists")
-            .borrow_mut();
+        let mut f = state.files.get(path).expect("file to corrupt exists").borrow_mut();
         f.current[pos as usize] ^= 1 << bit;
         if (pos as usize) < f.durable.len() {
             f.durable[pos as usize] ^= 1 << bit;
@@ -199,11 +189,7 @@ impl MemDisk {
 
     /// Current size of a file, if it exists.
     pub fn file_len(&self, path: &Path) -> Option<u64> {
-        self.state
-            .borrow()
-            .files
-            .get(path)
-            .map(|f| f.borrow().current.len() as u64)
+        self.state.borrow().files.get(path).map(|f| f.borrow().current.len() as u64)
     }
 
     /// Every file path, sorted.
@@ -242,10 +228,7 @@ impl Disk for MemDisk {
     type File = MemFile;
 
     fn alloc(&self, len: usize) -> MemBuf {
-        assert!(
-            len.is_multiple_of(BLOCK_BYTES),
-            "unaligned buffer of {len} bytes"
-        );
+        assert!(len.is_multiple_of(BLOCK_BYTES), "unaligned buffer of {len} bytes");
         MemBuf(vec![0xCC; len])
     }
 
@@ -258,16 +241,9 @@ impl Disk for MemDisk {
             state.files.insert(path.to_path_buf(), data.clone());
             data
         } else {
-            state
-                .files
-                .get(path)
-                .cloned()
-                .ok_or_else(|| not_found(path))?
+            state.files.get(path).cloned().ok_or_else(|| not_found(path))?
         };
-        Ok(MemFile {
-            disk: self.clone(),
-            data,
-        })
+        Ok(MemFile { disk: self.clone(), data })
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -298,12 +274,7 @@ impl Disk for MemDisk {
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.state
-            .borrow_mut()
-            .files
-            .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| not_found(path))
+        self.state.borrow_mut().files.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
     }
 
     async fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -404,9 +375,7 @@ impl DiskFile for MemFile {
         f.current.resize(len as usize, 0);
         f.durable.resize(len as usize, 0);
         for (pos, bytes) in f.unsynced.iter_mut() {
-            let keep = (len as usize)
-                .saturating_sub(*pos as usize)
-                .min(bytes.len());
+            let keep = (len as usize).saturating_sub(*pos as usize).min(bytes.len());
             bytes.truncate(keep);
         }
         Ok(())

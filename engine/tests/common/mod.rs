@@ -55,15 +55,9 @@ impl Env {
     }
 
     pub async fn open_at(&self, dir: &Path, config: LogConfig) -> PartitionLog<MemDisk> {
-        PartitionLog::open(
-            self.disk.clone(),
-            dir,
-            config,
-            &self.flusher,
-            self.clock.clone(),
-        )
-        .await
-        .expect("open")
+        PartitionLog::open(self.disk.clone(), dir, config, &self.flusher, self.clock.clone())
+            .await
+            .expect("open")
     }
 
     pub fn run<T>(&self, body: impl std::future::Future<Output = T>) -> T {
@@ -83,10 +77,7 @@ pub async fn read_all(log: &PartitionLog<MemDisk>, from: i64, max_bytes: usize) 
     let end = log.acked_end_offset();
     while offset < end {
         let r = log.read(offset, max_bytes, i64::MAX).await.expect("read");
-        assert!(
-            !r.chunks.is_empty(),
-            "read at {offset} below the end {end} returned nothing"
-        );
+        assert!(!r.chunks.is_empty(), "read at {offset} below the end {end} returned nothing");
         for c in &r.chunks {
             let bytes = log.read_bytes(c).await.expect("read bytes");
             let mut at = 0;
