@@ -259,6 +259,33 @@ pub fn run(common: &Common) -> Result<Value> {
             s.sync_p999_us.unwrap_or(f64::NAN)
         );
     }
+    // Acknowledgment latency without queueing: one append in flight, the
+    // figure to hold against the disk's own fdatasync latency.
+    let unloaded_volume = if common.quick { 16 << 20 } else { 128 << 20 };
+    let m = measure(
+        &common.dir.join("engine-append"),
+        16 * 1024,
+        Flush::Fsync,
+        unloaded_volume,
+        (1, 1),
+    )?;
+    let (p50, p99, p999) = percentiles(&m.ack);
+    println!(
+        "unloaded (1 append in flight, {} B batches, fsync): ack p50 {p50:.0} us, p99 {p99:.0} us, p99.9 {p999:.0} us, {:.1} MB/s",
+        m.batch_bytes, m.mb_per_sec
+    );
+    let unloaded = json!({
+        "batch_bytes": m.batch_bytes,
+        "flush": "fsync",
+        "partitions": 1,
+        "in_flight": 1,
+        "mb_per_sec": round1(m.mb_per_sec),
+        "ack_p50_us": p50,
+        "ack_p99_us": p99,
+        "ack_p999_us": p999,
+        "reference_fdatasync_p99_us": sync_ref.and_then(|r| r.sync_p99_us),
+        "ack_p99_minus_reference_us": sync_ref.and_then(|r| r.sync_p99_us).map(|r| (p99 - r).round()),
+    });
     let headline = cases[0].clone();
     let mut result = json!({
         "name": "engine-append",
@@ -273,6 +300,7 @@ pub fn run(common: &Common) -> Result<Value> {
             "fio": "sequential direct write, io_uring, iodepth 4, same block size as the batch; fdatasync: 16 KiB psync writes each followed by fdatasync",
         },
         "cases": cases,
+        "unloaded": unloaded,
     });
     // The headline case (16 KiB batches, fsync) at the top level.
     for key in [

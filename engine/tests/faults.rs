@@ -36,7 +36,8 @@ fn a_failed_write_takes_the_log_offline_and_keeps_what_was_acknowledged() {
             let log = env.open(config.clone()).await;
             env.disk.inject(fault);
             let info = log.append(batch(100, 2, 50), 0).await.unwrap();
-            let err = log.wait_acked(info.end_offset).await.expect_err(&format!("{fault:?} went unseen"));
+            let err =
+                log.wait_acked(info.end_offset).await.expect_err(&format!("{fault:?} went unseen"));
             let expected = match fault {
                 Fault::WriteNoSpace => StorageFailure::NoSpace,
                 _ => log.failure().unwrap(),
