@@ -274,6 +274,90 @@ pub fn build(records: &[KeyValue<'_>], timestamp: Timestamp) -> Vec<u8> {
     batch
 }
 
+/// One record of an uncompressed batch, as [`parse_records`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+}
+
+/// The records of an uncompressed batch (the engine never decodes records on
+/// the data path; this serves the broker's own logs and tests).
+pub fn parse_records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
+    let header = validate_one(batch)?;
+    if header.compression() != 0 {
+        return Err(BatchError::Invalid("compressed batch"));
+    }
+    let mut at = HEADER_BYTES;
+    let end = header.size;
+    let mut records = Vec::with_capacity(header.records_count.max(0) as usize);
+    for _ in 0..header.records_count {
+        let len = get_varint(batch, &mut at, end)?;
+        let record_end =
+            at + usize::try_from(len).map_err(|_| BatchError::Corrupt("negative record length"))?;
+        if record_end > end {
+            return Err(BatchError::Corrupt("record runs past the batch"));
+        }
+        at += 1; // record attributes, unused
+        let timestamp_delta = get_varint(batch, &mut at, record_end)?;
+        let offset_delta = get_varint(batch, &mut at, record_end)?;
+        let key = get_bytes(batch, &mut at, record_end)?;
+        let value = get_bytes(batch, &mut at, record_end)?;
+        let count = get_varint(batch, &mut at, record_end)?;
+        let mut headers = Vec::new();
+        for _ in 0..count {
+            let name = get_bytes(batch, &mut at, record_end)?
+                .ok_or(BatchError::Corrupt("null header key"))?;
+            headers.push((name, get_bytes(batch, &mut at, record_end)?));
+        }
+        if at != record_end {
+            return Err(BatchError::Corrupt("record length disagrees with its fields"));
+        }
+        records.push(Record { offset_delta, timestamp_delta, key, value, headers });
+    }
+    if at != end {
+        return Err(BatchError::Corrupt("bytes after the last record"));
+    }
+    Ok(records)
+}
+
+fn get_varint(buf: &[u8], at: &mut usize, end: usize) -> Result<i64, BatchError> {
+    let mut z: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        if *at >= end {
+            return Err(BatchError::Corrupt("truncated varint"));
+        }
+        let b = buf[*at];
+        *at += 1;
+        z |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
+        }
+    }
+    Err(BatchError::Corrupt("varint too long"))
+}
+
+fn get_bytes<'a>(
+    buf: &'a [u8],
+    at: &mut usize,
+    end: usize,
+) -> Result<Option<&'a [u8]>, BatchError> {
+    let len = get_varint(buf, at, end)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let stop = *at + len as usize;
+    if stop > end {
+        return Err(BatchError::Corrupt("field runs past the record"));
+    }
+    let b = &buf[*at..stop];
+    *at = stop;
+    Ok(Some(b))
+}
+
 fn put_varint(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     loop {
@@ -315,6 +399,21 @@ mod tests {
         stamp(&mut b, 42, 7);
         let h = validate_one(&b).unwrap();
         assert_eq!((h.base_offset, h.leader_epoch, h.last_offset()), (42, 7, 44));
+    }
+
+    #[test]
+    fn records_parse_back() {
+        let b =
+            build(&[(Some(b"k1"), Some(b"v1")), (None, None), (Some(b""), Some(&[7u8; 300]))], 5);
+        let r = parse_records(&b).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (r[0].key, r[0].value, r[0].offset_delta),
+            (Some(&b"k1"[..]), Some(&b"v1"[..]), 0)
+        );
+        assert_eq!((r[1].key, r[1].value), (None, None));
+        assert_eq!(r[2].value.unwrap().len(), 300);
+        assert_eq!(r[2].offset_delta, 2);
     }
 
     #[test]

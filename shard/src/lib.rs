@@ -1,1 +1,26 @@
-//! placeholder
+//! Corelog's thread-per-core runtime: one shard per core, each its own Kafka
+//! broker endpoint.
+//!
+//! A shard is a glommio executor pinned to a core. It owns the partitions it
+//! leads (their logs, files and memory), its listener and its connections;
+//! produce and fetch requests never leave it. Shards talk only through
+//! channels, and only about metadata (the controller on shard 0 broadcasts
+//! new [`metadata::MetadataImage`]s; shards send it controller requests) and
+//! shutdown.
+//!
+//! - [`node`]: starting and stopping the shards of one node.
+//! - [`shard`]: one shard's state and its message loop.
+//! - [`controller`]: the metadata log and its changes, on shard 0.
+//! - [`conn`]: one client connection: frames in, responses out, in order.
+//! - [`handlers`]: the Kafka APIs.
+//! - [`metadata`], [`configs`]: metadata records and topic configs.
+
+pub mod configs;
+pub mod conn;
+pub mod controller;
+pub mod handlers;
+pub mod metadata;
+pub mod node;
+pub mod shard;
+
+pub use node::{run, NodeConfig};

@@ -57,7 +57,10 @@ impl DmaDisk {
     /// device without polling support (virtio, most cloud disks) fails with
     /// EOPNOTSUPP. Opening a file that holds data first makes the probe honest.
     pub async fn new(dir: &Path) -> io::Result<DmaDisk> {
-        let probe = dir.join(".corelog-dma-probe");
+        // Unique per call: several shards prepare the same directory at once.
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = dir.join(format!(".corelog-dma-probe-{}-{n}", std::process::id()));
         std::fs::write(&probe, vec![0u8; 64 * 1024])?;
         let file = std::fs::File::open(&probe)?;
         file.sync_all()?;

@@ -1,0 +1,111 @@
+//! Kafka frames: a 4-byte big-endian size, then that many bytes of request
+//! (or response). A frame larger than [`REQUEST_BYTES_MAX`] closes the
+//! connection, as Kafka does for `socket.request.max.bytes`.
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncReadExt};
+
+/// Kafka's `socket.request.max.bytes` default: 100 MiB.
+pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// Smallest meaningful request: api key, version, correlation id, client id length.
+pub const REQUEST_BYTES_MIN: usize = 10;
+
+#[derive(Debug)]
+pub enum FrameError {
+    /// The peer closed the connection in the middle of a frame.
+    Truncated {
+        expected: usize,
+        got: usize,
+    },
+    /// The size prefix is negative, too small or above the limit.
+    BadSize(i32),
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Truncated { expected, got } => {
+                write!(f, "connection closed after {got} of {expected} frame bytes")
+            }
+            FrameError::BadSize(n) => write!(
+                f,
+                "frame size {n} outside [{REQUEST_BYTES_MIN}, {REQUEST_BYTES_MAX}] (socket.request.max.bytes)"
+            ),
+            FrameError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Reads exactly `buf.len()` bytes; returns how many were read before EOF.
+async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut at = 0;
+    while at < buf.len() {
+        let n = r.read(&mut buf[at..]).await?;
+        if n == 0 {
+            break;
+        }
+        at += n;
+    }
+    Ok(at)
+}
+
+/// Reads one frame. `Ok(None)` when the peer closed the connection cleanly
+/// between frames.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Bytes>, FrameError> {
+    let mut size = [0u8; 4];
+    let got = read_full(r, &mut size).await.map_err(FrameError::Io)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < 4 {
+        return Err(FrameError::Truncated { expected: 4, got });
+    }
+    let n = i32::from_be_bytes(size);
+    if n < REQUEST_BYTES_MIN as i32 || n as usize > REQUEST_BYTES_MAX {
+        return Err(FrameError::BadSize(n));
+    }
+    let mut body = BytesMut::zeroed(n as usize);
+    let got = read_full(r, &mut body).await.map_err(FrameError::Io)?;
+    if got < n as usize {
+        return Err(FrameError::Truncated { expected: n as usize, got });
+    }
+    Ok(Some(body.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as i32).to_be_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn frames_are_read_whole_and_in_order() {
+        let mut input = framed(b"0123456789abc");
+        input.extend(framed(b"the second frame"));
+        let mut r = &input[..];
+        assert_eq!(&block_on(read_frame(&mut r)).unwrap().unwrap()[..], b"0123456789abc");
+        assert_eq!(&block_on(read_frame(&mut r)).unwrap().unwrap()[..], b"the second frame");
+        assert!(block_on(read_frame(&mut r)).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_frames_are_errors() {
+        let mut r = &[0u8, 0][..];
+        assert!(matches!(block_on(read_frame(&mut r)), Err(FrameError::Truncated { .. })));
+        let big = ((REQUEST_BYTES_MAX + 1) as i32).to_be_bytes();
+        assert!(matches!(block_on(read_frame(&mut &big[..])), Err(FrameError::BadSize(_))));
+        let neg = (-5i32).to_be_bytes();
+        assert!(matches!(block_on(read_frame(&mut &neg[..])), Err(FrameError::BadSize(_))));
+        let short = framed(b"0123456789")[..8].to_vec();
+        assert!(matches!(block_on(read_frame(&mut &short[..])), Err(FrameError::Truncated { .. })));
+    }
+}

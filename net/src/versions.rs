@@ -1,0 +1,49 @@
+//! The APIs and versions Corelog serves: the single source of truth for
+//! ApiVersions and for refusing anything else. An API is listed here only
+//! once it works end to end for every version in its range.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (API, lowest version, highest version) served.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+];
+
+/// The served range of `api`, if it is served at all.
+pub fn range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED.iter().find(|(k, _, _)| *k == api).map(|&(_, min, max)| (min, max))
+}
+
+/// Whether `version` of `api` is served.
+pub fn supports(api: ApiKey, version: i16) -> bool {
+    range(api).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Message;
+
+    /// Every advertised range lies within what the codec can decode.
+    #[test]
+    fn advertised_versions_are_decodable() {
+        use kafka_protocol::messages::*;
+        fn within<M: Message>(api: ApiKey) {
+            let (min, max) = range(api).unwrap();
+            assert!(M::VERSIONS.min <= min && max <= M::VERSIONS.max, "{api:?} {min}..={max}");
+        }
+        within::<ProduceRequest>(ApiKey::Produce);
+        within::<FetchRequest>(ApiKey::Fetch);
+        within::<ListOffsetsRequest>(ApiKey::ListOffsets);
+        within::<MetadataRequest>(ApiKey::Metadata);
+        within::<ApiVersionsRequest>(ApiKey::ApiVersions);
+        within::<CreateTopicsRequest>(ApiKey::CreateTopics);
+        assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
+        assert!(!supports(ApiKey::JoinGroup, 0));
+    }
+}

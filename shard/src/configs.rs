@@ -1,0 +1,84 @@
+//! Topic configs: the Kafka names Corelog applies, their defaults, their
+//! validation, and the engine's [`LogConfig`] they make. A config not listed
+//! here is refused with `INVALID_CONFIG` rather than accepted and ignored.
+
+use std::collections::BTreeMap;
+
+use engine::LogConfig;
+
+/// (name, Kafka's default)
+pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("retention.ms", "604800000"),
+    ("retention.bytes", "-1"),
+    ("segment.bytes", "1073741824"),
+    ("segment.ms", "604800000"),
+    ("max.message.bytes", "1048588"),
+    ("index.interval.bytes", "4096"),
+];
+
+fn number(name: &str, value: &str) -> Result<i64, String> {
+    value.trim().parse::<i64>().map_err(|_| format!("{name} must be a number, got {value:?}"))
+}
+
+/// The engine configuration of a topic with these configs (defaults for
+/// the rest). Fails with a message for `INVALID_CONFIG`.
+pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
+    let mut c = LogConfig::default();
+    for (name, value) in configs {
+        match name.as_str() {
+            "cleanup.policy" => {
+                if value != "delete" {
+                    return Err(format!(
+                        "cleanup.policy={value} is not supported yet (compaction is not implemented); use delete"
+                    ));
+                }
+            }
+            "retention.ms" => c.retention_ms = number(name, value)?,
+            "retention.bytes" => c.retention_bytes = number(name, value)?,
+            "segment.bytes" => {
+                c.segment_bytes = u64::try_from(number(name, value)?)
+                    .map_err(|_| "segment.bytes must be positive")?
+            }
+            "segment.ms" => c.segment_ms = number(name, value)?,
+            "max.message.bytes" => {
+                c.max_message_bytes = usize::try_from(number(name, value)?)
+                    .map_err(|_| "max.message.bytes must be positive")?
+            }
+            "index.interval.bytes" => {
+                c.index_interval_bytes = u64::try_from(number(name, value)?)
+                    .map_err(|_| "index.interval.bytes must be positive")?
+            }
+            other => return Err(format!("unknown or unsupported topic config {other:?}")),
+        }
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas_and_valid() {
+        let defaults: BTreeMap<String, String> =
+            TOPIC_CONFIGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let c = log_config(&defaults).unwrap();
+        assert_eq!(c.segment_bytes, 1 << 30);
+        assert_eq!(c.max_message_bytes, 1048588);
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        for (k, v) in [
+            ("retention.ms", "soon"),
+            ("segment.bytes", "10"),
+            ("cleanup.policy", "compact"),
+            ("x", "1"),
+        ] {
+            let m: BTreeMap<String, String> = [(k.to_string(), v.to_string())].into();
+            assert!(log_config(&m).is_err(), "{k}={v}");
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The controller: owner of the metadata log, on shard 0.
+//!
+//! It replays the metadata log (`<data>/__cluster_metadata-0`, an engine log
+//! with `Flush::Fsync`) at startup, then serves [`ControllerMsg`]s one at a
+//! time: validate, append the records, wait until they are durable, fold
+//! them into a new image, and hand the image to every shard, waiting until
+//! each has opened its new partitions. Only then does the request get its
+//! answer, so a client that created a topic can produce to it at once.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use engine::batch::{build, parse_records};
+use engine::disk::DmaDisk;
+use engine::{LogConfig, PartitionLog, SystemClock};
+use log::{info, warn};
+use net::kafka_protocol::error::ResponseError;
+
+use crate::configs::log_config;
+use crate::metadata::{validate_topic_name, MetadataImage, MetadataRecord, TopicMeta};
+use crate::shard::{Shard, ShardMsg};
+
+/// Most partitions one topic may have: bounds the work (and files) one
+/// CreateTopics can cause.
+pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
+
+/// Directory name of the metadata log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// A topic to create, as requested.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    /// -1 for the default.
+    pub partitions: i32,
+    /// -1 for the default.
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+    /// Manual replica assignments were given (not supported).
+    pub has_assignments: bool,
+}
+
+/// The answer for one topic: its metadata, or a Kafka error code and message.
+pub type TopicOutcome = Result<TopicMeta, (i16, String)>;
+
+pub enum ControllerMsg {
+    CreateTopics {
+        topics: Vec<TopicSpec>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<TopicOutcome>>,
+    },
+}
+
+/// Runs the controller on shard 0 until the channel closes.
+pub async fn run(
+    shard: Rc<Shard>,
+    inbox: flume::Receiver<ControllerMsg>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+) {
+    let mut controller = match Controller::open(shard.clone(), peers).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Without metadata no shard can serve: stop the node.
+            eprintln!("fatal: metadata log: {e}");
+            std::process::exit(1);
+        }
+    };
+    while let Ok(msg) = inbox.recv_async().await {
+        match msg {
+            ControllerMsg::CreateTopics { topics, validate_only, reply } => {
+                let outcome = controller.create_topics(topics, validate_only).await;
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}
+
+struct Controller {
+    shard: Rc<Shard>,
+    log: PartitionLog<DmaDisk>,
+    image: Arc<MetadataImage>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+    /// Where the next topic's first partition goes, so topics spread too.
+    next_shard: u16,
+}
+
+impl Controller {
+    async fn open(
+        shard: Rc<Shard>,
+        peers: Vec<flume::Sender<ShardMsg>>,
+    ) -> Result<Controller, String> {
+        let dir = shard.config.data_dir.join(format!("{METADATA_TOPIC}-0"));
+        let log = PartitionLog::open(
+            shard.disk.clone(),
+            &dir,
+            LogConfig::default(),
+            &shard.flusher,
+            Rc::new(SystemClock),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        shard.logs.borrow_mut().insert((METADATA_TOPIC.to_string(), 0), log.clone());
+        let mut image = MetadataImage::default();
+        let mut offset = log.log_start_offset();
+        while offset < log.acked_end_offset() {
+            let read = log.read(offset, 1 << 20, i64::MAX).await.map_err(|e| e.to_string())?;
+            for chunk in &read.chunks {
+                let bytes = log.read_bytes(chunk).await.map_err(|e| e.to_string())?;
+                let mut at = 0;
+                while at < bytes.len() {
+                    let header =
+                        engine::batch::validate_one(&bytes[at..]).map_err(|e| e.to_string())?;
+                    for r in
+                        parse_records(&bytes[at..at + header.size]).map_err(|e| e.to_string())?
+                    {
+                        let value = r.value.ok_or("metadata record without a value")?;
+                        image = image.apply(&MetadataRecord::decode(value)?);
+                    }
+                    offset = header.last_offset() + 1;
+                    at += header.size;
+                }
+            }
+        }
+        let next_shard = (image.topics.len() % shard.config.shards as usize) as u16;
+        let mut c = Controller { shard, log, image: Arc::new(image), peers, next_shard };
+        if c.image.cluster_id.is_empty() {
+            let id = random_id();
+            c.commit(vec![MetadataRecord::Cluster { id }]).await?;
+        }
+        info!(
+            "controller: metadata epoch {} with {} topics, cluster id {}",
+            c.image.epoch,
+            c.image.topics.len(),
+            c.image.cluster_id
+        );
+        c.broadcast().await;
+        Ok(c)
+    }
+
+    /// Appends records durably and folds them into the image.
+    async fn commit(&mut self, records: Vec<MetadataRecord>) -> Result<(), String> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<Vec<u8>> = records.iter().map(|r| r.encode()).collect();
+        let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
+        let batch = build(&kv, engine::Clock::now_ms(&SystemClock));
+        let info =
+            self.log.append(BytesMut::from(&batch[..]), 0).await.map_err(|e| e.to_string())?;
+        self.log.wait_acked(info.end_offset).await.map_err(|e| e.to_string())?;
+        let mut image = (*self.image).clone();
+        for r in &records {
+            image = image.apply(r);
+        }
+        self.image = Arc::new(image);
+        Ok(())
+    }
+
+    /// Hands the image to every shard and waits until each has applied it.
+    async fn broadcast(&self) {
+        let mut waits = Vec::new();
+        for peer in &self.peers {
+            let (done, wait) = flume::bounded(1);
+            if peer.send_async(ShardMsg::Image { image: self.image.clone(), done }).await.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for w in waits {
+            let _ = w.recv_async().await;
+        }
+    }
+
+    async fn create_topics(
+        &mut self,
+        topics: Vec<TopicSpec>,
+        validate_only: bool,
+    ) -> Vec<TopicOutcome> {
+        let mut outcomes = Vec::with_capacity(topics.len());
+        let mut records = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for spec in topics {
+            let outcome = self.validate(&spec, &seen);
+            if let Ok(meta) = &outcome {
+                seen.insert(meta.name.clone());
+                records.push(MetadataRecord::Topic(meta.clone()));
+            }
+            outcomes.push(outcome);
+        }
+        if validate_only || records.is_empty() {
+            return outcomes;
+        }
+        if let Err(e) = self.commit(records).await {
+            warn!("controller: metadata log append failed: {e}");
+            let code = ResponseError::KafkaStorageError.code();
+            return outcomes.into_iter().map(|o| o.and(Err((code, e.clone())))).collect();
+        }
+        self.broadcast().await;
+        outcomes
+    }
+
+    /// Checks one topic and places its partitions.
+    fn validate(
+        &mut self,
+        spec: &TopicSpec,
+        seen: &std::collections::HashSet<String>,
+    ) -> TopicOutcome {
+        let err = |e: ResponseError, m: String| Err((e.code(), m));
+        if let Err(m) = validate_topic_name(&spec.name) {
+            return err(ResponseError::InvalidTopicException, m);
+        }
+        if spec.name.starts_with("__") {
+            return err(
+                ResponseError::InvalidTopicException,
+                "names starting with '__' are reserved".into(),
+            );
+        }
+        if self.image.topics.contains_key(&spec.name) || seen.contains(&spec.name) {
+            return err(
+                ResponseError::TopicAlreadyExists,
+                format!("topic '{}' already exists", spec.name),
+            );
+        }
+        if spec.has_assignments {
+            return err(
+                ResponseError::InvalidRequest,
+                "manual replica assignment is not supported".into(),
+            );
+        }
+        let partitions = if spec.partitions == -1 {
+            self.shard.config.default_partitions
+        } else {
+            spec.partitions
+        };
+        if !(1..=TOPIC_PARTITIONS_MAX).contains(&partitions) {
+            return err(
+                ResponseError::InvalidPartitions,
+                format!("number of partitions must be between 1 and {TOPIC_PARTITIONS_MAX}"),
+            );
+        }
+        if spec.replication_factor != -1 && spec.replication_factor != 1 {
+            return err(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {} is larger than the 1 available broker node",
+                    spec.replication_factor
+                ),
+            );
+        }
+        if let Err(m) = log_config(&spec.configs) {
+            return err(ResponseError::InvalidConfig, m);
+        }
+        let shards = self.shard.config.shards;
+        let start = self.next_shard;
+        self.next_shard = (self.next_shard + 1) % shards;
+        Ok(TopicMeta {
+            name: spec.name.clone(),
+            id: random_bytes(),
+            shards: (0..partitions).map(|p| ((start as i32 + p) % shards as i32) as u16).collect(),
+            configs: spec.configs.clone(),
+        })
+    }
+}
+
+/// 16 random bytes from the kernel.
+pub fn random_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    // SAFETY: `b` is a valid buffer of 16 bytes.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    assert_eq!(n, 16, "getrandom");
+    b
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64, no padding.
+pub fn random_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = random_bytes();
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut out = Vec::with_capacity(22);
+    // 22 characters of 6 bits cover 128 bits (the first holds 2).
+    for _ in 0..22 {
+        out.push(ALPHABET[(bits & 63) as usize]);
+        bits >>= 6;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}

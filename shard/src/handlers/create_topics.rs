@@ -1,0 +1,88 @@
+//! CreateTopics v2-v7, through the controller on shard 0. Names, partition
+//! counts, replication factor (1 on a single node) and configs are checked
+//! there; with `validate_only` nothing is created.
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use net::codec::Request;
+use net::kafka_protocol;
+
+use super::metadata::ask_controller;
+use super::{respond, HandlerResult};
+use crate::configs::TOPIC_CONFIGS;
+use crate::controller::TopicSpec;
+use crate::shard::Shard;
+
+/// Kafka's ConfigSource values.
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DEFAULT_CONFIG: i8 = 5;
+
+pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: CreateTopicsRequest = request.decode_body()?;
+    let specs: Vec<TopicSpec> = req
+        .topics
+        .iter()
+        .map(|t| TopicSpec {
+            name: t.name.0.to_string(),
+            partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            configs: t
+                .configs
+                .iter()
+                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                .collect(),
+            has_assignments: !t.assignments.is_empty(),
+        })
+        .collect();
+    let outcomes = ask_controller(shard, specs, req.validate_only).await;
+    let topics = req
+        .topics
+        .iter()
+        .zip(outcomes)
+        .map(|(t, outcome)| {
+            let mut r = CreatableTopicResult::default().with_name(t.name.clone());
+            let version = request.version;
+            match outcome {
+                Ok(_) if version < 5 => {}
+                Ok(meta) => {
+                    if version >= 7 {
+                        r.topic_id = uuid::Uuid::from_bytes(meta.id);
+                    }
+                    r.num_partitions = meta.shards.len() as i32;
+                    r.replication_factor = 1;
+                    r.configs = Some(
+                        TOPIC_CONFIGS
+                            .iter()
+                            .map(|(name, default)| {
+                                let set = meta.configs.get(*name);
+                                CreatableTopicConfigs::default()
+                                    .with_name(StrBytes::from_static_str(name))
+                                    .with_value(Some(StrBytes::from_string(
+                                        set.cloned().unwrap_or(default.to_string()),
+                                    )))
+                                    .with_config_source(if set.is_some() {
+                                        DYNAMIC_TOPIC_CONFIG
+                                    } else {
+                                        DEFAULT_CONFIG
+                                    })
+                            })
+                            .collect(),
+                    );
+                }
+                Err((code, message)) => {
+                    r.error_code = code;
+                    r.error_message = Some(StrBytes::from_string(message));
+                    if version >= 5 {
+                        r.num_partitions = -1;
+                        r.replication_factor = -1;
+                    }
+                }
+            }
+            r
+        })
+        .collect();
+    respond(request, &CreateTopicsResponse::default().with_topics(topics))
+}

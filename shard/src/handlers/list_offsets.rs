@@ -1,0 +1,76 @@
+//! ListOffsets v1-v7: earliest (-2), latest (-1, the high watermark), max
+//! timestamp (-3, v7), or the first batch at or after a timestamp.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use net::codec::Request;
+use net::errors::log_error_code;
+use net::kafka_protocol;
+
+use super::{respond, HandlerResult};
+use crate::shard::Shard;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: ListOffsetsRequest = request.decode_body()?;
+    let image = shard.image.borrow().clone();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let name = t.name.0.as_str();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let mut r = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            let log = match image.leader(name, p.partition_index) {
+                None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Some(s) if s != shard.id => Err(ResponseError::NotLeaderOrFollower.code()),
+                Some(_) => shard
+                    .log(name, p.partition_index)
+                    .ok_or(ResponseError::NotLeaderOrFollower.code()),
+            };
+            match log {
+                Err(code) => r.error_code = code,
+                Ok(log) => {
+                    if request.version >= 4 {
+                        r.leader_epoch = 0;
+                    }
+                    match p.timestamp {
+                        EARLIEST => r.offset = log.log_start_offset(),
+                        LATEST => r.offset = log.acked_end_offset(),
+                        MAX_TIMESTAMP if request.version >= 7 => {
+                            if let Some((ts, offset)) = log.max_timestamp() {
+                                r.timestamp = ts;
+                                r.offset = offset;
+                            }
+                        }
+                        ts if ts >= 0 => match log.offset_for_timestamp(ts).await {
+                            Ok(Some((offset, found))) => {
+                                r.offset = offset;
+                                r.timestamp = found;
+                            }
+                            Ok(None) => {}
+                            Err(e) => r.error_code = log_error_code(&e),
+                        },
+                        _ => r.error_code = ResponseError::InvalidRequest.code(),
+                    }
+                }
+            }
+            partitions.push(r);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions),
+        );
+    }
+    respond(request, &ListOffsetsResponse::default().with_topics(topics))
+}

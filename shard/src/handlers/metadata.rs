@@ -1,0 +1,177 @@
+//! Metadata v0-v12: every shard of the node is a broker (rack = the node);
+//! topics with their partitions' leaders. Unknown topics are created when
+//! auto-creation is on and the request allows it.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use net::codec::Request;
+use net::kafka_protocol;
+
+use super::{respond, HandlerResult};
+use crate::controller::{ControllerMsg, TopicOutcome, TopicSpec};
+use crate::metadata::{validate_topic_name, TopicMeta};
+use crate::shard::Shard;
+
+/// Kafka's "authorized operations not requested" value.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: MetadataRequest = request.decode_body()?;
+    let version = request.version;
+    // Which topics: all (null, or an empty list in v0), or the named ones.
+    let wanted: Option<Vec<Result<String, uuid::Uuid>>> = match &req.topics {
+        None => None,
+        Some(t) if version == 0 && t.is_empty() => None,
+        Some(t) => Some(
+            t.iter()
+                .map(|t| match &t.name {
+                    Some(n) => Ok(n.0.to_string()),
+                    None => Err(t.topic_id),
+                })
+                .collect(),
+        ),
+    };
+    let allow_create = version < 4 || req.allow_auto_topic_creation;
+    if let (Some(wanted), true) = (&wanted, allow_create && shard.config.auto_create_topics) {
+        let image = shard.image.borrow().clone();
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter_map(|w| w.as_ref().ok())
+            .filter(|n| {
+                !image.topics.contains_key(*n)
+                    && validate_topic_name(n).is_ok()
+                    && !n.starts_with("__")
+            })
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            create_default_topics(shard, missing).await;
+        }
+    }
+    let image = shard.image.borrow().clone();
+    let topics: Vec<MetadataResponseTopic> = match wanted {
+        None => image.topics.values().map(|t| topic_response(shard, t, version)).collect(),
+        Some(wanted) => wanted
+            .into_iter()
+            .map(|w| {
+                let found = match &w {
+                    Ok(name) => image.topics.get(name),
+                    Err(id) => image.topic_by_id(id.as_bytes()),
+                };
+                match found {
+                    Some(t) => topic_response(shard, t, version),
+                    None => {
+                        let code = match &w {
+                            Ok(name) if validate_topic_name(name).is_err() => {
+                                ResponseError::InvalidTopicException
+                            }
+                            Ok(_) => ResponseError::UnknownTopicOrPartition,
+                            Err(_) => ResponseError::UnknownTopicId,
+                        };
+                        MetadataResponseTopic::default()
+                            .with_error_code(code.code())
+                            .with_name(
+                                w.as_ref()
+                                    .ok()
+                                    .map(|n| TopicName(StrBytes::from_string(n.clone()))),
+                            )
+                            .with_topic_id(if version >= 10 {
+                                w.err().unwrap_or_default()
+                            } else {
+                                Default::default()
+                            })
+                            .with_topic_authorized_operations(OPERATIONS_OMITTED)
+                    }
+                }
+            })
+            .collect(),
+    };
+    let config = &shard.config;
+    let brokers = (0..config.shards)
+        .map(|s| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(config.broker_id(s)))
+                .with_host(StrBytes::from_string(config.host.clone()))
+                .with_port(config.port_of(s) as i32)
+                .with_rack((version >= 1).then(|| StrBytes::from_string(config.rack())))
+        })
+        .collect();
+    // Fields newer than the request's version stay at their defaults: the
+    // codec refuses to encode them otherwise.
+    let mut response = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
+    if version >= 1 {
+        response.controller_id = BrokerId(config.broker_id(0));
+    }
+    if version >= 2 {
+        response.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
+    }
+    respond(request, &response)
+}
+
+fn topic_response(shard: &Shard, t: &TopicMeta, version: i16) -> MetadataResponseTopic {
+    let partitions = t
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(p, &s)| {
+            let leader = BrokerId(shard.config.broker_id(s));
+            MetadataResponsePartition::default()
+                .with_partition_index(p as i32)
+                .with_leader_id(leader)
+                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
+                .with_replica_nodes(vec![leader])
+                .with_isr_nodes(vec![leader])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
+        .with_topic_id(if version >= 10 { uuid::Uuid::from_bytes(t.id) } else { uuid::Uuid::nil() })
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(OPERATIONS_OMITTED)
+}
+
+/// Asks the controller to create topics with default settings (auto-creation).
+pub async fn create_default_topics(shard: &Shard, names: Vec<String>) -> Vec<TopicOutcome> {
+    let topics = names
+        .into_iter()
+        .map(|name| TopicSpec {
+            name,
+            partitions: -1,
+            replication_factor: -1,
+            configs: BTreeMap::new(),
+            has_assignments: false,
+        })
+        .collect();
+    ask_controller(shard, topics, false).await
+}
+
+/// Sends a CreateTopics to the controller (on shard 0) and waits for it.
+pub async fn ask_controller(
+    shard: &Shard,
+    topics: Vec<TopicSpec>,
+    validate_only: bool,
+) -> Vec<TopicOutcome> {
+    let n = topics.len();
+    let (reply, answer) = flume::bounded(1);
+    let sent = shard
+        .controller
+        .send_async(ControllerMsg::CreateTopics { topics, validate_only, reply })
+        .await;
+    let unavailable = || {
+        (0..n)
+            .map(|_| {
+                Err((ResponseError::NotController.code(), "controller unavailable".to_string()))
+            })
+            .collect()
+    };
+    if sent.is_err() {
+        return unavailable();
+    }
+    answer.recv_async().await.unwrap_or_else(|_| unavailable())
+}

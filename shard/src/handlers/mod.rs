@@ -1,0 +1,55 @@
+//! The Kafka APIs a shard serves, one module each. A handler decodes its
+//! request body, does the work on this shard (or asks the controller), and
+//! encodes the response frame; `Ok(None)` means no response is sent
+//! (Produce with acks=0). An `Err` closes the connection.
+
+mod api_versions;
+mod create_topics;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use net::codec::{DecodeError, Request};
+use net::kafka_protocol;
+
+use crate::shard::Shard;
+
+pub type HandlerResult = Result<Option<Bytes>, DecodeError>;
+
+pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+    match request.api {
+        ApiKey::ApiVersions => api_versions::handle(request),
+        ApiKey::Metadata => metadata::handle(shard, request).await,
+        ApiKey::Produce => produce::handle(shard, request).await,
+        ApiKey::Fetch => fetch::handle(shard, request).await,
+        ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
+        ApiKey::CreateTopics => create_topics::handle(shard, request).await,
+        other => Err(DecodeError::UnknownApi(other as i16)),
+    }
+}
+
+/// Encodes a response frame, turning an encoding failure (a bug) into a
+/// closed connection rather than a panic.
+pub fn respond<T: kafka_protocol::protocol::Encodable>(
+    request: &Request,
+    body: &T,
+) -> HandlerResult {
+    respond_in(request, request.version, body)
+}
+
+pub fn respond_in<T: kafka_protocol::protocol::Encodable>(
+    request: &Request,
+    version: i16,
+    body: &T,
+) -> HandlerResult {
+    net::codec::encode_response(request, version, body).map(Some).map_err(|reason| {
+        DecodeError::Malformed {
+            api: request.api as i16,
+            version,
+            reason: format!("cannot encode the response: {reason}"),
+        }
+    })
+}

@@ -1,0 +1,158 @@
+//! Produce v3-v9: appends each partition's batches (all or none per
+//! partition) to its log on this shard, then waits until every append is
+//! acknowledged (acks=1 and acks=-1 are the same with one replica: durable
+//! under `fsync`). acks=0 gets no response; if any partition failed, the
+//! connection is closed instead, as Kafka does, so the client notices.
+
+use bytes::BytesMut;
+use futures_util::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use net::codec::{DecodeError, Request};
+use net::errors::{append_error_code, NONE};
+use net::kafka_protocol;
+
+use super::metadata::create_default_topics;
+use super::{respond, HandlerResult};
+use crate::metadata::validate_topic_name;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: ProduceRequest = request.decode_body()?;
+    if !matches!(req.acks, -1..=1) {
+        let code = ResponseError::InvalidRequiredAcks.code();
+        return respond(request, &uniform_response(&req, code));
+    }
+    if shard.config.auto_create_topics {
+        let image = shard.image.borrow().clone();
+        let mut missing: Vec<String> = req
+            .topic_data
+            .iter()
+            .map(|t| t.name.0.to_string())
+            .filter(|n| {
+                !image.topics.contains_key(n)
+                    && validate_topic_name(n).is_ok()
+                    && !n.starts_with("__")
+            })
+            .collect();
+        missing.dedup();
+        if !missing.is_empty() {
+            create_default_topics(shard, missing).await;
+        }
+    }
+    let image = shard.image.borrow().clone();
+    // Append everything first, then wait for all acknowledgments together.
+    let mut results = Vec::with_capacity(req.topic_data.len());
+    for topic in &req.topic_data {
+        let name = topic.name.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for p in &topic.partition_data {
+            let outcome = match image.leader(name, p.index) {
+                None => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Some(s) if s != shard.id => Err(ResponseError::NotLeaderOrFollower.code()),
+                Some(_) => match (shard.log(name, p.index), &p.records) {
+                    (None, _) => Err(ResponseError::NotLeaderOrFollower.code()),
+                    (Some(_), None) => Err(ResponseError::CorruptMessage.code()),
+                    (Some(log), Some(records)) => {
+                        match log.append(BytesMut::from(&records[..]), 0).await {
+                            Ok(info) => Ok((log, info)),
+                            Err(e) => Err(append_error_code(&e)),
+                        }
+                    }
+                },
+            };
+            partitions.push((p.index, outcome));
+        }
+        results.push((topic.name.clone(), partitions));
+    }
+    let failed = results.iter().flat_map(|(_, ps)| ps).any(|(_, o)| o.is_err());
+    if req.acks == 0 {
+        return if failed {
+            Err(DecodeError::Malformed {
+                api: request.api as i16,
+                version: request.version,
+                reason: "acks=0 produce failed on some partition; closing the connection to tell the client".into(),
+            })
+        } else {
+            Ok(None)
+        };
+    }
+    let waits = results.iter().flat_map(|(_, ps)| ps).map(|(_, o)| async move {
+        match o {
+            Ok((log, info)) => {
+                log.wait_acked(info.end_offset).await.map_err(|e| append_error_code(&e))
+            }
+            Err(code) => Err(*code),
+        }
+    });
+    let acked = join_all(waits).await;
+    let mut acked = acked.into_iter();
+    let version = request.version;
+    let responses = results
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partition_responses = partitions
+                .into_iter()
+                .map(|(index, outcome)| {
+                    let ack = acked.next().expect("one per partition");
+                    let mut r = PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1);
+                    match (outcome, ack) {
+                        (Ok((log, info)), Ok(())) => {
+                            r.error_code = NONE;
+                            r.base_offset = info.base_offset;
+                            if version >= 5 {
+                                r.log_start_offset = log.log_start_offset();
+                            }
+                        }
+                        (_, Err(code)) => {
+                            r.error_code = code;
+                            if version >= 8 {
+                                r.error_message = error_message(code);
+                            }
+                        }
+                        (Err(code), Ok(())) => r.error_code = code,
+                    }
+                    r
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(name)
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
+    respond(request, &ProduceResponse::default().with_responses(responses))
+}
+
+fn error_message(code: i16) -> Option<StrBytes> {
+    let e = ResponseError::try_from_code(code)?;
+    Some(StrBytes::from_string(format!("{e:?}")))
+}
+
+fn uniform_response(req: &ProduceRequest, code: i16) -> ProduceResponse {
+    let responses = req
+        .topic_data
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default().with_name(t.name.clone()).with_partition_responses(
+                t.partition_data
+                    .iter()
+                    .map(|p| {
+                        PartitionProduceResponse::default()
+                            .with_index(p.index)
+                            .with_error_code(code)
+                            .with_base_offset(-1)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(-1)
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}

@@ -1,0 +1,332 @@
+//! Starting and stopping one node: its shards (one glommio executor per
+//! core), the channels between them, the data directory lock, and the
+//! signals that stop it.
+//!
+//! Runs on the process's main thread, which only starts shards and waits;
+//! it never serves a request.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::disk::DmaDisk;
+use engine::{Flush, Flusher};
+use glommio::{LocalExecutorBuilder, Placement};
+use log::{info, warn};
+
+use crate::controller::{self, ControllerMsg};
+use crate::shard::{Shard, ShardId, ShardMsg};
+
+/// Controller requests queued at most; shards wait beyond (bounded memory).
+pub const CONTROLLER_QUEUE_MAX: usize = 1024;
+
+/// How long startup may take before the node gives up (replaying metadata
+/// and opening every partition's log).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Absolute path of the data directory.
+    pub data_dir: PathBuf,
+    pub host: String,
+    /// Shard `k` listens on `port + k`.
+    pub port: u16,
+    pub shards: u16,
+    pub node_id: i32,
+    pub flush: Flush,
+    pub auto_create_topics: bool,
+    /// Kafka's `num.partitions`: partitions of a topic created without a count.
+    pub default_partitions: i32,
+}
+
+impl NodeConfig {
+    /// Shard `k` of node `n` is broker `n * 1000 + k`.
+    pub fn broker_id(&self, shard: ShardId) -> i32 {
+        self.node_id * 1000 + shard as i32
+    }
+
+    pub fn port_of(&self, shard: ShardId) -> u16 {
+        self.port + shard
+    }
+
+    /// The rack every shard of this node reports: shards of one node share a machine.
+    pub fn rack(&self) -> String {
+        format!("node-{}", self.node_id)
+    }
+}
+
+/// Runs a node until SIGTERM or SIGINT. Prints `ready` on stdout once every
+/// shard listens. Returns an error message for the operator on any startup
+/// failure.
+pub fn run(config: NodeConfig) -> Result<(), String> {
+    let config = Arc::new(config);
+    if config.shards == 0 {
+        return Err("--shards must be at least 1".into());
+    }
+    if config.port as u32 + config.shards as u32 > 65536 {
+        return Err(format!(
+            "ports {}..{} exceed 65535",
+            config.port,
+            config.port as u32 + config.shards as u32
+        ));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
+    let _lock = lock_data_dir(&config)?;
+    check_ports(&config)?;
+    check_memlock();
+
+    // Block the stop signals in every thread (the shards inherit the mask);
+    // the main thread waits for them with sigwait.
+    let signals = stop_signals();
+
+    let (controller_tx, controller_rx) = flume::bounded::<ControllerMsg>(CONTROLLER_QUEUE_MAX);
+    let inboxes: Vec<_> = (0..config.shards).map(|_| flume::unbounded::<ShardMsg>()).collect();
+    let peers: Vec<_> = inboxes.iter().map(|(tx, _)| tx.clone()).collect();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<ShardId, String>>();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut handles = Vec::new();
+    for (id, (_, inbox)) in inboxes.into_iter().enumerate() {
+        let id = id as ShardId;
+        let config = config.clone();
+        let controller_tx = controller_tx.clone();
+        let controller_rx = (id == 0).then(|| controller_rx.clone());
+        let peers = (id == 0).then(|| peers.clone());
+        let ready = ready_tx.clone();
+        let builder = LocalExecutorBuilder::new(Placement::Fixed(id as usize % cpus))
+            .name(&format!("shard-{id}"));
+        let handle = builder
+            .spawn(move || async move {
+                shard_main(id, config, inbox, controller_tx, controller_rx, peers, ready).await;
+            })
+            .map_err(|e| {
+                format!(
+                    "cannot start shard {id} (an io_uring executor): {e}. io_uring may be unavailable: \
+                     check that the kernel is 5.8 or newer and that no seccomp profile (Docker's \
+                     default) blocks io_uring_setup"
+                )
+            })?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..config.shards {
+        match ready_rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a shard failed to start (see the log above)".into()),
+        }
+    }
+    let last_port = config.port_of(config.shards - 1);
+    info!(
+        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}",
+        env!("CARGO_PKG_VERSION"),
+        config.node_id,
+        config.shards,
+        config.host,
+        config.port,
+        last_port,
+        config.broker_id(0),
+        config.broker_id(config.shards - 1),
+        config.data_dir.display(),
+        config.flush
+    );
+    println!("ready");
+    let _ = std::io::stdout().flush();
+
+    let signal = wait_for_signal(&signals);
+    info!("received {signal}, stopping: finishing in-flight requests and closing logs");
+    let mut waits = Vec::new();
+    for peer in &peers {
+        let (done, wait) = flume::bounded(1);
+        if peer.send(ShardMsg::Shutdown { done }).is_ok() {
+            waits.push(wait);
+        }
+    }
+    for w in waits {
+        let _ = w.recv();
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    info!("stopped cleanly");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn shard_main(
+    id: ShardId,
+    config: Arc<NodeConfig>,
+    inbox: flume::Receiver<ShardMsg>,
+    controller_tx: flume::Sender<ControllerMsg>,
+    controller_rx: Option<flume::Receiver<ControllerMsg>>,
+    peers: Option<Vec<flume::Sender<ShardMsg>>>,
+    ready: std::sync::mpsc::Sender<Result<ShardId, String>>,
+) {
+    let disk = match DmaDisk::new(&config.data_dir).await {
+        Ok(d) => Rc::new(d),
+        Err(e) => {
+            let _ = ready.send(Err(format!(
+                "data dir {} does not support direct I/O or is not writable: {e}",
+                config.data_dir.display()
+            )));
+            return;
+        }
+    };
+    let flusher = Flusher::new(config.flush);
+    let runner = flusher.clone();
+    let flusher_task = glommio::spawn_local(async move { runner.run().await });
+    if let Flush::Interval { ms } = config.flush {
+        let ticker = flusher.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(ms)).await;
+                ticker.request_sync();
+            }
+        })
+        .detach();
+    }
+    let shard = Rc::new(Shard {
+        id,
+        config: config.clone(),
+        image: Default::default(),
+        logs: Default::default(),
+        disk,
+        flusher: flusher.clone(),
+        controller: controller_tx,
+        stopping: Default::default(),
+        in_flight: Default::default(),
+        request_done: Default::default(),
+    });
+    if let (Some(rx), Some(peers)) = (controller_rx, peers) {
+        glommio::spawn_local(controller::run(shard.clone(), rx, peers)).detach();
+    }
+    // The first image, before serving anything.
+    match inbox.recv_async().await {
+        Ok(ShardMsg::Image { image, done }) => {
+            shard.apply_image(image).await;
+            let _ = done.send(());
+        }
+        _ => return,
+    }
+    let addr = (config.host.as_str(), config.port_of(id));
+    let listener = match glommio::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ =
+                ready.send(Err(format!("shard {id} cannot listen on {}:{}: {e}", addr.0, addr.1)));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(id));
+    let accepting = shard.clone();
+    let acceptor = glommio::spawn_local(async move {
+        loop {
+            match listener.accept().await {
+                Ok(stream) => {
+                    glommio::spawn_local(crate::conn::serve(accepting.clone(), stream)).detach();
+                }
+                Err(e) => warn!("shard {}: accept failed: {e}", accepting.id),
+            }
+        }
+    });
+    // Images keep being applied while shutting down: a request in flight may
+    // wait for the controller, which waits for every shard's acknowledgment.
+    let (stop_tx, stop_rx) = flume::bounded::<flume::Sender<()>>(1);
+    let applying = shard.clone();
+    glommio::spawn_local(async move {
+        while let Ok(msg) = inbox.recv_async().await {
+            match msg {
+                ShardMsg::Image { image, done } => {
+                    applying.apply_image(image).await;
+                    let _ = done.send(());
+                }
+                ShardMsg::Shutdown { done } => {
+                    let _ = stop_tx.send_async(done).await;
+                }
+            }
+        }
+    })
+    .detach();
+    let Ok(done) = stop_rx.recv_async().await else { return };
+    acceptor.cancel().await;
+    shard.shutdown().await;
+    flusher.stop();
+    flusher_task.await;
+    let _ = done.send(());
+}
+
+/// Takes an exclusive lock on `<data>/.lock` for the life of the process, so
+/// a second node on the same directory fails at once.
+fn lock_data_dir(config: &NodeConfig) -> Result<std::fs::File, String> {
+    use std::os::unix::io::AsRawFd;
+    let path = config.data_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("data dir {} is not writable: {e}", config.data_dir.display()))?;
+    // SAFETY: a valid open descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "data dir {} is in use by another corelog process (lock {} is held)",
+            config.data_dir.display(),
+            path.display()
+        ));
+    }
+    Ok(file)
+}
+
+/// glommio binds with SO_REUSEPORT, so a second process could silently share
+/// a port: bind every port without it first, and fail clearly if taken.
+fn check_ports(config: &NodeConfig) -> Result<(), String> {
+    for shard in 0..config.shards {
+        let port = config.port_of(shard);
+        std::net::TcpListener::bind((config.host.as_str(), port))
+            .map_err(|e| format!("cannot listen on {}:{port} (shard {shard}): {e}", config.host))?;
+    }
+    Ok(())
+}
+
+/// io_uring's registered buffers need locked memory; glommio falls back to
+/// ordinary buffers when the limit is low. Say so, and how to raise it.
+fn check_memlock() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
+        && lim.rlim_cur != libc::RLIM_INFINITY
+    {
+        let mib = lim.rlim_cur / (1024 * 1024);
+        if mib < 512 {
+            warn!(
+                "memlock limit is {mib} MiB: io_uring buffer registration may be disabled (slower I/O). \
+                 Raise it with `ulimit -l unlimited` or LimitMEMLOCK=infinity in the systemd unit"
+            );
+        }
+    }
+}
+
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) -> &'static str {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` holds blocked signals; `sig` is a valid out-pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
+    if sig == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    }
+}

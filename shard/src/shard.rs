@@ -1,0 +1,144 @@
+//! One shard: the partitions it leads, its flusher, its copy of the
+//! metadata image, and the loop that applies messages from other shards.
+//!
+//! Runs on its own executor (core). Everything here is shard-local (`Rc`,
+//! `RefCell`); the only things that cross cores are the channel messages
+//! [`ShardMsg`] and [`crate::controller::ControllerMsg`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use engine::disk::DmaDisk;
+use engine::sync::Notify;
+use engine::{Flusher, PartitionLog, SystemClock};
+use log::{info, warn};
+
+use crate::configs::log_config;
+use crate::controller::ControllerMsg;
+use crate::metadata::MetadataImage;
+use crate::node::NodeConfig;
+
+/// Index of a shard within its node (its core).
+pub type ShardId = u16;
+
+/// Messages a shard receives from other shards.
+pub enum ShardMsg {
+    /// A new metadata image: open the logs of partitions this shard now leads.
+    Image { image: Arc<MetadataImage>, done: flume::Sender<()> },
+    /// Stop: finish in-flight requests, close every log cleanly.
+    Shutdown { done: flume::Sender<()> },
+}
+
+/// A topic partition as a key.
+pub type TopicPartition = (String, i32);
+
+pub struct Shard {
+    pub id: ShardId,
+    pub config: Arc<NodeConfig>,
+    pub image: RefCell<Arc<MetadataImage>>,
+    pub logs: RefCell<HashMap<TopicPartition, PartitionLog<DmaDisk>>>,
+    pub disk: Rc<DmaDisk>,
+    pub flusher: Flusher<DmaDisk>,
+    pub controller: flume::Sender<ControllerMsg>,
+    /// No new requests are taken once set.
+    pub stopping: Cell<bool>,
+    /// Requests being handled; shutdown waits for zero.
+    pub in_flight: Cell<usize>,
+    pub request_done: Notify,
+}
+
+impl Shard {
+    /// The broker id clients know this shard by.
+    pub fn broker_id(&self) -> i32 {
+        self.config.broker_id(self.id)
+    }
+
+    /// The log of a partition this shard leads.
+    pub fn log(&self, topic: &str, partition: i32) -> Option<PartitionLog<DmaDisk>> {
+        self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
+    }
+
+    /// Installs a new image: opens the logs of the partitions this shard
+    /// leads that are not open yet.
+    pub async fn apply_image(&self, image: Arc<MetadataImage>) {
+        let mut to_open = Vec::new();
+        for t in image.topics.values() {
+            for (p, &shard) in t.shards.iter().enumerate() {
+                let key = (t.name.clone(), p as i32);
+                if shard == self.id && !self.logs.borrow().contains_key(&key) {
+                    to_open.push((key, t.configs.clone()));
+                }
+            }
+        }
+        for ((topic, p), configs) in to_open {
+            let dir = self.config.data_dir.join(format!("{topic}-{p}"));
+            let config = match log_config(&configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(
+                        "shard {}: {topic}-{p} has invalid configs ({e}); using defaults",
+                        self.id
+                    );
+                    engine::LogConfig::default()
+                }
+            };
+            match PartitionLog::open(
+                self.disk.clone(),
+                &dir,
+                config,
+                &self.flusher,
+                Rc::new(SystemClock),
+            )
+            .await
+            {
+                Ok(log) => {
+                    let report = log.recovery_report();
+                    if !report.clean_shutdown && !report.notes.is_empty() {
+                        info!("shard {}: recovered {topic}-{p}: {:?}", self.id, report.notes);
+                    }
+                    self.logs.borrow_mut().insert((topic, p), log);
+                }
+                Err(e) => warn!("shard {}: cannot open {topic}-{p}: {e}", self.id),
+            }
+        }
+        *self.image.borrow_mut() = image;
+    }
+
+    /// Waits for in-flight requests, then closes every log cleanly.
+    pub async fn shutdown(&self) {
+        self.stopping.set(true);
+        loop {
+            let done = self.request_done.notified();
+            if self.in_flight.get() == 0 {
+                break;
+            }
+            done.await;
+        }
+        let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
+        for ((topic, p), log) in logs {
+            if let Err(e) = log.close().await {
+                warn!("shard {}: closing {topic}-{p}: {e}", self.id);
+            }
+        }
+    }
+
+    /// Marks a request as started; the guard marks it done.
+    pub fn start_request(self: &Rc<Self>) -> RequestGuard {
+        self.in_flight.set(self.in_flight.get() + 1);
+        RequestGuard { shard: self.clone() }
+    }
+}
+
+/// Counts a request in flight while alive.
+pub struct RequestGuard {
+    shard: Rc<Shard>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.shard.in_flight.set(self.shard.in_flight.get() - 1);
+        self.shard.request_done.notify();
+    }
+}

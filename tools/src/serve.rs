@@ -1,0 +1,81 @@
+//! `corelog serve`: flags to a [`shard::NodeConfig`], then run the node.
+
+use anyhow::{bail, Context, Result};
+use engine::Flush;
+use shard::NodeConfig;
+
+const USAGE: &str = "usage: corelog serve [options]
+
+  --data-dir DIR               data directory (default ./corelog-data)
+  --host HOST                  address to listen on and advertise (default 127.0.0.1)
+  --port PORT                  port of shard 0; shard k listens on PORT+k (default 9092)
+  --shards N                   shards, one per core (default: the number of cores)
+  --node-id ID                 node id; shard k is broker ID*1000+k (default 0)
+  --flush fsync|interval:MS    acknowledge after fdatasync (default), or after the
+                               write with fdatasync every MS milliseconds
+  --auto-create-topics BOOL    create unknown topics on Metadata/Produce (default true)
+  --num-partitions N           partitions of auto-created topics (default 1)";
+
+pub fn run(args: Vec<String>) -> Result<()> {
+    let mut config = NodeConfig {
+        data_dir: "corelog-data".into(),
+        host: "127.0.0.1".into(),
+        port: 9092,
+        shards: std::thread::available_parallelism().map(|n| n.get() as u16).unwrap_or(1),
+        node_id: 0,
+        flush: Flush::Fsync,
+        auto_create_topics: true,
+        default_partitions: 1,
+    };
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        let value = it.next().with_context(|| format!("{flag} needs a value\n\n{USAGE}"))?;
+        let bad = |what: &str| anyhow::anyhow!("{flag} {value:?}: {what}");
+        match flag.as_str() {
+            "--data-dir" => config.data_dir = value.into(),
+            "--host" => config.host = value,
+            "--port" => config.port = value.parse().map_err(|_| bad("not a port"))?,
+            "--shards" => config.shards = value.parse().map_err(|_| bad("not a number"))?,
+            "--node-id" => config.node_id = value.parse().map_err(|_| bad("not a number"))?,
+            "--flush" => {
+                config.flush =
+                    parse_flush(&value).ok_or_else(|| bad("expected fsync or interval:MS"))?
+            }
+            "--auto-create-topics" => {
+                config.auto_create_topics =
+                    value.parse().map_err(|_| bad("expected true or false"))?
+            }
+            "--num-partitions" => {
+                config.default_partitions = value.parse().map_err(|_| bad("not a number"))?;
+                if config.default_partitions < 1 {
+                    bail!("--num-partitions must be at least 1");
+                }
+            }
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    if !(0..=2_000_000).contains(&config.node_id) {
+        bail!("--node-id must be between 0 and 2000000");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("data dir {}", config.data_dir.display()))?;
+    shard::run(config).map_err(|e| anyhow::anyhow!(e))
+}
+
+fn parse_flush(v: &str) -> Option<Flush> {
+    match v {
+        "fsync" => Some(Flush::Fsync),
+        _ => v
+            .strip_prefix("interval:")?
+            .parse()
+            .ok()
+            .filter(|&ms| ms > 0)
+            .map(|ms| Flush::Interval { ms }),
+    }
+}
