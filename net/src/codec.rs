@@ -74,19 +74,16 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
 }
 
 impl Request {
-    /// Decodes the body as `T`, checking that nothing is left over.
+    /// Decodes the body as `T`. Bytes after the body are ignored, as Kafka
+    /// ignores them: librdkafka 2.x sends some Metadata v12 requests with
+    /// three trailing bytes.
     pub fn decode_body<T: Decodable>(&self) -> Result<T, DecodeError> {
         let mut body = self.body.clone();
-        let malformed = |reason: String| DecodeError::Malformed {
+        T::decode(&mut body, self.version).map_err(|e| DecodeError::Malformed {
             api: self.api as i16,
             version: self.version,
-            reason,
-        };
-        let value = T::decode(&mut body, self.version).map_err(|e| malformed(e.to_string()))?;
-        if !body.is_empty() {
-            return Err(malformed(format!("{} bytes after the body", body.len())));
-        }
-        Ok(value)
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -159,10 +156,18 @@ mod tests {
     }
 
     #[test]
-    fn trailing_bytes_are_malformed() {
-        let mut f = BytesMut::from(&frame(ApiKey::Metadata, 1, &MetadataRequest::default())[..]);
-        f.put_u8(7);
-        let req = decode_request(f.freeze()).unwrap();
-        assert!(req.decode_body::<MetadataRequest>().is_err());
+    fn truncated_bodies_are_malformed_and_trailing_bytes_ignored() {
+        let topics =
+            Some(vec![kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(kafka_protocol::messages::TopicName(StrBytes::from_static_str(
+                    "t",
+                ))))]);
+        let f = frame(ApiKey::Metadata, 1, &MetadataRequest::default().with_topics(topics));
+        let short = decode_request(f.slice(..f.len() - 1)).unwrap();
+        assert!(short.decode_body::<MetadataRequest>().is_err());
+        let mut long = BytesMut::from(&f[..]);
+        long.put_u8(7);
+        let req = decode_request(long.freeze()).unwrap();
+        assert!(req.decode_body::<MetadataRequest>().is_ok());
     }
 }

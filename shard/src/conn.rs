@@ -49,6 +49,15 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         let guard = shard.start_request();
         let response = handlers::handle(&shard, &request).await;
         drop(guard);
+        if let Err(e) = &response {
+            debug!(
+                "shard {}: request {:?} v{} body {:02x?}: {e}",
+                shard.id,
+                request.api,
+                request.version,
+                &request.body[..request.body.len().min(256)]
+            );
+        }
         match response {
             Ok(Some(bytes)) => {
                 if let Err(e) = stream.get_mut().write_all(&bytes).await {

@@ -279,13 +279,42 @@ fn lock_data_dir(config: &NodeConfig) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
+/// How long startup waits for a port to be released: after a SIGKILL the
+/// kernel tears down the dead process's io_uring (and its listening
+/// sockets) asynchronously, so a restart can briefly find them.
+pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
 /// glommio binds with SO_REUSEPORT, so a second process could silently share
-/// a port: bind every port without it first, and fail clearly if taken.
+/// a port with a running broker: connect to every port first and fail
+/// clearly if anything keeps answering. (A test bind would also trip over
+/// the previous run's closing connections, which hold the port for a while
+/// after a restart.)
 fn check_ports(config: &NodeConfig) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        match ports_in_use(config) {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn ports_in_use(config: &NodeConfig) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
     for shard in 0..config.shards {
         let port = config.port_of(shard);
-        std::net::TcpListener::bind((config.host.as_str(), port))
-            .map_err(|e| format!("cannot listen on {}:{port} (shard {shard}): {e}", config.host))?;
+        let addr = (config.host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve --host {}: {e}", config.host))?
+            .next()
+            .ok_or_else(|| format!("--host {} has no address", config.host))?;
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+            return Err(format!(
+                "cannot listen on {}:{port} (shard {shard}): the port is in use by another process",
+                config.host
+            ));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,136 @@
+"""Fixtures for the broker tests: a real `corelog serve` process on loopback
+ports and a temporary data directory, stopped with SIGTERM afterwards.
+
+Every wait is bounded; nothing sleeps to synchronise: the broker prints
+`ready` on stdout once every shard listens."""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("CORELOG_BIN", os.path.join(ROOT, "target", "debug", "corelog"))
+START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 60
+
+
+def free_port_range(n):
+    """A base port with n free consecutive ports after it."""
+    for _ in range(200):
+        base = random.randint(20000, 40000)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+class Broker:
+    """One `corelog serve` process."""
+
+    def __init__(self, data_dir, shards=2, extra_args=()):
+        self.data_dir = str(data_dir)
+        self.shards = shards
+        self.extra_args = list(extra_args)
+        self.port = free_port_range(shards)
+        self.proc = None
+        self.stderr_lines = []
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        args = [BINARY, "serve", "--data-dir", self.data_dir, "--port", str(self.port),
+                "--shards", str(self.shards)] + self.extra_args
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True).start()
+        ready = threading.Event()
+
+        def wait_ready(proc):
+            for line in proc.stdout:
+                if line.strip() == "ready":
+                    ready.set()
+            # stdout closed: the process ended.
+
+        threading.Thread(target=wait_ready, args=(self.proc,), daemon=True).start()
+        if not ready.wait(START_TIMEOUT_S):
+            self.proc.kill()
+            raise RuntimeError("broker did not start:\n" + "".join(self.stderr_lines))
+        return self
+
+    def _drain_stderr(self, proc):
+        for line in proc.stderr:
+            self.stderr_lines.append(line)
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops the broker; returns its exit code."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        self.proc = None
+        return code
+
+    def restart(self):
+        assert self.stop() == 0, "".join(self.stderr_lines)
+        return self.start()
+
+    def log(self):
+        return "".join(self.stderr_lines)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "data").start()
+    yield b
+    # Shown by pytest when the test failed.
+    print("---- broker log ----\n" + b.log())
+    if b.proc is not None:
+        code = b.stop()
+        assert code == 0, "broker did not stop cleanly:\n" + b.log()
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """A factory for brokers with custom flags; all are stopped at the end."""
+    made = []
+
+    def make(shards=2, extra_args=(), data_dir=None):
+        b = Broker(data_dir or tmp_path / f"data{len(made)}", shards=shards, extra_args=extra_args)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        print(f"---- broker log ({b.data_dir}) ----\n" + b.log())
+        if b.proc is not None:
+            b.stop(signal.SIGKILL)
+
+
+def wait_until(predicate, timeout_s=30, what="condition"):
+    """Polls `predicate` until true, failing after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
