@@ -12,6 +12,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 /// The served range of `api`, if it is served at all.
@@ -43,6 +47,10 @@ mod tests {
         within::<MetadataRequest>(ApiKey::Metadata);
         within::<ApiVersionsRequest>(ApiKey::ApiVersions);
         within::<CreateTopicsRequest>(ApiKey::CreateTopics);
+        within::<DescribeConfigsRequest>(ApiKey::DescribeConfigs);
+        within::<DeleteTopicsRequest>(ApiKey::DeleteTopics);
+        within::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
+        within::<DescribeClusterRequest>(ApiKey::DescribeCluster);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
         assert!(!supports(ApiKey::JoinGroup, 0));
     }

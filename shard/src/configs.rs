@@ -17,6 +17,35 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("index.interval.bytes", "4096"),
 ];
 
+/// Kafka's ConfigType of a topic config (DescribeConfigs v3+): INT 3, LONG 5, LIST 7.
+pub fn config_type(name: &str) -> i8 {
+    match name {
+        "cleanup.policy" => 7,
+        "segment.bytes" | "max.message.bytes" | "index.interval.bytes" => 3,
+        _ => 5,
+    }
+}
+
+/// One-line documentation of a topic config (DescribeConfigs v3+).
+pub fn documentation(name: &str) -> &'static str {
+    match name {
+        "cleanup.policy" => {
+            "delete: old segments are deleted by retention (compact is not supported yet)"
+        }
+        "retention.ms" => {
+            "closed segments whose newest record is older than this are deleted; -1 keeps forever"
+        }
+        "retention.bytes" => {
+            "oldest closed segments are deleted while the partition is larger; -1 keeps all"
+        }
+        "segment.bytes" => "a new segment starts when the active one would exceed this size",
+        "segment.ms" => "a new segment starts when the active one is older than this",
+        "max.message.bytes" => "largest record batch accepted",
+        "index.interval.bytes" => "bytes of batches between two offset index entries",
+        _ => "",
+    }
+}
+
 fn number(name: &str, value: &str) -> Result<i64, String> {
     value.trim().parse::<i64>().map_err(|_| format!("{name} must be a number, got {value:?}"))
 }

@@ -45,11 +45,22 @@ pub struct TopicSpec {
 /// The answer for one topic: its metadata, or a Kafka error code and message.
 pub type TopicOutcome = Result<TopicMeta, (i16, String)>;
 
+/// The answer for one topic of DeleteTopics or CreatePartitions.
+pub type Outcome = Result<(), (i16, String)>;
+
 pub enum ControllerMsg {
     CreateTopics {
         topics: Vec<TopicSpec>,
         validate_only: bool,
         reply: flume::Sender<Vec<TopicOutcome>>,
+    },
+    /// Topics by name; their data is deleted by the shards that lead them.
+    DeleteTopics { names: Vec<String>, reply: flume::Sender<Vec<Outcome>> },
+    /// (topic, new partition count).
+    CreatePartitions {
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Outcome>>,
     },
 }
 
@@ -71,6 +82,14 @@ pub async fn run(
         match msg {
             ControllerMsg::CreateTopics { topics, validate_only, reply } => {
                 let outcome = controller.create_topics(topics, validate_only).await;
+                let _ = reply.send(outcome);
+            }
+            ControllerMsg::DeleteTopics { names, reply } => {
+                let outcome = controller.delete_topics(names).await;
+                let _ = reply.send(outcome);
+            }
+            ControllerMsg::CreatePartitions { topics, validate_only, reply } => {
+                let outcome = controller.create_partitions(topics, validate_only).await;
                 let _ = reply.send(outcome);
             }
         }
@@ -198,6 +217,87 @@ impl Controller {
         }
         self.broadcast().await;
         outcomes
+    }
+
+    /// Commits `records` and broadcasts the new image; on failure every
+    /// accepted outcome becomes a storage error.
+    async fn commit_outcomes(
+        &mut self,
+        records: Vec<MetadataRecord>,
+        outcomes: Vec<Outcome>,
+    ) -> Vec<Outcome> {
+        if records.is_empty() {
+            return outcomes;
+        }
+        if let Err(e) = self.commit(records).await {
+            warn!("controller: metadata log append failed: {e}");
+            let code = ResponseError::KafkaStorageError.code();
+            return outcomes.into_iter().map(|o| o.and(Err((code, e.clone())))).collect();
+        }
+        self.broadcast().await;
+        outcomes
+    }
+
+    async fn delete_topics(&mut self, names: Vec<String>) -> Vec<Outcome> {
+        let mut records: Vec<MetadataRecord> = Vec::new();
+        let mut outcomes = Vec::with_capacity(names.len());
+        for name in &names {
+            let twice = records
+                .iter()
+                .any(|r| matches!(r, MetadataRecord::DeleteTopic { name: n } if n == name));
+            if !self.image.topics.contains_key(name) || twice {
+                let code = ResponseError::UnknownTopicOrPartition.code();
+                outcomes.push(Err((code, format!("topic '{name}' does not exist"))));
+                continue;
+            }
+            records.push(MetadataRecord::DeleteTopic { name: name.clone() });
+            outcomes.push(Ok(()));
+        }
+        self.commit_outcomes(records, outcomes).await
+    }
+
+    async fn create_partitions(
+        &mut self,
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+    ) -> Vec<Outcome> {
+        let mut records: Vec<MetadataRecord> = Vec::new();
+        let mut outcomes = Vec::with_capacity(topics.len());
+        let shards = self.shard.config.shards as i32;
+        for (name, count) in &topics {
+            let Some(topic) = self.image.topics.get(name) else {
+                let code = ResponseError::UnknownTopicOrPartition.code();
+                outcomes.push(Err((code, format!("topic '{name}' does not exist"))));
+                continue;
+            };
+            let current = topic.shards.len() as i32;
+            if *count <= current || *count > TOPIC_PARTITIONS_MAX {
+                outcomes.push(Err((
+                    ResponseError::InvalidPartitions.code(),
+                    format!(
+                        "topic '{name}' has {current} partitions; the new count must be larger and at most {TOPIC_PARTITIONS_MAX}"
+                    ),
+                )));
+                continue;
+            }
+            if records.iter().any(|r| matches!(r, MetadataRecord::Topic(t) if &t.name == name)) {
+                outcomes.push(Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("topic '{name}' appears twice"),
+                )));
+                continue;
+            }
+            // New partitions continue the topic's round robin over shards.
+            let first = topic.shards.first().copied().unwrap_or(0) as i32;
+            let mut grown = topic.clone();
+            grown.shards.extend((current..*count).map(|p| ((first + p) % shards) as u16));
+            records.push(MetadataRecord::Topic(grown));
+            outcomes.push(Ok(()));
+        }
+        if validate_only {
+            return outcomes;
+        }
+        self.commit_outcomes(records, outcomes).await
     }
 
     /// Checks one topic and places its partitions.

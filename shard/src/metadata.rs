@@ -8,7 +8,9 @@
 //!
 //! - `{"type":"cluster","id":"<22 chars>"}`: the cluster id, first record.
 //! - `{"type":"topic","name":"t","id":"<32 hex>","shards":[0,1,0],"configs":{"retention.ms":"1000"}}`:
-//!   a topic; partition `p` is led by shard `shards[p]`.
+//!   a topic, or a topic's new state (more partitions); partition `p` is led
+//!   by shard `shards[p]`.
+//! - `{"type":"delete_topic","name":"t"}`: the topic and its data are gone.
 //!
 //! Shared across shards (`Send + Sync` behind an `Arc`), never mutated.
 
@@ -35,6 +37,7 @@ pub struct TopicMeta {
 pub enum MetadataRecord {
     Cluster { id: String },
     Topic(TopicMeta),
+    DeleteTopic { name: String },
 }
 
 impl MetadataRecord {
@@ -48,6 +51,7 @@ impl MetadataRecord {
                 "shards": t.shards,
                 "configs": t.configs,
             }),
+            MetadataRecord::DeleteTopic { name } => json!({"type": "delete_topic", "name": name}),
         };
         v.to_string().into_bytes()
     }
@@ -86,6 +90,9 @@ impl MetadataRecord {
                     configs,
                 }))
             }
+            Some("delete_topic") => Ok(MetadataRecord::DeleteTopic {
+                name: field("name")?.as_str().ok_or("name is not a string")?.to_string(),
+            }),
             _ => Err(format!("unknown metadata record: {v}")),
         }
     }
@@ -125,6 +132,9 @@ impl MetadataImage {
             MetadataRecord::Cluster { id } => next.cluster_id = id.clone(),
             MetadataRecord::Topic(t) => {
                 next.topics.insert(t.name.clone(), t.clone());
+            }
+            MetadataRecord::DeleteTopic { name } => {
+                next.topics.remove(name);
             }
         }
         next
@@ -170,14 +180,19 @@ mod tests {
             shards: vec![0, 1, 0],
             configs: [("retention.ms".to_string(), "1000".to_string())].into(),
         };
-        let records =
-            [MetadataRecord::Cluster { id: "abc".into() }, MetadataRecord::Topic(t.clone())];
+        let records = [
+            MetadataRecord::Cluster { id: "abc".into() },
+            MetadataRecord::Topic(t.clone()),
+            MetadataRecord::Topic(TopicMeta { name: "gone".into(), ..t.clone() }),
+            MetadataRecord::DeleteTopic { name: "gone".into() },
+        ];
         let mut image = MetadataImage::default();
         for r in &records {
             assert_eq!(&MetadataRecord::decode(&r.encode()).unwrap(), r);
             image = image.apply(r);
         }
-        assert_eq!(image.epoch, 2);
+        assert_eq!(image.epoch, 4);
+        assert!(!image.topics.contains_key("gone"));
         assert_eq!(image.leader("orders", 1), Some(1));
         assert_eq!(image.leader("orders", 3), None);
         assert_eq!(image.leader("orders", -1), None);

@@ -63,6 +63,10 @@ impl Shard {
     /// Installs a new image: opens the logs of the partitions this shard
     /// leads that are not open yet.
     pub async fn apply_image(&self, image: Arc<MetadataImage>) {
+        if self.stopping.get() {
+            *self.image.borrow_mut() = image;
+            return;
+        }
         let mut to_open = Vec::new();
         for t in image.topics.values() {
             for (p, &shard) in t.shards.iter().enumerate() {
@@ -103,7 +107,31 @@ impl Shard {
                 Err(e) => warn!("shard {}: cannot open {topic}-{p}: {e}", self.id),
             }
         }
+        // Partitions of deleted topics: out of the map first (new requests
+        // get UNKNOWN_TOPIC_OR_PARTITION), then closed (in-flight appends
+        // finish), then their data removed.
+        let gone: Vec<TopicPartition> = self
+            .logs
+            .borrow()
+            .keys()
+            .filter(|(topic, _)| {
+                topic != crate::controller::METADATA_TOPIC && !image.topics.contains_key(topic)
+            })
+            .cloned()
+            .collect();
         *self.image.borrow_mut() = image;
+        for key in gone {
+            let Some(log) = self.logs.borrow_mut().remove(&key) else { continue };
+            let (topic, p) = key;
+            if let Err(e) = log.close().await {
+                warn!("shard {}: closing deleted {topic}-{p}: {e}", self.id);
+            }
+            if let Err(e) = std::fs::remove_dir_all(log.dir()) {
+                warn!("shard {}: removing the data of deleted {topic}-{p}: {e}", self.id);
+            } else {
+                info!("shard {}: deleted {topic}-{p}", self.id);
+            }
+        }
     }
 
     /// Waits for in-flight requests, then closes every log cleanly.

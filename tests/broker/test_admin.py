@@ -69,3 +69,77 @@ def test_auto_creation_can_be_disabled(make_broker):
     assert md.topics[name].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
     assert name not in topics(b.bootstrap)
     assert b.stop() == 0
+
+
+def test_describe_configs_with_kafka_names_and_defaults(broker):
+    from confluent_kafka.admin import ConfigResource, ConfigSource
+
+    name = f"cfg-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, [NewTopic(name, 1, 1, config={"retention.ms": "3600000"})])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    configs = admin.describe_configs([ConfigResource("topic", name)])[ConfigResource("topic", name)].result(TIMEOUT_S)
+    assert configs["retention.ms"].value == "3600000"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["segment.bytes"].value == "1073741824"
+    assert configs["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert configs["cleanup.policy"].value == "delete"
+    missing = ConfigResource("topic", "no-such-topic")
+    try:
+        admin.describe_configs([missing])[missing].result(TIMEOUT_S)
+        raise AssertionError("describing a missing topic succeeded")
+    except Exception as e:
+        assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_describe_cluster(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    cluster = admin.describe_cluster(request_timeout=TIMEOUT_S).result(TIMEOUT_S)
+    assert sorted(n.id for n in cluster.nodes) == [0, 1]
+    assert cluster.controller.id == 0
+    assert cluster.cluster_id
+
+
+def test_delete_topics_removes_their_data(broker):
+    import os
+
+    name = f"del-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, [NewTopic(name, 3, 1)])
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(30):
+        p.produce(name, value=b"x", partition=i % 3)
+    assert p.flush(TIMEOUT_S) == 0
+    dirs = [os.path.join(broker.data_dir, f"{name}-{i}") for i in range(3)]
+    assert all(os.path.isdir(d) for d in dirs)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics([name], operation_timeout=TIMEOUT_S)[name].result(TIMEOUT_S)
+    assert name not in topics(broker.bootstrap)
+    assert not any(os.path.exists(d) for d in dirs)
+    try:
+        admin.delete_topics(["never-was"])["never-was"].result(TIMEOUT_S)
+        raise AssertionError("deleting a missing topic succeeded")
+    except Exception as e:
+        assert e.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    # The name can be used again, from offset 0, and the deletion survives a restart.
+    create(broker.bootstrap, [NewTopic(name, 1, 1)])
+    broker.restart()
+    assert len(topics(broker.bootstrap)[name].partitions) == 1
+
+
+def test_create_partitions_grows_a_topic(broker):
+    from confluent_kafka.admin import NewPartitions
+
+    name = f"grow-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, [NewTopic(name, 2, 1)])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_partitions([NewPartitions(name, 5)], operation_timeout=TIMEOUT_S)[name].result(TIMEOUT_S)
+    md = topics(broker.bootstrap)[name]
+    assert len(md.partitions) == 5
+    assert {p.leader for p in md.partitions.values()} == {0, 1}
+    try:
+        admin.create_partitions([NewPartitions(name, 3)])[name].result(TIMEOUT_S)
+        raise AssertionError("shrinking succeeded")
+    except Exception as e:
+        assert e.args[0].code() == KafkaError.INVALID_PARTITIONS
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce(name, value=b"in the new partition", partition=4)
+    assert p.flush(TIMEOUT_S) == 0

@@ -4,7 +4,11 @@
 //! (Produce with acks=0). An `Err` closes the connection.
 
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -27,6 +31,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::Fetch => fetch::handle(shard, request).await,
         ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
+        ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
+        ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
+        ApiKey::DescribeCluster => describe_cluster::handle(shard, request),
         other => Err(DecodeError::UnknownApi(other as i16)),
     }
 }

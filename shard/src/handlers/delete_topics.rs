@@ -1,0 +1,72 @@
+//! DeleteTopics v1-v6: through the controller; every shard closes the
+//! deleted partitions it leads and removes their data before the answer.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use net::codec::Request;
+use net::kafka_protocol;
+
+use super::{respond, HandlerResult};
+use crate::controller::ControllerMsg;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: DeleteTopicsRequest = request.decode_body()?;
+    let version = request.version;
+    // v6 names topics by name or id; earlier versions by name only.
+    let image = shard.image.borrow().clone();
+    let wanted: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| match &t.name {
+                Some(n) => (Some(n.0.to_string()), t.topic_id),
+                None => {
+                    (image.topic_by_id(t.topic_id.as_bytes()).map(|m| m.name.clone()), t.topic_id)
+                }
+            })
+            .collect()
+    } else {
+        req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+    };
+    let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
+    let (reply, answer) = flume::bounded(1);
+    let outcomes =
+        match shard.controller.send_async(ControllerMsg::DeleteTopics { names, reply }).await {
+            Ok(()) => answer.recv_async().await.ok(),
+            Err(_) => None,
+        };
+    let mut outcomes = outcomes.map(|o| o.into_iter());
+    let responses = wanted
+        .into_iter()
+        .map(|(name, id)| {
+            let mut r = DeletableTopicResult::default()
+                .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))));
+            if version >= 6 {
+                r.topic_id = name
+                    .as_deref()
+                    .and_then(|n| image.topics.get(n))
+                    .map(|t| uuid::Uuid::from_bytes(t.id))
+                    .unwrap_or(id);
+            }
+            let outcome = match (&name, outcomes.as_mut()) {
+                (None, _) => {
+                    Err((ResponseError::UnknownTopicId.code(), format!("no topic with id {id}")))
+                }
+                (Some(_), Some(o)) => o.next().unwrap_or(Ok(())),
+                (Some(_), None) => {
+                    Err((ResponseError::NotController.code(), "controller unavailable".into()))
+                }
+            };
+            if let Err((code, message)) = outcome {
+                r.error_code = code;
+                if version >= 5 {
+                    r.error_message = Some(StrBytes::from_string(message));
+                }
+            }
+            r
+        })
+        .collect();
+    respond(request, &DeleteTopicsResponse::default().with_responses(responses))
+}
