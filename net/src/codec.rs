@@ -13,7 +13,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::versions;
 
 /// A request whose header is decoded; the body is decoded by its handler.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Request {
     pub header: RequestHeader,
     pub api: ApiKey,

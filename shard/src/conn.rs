@@ -1,14 +1,24 @@
 //! One client connection, on the shard that accepted it: frames in,
-//! responses out, in request order.
+//! responses out, in request order, with requests pipelined.
+//!
+//! Two tasks share the socket. The reader takes frames in order and runs
+//! each request's in-order phase (`handlers::handle`: decoding, and for
+//! Produce the appends that assign offsets), queueing the reply; the writer
+//! awaits queued replies in order (acknowledgments, fetch long polls) and
+//! writes them. So a client's next produce is appended while the previous
+//! one waits for its fdatasync. At most [`PIPELINED_REQUESTS_MAX`] replies
+//! wait per connection; the reader stops reading beyond that.
 //!
 //! A connection that sends garbage, a frame above the size limit, an API or
-//! version we do not serve, or a body that does not decode is closed with a
-//! log line; other connections are not affected. Requests are handled one at
-//! a time per connection (in order, as Kafka requires); pipelining several
-//! requests of one connection is future work.
+//! version we do not serve, or a body that does not decode is closed (after
+//! the replies to its earlier requests) with a log line; other connections
+//! are not affected.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
+use engine::sync::Notify;
 use futures_lite::io::BufReader;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -16,22 +26,90 @@ use log::{debug, warn};
 use net::codec::decode_request;
 use net::frame::read_frame;
 
-use crate::handlers;
-use crate::shard::Shard;
+use crate::handlers::{self, Reply};
+use crate::shard::{RequestGuard, Shard};
 
 /// Read buffer per connection: a few small requests per system call.
 pub const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Replies waiting per connection. Kafka clients keep up to 5 requests in
+/// flight per connection by default; this leaves room without letting one
+/// connection hold unbounded request memory.
+pub const PIPELINED_REQUESTS_MAX: usize = 16;
+
+enum Item {
+    Reply(Reply, RequestGuard),
+    Close,
+}
+
+#[derive(Default)]
+struct Pipeline {
+    queue: RefCell<VecDeque<Item>>,
+    changed: Notify,
+    /// The writer has stopped; the reader stops too.
+    writer_done: Cell<bool>,
+}
+
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
-    let mut stream = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, stream);
     debug!("shard {}: connection from {peer}", shard.id);
+    let (read_half, mut write_half) = futures_lite::io::split(stream);
+    let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
+    let pipeline = Rc::new(Pipeline::default());
+
+    let writer_pipeline = pipeline.clone();
+    let writer_peer = peer.clone();
+    let shard_id = shard.id;
+    let writer = glommio::spawn_local(async move {
+        let p = writer_pipeline;
+        loop {
+            let notified = p.changed.notified();
+            let Some(item) = p.queue.borrow_mut().pop_front() else {
+                notified.await;
+                continue;
+            };
+            p.changed.notify(); // room for the reader
+            let (reply, guard) = match item {
+                Item::Close => break,
+                Item::Reply(reply, guard) => (reply, guard),
+            };
+            let result = match reply {
+                Reply::Now(r) => r,
+                Reply::Later(f) => f.await,
+            };
+            drop(guard);
+            match result {
+                Ok(Some(bytes)) => {
+                    if let Err(e) = write_half.write_all(&bytes).await {
+                        debug!("shard {shard_id}: connection from {writer_peer} lost: {e}");
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!("shard {shard_id}: closing connection from {writer_peer}: {e}");
+                    break;
+                }
+            }
+        }
+        p.writer_done.set(true);
+        p.changed.notify();
+        // Dropping the unsent replies releases their request guards.
+        p.queue.borrow_mut().clear();
+        let _ = write_half.close().await;
+    });
+
     loop {
-        if shard.stopping.get() {
+        let notified = pipeline.changed.notified();
+        if pipeline.writer_done.get() || shard.stopping.get() {
             break;
         }
-        let frame = match read_frame(&mut stream).await {
+        if pipeline.queue.borrow().len() >= PIPELINED_REQUESTS_MAX {
+            notified.await;
+            continue;
+        }
+        let frame = match read_frame(&mut reader).await {
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
@@ -47,29 +125,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
         };
         let guard = shard.start_request();
-        let response = handlers::handle(&shard, &request).await;
-        drop(guard);
-        if let Err(e) = &response {
+        let reply = handlers::handle(&shard, &request).await;
+        if let Reply::Now(Err(e)) = &reply {
             debug!(
-                "shard {}: request {:?} v{} body {:02x?}: {e}",
+                "shard {}: request {:?} v{} failed: {e}; body {:02x?}",
                 shard.id,
                 request.api,
                 request.version,
                 &request.body[..request.body.len().min(256)]
             );
         }
-        match response {
-            Ok(Some(bytes)) => {
-                if let Err(e) = stream.get_mut().write_all(&bytes).await {
-                    debug!("shard {}: connection from {peer} lost: {e}", shard.id);
-                    break;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                warn!("shard {}: closing connection from {peer}: {e}", shard.id);
-                break;
-            }
-        }
+        pipeline.queue.borrow_mut().push_back(Item::Reply(reply, guard));
+        pipeline.changed.notify();
     }
+    pipeline.queue.borrow_mut().push_back(Item::Close);
+    pipeline.changed.notify();
+    writer.await;
 }

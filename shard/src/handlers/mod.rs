@@ -2,6 +2,12 @@
 //! request body, does the work on this shard (or asks the controller), and
 //! encodes the response frame; `Ok(None)` means no response is sent
 //! (Produce with acks=0). An `Err` closes the connection.
+//!
+//! Handling has two phases so that one connection's requests pipeline:
+//! [`handle`] runs in request order and does what must happen in that order
+//! (Produce assigns offsets here); it may return a [`Reply::Later`] future
+//! for the waiting part (acknowledgments, fetch long polls), which the
+//! connection awaits in order while it already handles the next requests.
 
 mod api_versions;
 mod create_partitions;
@@ -19,16 +25,38 @@ use kafka_protocol::messages::ApiKey;
 use net::codec::{DecodeError, Request};
 use net::kafka_protocol;
 
+use std::rc::Rc;
+
 use crate::shard::Shard;
 
 pub type HandlerResult = Result<Option<Bytes>, DecodeError>;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+/// The waiting part of a request, awaited in order by the connection.
+pub type Later = std::pin::Pin<Box<dyn std::future::Future<Output = HandlerResult>>>;
+
+/// What the in-order phase of a request produced.
+pub enum Reply {
+    /// The response (or none) is ready.
+    Now(HandlerResult),
+    /// The response comes when this future completes.
+    Later(Later),
+}
+
+pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
+    match request.api {
+        ApiKey::Produce => produce::handle(shard, request).await,
+        ApiKey::Fetch => {
+            let (shard, request) = (shard.clone(), request.clone());
+            Reply::Later(Box::pin(async move { fetch::handle(&shard, &request).await }))
+        }
+        _ => Reply::Now(handle_now(shard, request).await),
+    }
+}
+
+async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
     match request.api {
         ApiKey::ApiVersions => api_versions::handle(request),
         ApiKey::Metadata => metadata::handle(shard, request).await,
-        ApiKey::Produce => produce::handle(shard, request).await,
-        ApiKey::Fetch => fetch::handle(shard, request).await,
         ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
         ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,

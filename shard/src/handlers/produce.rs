@@ -1,29 +1,34 @@
 //! Produce v3-v9: appends each partition's batches (all or none per
-//! partition) to its log on this shard, then waits until every append is
-//! acknowledged (acks=1 and acks=-1 are the same with one replica: durable
+//! partition) to its log on this shard, in request order, then (in the
+//! pipelined phase) waits until every append is acknowledged (acks=1 and acks=-1 are the same with one replica: durable
 //! under `fsync`). acks=0 gets no response; if any partition failed, the
 //! connection is closed instead, as Kafka does, so the client notices.
 
 use bytes::BytesMut;
+use engine::disk::DmaDisk;
+use engine::{AppendInfo, PartitionLog};
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use net::codec::{DecodeError, Request};
 use net::errors::{append_error_code, NONE};
 use net::kafka_protocol;
 
 use super::metadata::create_default_topics;
-use super::{respond, HandlerResult};
+use super::{respond, HandlerResult, Reply};
 use crate::metadata::validate_topic_name;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
-    let req: ProduceRequest = request.decode_body()?;
+pub async fn handle(shard: &Shard, request: &Request) -> Reply {
+    let req: ProduceRequest = match request.decode_body() {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
     if !matches!(req.acks, -1..=1) {
         let code = ResponseError::InvalidRequiredAcks.code();
-        return respond(request, &uniform_response(&req, code));
+        return Reply::Now(respond(request, &uniform_response(&req, code)));
     }
     if shard.config.auto_create_topics {
         let image = shard.image.borrow().clone();
@@ -43,8 +48,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         }
     }
     let image = shard.image.borrow().clone();
-    // Append everything first, then wait for all acknowledgments together.
-    let mut results = Vec::with_capacity(req.topic_data.len());
+    // In request order: every partition's append (offsets are assigned here).
+    let mut results: Vec<(TopicName, Vec<(i32, Appended)>)> =
+        Vec::with_capacity(req.topic_data.len());
     for topic in &req.topic_data {
         let name = topic.name.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -69,7 +75,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     }
     let failed = results.iter().flat_map(|(_, ps)| ps).any(|(_, o)| o.is_err());
     if req.acks == 0 {
-        return if failed {
+        return Reply::Now(if failed {
             Err(DecodeError::Malformed {
                 api: request.api as i16,
                 version: request.version,
@@ -77,8 +83,20 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             })
         } else {
             Ok(None)
-        };
+        });
     }
+    let request = request.clone();
+    Reply::Later(Box::pin(async move { respond_when_acked(&request, results).await }))
+}
+
+/// A partition's append: its log and offsets, or an error code.
+type Appended = Result<(PartitionLog<DmaDisk>, AppendInfo), i16>;
+
+/// Waits for every partition's acknowledgment together, then answers.
+async fn respond_when_acked(
+    request: &Request,
+    results: Vec<(TopicName, Vec<(i32, Appended)>)>,
+) -> HandlerResult {
     let waits = results.iter().flat_map(|(_, ps)| ps).map(|(_, o)| async move {
         match o {
             Ok((log, info)) => {
