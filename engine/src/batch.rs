@@ -241,11 +241,17 @@ pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// Builds an uncompressed v2 batch from plain values: for tests, benchmarks and
 /// tools. `records` are (key, value) pairs; timestamps are `timestamp` for all.
 pub fn build(records: &[KeyValue<'_>], timestamp: Timestamp) -> Vec<u8> {
+    build_timed(records, timestamp, &vec![0; records.len()])
+}
+
+/// Like [`build`], with record `i` at `timestamp + deltas[i]`.
+pub fn build_timed(records: &[KeyValue<'_>], timestamp: Timestamp, deltas: &[i64]) -> Vec<u8> {
+    assert_eq!(records.len(), deltas.len());
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut rec = Vec::new();
         rec.push(0u8); // record attributes
-        put_varint(&mut rec, 0); // timestamp delta
+        put_varint(&mut rec, deltas[i]); // timestamp delta
         put_varint(&mut rec, i as i64); // offset delta
         put_bytes(&mut rec, *key);
         put_bytes(&mut rec, *value);
@@ -263,7 +269,8 @@ pub fn build(records: &[KeyValue<'_>], timestamp: Timestamp) -> Vec<u8> {
     batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
         .copy_from_slice(&last_delta.to_be_bytes());
     batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+    let max_timestamp = timestamp + deltas.iter().copied().max().unwrap_or(0);
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
     batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
     batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());

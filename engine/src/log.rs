@@ -843,9 +843,46 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
-    /// The first batch whose `maxTimestamp >= timestamp`: its base offset and
-    /// max timestamp (ListOffsets by time). `None` if every batch is older.
+    /// The first record whose timestamp is at or after `timestamp`: its
+    /// offset and timestamp (ListOffsets by time). `None` if every record is
+    /// older.
     pub async fn offset_for_timestamp(
+        &self,
+        timestamp: Timestamp,
+    ) -> Result<Option<(Offset, Timestamp)>, LogError> {
+        let Some((base, max_timestamp)) = self.batch_for_timestamp(timestamp).await? else {
+            return Ok(None);
+        };
+        // Within an uncompressed CreateTime batch, the first record at or
+        // after the timestamp (Kafka answers per record). Compressed batches
+        // are answered with their base offset: the engine never decompresses.
+        let read = self.read(base, 1, self.inner.acked_end.get()).await?;
+        let Some(chunk) = read.chunks.first() else { return Ok(Some((base, max_timestamp))) };
+        let bytes = self.read_bytes(chunk).await?;
+        let header = validate_one(&bytes).map_err(|e| LogError::Corrupt {
+            segment_base: base,
+            position: 0,
+            reason: e.to_string(),
+        })?;
+        const LOG_APPEND_TIME: i16 = 0x08;
+        if header.compression() != 0 || header.attributes & LOG_APPEND_TIME != 0 {
+            return Ok(Some((base, max_timestamp)));
+        }
+        let records = crate::batch::parse_records(&bytes[..header.size]).map_err(|e| {
+            LogError::Corrupt { segment_base: base, position: 0, reason: e.to_string() }
+        })?;
+        Ok(records
+            .iter()
+            .map(|r| {
+                (header.base_offset + r.offset_delta, header.base_timestamp + r.timestamp_delta)
+            })
+            .find(|&(_, ts)| ts >= timestamp)
+            .or(Some((base, max_timestamp))))
+    }
+
+    /// The first batch whose `maxTimestamp >= timestamp`, below the
+    /// acknowledged end: its base offset and max timestamp.
+    async fn batch_for_timestamp(
         &self,
         timestamp: Timestamp,
     ) -> Result<Option<(Offset, Timestamp)>, LogError> {

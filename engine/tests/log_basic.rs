@@ -255,3 +255,28 @@ fn interval_mode_acknowledges_on_write_and_syncs_on_request() {
         assert!(env.disk.io_counts().1 > syncs_before);
     });
 }
+
+#[test]
+fn offsets_by_timestamp_are_per_record_in_uncompressed_batches() {
+    for_both_read_paths(|config| {
+        let env = Env::new(Flush::Fsync);
+        env.run(async {
+            let log = env.open(LogConfig { segment_bytes: 1 << 20, ..config.clone() }).await;
+            // Two batches of five records, timestamps T0+0,10,..,40 and T0+50,..,90.
+            for b in 0..2i64 {
+                let values: Vec<Vec<u8>> = (0..5).map(|i| vec![i as u8; 10]).collect();
+                let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
+                let deltas: Vec<i64> = (0..5).map(|i| i * 10).collect();
+                let batch = engine::batch::build_timed(&kv, T0 + b * 50, &deltas);
+                let info = log.append(bytes::BytesMut::from(&batch[..]), 0).await.unwrap();
+                log.wait_acked(info.end_offset).await.unwrap();
+            }
+            assert_eq!(log.offset_for_timestamp(T0).await.unwrap(), Some((0, T0)));
+            assert_eq!(log.offset_for_timestamp(T0 + 11).await.unwrap(), Some((2, T0 + 20)));
+            assert_eq!(log.offset_for_timestamp(T0 + 40).await.unwrap(), Some((4, T0 + 40)));
+            assert_eq!(log.offset_for_timestamp(T0 + 41).await.unwrap(), Some((5, T0 + 50)));
+            assert_eq!(log.offset_for_timestamp(T0 + 89).await.unwrap(), Some((9, T0 + 90)));
+            assert_eq!(log.offset_for_timestamp(T0 + 91).await.unwrap(), None);
+        });
+    });
+}

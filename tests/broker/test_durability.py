@@ -122,3 +122,17 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
                          capture_output=True, text=True, timeout=TIMEOUT_S)
     assert out.returncode != 0
     assert "data dir" in out.stderr
+
+
+def test_a_low_memlock_limit_is_explained(tmp_path):
+    b = Broker(tmp_path / "data", shards=1)
+    cmd = f"ulimit -l 64 && exec {BINARY} serve --data-dir {b.data_dir} --port {b.port} --shards 1"
+    proc = subprocess.Popen(["bash", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Either it runs (the kernel accounts io_uring memory elsewhere) or it
+        # fails; both ways the log says what the limit is and how to raise it.
+        line = proc.stderr.readline()
+        assert "memlock limit is 0 MiB" in line and "ulimit -l" in line, line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(TIMEOUT_S)

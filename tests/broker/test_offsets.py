@@ -27,3 +27,87 @@ def test_watermarks_and_offsets_by_timestamp(broker):
     found = c.offsets_for_times([TopicPartition(topic, 0, base + 10_000_000)], timeout=TIMEOUT_S)
     assert found[0].offset == -1  # no record at or after: the end (OFFSET_END)
     c.close()
+
+
+def test_long_poll_is_woken_by_an_append(broker):
+    """A fetch waiting up to 30 s on an empty partition returns as soon as a
+    record arrives: the test's own bound (20 s) is below the fetch's wait."""
+    import time
+
+    topic = f"poll-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT_S)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "fetch.wait.max.ms": 30_000,
+                  "fetch.min.bytes": 1, "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    assert c.poll(1.0) is None  # the consumer is now parked in a long poll
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    p.produce(topic, value=b"wake up", partition=0)
+    assert p.flush(TIMEOUT_S) == 0
+    deadline = time.monotonic() + 20
+    msg = None
+    while msg is None and time.monotonic() < deadline:
+        msg = c.poll(0.5)
+    c.close()
+    assert msg is not None and msg.error() is None and msg.value() == b"wake up"
+
+
+def test_fetch_past_the_end_is_offset_out_of_range(broker):
+    from confluent_kafka import KafkaError
+
+    topic = f"oor-{uuid.uuid4().hex[:8]}"
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for i in range(5):
+        p.produce(topic, value=b"x", partition=0)
+    assert p.flush(TIMEOUT_S) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "auto.offset.reset": "error",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 1000)])
+    import time
+    deadline = time.monotonic() + TIMEOUT_S
+    err = None
+    while err is None and time.monotonic() < deadline:
+        msg = c.poll(0.5)
+        if msg is not None and msg.error():
+            err = msg.error()
+    c.close()
+    assert err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET, err
+    assert "out of range" in err.str().lower()
+
+
+def test_consume_from_latest_and_from_a_given_offset(broker):
+    from confluent_kafka import OFFSET_END
+
+    topic = f"pos-{uuid.uuid4().hex[:8]}"
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for i in range(10):
+        p.produce(topic, value=f"old{i}".encode(), partition=0)
+    assert p.flush(TIMEOUT_S) == 0
+
+    def consumer_at(offset):
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, 0, offset)])
+        return c
+
+    c = consumer_at(7)
+    msg = c.poll(TIMEOUT_S)
+    c.close()
+    assert msg is not None and msg.error() is None
+    assert (msg.offset(), msg.value()) == (7, b"old7")
+
+    # From the end: whatever the consumer sees first is a record produced
+    # after it was assigned, never one of the ten old ones. The producer
+    # keeps adding records until one arrives, so there is no race on when
+    # the consumer resolved "latest".
+    c = consumer_at(OFFSET_END)
+    msg = None
+    for k in range(TIMEOUT_S * 2):
+        p.produce(topic, value=f"new{k}".encode(), partition=0)
+        assert p.flush(TIMEOUT_S) == 0
+        msg = c.poll(0.5)
+        if msg is not None:
+            break
+    c.close()
+    assert msg is not None and msg.error() is None
+    assert msg.value().startswith(b"new")
+    assert msg.offset() == 10 + int(msg.value()[3:])
