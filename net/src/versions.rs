@@ -16,6 +16,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The served range of `api`, if it is served at all.
@@ -51,7 +62,18 @@ mod tests {
         within::<DeleteTopicsRequest>(ApiKey::DeleteTopics);
         within::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
         within::<DescribeClusterRequest>(ApiKey::DescribeCluster);
+        within::<FindCoordinatorRequest>(ApiKey::FindCoordinator);
+        within::<JoinGroupRequest>(ApiKey::JoinGroup);
+        within::<SyncGroupRequest>(ApiKey::SyncGroup);
+        within::<HeartbeatRequest>(ApiKey::Heartbeat);
+        within::<LeaveGroupRequest>(ApiKey::LeaveGroup);
+        within::<OffsetCommitRequest>(ApiKey::OffsetCommit);
+        within::<OffsetFetchRequest>(ApiKey::OffsetFetch);
+        within::<OffsetDeleteRequest>(ApiKey::OffsetDelete);
+        within::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
+        within::<ListGroupsRequest>(ApiKey::ListGroups);
+        within::<DeleteGroupsRequest>(ApiKey::DeleteGroups);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
-        assert!(!supports(ApiKey::JoinGroup, 0));
+        assert!(!supports(ApiKey::InitProducerId, 0));
     }
 }

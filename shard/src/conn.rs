@@ -125,7 +125,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             }
         };
         let guard = shard.start_request();
-        let reply = handlers::handle(&shard, &request).await;
+        let reply = handlers::handle(&shard, &request, &peer).await;
         if let Reply::Now(Err(e)) = &reply {
             debug!(
                 "shard {}: request {:?} v{} failed: {e}; body {:02x?}",

@@ -19,6 +19,7 @@ use log::{info, warn};
 use net::kafka_protocol::error::ResponseError;
 
 use crate::configs::log_config;
+use crate::groups::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::{validate_topic_name, MetadataImage, MetadataRecord, TopicMeta};
 use crate::shard::{Shard, ShardMsg};
 
@@ -143,10 +144,14 @@ impl Controller {
             }
         }
         let next_shard = (image.topics.len() % shard.config.shards as usize) as u16;
+        let shard_count = shard.config.shards;
         let mut c = Controller { shard, log, image: Arc::new(image), peers, next_shard };
         if c.image.cluster_id.is_empty() {
             let id = random_id();
             c.commit(vec![MetadataRecord::Cluster { id }]).await?;
+        }
+        if !c.image.topics.contains_key(OFFSETS_TOPIC) {
+            c.commit(vec![MetadataRecord::Topic(offsets_topic(shard_count))]).await?;
         }
         info!(
             "controller: metadata epoch {} with {} topics, cluster id {}",
@@ -250,6 +255,11 @@ impl Controller {
                 outcomes.push(Err((code, format!("topic '{name}' does not exist"))));
                 continue;
             }
+            if name == OFFSETS_TOPIC {
+                let code = ResponseError::InvalidTopicException.code();
+                outcomes.push(Err((code, format!("'{name}' is internal and cannot be deleted"))));
+                continue;
+            }
             records.push(MetadataRecord::DeleteTopic { name: name.clone() });
             outcomes.push(Ok(()));
         }
@@ -270,6 +280,13 @@ impl Controller {
                 outcomes.push(Err((code, format!("topic '{name}' does not exist"))));
                 continue;
             };
+            if name == OFFSETS_TOPIC {
+                outcomes.push(Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("'{name}' is internal: its partition count places the groups"),
+                )));
+                continue;
+            }
             let current = topic.shards.len() as i32;
             if *count <= current || *count > TOPIC_PARTITIONS_MAX {
                 outcomes.push(Err((
@@ -360,6 +377,19 @@ impl Controller {
             shards: (0..partitions).map(|p| ((start as i32 + p) % shards as i32) as u16).collect(),
             configs: spec.configs.clone(),
         })
+    }
+}
+
+/// `__consumer_offsets`: Kafka's 50 partitions, round robin over shards
+/// from shard 0. Offsets are kept forever until compaction lands
+/// (docs/decisions.md #19); 100 MiB segments as Kafka's.
+fn offsets_topic(shards: u16) -> TopicMeta {
+    let configs = [("retention.ms", "-1"), ("segment.bytes", "104857600")];
+    TopicMeta {
+        name: OFFSETS_TOPIC.to_string(),
+        id: random_bytes(),
+        shards: (0..OFFSETS_TOPIC_PARTITIONS).map(|p| (p % shards as i32) as u16).collect(),
+        configs: configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     }
 }
 

@@ -13,11 +13,13 @@
 //! - [`controller`]: the metadata log and its changes, on shard 0.
 //! - [`conn`]: one client connection: frames in, responses out, in order.
 //! - [`handlers`]: the Kafka APIs.
+//! - [`groups`]: the consumer groups this shard coordinates.
 //! - [`metadata`], [`configs`]: metadata records and topic configs.
 
 pub mod configs;
 pub mod conn;
 pub mod controller;
+pub mod groups;
 pub mod handlers;
 pub mod metadata;
 pub mod node;

@@ -195,6 +195,7 @@ async fn shard_main(
         disk,
         flusher: flusher.clone(),
         controller: controller_tx,
+        groups: Default::default(),
         stopping: Default::default(),
         in_flight: Default::default(),
         request_done: Default::default(),
@@ -219,6 +220,14 @@ async fn shard_main(
             return;
         }
     };
+    let ticking = shard.clone();
+    glommio::spawn_local(async move {
+        while !ticking.stopping.get() {
+            glommio::timer::sleep(crate::groups::TICK).await;
+            ticking.groups.tick();
+        }
+    })
+    .detach();
     let _ = ready.send(Ok(id));
     let accepting = shard.clone();
     let acceptor = glommio::spawn_local(async move {

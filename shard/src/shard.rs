@@ -17,6 +17,7 @@ use log::{info, warn};
 
 use crate::configs::log_config;
 use crate::controller::ControllerMsg;
+use crate::groups::{Coordinator, OFFSETS_TOPIC};
 use crate::metadata::MetadataImage;
 use crate::node::NodeConfig;
 
@@ -42,6 +43,8 @@ pub struct Shard {
     pub disk: Rc<DmaDisk>,
     pub flusher: Flusher<DmaDisk>,
     pub controller: flume::Sender<ControllerMsg>,
+    /// The consumer groups this shard coordinates.
+    pub groups: Coordinator,
     /// No new requests are taken once set.
     pub stopping: Cell<bool>,
     /// Requests being handled; shutdown waits for zero.
@@ -102,6 +105,13 @@ impl Shard {
                     if !report.clean_shutdown && !report.notes.is_empty() {
                         info!("shard {}: recovered {topic}-{p}: {:?}", self.id, report.notes);
                     }
+                    // Groups are served only once their offsets are loaded
+                    // (COORDINATOR_LOAD_IN_PROGRESS until then).
+                    if topic == OFFSETS_TOPIC {
+                        if let Err(e) = self.groups.load(p, &log).await {
+                            warn!("shard {}: cannot load {topic}-{p}: {e}", self.id);
+                        }
+                    }
                     self.logs.borrow_mut().insert((topic, p), log);
                 }
                 Err(e) => warn!("shard {}: cannot open {topic}-{p}: {e}", self.id),
@@ -137,6 +147,7 @@ impl Shard {
     /// Waits for in-flight requests, then closes every log cleanly.
     pub async fn shutdown(&self) {
         self.stopping.set(true);
+        self.groups.stop();
         loop {
             let done = self.request_done.notified();
             if self.in_flight.get() == 0 {

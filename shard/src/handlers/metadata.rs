@@ -133,6 +133,7 @@ fn topic_response(shard: &Shard, t: &TopicMeta, version: i16) -> MetadataRespons
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(if version >= 10 { uuid::Uuid::from_bytes(t.id) } else { uuid::Uuid::nil() })
         .with_partitions(partitions)
+        .with_is_internal(version >= 1 && t.name == crate::groups::OFFSETS_TOPIC)
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
 

@@ -16,8 +16,10 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 
 use bytes::Bytes;
@@ -42,13 +44,17 @@ pub enum Reply {
     Later(Later),
 }
 
-pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
+/// Handles one request from the client at `peer` (`ip:port`).
+pub async fn handle(shard: &Rc<Shard>, request: &Request, peer: &str) -> Reply {
     match request.api {
         ApiKey::Produce => produce::handle(shard, request).await,
         ApiKey::Fetch => {
             let (shard, request) = (shard.clone(), request.clone());
             Reply::Later(Box::pin(async move { fetch::handle(&shard, &request).await }))
         }
+        ApiKey::JoinGroup => groups::join_group(shard, request, peer),
+        ApiKey::SyncGroup => groups::sync_group(shard, request),
+        ApiKey::OffsetCommit => offsets::offset_commit(shard, request).await,
         _ => Reply::Now(handle_now(shard, request).await),
     }
 }
@@ -63,6 +69,14 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request),
+        ApiKey::FindCoordinator => groups::find_coordinator(shard, request),
+        ApiKey::Heartbeat => groups::heartbeat(shard, request),
+        ApiKey::LeaveGroup => groups::leave_group(shard, request),
+        ApiKey::DescribeGroups => groups::describe_groups(shard, request),
+        ApiKey::ListGroups => groups::list_groups(shard, request),
+        ApiKey::DeleteGroups => groups::delete_groups(shard, request).await,
+        ApiKey::OffsetFetch => offsets::offset_fetch(shard, request),
+        ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
         other => Err(DecodeError::UnknownApi(other as i16)),
     }
 }

@@ -56,6 +56,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in &topic.partition_data {
             let outcome = match image.leader(name, p.index) {
+                // Internal topics are written by the broker only, as in Kafka.
+                Some(_) if name == crate::groups::OFFSETS_TOPIC => {
+                    Err(ResponseError::InvalidTopicException.code())
+                }
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
                 Some(s) if s != shard.id => Err(ResponseError::NotLeaderOrFollower.code()),
                 Some(_) => match (shard.log(name, p.index), &p.records) {

@@ -1,0 +1,1086 @@
+//! The group coordinator of one shard: the consumer groups whose
+//! `__consumer_offsets` partition this shard leads, with Kafka's classic
+//! group protocol and their committed offsets.
+//!
+//! Runs on the shard's own executor; all state is shard-local (`RefCell`,
+//! never borrowed across an `.await`). A group's state machine is Kafka's:
+//!
+//! ```text
+//! Empty --join--> PreparingRebalance --all joined / rebalance timeout--> CompletingRebalance
+//!   ^                 ^      ^                                              | leader's SyncGroup
+//!   |  last member    |      +------------- join, leave, expiry ------------+ v
+//!   +-- leaves -------+----------------------- join, leave, expiry ------ Stable
+//! ```
+//!
+//! JoinGroup and SyncGroup answers wait on one-shot channels that the state
+//! machine completes; [`Coordinator::tick`] (every [`TICK`]) expires members
+//! whose session ran out and completes rebalances whose timeout passed.
+//! Committed offsets are appended to `__consumer_offsets` ([`records`]) and
+//! applied in memory only once durable; they are replayed when the shard
+//! opens the partition. This module must not touch another shard's groups:
+//! a request for a group coordinated elsewhere gets `NOT_COORDINATOR`.
+
+pub mod records;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use engine::disk::DmaDisk;
+use engine::PartitionLog;
+use log::{info, warn};
+use net::kafka_protocol::error::ResponseError;
+
+use records::{Committed, OffsetsRecord};
+
+/// Kafka's internal topic for offsets and its partition count
+/// (`offsets.topic.num.partitions`): 50, as Kafka, so groups land on the
+/// same partition numbers.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
+
+/// How often sessions and rebalance timeouts are checked. Expiry is late by
+/// at most this much; 100 ms is far below any session timeout allowed.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+pub const SESSION_TIMEOUT_MIN_MS: i32 = 6_000;
+pub const SESSION_TIMEOUT_MAX_MS: i32 = 1_800_000;
+
+/// Kafka's `offset.metadata.max.bytes`: the free-form string committed
+/// with an offset.
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+
+/// Kafka's `group.max.size` is unbounded by default; Corelog bounds members
+/// per group so one group cannot hold unbounded memory (each member keeps
+/// its subscription and assignment).
+pub const GROUP_MEMBERS_MAX: usize = 1000;
+
+/// Longest group id accepted (bounds every string written to the log).
+pub const GROUP_ID_BYTES_MAX: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    /// The name Kafka's DescribeGroups and ListGroups use.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// What a JoinGroup gets back.
+#[derive(Debug, Clone, Default)]
+pub struct JoinAnswer {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// For the leader only: every member's id, instance id and metadata for
+    /// the chosen protocol.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinAnswer {
+    fn error(code: i16, member_id: &str) -> JoinAnswer {
+        JoinAnswer {
+            error: code,
+            generation: -1,
+            member_id: member_id.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a SyncGroup gets back.
+#[derive(Debug, Clone, Default)]
+pub struct SyncAnswer {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncAnswer {
+    fn error(code: i16) -> SyncAnswer {
+        SyncAnswer { error: code, ..Default::default() }
+    }
+}
+
+/// Either an answer now, or a channel the answer will arrive on.
+pub enum Pending<T> {
+    Now(T),
+    Later(flume::Receiver<T>),
+}
+
+/// A JoinGroup request, decoded.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub group: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+: a new member must first get its id (MEMBER_ID_REQUIRED).
+    pub require_known_member_id: bool,
+}
+
+struct Member {
+    id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    protocol_type: String,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    last_seen: Instant,
+    join: Option<flume::Sender<JoinAnswer>>,
+    sync: Option<flume::Sender<SyncAnswer>>,
+}
+
+impl Member {
+    fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+struct Group {
+    id: String,
+    state: GroupState,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Ids handed out with MEMBER_ID_REQUIRED, with when they expire.
+    pending: HashMap<String, Instant>,
+    rebalance_deadline: Option<Instant>,
+    offsets: HashMap<(String, i32), Committed>,
+    /// Log offset of the record each committed offset came from: a slower
+    /// acknowledgment never overwrites a newer commit.
+    offset_records: HashMap<(String, i32), i64>,
+}
+
+impl Group {
+    fn new(id: &str) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending: HashMap::new(),
+            rebalance_deadline: None,
+            offsets: HashMap::new(),
+            offset_records: HashMap::new(),
+        }
+    }
+
+    /// Protocols every member supports, in `first`'s order of preference.
+    fn common_protocols(&self, first: &[(String, Bytes)]) -> Vec<String> {
+        first
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| self.members.values().all(|m| m.protocols.iter().any(|(p, _)| p == n)))
+            .collect()
+    }
+
+    /// The error for a member id not in the group: a static member whose
+    /// instance now runs under another id was fenced.
+    fn missing_member_error(&self, instance_id: Option<&str>) -> ResponseError {
+        match instance_id.and_then(|i| self.static_member(i)) {
+            Some(_) => ResponseError::FencedInstanceId,
+            None => ResponseError::UnknownMemberId,
+        }
+    }
+
+    fn static_member(&self, instance_id: &str) -> Option<String> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(instance_id))
+            .map(|m| m.id.clone())
+    }
+
+    /// Starts a rebalance: every member must join again.
+    fn prepare_rebalance(&mut self, why: &str) {
+        if self.state == GroupState::CompletingRebalance {
+            for m in self.members.values_mut() {
+                m.assignment = Bytes::new();
+                if let Some(tx) = m.sync.take() {
+                    let _ = tx.send(SyncAnswer::error(ResponseError::RebalanceInProgress.code()));
+                }
+            }
+        }
+        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        self.state = GroupState::PreparingRebalance;
+        self.rebalance_deadline = Some(Instant::now() + timeout);
+        info!("group {}: rebalancing ({why}), generation {}", self.id, self.generation);
+    }
+
+    /// Completes the join phase once every member has joined again.
+    fn maybe_complete_join(&mut self) {
+        if self.state == GroupState::PreparingRebalance
+            && self.members.values().all(|m| m.join.is_some())
+        {
+            self.complete_join();
+        }
+    }
+
+    /// Ends the join phase: members that did not join again are dropped, a
+    /// new generation starts, and every waiting JoinGroup is answered.
+    fn complete_join(&mut self) {
+        self.members.retain(|_, m| m.join.is_some());
+        self.generation += 1;
+        self.rebalance_deadline = None;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.leader = None;
+            info!("group {}: empty at generation {}", self.id, self.generation);
+            return;
+        }
+        // The protocol: the one most members prefer among those all support.
+        let leader = match &self.leader {
+            Some(l) if self.members.contains_key(l) => l.clone(),
+            _ => self.members.keys().next().expect("not empty").clone(),
+        };
+        let candidates = self.common_protocols(&self.members[&leader].protocols);
+        let mut votes: Vec<(String, usize)> = candidates.iter().map(|c| (c.clone(), 0)).collect();
+        for m in self.members.values() {
+            let first = m.protocols.iter().map(|(p, _)| p).find(|p| candidates.contains(p));
+            if let Some(v) = first.and_then(|p| votes.iter_mut().find(|(c, _)| c == p)) {
+                v.1 += 1;
+            }
+        }
+        // Most votes; ties go to the leader's preference (earlier in `votes`).
+        let protocol = votes
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, (_, n))| (*n, std::cmp::Reverse(*i)))
+            .map(|(_, (c, _))| c.clone());
+        self.protocol = protocol.clone();
+        self.protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
+        self.leader = Some(leader.clone());
+        self.state = GroupState::CompletingRebalance;
+        let protocol = protocol.unwrap_or_default();
+        let all: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .values()
+            .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+            .collect();
+        let now = Instant::now();
+        info!(
+            "group {}: generation {} with {} members, protocol {protocol}, leader {leader}",
+            self.id,
+            self.generation,
+            all.len()
+        );
+        for m in self.members.values_mut() {
+            m.last_seen = now;
+            m.assignment = Bytes::new();
+            let answer = JoinAnswer {
+                error: 0,
+                generation: self.generation,
+                protocol_type: self.protocol_type.clone(),
+                protocol: Some(protocol.clone()),
+                leader: leader.clone(),
+                member_id: m.id.clone(),
+                members: if m.id == leader { all.clone() } else { Vec::new() },
+            };
+            if let Some(tx) = m.join.take() {
+                let _ = tx.send(answer);
+            }
+        }
+    }
+
+    /// The answer to a member joining a group whose generation stays.
+    fn current(&self, member_id: &str) -> JoinAnswer {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let leader = self.leader.clone().unwrap_or_default();
+        JoinAnswer {
+            error: 0,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            leader: leader.clone(),
+            member_id: member_id.into(),
+            members: if member_id == leader {
+                self.members
+                    .values()
+                    .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Removes a member (left, expired or replaced) and rebalances the rest.
+    fn remove_member(&mut self, member_id: &str, why: &str) {
+        let Some(mut m) = self.members.remove(member_id) else { return };
+        if let Some(tx) = m.join.take() {
+            let _ = tx.send(JoinAnswer::error(ResponseError::UnknownMemberId.code(), member_id));
+        }
+        if let Some(tx) = m.sync.take() {
+            let _ = tx.send(SyncAnswer::error(ResponseError::UnknownMemberId.code()));
+        }
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(&format!("member {member_id} {why}"));
+                self.maybe_complete_join();
+            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(),
+            GroupState::Empty => {}
+        }
+    }
+}
+
+/// The groups this shard coordinates.
+#[derive(Default)]
+pub struct Coordinator {
+    groups: RefCell<HashMap<String, Group>>,
+    /// `__consumer_offsets` partitions whose records are loaded.
+    loaded: RefCell<HashSet<i32>>,
+}
+
+/// Why a group request cannot be served here.
+pub fn check_group_id(group: &str) -> Result<(), i16> {
+    if group.is_empty() || group.len() > GROUP_ID_BYTES_MAX {
+        return Err(ResponseError::InvalidGroupId.code());
+    }
+    Ok(())
+}
+
+impl Coordinator {
+    /// Replays one `__consumer_offsets` partition into memory.
+    pub async fn load(&self, partition: i32, log: &PartitionLog<DmaDisk>) -> Result<(), String> {
+        let mut offset = log.log_start_offset();
+        let mut count = 0usize;
+        let end = log.acked_end_offset();
+        while offset < end {
+            let read = log.read(offset, 1 << 20, end).await.map_err(|e| e.to_string())?;
+            if read.chunks.is_empty() {
+                break;
+            }
+            for chunk in &read.chunks {
+                let bytes = log.read_bytes(chunk).await.map_err(|e| e.to_string())?;
+                let mut at = 0;
+                while at < bytes.len() {
+                    let header =
+                        engine::batch::validate_one(&bytes[at..]).map_err(|e| e.to_string())?;
+                    let batch = &bytes[at..at + header.size];
+                    for (i, r) in engine::batch::parse_records(batch)
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let key = r.key.ok_or("__consumer_offsets record without a key")?;
+                        let record_offset = header.base_offset + i as i64;
+                        if let OffsetsRecord::Offset { group, topic, partition: p, value } =
+                            records::decode(key, r.value)?
+                        {
+                            self.apply(&group, (topic, p), value, record_offset);
+                            count += 1;
+                        }
+                    }
+                    offset = header.last_offset() + 1;
+                    at += header.size;
+                }
+            }
+        }
+        self.loaded.borrow_mut().insert(partition);
+        if count > 0 {
+            info!("{OFFSETS_TOPIC}-{partition}: loaded {count} offset records");
+        }
+        Ok(())
+    }
+
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.loaded.borrow().contains(&partition)
+    }
+
+    /// Applies a durable offset record (or tombstone) to memory.
+    pub fn apply(
+        &self,
+        group: &str,
+        tp: (String, i32),
+        value: Option<Committed>,
+        record_offset: i64,
+    ) {
+        let mut groups = self.groups.borrow_mut();
+        let g = groups.entry(group.to_string()).or_insert_with(|| Group::new(group));
+        if g.offset_records.get(&tp).is_some_and(|&o| o > record_offset) {
+            return;
+        }
+        g.offset_records.insert(tp.clone(), record_offset);
+        match value {
+            Some(c) => {
+                g.offsets.insert(tp, c);
+            }
+            None => {
+                g.offsets.remove(&tp);
+            }
+        }
+        if g.offsets.is_empty() && g.members.is_empty() && g.state == GroupState::Empty {
+            groups.remove(group);
+        }
+    }
+
+    pub fn join(&self, req: JoinRequest) -> Pending<JoinAnswer> {
+        let err = |e: ResponseError| Pending::Now(JoinAnswer::error(e.code(), &req.member_id));
+        if !(SESSION_TIMEOUT_MIN_MS..=SESSION_TIMEOUT_MAX_MS).contains(&req.session_timeout_ms) {
+            return err(ResponseError::InvalidSessionTimeout);
+        }
+        if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return err(ResponseError::InconsistentGroupProtocol);
+        }
+        let mut groups = self.groups.borrow_mut();
+        let g = groups.entry(req.group.clone()).or_insert_with(|| Group::new(&req.group));
+        if !g.members.is_empty()
+            && (g.protocol_type.as_deref().is_some_and(|t| t != req.protocol_type)
+                || g.common_protocols(&req.protocols).is_empty())
+        {
+            return err(ResponseError::InconsistentGroupProtocol);
+        }
+        let now = Instant::now();
+        let session = Duration::from_millis(req.session_timeout_ms as u64);
+        // A rebalance timeout of -1 (JoinGroup v0) means the session timeout.
+        let rebalance = if req.rebalance_timeout_ms > 0 {
+            Duration::from_millis(req.rebalance_timeout_ms as u64)
+        } else {
+            session
+        };
+        let (tx, rx) = flume::bounded(1);
+        let new_member = |id: String| Member {
+            id,
+            instance_id: req.instance_id.clone(),
+            client_id: req.client_id.clone(),
+            client_host: req.client_host.clone(),
+            session_timeout: session,
+            rebalance_timeout: rebalance,
+            protocol_type: req.protocol_type.clone(),
+            protocols: req.protocols.clone(),
+            assignment: Bytes::new(),
+            last_seen: now,
+            join: Some(tx.clone()),
+            sync: None,
+        };
+        if req.member_id.is_empty() {
+            let id = format!(
+                "{}-{}",
+                req.client_id,
+                uuid::Uuid::from_bytes(crate::controller::random_bytes()).hyphenated()
+            );
+            if let Some(instance) = &req.instance_id {
+                if let Some(old_id) = g.static_member(instance) {
+                    // A static member back with a new id: it takes its old
+                    // place; the old id is fenced.
+                    let mut old = g.members.remove(&old_id).expect("found");
+                    if let Some(t) = old.join.take() {
+                        let _ = t.send(JoinAnswer::error(
+                            ResponseError::FencedInstanceId.code(),
+                            &old_id,
+                        ));
+                    }
+                    if let Some(t) = old.sync.take() {
+                        let _ = t.send(SyncAnswer::error(ResponseError::FencedInstanceId.code()));
+                    }
+                    let unchanged = old.protocols == req.protocols;
+                    let mut m = new_member(id.clone());
+                    m.assignment = old.assignment.clone();
+                    if g.leader.as_deref() == Some(old_id.as_str()) {
+                        g.leader = Some(id.clone());
+                    }
+                    if g.state == GroupState::Stable && unchanged {
+                        m.join = None;
+                        g.members.insert(id.clone(), m);
+                        let mut answer = g.current(&id);
+                        answer.members.clear();
+                        return Pending::Now(answer);
+                    }
+                    g.members.insert(id.clone(), m);
+                    return Self::rebalance_with(g, &id, rx, "a static member rejoined");
+                }
+            } else if req.require_known_member_id {
+                g.pending.insert(id.clone(), now + session);
+                return Pending::Now(JoinAnswer::error(
+                    ResponseError::MemberIdRequired.code(),
+                    &id,
+                ));
+            }
+            if g.members.len() >= GROUP_MEMBERS_MAX {
+                return err(ResponseError::GroupMaxSizeReached);
+            }
+            g.members.insert(id.clone(), new_member(id.clone()));
+            return Self::rebalance_with(g, &id, rx, "a member joined");
+        }
+        let id = req.member_id.clone();
+        let Some(m) = g.members.get_mut(&id) else {
+            if g.pending.remove(&id).is_some() {
+                if g.members.len() >= GROUP_MEMBERS_MAX {
+                    return err(ResponseError::GroupMaxSizeReached);
+                }
+                g.members.insert(id.clone(), new_member(id.clone()));
+                return Self::rebalance_with(g, &id, rx, "a member joined");
+            }
+            return err(ResponseError::UnknownMemberId);
+        };
+        if m.instance_id != req.instance_id {
+            return err(ResponseError::FencedInstanceId);
+        }
+        let changed = m.protocols != req.protocols;
+        m.protocols = req.protocols.clone();
+        m.session_timeout = session;
+        m.rebalance_timeout = rebalance;
+        m.last_seen = now;
+        let is_leader = g.leader.as_deref() == Some(id.as_str());
+        match g.state {
+            GroupState::PreparingRebalance => {
+                g.members.get_mut(&id).expect("member").join = Some(tx);
+                g.maybe_complete_join();
+                Pending::Later(rx)
+            }
+            GroupState::CompletingRebalance if !changed => Pending::Now(g.current(&id)),
+            GroupState::Stable if !changed && !is_leader => Pending::Now(g.current(&id)),
+            _ => {
+                g.members.get_mut(&id).expect("member").join = Some(tx);
+                Self::rebalance_with(g, &id, rx, "a member rejoined")
+            }
+        }
+    }
+
+    fn rebalance_with(
+        g: &mut Group,
+        member: &str,
+        rx: flume::Receiver<JoinAnswer>,
+        why: &str,
+    ) -> Pending<JoinAnswer> {
+        debug_assert!(g.members.get(member).is_some_and(|m| m.join.is_some()));
+        if g.state != GroupState::PreparingRebalance {
+            g.prepare_rebalance(why);
+        }
+        g.maybe_complete_join();
+        Pending::Later(rx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Pending<SyncAnswer> {
+        let err = |e: ResponseError| Pending::Now(SyncAnswer::error(e.code()));
+        let mut groups = self.groups.borrow_mut();
+        let Some(g) = groups.get_mut(group) else { return err(ResponseError::UnknownMemberId) };
+        let Some(m) = g.members.get(member_id) else {
+            return err(g.missing_member_error(instance_id));
+        };
+        if m.instance_id.as_deref() != instance_id {
+            return err(ResponseError::FencedInstanceId);
+        }
+        if generation != g.generation {
+            return err(ResponseError::IllegalGeneration);
+        }
+        if protocol_type.is_some_and(|t| Some(t) != g.protocol_type.as_deref())
+            || protocol.is_some_and(|p| Some(p) != g.protocol.as_deref())
+        {
+            return err(ResponseError::InconsistentGroupProtocol);
+        }
+        match g.state {
+            GroupState::Empty => err(ResponseError::UnknownMemberId),
+            GroupState::PreparingRebalance => err(ResponseError::RebalanceInProgress),
+            GroupState::Stable => Pending::Now(SyncAnswer {
+                error: 0,
+                protocol_type: g.protocol_type.clone(),
+                protocol: g.protocol.clone(),
+                assignment: m.assignment.clone(),
+            }),
+            GroupState::CompletingRebalance => {
+                let (tx, rx) = flume::bounded(1);
+                g.members.get_mut(member_id).expect("member").sync = Some(tx);
+                g.members.get_mut(member_id).expect("member").last_seen = Instant::now();
+                if g.leader.as_deref() == Some(member_id) {
+                    let mut given: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    for m in g.members.values_mut() {
+                        m.assignment = given.remove(&m.id).unwrap_or_default();
+                    }
+                    g.state = GroupState::Stable;
+                    info!("group {}: stable at generation {}", g.id, g.generation);
+                    for m in g.members.values_mut() {
+                        if let Some(tx) = m.sync.take() {
+                            let _ = tx.send(SyncAnswer {
+                                error: 0,
+                                protocol_type: g.protocol_type.clone(),
+                                protocol: g.protocol.clone(),
+                                assignment: m.assignment.clone(),
+                            });
+                        }
+                    }
+                }
+                Pending::Later(rx)
+            }
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> i16 {
+        let mut groups = self.groups.borrow_mut();
+        let Some(g) = groups.get_mut(group) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        let state = g.state;
+        let current = g.generation;
+        let fenced = g.missing_member_error(instance_id);
+        let Some(m) = g.members.get_mut(member_id) else {
+            return fenced.code();
+        };
+        if m.instance_id.as_deref() != instance_id {
+            return ResponseError::FencedInstanceId.code();
+        }
+        m.last_seen = Instant::now();
+        match state {
+            GroupState::Empty => ResponseError::UnknownMemberId.code(),
+            GroupState::PreparingRebalance => ResponseError::RebalanceInProgress.code(),
+            _ if generation != current => ResponseError::IllegalGeneration.code(),
+            _ => 0,
+        }
+    }
+
+    /// LeaveGroup for each (member id, instance id): the error of each.
+    pub fn leave(
+        &self,
+        group: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
+        let mut groups = self.groups.borrow_mut();
+        let Some(g) = groups.get_mut(group) else {
+            return Err(ResponseError::UnknownMemberId.code());
+        };
+        Ok(members
+            .iter()
+            .map(|(id, instance)| {
+                // A static member may leave by instance id alone.
+                let id = match (id.is_empty(), instance) {
+                    (true, Some(i)) => g.static_member(i).unwrap_or_default(),
+                    _ => id.clone(),
+                };
+                if g.pending.remove(&id).is_some() {
+                    return 0;
+                }
+                match g.members.get(&id) {
+                    None => ResponseError::UnknownMemberId.code(),
+                    Some(m) if instance.is_some() && m.instance_id != *instance => {
+                        ResponseError::FencedInstanceId.code()
+                    }
+                    Some(_) => {
+                        g.remove_member(&id, "left");
+                        0
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// Expires members whose session ran out and completes rebalances
+    /// whose timeout passed.
+    pub fn tick(&self) {
+        let now = Instant::now();
+        let mut groups = self.groups.borrow_mut();
+        for g in groups.values_mut() {
+            g.pending.retain(|_, until| *until > now);
+            let expired: Vec<String> = g
+                .members
+                .values()
+                .filter(|m| {
+                    m.join.is_none() && m.sync.is_none() && now - m.last_seen > m.session_timeout
+                })
+                .map(|m| m.id.clone())
+                .collect();
+            for id in expired {
+                warn!("group {}: member {id} expired (no heartbeat within its session)", g.id);
+                g.remove_member(&id, "expired");
+            }
+            if g.state == GroupState::PreparingRebalance
+                && g.rebalance_deadline.is_some_and(|d| d <= now)
+            {
+                g.complete_join();
+            }
+        }
+        groups.retain(|_, g| {
+            !(g.state == GroupState::Empty && g.members.is_empty() && g.offsets.is_empty())
+        });
+    }
+
+    /// Answers every waiting JoinGroup and SyncGroup (shutdown): clients go
+    /// and find the coordinator again.
+    pub fn stop(&self) {
+        let code = ResponseError::NotCoordinator.code();
+        for g in self.groups.borrow_mut().values_mut() {
+            for m in g.members.values_mut() {
+                if let Some(tx) = m.join.take() {
+                    let _ = tx.send(JoinAnswer::error(code, &m.id));
+                }
+                if let Some(tx) = m.sync.take() {
+                    let _ = tx.send(SyncAnswer::error(code));
+                }
+            }
+        }
+    }
+
+    /// Whether `member_id` of `generation` may commit offsets now: `Ok` or
+    /// the error for every partition. A commit with generation -1 and no
+    /// member is a "simple" commit (assign(), kcat), allowed while the
+    /// group has no members.
+    pub fn check_commit(&self, group: &str, generation: i32, member_id: &str) -> Result<(), i16> {
+        let groups = self.groups.borrow();
+        let Some(g) = groups.get(group) else {
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration.code())
+            };
+        };
+        if generation < 0 && g.state == GroupState::Empty {
+            return Ok(());
+        }
+        if g.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress.code());
+        }
+        if !g.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId.code());
+        }
+        if generation != g.generation {
+            return Err(ResponseError::IllegalGeneration.code());
+        }
+        Ok(())
+    }
+
+    /// The committed offset of one partition.
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
+        self.groups
+            .borrow()
+            .get(group)
+            .and_then(|g| g.offsets.get(&(topic.to_string(), partition)).cloned())
+    }
+
+    /// Every committed offset of a group, sorted by topic and partition.
+    pub fn all_committed(&self, group: &str) -> Vec<((String, i32), Committed)> {
+        let groups = self.groups.borrow();
+        let mut all: Vec<_> = groups
+            .get(group)
+            .map(|g| g.offsets.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// A group as DescribeGroups shows it, `None` if unknown here.
+    pub fn describe(&self, group: &str) -> Option<GroupView> {
+        let groups = self.groups.borrow();
+        let g = groups.get(group)?;
+        Some(GroupView {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: g.protocol.clone().unwrap_or_default(),
+            members: g
+                .members
+                .values()
+                .map(|m| MemberView {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if g.state == GroupState::Stable {
+                        m.metadata(g.protocol.as_deref().unwrap_or_default())
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if g.state == GroupState::Stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// Every group here: (id, protocol type, state).
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let mut all: Vec<_> = self
+            .groups
+            .borrow()
+            .values()
+            .map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Whether the group may be deleted: known and without members.
+    pub fn check_delete(&self, group: &str) -> Result<(), i16> {
+        match self.groups.borrow().get(group) {
+            None => Err(ResponseError::GroupIdNotFound.code()),
+            Some(g) if !g.members.is_empty() || g.state != GroupState::Empty => {
+                Err(ResponseError::NonEmptyGroup.code())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The topics the group's members subscribe to (consumer protocol).
+    pub fn subscribed_topics(&self, group: &str) -> HashSet<String> {
+        let groups = self.groups.borrow();
+        let Some(g) = groups.get(group) else { return HashSet::new() };
+        if g.protocol_type.as_deref() != Some("consumer") {
+            return HashSet::new();
+        }
+        let protocol = g.protocol.clone().unwrap_or_default();
+        g.members.values().flat_map(|m| subscription_topics(&m.metadata(&protocol))).collect()
+    }
+}
+
+/// The topics of a consumer protocol subscription (`version: i16`, then
+/// `topics: [string]`, which every version starts with).
+fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    if metadata.len() < 6 {
+        return out;
+    }
+    let count = i32::from_be_bytes(metadata[2..6].try_into().expect("4 bytes"));
+    let mut at = 6;
+    for _ in 0..count.max(0) {
+        let Some(len) = metadata.get(at..at + 2) else { break };
+        let len = i16::from_be_bytes(len.try_into().expect("2 bytes")).max(0) as usize;
+        let Some(name) = metadata.get(at + 2..at + 2 + len) else { break };
+        out.push(String::from_utf8_lossy(name).into_owned());
+        at += 2 + len;
+    }
+    out
+}
+
+/// A group for DescribeGroups.
+pub struct GroupView {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberView>,
+}
+
+pub struct MemberView {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// Waits for a pending answer, or gives `fallback` if the coordinator
+/// dropped the channel (never happens while the shard runs).
+pub async fn answer<T>(pending: Pending<T>, fallback: T) -> T {
+    match pending {
+        Pending::Now(a) => a,
+        Pending::Later(rx) => rx.recv_async().await.unwrap_or(fallback),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: i16 = 0;
+
+    fn join_req(member_id: &str, instance_id: Option<&str>) -> JoinRequest {
+        JoinRequest {
+            group: "g".into(),
+            member_id: member_id.into(),
+            instance_id: instance_id.map(Into::into),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 60_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+            require_known_member_id: true,
+        }
+    }
+
+    fn now<T: std::fmt::Debug>(p: Pending<T>) -> T {
+        match p {
+            Pending::Now(a) => a,
+            Pending::Later(rx) => rx.try_recv().expect("answered already"),
+        }
+    }
+
+    fn waiting<T>(p: Pending<T>) -> flume::Receiver<T> {
+        match p {
+            Pending::Later(rx) => {
+                assert!(rx.is_empty(), "answered too early");
+                rx
+            }
+            Pending::Now(_) => panic!("answered at once"),
+        }
+    }
+
+    /// A member through MEMBER_ID_REQUIRED, join and (as leader) sync.
+    fn first_member(c: &Coordinator) -> String {
+        let a = now(c.join(join_req("", None)));
+        assert_eq!(a.error, ResponseError::MemberIdRequired.code());
+        let id = a.member_id;
+        let a = now(c.join(join_req(&id, None)));
+        assert_eq!((a.error, a.generation, a.leader.as_str()), (NONE, 1, id.as_str()));
+        assert_eq!(a.members.len(), 1);
+        let s = now(c.sync("g", 1, &id, None, None, None, vec![(id.clone(), "A".into())]));
+        assert_eq!((s.error, &s.assignment[..]), (NONE, &b"A"[..]));
+        id
+    }
+
+    #[test]
+    fn members_join_sync_and_rebalance_through_the_state_machine() {
+        let c = Coordinator::default();
+        let a = first_member(&c);
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+        assert_eq!(c.heartbeat("g", 1, &a, None), NONE);
+
+        // A second member: the group rebalances; `a` learns it by heartbeat.
+        let b = now(c.join(join_req("", None))).member_id;
+        let b_join = waiting(c.join(join_req(&b, None)));
+        assert_eq!(c.describe("g").unwrap().state, GroupState::PreparingRebalance);
+        assert_eq!(c.heartbeat("g", 1, &a, None), ResponseError::RebalanceInProgress.code());
+        assert_eq!(
+            now(c.sync("g", 1, &a, None, None, None, vec![])).error,
+            ResponseError::RebalanceInProgress.code()
+        );
+        let a_join = now(c.join(join_req(&a, None)));
+        let b_join = b_join.try_recv().unwrap();
+        assert_eq!((a_join.generation, b_join.generation), (2, 2));
+        assert_eq!((a_join.leader.as_str(), a_join.members.len()), (a.as_str(), 2));
+        assert!(b_join.members.is_empty(), "only the leader gets the members");
+
+        // The follower's sync waits for the leader's assignment.
+        let b_sync = waiting(c.sync("g", 2, &b, None, None, None, vec![]));
+        assert_eq!(c.heartbeat("g", 2, &b, None), NONE, "heartbeats go on meanwhile");
+        let assignments = vec![(a.clone(), "A".into()), (b.clone(), "B".into())];
+        assert_eq!(&now(c.sync("g", 2, &a, None, None, None, assignments)).assignment[..], b"A");
+        assert_eq!(&b_sync.try_recv().unwrap().assignment[..], b"B");
+
+        // Stale generation, unknown member, mismatched protocol.
+        assert_eq!(c.heartbeat("g", 1, &a, None), ResponseError::IllegalGeneration.code());
+        assert_eq!(c.heartbeat("g", 2, "who", None), ResponseError::UnknownMemberId.code());
+        assert_eq!(
+            now(c.sync("g", 2, &a, None, Some("consumer"), Some("roundrobin"), vec![])).error,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        assert_eq!(c.check_commit("g", 2, &a), Ok(()));
+        assert_eq!(c.check_commit("g", 1, &a), Err(ResponseError::IllegalGeneration.code()));
+        assert_eq!(c.check_commit("g", -1, ""), Err(ResponseError::UnknownMemberId.code()));
+
+        // `b` leaves: `a` rejoins alone into generation 3.
+        assert_eq!(c.leave("g", &[(b.clone(), None)]).unwrap(), vec![NONE]);
+        assert_eq!(c.heartbeat("g", 2, &a, None), ResponseError::RebalanceInProgress.code());
+        let again = now(c.join(join_req(&a, None)));
+        assert_eq!((again.generation, again.members.len()), (3, 1));
+        assert_eq!(
+            c.leave("g", &[(b, None)]).unwrap(),
+            vec![ResponseError::UnknownMemberId.code()]
+        );
+
+        // The last member leaves: the group is empty and takes simple commits.
+        assert_eq!(c.leave("g", &[(a, None)]).unwrap(), vec![NONE]);
+        assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
+        assert_eq!(c.check_commit("g", -1, ""), Ok(()));
+    }
+
+    #[test]
+    fn bad_joins_get_kafka_errors() {
+        let c = Coordinator::default();
+        let mut short = join_req("", None);
+        short.session_timeout_ms = SESSION_TIMEOUT_MIN_MS - 1;
+        assert_eq!(now(c.join(short)).error, ResponseError::InvalidSessionTimeout.code());
+        assert_eq!(
+            now(c.join(join_req("nobody", None))).error,
+            ResponseError::UnknownMemberId.code()
+        );
+        first_member(&c);
+        let mut other = join_req("", None);
+        other.require_known_member_id = false;
+        other.protocols = vec![("roundrobin".into(), Bytes::new())];
+        assert_eq!(now(c.join(other)).error, ResponseError::InconsistentGroupProtocol.code());
+        let mut other = join_req("", None);
+        other.protocol_type = "connect".into();
+        assert_eq!(now(c.join(other)).error, ResponseError::InconsistentGroupProtocol.code());
+        assert_eq!(check_group_id(""), Err(ResponseError::InvalidGroupId.code()));
+    }
+
+    #[test]
+    fn a_static_member_returns_without_a_rebalance_and_fences_its_old_id() {
+        let c = Coordinator::default();
+        let a = now(c.join(join_req("", Some("i1"))));
+        assert_eq!((a.error, a.generation), (NONE, 1), "static members skip MEMBER_ID_REQUIRED");
+        let old = a.member_id;
+        now(c.sync("g", 1, &old, Some("i1"), None, None, vec![(old.clone(), "A".into())]));
+        // Restarted with the same instance id: same generation, same assignment.
+        let back = now(c.join(join_req("", Some("i1"))));
+        assert_eq!((back.error, back.generation), (NONE, 1));
+        assert_ne!(back.member_id, old);
+        let s = now(c.sync("g", 1, &back.member_id, Some("i1"), None, None, vec![]));
+        assert_eq!(&s.assignment[..], b"A");
+        assert_eq!(c.heartbeat("g", 1, &old, Some("i1")), ResponseError::FencedInstanceId.code());
+    }
+
+    #[test]
+    fn a_slower_acknowledgment_never_overwrites_a_newer_commit() {
+        let c = Coordinator::default();
+        let at = |offset| Committed {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+        };
+        c.apply("g", ("t".into(), 0), Some(at(20)), 11);
+        c.apply("g", ("t".into(), 0), Some(at(10)), 10);
+        assert_eq!(c.committed("g", "t", 0).unwrap().offset, 20);
+        c.apply("g", ("t".into(), 0), None, 12);
+        assert!(c.committed("g", "t", 0).is_none());
+        assert!(c.describe("g").is_none(), "a group with nothing left is forgotten");
+    }
+}

@@ -1,0 +1,427 @@
+//! Consumer group APIs (classic protocol): FindCoordinator, JoinGroup,
+//! SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups,
+//! DeleteGroups. The decisions are the coordinator's
+//! ([`crate::groups::Coordinator`]); this module decodes, routes and
+//! encodes. A group request reaching a shard that does not coordinate the
+//! group gets `NOT_COORDINATOR`, and the client asks FindCoordinator again.
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use net::codec::Request;
+use net::kafka_protocol;
+
+use super::{respond, HandlerResult, Reply};
+use crate::groups::records::{self, partition_for, Committed};
+use crate::groups::{
+    answer, check_group_id, JoinAnswer, JoinRequest, SyncAnswer, OFFSETS_TOPIC,
+    OFFSETS_TOPIC_PARTITIONS,
+};
+use crate::shard::Shard;
+
+/// DescribeGroups v3+ when the client did not ask for operations.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// The `__consumer_offsets` partition of `group` if this shard coordinates
+/// it and has loaded it; otherwise the error code to answer with.
+pub fn locate(shard: &Shard, group: &str) -> Result<i32, i16> {
+    check_group_id(group)?;
+    let p = partition_for(group, OFFSETS_TOPIC_PARTITIONS);
+    let image = shard.image.borrow().clone();
+    match image.leader(OFFSETS_TOPIC, p) {
+        None => Err(ResponseError::CoordinatorNotAvailable.code()),
+        Some(owner) if owner != shard.id => Err(ResponseError::NotCoordinator.code()),
+        Some(_) if !shard.groups.is_loaded(p) => {
+            Err(ResponseError::CoordinatorLoadInProgress.code())
+        }
+        Some(_) => Ok(p),
+    }
+}
+
+pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: FindCoordinatorRequest = request.decode_body()?;
+    let version = request.version;
+    let keys: Vec<String> = if version >= 4 {
+        req.coordinator_keys.iter().map(|k| k.to_string()).collect()
+    } else {
+        vec![req.key.to_string()]
+    };
+    let image = shard.image.borrow().clone();
+    let config = &shard.config;
+    let entries: Vec<CoordinatorEntry> = keys
+        .into_iter()
+        .map(|key| {
+            let mut e = CoordinatorEntry::default()
+                .with_key(s(key.clone()))
+                .with_node_id(BrokerId(-1))
+                .with_host(s(""))
+                .with_port(-1);
+            let fail = |mut e: CoordinatorEntry, code: ResponseError, msg: &str| {
+                e.error_code = code.code();
+                e.error_message = Some(s(msg));
+                e
+            };
+            if req.key_type != 0 {
+                return fail(
+                    e,
+                    ResponseError::CoordinatorNotAvailable,
+                    "transactions are not supported yet",
+                );
+            }
+            if check_group_id(&key).is_err() {
+                return fail(e, ResponseError::InvalidRequest, "invalid group id");
+            }
+            let p = partition_for(&key, OFFSETS_TOPIC_PARTITIONS);
+            match image.leader(OFFSETS_TOPIC, p) {
+                None => fail(e, ResponseError::CoordinatorNotAvailable, "no offsets topic yet"),
+                Some(owner) => {
+                    e.node_id = BrokerId(config.broker_id(owner));
+                    e.host = s(config.host.clone());
+                    e.port = config.port_of(owner) as i32;
+                    e
+                }
+            }
+        })
+        .collect();
+    let mut response = FindCoordinatorResponse::default();
+    if version >= 4 {
+        response.coordinators = entries;
+    } else {
+        let e = entries.into_iter().next().expect("one key");
+        response.error_code = e.error_code;
+        if version >= 1 {
+            response.error_message = e.error_message;
+        }
+        response.node_id = e.node_id;
+        response.host = e.host;
+        response.port = e.port;
+    }
+    respond(request, &response)
+}
+
+pub fn join_group(shard: &Shard, request: &Request, peer: &str) -> Reply {
+    let req: JoinGroupRequest = match request.decode_body() {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let version = request.version;
+    let group = req.group_id.0.to_string();
+    let respond_with = move |request: &Request, a: JoinAnswer| {
+        let mut r = JoinGroupResponse::default()
+            .with_error_code(a.error)
+            .with_generation_id(a.generation)
+            .with_leader(s(a.leader))
+            .with_member_id(s(a.member_id))
+            .with_members(
+                a.members
+                    .into_iter()
+                    .map(|(id, instance, metadata)| {
+                        JoinGroupResponseMember::default()
+                            .with_member_id(s(id))
+                            .with_group_instance_id(if version >= 5 {
+                                instance.map(s)
+                            } else {
+                                None
+                            })
+                            .with_metadata(metadata)
+                    })
+                    .collect(),
+            );
+        if version >= 7 {
+            r.protocol_type = a.protocol_type.map(s);
+        }
+        r.protocol_name =
+            if version >= 7 { a.protocol.map(s) } else { Some(s(a.protocol.unwrap_or_default())) };
+        respond(request, &r)
+    };
+    if let Err(code) = locate(shard, &group) {
+        return Reply::Now(respond_with(
+            request,
+            JoinAnswer {
+                error: code,
+                generation: -1,
+                member_id: req.member_id.to_string(),
+                ..Default::default()
+            },
+        ));
+    }
+    let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(peer);
+    let join = JoinRequest {
+        group,
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+        client_id: request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        client_host: format!("/{host}"),
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: if version >= 1 { req.rebalance_timeout_ms } else { -1 },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
+        require_known_member_id: version >= 4,
+    };
+    let fallback = JoinAnswer {
+        error: ResponseError::NotCoordinator.code(),
+        generation: -1,
+        member_id: join.member_id.clone(),
+        ..Default::default()
+    };
+    let pending = shard.groups.join(join);
+    let request = request.clone();
+    Reply::Later(Box::pin(async move {
+        let a = answer(pending, fallback).await;
+        respond_with(&request, a)
+    }))
+}
+
+pub fn sync_group(shard: &Shard, request: &Request) -> Reply {
+    let req: SyncGroupRequest = match request.decode_body() {
+        Ok(r) => r,
+        Err(e) => return Reply::Now(Err(e)),
+    };
+    let version = request.version;
+    let respond_with = move |request: &Request, a: SyncAnswer| {
+        let mut r =
+            SyncGroupResponse::default().with_error_code(a.error).with_assignment(a.assignment);
+        if version >= 5 {
+            r.protocol_type = a.protocol_type.map(s);
+            r.protocol_name = a.protocol.map(s);
+        }
+        respond(request, &r)
+    };
+    let group = req.group_id.0.to_string();
+    if let Err(code) = locate(shard, &group) {
+        return Reply::Now(respond_with(request, SyncAnswer { error: code, ..Default::default() }));
+    }
+    let pending = shard.groups.sync(
+        &group,
+        req.generation_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.protocol_type.as_deref(),
+        req.protocol_name.as_deref(),
+        req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect(),
+    );
+    let request = request.clone();
+    let fallback = SyncAnswer { error: ResponseError::NotCoordinator.code(), ..Default::default() };
+    Reply::Later(Box::pin(async move {
+        let a = answer(pending, fallback).await;
+        respond_with(&request, a)
+    }))
+}
+
+pub fn heartbeat(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: HeartbeatRequest = request.decode_body()?;
+    let group = req.group_id.0.to_string();
+    let code = match locate(shard, &group) {
+        Err(code) => code,
+        Ok(_) => shard.groups.heartbeat(
+            &group,
+            req.generation_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+        ),
+    };
+    respond(request, &HeartbeatResponse::default().with_error_code(code))
+}
+
+pub fn leave_group(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: LeaveGroupRequest = request.decode_body()?;
+    let version = request.version;
+    let group = req.group_id.0.to_string();
+    let members: Vec<(String, Option<String>)> = if version >= 3 {
+        req.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|i| i.to_string())))
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let outcome = locate(shard, &group).and_then(|_| shard.groups.leave(&group, &members));
+    let mut response = LeaveGroupResponse::default();
+    match outcome {
+        Err(code) => response.error_code = code,
+        Ok(codes) if version >= 3 => {
+            response.members = members
+                .into_iter()
+                .zip(codes)
+                .map(|((id, instance), code)| {
+                    MemberResponse::default()
+                        .with_member_id(s(id))
+                        .with_group_instance_id(instance.map(s))
+                        .with_error_code(code)
+                })
+                .collect();
+        }
+        Ok(codes) => response.error_code = codes[0],
+    }
+    respond(request, &response)
+}
+
+pub fn describe_groups(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: DescribeGroupsRequest = request.decode_body()?;
+    let version = request.version;
+    let groups = req
+        .groups
+        .iter()
+        .map(|g| {
+            let id = g.0.to_string();
+            let mut d = DescribedGroup::default()
+                .with_group_id(g.clone())
+                .with_authorized_operations(OPERATIONS_OMITTED);
+            match locate(shard, &id) {
+                Err(code) => {
+                    d.error_code = code;
+                    d.group_state = s("");
+                }
+                Ok(_) => match shard.groups.describe(&id) {
+                    // Unknown groups are "Dead", as Kafka reports them.
+                    None => d.group_state = s("Dead"),
+                    Some(view) => {
+                        d.group_state = s(view.state.name());
+                        d.protocol_type = s(view.protocol_type);
+                        d.protocol_data = s(view.protocol);
+                        d.members = view
+                            .members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(s(m.id))
+                                    .with_group_instance_id(if version >= 4 {
+                                        m.instance_id.map(s)
+                                    } else {
+                                        None
+                                    })
+                                    .with_client_id(s(m.client_id))
+                                    .with_client_host(s(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect();
+                    }
+                },
+            }
+            d
+        })
+        .collect();
+    respond(request, &DescribeGroupsResponse::default().with_groups(groups))
+}
+
+pub fn list_groups(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: ListGroupsRequest = request.decode_body()?;
+    let wanted: Vec<String> =
+        req.states_filter.iter().map(|f| f.to_string().to_lowercase()).collect();
+    let groups = shard
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| wanted.is_empty() || wanted.contains(&state.name().to_lowercase()))
+        .map(|(id, protocol_type, state)| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(s(id)))
+                .with_protocol_type(s(protocol_type));
+            if request.version >= 4 {
+                l.group_state = s(state.name());
+            }
+            l
+        })
+        .collect();
+    respond(request, &ListGroupsResponse::default().with_groups(groups))
+}
+
+/// DeleteGroups: each empty group's offsets are deleted with tombstones.
+pub async fn delete_groups(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: DeleteGroupsRequest = request.decode_body()?;
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in &req.groups_names {
+        let id = g.0.to_string();
+        let outcome = match locate(shard, &id) {
+            Err(code) => Err(code),
+            Ok(p) => match shard.groups.check_delete(&id) {
+                Err(code) => Err(code),
+                Ok(()) => {
+                    let gone: Vec<_> = shard
+                        .groups
+                        .all_committed(&id)
+                        .into_iter()
+                        .map(|(tp, _)| (tp, None))
+                        .collect();
+                    write_offsets(shard, p, &id, gone).await
+                }
+            },
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(g.clone())
+                .with_error_code(outcome.err().unwrap_or(0)),
+        );
+    }
+    respond(request, &DeleteGroupsResponse::default().with_results(results))
+}
+
+/// Appends offset records (a `None` value is a tombstone) for `group` to
+/// its `__consumer_offsets` partition, waits until they are durable, then
+/// applies them in memory.
+pub async fn write_offsets(
+    shard: &Shard,
+    partition: i32,
+    group: &str,
+    entries: Vec<((String, i32), Option<Committed>)>,
+) -> Result<(), i16> {
+    let (log, base) = append_offsets(shard, partition, group, &entries).await?;
+    wait_offsets(shard, &log, base, group, entries).await
+}
+
+type OffsetsLog = engine::PartitionLog<engine::disk::DmaDisk>;
+
+/// The append half of [`write_offsets`]: assigns the records' offsets.
+pub async fn append_offsets(
+    shard: &Shard,
+    partition: i32,
+    group: &str,
+    entries: &[((String, i32), Option<Committed>)],
+) -> Result<(OffsetsLog, i64), i16> {
+    let log = shard.log(OFFSETS_TOPIC, partition).ok_or(ResponseError::NotCoordinator.code())?;
+    if entries.is_empty() {
+        return Ok((log, -1));
+    }
+    let keys: Vec<Vec<u8>> =
+        entries.iter().map(|((t, p), _)| records::offset_key(group, t, *p)).collect();
+    let values: Vec<Option<Vec<u8>>> =
+        entries.iter().map(|(_, v)| v.as_ref().map(records::offset_value)).collect();
+    let kv: Vec<_> = keys.iter().zip(&values).map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
+    let batch = engine::batch::build(&kv, engine::Clock::now_ms(&engine::SystemClock));
+    let info = log
+        .append(BytesMut::from(&batch[..]), 0)
+        .await
+        .map_err(|e| net::errors::append_error_code(&e))?;
+    Ok((log, info.base_offset))
+}
+
+/// The waiting half of [`write_offsets`].
+pub async fn wait_offsets(
+    shard: &Shard,
+    log: &OffsetsLog,
+    base: i64,
+    group: &str,
+    entries: Vec<((String, i32), Option<Committed>)>,
+) -> Result<(), i16> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let end = base + entries.len() as i64;
+    log.wait_acked(end).await.map_err(|e| net::errors::append_error_code(&e))?;
+    for (i, (tp, value)) in entries.into_iter().enumerate() {
+        shard.groups.apply(group, tp, value, base + i as i64);
+    }
+    Ok(())
+}
