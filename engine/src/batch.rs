@@ -281,6 +281,16 @@ pub fn build_timed(records: &[KeyValue<'_>], timestamp: Timestamp, deltas: &[i64
     batch
 }
 
+/// Marks a built batch as an idempotent producer's (producer id, epoch and
+/// base sequence) and recomputes its CRC: for tests and tools.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = batch_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// One record of an uncompressed batch, as [`parse_records`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {

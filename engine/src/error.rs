@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 
 use crate::batch::BatchError;
+use crate::producers::SequenceError;
 use crate::types::Offset;
 
 /// Why the log refuses writes. Once set it stays: a write or fdatasync error
@@ -48,6 +49,9 @@ pub enum AppendError {
     NoSpace,
     /// The log was closed.
     Closed,
+    /// An idempotent producer's batch is out of sequence or of an old
+    /// epoch; nothing of the request was appended.
+    Sequence(SequenceError),
 }
 
 impl fmt::Display for AppendError {
@@ -57,6 +61,7 @@ impl fmt::Display for AppendError {
             AppendError::Storage(e) => write!(f, "partition is offline for writes: {e}"),
             AppendError::NoSpace => write!(f, "no space left on device; append refused"),
             AppendError::Closed => write!(f, "log is closed"),
+            AppendError::Sequence(e) => write!(f, "{e}"),
         }
     }
 }

@@ -18,6 +18,7 @@
 //! - [`log`]: [`PartitionLog`], the public face: append, read, truncate, retention.
 //! - [`flush`]: [`Flusher`], the shard's write-and-fdatasync loop (group commit).
 //! - [`recovery`]: scanning segments after an unclean shutdown.
+//! - [`producers`]: idempotent producers' sequences per partition.
 //! - [`sync`]: tiny single-threaded async primitives the engine needs.
 
 pub mod batch;
@@ -29,6 +30,7 @@ pub mod flush;
 pub mod index;
 pub mod limits;
 pub mod log;
+pub mod producers;
 pub mod recovery;
 pub mod segment;
 pub mod sync;

@@ -18,7 +18,10 @@
 //! `<base:020>.log`, `.index`, `.timeindex` per segment (see [`crate::segment`]),
 //! and `clean_shutdown`, an empty file written by [`PartitionLog::close`] and
 //! removed by `open`: when present, recovery trusts the files and skips the
-//! full scan of the active segment.
+//! full scan of the active segment. `<offset:020>.producers` is a snapshot of
+//! the idempotent producers' state ([`crate::producers`]) as of that offset,
+//! written by `close`; `open` loads the newest one at or below the log end
+//! and replays the batches after it.
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -35,6 +38,7 @@ use crate::disk::{write_file_atomic, Disk, DiskFile};
 use crate::error::{AppendError, IoContext, LogError, StorageFailure};
 use crate::flush::{FlushShared, Flusher};
 use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES, RESERVE_STEP_BYTES};
+use crate::producers::{Check, ProducerStates};
 use crate::recovery::scan;
 use crate::segment::{
     parse_log_name, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -44,6 +48,7 @@ use crate::tail::{SealedChunk, Tail};
 use crate::types::{LeaderEpoch, Offset, Timestamp, NO_TIMESTAMP};
 
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
+const PRODUCERS_SUFFIX: &str = "producers";
 
 /// What an accepted append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +148,8 @@ pub(crate) struct State<D: Disk> {
     pub registered: bool,
     /// A write group of this log is in flight.
     writing: bool,
+    /// Idempotent producers' sequences, up to `log_end`.
+    producers: ProducerStates,
 }
 
 pub(crate) struct LogInner<D: Disk> {
@@ -295,6 +302,7 @@ impl<D: Disk> PartitionLog<D> {
             closed: false,
             registered: false,
             writing: false,
+            producers: ProducerStates::default(),
         };
         let inner = LogInner {
             disk,
@@ -309,7 +317,92 @@ impl<D: Disk> PartitionLog<D> {
             acked: Notify::default(),
             recovery: report,
         };
-        Ok(PartitionLog { inner: Rc::new(inner) })
+        let log = PartitionLog { inner: Rc::new(inner) };
+        log.load_producers().await?;
+        Ok(log)
+    }
+
+    /// Rebuilds the producers' state: the newest snapshot at or below the
+    /// log end (newer ones describe data a crash took back, and go), then
+    /// every batch after it.
+    async fn load_producers(&self) -> Result<(), LogError> {
+        let inner = &*self.inner;
+        let log_end = self.log_end_offset();
+        let names = inner.disk.list_dir(&inner.dir).await.ctx(|| "listing snapshots".into())?;
+        let mut snapshots: Vec<Offset> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(&format!(".{PRODUCERS_SUFFIX}")))
+            .filter(|stem| stem.len() == 20)
+            .filter_map(|stem| stem.parse().ok())
+            .collect();
+        snapshots.sort_unstable();
+        let mut state = ProducerStates::default();
+        let mut from = self.log_start_offset();
+        while let Some(at) = snapshots.pop() {
+            let path = segment_path(&inner.dir, at, PRODUCERS_SUFFIX);
+            if at > log_end {
+                inner
+                    .disk
+                    .remove_file(&path)
+                    .await
+                    .ctx(|| format!("removing {}", path.display()))?;
+                continue;
+            }
+            let bytes = read_optional(&inner.disk, &path).await?.unwrap_or_default();
+            if let Some(s) = ProducerStates::decode(&bytes) {
+                state = s;
+                from = from.max(at);
+                break;
+            }
+        }
+        let mut offset = from;
+        while offset < log_end {
+            let read = self.read(offset, crate::limits::RECOVERY_READ_BYTES, log_end).await?;
+            if read.chunks.is_empty() {
+                break;
+            }
+            for chunk in &read.chunks {
+                let bytes = self.read_bytes(chunk).await?;
+                let mut at = 0;
+                while at < bytes.len() {
+                    let h = validate_one(&bytes[at..]).map_err(|e| LogError::Corrupt {
+                        segment_base: offset,
+                        position: at as u64,
+                        reason: e.to_string(),
+                    })?;
+                    if h.last_offset() >= from {
+                        state.apply(&h);
+                    }
+                    offset = h.last_offset() + 1;
+                    at += h.size;
+                }
+            }
+        }
+        inner.state.borrow_mut().producers = state;
+        Ok(())
+    }
+
+    /// Writes the producers' snapshot as of the log end and removes older
+    /// ones. The caller holds the append lock (nothing moves meanwhile).
+    async fn write_producers_snapshot(&self) -> Result<(), LogError> {
+        let inner = &*self.inner;
+        let (at, bytes) = {
+            let st = inner.state.borrow();
+            (st.log_end, st.producers.encode())
+        };
+        let path = segment_path(&inner.dir, at, PRODUCERS_SUFFIX);
+        write_file_atomic(inner.disk.as_ref(), &path, &bytes)
+            .await
+            .ctx(|| format!("writing {}", path.display()))?;
+        let names = inner.disk.list_dir(&inner.dir).await.ctx(|| "listing snapshots".into())?;
+        for name in names {
+            let stem = name.strip_suffix(&format!(".{PRODUCERS_SUFFIX}"));
+            if stem.and_then(|s| s.parse::<Offset>().ok()).is_some_and(|o| o != at) {
+                let p = inner.dir.join(&name);
+                inner.disk.remove_file(&p).await.ctx(|| format!("removing {}", p.display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Opens one segment: loads its indexes and scans what must be scanned.
@@ -509,6 +602,18 @@ impl<D: Disk> PartitionLog<D> {
         let interval = inner.config.borrow().index_interval_bytes;
         let mut st = inner.state.borrow_mut();
         let st = &mut *st;
+        // Idempotent producers: a retried batch gets its original offsets.
+        match st.producers.check(&headers) {
+            Err(e) => return Err(AppendError::Sequence(e)),
+            Ok(Check::Duplicate(b)) => {
+                return Ok(AppendInfo {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    end_offset: b.last_offset + 1,
+                })
+            }
+            Ok(Check::Append) => {}
+        }
         let base_offset = st.log_end;
         let (&segment_base, segment) = st.segments.iter_mut().next_back().expect("active segment");
         let mut offset = base_offset;
@@ -517,6 +622,7 @@ impl<D: Disk> PartitionLog<D> {
             stamp(&mut batches[at..at + h.size], offset, leader_epoch);
             let stamped = BatchHeader { base_offset: offset, leader_epoch, ..*h };
             segment.note_batch(&stamped, segment.size, interval);
+            st.producers.apply(&stamped);
             offset = stamped.last_offset() + 1;
             at += h.size;
         }
@@ -1032,20 +1138,24 @@ impl<D: Disk> PartitionLog<D> {
         } else {
             Vec::new()
         };
-        let mut st = self.inner.state.borrow_mut();
-        let st = &mut *st;
-        st.segments.insert(segment_base, seg);
-        st.tail = Tail::new(self.inner.disk.as_ref(), position, &last_block);
-        st.pending.clear();
-        while st.cache.back().is_some_and(|b| b.base_offset >= new_end) {
-            let b = st.cache.pop_back().expect("checked");
-            st.cache_bytes -= b.bytes.len();
+        {
+            let mut st = self.inner.state.borrow_mut();
+            let st = &mut *st;
+            st.segments.insert(segment_base, seg);
+            st.tail = Tail::new(self.inner.disk.as_ref(), position, &last_block);
+            st.pending.clear();
+            while st.cache.back().is_some_and(|b| b.base_offset >= new_end) {
+                let b = st.cache.pop_back().expect("checked");
+                st.cache_bytes -= b.bytes.len();
+            }
+            st.log_end = new_end;
+            st.written_end = st.written_end.min(new_end);
+            self.inner.acked_end.set(self.inner.acked_end.get().min(new_end));
         }
-        st.log_end = new_end;
-        st.written_end = st.written_end.min(new_end);
-        self.inner.acked_end.set(self.inner.acked_end.get().min(new_end));
         drop(_maintenance);
         self.inner.acked.notify();
+        // The producers' state described batches that are gone.
+        self.load_producers().await?;
         Ok(new_end)
     }
 
@@ -1138,6 +1248,7 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .ctx(|| "closing segment".into())?;
         }
+        self.write_producers_snapshot().await?;
         write_file_atomic(self.inner.disk.as_ref(), &self.inner.dir.join(CLEAN_SHUTDOWN_FILE), b"")
             .await
             .ctx(|| "writing the clean shutdown marker".into())?;

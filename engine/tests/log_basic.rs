@@ -280,3 +280,63 @@ fn offsets_by_timestamp_are_per_record_in_uncompressed_batches() {
         });
     });
 }
+
+/// An idempotent producer's batch: `records` records from sequence `seq`.
+fn producer_batch(tag: u64, records: usize, pid: i64, epoch: i16, seq: i32) -> bytes::BytesMut {
+    let mut b = batch(tag, records, 10);
+    engine::batch::set_producer(&mut b, pid, epoch, seq);
+    b
+}
+
+#[test]
+fn idempotent_producers_are_deduplicated_across_clean_and_unclean_restarts() {
+    use engine::producers::SequenceError;
+    use engine::AppendError;
+    for clean in [true, false] {
+        let env = Env::new(Flush::Fsync);
+        env.run(async {
+            let log = env.open(tiny()).await;
+            for i in 0..10 {
+                let info = log.append(producer_batch(i, 2, 42, 0, i as i32 * 2), 0).await.unwrap();
+                assert_eq!(info.base_offset, i as i64 * 2);
+                log.wait_acked(info.end_offset).await.unwrap();
+            }
+            // A retry of the last batch: its original offsets, nothing appended.
+            let dup = log.append(producer_batch(9, 2, 42, 0, 18), 0).await.unwrap();
+            assert_eq!((dup.base_offset, dup.end_offset), (18, 20));
+            assert_eq!(log.log_end_offset(), 20);
+            // A gap and an old epoch are refused.
+            let gap = log.append(producer_batch(10, 1, 42, 0, 25), 0).await;
+            assert!(matches!(gap, Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))));
+            if clean {
+                log.close().await.unwrap();
+            }
+        });
+        if !clean {
+            env.disk.crash(3);
+        }
+        let env2 = env.restart();
+        env2.run(async {
+            let log = env2.open(tiny()).await;
+            assert_eq!(log.log_end_offset(), 20);
+            // The state came back (from the snapshot, or by replaying).
+            let dup = log.append(producer_batch(8, 2, 42, 0, 16), 0).await.unwrap();
+            assert_eq!((dup.base_offset, dup.end_offset), (16, 18), "clean: {clean}");
+            let next = log.append(producer_batch(10, 1, 42, 0, 20), 0).await.unwrap();
+            assert_eq!(next.base_offset, 20);
+            log.wait_acked(next.end_offset).await.unwrap();
+            let bumped = log.append(producer_batch(11, 1, 42, 1, 0), 0).await.unwrap();
+            log.wait_acked(bumped.end_offset).await.unwrap();
+            let stale = log.append(producer_batch(12, 1, 42, 0, 21), 0).await;
+            assert!(matches!(
+                stale,
+                Err(AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }))
+            ));
+            // Truncation forgets the batches it cuts: the cut batch can be
+            // written again, with a new offset.
+            assert_eq!(log.truncate_to(21).await.unwrap(), 21);
+            let again = log.append(producer_batch(11, 1, 42, 1, 0), 0).await.unwrap();
+            assert_eq!(again.base_offset, 21);
+        });
+    }
+}

@@ -1,6 +1,7 @@
 //! Engine errors as Kafka error codes: one engine variant, one code.
 
 use engine::batch::BatchError;
+use engine::producers::SequenceError;
 use engine::{AppendError, LogError};
 use kafka_protocol::error::ResponseError;
 
@@ -15,6 +16,12 @@ pub fn append_error_code(e: &AppendError) -> i16 {
         AppendError::Storage(_) | AppendError::NoSpace => ResponseError::KafkaStorageError.code(),
         // A log closed under a request: the partition is moving or the broker stopping.
         AppendError::Closed => ResponseError::NotLeaderOrFollower.code(),
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber.code()
+        }
+        AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch.code()
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// The served range of `api`, if it is served at all.
@@ -73,7 +74,8 @@ mod tests {
         within::<DescribeGroupsRequest>(ApiKey::DescribeGroups);
         within::<ListGroupsRequest>(ApiKey::ListGroups);
         within::<DeleteGroupsRequest>(ApiKey::DeleteGroups);
+        within::<InitProducerIdRequest>(ApiKey::InitProducerId);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
-        assert!(!supports(ApiKey::InitProducerId, 0));
+        assert!(!supports(ApiKey::AddPartitionsToTxn, 0));
     }
 }

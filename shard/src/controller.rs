@@ -27,6 +27,10 @@ use crate::shard::{Shard, ShardMsg};
 /// CreateTopics can cause.
 pub const TOPIC_PARTITIONS_MAX: i32 = 10_000;
 
+/// Producer ids handed to a shard at once: one metadata record per block,
+/// not per InitProducerId.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
 /// Directory name of the metadata log.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
@@ -57,6 +61,8 @@ pub enum ControllerMsg {
     },
     /// Topics by name; their data is deleted by the shards that lead them.
     DeleteTopics { names: Vec<String>, reply: flume::Sender<Vec<Outcome>> },
+    /// A block of [`PRODUCER_ID_BLOCK`] fresh producer ids: `start..end`.
+    AllocateProducerIds { reply: flume::Sender<Result<(i64, i64), String>> },
     /// (topic, new partition count).
     CreatePartitions {
         topics: Vec<(String, i32)>,
@@ -87,6 +93,15 @@ pub async fn run(
             }
             ControllerMsg::DeleteTopics { names, reply } => {
                 let outcome = controller.delete_topics(names).await;
+                let _ = reply.send(outcome);
+            }
+            ControllerMsg::AllocateProducerIds { reply } => {
+                let start = controller.image.next_producer_id;
+                let end = start + PRODUCER_ID_BLOCK;
+                let outcome = controller
+                    .commit(vec![MetadataRecord::ProducerIds { next: end }])
+                    .await
+                    .map(|()| (start, end));
                 let _ = reply.send(outcome);
             }
             ControllerMsg::CreatePartitions { topics, validate_only, reply } => {

@@ -11,6 +11,8 @@
 //!   a topic, or a topic's new state (more partitions); partition `p` is led
 //!   by shard `shards[p]`.
 //! - `{"type":"delete_topic","name":"t"}`: the topic and its data are gone.
+//! - `{"type":"producer_ids","next":2000}`: producer ids below `next` are
+//!   handed out (InitProducerId), so none is given twice across restarts.
 //!
 //! Shared across shards (`Send + Sync` behind an `Arc`), never mutated.
 
@@ -38,6 +40,7 @@ pub enum MetadataRecord {
     Cluster { id: String },
     Topic(TopicMeta),
     DeleteTopic { name: String },
+    ProducerIds { next: i64 },
 }
 
 impl MetadataRecord {
@@ -52,6 +55,7 @@ impl MetadataRecord {
                 "configs": t.configs,
             }),
             MetadataRecord::DeleteTopic { name } => json!({"type": "delete_topic", "name": name}),
+            MetadataRecord::ProducerIds { next } => json!({"type": "producer_ids", "next": next}),
         };
         v.to_string().into_bytes()
     }
@@ -93,6 +97,9 @@ impl MetadataRecord {
             Some("delete_topic") => Ok(MetadataRecord::DeleteTopic {
                 name: field("name")?.as_str().ok_or("name is not a string")?.to_string(),
             }),
+            Some("producer_ids") => Ok(MetadataRecord::ProducerIds {
+                next: field("next")?.as_i64().ok_or("next is not a number")?,
+            }),
             _ => Err(format!("unknown metadata record: {v}")),
         }
     }
@@ -121,6 +128,8 @@ pub struct MetadataImage {
     pub epoch: u64,
     pub cluster_id: String,
     pub topics: BTreeMap<String, TopicMeta>,
+    /// The first producer id not handed out yet.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -136,6 +145,7 @@ impl MetadataImage {
             MetadataRecord::DeleteTopic { name } => {
                 next.topics.remove(name);
             }
+            MetadataRecord::ProducerIds { next: n } => next.next_producer_id = *n,
         }
         next
     }
@@ -185,13 +195,15 @@ mod tests {
             MetadataRecord::Topic(t.clone()),
             MetadataRecord::Topic(TopicMeta { name: "gone".into(), ..t.clone() }),
             MetadataRecord::DeleteTopic { name: "gone".into() },
+            MetadataRecord::ProducerIds { next: 1000 },
         ];
         let mut image = MetadataImage::default();
         for r in &records {
             assert_eq!(&MetadataRecord::decode(&r.encode()).unwrap(), r);
             image = image.apply(r);
         }
-        assert_eq!(image.epoch, 4);
+        assert_eq!(image.epoch, 5);
+        assert_eq!(image.next_producer_id, 1000);
         assert!(!image.topics.contains_key("gone"));
         assert_eq!(image.leader("orders", 1), Some(1));
         assert_eq!(image.leader("orders", 3), None);

@@ -5,6 +5,7 @@
 //! Runs on the process's main thread, which only starts shards and waits;
 //! it never serves a request.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -196,6 +197,7 @@ async fn shard_main(
         flusher: flusher.clone(),
         controller: controller_tx,
         groups: Default::default(),
+        producer_ids: RefCell::new(0..0),
         stopping: Default::default(),
         in_flight: Default::default(),
         request_done: Default::default(),

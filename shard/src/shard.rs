@@ -45,6 +45,8 @@ pub struct Shard {
     pub controller: flume::Sender<ControllerMsg>,
     /// The consumer groups this shard coordinates.
     pub groups: Coordinator,
+    /// Producer ids this shard may hand out (a block from the controller).
+    pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// No new requests are taken once set.
     pub stopping: Cell<bool>,
     /// Requests being handled; shutdown waits for zero.

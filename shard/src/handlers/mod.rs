@@ -17,6 +17,7 @@ mod describe_cluster;
 mod describe_configs;
 mod fetch;
 mod groups;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offsets;
@@ -76,6 +77,7 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::ListGroups => groups::list_groups(shard, request),
         ApiKey::DeleteGroups => groups::delete_groups(shard, request).await,
         ApiKey::OffsetFetch => offsets::offset_fetch(shard, request),
+        ApiKey::InitProducerId => init_producer_id::handle(shard, request).await,
         ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
         other => Err(DecodeError::UnknownApi(other as i16)),
     }

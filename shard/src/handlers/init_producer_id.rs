@@ -1,0 +1,66 @@
+//! InitProducerId v0-v4 for idempotent producers: a fresh producer id with
+//! epoch 0. Ids come in blocks from the controller, whose metadata log
+//! records every block handed out, so no id is given twice, even across
+//! restarts. A request with a previous id and epoch (v3+, after a fatal
+//! sequence error) gets a fresh id too, as Kafka answers producers without
+//! a transactional id. Transactional ids are refused until transactions
+//! exist (`COORDINATOR_NOT_AVAILABLE`, as FindCoordinator says for them).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use net::codec::Request;
+use net::kafka_protocol;
+
+use super::{respond, HandlerResult};
+use crate::controller::ControllerMsg;
+use crate::shard::Shard;
+
+pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: InitProducerIdRequest = request.decode_body()?;
+    let mut response =
+        InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
+        response.error_code = ResponseError::CoordinatorNotAvailable.code();
+        return respond(request, &response);
+    }
+    match next_producer_id(shard).await {
+        Ok(id) => {
+            response.producer_id = ProducerId(id);
+            response.producer_epoch = 0;
+        }
+        Err(e) => {
+            log::warn!("shard {}: cannot allocate producer ids: {e}", shard.id);
+            response.error_code = ResponseError::CoordinatorNotAvailable.code();
+        }
+    }
+    respond(request, &response)
+}
+
+/// The next id of this shard's block, asking the controller for a new
+/// block when it is used up.
+async fn next_producer_id(shard: &Shard) -> Result<i64, String> {
+    loop {
+        {
+            let mut ids = shard.producer_ids.borrow_mut();
+            if ids.start < ids.end {
+                let id = ids.start;
+                ids.start += 1;
+                return Ok(id);
+            }
+        }
+        let (reply, answer) = flume::bounded(1);
+        shard
+            .controller
+            .send_async(ControllerMsg::AllocateProducerIds { reply })
+            .await
+            .map_err(|_| "controller unavailable".to_string())?;
+        let (start, end) =
+            answer.recv_async().await.map_err(|_| "controller unavailable".to_string())??;
+        let mut ids = shard.producer_ids.borrow_mut();
+        // Another request may have refilled meanwhile; the newer block wins
+        // and the rest of the older one is simply never used.
+        if ids.start >= ids.end {
+            *ids = start..end;
+        }
+    }
+}
