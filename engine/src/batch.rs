@@ -291,6 +291,16 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequenc
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Sets a batch's record count and length to match its bytes, and its CRC
+/// (compaction, after removing records).
+pub fn set_count_and_crc(batch: &mut [u8], records_count: i32) {
+    let length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&records_count.to_be_bytes());
+    let crc = batch_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// One record of an uncompressed batch, as [`parse_records`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record<'a> {
@@ -299,6 +309,9 @@ pub struct Record<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub headers: Vec<(&'a [u8], Option<&'a [u8]>)>,
+    /// The whole encoded record (length varint included), for copying it
+    /// unchanged into another batch (compaction).
+    pub raw: &'a [u8],
 }
 
 /// The records of an uncompressed batch (the engine never decodes records on
@@ -312,6 +325,7 @@ pub fn parse_records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
     let end = header.size;
     let mut records = Vec::with_capacity(header.records_count.max(0) as usize);
     for _ in 0..header.records_count {
+        let start = at;
         let len = get_varint(batch, &mut at, end)?;
         let record_end =
             at + usize::try_from(len).map_err(|_| BatchError::Corrupt("negative record length"))?;
@@ -333,7 +347,8 @@ pub fn parse_records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
         if at != record_end {
             return Err(BatchError::Corrupt("record length disagrees with its fields"));
         }
-        records.push(Record { offset_delta, timestamp_delta, key, value, headers });
+        let raw = &batch[start..record_end];
+        records.push(Record { offset_delta, timestamp_delta, key, value, headers, raw });
     }
     if at != end {
         return Err(BatchError::Corrupt("bytes after the last record"));

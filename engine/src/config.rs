@@ -31,6 +31,14 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `index.interval.bytes`: bytes between two offset index entries.
     pub index_interval_bytes: u64,
+    /// `cleanup.policy` contains `delete`: retention by time and size applies.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: closed segments keep only the
+    /// latest record per key (see `PartitionLog::compact`).
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a tombstone (null value) survives
+    /// compaction, so that consumers catching up see the delete.
+    pub delete_retention_ms: i64,
     /// Not a Kafka config: bytes of recent, acknowledged batches kept in memory
     /// for hot reads (unacknowledged batches are always kept). Tests set 0 to
     /// force every read through the file path.
@@ -47,6 +55,9 @@ impl Default for LogConfig {
             max_message_bytes: 1024 * 1024 + 12,
             index_interval_bytes: 4096,
             cache_bytes_max: CACHE_BYTES_PER_PARTITION,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -71,6 +82,12 @@ impl LogConfig {
         }
         if self.retention_ms < -1 || self.retention_bytes < -1 {
             return Err("retention.ms and retention.bytes must be -1 or positive".into());
+        }
+        if !(self.cleanup_delete || self.cleanup_compact) {
+            return Err("cleanup.policy must contain delete or compact".into());
+        }
+        if self.delete_retention_ms < 0 {
+            return Err("delete.retention.ms must not be negative".into());
         }
         if self.index_interval_bytes == 0 {
             return Err("index.interval.bytes must be positive".into());

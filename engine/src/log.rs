@@ -47,6 +47,9 @@ use crate::sync::Notify;
 use crate::tail::{SealedChunk, Tail};
 use crate::types::{LeaderEpoch, Offset, Timestamp, NO_TIMESTAMP};
 
+mod compact;
+pub use compact::{CompactionReport, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES};
+
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 const PRODUCERS_SUFFIX: &str = "producers";
 
@@ -168,6 +171,8 @@ pub(crate) struct LogInner<D: Disk> {
     acked_end: Cell<Offset>,
     acked: Notify,
     recovery: RecoveryReport,
+    /// Compaction has covered the closed segments below this offset.
+    compacted_to: Cell<Offset>,
 }
 
 /// A partition's commit log. Cheap to clone (a reference count).
@@ -316,6 +321,7 @@ impl<D: Disk> PartitionLog<D> {
             acked_end: Cell::new(log_end),
             acked: Notify::default(),
             recovery: report,
+            compacted_to: Cell::new(0),
         };
         let log = PartitionLog { inner: Rc::new(inner) };
         log.load_producers().await?;
@@ -817,6 +823,36 @@ impl<D: Disk> PartitionLog<D> {
         max_bytes: usize,
         upper: Offset,
     ) -> Result<ReadResult<D>, LogError> {
+        // Past the end of one segment the read goes on in the next, within
+        // `max_bytes`: a compacted segment may hold little (or only its
+        // emptied last batch), and clients expect records in a response.
+        let (mut out, mut next) = self.read_from(offset, max_bytes, upper, true).await?;
+        while let Some(at) = next {
+            if out.bytes >= max_bytes {
+                break;
+            }
+            let (more, after) = self.read_from(at, max_bytes - out.bytes, upper, false).await?;
+            if more.chunks.is_empty() {
+                break;
+            }
+            out.bytes += more.bytes;
+            out.chunks.extend(more.chunks);
+            next = after;
+        }
+        Ok(out)
+    }
+
+    /// One contiguous piece of [`Self::read`]: from the cache, or a range of
+    /// one segment. `first`: at least one whole batch even past
+    /// `max_bytes`. Also returns where the next segment's data starts when
+    /// the range ended at its segment's end.
+    async fn read_from(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        upper: Offset,
+        first: bool,
+    ) -> Result<(ReadResult<D>, Option<Offset>), LogError> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
@@ -824,14 +860,14 @@ impl<D: Disk> PartitionLog<D> {
         }
         let upper = upper.min(self.inner.acked_end.get());
         if offset >= upper {
-            return Ok(ReadResult::empty());
+            return Ok((ReadResult::empty(), None));
         }
         // Everything needed from the state, taken before any await.
         let (segment_base, file, mut limit, limit_offset, index_entry, index) = {
             let st = self.inner.state.borrow();
             if let Some(front) = st.cache.front() {
                 if offset >= front.base_offset {
-                    return Ok(Self::read_cache(&st, offset, max_bytes, upper));
+                    return Ok((Self::read_cache(&st, offset, max_bytes, upper, first), None));
                 }
             }
             let (&base, seg) = st
@@ -858,12 +894,14 @@ impl<D: Disk> PartitionLog<D> {
                 limit = pos;
             }
         }
-        let Some((start, first)) =
+        let Some((start, first_batch)) =
             find_batch(file.as_ref(), from_pos, limit, |h| h.last_offset() >= offset)
                 .await
                 .map_err(|e| self.corrupt_or_io(segment_base, e))?
         else {
-            return Ok(ReadResult::empty());
+            // Nothing here (a compacted segment's gap): the next segment.
+            let next = (limit_offset < upper).then_some(limit_offset);
+            return Ok((ReadResult::empty(), next.filter(|&n| n > offset)));
         };
         let end = if limit - start <= max_bytes as u64 {
             limit
@@ -871,15 +909,20 @@ impl<D: Disk> PartitionLog<D> {
             let up_to = (start + max_bytes as u64).min(u32::MAX as u64) as u32;
             match index.last_position_in(start as u32, up_to) {
                 Some(p) => p as u64,
-                None => start + first.size as u64,
+                None if first || first_batch.size <= max_bytes => start + first_batch.size as u64,
+                None => return Ok((ReadResult::empty(), None)),
             }
         };
         let len = end - start;
         let path = segment_path(&self.inner.dir, segment_base, LOG_SUFFIX);
-        Ok(ReadResult {
-            chunks: vec![ReadChunk::File { file, path, segment_base, position: start, len }],
-            bytes: len as usize,
-        })
+        let next = (end == limit && limit_offset < upper).then_some(limit_offset);
+        Ok((
+            ReadResult {
+                chunks: vec![ReadChunk::File { file, path, segment_base, position: start, len }],
+                bytes: len as usize,
+            },
+            next,
+        ))
     }
 
     fn read_cache(
@@ -887,12 +930,13 @@ impl<D: Disk> PartitionLog<D> {
         offset: Offset,
         max_bytes: usize,
         upper: Offset,
+        first: bool,
     ) -> ReadResult<D> {
-        let first = st.cache.partition_point(|b| b.last_offset < offset);
+        let from = st.cache.partition_point(|b| b.last_offset < offset);
         let mut result = ReadResult::empty();
-        for b in st.cache.iter().skip(first) {
+        for b in st.cache.iter().skip(from) {
             if b.last_offset >= upper
-                || (result.bytes > 0 && result.bytes + b.bytes.len() > max_bytes)
+                || ((result.bytes > 0 || !first) && result.bytes + b.bytes.len() > max_bytes)
             {
                 break;
             }
@@ -1177,6 +1221,9 @@ impl<D: Disk> PartitionLog<D> {
     pub async fn apply_retention(&self) -> Result<usize, LogError> {
         let _maintenance = self.inner.maintenance_lock.lock().await;
         let config = self.inner.config.borrow().clone();
+        if !config.cleanup_delete {
+            return Ok(0);
+        }
         let now = self.inner.clock.now_ms();
         let doomed: Vec<Offset> = {
             let mut st = self.inner.state.borrow_mut();

@@ -86,12 +86,15 @@ pub async fn scan<F: DiskFile>(
                 return Ok(out);
             }
         };
-        if header.base_offset != out.next_offset {
-            out.stopped = Some("batch offset does not follow the previous batch");
+        // Offsets only grow: compaction removes batches, so gaps are normal.
+        if header.base_offset < out.next_offset {
+            out.stopped = Some("batch offset goes back");
             return Ok(out);
         }
-        if header.records_count <= 0 || header.last_offset_delta < 0 {
-            out.stopped = Some("batch without records");
+        // Compaction may leave a batch with no records (it keeps each
+        // segment's last batch, so offsets stay contiguous across segments).
+        if header.records_count < 0 || header.last_offset_delta < 0 {
+            out.stopped = Some("batch with a negative record count");
             return Ok(out);
         }
         on_batch(&header, pos);

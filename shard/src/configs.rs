@@ -15,6 +15,7 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("segment.ms", "604800000"),
     ("max.message.bytes", "1048588"),
     ("index.interval.bytes", "4096"),
+    ("delete.retention.ms", "86400000"),
 ];
 
 /// Kafka's ConfigType of a topic config (DescribeConfigs v3+): INT 3, LONG 5, LIST 7.
@@ -30,7 +31,7 @@ pub fn config_type(name: &str) -> i8 {
 pub fn documentation(name: &str) -> &'static str {
     match name {
         "cleanup.policy" => {
-            "delete: old segments are deleted by retention (compact is not supported yet)"
+            "delete: old segments go by retention; compact: closed segments keep the latest record per key; or both"
         }
         "retention.ms" => {
             "closed segments whose newest record is older than this are deleted; -1 keeps forever"
@@ -42,6 +43,7 @@ pub fn documentation(name: &str) -> &'static str {
         "segment.ms" => "a new segment starts when the active one is older than this",
         "max.message.bytes" => "largest record batch accepted",
         "index.interval.bytes" => "bytes of batches between two offset index entries",
+        "delete.retention.ms" => "how long compaction keeps a tombstone (a record with a null value)",
         _ => "",
     }
 }
@@ -57,12 +59,18 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Strin
     for (name, value) in configs {
         match name.as_str() {
             "cleanup.policy" => {
-                if value != "delete" {
+                let policies: Vec<&str> = value.split(',').map(str::trim).collect();
+                if policies.is_empty()
+                    || policies.iter().any(|p| !matches!(*p, "delete" | "compact"))
+                {
                     return Err(format!(
-                        "cleanup.policy={value} is not supported yet (compaction is not implemented); use delete"
+                        "cleanup.policy={value}: must be delete, compact or compact,delete"
                     ));
                 }
+                c.cleanup_delete = policies.contains(&"delete");
+                c.cleanup_compact = policies.contains(&"compact");
             }
+            "delete.retention.ms" => c.delete_retention_ms = number(name, value)?,
             "retention.ms" => c.retention_ms = number(name, value)?,
             "retention.bytes" => c.retention_bytes = number(name, value)?,
             "segment.bytes" => {
@@ -96,6 +104,11 @@ mod tests {
         let c = log_config(&defaults).unwrap();
         assert_eq!(c.segment_bytes, 1 << 30);
         assert_eq!(c.max_message_bytes, 1048588);
+        assert!(c.cleanup_delete && !c.cleanup_compact);
+        let both: BTreeMap<String, String> =
+            [("cleanup.policy".to_string(), "compact, delete".to_string())].into();
+        let c = log_config(&both).unwrap();
+        assert!(c.cleanup_delete && c.cleanup_compact);
     }
 
     #[test]
@@ -103,7 +116,8 @@ mod tests {
         for (k, v) in [
             ("retention.ms", "soon"),
             ("segment.bytes", "10"),
-            ("cleanup.policy", "compact"),
+            ("cleanup.policy", "shred"),
+            ("delete.retention.ms", "-5"),
             ("x", "1"),
         ] {
             let m: BTreeMap<String, String> = [(k.to_string(), v.to_string())].into();

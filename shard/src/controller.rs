@@ -166,7 +166,9 @@ impl Controller {
             c.commit(vec![MetadataRecord::Cluster { id }]).await?;
         }
         if !c.image.topics.contains_key(OFFSETS_TOPIC) {
-            c.commit(vec![MetadataRecord::Topic(offsets_topic(shard_count))]).await?;
+            let segment_bytes = c.shard.config.offsets_segment_bytes;
+            c.commit(vec![MetadataRecord::Topic(offsets_topic(shard_count, segment_bytes))])
+                .await?;
         }
         info!(
             "controller: metadata epoch {} with {} topics, cluster id {}",
@@ -396,10 +398,10 @@ impl Controller {
 }
 
 /// `__consumer_offsets`: Kafka's 50 partitions, round robin over shards
-/// from shard 0. Offsets are kept forever until compaction lands
-/// (docs/decisions.md #19); 100 MiB segments as Kafka's.
-fn offsets_topic(shards: u16) -> TopicMeta {
-    let configs = [("retention.ms", "-1"), ("segment.bytes", "104857600")];
+/// from shard 0, compacted.
+fn offsets_topic(shards: u16, segment_bytes: u64) -> TopicMeta {
+    let segment_bytes = segment_bytes.to_string();
+    let configs = [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())];
     TopicMeta {
         name: OFFSETS_TOPIC.to_string(),
         id: random_bytes(),

@@ -40,6 +40,10 @@ pub struct NodeConfig {
     pub auto_create_topics: bool,
     /// Kafka's `num.partitions`: partitions of a topic created without a count.
     pub default_partitions: i32,
+    /// How often each shard runs retention and compaction on its logs.
+    pub maintenance_interval_ms: u64,
+    /// `segment.bytes` of `__consumer_offsets` when the controller creates it.
+    pub offsets_segment_bytes: u64,
 }
 
 impl NodeConfig {
@@ -222,6 +226,15 @@ async fn shard_main(
             return;
         }
     };
+    let maintaining = shard.clone();
+    glommio::spawn_local(async move {
+        let every = Duration::from_millis(maintaining.config.maintenance_interval_ms);
+        while !maintaining.stopping.get() {
+            glommio::timer::sleep(every).await;
+            maintaining.maintain_logs().await;
+        }
+    })
+    .detach();
     let ticking = shard.clone();
     glommio::spawn_local(async move {
         while !ticking.stopping.get() {

@@ -146,6 +146,32 @@ impl Shard {
         }
     }
 
+    /// Retention and compaction of every log this shard leads, one at a
+    /// time (each yields to requests as it goes). Errors are logged; the
+    /// log keeps serving.
+    pub async fn maintain_logs(&self) {
+        let logs: Vec<(TopicPartition, PartitionLog<DmaDisk>)> =
+            self.logs.borrow().iter().map(|(k, l)| (k.clone(), l.clone())).collect();
+        for ((topic, p), log) in logs {
+            if self.stopping.get() {
+                return;
+            }
+            match log.apply_retention().await {
+                Ok(0) => {}
+                Ok(n) => info!("shard {}: retention removed {n} segments of {topic}-{p}", self.id),
+                Err(e) => warn!("shard {}: retention of {topic}-{p}: {e}", self.id),
+            }
+            match log.compact().await {
+                Ok(r) if r.segments_rewritten > 0 => info!(
+                    "shard {}: compacted {topic}-{p}: {} segments, {} records removed, {} -> {} bytes",
+                    self.id, r.segments_rewritten, r.records_removed, r.bytes_before, r.bytes_after
+                ),
+                Ok(_) => {}
+                Err(e) => warn!("shard {}: compaction of {topic}-{p}: {e}", self.id),
+            }
+        }
+    }
+
     /// Waits for in-flight requests, then closes every log cleanly.
     pub async fn shutdown(&self) {
         self.stopping.set(true);

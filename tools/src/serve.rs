@@ -14,7 +14,12 @@ const USAGE: &str = "usage: corelog serve [options]
   --flush fsync|interval:MS    acknowledge after fdatasync (default), or after the
                                write with fdatasync every MS milliseconds
   --auto-create-topics BOOL    create unknown topics on Metadata/Produce (default true)
-  --num-partitions N           partitions of auto-created topics (default 1)";
+  --num-partitions N           partitions of auto-created topics (default 1)
+  --log-maintenance-ms MS      how often each shard applies retention and compacts
+                               (default 15000, Kafka's log.cleaner.backoff.ms)
+  --offsets-topic-segment-bytes N
+                               segment.bytes of __consumer_offsets when it is created
+                               (default 104857600, Kafka's offsets.topic.segment.bytes)";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let mut config = NodeConfig {
@@ -26,6 +31,8 @@ pub fn run(args: Vec<String>) -> Result<()> {
         flush: Flush::Fsync,
         auto_create_topics: true,
         default_partitions: 1,
+        maintenance_interval_ms: 15_000,
+        offsets_segment_bytes: 100 * 1024 * 1024,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -54,6 +61,15 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 if config.default_partitions < 1 {
                     bail!("--num-partitions must be at least 1");
                 }
+            }
+            "--log-maintenance-ms" => {
+                config.maintenance_interval_ms = value.parse().map_err(|_| bad("not a number"))?;
+                if config.maintenance_interval_ms == 0 {
+                    bail!("--log-maintenance-ms must be positive");
+                }
+            }
+            "--offsets-topic-segment-bytes" => {
+                config.offsets_segment_bytes = value.parse().map_err(|_| bad("not a number"))?
             }
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }

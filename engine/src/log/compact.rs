@@ -1,0 +1,357 @@
+//! Log compaction (`cleanup.policy=compact`): closed segments are rewritten
+//! keeping only the latest record of each key.
+//!
+//! Runs on the partition's shard, started by the broker's cleaner task, one
+//! log at a time per shard. It reads and writes only closed, acknowledged
+//! segments (never the active one) and must not stall appends: it takes the
+//! maintenance lock only for the short swap of one segment, and yields to
+//! the executor after every [`COMPACTION_YIELD_BYTES`] it processes.
+//!
+//! One round, as Kafka's cleaner:
+//! 1. **Key map.** The "dirty" segments (closed since the last round) are
+//!    read and each key's latest offset noted, keyed by a 128-bit hash of
+//!    the key, at most [`COMPACTION_KEYS_MAX`] keys: the dirty range ends
+//!    at the last segment whose keys all fit.
+//! 2. **Rewrite.** Every closed segment up to there is rewritten to
+//!    `<base>.cleaned.tmp`: a record survives unless a later record of its
+//!    key exists, and a tombstone (null value) also goes once it is older
+//!    than `delete.retention.ms`. Offsets never change (gaps are normal).
+//!    Batches left without records are dropped, except the segment's last,
+//!    kept empty so that offsets stay contiguous across segments.
+//!    Compressed batches and control batches are kept whole: the engine
+//!    never decompresses, so their keys are not known.
+//! 3. **Swap.** The new file is synced, its index files removed, and it is
+//!    renamed over `<base>.log` (atomic: a crash leaves the old file or the
+//!    new one, either readable; missing indexes are rebuilt on open), then
+//!    the directory synced, the segment replaced in memory and its indexes
+//!    written. A segment that changed meanwhile (retention, truncation) is
+//!    left alone.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::rc::Rc;
+
+use super::PartitionLog;
+use crate::batch::{parse_records, validate_one, BatchHeader, HEADER_BYTES};
+use crate::disk::{Disk, DiskFile};
+use crate::error::{IoContext, LogError};
+use crate::limits::{BLOCK_BYTES, RECOVERY_READ_BYTES};
+use crate::segment::{segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::types::{Offset, Timestamp};
+
+/// Keys one round remembers. Each costs ~32 bytes in the map, so a round
+/// holds at most ~16 MiB however large the partition; a larger dirty range
+/// is compacted over several rounds (Kafka bounds its map the same way,
+/// with `log.cleaner.dedupe.buffer.size`).
+pub const COMPACTION_KEYS_MAX: usize = 512 * 1024;
+
+/// Bytes processed between two yields to the executor, so that appends and
+/// fetches of the shard wait at most one such slice of CPU work.
+pub const COMPACTION_YIELD_BYTES: usize = 256 * 1024;
+
+/// What one round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub segments_rewritten: usize,
+    pub records_removed: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Every closed segment below this offset is compacted.
+    pub compacted_to: Offset,
+}
+
+/// A key's 128-bit hash: two SipHash-1-3 passes with fixed, different keys.
+/// A collision between two distinct keys would drop the older one's
+/// record; at 2^-128 per pair that is not a practical concern (Kafka uses
+/// MD5 of the key the same way).
+fn key_hash(key: &[u8]) -> u128 {
+    let h = |seed: u64| {
+        let mut s =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        s.write_u64(seed);
+        s.write(key);
+        s.finish()
+    };
+    ((h(0x9e37_79b9_7f4a_7c15) as u128) << 64) | h(0xc2b2_ae3d_27d4_eb4f) as u128
+}
+
+/// A closed segment as the round sees it.
+struct Closed<F> {
+    base: Offset,
+    file: Rc<F>,
+    size: u64,
+    next_offset: Offset,
+}
+
+impl<D: Disk> PartitionLog<D> {
+    /// Runs one compaction round if the log is compacted and has closed
+    /// segments written since the last round. Errors leave the log as it
+    /// was (a leftover `.tmp` file is removed on the next open).
+    pub async fn compact(&self) -> Result<CompactionReport, LogError> {
+        let mut report = CompactionReport::default();
+        let config = self.inner.config.borrow().clone();
+        if !config.cleanup_compact {
+            return Ok(report);
+        }
+        let closed = self.closed_segments();
+        let dirty_from = self.inner.compacted_to.get();
+        if !closed.iter().any(|s| s.next_offset > dirty_from) {
+            report.compacted_to = dirty_from;
+            return Ok(report);
+        }
+        // 1. The key map over the dirty segments.
+        let mut latest: HashMap<u128, Offset> = HashMap::new();
+        let mut end = dirty_from;
+        for seg in closed.iter().filter(|s| s.next_offset > dirty_from) {
+            let mut keys: Vec<(u128, Offset)> = Vec::new();
+            self.for_each_batch(seg, |h, bytes| {
+                if h.compression() != 0 || h.is_control() {
+                    return Ok(());
+                }
+                for r in parse_records(bytes).map_err(|e| corrupt(seg.base, e))? {
+                    if let Some(k) = r.key {
+                        keys.push((key_hash(k), h.base_offset + r.offset_delta));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            if latest.len() + keys.len() > COMPACTION_KEYS_MAX && end > dirty_from {
+                break; // the rest waits for the next round
+            }
+            for (k, o) in keys {
+                latest.insert(k, o);
+            }
+            end = seg.next_offset;
+        }
+        // 2 and 3. Rewrite and swap each closed segment up to `end`.
+        let horizon = self.inner.clock.now_ms().saturating_sub(config.delete_retention_ms);
+        for seg in closed.iter().filter(|s| s.next_offset <= end) {
+            if let Some((before, after, removed)) = self.rewrite(seg, &latest, horizon).await? {
+                report.segments_rewritten += 1;
+                report.records_removed += removed;
+                report.bytes_before += before;
+                report.bytes_after += after;
+            }
+        }
+        self.inner.compacted_to.set(end);
+        report.compacted_to = end;
+        Ok(report)
+    }
+
+    /// Closed segments on disk for good, fully acknowledged, oldest first.
+    fn closed_segments(&self) -> Vec<Closed<D::File>> {
+        let st = self.inner.state.borrow();
+        let acked = self.inner.acked_end.get();
+        let closing: Vec<Offset> = st.to_close.iter().map(|(b, _)| *b).collect();
+        let n = st.segments.len().saturating_sub(1);
+        st.segments
+            .values()
+            .take(n)
+            .take_while(|s| !closing.contains(&s.base_offset) && s.next_offset <= acked)
+            .map(|s| Closed {
+                base: s.base_offset,
+                file: s.file.clone(),
+                size: s.size,
+                next_offset: s.next_offset,
+            })
+            .collect()
+    }
+
+    /// Calls `f` with every batch of a closed segment, in order, yielding to
+    /// the executor between slices.
+    async fn for_each_batch(
+        &self,
+        seg: &Closed<D::File>,
+        mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let mut pos = 0u64;
+        let mut since_yield = 0usize;
+        while pos < seg.size {
+            let len = RECOVERY_READ_BYTES.min((seg.size - pos) as usize).max(HEADER_BYTES);
+            let data = seg
+                .file
+                .read_at(pos, len)
+                .await
+                .ctx(|| format!("compaction reading segment {}", seg.base))?;
+            let data = data.as_ref();
+            let mut at = 0usize;
+            while at < data.len() {
+                let Some(h) = BatchHeader::parse(&data[at..]) else { break };
+                if at + h.size > data.len() {
+                    break;
+                }
+                let h = validate_one(&data[at..]).map_err(|e| corrupt(seg.base, e))?;
+                f(&h, &data[at..at + h.size])?;
+                at += h.size;
+            }
+            if at == 0 {
+                // A batch larger than one read: read exactly it.
+                let h = BatchHeader::parse(data).ok_or_else(|| LogError::Corrupt {
+                    segment_base: seg.base,
+                    position: pos,
+                    reason: "short batch header".into(),
+                })?;
+                let whole = seg
+                    .file
+                    .read_at(pos, h.size)
+                    .await
+                    .ctx(|| format!("compaction reading segment {}", seg.base))?;
+                let whole = whole.as_ref();
+                let h = validate_one(whole).map_err(|e| corrupt(seg.base, e))?;
+                f(&h, &whole[..h.size])?;
+                at = h.size;
+            }
+            pos += at as u64;
+            since_yield += at;
+            if since_yield >= COMPACTION_YIELD_BYTES {
+                since_yield = 0;
+                futures_lite::future::yield_now().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites one segment without superseded records and expired
+    /// tombstones, then swaps it in. `None` if nothing would change or the
+    /// segment changed meanwhile; else (bytes before, after, records removed).
+    async fn rewrite(
+        &self,
+        seg: &Closed<D::File>,
+        latest: &HashMap<u128, Offset>,
+        horizon: Timestamp,
+    ) -> Result<Option<(u64, u64, u64)>, LogError> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut removed = 0u64;
+        self.for_each_batch(seg, |h, bytes| {
+            if h.compression() != 0 || h.is_control() || h.records_count == 0 {
+                out.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let records = parse_records(bytes).map_err(|e| corrupt(seg.base, e))?;
+            let keep: Vec<&[u8]> = records
+                .iter()
+                .filter(|r| {
+                    let Some(key) = r.key else { return true };
+                    let offset = h.base_offset + r.offset_delta;
+                    let superseded = latest.get(&key_hash(key)).is_some_and(|&o| o > offset);
+                    let expired_tombstone =
+                        r.value.is_none() && h.base_timestamp + r.timestamp_delta < horizon;
+                    !(superseded || expired_tombstone)
+                })
+                .map(|r| r.raw)
+                .collect();
+            removed += (records.len() - keep.len()) as u64;
+            if keep.len() == records.len() {
+                out.extend_from_slice(bytes);
+            } else if !keep.is_empty() || h.last_offset() + 1 == seg.next_offset {
+                out.extend_from_slice(&rebuild(bytes, &keep));
+            }
+            Ok(())
+        })
+        .await?;
+        if removed == 0 {
+            return Ok(None);
+        }
+        let after = out.len() as u64;
+        if !self.swap(seg, out).await? {
+            return Ok(None);
+        }
+        Ok(Some((seg.size, after, removed)))
+    }
+
+    /// Writes `data` as the new content of `seg` and swaps it in. `false`
+    /// if the segment changed meanwhile (nothing is swapped then).
+    async fn swap(&self, seg: &Closed<D::File>, data: Vec<u8>) -> Result<bool, LogError> {
+        let inner = &*self.inner;
+        let disk = inner.disk.as_ref();
+        let dir = &inner.dir;
+        let tmp = segment_path(dir, seg.base, "cleaned.tmp");
+        let file = disk.open(&tmp, true).await.ctx(|| format!("creating {}", tmp.display()))?;
+        let mut written = 0usize;
+        while written < data.len() {
+            let len = (data.len() - written).min(RECOVERY_READ_BYTES);
+            let padded = len.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+            let mut buf = disk.alloc(padded);
+            buf.as_mut()[..len].copy_from_slice(&data[written..written + len]);
+            buf.as_mut()[len..].fill(0);
+            file.write_at(Rc::new(buf), written as u64)
+                .await
+                .ctx(|| format!("writing {}", tmp.display()))?;
+            written += len;
+            futures_lite::future::yield_now().await;
+        }
+        file.truncate(data.len() as u64).await.ctx(|| format!("truncating {}", tmp.display()))?;
+        file.fdatasync().await.ctx(|| format!("syncing {}", tmp.display()))?;
+        drop(file);
+
+        let _maintenance = inner.maintenance_lock.lock().await;
+        let unchanged = {
+            let st = inner.state.borrow();
+            !st.closed
+                && st.segments.get(&seg.base).is_some_and(|s| {
+                    s.size == seg.size
+                        && s.next_offset == seg.next_offset
+                        && Rc::ptr_eq(&s.file, &seg.file)
+                })
+        };
+        if !unchanged {
+            disk.remove_file(&tmp).await.ctx(|| format!("removing {}", tmp.display()))?;
+            return Ok(false);
+        }
+        // Old indexes describe the old positions: gone before the swap, so
+        // that a crash in between rebuilds them for whichever file is there.
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let p = segment_path(dir, seg.base, suffix);
+            if disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
+                disk.remove_file(&p).await.ctx(|| format!("removing {}", p.display()))?;
+            }
+        }
+        let path = segment_path(dir, seg.base, LOG_SUFFIX);
+        disk.rename(&tmp, &path).await.ctx(|| format!("renaming over {}", path.display()))?;
+        disk.sync_dir(dir).await.ctx(|| format!("syncing {}", dir.display()))?;
+        let file =
+            Rc::new(disk.open(&path, false).await.ctx(|| format!("opening {}", path.display()))?);
+        let interval = inner.config.borrow().index_interval_bytes;
+        let created = inner.state.borrow().segments[&seg.base].created_ms;
+        let mut new = Segment::<D>::new(seg.base, file, created);
+        let mut at = 0usize;
+        while at < data.len() {
+            let h = validate_one(&data[at..]).map_err(|e| corrupt(seg.base, e))?;
+            new.note_batch(&h, at as u64, interval);
+            at += h.size;
+        }
+        debug_assert_eq!(new.next_offset, seg.next_offset, "the last batch is kept");
+        let plan = new.close_plan();
+        {
+            let mut st = inner.state.borrow_mut();
+            st.segments.insert(seg.base, new);
+            // Cached copies of the old batches (and their old positions) go:
+            // they are the oldest entries, as this segment is closed.
+            while st.cache.front().is_some_and(|b| b.segment_base <= seg.base) {
+                let b = st.cache.pop_front().expect("checked");
+                st.cache_bytes -= b.bytes.len();
+            }
+        }
+        plan.run(disk, dir).await.ctx(|| format!("indexing compacted segment {}", seg.base))?;
+        Ok(true)
+    }
+}
+
+/// A batch with only `records` (raw encodings, in order) left: same base
+/// offset, `lastOffsetDelta`, timestamps, producer fields and attributes
+/// (so offsets and sequences are preserved), new count, length and CRC.
+fn rebuild(batch: &[u8], records: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + records.iter().map(|r| r.len()).sum::<usize>());
+    out.extend_from_slice(&batch[..HEADER_BYTES]);
+    for r in records {
+        out.extend_from_slice(r);
+    }
+    crate::batch::set_count_and_crc(&mut out, records.len() as i32);
+    out
+}
+
+fn corrupt(segment_base: Offset, e: crate::batch::BatchError) -> LogError {
+    LogError::Corrupt { segment_base, position: 0, reason: e.to_string() }
+}

@@ -1,0 +1,164 @@
+//! Compaction on the memory disk: the latest value per key survives with its
+//! offset, superseded records and expired tombstones go, the active segment
+//! is never touched, and a failure or crash at any point leaves a readable
+//! log with the same latest values.
+
+mod common;
+
+use bytes::BytesMut;
+use common::*;
+use engine::disk::{Fault, MemDisk};
+use engine::{Flush, LogConfig, PartitionLog};
+use std::collections::BTreeMap;
+
+fn compacted() -> LogConfig {
+    LogConfig { cleanup_compact: true, cleanup_delete: false, delete_retention_ms: 1000, ..tiny() }
+}
+
+/// One batch of (key, value) records; `None` values are tombstones.
+fn keyed(records: &[(&str, Option<String>)]) -> BytesMut {
+    let kv: Vec<_> = records
+        .iter()
+        .map(|(k, v)| (Some(k.as_bytes()), v.as_ref().map(|v| v.as_bytes())))
+        .collect();
+    BytesMut::from(&engine::batch::build(&kv, T0)[..])
+}
+
+/// Every record readable: offset → (key, value).
+type View = BTreeMap<i64, (String, Option<String>)>;
+
+async fn view(log: &PartitionLog<MemDisk>) -> View {
+    let bytes = read_all(log, log.log_start_offset(), 1 << 20).await;
+    let mut out = View::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let h = engine::batch::validate_one(&bytes[at..]).unwrap();
+        for r in engine::batch::parse_records(&bytes[at..at + h.size]).unwrap() {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+            out.insert(h.base_offset + r.offset_delta, (key, value));
+        }
+        at += h.size;
+    }
+    out
+}
+
+/// The latest value of every key.
+fn latest(v: &View) -> BTreeMap<String, Option<String>> {
+    v.values().map(|(k, val)| (k.clone(), val.clone())).collect()
+}
+
+async fn write_history(log: &PartitionLog<MemDisk>, rounds: usize, tombstone: bool) {
+    for i in 0..rounds {
+        // Ten keys overwritten again and again, two records per batch;
+        // key k9 is deleted halfway and never written again.
+        let a = format!("k{}", i % 10);
+        let b = format!("k{}", (i + 3) % 10);
+        let mut records =
+            vec![(a.as_str(), Some(format!("a{i}"))), (b.as_str(), Some(format!("b{i}")))];
+        if tombstone && i == rounds / 2 {
+            records.push(("k9", None));
+        }
+        if i > rounds / 2 {
+            records.retain(|(k, _)| *k != "k9");
+        }
+        let info = log.append(keyed(&records), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+    }
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
+    let env = Env::new(Flush::Fsync);
+    let (before, after, compacted_to) = env.run(async {
+        let log = env.open(compacted()).await;
+        write_history(&log, 120, true).await;
+        assert!(log.segment_count() > 5, "tiny segments rolled");
+        let before = view(&log).await;
+        let end = log.log_end_offset();
+        let size = log.size_bytes();
+        let report = log.compact().await.unwrap();
+        assert!(report.segments_rewritten > 0 && report.records_removed > 0, "{report:?}");
+        assert!(report.compacted_to > end / 2, "most segments were closed: {report:?}");
+        assert!(log.size_bytes() < size);
+        let after = view(&log).await;
+        assert_eq!(log.log_end_offset(), end);
+        // Nothing new: a second round has nothing to do.
+        assert_eq!(log.compact().await.unwrap().segments_rewritten, 0);
+        // Appends go on after the end.
+        let info = log.append(keyed(&[("k0", Some("new".into()))]), 0).await.unwrap();
+        assert_eq!(info.base_offset, end);
+        log.wait_acked(info.end_offset).await.unwrap();
+        (before, after, report.compacted_to)
+    });
+    // Same latest value per key (the tombstone is younger than
+    // delete.retention.ms, so it stays).
+    assert_eq!(latest(&after), latest(&before));
+    assert_eq!(latest(&after).get("k9"), Some(&None));
+    // Every surviving record is the one written at that offset.
+    for (o, r) in &after {
+        assert_eq!(before.get(o), Some(r), "offset {o}");
+    }
+    // In the compacted range each key appears once at most.
+    let mut seen = std::collections::HashSet::new();
+    for (_, (k, _)) in after.range(..compacted_to) {
+        assert!(seen.insert(k.clone()), "{k} twice below {compacted_to}");
+    }
+}
+
+#[test]
+fn expired_tombstones_go_and_the_result_survives_reopen_and_crash() {
+    for clean in [true, false] {
+        let env = Env::new(Flush::Fsync);
+        let expected = env.run(async {
+            let log = env.open(compacted()).await;
+            write_history(&log, 120, true).await;
+            let first = log.compact().await.unwrap();
+            assert!(view(&log).await.values().any(|(_, v)| v.is_none()), "young tombstone kept");
+            // Past delete.retention.ms, with new data to start a round.
+            env.clock.advance(2_000);
+            write_history(&log, 40, false).await;
+            let second = log.compact().await.unwrap();
+            assert!(second.compacted_to > first.compacted_to);
+            let v = view(&log).await;
+            if clean {
+                log.close().await.unwrap();
+            }
+            v
+        });
+        assert!(!expected.values().any(|(_, v)| v.is_none()), "the tombstone expired");
+        if !clean {
+            env.disk.crash(5);
+        }
+        let env2 = env.restart();
+        env2.run(async {
+            let log = env2.open(compacted()).await;
+            assert_eq!(view(&log).await, expected, "clean: {clean}");
+        });
+    }
+}
+
+#[test]
+fn a_failed_compaction_changes_nothing() {
+    for fault in [Fault::WriteError, Fault::SyncError] {
+        let env = Env::new(Flush::Fsync);
+        let before = env.run(async {
+            let log = env.open(compacted()).await;
+            write_history(&log, 80, true).await;
+            let before = view(&log).await;
+            env.disk.inject(fault);
+            assert!(log.compact().await.is_err(), "{fault:?}");
+            assert_eq!(view(&log).await, before);
+            before
+        });
+        env.disk.crash(9);
+        let env2 = env.restart();
+        env2.run(async {
+            let log = env2.open(compacted()).await;
+            assert_eq!(view(&log).await, before, "{fault:?}");
+            // And it compacts fine afterwards.
+            assert!(log.compact().await.unwrap().segments_rewritten > 0);
+            assert_eq!(latest(&view(&log).await), latest(&before));
+        });
+    }
+}
