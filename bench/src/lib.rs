@@ -6,10 +6,13 @@
 //!   modes vs fio's sequential direct write and fdatasync latency.
 //! - [`engine_read`]: cold sequential reads through the engine vs fio's
 //!   sequential direct read.
+//! - [`compaction_latency`]: append latency on a shard while it compacts
+//!   another partition vs without compaction.
 //!
 //! Benchmarks run on the calling thread's glommio executor; they never run
 //! in tests (CI only smoke-runs `--quick`).
 
+pub mod compaction_latency;
 pub mod engine_append;
 pub mod engine_read;
 pub mod fio;

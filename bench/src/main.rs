@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use bench::Common;
 
-const USAGE: &str = "usage: bench <engine-append|engine-read> [--quick] [--dir DIR] [--results DIR]
+const USAGE: &str = "usage: bench <engine-append|engine-read|compaction-latency> [--quick] [--dir DIR] [--results DIR]
                     [--partitions N] [--in-flight N]
 
   engine-append  append throughput and acknowledgment latency vs fio (raw disk)
   engine-read    cold sequential read throughput vs fio
+  compaction-latency  append latency while the shard compacts vs idle
   --quick        a short run (under a minute)
   --dir DIR      where data files go (default: ./bench-data, on the disk to measure)
   --results DIR  where the JSON result goes (default: bench/results)
@@ -58,6 +59,7 @@ fn main() -> Result<()> {
     match name.as_deref() {
         Some("engine-append") => bench::engine_append::run(&common).map(|_| ()),
         Some("engine-read") => bench::engine_read::run(&common).map(|_| ()),
+        Some("compaction-latency") => bench::compaction_latency::run(&common).map(|_| ()),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
         None => bail!("{USAGE}"),
     }

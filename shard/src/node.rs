@@ -44,6 +44,11 @@ pub struct NodeConfig {
     pub maintenance_interval_ms: u64,
     /// `segment.bytes` of `__consumer_offsets` when the controller creates it.
     pub offsets_segment_bytes: u64,
+    /// What clients are told to connect to, when it differs from where the
+    /// shards listen (a proxy, NAT, a container): Kafka's
+    /// `advertised.listeners`. Shard `k` is advertised at `port + k`.
+    pub advertised_host: Option<String>,
+    pub advertised_port: Option<u16>,
 }
 
 impl NodeConfig {
@@ -54,6 +59,16 @@ impl NodeConfig {
 
     pub fn port_of(&self, shard: ShardId) -> u16 {
         self.port + shard
+    }
+
+    /// The host clients connect to.
+    pub fn advertised_host(&self) -> &str {
+        self.advertised_host.as_deref().unwrap_or(&self.host)
+    }
+
+    /// The port clients connect to for shard `k`.
+    pub fn advertised_port_of(&self, shard: ShardId) -> u16 {
+        self.advertised_port.unwrap_or(self.port) + shard
     }
 
     /// The rack every shard of this node reports: shards of one node share a machine.

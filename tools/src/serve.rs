@@ -17,6 +17,9 @@ const USAGE: &str = "usage: corelog serve [options]
   --num-partitions N           partitions of auto-created topics (default 1)
   --log-maintenance-ms MS      how often each shard applies retention and compacts
                                (default 15000, Kafka's log.cleaner.backoff.ms)
+  --advertised-host HOST       host clients are told to connect to (default: --host)
+  --advertised-port PORT       port of shard 0 clients are told to connect to
+                               (default: --port), like Kafka's advertised.listeners
   --offsets-topic-segment-bytes N
                                segment.bytes of __consumer_offsets when it is created
                                (default 104857600, Kafka's offsets.topic.segment.bytes)";
@@ -33,6 +36,8 @@ pub fn run(args: Vec<String>) -> Result<()> {
         default_partitions: 1,
         maintenance_interval_ms: 15_000,
         offsets_segment_bytes: 100 * 1024 * 1024,
+        advertised_host: None,
+        advertised_port: None,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -67,6 +72,10 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 if config.maintenance_interval_ms == 0 {
                     bail!("--log-maintenance-ms must be positive");
                 }
+            }
+            "--advertised-host" => config.advertised_host = Some(value),
+            "--advertised-port" => {
+                config.advertised_port = Some(value.parse().map_err(|_| bad("not a port"))?)
             }
             "--offsets-topic-segment-bytes" => {
                 config.offsets_segment_bytes = value.parse().map_err(|_| bad("not a number"))?

@@ -16,8 +16,8 @@ pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .map(|s| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(config.broker_id(s)))
-                .with_host(StrBytes::from_string(config.host.clone()))
-                .with_port(config.port_of(s) as i32)
+                .with_host(StrBytes::from_string(config.advertised_host().to_string()))
+                .with_port(config.advertised_port_of(s) as i32)
                 .with_rack(Some(StrBytes::from_string(config.rack())))
         })
         .collect();

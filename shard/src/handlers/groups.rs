@@ -87,8 +87,8 @@ pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
                 None => fail(e, ResponseError::CoordinatorNotAvailable, "no offsets topic yet"),
                 Some(owner) => {
                     e.node_id = BrokerId(config.broker_id(owner));
-                    e.host = s(config.host.clone());
-                    e.port = config.port_of(owner) as i32;
+                    e.host = s(config.advertised_host());
+                    e.port = config.advertised_port_of(owner) as i32;
                     e
                 }
             }

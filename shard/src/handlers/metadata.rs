@@ -97,8 +97,8 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .map(|s| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(config.broker_id(s)))
-                .with_host(StrBytes::from_string(config.host.clone()))
-                .with_port(config.port_of(s) as i32)
+                .with_host(StrBytes::from_string(config.advertised_host().to_string()))
+                .with_port(config.advertised_port_of(s) as i32)
                 .with_rack((version >= 1).then(|| StrBytes::from_string(config.rack())))
         })
         .collect();
