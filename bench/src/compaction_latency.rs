@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::engine_append::batch_near;
-use crate::report::{percentiles, round1};
+use crate::report::percentiles;
 use crate::{report, Common};
 
 /// Keys of the compacted log; each is written `fill / (keys * 100 B)` times.
@@ -58,6 +58,7 @@ async fn run_on_shard(
     dir: std::path::PathBuf,
     fill_bytes: u64,
     idle_acks: usize,
+    limit: Option<u64>,
 ) -> Result<Outcome> {
     let disk = Rc::new(DmaDisk::new(&dir).await?);
     let flusher = Flusher::new(Flush::Fsync);
@@ -120,7 +121,10 @@ async fn run_on_shard(
         let (keyed, done) = (keyed.clone(), done.clone());
         glommio::spawn_local(async move {
             let t0 = Instant::now();
-            let r = keyed.compact().await;
+            let r = match limit {
+                Some(l) => keyed.compact_paced(&mut engine::log::RatePacer::new(l)).await,
+                None => keyed.compact().await,
+            };
             done.set(true);
             r.map(|r| (r, t0.elapsed().as_secs_f64()))
         })
@@ -141,47 +145,82 @@ async fn run_on_shard(
     })
 }
 
-pub fn run(common: &Common) -> Result<Value> {
+/// Compaction I/O limit of the paced case: a quarter of what compaction
+/// reaches unpaced here (~250 MB/s).
+pub const PACED_BYTES_PER_SEC: u64 = 64 * 1000 * 1000;
+
+fn one_case(common: &Common, limit: Option<u64>) -> Result<Outcome> {
     let fill: u64 = if common.quick { 64 << 20 } else { 512 << 20 };
     let idle_acks = if common.quick { 1000 } else { 5000 };
     let dir = common.dir.join("compaction-latency");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let o = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
         .name("bench-shard")
-        .spawn(move || async move { run_on_shard(dir, fill, idle_acks).await })
+        .spawn(move || async move { run_on_shard(dir, fill, idle_acks, limit).await })
         .map_err(|e| anyhow::anyhow!("starting the benchmark executor: {e}"))?
         .join()
-        .map_err(|e| anyhow::anyhow!("benchmark executor: {e}"))??;
-    let (i50, i99, i999) = percentiles(&o.idle);
-    let (b50, b99, b999) = percentiles(&o.busy);
+        .map_err(|e| anyhow::anyhow!("benchmark executor: {e}"))?
+}
+
+pub fn run(common: &Common) -> Result<Value> {
+    let mut cases = Vec::new();
     println!(
-        "compaction of {:.0} MiB ({} segments rewritten, {:.0} -> {:.0} MiB) took {:.2} s",
-        o.fill_bytes as f64 / 1048576.0,
-        o.report.segments_rewritten,
-        o.report.bytes_before as f64 / 1048576.0,
-        o.report.bytes_after as f64 / 1048576.0,
-        o.compaction_secs
+        "{:>34} {:>8} {:>8} {:>9} {:>6} {:>10}",
+        "appends (16 KiB, fsync, 1 in flight)",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "acks",
+        "compaction"
     );
-    println!(
-        "{:>22} {:>8} {:>8} {:>9} {:>8}",
-        "appends (16 KiB, fsync)", "p50 us", "p99 us", "p99.9 us", "acks"
-    );
-    println!("{:>22} {:>8.0} {:>8.0} {:>9.0} {:>8}", "no compaction", i50, i99, i999, o.idle.len());
-    println!(
-        "{:>22} {:>8.0} {:>8.0} {:>9.0} {:>8}",
-        "compaction running",
-        b50,
-        b99,
-        b999,
-        o.busy.len()
-    );
+    for limit in [None, Some(PACED_BYTES_PER_SEC)] {
+        let o = one_case(common, limit)?;
+        let (i50, i99, i999) = percentiles(&o.idle);
+        let (b50, b99, b999) = percentiles(&o.busy);
+        let label = match limit {
+            None => "compaction unpaced".to_string(),
+            Some(l) => format!("compaction paced at {} MB/s", l / 1_000_000),
+        };
+        println!(
+            "{:>34} {:>8.0} {:>8.0} {:>9.0} {:>6} {:>10}",
+            "no compaction",
+            i50,
+            i99,
+            i999,
+            o.idle.len(),
+            "-"
+        );
+        println!(
+            "{:>34} {:>8.0} {:>8.0} {:>9.0} {:>6} {:>9.2}s",
+            label,
+            b50,
+            b99,
+            b999,
+            o.busy.len(),
+            o.compaction_secs
+        );
+        cases.push(json!({
+            "compaction_io_limit_bytes_per_sec": limit,
+            "fill_bytes": o.fill_bytes,
+            "compaction": {
+                "seconds": (o.compaction_secs * 100.0).round() / 100.0,
+                "segments_rewritten": o.report.segments_rewritten,
+                "records_removed": o.report.records_removed,
+                "bytes_before": o.report.bytes_before,
+                "bytes_after": o.report.bytes_after,
+            },
+            "no_compaction": {"ack_p50_us": i50, "ack_p99_us": i99, "ack_p999_us": i999, "acks": o.idle.len()},
+            "compaction_running": {"ack_p50_us": b50, "ack_p99_us": b99, "ack_p999_us": b999, "acks": o.busy.len()},
+            "ratio_p50": (b50 / i50 * 100.0).round() / 100.0,
+            "ratio_p99": (b99 / i99 * 100.0).round() / 100.0,
+        }));
+    }
     let result = json!({
         "name": "compaction-latency",
         "commit": report::commit(),
         "machine": report::machine(),
         "config": {
-            "fill_bytes": o.fill_bytes,
             "keys": KEYS,
             "records_per_batch": RECORDS_PER_BATCH,
             "segment_bytes": 8 << 20,
@@ -190,17 +229,7 @@ pub fn run(common: &Common) -> Result<Value> {
             "flush": "fsync",
             "quick": common.quick,
         },
-        "compaction": {
-            "seconds": (o.compaction_secs * 100.0).round() / 100.0,
-            "segments_rewritten": o.report.segments_rewritten,
-            "records_removed": o.report.records_removed,
-            "bytes_before": o.report.bytes_before,
-            "bytes_after": o.report.bytes_after,
-        },
-        "no_compaction": {"ack_p50_us": i50, "ack_p99_us": i99, "ack_p999_us": i999, "acks": o.idle.len()},
-        "compaction_running": {"ack_p50_us": b50, "ack_p99_us": b99, "ack_p999_us": b999, "acks": o.busy.len()},
-        "ratio_p50": (b50 / i50 * 100.0).round() / 100.0,
-        "ratio_p99": (b99 / i99 * 100.0).round() / 100.0,
+        "cases": cases,
     });
     report::write(&common.results_dir, "compaction-latency", &result)?;
     Ok(result)

@@ -48,7 +48,9 @@ use crate::tail::{SealedChunk, Tail};
 use crate::types::{LeaderEpoch, Offset, Timestamp, NO_TIMESTAMP};
 
 mod compact;
-pub use compact::{CompactionReport, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES};
+pub use compact::{
+    CompactionReport, Pacer, RatePacer, Unpaced, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES,
+};
 
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 const PRODUCERS_SUFFIX: &str = "producers";

@@ -42,6 +42,12 @@ pub struct NodeConfig {
     pub default_partitions: i32,
     /// How often each shard runs retention and compaction on its logs.
     pub maintenance_interval_ms: u64,
+    /// Compaction I/O budget per shard (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`, unlimited there). Measured
+    /// here: unpaced compaction (~250 MB/s) multiplies the shard's append
+    /// latency by ~10 while it runs; at 64 MB/s the p50 is unchanged
+    /// (docs/BENCHMARKS.md, `compaction-latency`).
+    pub compaction_bytes_per_sec: u64,
     /// `segment.bytes` of `__consumer_offsets` when the controller creates it.
     pub offsets_segment_bytes: u64,
     /// What clients are told to connect to, when it differs from where the

@@ -161,7 +161,8 @@ impl Shard {
                 Ok(n) => info!("shard {}: retention removed {n} segments of {topic}-{p}", self.id),
                 Err(e) => warn!("shard {}: retention of {topic}-{p}: {e}", self.id),
             }
-            match log.compact().await {
+            let limit = self.config.compaction_bytes_per_sec;
+            match log.compact_paced(&mut engine::log::RatePacer::new(limit)).await {
                 Ok(r) if r.segments_rewritten > 0 => info!(
                     "shard {}: compacted {topic}-{p}: {} segments, {} records removed, {} -> {} bytes",
                     self.id, r.segments_rewritten, r.records_removed, r.bytes_before, r.bytes_after

@@ -17,6 +17,8 @@ const USAGE: &str = "usage: corelog serve [options]
   --num-partitions N           partitions of auto-created topics (default 1)
   --log-maintenance-ms MS      how often each shard applies retention and compacts
                                (default 15000, Kafka's log.cleaner.backoff.ms)
+  --log-cleaner-io-bytes-per-sec N
+                               compaction read+write budget per shard (default 64000000)
   --advertised-host HOST       host clients are told to connect to (default: --host)
   --advertised-port PORT       port of shard 0 clients are told to connect to
                                (default: --port), like Kafka's advertised.listeners
@@ -36,6 +38,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         default_partitions: 1,
         maintenance_interval_ms: 15_000,
         offsets_segment_bytes: 100 * 1024 * 1024,
+        compaction_bytes_per_sec: 64_000_000,
         advertised_host: None,
         advertised_port: None,
     };
@@ -71,6 +74,12 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 config.maintenance_interval_ms = value.parse().map_err(|_| bad("not a number"))?;
                 if config.maintenance_interval_ms == 0 {
                     bail!("--log-maintenance-ms must be positive");
+                }
+            }
+            "--log-cleaner-io-bytes-per-sec" => {
+                config.compaction_bytes_per_sec = value.parse().map_err(|_| bad("not a number"))?;
+                if config.compaction_bytes_per_sec == 0 {
+                    bail!("--log-cleaner-io-bytes-per-sec must be positive");
                 }
             }
             "--advertised-host" => config.advertised_host = Some(value),

@@ -51,6 +51,51 @@ pub const COMPACTION_KEYS_MAX: usize = 512 * 1024;
 /// 100 µs here.
 pub const COMPACTION_YIELD_BYTES: usize = 64 * 1024;
 
+/// Paces compaction I/O: called with the bytes of every read and write,
+/// it may wait before the next one. The engine has no timer of its own, so
+/// the caller (the shard) provides the clock and the budget.
+#[allow(async_fn_in_trait)]
+pub trait Pacer {
+    async fn pace(&mut self, bytes: usize);
+}
+
+/// No pacing: as fast as the disk goes.
+pub struct Unpaced;
+
+impl Pacer for Unpaced {
+    async fn pace(&mut self, _bytes: usize) {}
+}
+
+/// Keeps compaction I/O at or below `bytes_per_sec` on average (Kafka's
+/// `log.cleaner.io.max.bytes.per.second`), sleeping on glommio's timer:
+/// only for use inside a glommio executor.
+pub struct RatePacer {
+    start: std::time::Instant,
+    bytes: u64,
+    bytes_per_sec: u64,
+}
+
+impl RatePacer {
+    pub fn new(bytes_per_sec: u64) -> RatePacer {
+        RatePacer {
+            start: std::time::Instant::now(),
+            bytes: 0,
+            bytes_per_sec: bytes_per_sec.max(1),
+        }
+    }
+}
+
+impl Pacer for RatePacer {
+    async fn pace(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+        let due = std::time::Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_sec as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            glommio::timer::sleep(due - elapsed).await;
+        }
+    }
+}
+
 /// What one round did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CompactionReport {
@@ -91,6 +136,14 @@ impl<D: Disk> PartitionLog<D> {
     /// segments written since the last round. Errors leave the log as it
     /// was (a leftover `.tmp` file is removed on the next open).
     pub async fn compact(&self) -> Result<CompactionReport, LogError> {
+        self.compact_paced(&mut Unpaced).await
+    }
+
+    /// [`Self::compact`] with its I/O paced by `pacer`.
+    pub async fn compact_paced(
+        &self,
+        pacer: &mut impl Pacer,
+    ) -> Result<CompactionReport, LogError> {
         let mut report = CompactionReport::default();
         let config = self.inner.config.borrow().clone();
         if !config.cleanup_compact {
@@ -107,7 +160,7 @@ impl<D: Disk> PartitionLog<D> {
         let mut end = dirty_from;
         for seg in closed.iter().filter(|s| s.next_offset > dirty_from) {
             let mut keys: Vec<(u128, Offset)> = Vec::new();
-            self.for_each_batch(seg, |h, bytes| {
+            self.for_each_batch(seg, pacer, |h, bytes| {
                 if h.compression() != 0 || h.is_control() {
                     return Ok(());
                 }
@@ -130,7 +183,9 @@ impl<D: Disk> PartitionLog<D> {
         // 2 and 3. Rewrite and swap each closed segment up to `end`.
         let horizon = self.inner.clock.now_ms().saturating_sub(config.delete_retention_ms);
         for seg in closed.iter().filter(|s| s.next_offset <= end) {
-            if let Some((before, after, removed)) = self.rewrite(seg, &latest, horizon).await? {
+            if let Some((before, after, removed)) =
+                self.rewrite(seg, &latest, horizon, pacer).await?
+            {
                 report.segments_rewritten += 1;
                 report.records_removed += removed;
                 report.bytes_before += before;
@@ -166,6 +221,7 @@ impl<D: Disk> PartitionLog<D> {
     async fn for_each_batch(
         &self,
         seg: &Closed<D::File>,
+        pacer: &mut impl Pacer,
         mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
         let mut pos = 0u64;
@@ -177,6 +233,7 @@ impl<D: Disk> PartitionLog<D> {
                 .read_at(pos, len)
                 .await
                 .ctx(|| format!("compaction reading segment {}", seg.base))?;
+            pacer.pace(len).await;
             let data = data.as_ref();
             let mut at = 0usize;
             while at < data.len() {
@@ -223,10 +280,11 @@ impl<D: Disk> PartitionLog<D> {
         seg: &Closed<D::File>,
         latest: &HashMap<u128, Offset>,
         horizon: Timestamp,
+        pacer: &mut impl Pacer,
     ) -> Result<Option<(u64, u64, u64)>, LogError> {
         let mut out: Vec<u8> = Vec::new();
         let mut removed = 0u64;
-        self.for_each_batch(seg, |h, bytes| {
+        self.for_each_batch(seg, pacer, |h, bytes| {
             if h.compression() != 0 || h.is_control() || h.records_count == 0 {
                 out.extend_from_slice(bytes);
                 return Ok(());
@@ -257,7 +315,7 @@ impl<D: Disk> PartitionLog<D> {
             return Ok(None);
         }
         let after = out.len() as u64;
-        if !self.swap(seg, out).await? {
+        if !self.swap(seg, out, pacer).await? {
             return Ok(None);
         }
         Ok(Some((seg.size, after, removed)))
@@ -265,7 +323,12 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Writes `data` as the new content of `seg` and swaps it in. `false`
     /// if the segment changed meanwhile (nothing is swapped then).
-    async fn swap(&self, seg: &Closed<D::File>, data: Vec<u8>) -> Result<bool, LogError> {
+    async fn swap(
+        &self,
+        seg: &Closed<D::File>,
+        data: Vec<u8>,
+        pacer: &mut impl Pacer,
+    ) -> Result<bool, LogError> {
         let inner = &*self.inner;
         let disk = inner.disk.as_ref();
         let dir = &inner.dir;
@@ -282,6 +345,7 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .ctx(|| format!("writing {}", tmp.display()))?;
             written += len;
+            pacer.pace(len).await;
             futures_lite::future::yield_now().await;
         }
         file.truncate(data.len() as u64).await.ctx(|| format!("truncating {}", tmp.display()))?;
