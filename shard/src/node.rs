@@ -261,6 +261,7 @@ async fn shard_main(
         while !ticking.stopping.get() {
             glommio::timer::sleep(crate::groups::TICK).await;
             ticking.groups.tick();
+            ticking.persist_groups().await;
         }
     })
     .detach();

@@ -6,7 +6,7 @@
 //! [`ShardMsg`] and [`crate::controller::ControllerMsg`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use log::{info, warn};
 
 use crate::configs::log_config;
 use crate::controller::ControllerMsg;
-use crate::groups::{Coordinator, OFFSETS_TOPIC};
+use crate::groups::{Coordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::MetadataImage;
 use crate::node::NodeConfig;
 
@@ -146,6 +146,36 @@ impl Shard {
         }
     }
 
+    /// Writes the metadata records of groups that became stable or empty
+    /// (a group's generation and members survive a restart), and waits
+    /// until they are durable. Errors are logged: members then rejoin
+    /// after a restart, as after a coordinator move.
+    pub async fn persist_groups(&self) {
+        let dirty = self.groups.take_dirty();
+        // Per partition: the (key, value) of each record.
+        type Records = Vec<(Vec<u8>, Vec<u8>)>;
+        let mut by_partition: BTreeMap<i32, Records> = BTreeMap::new();
+        for (group, record) in dirty {
+            let p = crate::groups::records::partition_for(&group, OFFSETS_TOPIC_PARTITIONS);
+            by_partition.entry(p).or_default().push((
+                crate::groups::records::group_key(&group),
+                crate::groups::records::group_value(&record),
+            ));
+        }
+        for (p, records) in by_partition {
+            let Some(log) = self.log(OFFSETS_TOPIC, p) else { continue };
+            let kv: Vec<_> = records.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
+            let batch = engine::batch::build(&kv, engine::Clock::now_ms(&SystemClock));
+            let outcome = match log.append(bytes::BytesMut::from(&batch[..]), 0).await {
+                Ok(info) => log.wait_acked(info.end_offset).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                warn!("shard {}: writing group metadata to {OFFSETS_TOPIC}-{p}: {e}", self.id);
+            }
+        }
+    }
+
     /// Retention and compaction of every log this shard leads, one at a
     /// time (each yields to requests as it goes). Errors are logged; the
     /// log keeps serving.
@@ -177,6 +207,7 @@ impl Shard {
     pub async fn shutdown(&self) {
         self.stopping.set(true);
         self.groups.stop();
+        self.persist_groups().await;
         loop {
             let done = self.request_done.notified();
             if self.in_flight.get() == 0 {

@@ -295,3 +295,31 @@ def test_kcat_balanced_consumer(broker):
     )
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.split()) == sorted(f"v{i}" for i in range(20))
+
+
+def test_a_stable_group_keeps_its_generation_across_a_broker_restart(make_broker):
+    """The group's metadata record brings its members back after a
+    restart: they go on heartbeating in the same generation, no rebalance."""
+    b = make_broker().start()
+    topic = f"grp-{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    create(b.bootstrap, topic, 2)
+    assigned = []
+    c = consumer(b.bootstrap, group)
+    c.subscribe([topic], on_assign=lambda _c, ps: assigned.append(len(ps)))
+    member = Member.__new__(Member)
+    member.c, member.seen = c, []
+    poll_until([member], lambda: len(member.partitions()) == 2, "the member to own both partitions")
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    before = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)[group].result(TIMEOUT_S)
+    assert str(before.state).endswith("STABLE")
+
+    b.restart()
+    produce(b.bootstrap, topic, [b"after-restart"])
+    poll_until([member], lambda: b"after-restart" in [v for (_, _, v) in member.seen], "the new record")
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    after = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)[group].result(TIMEOUT_S)
+    assert str(after.state).endswith("STABLE")
+    assert [m.member_id for m in after.members] == [m.member_id for m in before.members]
+    assert assigned == [2], "assigned once: no rebalance after the restart"
+    c.close()

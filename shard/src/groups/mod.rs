@@ -32,7 +32,7 @@ use engine::PartitionLog;
 use log::{info, warn};
 use net::kafka_protocol::error::ResponseError;
 
-use records::{Committed, OffsetsRecord};
+use records::{Committed, GroupRecord, MemberRecord, OffsetsRecord};
 
 /// Kafka's internal topic for offsets and its partition count
 /// (`offsets.topic.num.partitions`): 50, as Kafka, so groups land on the
@@ -182,6 +182,8 @@ struct Group {
     /// Log offset of the record each committed offset came from: a slower
     /// acknowledgment never overwrites a newer commit.
     offset_records: HashMap<(String, i32), i64>,
+    /// Became stable or empty since its metadata was last written.
+    dirty: bool,
 }
 
 impl Group {
@@ -198,7 +200,70 @@ impl Group {
             rebalance_deadline: None,
             offsets: HashMap::new(),
             offset_records: HashMap::new(),
+            dirty: false,
         }
+    }
+
+    /// The group's membership as its metadata record stores it.
+    fn record(&self) -> GroupRecord {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupRecord {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            timestamp: engine::Clock::now_ms(&engine::SystemClock),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberRecord {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
+                    session_timeout_ms: m.session_timeout.as_millis() as i32,
+                    subscription: m.metadata(&protocol).to_vec(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores the membership of a stored record: a stable group whose
+    /// members have a full session from now to come back.
+    fn restore(&mut self, r: GroupRecord) {
+        let now = Instant::now();
+        let protocol = r.protocol.clone().unwrap_or_default();
+        self.generation = r.generation;
+        self.protocol_type = Some(r.protocol_type.clone());
+        self.protocol = r.protocol;
+        self.leader = r.leader;
+        self.members = r
+            .members
+            .into_iter()
+            .map(|m| {
+                let session = Duration::from_millis(m.session_timeout_ms.max(0) as u64);
+                let member = Member {
+                    id: m.member_id.clone(),
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: session,
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64)
+                        .max(session),
+                    protocol_type: r.protocol_type.clone(),
+                    protocols: vec![(protocol.clone(), Bytes::from(m.subscription))],
+                    assignment: Bytes::from(m.assignment),
+                    last_seen: now,
+                    join: None,
+                    sync: None,
+                };
+                (m.member_id, member)
+            })
+            .collect();
+        self.state = if self.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
+        self.dirty = false;
     }
 
     /// Protocols every member supports, in `first`'s order of preference.
@@ -261,6 +326,7 @@ impl Group {
             self.state = GroupState::Empty;
             self.protocol = None;
             self.leader = None;
+            self.dirty = true;
             info!("group {}: empty at generation {}", self.id, self.generation);
             return;
         }
@@ -404,11 +470,15 @@ impl Coordinator {
                     {
                         let key = r.key.ok_or("__consumer_offsets record without a key")?;
                         let record_offset = header.base_offset + i as i64;
-                        if let OffsetsRecord::Offset { group, topic, partition: p, value } =
-                            records::decode(key, r.value)?
-                        {
-                            self.apply(&group, (topic, p), value, record_offset);
-                            count += 1;
+                        match records::decode(key, r.value)? {
+                            OffsetsRecord::Offset { group, topic, partition: p, value } => {
+                                self.apply(&group, (topic, p), value, record_offset);
+                                count += 1;
+                            }
+                            OffsetsRecord::Group { group, value } => {
+                                self.apply_group(&group, value);
+                                count += 1;
+                            }
                         }
                     }
                     offset = header.last_offset() + 1;
@@ -421,6 +491,35 @@ impl Coordinator {
             info!("{OFFSETS_TOPIC}-{partition}: loaded {count} offset records");
         }
         Ok(())
+    }
+
+    /// Applies a stored group metadata record (or tombstone) while loading.
+    fn apply_group(&self, group: &str, value: Option<GroupRecord>) {
+        let mut groups = self.groups.borrow_mut();
+        match value {
+            Some(r) => {
+                groups.entry(group.to_string()).or_insert_with(|| Group::new(group)).restore(r)
+            }
+            None => {
+                if let Some(g) = groups.get_mut(group) {
+                    g.members.clear();
+                    g.state = GroupState::Empty;
+                }
+            }
+        }
+    }
+
+    /// The metadata records of groups that became stable or empty since
+    /// they were last taken: (group, record).
+    pub fn take_dirty(&self) -> Vec<(String, GroupRecord)> {
+        let mut out = Vec::new();
+        for g in self.groups.borrow_mut().values_mut() {
+            if std::mem::take(&mut g.dirty) {
+                out.push((g.id.clone(), g.record()));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     pub fn is_loaded(&self, partition: i32) -> bool {
@@ -522,6 +621,7 @@ impl Coordinator {
                     if g.state == GroupState::Stable && unchanged {
                         m.join = None;
                         g.members.insert(id.clone(), m);
+                        g.dirty = true;
                         let mut answer = g.current(&id);
                         answer.members.clear();
                         return Pending::Now(answer);
@@ -638,6 +738,7 @@ impl Coordinator {
                         m.assignment = given.remove(&m.id).unwrap_or_default();
                     }
                     g.state = GroupState::Stable;
+                    g.dirty = true;
                     info!("group {}: stable at generation {}", g.id, g.generation);
                     for m in g.members.values_mut() {
                         if let Some(tx) = m.sync.take() {
@@ -745,7 +846,8 @@ impl Coordinator {
             }
         }
         groups.retain(|_, g| {
-            !(g.state == GroupState::Empty && g.members.is_empty() && g.offsets.is_empty())
+            g.dirty
+                || !(g.state == GroupState::Empty && g.members.is_empty() && g.offsets.is_empty())
         });
     }
 
@@ -853,6 +955,11 @@ impl Coordinator {
             .collect();
         all.sort();
         all
+    }
+
+    /// Forgets a deleted group (its records are tombstoned).
+    pub fn forget(&self, group: &str) {
+        self.groups.borrow_mut().remove(group);
     }
 
     /// Whether the group may be deleted: known and without members.

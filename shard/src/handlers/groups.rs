@@ -355,7 +355,10 @@ pub async fn delete_groups(shard: &Shard, request: &Request) -> HandlerResult {
                         .into_iter()
                         .map(|(tp, _)| (tp, None))
                         .collect();
-                    write_offsets(shard, p, &id, gone).await
+                    match write_offsets(shard, p, &id, gone).await {
+                        Ok(()) => delete_group_record(shard, p, &id).await,
+                        Err(code) => Err(code),
+                    }
                 }
             },
         };
@@ -366,6 +369,23 @@ pub async fn delete_groups(shard: &Shard, request: &Request) -> HandlerResult {
         );
     }
     respond(request, &DeleteGroupsResponse::default().with_results(results))
+}
+
+/// Tombstones a group's metadata record and forgets the group.
+async fn delete_group_record(shard: &Shard, partition: i32, group: &str) -> Result<(), i16> {
+    let log = shard.log(OFFSETS_TOPIC, partition).ok_or(ResponseError::NotCoordinator.code())?;
+    let key = records::group_key(group);
+    let batch = engine::batch::build(
+        &[(Some(&key[..]), None)],
+        engine::Clock::now_ms(&engine::SystemClock),
+    );
+    let info = log
+        .append(BytesMut::from(&batch[..]), 0)
+        .await
+        .map_err(|e| net::errors::append_error_code(&e))?;
+    log.wait_acked(info.end_offset).await.map_err(|e| net::errors::append_error_code(&e))?;
+    shard.groups.forget(group);
+    Ok(())
 }
 
 /// Appends offset records (a `None` value is a tombstone) for `group` to
