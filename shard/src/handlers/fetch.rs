@@ -1,4 +1,4 @@
-//! Fetch v4-v12: whole batches from each partition's log on this shard, at
+//! Fetch v4-v16 (topics by id from v13): whole batches from each partition's log on this shard, at
 //! most `partition_max_bytes` per partition and `max_bytes` in all (but at
 //! least one batch, KIP-74), up to the high watermark (the acknowledged end).
 //! Below `min_bytes` the request waits, up to `max_wait_ms`, for any of its
@@ -35,9 +35,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         }
         // Wait for any partition to grow past its fetch offset, or the deadline.
         let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = Vec::new();
+        let image = shard.image.borrow().clone();
         for t in &req.topics {
+            let Some(name) = topic_name(&image, t, request.version) else { continue };
             for p in &t.partitions {
-                if let Some(log) = shard.log(t.topic.0.as_str(), p.partition) {
+                if let Some(log) = shard.log(&name, p.partition) {
                     let offset = p.fetch_offset;
                     waits.push(Box::pin(async move { log.wait_acked_past(offset).await }));
                 }
@@ -58,7 +60,7 @@ async fn read_all(
     let mut total = 0usize;
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let name = t.topic.0.as_str();
+        let name = topic_name(&image, t, version);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let mut data = PartitionData::default()
@@ -68,11 +70,14 @@ async fn read_all(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(Bytes::new()));
-            let log = match image.leader(name, p.partition) {
-                None => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some(s) if s != shard.id => Err(ResponseError::NotLeaderOrFollower.code()),
-                Some(_) => {
-                    shard.log(name, p.partition).ok_or(ResponseError::NotLeaderOrFollower.code())
+            let log = match name.as_deref().map(|n| (n, image.leader(n, p.partition))) {
+                None => Err(ResponseError::UnknownTopicId.code()),
+                Some((_, None)) => Err(ResponseError::UnknownTopicOrPartition.code()),
+                Some((_, Some(s))) if s != shard.id => {
+                    Err(ResponseError::NotLeaderOrFollower.code())
+                }
+                Some((n, Some(_))) => {
+                    shard.log(n, p.partition).ok_or(ResponseError::NotLeaderOrFollower.code())
                 }
             };
             match log {
@@ -104,13 +109,30 @@ async fn read_all(
             }
             partitions.push(data);
         }
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_partitions(partitions),
-        );
+        // From v13 topics are named by id only (the codec refuses the name).
+        let mut topic = FetchableTopicResponse::default().with_partitions(partitions);
+        if version >= 13 {
+            topic.topic_id = t.topic_id;
+        } else {
+            topic.topic = t.topic.clone();
+        }
+        responses.push(topic);
     }
     (FetchResponse::default().with_responses(responses), total)
+}
+
+/// The name of a requested topic: by name before v13, by id from v13.
+/// `None` for an id that names no topic (`UNKNOWN_TOPIC_ID`).
+fn topic_name(
+    image: &crate::metadata::MetadataImage,
+    t: &kafka_protocol::messages::fetch_request::FetchTopic,
+    version: i16,
+) -> Option<String> {
+    if version >= 13 {
+        image.topic_by_id(t.topic_id.as_bytes()).map(|m| m.name.clone())
+    } else {
+        Some(t.topic.0.to_string())
+    }
 }
 
 async fn read_partition(

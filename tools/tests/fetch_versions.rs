@@ -1,0 +1,104 @@
+//! Every advertised Fetch version against a real broker: topics by name
+//! before v13 and by id from v13 (the id Metadata reports), the stored
+//! batch returned byte for byte with the high watermark, and an unknown
+//! topic id answered with `UNKNOWN_TOPIC_ID`.
+
+mod common;
+
+use bytes::Bytes;
+use common::{s, start, v, Client};
+use net::kafka_protocol::messages::*;
+use net::kafka_protocol::protocol::StrBytes;
+
+const NONE: i16 = 0;
+const UNKNOWN_TOPIC_ID: i16 = 100;
+
+fn fetch(c: &mut Client, version: i16, name: &str, id: uuid::Uuid) -> FetchResponse {
+    let mut topic = fetch_request::FetchTopic::default().with_partitions(vec![
+        fetch_request::FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20),
+    ]);
+    if version >= 13 {
+        topic.topic_id = id;
+    } else {
+        topic.topic = TopicName(StrBytes::from_string(name.to_string()));
+    }
+    let mut req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![topic]);
+    if version < 15 {
+        req.replica_id = BrokerId(-1);
+    }
+    c.call(ApiKey::Fetch, version, &req)
+}
+
+#[test]
+fn every_fetch_version_returns_the_stored_batch() {
+    let broker = start();
+    let mut c = Client::connect(broker.port);
+    let topic = "fetch-ladder";
+    let created: CreateTopicsResponse = c.call(
+        ApiKey::CreateTopics,
+        5,
+        &CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]),
+    );
+    assert_eq!(created.topics[0].error_code, NONE);
+    let md: MetadataResponse = c.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s(topic))))])),
+    );
+    let id = md.topics[0].topic_id;
+    assert!(!id.is_nil(), "Metadata v12 reports the topic id");
+    let leader = md.topics[0].partitions[0].leader_id.0;
+    let mut c = Client::connect(broker.port + (leader % 1000) as u16);
+
+    let values: Vec<Vec<u8>> = (0..3).map(|i| format!("v{i}").into_bytes()).collect();
+    let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
+    let batch = engine::batch::build(&kv, 1_700_000_000_000);
+    let produced: ProduceResponse = c.call(
+        ApiKey::Produce,
+        9,
+        &ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch.clone())))]),
+        ]),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, NONE);
+
+    let (min, max) = net::versions::range(ApiKey::Fetch).unwrap();
+    for version in min..=max {
+        let r = fetch(&mut c, v(ApiKey::Fetch, version), topic, id);
+        let t = &r.responses[0];
+        if version >= 13 {
+            assert_eq!(t.topic_id, id, "v{version}");
+        } else {
+            assert_eq!(t.topic.as_str(), topic, "v{version}");
+        }
+        let p = &t.partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (NONE, 3), "v{version}");
+        // The stored batch: the request's, with baseOffset 0 and the
+        // partition leader epoch stamped (neither is covered by the CRC).
+        let records = p.records.as_ref().expect("records");
+        assert_eq!(records.len(), batch.len(), "v{version}");
+        assert_eq!(&records[16..], &batch[16..], "v{version}");
+        if version >= 13 {
+            let unknown = fetch(&mut c, version, topic, uuid::Uuid::from_u128(42));
+            assert_eq!(unknown.responses[0].partitions[0].error_code, UNKNOWN_TOPIC_ID);
+        }
+    }
+}
