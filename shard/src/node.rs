@@ -102,6 +102,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
     let _lock = lock_data_dir(&config)?;
     check_ports(&config)?;
+    check_io_uring()?;
     check_memlock();
 
     // Block the stop signals in every thread (the shards inherit the mask);
@@ -362,6 +363,26 @@ fn ports_in_use(config: &NodeConfig) -> Result<(), String> {
             ));
         }
     }
+    Ok(())
+}
+
+/// Sets up (and closes) a one-entry io_uring, so that a kernel or sandbox
+/// without io_uring gets a clear error here rather than a panic inside
+/// glommio's executor.
+fn check_io_uring() -> Result<(), String> {
+    // struct io_uring_params is 120 bytes; zeroed means default settings.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup(entries, params) with a valid, writable
+    // params buffer of the kernel's struct size.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!(
+            "io_uring is unavailable ({e}): Corelog needs Linux 5.8 or newer with io_uring              enabled (sysctl kernel.io_uring_disabled=0) and not blocked by a seccomp profile              (Docker's default blocks io_uring_setup: run with --security-opt seccomp=unconfined              or a profile that allows io_uring_setup, io_uring_enter and io_uring_register)"
+        ));
+    }
+    // SAFETY: `fd` is the ring just created and owned here.
+    unsafe { libc::close(fd as i32) };
     Ok(())
 }
 
