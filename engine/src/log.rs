@@ -363,9 +363,27 @@ impl<D: Disk> PartitionLog<D> {
                 break;
             }
         }
-        let mut offset = from;
-        while offset < log_end {
-            let read = self.read(offset, crate::limits::RECOVERY_READ_BYTES, log_end).await?;
+        self.replay(from, |h, _| {
+            state.apply(h);
+            Ok(())
+        })
+        .await?;
+        inner.state.borrow_mut().producers = state;
+        Ok(())
+    }
+
+    /// Calls `f` with every batch (header and bytes) from the one holding
+    /// `from` up to the acknowledged end, in order: for replaying a log
+    /// that state is folded from (metadata, offsets, producers).
+    pub async fn replay(
+        &self,
+        from: Offset,
+        mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let end = self.acked_end_offset();
+        let mut offset = from.max(self.log_start_offset());
+        while offset < end {
+            let read = self.read(offset, crate::limits::RECOVERY_READ_BYTES, end).await?;
             if read.chunks.is_empty() {
                 break;
             }
@@ -379,14 +397,13 @@ impl<D: Disk> PartitionLog<D> {
                         reason: e.to_string(),
                     })?;
                     if h.last_offset() >= from {
-                        state.apply(&h);
+                        f(&h, &bytes[at..at + h.size])?;
                     }
                     offset = h.last_offset() + 1;
                     at += h.size;
                 }
             }
         }
-        inner.state.borrow_mut().producers = state;
         Ok(())
     }
 

@@ -138,26 +138,16 @@ impl Controller {
         .map_err(|e| e.to_string())?;
         shard.logs.borrow_mut().insert((METADATA_TOPIC.to_string(), 0), log.clone());
         let mut image = MetadataImage::default();
-        let mut offset = log.log_start_offset();
-        while offset < log.acked_end_offset() {
-            let read = log.read(offset, 1 << 20, i64::MAX).await.map_err(|e| e.to_string())?;
-            for chunk in &read.chunks {
-                let bytes = log.read_bytes(chunk).await.map_err(|e| e.to_string())?;
-                let mut at = 0;
-                while at < bytes.len() {
-                    let header =
-                        engine::batch::validate_one(&bytes[at..]).map_err(|e| e.to_string())?;
-                    for r in
-                        parse_records(&bytes[at..at + header.size]).map_err(|e| e.to_string())?
-                    {
-                        let value = r.value.ok_or("metadata record without a value")?;
-                        image = image.apply(&MetadataRecord::decode(value)?);
-                    }
-                    offset = header.last_offset() + 1;
-                    at += header.size;
-                }
+        log.replay(log.log_start_offset(), |_, batch| {
+            let invalid = |e: String| engine::LogError::Invalid(format!("metadata log: {e}"));
+            for r in parse_records(batch).map_err(|e| invalid(e.to_string()))? {
+                let value = r.value.ok_or_else(|| invalid("record without a value".into()))?;
+                image = image.apply(&MetadataRecord::decode(value).map_err(invalid)?);
             }
-        }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         let next_shard = (image.topics.len() % shard.config.shards as usize) as u16;
         let shard_count = shard.config.shards;
         let mut c = Controller { shard, log, image: Arc::new(image), peers, next_shard };

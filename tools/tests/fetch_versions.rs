@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{s, start, v, Client};
+use common::{create_topic, s, start, v, Client};
 use net::kafka_protocol::messages::*;
 use net::kafka_protocol::protocol::StrBytes;
 
@@ -41,17 +41,7 @@ fn every_fetch_version_returns_the_stored_batch() {
     let broker = start();
     let mut c = Client::connect(broker.port);
     let topic = "fetch-ladder";
-    let created: CreateTopicsResponse = c.call(
-        ApiKey::CreateTopics,
-        5,
-        &CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_num_partitions(1)
-                .with_replication_factor(1),
-        ]),
-    );
-    assert_eq!(created.topics[0].error_code, NONE);
+    assert_eq!(create_topic(&mut c, topic, 1), NONE);
     let md: MetadataResponse = c.call(
         ApiKey::Metadata,
         12,

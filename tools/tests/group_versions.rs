@@ -10,7 +10,7 @@
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{s, start, v, Client};
+use common::{create_topic, s, start, v, Client};
 use net::kafka_protocol::messages::*;
 
 /// A consumer protocol subscription (v0) to `topic`.
@@ -33,12 +33,7 @@ fn every_group_api_version_works_end_to_end() {
     let broker = start();
     let topic = "ladder";
     let mut shard0 = Client::connect(broker.port);
-    let created: CreateTopicsResponse = shard0.call(
-        ApiKey::CreateTopics,
-        5,
-        &CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable(topic)]),
-    );
-    assert_eq!(created.topics[0].error_code, NONE);
+    assert_eq!(create_topic(&mut shard0, topic, 2), NONE);
 
     for i in 0..=9i16 {
         let group = format!("ladder-{i}");
@@ -220,13 +215,6 @@ fn every_group_api_version_works_end_to_end() {
         );
         assert_eq!(described.groups[0].group_state.as_str(), "Dead");
     }
-}
-
-fn creatable(topic: &str) -> create_topics_request::CreatableTopic {
-    create_topics_request::CreatableTopic::default()
-        .with_name(TopicName(s(topic)))
-        .with_num_partitions(2)
-        .with_replication_factor(1)
 }
 
 /// The committed offset and metadata of partition 0, via OffsetFetch

@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{s, start, v, Client};
+use common::{create_topic, s, start, v, Client};
 use net::kafka_protocol::messages::*;
 
 const NONE: i16 = 0;
@@ -60,17 +60,7 @@ fn produce(
 /// A connection to the shard leading `topic`'s partition 0 (created here).
 fn leader_of_new_topic(port: u16, topic: &str) -> Client {
     let mut c = Client::connect(port);
-    let created: CreateTopicsResponse = c.call(
-        ApiKey::CreateTopics,
-        5,
-        &CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_num_partitions(1)
-                .with_replication_factor(1),
-        ]),
-    );
-    assert!(matches!(created.topics[0].error_code, 0 | 36), "created or already there");
+    assert!(matches!(create_topic(&mut c, topic, 1), 0 | 36), "created or already there");
     let md: MetadataResponse = c.call(
         ApiKey::Metadata,
         9,

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use engine::disk::DmaDisk;
-use engine::PartitionLog;
+use engine::{LogError, PartitionLog};
 use log::{info, warn};
 use net::kafka_protocol::error::ResponseError;
 
@@ -448,47 +448,29 @@ pub fn check_group_id(group: &str) -> Result<(), i16> {
 impl Coordinator {
     /// Replays one `__consumer_offsets` partition into memory.
     pub async fn load(&self, partition: i32, log: &PartitionLog<DmaDisk>) -> Result<(), String> {
-        let mut offset = log.log_start_offset();
         let mut count = 0usize;
-        let end = log.acked_end_offset();
-        while offset < end {
-            let read = log.read(offset, 1 << 20, end).await.map_err(|e| e.to_string())?;
-            if read.chunks.is_empty() {
-                break;
-            }
-            for chunk in &read.chunks {
-                let bytes = log.read_bytes(chunk).await.map_err(|e| e.to_string())?;
-                let mut at = 0;
-                while at < bytes.len() {
-                    let header =
-                        engine::batch::validate_one(&bytes[at..]).map_err(|e| e.to_string())?;
-                    let batch = &bytes[at..at + header.size];
-                    for (i, r) in engine::batch::parse_records(batch)
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .enumerate()
-                    {
-                        let key = r.key.ok_or("__consumer_offsets record without a key")?;
-                        let record_offset = header.base_offset + i as i64;
-                        match records::decode(key, r.value)? {
-                            OffsetsRecord::Offset { group, topic, partition: p, value } => {
-                                self.apply(&group, (topic, p), value, record_offset);
-                                count += 1;
-                            }
-                            OffsetsRecord::Group { group, value } => {
-                                self.apply_group(&group, value);
-                                count += 1;
-                            }
-                        }
+        log.replay(log.log_start_offset(), |header, batch| {
+            let invalid =
+                |e: String| LogError::Invalid(format!("{OFFSETS_TOPIC}-{partition}: {e}"));
+            for r in engine::batch::parse_records(batch).map_err(|e| invalid(e.to_string()))? {
+                let key = r.key.ok_or_else(|| invalid("record without a key".into()))?;
+                // Offsets of records, not positions: compaction leaves gaps.
+                let record_offset = header.base_offset + r.offset_delta;
+                match records::decode(key, r.value).map_err(invalid)? {
+                    OffsetsRecord::Offset { group, topic, partition: p, value } => {
+                        self.apply(&group, (topic, p), value, record_offset);
                     }
-                    offset = header.last_offset() + 1;
-                    at += header.size;
+                    OffsetsRecord::Group { group, value } => self.apply_group(&group, value),
                 }
+                count += 1;
             }
-        }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         self.loaded.borrow_mut().insert(partition);
         if count > 0 {
-            info!("{OFFSETS_TOPIC}-{partition}: loaded {count} offset records");
+            info!("{OFFSETS_TOPIC}-{partition}: loaded {count} records");
         }
         Ok(())
     }

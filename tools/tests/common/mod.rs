@@ -155,3 +155,19 @@ pub fn v(api: ApiKey, i: i16) -> i16 {
 pub fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
 }
+
+/// CreateTopics (v5) of `partitions` partitions; returns the error code
+/// (0, or 36 if it exists).
+pub fn create_topic(c: &mut Client, topic: &str, partitions: i32) -> i16 {
+    let created: CreateTopicsResponse = c.call(
+        ApiKey::CreateTopics,
+        5,
+        &CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ]),
+    );
+    created.topics[0].error_code
+}
