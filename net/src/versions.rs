@@ -30,6 +30,20 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 4),
 ];
 
+/// The range ApiVersions reports for `api`: the served range, except for
+/// Produce, reported from version 0 as Kafka 4.0 does (KAFKA-18659):
+/// librdkafka before 2.8 enables compression only if the broker's Produce
+/// range includes v0–v2, and otherwise sends every batch uncompressed
+/// without a word. Clients pick the highest common version, so v0–v2
+/// requests come only from clients that cannot speak v3; they are refused
+/// like any unserved version (docs/decisions.md #17).
+pub fn advertised(api: ApiKey, min: i16, max: i16) -> (i16, i16) {
+    match api {
+        ApiKey::Produce => (0, max),
+        _ => (min, max),
+    }
+}
+
 /// The served range of `api`, if it is served at all.
 pub fn range(api: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED.iter().find(|(k, _, _)| *k == api).map(|&(_, min, max)| (min, max))
@@ -77,5 +91,7 @@ mod tests {
         within::<InitProducerIdRequest>(ApiKey::InitProducerId);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
         assert!(!supports(ApiKey::AddPartitionsToTxn, 0));
+        assert_eq!(advertised(ApiKey::Produce, 3, 9), (0, 9));
+        assert!(!supports(ApiKey::Produce, 2), "advertised, refused");
     }
 }

@@ -64,6 +64,8 @@ def still_serving(broker):
         pytest.param(request(1, 99, 1), id="unknown-fetch-version"),
         pytest.param(request(3, 1, 1, body=b"\x00\x00\x00\x05\x00"), id="undecodable-metadata-body"),
         pytest.param(request(17, 0, 1), id="sasl-handshake-not-served"),
+        # Reported by ApiVersions (as Kafka 4.0 does), never served.
+        pytest.param(request(0, 2, 1), id="produce-v2-refused"),
     ],
 )
 def test_bad_frames_close_only_their_connection(broker, payload):
@@ -95,8 +97,12 @@ def test_newer_api_versions_gets_the_kip511_fallback(broker):
     correlation_id, error_code = struct.unpack(">ih", frame[:6])
     assert (correlation_id, error_code) == (5, 35)  # UNSUPPORTED_VERSION, in v0
     (count,) = struct.unpack(">i", frame[6:10])
-    keys = {struct.unpack(">h", frame[10 + 6 * i: 12 + 6 * i])[0] for i in range(count)}
-    assert {0, 1, 2, 3, 18, 19} <= keys
+    ranges = {}
+    for i in range(count):
+        key, low, high = struct.unpack(">hhh", frame[10 + 6 * i: 16 + 6 * i])
+        ranges[key] = (low, high)
+    assert {0, 1, 2, 3, 18, 19} <= set(ranges)
+    assert ranges[0] == (0, 9), "Produce reported from v0 (served from v3)"
     s.close()
 
 

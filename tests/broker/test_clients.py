@@ -1,6 +1,7 @@
 """Real clients against a real broker: librdkafka (confluent-kafka),
 kafka-python and kcat produce and consume through every shard."""
 
+import os
 import subprocess
 import uuid
 
@@ -98,14 +99,55 @@ def test_round_trip_preserves_keys_values_headers_and_timestamps(broker):
         assert (msg.headers() or None) == (headers or None)
 
 
+CODECS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+def stored_codecs(broker, topic, partitions):
+    """The compression codec of every batch stored on disk for `topic`."""
+    import glob
+    import struct
+
+    codecs = set()
+    for p in range(partitions):
+        for path in glob.glob(os.path.join(broker.data_dir, f"{topic}-{p}", "*.log")):
+            data = open(path, "rb").read()
+            at = 0
+            while at + 61 <= len(data):
+                (length,) = struct.unpack(">i", data[at + 8: at + 12])
+                if length < 49:
+                    break  # the zero padding of the active segment's last block
+                (attributes,) = struct.unpack(">h", data[at + 21: at + 23])
+                codecs.add(attributes & 7)
+                at += 12 + length
+    return codecs
+
+
 def test_every_compression_codec(broker):
-    for codec in ["gzip", "snappy", "lz4", "zstd"]:
+    for codec, codec_id in CODECS.items():
         topic = f"codec-{codec}-{uuid.uuid4().hex[:6]}"
         create_topic(broker.bootstrap, topic, 2)
         messages = [(i % 2, f"k{i}".encode(), f"{codec}-{i}".encode() * 20, None, None) for i in range(500)]
         produce(broker.bootstrap, topic, messages, **{"compression.type": codec})
         got = consume_all(broker.bootstrap, topic, 2, len(messages))
         assert sorted(m.value() for m in got) == sorted(m[2] for m in messages)
+        assert stored_codecs(broker, topic, 2) == {codec_id}, "stored as the client compressed it"
+
+
+def test_kcat_compresses_too(broker):
+    """librdkafka 2.0.2 (Debian's kcat) compresses only if ApiVersions
+    reports Produce from v0 (docs/decisions.md #17); without that it sends
+    every batch uncompressed, silently."""
+    for codec, codec_id in CODECS.items():
+        topic = f"kcat-{codec}-{uuid.uuid4().hex[:6]}"
+        create_topic(broker.bootstrap, topic, 1)
+        lines = "".join(f"{codec}-line-{i}\n" for i in range(100))
+        out = subprocess.run(["kcat", "-b", broker.bootstrap, "-P", "-t", topic, "-p", "0", "-z", codec],
+                             input=lines, capture_output=True, text=True, timeout=TIMEOUT_S)
+        assert out.returncode == 0, out.stderr
+        got = subprocess.run(["kcat", "-b", broker.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e",
+                              "-f", "%s\n"], capture_output=True, text=True, timeout=TIMEOUT_S)
+        assert got.stdout.split() == lines.split()
+        assert stored_codecs(broker, topic, 1) == {codec_id}, codec
 
 
 def test_large_message(broker):
