@@ -8,15 +8,25 @@
 //!   sequential direct read.
 //! - [`compaction_latency`]: append latency on a shard while it compacts
 //!   another partition vs without compaction.
+//! - [`load`]: the Kafka load generator (producers, consumers, end-to-end).
+//! - [`broker_bench`]: `produce`, `consume` and `e2e` against a broker.
+//! - [`experiments`]: `kafka-2014` and `scaling`, sequences of those.
+//! - [`cli`]: the command line of `corelog bench` and of this crate's binary.
 //!
-//! Benchmarks run on the calling thread's glommio executor; they never run
-//! in tests (CI only smoke-runs `--quick`).
+//! Engine benchmarks run on a glommio executor of their own; broker
+//! benchmarks run the load generator's threads against a broker process.
+//! Benchmarks never run in tests (CI only smoke-runs `--quick`).
 
+pub mod broker_bench;
+pub mod cli;
 pub mod compaction_latency;
 pub mod engine_append;
 pub mod engine_read;
+pub mod experiments;
 pub mod fio;
+pub mod load;
 pub mod report;
+pub mod svg;
 
 /// Options every benchmark takes.
 #[derive(Debug, Clone)]

@@ -70,3 +70,11 @@ pub fn percentiles(h: &hdrhistogram::Histogram<u64>) -> (f64, f64, f64) {
 pub fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
+
+pub fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

@@ -281,14 +281,39 @@ pub fn build_timed(records: &[KeyValue<'_>], timestamp: Timestamp, deltas: &[i64
     batch
 }
 
+/// A batch with the header of the uncompressed batch `batch` and `records`
+/// as its records section, compressed with codec `codec` (1 gzip, 2 snappy,
+/// 3 lz4, 4 zstd): the codec bits, the length and the CRC are set, the
+/// record count and offsets stay. For tools that send compressed batches;
+/// the engine itself never compresses.
+pub fn with_compressed_records(batch: &[u8], codec: i16, records: &[u8]) -> Vec<u8> {
+    assert!((1..=4).contains(&codec), "codec {codec}");
+    let mut out = Vec::with_capacity(HEADER_BYTES + records.len());
+    out.extend_from_slice(&batch[..HEADER_BYTES]);
+    out.extend_from_slice(records);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes =
+        (i16::from_be_bytes([out[ATTRIBUTES_AT], out[ATTRIBUTES_AT + 1]]) & !0x07) | codec;
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_crc(&mut out);
+    out
+}
+
+/// Recomputes a batch's CRC after its covered bytes changed (tools that
+/// patch a built batch, such as the load generator's send-time stamps).
+pub fn set_crc(batch: &mut [u8]) {
+    let crc = batch_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Marks a built batch as an idempotent producer's (producer id, epoch and
 /// base sequence) and recomputes its CRC: for tests and tools.
 pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
     batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
     batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
     batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = batch_crc(batch);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    set_crc(batch);
 }
 
 /// Sets a batch's record count and length to match its bytes, and its CRC
@@ -297,8 +322,7 @@ pub fn set_count_and_crc(batch: &mut [u8], records_count: i32) {
     let length = (batch.len() - LOG_OVERHEAD) as i32;
     batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
     batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&records_count.to_be_bytes());
-    let crc = batch_crc(batch);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    set_crc(batch);
 }
 
 /// One record of an uncompressed batch, as [`parse_records`] returns it.

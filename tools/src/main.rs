@@ -8,6 +8,7 @@ const USAGE: &str = "usage: corelog <command> [options]
 
 commands:
   serve     run a broker node (one Kafka broker endpoint per core)
+  bench     benchmarks: the Kafka load generator, Kafka's 2014 set, scaling, the engine
 
 Run `corelog <command> --help` for a command's options.";
 
@@ -16,6 +17,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let result = match args.next().as_deref() {
         Some("serve") => serve::run(args.collect()),
+        Some("bench") => bench::cli::run(args.collect(), std::env::current_exe().ok()),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,381 @@
+//! The broker benchmarks' building blocks, `corelog bench produce`,
+//! `consume` and `e2e`: a target broker (the one given, or a fresh child
+//! process), a topic, the load generator, a printed summary and a JSON
+//! result. The experiments (`kafka-2014`, `scaling`, ...) are sequences of
+//! these phases.
+//!
+//! Runs on the benchmark process's main thread; the load runs on the
+//! generator's threads ([`crate::load`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+use crate::load::broker::{own_cpu_seconds, OwnBroker};
+use crate::load::client::{self, Leaders};
+use crate::load::compress::Codec;
+use crate::load::consume::{self, ConsumeSpec};
+use crate::load::kcat;
+use crate::load::produce::{self, ProduceSpec};
+use crate::load::progress::Progress;
+use crate::load::Outcome;
+use crate::report;
+
+/// The flags of the broker benchmarks.
+#[derive(Debug, Clone)]
+pub struct LoadArgs {
+    /// A running broker; `None` starts one (`broker_exe serve`).
+    pub bootstrap: Option<String>,
+    pub broker_exe: Option<PathBuf>,
+    pub topic: String,
+    pub partitions: i32,
+    /// Producer (or consumer) connections; at least one per leader.
+    pub connections: usize,
+    pub records: u64,
+    pub record_size: usize,
+    pub batch_records: usize,
+    pub acks: i16,
+    pub compression: Codec,
+    pub in_flight: usize,
+    pub keys: u64,
+    pub rate: Option<f64>,
+    /// Of the broker this benchmark starts.
+    pub shards: u16,
+    pub flush: String,
+    /// More `corelog serve` flags for the broker it starts (experiments).
+    pub broker_flags: Vec<String>,
+}
+
+impl LoadArgs {
+    pub fn defaults(quick: bool) -> LoadArgs {
+        LoadArgs {
+            bootstrap: None,
+            broker_exe: None,
+            topic: "bench".into(),
+            partitions: 6,
+            connections: 0,
+            records: if quick { 5_000_000 } else { 20_000_000 },
+            record_size: 100,
+            batch_records: 1000,
+            acks: -1,
+            compression: Codec::None,
+            in_flight: 5,
+            keys: 0,
+            rate: None,
+            shards: std::thread::available_parallelism().map(|n| n.get() as u16).unwrap_or(1),
+            flush: "fsync".into(),
+            broker_flags: Vec::new(),
+        }
+    }
+
+    pub fn produce_spec(&self) -> ProduceSpec {
+        ProduceSpec {
+            topic: self.topic.clone(),
+            acks: self.acks,
+            connections: self.connections,
+            in_flight: self.in_flight,
+            records: self.records,
+            record_size: self.record_size,
+            batch_records: self.batch_records,
+            keys: self.keys,
+            rate: self.rate,
+            stamp: false,
+            compression: self.compression,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "topic": self.topic,
+            "partitions": self.partitions,
+            "connections": self.connections,
+            "records": self.records,
+            "record_size": self.record_size,
+            "batch_records": self.batch_records,
+            "acks": self.acks,
+            "compression": format!("{:?}", self.compression).to_lowercase(),
+            "in_flight": self.in_flight,
+            "keys": self.keys,
+            "rate": self.rate,
+        })
+    }
+}
+
+/// The broker a benchmark talks to: given, or started and owned.
+pub struct Target {
+    pub bootstrap: String,
+    own: Option<OwnBroker>,
+}
+
+impl Target {
+    pub fn open(args: &LoadArgs, dir: &std::path::Path) -> Result<Target> {
+        if let Some(b) = &args.bootstrap {
+            return Ok(Target { bootstrap: b.clone(), own: None });
+        }
+        let Some(exe) = &args.broker_exe else {
+            bail!("no --bootstrap given and no corelog binary to start a broker with");
+        };
+        let own = OwnBroker::start(exe, dir, args.shards, &args.flush, &args.broker_flags)?;
+        eprintln!(
+            "started corelog serve: {} shards, flush {}, at {}",
+            own.shards, own.flush, own.bootstrap
+        );
+        Ok(Target { bootstrap: own.bootstrap.clone(), own: Some(own) })
+    }
+
+    /// The broker's CPU seconds so far, when this benchmark runs it.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.own.as_ref().and_then(|b| b.cpu_seconds().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        match &self.own {
+            Some(b) => json!({ "started_by_bench": true, "shards": b.shards, "flush": b.flush }),
+            None => json!({ "started_by_bench": false, "bootstrap": self.bootstrap }),
+        }
+    }
+
+    pub fn stop(self) -> Result<()> {
+        match self.own {
+            Some(b) => b.stop(),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates the topic (kept if it exists) and finds its leaders.
+    pub fn topic(&self, topic: &str, partitions: i32) -> Result<Leaders> {
+        self.topic_with(topic, partitions, &[])
+    }
+
+    /// Like [`Target::topic`], with topic configs.
+    pub fn topic_with(
+        &self,
+        topic: &str,
+        partitions: i32,
+        configs: &[(&str, String)],
+    ) -> Result<Leaders> {
+        client::create_topic(&self.bootstrap, topic, partitions, configs)?;
+        client::leaders(&self.bootstrap, topic)
+    }
+}
+
+/// CPU used by the broker and by the load generator during one phase.
+pub struct CpuMeter {
+    broker: Option<f64>,
+    generator: f64,
+}
+
+impl CpuMeter {
+    pub fn start(target: &Target) -> CpuMeter {
+        CpuMeter { broker: target.cpu_seconds(), generator: own_cpu_seconds() }
+    }
+
+    /// `broker_cpu_seconds`, `generator_cpu_seconds` and the broker's CPU
+    /// seconds per GB of record payload.
+    pub fn json(&self, target: &Target, outcome: &Outcome) -> Value {
+        let broker = match (self.broker, target.cpu_seconds()) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let gb = outcome.payload_bytes as f64 / 1e9;
+        json!({
+            "broker_cpu_seconds": broker.map(report::round2),
+            "broker_cpu_seconds_per_gb": broker.filter(|_| gb > 0.0).map(|s| report::round2(s / gb)),
+            "generator_cpu_seconds": report::round2(own_cpu_seconds() - self.generator),
+        })
+    }
+}
+
+/// Produces `args.records` records; returns the outcome with its CPU figures.
+pub fn produce_phase(
+    target: &Target,
+    leaders: &Leaders,
+    spec: &ProduceSpec,
+    label: &str,
+) -> Result<(Outcome, Value)> {
+    let cpu = CpuMeter::start(target);
+    let outcome = produce::run(leaders, spec, Instant::now(), &Progress::new(label))?;
+    let cpu_json = cpu.json(target, &outcome);
+    println!("{}", outcome.summary(label));
+    Ok((outcome, cpu_json))
+}
+
+/// Reads everything between the earliest and latest offsets with
+/// `consumers` consumers.
+pub fn consume_phase(
+    target: &Target,
+    leaders: &Leaders,
+    topic: &str,
+    consumers: usize,
+    record_size: usize,
+    label: &str,
+) -> Result<(Outcome, Value)> {
+    let spec = ConsumeSpec {
+        topic: topic.to_string(),
+        connections: consumers,
+        from: client::offsets(leaders, topic, -2)?,
+        to: client::offsets(leaders, topic, -1)?,
+        record_size,
+        stamped: false,
+    };
+    let cpu = CpuMeter::start(target);
+    let outcome = consume::run(leaders, &spec, Instant::now(), &Progress::new(label))?;
+    let cpu_json = cpu.json(target, &outcome);
+    println!("{}", outcome.summary(label));
+    Ok((outcome, cpu_json))
+}
+
+/// Producers and consumers at once: the consumers read what the producers
+/// write, from the current end. Returns (produce, consume) outcomes.
+pub fn produce_and_consume(
+    leaders: &Leaders,
+    spec: &ProduceSpec,
+    consumers: usize,
+    label: &str,
+) -> Result<(Outcome, Outcome)> {
+    let base = Instant::now();
+    let from = client::offsets(leaders, &spec.topic, -1)?;
+    let adds = produce::records_per_partition(leaders, spec)?;
+    let to: BTreeMap<i32, i64> =
+        from.iter().map(|(p, &o)| (*p, o + adds.get(p).copied().unwrap_or(0) as i64)).collect();
+    let consume_spec = ConsumeSpec {
+        topic: spec.topic.clone(),
+        connections: consumers,
+        from,
+        to,
+        record_size: spec.record_size,
+        stamped: spec.stamp,
+    };
+    let consumer = {
+        let (leaders, progress) = (leaders.clone(), Progress::new(&format!("{label} (consumer)")));
+        std::thread::spawn(move || consume::run(&leaders, &consume_spec, base, &progress))
+    };
+    let produced = produce::run(leaders, spec, base, &Progress::new(label));
+    let consumed = consumer.join().map_err(|_| anyhow::anyhow!("consumer panicked"))?;
+    let (produced, consumed) = (produced?, consumed?);
+    println!("{}", produced.summary(&format!("{label}, producers")));
+    println!("{}", consumed.summary(&format!("{label}, consumers")));
+    Ok((produced, consumed))
+}
+
+/// The same produce through kcat (librdkafka) into `topic`, as JSON (or
+/// why it did not run), printed beside the generator's figure.
+pub fn kcat_produce(
+    target: &Target,
+    topic: &str,
+    partitions: i32,
+    spec: &ProduceSpec,
+) -> Result<Value> {
+    if !kcat::available() {
+        return Ok(json!({"error": "kcat is not installed"}));
+    }
+    let leaders = target.topic(topic, partitions)?;
+    let o = kcat::produce(
+        &target.bootstrap,
+        &leaders,
+        topic,
+        spec.records,
+        spec.record_size,
+        spec.acks,
+    )?;
+    println!("{}", o.summary("  kcat (librdkafka) producing the same"));
+    Ok(o.json())
+}
+
+/// Reading all of `topic` with kcat (librdkafka), as JSON.
+pub fn kcat_consume(
+    target: &Target,
+    leaders: &Leaders,
+    topic: &str,
+    record_size: usize,
+) -> Result<Value> {
+    if !kcat::available() {
+        return Ok(json!({"error": "kcat is not installed"}));
+    }
+    let from = client::offsets(leaders, topic, -2)?;
+    let to = client::offsets(leaders, topic, -1)?;
+    let expected: i64 = to.iter().map(|(p, e)| e - from.get(p).copied().unwrap_or(0)).sum();
+    let o = kcat::consume(&target.bootstrap, topic, expected.max(0) as u64, record_size)?;
+    println!("{}", o.summary("  kcat (librdkafka) reading the same"));
+    Ok(o.json())
+}
+
+fn result(name: &str, args: &LoadArgs, target: &Target, extra: Value) -> Value {
+    let mut v = json!({
+        "name": name,
+        "commit": report::commit(),
+        "machine": report::machine(),
+        "config": args.json(),
+        "broker": target.json(),
+    });
+    if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
+        obj.extend(extra);
+    }
+    v
+}
+
+/// Merges a phase's outcome and CPU figures into one JSON object.
+pub fn phase_json(outcome: &Outcome, cpu: &Value) -> Value {
+    let mut v = outcome.json();
+    if let (Some(obj), Some(cpu)) = (v.as_object_mut(), cpu.as_object()) {
+        obj.extend(cpu.clone());
+    }
+    v
+}
+
+/// `corelog bench produce`.
+pub fn produce(args: &LoadArgs, common: &crate::Common) -> Result<()> {
+    let target = Target::open(args, &common.dir)?;
+    let leaders = target.topic(&args.topic, args.partitions)?;
+    let (outcome, cpu) = produce_phase(&target, &leaders, &args.produce_spec(), "produce")?;
+    let mut fields = phase_json(&outcome, &cpu);
+    fields["librdkafka_kcat"] = kcat_produce(
+        &target,
+        &format!("{}-kcat", args.topic),
+        args.partitions,
+        &args.produce_spec(),
+    )?;
+    let v = result("produce", args, &target, fields);
+    target.stop()?;
+    report::write(&common.results_dir, "produce", &v)
+}
+
+/// `corelog bench consume`: when this benchmark starts the broker, it
+/// first produces `--records` records (not timed as consumption).
+pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
+    let target = Target::open(args, &common.dir)?;
+    let leaders = target.topic(&args.topic, args.partitions)?;
+    if args.bootstrap.is_none() {
+        produce_phase(&target, &leaders, &args.produce_spec(), "load")?;
+    }
+    let (outcome, cpu) = consume_phase(
+        &target,
+        &leaders,
+        &args.topic,
+        args.connections,
+        args.record_size,
+        "consume",
+    )?;
+    let v = result("consume", args, &target, phase_json(&outcome, &cpu));
+    target.stop()?;
+    report::write(&common.results_dir, "consume", &v)
+}
+
+/// `corelog bench e2e`: producers at `--rate` stamp each batch with its
+/// send time; consumers tailing the topic record the latency per record.
+pub fn e2e(args: &LoadArgs, common: &crate::Common) -> Result<()> {
+    let target = Target::open(args, &common.dir)?;
+    let leaders = target.topic(&args.topic, args.partitions)?;
+    let spec = ProduceSpec { stamp: true, ..args.produce_spec() };
+    let (produced, consumed) = produce_and_consume(&leaders, &spec, args.connections, "e2e")?;
+    // The headline fields are the consumers' (send to receipt); the
+    // producers' acknowledgment figures are kept beside them.
+    let mut fields = consumed.json();
+    fields["produce"] = produced.json();
+    let v = result("e2e", args, &target, fields);
+    target.stop()?;
+    report::write(&common.results_dir, "e2e", &v)
+}

@@ -1,0 +1,150 @@
+//! The benchmark command line, shared by `corelog bench ...` and the
+//! `bench` binary (`cargo run --release -p bench -- ...`): flags to
+//! options, then one benchmark.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use crate::broker_bench::{self, LoadArgs};
+use crate::Common;
+
+pub const USAGE: &str = "usage: corelog bench <benchmark> [--quick|--full] [options]
+
+broker benchmarks (start their own broker unless --bootstrap is given):
+  produce             producers at full speed (or --rate): records/s, MB/s, ack latency
+  consume             consumers reading a topic from the beginning
+  e2e                 end-to-end latency: send time stamped in the record, read at the consumer
+  kafka-2014          Kafka's 2014 \"2 million writes per second\" set, on this machine
+  scaling             1 to N shards: records/s, MB/s and broker CPU seconds per GB
+  durability          fsync vs interval flush: latency at 25/50/75/100% of peak
+  traps               64 connections, keyed small batches, retention while producing,
+                      large records vs fio
+
+engine benchmarks (no broker, against fio on the same disk):
+  engine-append       append throughput and acknowledgment latency
+  engine-read         cold sequential read throughput
+  compaction-latency  append latency while the shard compacts vs idle
+
+common:
+  --quick             a short run (under a minute)
+  --full              the full run (default)
+  --dir DIR           data files (default ./bench-data, on the disk to measure)
+  --results DIR       where the JSON result goes (default bench/results)
+
+broker benchmarks:
+  --bootstrap HOST:PORT  a running broker (default: start corelog serve)
+  --shards N          shards of the broker it starts (default: one per core)
+  --flush MODE        fsync or interval:MS, of the broker it starts (default fsync)
+  --topic NAME        (default bench)       --partitions N   (default 6)
+  --connections N     producer or consumer connections (default: one per shard)
+  --records N         records in all (default 20,000,000; --quick 5,000,000)
+  --record-size B     value bytes per record (default 100)
+  --batch-records N   records per batch (default 1000)
+  --acks 0|1|all      (default all)         --in-flight N    requests per connection (default 5)
+  --keys N            keys drawn uniformly from N (default 0: null keys)
+  --rate R            records/s to aim at (default: as fast as acknowledged)
+  --compression C     none, gzip, snappy, lz4 or zstd (default none; e2e: none only)
+
+engine benchmarks:
+  --partitions N      logs written at once (default 4)
+  --in-flight N       appends in flight per partition (default 16)";
+
+fn number<T: std::str::FromStr + PartialOrd + Default>(v: Option<String>, flag: &str) -> Result<T> {
+    match v.as_deref().map(str::parse::<T>) {
+        Some(Ok(n)) if n > T::default() => Ok(n),
+        _ => bail!("{flag} takes a positive number"),
+    }
+}
+
+fn value(v: Option<String>, flag: &str) -> Result<String> {
+    v.ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
+}
+
+/// Runs the benchmark `args` name. `broker_exe` is the `corelog` binary
+/// that broker benchmarks start when no `--bootstrap` is given.
+pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut it = args.into_iter();
+    let mut name = None;
+    let mut common = Common {
+        quick,
+        dir: PathBuf::from("bench-data"),
+        results_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
+        partitions: crate::engine_append::PARTITIONS,
+        in_flight: crate::engine_append::IN_FLIGHT_PER_PARTITION,
+    };
+    let mut load = LoadArgs::defaults(quick);
+    load.broker_exe = broker_exe;
+    let (mut partitions_set, mut in_flight_set) = (None, None);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => {}
+            "--full" => common.quick = false,
+            "--dir" => common.dir = PathBuf::from(value(it.next(), &a)?),
+            "--results" => common.results_dir = PathBuf::from(value(it.next(), &a)?),
+            "--partitions" => partitions_set = Some(number::<usize>(it.next(), &a)?),
+            "--in-flight" => in_flight_set = Some(number::<usize>(it.next(), &a)?),
+            "--bootstrap" => load.bootstrap = Some(value(it.next(), &a)?),
+            "--shards" => load.shards = number(it.next(), &a)?,
+            "--flush" => load.flush = value(it.next(), &a)?,
+            "--topic" => load.topic = value(it.next(), &a)?,
+            "--connections" => load.connections = number(it.next(), &a)?,
+            "--records" => load.records = number(it.next(), &a)?,
+            "--record-size" => load.record_size = number(it.next(), &a)?,
+            "--batch-records" => load.batch_records = number(it.next(), &a)?,
+            "--acks" => {
+                load.acks = match value(it.next(), &a)?.as_str() {
+                    "0" => 0,
+                    "1" => 1,
+                    "all" | "-1" => -1,
+                    other => bail!("--acks {other:?}: expected 0, 1 or all"),
+                }
+            }
+            "--keys" => {
+                load.keys = value(it.next(), &a)?
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--keys takes a number"))?
+            }
+            "--rate" => load.rate = Some(number::<f64>(it.next(), &a)?),
+            "--compression" => {
+                load.compression = crate::load::compress::Codec::parse(&value(it.next(), &a)?)?
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other if name.is_none() && !other.starts_with('-') => name = Some(other.to_string()),
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    if let Some(p) = partitions_set {
+        common.partitions = p;
+        load.partitions = i32::try_from(p)?;
+    }
+    if let Some(n) = in_flight_set {
+        common.in_flight = n;
+        load.in_flight = n;
+    }
+    std::fs::create_dir_all(&common.dir)?;
+    common.dir = std::fs::canonicalize(&common.dir)?;
+    match name.as_deref() {
+        Some("produce") => broker_bench::produce(&load, &common),
+        Some("consume") => broker_bench::consume(&load, &common),
+        Some("e2e") => {
+            if load.rate.is_none() {
+                load.rate = Some(crate::experiments::E2E_RATE);
+            }
+            broker_bench::e2e(&load, &common)
+        }
+        Some("kafka-2014") => crate::experiments::kafka_2014(&load, &common),
+        Some("scaling") => crate::experiments::scaling(&load, &common),
+        Some("durability") => crate::experiments::durability::run(&load, &common),
+        Some("traps") => crate::experiments::traps::run(&load, &common),
+        Some("engine-append") => crate::engine_append::run(&common).map(|_| ()),
+        Some("engine-read") => crate::engine_read::run(&common).map(|_| ()),
+        Some("compaction-latency") => crate::compaction_latency::run(&common).map(|_| ()),
+        Some(other) => bail!("unknown benchmark {other:?}\n\n{USAGE}"),
+        None => bail!("{USAGE}"),
+    }
+}

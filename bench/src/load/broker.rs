@@ -1,0 +1,145 @@
+//! A `corelog serve` child process for benchmarks run without
+//! `--bootstrap`: fresh data directory, free ports, started and awaited
+//! (its "ready" line), stopped with SIGTERM, and its CPU time read from
+//! `/proc` (all its threads, io_uring workers included).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// How long a broker may take to start (fresh data directory).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a broker may take to stop cleanly after SIGTERM.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct OwnBroker {
+    child: Option<Child>,
+    pub bootstrap: String,
+    pub shards: u16,
+    pub flush: String,
+    data_dir: PathBuf,
+}
+
+impl OwnBroker {
+    /// Starts `exe serve` with `shards` shards, `flush` and `extra` flags
+    /// on a fresh directory under `dir`.
+    pub fn start(
+        exe: &Path,
+        dir: &Path,
+        shards: u16,
+        flush: &str,
+        extra: &[String],
+    ) -> Result<OwnBroker> {
+        let data_dir = dir.join(format!("broker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let port = free_ports(shards)?;
+        let mut child = Command::new(exe)
+            .args(["serve", "--shards", &shards.to_string(), "--port", &port.to_string()])
+            .args(["--flush", flush])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {} serve", exe.display()))?;
+        let stdout = child.stdout.take().context("broker stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.trim() == "ready" {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let broker = OwnBroker {
+            child: Some(child),
+            bootstrap: format!("127.0.0.1:{port}"),
+            shards,
+            flush: flush.to_string(),
+            data_dir,
+        };
+        if rx.recv_timeout(START_TIMEOUT).is_err() {
+            bail!("the broker did not start within {} s", START_TIMEOUT.as_secs());
+        }
+        Ok(broker)
+    }
+
+    /// User plus system CPU seconds the broker process has used so far.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        let pid = self.child.as_ref().context("broker stopped")?.id();
+        cpu_seconds_of(pid)
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else { return Ok(()) };
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let _ = std::fs::remove_dir_all(&self.data_dir);
+                if !status.success() {
+                    bail!("the broker exited with {status} after SIGTERM");
+                }
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("the broker did not stop within {} s of SIGTERM", STOP_TIMEOUT.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
+/// CPU seconds (user + system, all threads) of process `pid`.
+pub fn cpu_seconds_of(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no memory effects.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok(ticks as f64 / per_sec)
+}
+
+/// CPU seconds this process (the load generator) has used so far.
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds_of(std::process::id()).unwrap_or(0.0)
+}
+
+/// A base port with `n` free ports from it.
+fn free_ports(n: u16) -> Result<u16> {
+    for attempt in 0..200u32 {
+        let base =
+            21_000 + ((std::process::id().wrapping_mul(7919) + attempt * 104_729) % 20_000) as u16;
+        let held: Vec<_> = (base..base + n)
+            .filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return Ok(base);
+        }
+    }
+    bail!("no {n} free consecutive ports")
+}
