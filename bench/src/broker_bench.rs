@@ -359,7 +359,9 @@ pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
         args.record_size,
         "consume",
     )?;
-    let v = result("consume", args, &target, phase_json(&outcome, &cpu));
+    let mut fields = phase_json(&outcome, &cpu);
+    fields["librdkafka_kcat"] = kcat_consume(&target, &leaders, &args.topic, args.record_size)?;
+    let v = result("consume", args, &target, fields);
     target.stop()?;
     report::write(&common.results_dir, "consume", &v)
 }

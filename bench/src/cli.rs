@@ -14,7 +14,8 @@ pub const USAGE: &str = "usage: corelog bench <benchmark> [--quick|--full] [opti
 broker benchmarks (start their own broker unless --bootstrap is given):
   produce             producers at full speed (or --rate): records/s, MB/s, ack latency
   consume             consumers reading a topic from the beginning
-  e2e                 end-to-end latency: send time stamped in the record, read at the consumer
+  e2e                 end-to-end latency: send time stamped in the record, read at the
+                      consumer (--rate default 100,000; 30 s, --quick 5 s)
   kafka-2014          Kafka's 2014 \"2 million writes per second\" set, on this machine
   scaling             1 to N shards: records/s, MB/s and broker CPU seconds per GB
   durability          fsync vs interval flush: latency at 25/50/75/100% of peak
@@ -50,6 +51,10 @@ engine benchmarks:
   --partitions N      logs written at once (default 4)
   --in-flight N       appends in flight per partition (default 16)";
 
+/// Length of an `e2e` run without `--records`, at its rate.
+const E2E_QUICK_SECONDS: f64 = 5.0;
+const E2E_FULL_SECONDS: f64 = 30.0;
+
 fn number<T: std::str::FromStr + PartialOrd + Default>(v: Option<String>, flag: &str) -> Result<T> {
     match v.as_deref().map(str::parse::<T>) {
         Some(Ok(n)) if n > T::default() => Ok(n),
@@ -76,7 +81,7 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
     };
     let mut load = LoadArgs::defaults(quick);
     load.broker_exe = broker_exe;
-    let (mut partitions_set, mut in_flight_set) = (None, None);
+    let (mut partitions_set, mut in_flight_set, mut records_set) = (None, None, false);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => {}
@@ -90,7 +95,10 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
             "--flush" => load.flush = value(it.next(), &a)?,
             "--topic" => load.topic = value(it.next(), &a)?,
             "--connections" => load.connections = number(it.next(), &a)?,
-            "--records" => load.records = number(it.next(), &a)?,
+            "--records" => {
+                load.records = number(it.next(), &a)?;
+                records_set = true;
+            }
             "--record-size" => load.record_size = number(it.next(), &a)?,
             "--batch-records" => load.batch_records = number(it.next(), &a)?,
             "--acks" => {
@@ -132,8 +140,11 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
         Some("produce") => broker_bench::produce(&load, &common),
         Some("consume") => broker_bench::consume(&load, &common),
         Some("e2e") => {
-            if load.rate.is_none() {
-                load.rate = Some(crate::experiments::E2E_RATE);
+            let rate = *load.rate.get_or_insert(crate::experiments::E2E_RATE);
+            if !records_set {
+                // A latency run is about time at a rate, not a volume.
+                let seconds = if common.quick { E2E_QUICK_SECONDS } else { E2E_FULL_SECONDS };
+                load.records = (rate * seconds).max(1.0) as u64;
             }
             broker_bench::e2e(&load, &common)
         }
