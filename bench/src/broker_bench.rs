@@ -47,6 +47,8 @@ pub struct LoadArgs {
     pub flush: String,
     /// More `corelog serve` flags for the broker it starts (experiments).
     pub broker_flags: Vec<String>,
+    /// Repetitions of each measured phase (min/median/max reported).
+    pub runs: usize,
 }
 
 impl LoadArgs {
@@ -68,6 +70,7 @@ impl LoadArgs {
             shards: std::thread::available_parallelism().map(|n| n.get() as u16).unwrap_or(1),
             flush: "fsync".into(),
             broker_flags: Vec::new(),
+            runs: if quick { 1 } else { 3 },
         }
     }
 
@@ -100,6 +103,7 @@ impl LoadArgs {
             "in_flight": self.in_flight,
             "keys": self.keys,
             "rate": self.rate,
+            "runs": self.runs,
         })
     }
 }
@@ -189,22 +193,86 @@ impl CpuMeter {
     }
 }
 
-/// Produces `args.records` records; returns the outcome with its CPU figures.
+/// Repetitions of one phase. The run with the median records/s is the
+/// headline (its figures are the JSON's top-level fields); with more than
+/// one run, `runs` lists every run and `spread` gives [min, median, max]
+/// of each figure across them.
+pub struct Repeated {
+    pub median: Outcome,
+    pub json: Value,
+}
+
+/// The figures whose spread over repetitions is reported.
+const SPREAD_FIELDS: [&str; 6] =
+    ["records_per_sec", "mb_per_sec", "batch_mb_per_sec", "p50_us", "p99_us", "p999_us"];
+
+/// Runs `once` `runs` times (at least once) and summarizes.
+pub fn repeated(
+    runs: usize,
+    once: impl FnMut(usize) -> Result<(Outcome, Value)>,
+) -> Result<Repeated> {
+    let all = (0..runs.max(1)).map(once).collect::<Result<Vec<_>>>()?;
+    Ok(summarize(all))
+}
+
+/// Summarizes runs of one phase, each an outcome and its extra fields.
+pub fn summarize(mut all: Vec<(Outcome, Value)>) -> Repeated {
+    assert!(!all.is_empty());
+    let runs: Vec<Value> = all.iter().map(|(o, extra)| merged(o.json(), extra)).collect();
+    all.sort_by(|a, b| a.0.records_per_sec().total_cmp(&b.0.records_per_sec()));
+    let (median, extra) = all.swap_remove(all.len() / 2);
+    let mut json = merged(median.json(), &extra);
+    if runs.len() > 1 {
+        let mut spread = serde_json::Map::new();
+        for field in SPREAD_FIELDS {
+            let mut values: Vec<f64> = runs.iter().filter_map(|r| r[field].as_f64()).collect();
+            values.sort_by(f64::total_cmp);
+            if let (Some(min), Some(max)) = (values.first(), values.last()) {
+                spread.insert(field.into(), json!([min, values[values.len() / 2], max]));
+            }
+        }
+        println!(
+            "  {} runs: records/s min {} median {} max {}",
+            runs.len(),
+            spread["records_per_sec"][0],
+            spread["records_per_sec"][1],
+            spread["records_per_sec"][2]
+        );
+        json["spread"] = Value::Object(spread);
+        json["runs"] = Value::Array(runs);
+    }
+    Repeated { median, json }
+}
+
+/// `a`'s fields with `b`'s added.
+fn merged(mut a: Value, b: &Value) -> Value {
+    if let (Some(obj), Some(extra)) = (a.as_object_mut(), b.as_object()) {
+        obj.extend(extra.clone());
+    }
+    a
+}
+
+/// Produces `spec.records` records `runs` times, with CPU figures.
 pub fn produce_phase(
     target: &Target,
     leaders: &Leaders,
     spec: &ProduceSpec,
     label: &str,
-) -> Result<(Outcome, Value)> {
-    let cpu = CpuMeter::start(target);
-    let outcome = produce::run(leaders, spec, Instant::now(), &Progress::new(label))?;
-    let cpu_json = cpu.json(target, &outcome);
-    println!("{}", outcome.summary(label));
-    Ok((outcome, cpu_json))
+    runs: usize,
+) -> Result<Repeated> {
+    repeated(runs, |_| {
+        let cpu = CpuMeter::start(target);
+        let outcome = produce::run(leaders, spec, Instant::now(), &Progress::new(label))?;
+        let cpu_json = cpu.json(target, &outcome);
+        println!("{}", outcome.summary(label));
+        Ok((outcome, cpu_json))
+    })
 }
 
-/// Reads everything between the earliest and latest offsets with
-/// `consumers` consumers.
+/// Reads from the earliest offsets to the latest (or `limit` records in
+/// all, spread evenly over the partitions) with `consumers` consumers,
+/// `runs` times.
+#[allow(clippy::too_many_arguments)]
 pub fn consume_phase(
     target: &Target,
     leaders: &Leaders,
@@ -212,25 +280,54 @@ pub fn consume_phase(
     consumers: usize,
     record_size: usize,
     label: &str,
-) -> Result<(Outcome, Value)> {
+    runs: usize,
+    limit: Option<u64>,
+) -> Result<Repeated> {
+    let from = client::offsets(leaders, topic, -2)?;
+    let mut to = client::offsets(leaders, topic, -1)?;
+    if let Some(limit) = limit {
+        let per_partition = limit.div_ceil(from.len().max(1) as u64) as i64;
+        for (p, end) in to.iter_mut() {
+            *end = (*end).min(from.get(p).copied().unwrap_or(0) + per_partition);
+        }
+    }
     let spec = ConsumeSpec {
         topic: topic.to_string(),
         connections: consumers,
-        from: client::offsets(leaders, topic, -2)?,
-        to: client::offsets(leaders, topic, -1)?,
+        from,
+        to,
         record_size,
         stamped: false,
     };
-    let cpu = CpuMeter::start(target);
-    let outcome = consume::run(leaders, &spec, Instant::now(), &Progress::new(label))?;
-    let cpu_json = cpu.json(target, &outcome);
-    println!("{}", outcome.summary(label));
-    Ok((outcome, cpu_json))
+    repeated(runs, |_| {
+        let cpu = CpuMeter::start(target);
+        let outcome = consume::run(leaders, &spec, Instant::now(), &Progress::new(label))?;
+        let cpu_json = cpu.json(target, &outcome);
+        println!("{}", outcome.summary(label));
+        Ok((outcome, cpu_json))
+    })
 }
 
-/// Producers and consumers at once: the consumers read what the producers
-/// write, from the current end. Returns (produce, consume) outcomes.
+/// Producers and consumers at once, `runs` times: the consumers read what
+/// the producers write, from the current end. Returns (producers,
+/// consumers), each summarized over the runs.
 pub fn produce_and_consume(
+    leaders: &Leaders,
+    spec: &ProduceSpec,
+    consumers: usize,
+    label: &str,
+    runs: usize,
+) -> Result<(Repeated, Repeated)> {
+    let (mut produced, mut consumed) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        let (p, c) = produce_and_consume_once(leaders, spec, consumers, label)?;
+        produced.push((p, json!({})));
+        consumed.push((c, json!({})));
+    }
+    Ok((summarize(produced), summarize(consumed)))
+}
+
+fn produce_and_consume_once(
     leaders: &Leaders,
     spec: &ProduceSpec,
     consumers: usize,
@@ -317,21 +414,12 @@ fn result(name: &str, args: &LoadArgs, target: &Target, extra: Value) -> Value {
     v
 }
 
-/// Merges a phase's outcome and CPU figures into one JSON object.
-pub fn phase_json(outcome: &Outcome, cpu: &Value) -> Value {
-    let mut v = outcome.json();
-    if let (Some(obj), Some(cpu)) = (v.as_object_mut(), cpu.as_object()) {
-        obj.extend(cpu.clone());
-    }
-    v
-}
-
 /// `corelog bench produce`.
 pub fn produce(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     let target = Target::open(args, &common.dir)?;
     let leaders = target.topic(&args.topic, args.partitions)?;
-    let (outcome, cpu) = produce_phase(&target, &leaders, &args.produce_spec(), "produce")?;
-    let mut fields = phase_json(&outcome, &cpu);
+    let mut fields =
+        produce_phase(&target, &leaders, &args.produce_spec(), "produce", args.runs)?.json;
     fields["librdkafka_kcat"] = kcat_produce(
         &target,
         &format!("{}-kcat", args.topic),
@@ -349,17 +437,19 @@ pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     let target = Target::open(args, &common.dir)?;
     let leaders = target.topic(&args.topic, args.partitions)?;
     if args.bootstrap.is_none() {
-        produce_phase(&target, &leaders, &args.produce_spec(), "load")?;
+        produce_phase(&target, &leaders, &args.produce_spec(), "load", 1)?;
     }
-    let (outcome, cpu) = consume_phase(
+    let mut fields = consume_phase(
         &target,
         &leaders,
         &args.topic,
         args.connections,
         args.record_size,
         "consume",
-    )?;
-    let mut fields = phase_json(&outcome, &cpu);
+        args.runs,
+        None,
+    )?
+    .json;
     fields["librdkafka_kcat"] = kcat_consume(&target, &leaders, &args.topic, args.record_size)?;
     let v = result("consume", args, &target, fields);
     target.stop()?;
@@ -372,11 +462,12 @@ pub fn e2e(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     let target = Target::open(args, &common.dir)?;
     let leaders = target.topic(&args.topic, args.partitions)?;
     let spec = ProduceSpec { stamp: true, ..args.produce_spec() };
-    let (produced, consumed) = produce_and_consume(&leaders, &spec, args.connections, "e2e")?;
+    let (produced, consumed) =
+        produce_and_consume(&leaders, &spec, args.connections, "e2e", args.runs)?;
     // The headline fields are the consumers' (send to receipt); the
     // producers' acknowledgment figures are kept beside them.
-    let mut fields = consumed.json();
-    fields["produce"] = produced.json();
+    let mut fields = consumed.json;
+    fields["produce"] = produced.json;
     let v = result("e2e", args, &target, fields);
     target.stop()?;
     report::write(&common.results_dir, "e2e", &v)

@@ -45,6 +45,8 @@ broker benchmarks:
   --acks 0|1|all      (default all)         --in-flight N    requests per connection (default 5)
   --keys N            keys drawn uniformly from N (default 0: null keys)
   --rate R            records/s to aim at (default: as fast as acknowledged)
+  --runs N            repetitions of each measured phase, min/median/max reported
+                      (default 3; --quick 1)
   --compression C     none, gzip, snappy, lz4 or zstd (default none; e2e: none only)
 
 engine benchmarks:
@@ -114,6 +116,7 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
                     .parse()
                     .map_err(|_| anyhow::anyhow!("--keys takes a number"))?
             }
+            "--runs" => load.runs = number(it.next(), &a)?,
             "--rate" => load.rate = Some(number::<f64>(it.next(), &a)?),
             "--compression" => {
                 load.compression = crate::load::compress::Codec::parse(&value(it.next(), &a)?)?

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::broker_bench::{phase_json, produce_and_consume, produce_phase, LoadArgs, Target};
+use crate::broker_bench::{produce_and_consume, produce_phase, LoadArgs, Target};
 use crate::load::produce::ProduceSpec;
 use crate::svg::{Chart, Series};
 use crate::{report, Common};
@@ -19,6 +19,9 @@ pub const LOAD_PERCENTS: [u32; 4] = [25, 50, 75, 100];
 /// fsync at all (the OS flushes); one second is the closest bounded choice.
 pub const INTERVAL_MODE: &str = "interval:1000";
 
+/// The peak run writes this many times `--records` (4 × 20 M: about 10 s here).
+pub const PEAK_RECORDS_FACTOR: u64 = 4;
+
 pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let seconds_per_level: f64 = if common.quick { 2.0 } else { 15.0 };
     let mut modes = Vec::new();
@@ -26,9 +29,12 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
         let mode_args = LoadArgs { flush: flush.into(), bootstrap: None, ..args.clone() };
         let target = Target::open(&mode_args, &common.dir)?;
         let leaders = target.topic(&args.topic, args.partitions)?;
+        // The peak over a run as long as a level's, so that it is a rate
+        // the broker sustains and not a burst into empty queues.
         let spec = mode_args.produce_spec();
-        let (peak, cpu) = produce_phase(&target, &leaders, &spec, &format!("{flush}: peak"))?;
-        let peak_rate = peak.records_per_sec();
+        let long = ProduceSpec { records: spec.records * PEAK_RECORDS_FACTOR, ..spec.clone() };
+        let peak = produce_phase(&target, &leaders, &long, &format!("{flush}: peak"), args.runs)?;
+        let peak_rate = peak.median.records_per_sec();
         let mut levels = Vec::new();
         for pct in LOAD_PERCENTS {
             let rate = peak_rate * pct as f64 / 100.0;
@@ -38,17 +44,17 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
                 stamp: true,
                 ..spec.clone()
             };
-            let (p, c) =
-                produce_and_consume(&leaders, &level, 0, &format!("{flush}: {pct}% of peak"))?;
+            let label = format!("{flush}: {pct}% of peak");
+            let (p, c) = produce_and_consume(&leaders, &level, 0, &label, args.runs)?;
             levels.push(json!({
                 "load_percent": pct,
                 "target_records_per_sec": rate.round(),
-                "ack": p.json(),
-                "end_to_end": c.json(),
+                "ack": p.json,
+                "end_to_end": c.json,
             }));
         }
         target.stop()?;
-        modes.push(json!({"flush": flush, "peak": phase_json(&peak, &cpu), "levels": levels}));
+        modes.push(json!({"flush": flush, "peak": peak.json, "levels": levels}));
     }
     // The disk's own durability latency, in the same run: a 16 KiB write
     // and fdatasync at a time (what one group commit costs at least).

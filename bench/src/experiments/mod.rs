@@ -19,8 +19,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::broker_bench::{
-    consume_phase, kcat_consume, kcat_produce, phase_json, produce_and_consume, produce_phase,
-    LoadArgs, Target,
+    consume_phase, kcat_consume, kcat_produce, produce_and_consume, produce_phase, LoadArgs, Target,
 };
 use crate::load::produce::ProduceSpec;
 use crate::svg::{Chart, Series};
@@ -93,22 +92,23 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         compression: crate::load::compress::Codec::None,
     };
 
-    let (o, cpu) = produce_phase(&target, &leaders, &base, "single producer")?;
+    let runs = args.runs;
+    let r = produce_phase(&target, &leaders, &base, "single producer", runs)?;
     let mut single = row(
         "single producer, no replication",
         Some(k::SINGLE_PRODUCER),
-        phase_json(&o, &cpu),
+        r.json,
         "acks=1, one connection per shard, 8196-byte batches, 5 in flight",
     );
     single["librdkafka_kcat"] = kcat_produce(&target, "kafka-2014-kcat", 6, &base)?;
     rows.push(single);
 
     let three = ProduceSpec { connections: 3 * shards, ..base.clone() };
-    let (o, cpu) = produce_phase(&target, &leaders, &three, "three producers")?;
+    let r = produce_phase(&target, &leaders, &three, "three producers", runs)?;
     rows.push(row(
         "three producers, no replication",
         Some(k::THREE_PRODUCERS),
-        phase_json(&o, &cpu),
+        r.json,
         "three producers' connections to every shard",
     ));
 
@@ -119,45 +119,65 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         "pending: needs replication",
     ));
 
-    let (o, cpu) = consume_phase(&target, &leaders, &base.topic, shards, 100, "single consumer")?;
+    // Consumers read as many records as a producer case wrote, from the
+    // beginning (cold: written before, not in the shards' caches).
+    let limit = Some(records);
+    let r =
+        consume_phase(&target, &leaders, &base.topic, shards, 100, "single consumer", runs, limit)?;
     let mut single = row(
         "single consumer",
         Some(k::SINGLE_CONSUMER),
-        phase_json(&o, &cpu),
-        "everything the producer cases wrote, from the beginning; one connection per shard",
+        r.json,
+        "from the beginning, one connection per shard",
     );
-    single["librdkafka_kcat"] = kcat_consume(&target, &leaders, &base.topic, 100)?;
+    let kcat_leaders = target.topic("kafka-2014-kcat", 6)?;
+    single["librdkafka_kcat"] = kcat_consume(&target, &kcat_leaders, "kafka-2014-kcat", 100)?;
     rows.push(single);
 
-    let (o, cpu) =
-        consume_phase(&target, &leaders, &base.topic, 3.max(shards), 100, "three consumers")?;
+    let r = consume_phase(
+        &target,
+        &leaders,
+        &base.topic,
+        3.max(shards),
+        100,
+        "three consumers",
+        runs,
+        limit,
+    )?;
     rows.push(row(
         "three consumers",
         Some(k::THREE_CONSUMERS),
-        phase_json(&o, &cpu),
+        r.json,
         "one group of three splitting the six partitions",
     ));
 
     let together = ProduceSpec { topic: "kafka-2014-together".into(), ..base.clone() };
     let leaders_t = target.topic(&together.topic, 6)?;
-    let (p, c) = produce_and_consume(&leaders_t, &together, shards, "producer and consumer")?;
-    rows.push(row("producer and consumer together", Some(k::PRODUCER_AND_CONSUMER), json!({"producer": p.json(), "consumer": c.json(), "records_per_sec": p.json()["records_per_sec"]}), "the consumer tails what the producer writes"));
+    let (p, c) = produce_and_consume(&leaders_t, &together, shards, "producer and consumer", runs)?;
+    let mut both = p.json.clone();
+    both["consumer"] = c.json;
+    rows.push(row(
+        "producer and consumer together",
+        Some(k::PRODUCER_AND_CONSUMER),
+        both,
+        "the consumer tails what the producer writes; figures are the producer's",
+    ));
 
     let e2e = ProduceSpec {
         topic: "kafka-2014-e2e".into(),
-        records: if quick { 300_000 } else { 3_000_000 },
+        records: (E2E_RATE * if quick { 3.0 } else { 30.0 }) as u64,
         batch_records: 10,
         rate: Some(E2E_RATE),
         stamp: true,
         ..base.clone()
     };
     let leaders_e = target.topic(&e2e.topic, 6)?;
-    let (_, c) = produce_and_consume(&leaders_e, &e2e, shards, "end-to-end latency")?;
+    let (_, c) = produce_and_consume(&leaders_e, &e2e, shards, "end-to-end latency", runs)?;
     let mut e2e_row = row(
         "end-to-end latency",
         None,
-        c.json(),
-        &format!("{} records/s in batches of 10, send time to consumer receipt", E2E_RATE),
+        c.json,
+        &format!("{E2E_RATE} records/s in batches of 10, send time to consumer receipt"),
     );
     e2e_row["kafka_2014_ms"] =
         json!({"p50": k::E2E_P50_MS, "p99": k::E2E_P99_MS, "p999": k::E2E_P999_MS});
@@ -176,25 +196,26 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
             ..base.clone()
         };
         let leaders_s = target.topic(&spec.topic, 6)?;
-        let (o, cpu) = produce_phase(&target, &leaders_s, &spec, &format!("record size {size} B"))?;
-        by_size.push(json!({"record_size": size, "batch_records": spec.batch_records, "result": phase_json(&o, &cpu)}));
+        let r = produce_phase(&target, &leaders_s, &spec, &format!("record size {size} B"), runs)?;
+        by_size.push(
+            json!({"record_size": size, "batch_records": spec.batch_records, "result": r.json}),
+        );
     }
 
-    // Throughput as stored data grows: one topic filled chunk by chunk.
+    // Throughput as stored data grows: one topic filled chunk by chunk
+    // (each chunk one run: the chunks are the series).
     let chunks = if quick { 4 } else { 10 };
     let chunk_records: u64 = if quick { 2_000_000 } else { 20_000_000 };
     let grow =
         ProduceSpec { topic: "kafka-2014-growth".into(), records: chunk_records, ..base.clone() };
     let leaders_g = target.topic(&grow.topic, 6)?;
     let mut growth = Vec::new();
+    let mut stored_bytes = 0u64;
     for i in 0..chunks {
-        let (o, cpu) = produce_phase(
-            &target,
-            &leaders_g,
-            &grow,
-            &format!("stored data, chunk {}/{chunks}", i + 1),
-        )?;
-        growth.push(json!({"stored_gb_before": report::round2(i as f64 * o.payload_bytes as f64 / 1e9), "result": phase_json(&o, &cpu)}));
+        let label = format!("stored data, chunk {}/{chunks}", i + 1);
+        let r = produce_phase(&target, &leaders_g, &grow, &label, 1)?;
+        growth.push(json!({"stored_gb_before": report::round2(stored_bytes as f64 / 1e9), "result": r.json}));
+        stored_bytes += r.median.batch_bytes;
     }
 
     let v = json!({
@@ -214,14 +235,26 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
     report::write(&common.results_dir, "kafka-2014", &v)
 }
 
+/// "min–max" of a figure over the runs, when there were several.
+fn range(result: &Value, field: &str) -> String {
+    match result["spread"][field].as_array().map(|a| (a[0].as_f64(), a[2].as_f64())) {
+        Some((Some(min), Some(max))) => format!("{min:.0}–{max:.0}"),
+        _ => String::new(),
+    }
+}
+
 fn print_table(v: &Value) {
-    println!("\n{:<45} {:>14} {:>14} {:>7}", "case", "records/s", "Kafka 2014", "ratio");
+    println!(
+        "\n{:<45} {:>14} {:>22} {:>12} {:>7}",
+        "case", "records/s", "min–max over runs", "Kafka 2014", "ratio"
+    );
     for r in v["cases"].as_array().into_iter().flatten() {
         let ours = r["result"]["records_per_sec"].as_f64();
         println!(
-            "{:<45} {:>14} {:>14} {:>7}",
+            "{:<45} {:>14} {:>22} {:>12} {:>7}",
             r["case"].as_str().unwrap_or(""),
             ours.map(|o| format!("{o:.0}")).unwrap_or_else(|| "pending".into()),
+            range(&r["result"], "records_per_sec"),
             r["kafka_2014_records_per_sec"].as_f64().map(|k| format!("{k:.0}")).unwrap_or_default(),
             r["ratio_to_kafka_2014"].as_f64().map(|x| format!("{x:.2}")).unwrap_or_default(),
         );
@@ -230,8 +263,12 @@ fn print_table(v: &Value) {
         }
         if r["case"] == "end-to-end latency" {
             println!(
-                "{:<45} p50 {} µs, p99 {} µs, p99.9 {} µs (Kafka 2014: 2 / 3 / 14 ms)",
-                "", r["result"]["p50_us"], r["result"]["p99_us"], r["result"]["p999_us"]
+                "{:<45} p50 {} µs, p99 {} µs ({}), p99.9 {} µs (Kafka 2014: 2 / 3 / 14 ms)",
+                "",
+                r["result"]["p50_us"],
+                r["result"]["p99_us"],
+                range(&r["result"], "p99_us"),
+                r["result"]["p999_us"]
             );
         }
     }
@@ -267,12 +304,8 @@ pub fn scaling(args: &LoadArgs, common: &Common) -> Result<()> {
         let step_args = LoadArgs { shards, bootstrap: None, ..args.clone() };
         let target = Target::open(&step_args, &common.dir)?;
         let leaders = target.topic(&args.topic, args.partitions)?;
-        let (o, cpu) = produce_phase(
-            &target,
-            &leaders,
-            &step_args.produce_spec(),
-            &format!("{shards} shard(s)"),
-        )?;
+        let label = format!("{shards} shard(s)");
+        let r = produce_phase(&target, &leaders, &step_args.produce_spec(), &label, args.runs)?;
         let kcat = kcat_produce(
             &target,
             &format!("{}-kcat", args.topic),
@@ -280,9 +313,7 @@ pub fn scaling(args: &LoadArgs, common: &Common) -> Result<()> {
             &step_args.produce_spec(),
         )?;
         target.stop()?;
-        steps.push(
-            json!({"shards": shards, "result": phase_json(&o, &cpu), "librdkafka_kcat": kcat}),
-        );
+        steps.push(json!({"shards": shards, "result": r.json, "librdkafka_kcat": kcat}));
     }
     let v = json!({
         "name": "scaling",
@@ -299,12 +330,13 @@ pub fn scaling(args: &LoadArgs, common: &Common) -> Result<()> {
     for s in v["steps"].as_array().into_iter().flatten() {
         let r = &s["result"];
         println!(
-            "{:>6} {:>14} {:>10} {:>18} {:>18}",
+            "{:>6} {:>14} {:>10} {:>18} {:>18}   (records/s over runs: {})",
             s["shards"],
             r["records_per_sec"],
             r["mb_per_sec"],
             r["broker_cpu_seconds_per_gb"],
-            r["generator_cpu_seconds"]
+            r["generator_cpu_seconds"],
+            range(r, "records_per_sec")
         );
     }
     let series = |key: &str| -> Vec<(f64, f64)> {

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::broker_bench::{phase_json, produce_phase, LoadArgs, Target};
+use crate::broker_bench::{produce_phase, LoadArgs, Target};
 use crate::load::client;
 use crate::load::produce::ProduceSpec;
 use crate::{fio, report, Common};
@@ -29,6 +29,13 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let base = args.produce_spec();
     let mut cases = Vec::new();
 
+    // The easy path first, as the reference the traps compare with.
+    let leaders = target.topic("traps-baseline", args.partitions)?;
+    let baseline = ProduceSpec { topic: "traps-baseline".into(), ..base.clone() };
+    let r = produce_phase(&target, &leaders, &baseline, "baseline", args.runs)?;
+    let baseline_rate = r.median.records_per_sec();
+    cases.push(json!({"case": "baseline: one connection per shard, 1000-record batches, 5 in flight", "result": r.json}));
+
     let leaders = target.topic("traps-many", args.partitions)?;
     let many = ProduceSpec {
         topic: "traps-many".into(),
@@ -37,8 +44,8 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
         in_flight: 1,
         ..base.clone()
     };
-    let (o, cpu) = produce_phase(&target, &leaders, &many, "64 producer connections")?;
-    cases.push(json!({"case": "many producers: 64 connections, 100-record batches, 1 in flight each", "result": phase_json(&o, &cpu)}));
+    let r = produce_phase(&target, &leaders, &many, "64 producer connections", args.runs)?;
+    cases.push(json!({"case": "many producers: 64 connections, 100-record batches, 1 in flight each", "result": r.json, "ratio_to_baseline": report::round2(r.median.records_per_sec() / baseline_rate)}));
 
     let leaders = target.topic("traps-keyed", args.partitions)?;
     let keyed = ProduceSpec {
@@ -48,8 +55,8 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
         records: base.records / 4,
         ..base.clone()
     };
-    let (o, cpu) = produce_phase(&target, &leaders, &keyed, "keyed small batches")?;
-    cases.push(json!({"case": "keyed small batches: 100,000 keys, 10-record batches", "result": phase_json(&o, &cpu)}));
+    let r = produce_phase(&target, &leaders, &keyed, "keyed small batches", args.runs)?;
+    cases.push(json!({"case": "keyed small batches: 100,000 keys, 10-record batches", "result": r.json, "ratio_to_baseline": report::round2(r.median.records_per_sec() / baseline_rate)}));
 
     // Retention: produce several times the retained bytes, in rounds, and
     // check that the log start offsets moved.
@@ -63,17 +70,13 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
         ProduceSpec { topic: "traps-retention".into(), records: base.records, ..base.clone() };
     let mut retention_rounds = Vec::new();
     for i in 0..rounds {
-        let (o, cpu) = produce_phase(
-            &target,
-            &leaders,
-            &round,
-            &format!("retention, round {}/{rounds}", i + 1),
-        )?;
+        let label = format!("retention, round {}/{rounds}", i + 1);
+        let r = produce_phase(&target, &leaders, &round, &label, 1)?;
         let starts = client::offsets(&leaders, &round.topic, -2)?;
         retention_rounds.push(json!({
             "round": i + 1,
             "log_start_offsets": starts.values().collect::<Vec<_>>(),
-            "result": phase_json(&o, &cpu),
+            "result": r.json,
         }));
     }
     // A short run may end before the next maintenance round: wait for it
@@ -102,13 +105,14 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
         records: if quick { 5_000 } else { 50_000 },
         ..base.clone()
     };
-    let (o, cpu) = produce_phase(&target, &leaders, &large, "100 KB records")?;
+    let r = produce_phase(&target, &leaders, &large, "100 KB records", args.runs)?;
     target.stop()?;
     let fio_json = raw_disk(&common.dir, if quick { 1 << 30 } else { 4 << 30 });
-    let ratio = fio_json["mb_per_sec"].as_f64().map(|f| report::round2(o.batch_mb_per_sec() / f));
+    let ratio =
+        fio_json["mb_per_sec"].as_f64().map(|f| report::round2(r.median.batch_mb_per_sec() / f));
     cases.push(json!({
         "case": "100 KB records in 1 MB batches vs fio sequential direct write (1 MiB, depth 4)",
-        "result": phase_json(&o, &cpu),
+        "result": r.json,
         "fio": fio_json,
         "ratio_to_fio": ratio,
     }));
