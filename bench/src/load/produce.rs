@@ -4,10 +4,11 @@
 //!
 //! Runs two threads per connection: a writer that paces and sends frames,
 //! and a reader that takes the responses in order. The window between them
-//! is a bounded channel of send times, so no more than `in_flight` requests
-//! are ever outstanding. With a target rate, latency counts from the
-//! intended send time (no coordinated omission: a stalled broker shows as
-//! latency, not as fewer samples).
+//! is a bounded channel of permits, so no more than `in_flight` requests
+//! are ever outstanding. Unpaced, latency counts from when the window let
+//! a request go; with a target rate, from its scheduled send time (no
+//! coordinated omission: a stalled broker shows as latency, not as fewer
+//! samples).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -250,7 +251,11 @@ fn drive(
 ) -> super::LaneResult {
     let mut writer = Conn::connect(&lane.addr)?;
     let acks = spec.acks;
-    let (tx, rx) = mpsc::sync_channel::<Instant>(lane.in_flight_slots(spec.in_flight));
+    // The window: a permit per outstanding request (the reader holds one
+    // while it waits for that response, the channel the rest), and the
+    // send times in request order.
+    let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(spec.in_flight - 1);
+    let (time_tx, time_rx) = mpsc::channel::<Instant>();
     let requests = lane.requests;
     let records_per_request = lane.records_per_request;
     let acked = Arc::new(AtomicU64::new(0));
@@ -263,9 +268,10 @@ fn drive(
                 .spawn(move || -> Result<hdrhistogram::Histogram<u64>> {
                     let mut hist = super::histogram();
                     for i in 0..requests {
-                        let sent = rx.recv().context("writer stopped")?;
+                        permit_rx.recv().context("writer stopped")?;
                         let mut body = conn.read_response(i as i32 + 1)?;
                         check_response(&mut body)?;
+                        let sent = time_rx.recv().context("writer stopped")?;
                         let us = sent.elapsed().as_micros().max(1) as u64;
                         hist.saturating_record_n(us, records_per_request);
                         acked.fetch_add(records_per_request, Ordering::Relaxed);
@@ -276,33 +282,33 @@ fn drive(
                 .expect("spawn reader thread"),
         )
     } else {
-        drop(rx);
         None
     };
     let interval = rate.map(|r| Duration::from_secs_f64(records_per_request as f64 / r));
     let mut write_error = None;
     for i in 0..requests {
-        let intended = match interval {
-            Some(every) => {
-                let at = start + every * i as u32;
-                let now = Instant::now();
-                if at > now {
-                    std::thread::sleep(at - now);
-                }
-                at
+        let scheduled = interval.map(|every| {
+            let at = start + every * i as u32;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
             }
-            None => Instant::now(),
-        };
-        if acks != 0 && tx.send(intended).is_err() {
+            at
+        });
+        if acks != 0 && permit_tx.send(()).is_err() {
             break; // the reader failed; its error is reported below
+        }
+        // Paced, latency counts from the schedule (a request held back by
+        // a full window is late); unpaced, from when the window let it go.
+        let sent = scheduled.unwrap_or_else(Instant::now);
+        if acks != 0 && time_tx.send(sent).is_err() {
+            break;
         }
         let v = i as usize % lane.frames.len();
         let frame = &mut lane.frames[v];
         client::set_correlation(frame, i as i32 + 1);
         if spec.stamp {
-            // The intended send time, as for acknowledgment latency: a
-            // request held back by a full window is late from its schedule.
-            let nanos = intended.saturating_duration_since(base).as_nanos() as u64;
+            let nanos = sent.saturating_duration_since(base).as_nanos() as u64;
             for &(b_start, b_end, value_at) in &lane.stamps[v] {
                 frame[value_at..value_at + STAMP_BYTES].copy_from_slice(&nanos.to_be_bytes());
                 batch::set_crc(&mut frame[b_start..b_end]);
@@ -317,7 +323,7 @@ fn drive(
             progress.add(records_per_request);
         }
     }
-    drop(tx);
+    drop((permit_tx, time_tx));
     let read = match reader {
         Some(r) => r.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?,
         None => Ok(super::histogram()),
@@ -329,15 +335,6 @@ fn drive(
     let hist = read?;
     let records = acked.load(Ordering::Relaxed);
     Ok((records, records / records_per_request * lane.batch_bytes_per_request, hist))
-}
-
-impl Lane {
-    /// Capacity of the send-time channel that keeps `in_flight` requests
-    /// outstanding: the reader holds one send time while it waits for
-    /// that response, the channel the rest.
-    fn in_flight_slots(&self, in_flight: usize) -> usize {
-        in_flight.saturating_sub(1)
-    }
 }
 
 /// Fails on any partition error in a Produce response.
