@@ -154,6 +154,44 @@ impl Target {
         self.topic_with(topic, partitions, &[])
     }
 
+    /// Like [`Target::topic`], with retention bounding what the topic keeps
+    /// (`retention.bytes` per partition, small segments so that it
+    /// applies): for phases whose data is not read again, so that long
+    /// runs do not fill the disk.
+    pub fn bounded_topic(&self, topic: &str, partitions: i32) -> Result<Leaders> {
+        self.topic_with(
+            topic,
+            partitions,
+            &[
+                ("retention.bytes", BOUNDED_RETENTION_BYTES.to_string()),
+                ("segment.bytes", BOUNDED_SEGMENT_BYTES.to_string()),
+            ],
+        )
+    }
+
+    pub fn delete_topic(&self, topic: &str) -> Result<()> {
+        client::delete_topic(&self.bootstrap, topic)
+    }
+
+    /// Fails clearly when the broker this benchmark started would run out
+    /// of disk for `bytes` more (a full disk fails produces with
+    /// KAFKA_STORAGE_ERROR mid-run). A given broker's disk is not known.
+    pub fn ensure_space(&self, dir: &std::path::Path, bytes: u64) -> Result<()> {
+        if self.own.is_none() {
+            return Ok(());
+        }
+        let free = crate::load::broker::free_bytes(dir)?;
+        if free < bytes + SPACE_MARGIN_BYTES {
+            bail!(
+                "this run needs about {:.1} GB free in {} and {:.1} GB are (use --dir, or --quick)",
+                (bytes + SPACE_MARGIN_BYTES) as f64 / 1e9,
+                dir.display(),
+                free as f64 / 1e9
+            );
+        }
+        Ok(())
+    }
+
     /// Like [`Target::topic`], with topic configs.
     pub fn topic_with(
         &self,
@@ -165,6 +203,14 @@ impl Target {
         client::leaders(&self.bootstrap, topic)
     }
 }
+
+/// What a [`Target::bounded_topic`] keeps per partition: 1 GiB, in 128 MiB
+/// segments.
+pub const BOUNDED_RETENTION_BYTES: u64 = 1 << 30;
+pub const BOUNDED_SEGMENT_BYTES: u64 = 128 << 20;
+
+/// Free space left beyond a run's estimate (indexes, other files, slack).
+pub const SPACE_MARGIN_BYTES: u64 = 2_000_000_000;
 
 /// CPU used by the broker and by the load generator during one phase.
 pub struct CpuMeter {
@@ -414,9 +460,21 @@ fn result(name: &str, args: &LoadArgs, target: &Target, extra: Value) -> Value {
     v
 }
 
+/// Bytes `runs` runs of `spec` store: values plus the record framing.
+pub fn stored_bytes(spec: &ProduceSpec, runs: usize) -> u64 {
+    let key = if spec.keys > 0 { 15 } else { 0 };
+    runs.max(1) as u64 * spec.records * (spec.record_size + RECORD_FRAMING_BYTES + key) as u64
+}
+
+/// Bytes a record adds to its value in a batch (length, attributes,
+/// deltas, key length, value length, header count), about.
+pub const RECORD_FRAMING_BYTES: usize = 8;
+
 /// `corelog bench produce`.
 pub fn produce(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     let target = Target::open(args, &common.dir)?;
+    // The generator's run and kcat's.
+    target.ensure_space(&common.dir, stored_bytes(&args.produce_spec(), args.runs + 1))?;
     let leaders = target.topic(&args.topic, args.partitions)?;
     let mut fields =
         produce_phase(&target, &leaders, &args.produce_spec(), "produce", args.runs)?.json;
@@ -435,6 +493,7 @@ pub fn produce(args: &LoadArgs, common: &crate::Common) -> Result<()> {
 /// first produces `--records` records (not timed as consumption).
 pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     let target = Target::open(args, &common.dir)?;
+    target.ensure_space(&common.dir, stored_bytes(&args.produce_spec(), 1))?;
     let leaders = target.topic(&args.topic, args.partitions)?;
     if args.bootstrap.is_none() {
         produce_phase(&target, &leaders, &args.produce_spec(), "load", 1)?;
@@ -460,6 +519,7 @@ pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
 /// send time; consumers tailing the topic record the latency per record.
 pub fn e2e(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     let target = Target::open(args, &common.dir)?;
+    target.ensure_space(&common.dir, stored_bytes(&args.produce_spec(), args.runs))?;
     let leaders = target.topic(&args.topic, args.partitions)?;
     let spec = ProduceSpec { stamp: true, ..args.produce_spec() };
     let (produced, consumed) =

@@ -7,7 +7,9 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::broker_bench::{produce_and_consume, produce_phase, LoadArgs, Target};
+use crate::broker_bench::{
+    produce_and_consume, produce_phase, LoadArgs, Target, BOUNDED_RETENTION_BYTES,
+};
 use crate::load::produce::ProduceSpec;
 use crate::svg::{Chart, Series};
 use crate::{report, Common};
@@ -19,6 +21,10 @@ pub const LOAD_PERCENTS: [u32; 4] = [25, 50, 75, 100];
 /// fsync at all (the OS flushes); one second is the closest bounded choice.
 pub const INTERVAL_MODE: &str = "interval:1000";
 
+/// Retention runs every second, so that bounded topics stay bounded at
+/// GB/s (the broker's default is 15 s).
+const MAINTENANCE_MS: &str = "1000";
+
 /// The peak run writes this many times `--records` (4 × 20 M: about 10 s here).
 pub const PEAK_RECORDS_FACTOR: u64 = 4;
 
@@ -26,9 +32,14 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let seconds_per_level: f64 = if common.quick { 2.0 } else { 15.0 };
     let mut modes = Vec::new();
     for flush in ["fsync", INTERVAL_MODE] {
-        let mode_args = LoadArgs { flush: flush.into(), bootstrap: None, ..args.clone() };
+        let mut flags = args.broker_flags.clone();
+        flags.extend(["--log-maintenance-ms".into(), MAINTENANCE_MS.into()]);
+        let mode_args =
+            LoadArgs { flush: flush.into(), bootstrap: None, broker_flags: flags, ..args.clone() };
         let target = Target::open(&mode_args, &common.dir)?;
-        let leaders = target.topic(&args.topic, args.partitions)?;
+        // Minutes at GB/s: retention keeps the disk from filling.
+        target.ensure_space(&common.dir, 2 * args.partitions as u64 * BOUNDED_RETENTION_BYTES)?;
+        let leaders = target.bounded_topic(&args.topic, args.partitions)?;
         // The peak over a run as long as a level's, so that it is a rate
         // the broker sustains and not a burst into empty queues.
         let spec = mode_args.produce_spec();

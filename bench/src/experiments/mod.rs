@@ -19,7 +19,8 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::broker_bench::{
-    consume_phase, kcat_consume, kcat_produce, produce_and_consume, produce_phase, LoadArgs, Target,
+    consume_phase, kcat_consume, kcat_produce, produce_and_consume, produce_phase, stored_bytes,
+    LoadArgs, Target,
 };
 use crate::load::produce::ProduceSpec;
 use crate::svg::{Chart, Series};
@@ -76,6 +77,7 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
     let records: u64 = if quick { 2_000_000 } else { 50_000_000 };
     let target = Target::open(args, &common.dir)?;
     let leaders = target.topic("kafka-2014", 6)?;
+    let runs = args.runs;
     let shards = leaders.by_broker().len();
     let mut rows = Vec::new();
     let base = ProduceSpec {
@@ -92,7 +94,9 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         compression: crate::load::compress::Codec::None,
     };
 
-    let runs = args.runs;
+    // The producer cases' data stays until the consumer cases read it
+    // (kcat's too); later cases delete their topics when done.
+    target.ensure_space(&common.dir, stored_bytes(&base, 2 * runs + 1))?;
     let r = produce_phase(&target, &leaders, &base, "single producer", runs)?;
     let mut single = row(
         "single producer, no replication",
@@ -150,6 +154,8 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         r.json,
         "one group of three splitting the six partitions",
     ));
+    target.delete_topic("kafka-2014")?;
+    target.delete_topic("kafka-2014-kcat")?;
 
     let together = ProduceSpec { topic: "kafka-2014-together".into(), ..base.clone() };
     let leaders_t = target.topic(&together.topic, 6)?;
@@ -162,6 +168,7 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         both,
         "the consumer tails what the producer writes; figures are the producer's",
     ));
+    target.delete_topic(&together.topic)?;
 
     let e2e = ProduceSpec {
         topic: "kafka-2014-e2e".into(),
@@ -182,6 +189,7 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
     e2e_row["kafka_2014_ms"] =
         json!({"p50": k::E2E_P50_MS, "p99": k::E2E_P99_MS, "p999": k::E2E_P999_MS});
     rows.push(e2e_row);
+    target.delete_topic(&e2e.topic)?;
 
     // Throughput against record size: the same bytes at each size.
     let sizes: [usize; 5] = [10, 100, 1000, 10_000, 100_000];
@@ -200,6 +208,7 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         by_size.push(
             json!({"record_size": size, "batch_records": spec.batch_records, "result": r.json}),
         );
+        target.delete_topic(&spec.topic)?;
     }
 
     // Throughput as stored data grows: one topic filled chunk by chunk
@@ -208,14 +217,17 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
     let chunk_records: u64 = if quick { 2_000_000 } else { 20_000_000 };
     let grow =
         ProduceSpec { topic: "kafka-2014-growth".into(), records: chunk_records, ..base.clone() };
+    target.ensure_space(&common.dir, stored_bytes(&grow, chunks))?;
     let leaders_g = target.topic(&grow.topic, 6)?;
     let mut growth = Vec::new();
-    let mut stored_bytes = 0u64;
+    let mut stored = 0u64;
     for i in 0..chunks {
         let label = format!("stored data, chunk {}/{chunks}", i + 1);
         let r = produce_phase(&target, &leaders_g, &grow, &label, 1)?;
-        growth.push(json!({"stored_gb_before": report::round2(stored_bytes as f64 / 1e9), "result": r.json}));
-        stored_bytes += r.median.batch_bytes;
+        growth.push(
+            json!({"stored_gb_before": report::round2(stored as f64 / 1e9), "result": r.json}),
+        );
+        stored += r.median.batch_bytes;
     }
 
     let v = json!({
@@ -303,6 +315,7 @@ pub fn scaling(args: &LoadArgs, common: &Common) -> Result<()> {
     for shards in 1..=cores {
         let step_args = LoadArgs { shards, bootstrap: None, ..args.clone() };
         let target = Target::open(&step_args, &common.dir)?;
+        target.ensure_space(&common.dir, stored_bytes(&step_args.produce_spec(), args.runs + 1))?;
         let leaders = target.topic(&args.topic, args.partitions)?;
         let label = format!("{shards} shard(s)");
         let r = produce_phase(&target, &leaders, &step_args.produce_spec(), &label, args.runs)?;

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::broker_bench::{produce_phase, LoadArgs, Target};
+use crate::broker_bench::{produce_phase, LoadArgs, Target, BOUNDED_RETENTION_BYTES};
 use crate::load::client;
 use crate::load::produce::ProduceSpec;
 use crate::{fio, report, Common};
@@ -30,13 +30,16 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let mut cases = Vec::new();
 
     // The easy path first, as the reference the traps compare with.
-    let leaders = target.topic("traps-baseline", args.partitions)?;
+    target.ensure_space(&common.dir, 3 * args.partitions as u64 * BOUNDED_RETENTION_BYTES)?;
+    let leaders = target.bounded_topic("traps-baseline", args.partitions)?;
     let baseline = ProduceSpec { topic: "traps-baseline".into(), ..base.clone() };
     let r = produce_phase(&target, &leaders, &baseline, "baseline", args.runs)?;
     let baseline_rate = r.median.records_per_sec();
     cases.push(json!({"case": "baseline: one connection per shard, 1000-record batches, 5 in flight", "result": r.json}));
 
-    let leaders = target.topic("traps-many", args.partitions)?;
+    target.delete_topic("traps-baseline")?;
+
+    let leaders = target.bounded_topic("traps-many", args.partitions)?;
     let many = ProduceSpec {
         topic: "traps-many".into(),
         connections: MANY_CONNECTIONS,
@@ -47,7 +50,9 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let r = produce_phase(&target, &leaders, &many, "64 producer connections", args.runs)?;
     cases.push(json!({"case": "many producers: 64 connections, 100-record batches, 1 in flight each", "result": r.json, "ratio_to_baseline": report::round2(r.median.records_per_sec() / baseline_rate)}));
 
-    let leaders = target.topic("traps-keyed", args.partitions)?;
+    target.delete_topic("traps-many")?;
+
+    let leaders = target.bounded_topic("traps-keyed", args.partitions)?;
     let keyed = ProduceSpec {
         topic: "traps-keyed".into(),
         keys: 100_000,
@@ -64,6 +69,7 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
         ("segment.bytes", RETENTION_SEGMENT_BYTES.to_string()),
         ("retention.bytes", RETENTION_BYTES.to_string()),
     ];
+    target.delete_topic("traps-keyed")?;
     let leaders = target.topic_with("traps-retention", args.partitions, &configs)?;
     let rounds = if quick { 3 } else { 10 };
     let round =
@@ -97,7 +103,8 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     }));
 
     // Large records against the raw disk, measured right after.
-    let leaders = target.topic("traps-large", args.partitions)?;
+    target.delete_topic("traps-retention")?;
+    let leaders = target.bounded_topic("traps-large", args.partitions)?;
     let large = ProduceSpec {
         topic: "traps-large".into(),
         record_size: 100_000,

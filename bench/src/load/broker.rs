@@ -129,6 +129,18 @@ pub fn own_cpu_seconds() -> f64 {
     cpu_seconds_of(std::process::id()).unwrap_or(0.0)
 }
 
+/// Bytes free for an unprivileged writer on the file system of `dir`.
+pub fn free_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: statvfs fills `st` for a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("statvfs");
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 /// A base port with `n` free ports from it.
 fn free_ports(n: u16) -> Result<u16> {
     for attempt in 0..200u32 {

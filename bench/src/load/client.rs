@@ -32,6 +32,7 @@ pub const FETCH_VERSION: i16 = 12;
 pub const METADATA_VERSION: i16 = 9;
 pub const LIST_OFFSETS_VERSION: i16 = 7;
 pub const CREATE_TOPICS_VERSION: i16 = 5;
+pub const DELETE_TOPICS_VERSION: i16 = 4;
 
 const CLIENT_ID: &str = "corelog-bench";
 
@@ -226,6 +227,21 @@ pub fn create_topic(
         Some(0) | Some(36) => Ok(()), // created, or TOPIC_ALREADY_EXISTS
         Some(code) => bail!("creating topic {topic}: error {code}"),
         None => bail!("creating topic {topic}: empty answer"),
+    }
+}
+
+/// Deletes `topic` (its data goes from the broker's disk).
+pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
+    let mut conn = Conn::connect(bootstrap)?;
+    let response: DeleteTopicsResponse = conn.call(
+        ApiKey::DeleteTopics,
+        DELETE_TOPICS_VERSION,
+        &DeleteTopicsRequest::default().with_timeout_ms(30_000).with_topic_names(vec![name(topic)]),
+    )?;
+    match response.responses.first().map(|t| t.error_code) {
+        Some(0) | Some(3) => Ok(()), // deleted, or UNKNOWN_TOPIC_OR_PARTITION
+        Some(code) => bail!("deleting topic {topic}: error {code}"),
+        None => bail!("deleting topic {topic}: empty answer"),
     }
 }
 
