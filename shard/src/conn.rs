@@ -9,6 +9,11 @@
 //! one waits for its fdatasync. At most [`PIPELINED_REQUESTS_MAX`] replies
 //! wait per connection; the reader stops reading beyond that.
 //!
+//! A response in parts (a fetch with cold data) is written part by part:
+//! bytes through glommio, segment file ranges spliced by the shard's
+//! [`crate::splice::Splicer`] through this connection's pipe, each part
+//! complete before the next starts, so the socket sees one frame.
+//!
 //! A connection that sends garbage, a frame above the size limit, an API or
 //! version we do not serve, or a body that does not decode is closed (after
 //! the replies to its earlier requests) with a log line; other connections
@@ -16,6 +21,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use engine::sync::Notify;
@@ -26,8 +32,9 @@ use log::{debug, warn};
 use net::codec::decode_request;
 use net::frame::read_frame;
 
-use crate::handlers::{self, Reply};
+use crate::handlers::{self, Out, Part, Reply};
 use crate::shard::{RequestGuard, Shard};
+use crate::splice::{Pipe, Splicer};
 
 /// Read buffer per connection: a few small requests per system call.
 pub const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -53,6 +60,7 @@ struct Pipeline {
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
+    let socket = stream.as_raw_fd();
     debug!("shard {}: connection from {peer}", shard.id);
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
@@ -61,8 +69,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let writer_pipeline = pipeline.clone();
     let writer_peer = peer.clone();
     let shard_id = shard.id;
+    let splicer = shard.splicer.clone();
     let writer = glommio::spawn_local(async move {
         let p = writer_pipeline;
+        let mut pipe = None;
         loop {
             let notified = p.changed.notified();
             let Some(item) = p.queue.borrow_mut().pop_front() else {
@@ -80,9 +90,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             };
             drop(guard);
             match result {
-                Ok(Some(bytes)) => {
+                Ok(Some(Out::Frame(bytes))) => {
                     if let Err(e) = write_half.write_all(&bytes).await {
                         debug!("shard {shard_id}: connection from {writer_peer} lost: {e}");
+                        break;
+                    }
+                }
+                Ok(Some(Out::Parts(parts))) => {
+                    let sent =
+                        send_parts(&mut write_half, parts, splicer.as_deref(), &mut pipe, socket)
+                            .await;
+                    if let Err(e) = sent {
+                        warn!("shard {shard_id}: closing connection from {writer_peer}: {e}");
                         break;
                     }
                 }
@@ -141,4 +160,29 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     pipeline.queue.borrow_mut().push_back(Item::Close);
     pipeline.changed.notify();
     writer.await;
+}
+
+/// Writes a response given in parts: bytes through glommio, file ranges
+/// spliced. Any error leaves the frame half sent: the caller closes.
+async fn send_parts<W: futures_lite::AsyncWrite + Unpin>(
+    out: &mut W,
+    parts: Vec<Part>,
+    splicer: Option<&Splicer>,
+    pipe: &mut Option<Pipe>,
+    socket: RawFd,
+) -> std::io::Result<()> {
+    for part in parts {
+        match part {
+            Part::Bytes(b) => out.write_all(&b).await?,
+            Part::File { file, position, len } => {
+                let splicer = splicer.ok_or_else(|| std::io::Error::other("no side ring"))?;
+                if pipe.is_none() {
+                    *pipe = Some(Pipe::new()?);
+                }
+                let pipe = pipe.as_ref().expect("created above");
+                splicer.send(pipe, file.as_raw_fd(), position, len, socket).await?;
+            }
+        }
+    }
+    Ok(())
 }

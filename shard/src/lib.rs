@@ -14,6 +14,7 @@
 //! - [`conn`]: one client connection: frames in, responses out, in order.
 //! - [`handlers`]: the Kafka APIs.
 //! - [`groups`]: the consumer groups this shard coordinates.
+//! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`metadata`], [`configs`]: metadata records and topic configs.
 
 pub mod configs;
@@ -24,5 +25,6 @@ pub mod handlers;
 pub mod metadata;
 pub mod node;
 pub mod shard;
+pub mod splice;
 
 pub use node::{run, NodeConfig};

@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub compaction_bytes_per_sec: u64,
     /// `segment.bytes` of `__consumer_offsets` when the controller creates it.
     pub offsets_segment_bytes: u64,
+    /// Splice cold fetch data from segment files to sockets (no copy
+    /// through user space); off, fetches read it into memory first.
+    pub zero_copy_fetch: bool,
     /// What clients are told to connect to, when it differs from where the
     /// shards listen (a proxy, NAT, a container): Kafka's
     /// `advertised.listeners`. Shard `k` is advertised at `port + k`.
@@ -147,7 +150,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     }
     let last_port = config.port_of(config.shards - 1);
     info!(
-        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}",
+        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}",
         env!("CARGO_PKG_VERSION"),
         config.node_id,
         config.shards,
@@ -157,7 +160,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         config.broker_id(0),
         config.broker_id(config.shards - 1),
         config.data_dir.display(),
-        config.flush
+        config.flush,
+        if config.zero_copy_fetch { "on" } else { "off" }
     );
     println!("ready");
     let _ = std::io::stdout().flush();
@@ -227,6 +231,7 @@ async fn shard_main(
         stopping: Default::default(),
         in_flight: Default::default(),
         request_done: Default::default(),
+        splicer: start_splicer(id, config.zero_copy_fetch),
     });
     if let (Some(rx), Some(peers)) = (controller_rx, peers) {
         glommio::spawn_local(controller::run(shard.clone(), rx, peers)).detach();
@@ -424,5 +429,19 @@ fn wait_for_signal(set: &libc::sigset_t) -> &'static str {
         "SIGINT"
     } else {
         "SIGTERM"
+    }
+}
+
+/// The shard's side ring for zero-copy fetches, when asked for and possible.
+fn start_splicer(shard: ShardId, wanted: bool) -> Option<Rc<crate::splice::Splicer>> {
+    if !wanted {
+        return None;
+    }
+    match crate::splice::Splicer::start() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("shard {shard}: zero-copy fetch unavailable ({e}); cold fetches copy instead");
+            None
+        }
     }
 }

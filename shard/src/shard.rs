@@ -52,6 +52,9 @@ pub struct Shard {
     /// Requests being handled; shutdown waits for zero.
     pub in_flight: Cell<usize>,
     pub request_done: Notify,
+    /// Zero-copy sends of cold fetch data; `None` copies them instead
+    /// (`--zero-copy-fetch false`, or no side ring could be set up).
+    pub splicer: Option<Rc<crate::splice::Splicer>>,
 }
 
 impl Shard {

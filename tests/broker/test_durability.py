@@ -97,10 +97,17 @@ def test_hot_and_cold_reads_return_the_same_bytes(broker):
             p.poll(0)
     assert p.flush(TIMEOUT_S) == 0
     hot_and_cold = read_partition(broker.bootstrap, topic, 0, len(values))
-    broker.restart()  # everything is cold now
-    cold = read_partition(broker.bootstrap, topic, 0, len(values))
+    assert "zero-copy fetch on" in broker.log()
+    broker.restart()  # everything is cold now: spliced from the segment files
+    spliced = read_partition(broker.bootstrap, topic, 0, len(values))
+    broker.extra_args = ["--zero-copy-fetch", "false"]
+    broker.restart()  # cold again, read into memory and CRC-checked
+    assert "zero-copy fetch off" in broker.log()
+    copied = read_partition(broker.bootstrap, topic, 0, len(values))
     assert [v for _, _, v in hot_and_cold] == values
-    assert cold == hot_and_cold
+    assert spliced == hot_and_cold
+    assert copied == hot_and_cold
+    assert "zero-copy fetch unavailable" not in broker.log()
 
 
 def test_second_broker_on_the_same_data_dir_and_taken_ports_are_refused(broker, tmp_path):

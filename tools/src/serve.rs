@@ -24,7 +24,9 @@ const USAGE: &str = "usage: corelog serve [options]
                                (default: --port), like Kafka's advertised.listeners
   --offsets-topic-segment-bytes N
                                segment.bytes of __consumer_offsets when it is created
-                               (default 104857600, Kafka's offsets.topic.segment.bytes)";
+                               (default 104857600, Kafka's offsets.topic.segment.bytes)
+  --zero-copy-fetch BOOL       splice cold fetch data from segment files to sockets
+                               instead of copying it (default true)";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let mut config = NodeConfig {
@@ -38,6 +40,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         default_partitions: 1,
         maintenance_interval_ms: 15_000,
         offsets_segment_bytes: 100 * 1024 * 1024,
+        zero_copy_fetch: true,
         compaction_bytes_per_sec: 64_000_000,
         advertised_host: None,
         advertised_port: None,
@@ -85,6 +88,9 @@ pub fn run(args: Vec<String>) -> Result<()> {
             "--advertised-host" => config.advertised_host = Some(value),
             "--advertised-port" => {
                 config.advertised_port = Some(value.parse().map_err(|_| bad("not a port"))?)
+            }
+            "--zero-copy-fetch" => {
+                config.zero_copy_fetch = value.parse().map_err(|_| bad("expected true or false"))?
             }
             "--offsets-topic-segment-bytes" => {
                 config.offsets_segment_bytes = value.parse().map_err(|_| bad("not a number"))?

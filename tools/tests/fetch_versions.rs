@@ -38,7 +38,7 @@ fn fetch(c: &mut Client, version: i16, name: &str, id: uuid::Uuid) -> FetchRespo
 
 #[test]
 fn every_fetch_version_returns_the_stored_batch() {
-    let broker = start();
+    let mut broker = start();
     let mut c = Client::connect(broker.port);
     let topic = "fetch-ladder";
     assert_eq!(create_topic(&mut c, topic, 1), NONE);
@@ -70,24 +70,36 @@ fn every_fetch_version_returns_the_stored_batch() {
     );
     assert_eq!(produced.responses[0].partition_responses[0].error_code, NONE);
 
+    // Hot (the batch cache), then cold after a restart: spliced from the
+    // segment file (the broker's default), then copied and CRC-checked.
+    check_every_version(&mut c, topic, id, &batch, "hot");
+    broker.restart_with(&[]);
+    let mut c = Client::connect(broker.port + (leader % 1000) as u16);
+    check_every_version(&mut c, topic, id, &batch, "cold, spliced");
+    broker.restart_with(&["--zero-copy-fetch", "false"]);
+    let mut c = Client::connect(broker.port + (leader % 1000) as u16);
+    check_every_version(&mut c, topic, id, &batch, "cold, copied");
+}
+
+fn check_every_version(c: &mut Client, topic: &str, id: uuid::Uuid, batch: &[u8], path: &str) {
     let (min, max) = net::versions::range(ApiKey::Fetch).unwrap();
     for version in min..=max {
-        let r = fetch(&mut c, v(ApiKey::Fetch, version), topic, id);
+        let r = fetch(c, v(ApiKey::Fetch, version), topic, id);
         let t = &r.responses[0];
         if version >= 13 {
-            assert_eq!(t.topic_id, id, "v{version}");
+            assert_eq!(t.topic_id, id, "v{version} {path}");
         } else {
-            assert_eq!(t.topic.as_str(), topic, "v{version}");
+            assert_eq!(t.topic.as_str(), topic, "v{version} {path}");
         }
         let p = &t.partitions[0];
-        assert_eq!((p.error_code, p.high_watermark), (NONE, 3), "v{version}");
+        assert_eq!((p.error_code, p.high_watermark), (NONE, 3), "v{version} {path}");
         // The stored batch: the request's, with baseOffset 0 and the
         // partition leader epoch stamped (neither is covered by the CRC).
         let records = p.records.as_ref().expect("records");
-        assert_eq!(records.len(), batch.len(), "v{version}");
-        assert_eq!(&records[16..], &batch[16..], "v{version}");
+        assert_eq!(records.len(), batch.len(), "v{version} {path}");
+        assert_eq!(&records[16..], &batch[16..], "v{version} {path}");
         if version >= 13 {
-            let unknown = fetch(&mut c, version, topic, uuid::Uuid::from_u128(42));
+            let unknown = fetch(c, version, topic, uuid::Uuid::from_u128(42));
             assert_eq!(unknown.responses[0].partitions[0].error_code, UNKNOWN_TOPIC_ID);
         }
     }

@@ -107,6 +107,14 @@ pub struct DmaDiskFile {
     file: DmaFile,
 }
 
+/// The open descriptor (O_DIRECT), for the broker's zero-copy sends, which
+/// open their own buffered descriptor of the same file through it.
+impl std::os::fd::AsRawFd for DmaDiskFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 impl Disk for DmaDisk {
     type Buf = DmaBuffer;
     type File = DmaDiskFile;

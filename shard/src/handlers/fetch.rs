@@ -4,19 +4,29 @@
 //! Below `min_bytes` the request waits, up to `max_wait_ms`, for any of its
 //! partitions to grow. No fetch sessions: `session_id` is always 0, so
 //! clients send full fetches.
+//!
+//! Hot data (the shard's batch cache) is sent from memory. Cold data (file
+//! ranges of whole, acknowledged batches) is spliced from the segment file
+//! to the socket when the shard has a side ring ([`crate::splice`]): the
+//! response is encoded with a unique 16-byte marker as each such
+//! partition's records, then cut at the markers into parts, the records'
+//! length prefixes and the frame size rewritten for the real lengths.
+//! Without a side ring, cold data is read into memory and every batch's
+//! CRC checked before it is sent.
 
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use engine::ReadChunk;
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use net::codec::Request;
+use net::codec::{DecodeError, Request};
 use net::errors::log_error_code;
 use net::kafka_protocol;
 
-use super::{respond, HandlerResult};
+use super::{respond, HandlerResult, Out, Part};
 use crate::shard::Shard;
 
 /// Longest wait a fetch may ask for; Kafka clients use 500 ms by default.
@@ -28,10 +38,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
     loop {
-        let (response, total) = read_all(shard, &req, request.version, max_bytes).await;
+        let (response, total, spliced) = read_all(shard, &req, request.version, max_bytes).await;
         let now = Instant::now();
         if total >= req.min_bytes.max(1) as usize || now >= deadline || shard.stopping.get() {
-            return respond(request, &response);
+            return respond_spliced(request, &response, spliced);
         }
         // Wait for any partition to grow past its fetch offset, or the deadline.
         let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = Vec::new();
@@ -55,9 +65,10 @@ async fn read_all(
     req: &FetchRequest,
     version: i16,
     max_bytes: usize,
-) -> (FetchResponse, usize) {
+) -> (FetchResponse, usize, Vec<Spliced>) {
     let image = shard.image.borrow().clone();
     let mut total = 0usize;
+    let mut spliced = Vec::new();
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = topic_name(&image, t, version);
@@ -95,12 +106,23 @@ async fn read_all(
                     // Past the response's max_bytes only the first partition
                     // with data may still return one batch (KIP-74).
                     if limit > 0 || total == 0 {
-                        match read_partition(&log, p.fetch_offset, limit.max(1), high_watermark)
-                            .await
-                        {
-                            Ok(bytes) => {
+                        let read = read_partition(
+                            shard,
+                            &log,
+                            p.fetch_offset,
+                            limit.max(1),
+                            high_watermark,
+                        )
+                        .await;
+                        match read {
+                            Ok(Records::Bytes(bytes)) => {
                                 total += bytes.len();
                                 data.records = Some(bytes);
+                            }
+                            Ok(Records::Spliced(s)) => {
+                                total += s.len;
+                                data.records = Some(Bytes::copy_from_slice(&s.marker));
+                                spliced.push(s);
                             }
                             Err(code) => data.error_code = code,
                         }
@@ -118,7 +140,7 @@ async fn read_all(
         }
         responses.push(topic);
     }
-    (FetchResponse::default().with_responses(responses), total)
+    (FetchResponse::default().with_responses(responses), total, spliced)
 }
 
 /// The name of a requested topic: by name before v13, by id from v13.
@@ -135,19 +157,223 @@ fn topic_name(
     }
 }
 
+/// A partition's records as a response carries them.
+enum Records {
+    /// In memory: the cache's, or cold data read and CRC-checked.
+    Bytes(Bytes),
+    /// Sent in parts, file ranges spliced; `marker` stands in the encoding.
+    Spliced(Spliced),
+}
+
+struct Spliced {
+    marker: [u8; MARKER_BYTES],
+    parts: Vec<Part>,
+    len: usize,
+}
+
+/// Length of the stand-in for spliced records: 16 random bytes, which
+/// nothing else in a response repeats by chance.
+const MARKER_BYTES: usize = 16;
+
 async fn read_partition(
+    shard: &Shard,
     log: &engine::PartitionLog<engine::disk::DmaDisk>,
     offset: i64,
     max_bytes: usize,
     high_watermark: i64,
-) -> Result<Bytes, i16> {
+) -> Result<Records, i16> {
     let read = log.read(offset, max_bytes, high_watermark).await.map_err(|e| log_error_code(&e))?;
+    let cold = read.chunks.iter().any(|c| matches!(c, ReadChunk::File { .. }));
+    if cold && shard.splicer.is_some() {
+        let parts = read
+            .chunks
+            .into_iter()
+            .map(|c| match c {
+                ReadChunk::Memory(b) => Part::Bytes(b),
+                ReadChunk::File { file, position, len, .. } => Part::File { file, position, len },
+            })
+            .collect();
+        let marker = *uuid::Uuid::new_v4().as_bytes();
+        return Ok(Records::Spliced(Spliced { marker, parts, len: read.bytes }));
+    }
     if read.chunks.len() == 1 {
-        return log.read_bytes(&read.chunks[0]).await.map_err(|e| log_error_code(&e));
+        return log
+            .read_bytes(&read.chunks[0])
+            .await
+            .map(Records::Bytes)
+            .map_err(|e| log_error_code(&e));
     }
     let mut out = BytesMut::with_capacity(read.bytes);
     for chunk in &read.chunks {
         out.extend_from_slice(&log.read_bytes(chunk).await.map_err(|e| log_error_code(&e))?);
     }
-    Ok(out.freeze())
+    Ok(Records::Bytes(out.freeze()))
+}
+
+/// The response frame, in parts when some records are spliced.
+fn respond_spliced(
+    request: &Request,
+    response: &FetchResponse,
+    spliced: Vec<Spliced>,
+) -> HandlerResult {
+    let frame = match respond(request, response)? {
+        Some(Out::Frame(frame)) if !spliced.is_empty() => frame,
+        other => return Ok(other),
+    };
+    assemble(frame, request.version >= FLEXIBLE_FROM, spliced)
+        .map(|parts| Some(Out::Parts(parts)))
+        .map_err(|reason| DecodeError::Malformed {
+            api: request.api as i16,
+            version: request.version,
+            reason,
+        })
+}
+
+/// Fetch is a flexible version (compact records length) from v12.
+const FLEXIBLE_FROM: i16 = 12;
+
+/// Cuts an encoded response frame at each marker (in encoding order) and
+/// puts the marker's parts in its place, with the records length prefix
+/// and the frame's size rewritten for the real lengths.
+fn assemble(frame: Bytes, flexible: bool, spliced: Vec<Spliced>) -> Result<Vec<Part>, String> {
+    // The marker's own length prefix, as the encoder wrote it.
+    let marker_prefix: Vec<u8> = if flexible {
+        varint(MARKER_BYTES as u64 + 1)
+    } else {
+        (MARKER_BYTES as i32).to_be_bytes().to_vec()
+    };
+    let mut parts = Vec::with_capacity(spliced.len() * 3 + 1);
+    let mut at = 0usize;
+    let mut size_delta = 0i64;
+    for s in spliced {
+        let found = frame[at..]
+            .windows(MARKER_BYTES)
+            .position(|w| w == s.marker)
+            .map(|i| i + at)
+            .ok_or("spliced records marker missing from the encoded response")?;
+        let prefix_at = found.checked_sub(marker_prefix.len()).ok_or("marker without a prefix")?;
+        if frame[prefix_at..found] != marker_prefix[..] {
+            return Err("unexpected records length prefix before a marker".into());
+        }
+        let prefix = if flexible {
+            varint(s.len as u64 + 1)
+        } else {
+            i32::try_from(s.len).map_err(|_| "records too long")?.to_be_bytes().to_vec()
+        };
+        size_delta +=
+            prefix.len() as i64 - marker_prefix.len() as i64 + s.len as i64 - MARKER_BYTES as i64;
+        parts.push(Part::Bytes(frame.slice(at..prefix_at)));
+        parts.push(Part::Bytes(Bytes::from(prefix)));
+        parts.extend(s.parts);
+        at = found + MARKER_BYTES;
+    }
+    parts.push(Part::Bytes(frame.slice(at..)));
+    // The frame size prefix is the first four bytes of the first part.
+    let Some(Part::Bytes(head)) = parts.first_mut() else { unreachable!("pushed first") };
+    if head.len() < 4 {
+        return Err("response frame without a size".into());
+    }
+    let size = i32::from_be_bytes(head[..4].try_into().expect("4 bytes")) as i64 + size_delta;
+    let size = i32::try_from(size).map_err(|_| "response frame too large")?;
+    let mut patched = BytesMut::from(&head[..]);
+    patched[..4].copy_from_slice(&size.to_be_bytes());
+    *head = patched.freeze();
+    Ok(parts)
+}
+
+/// An unsigned varint, as compact lengths are encoded.
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5);
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiKey, ResponseHeader};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    /// A response with `records` as the records of three partitions.
+    fn response(records: [&Bytes; 3]) -> FetchResponse {
+        let partitions = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                PartitionData::default()
+                    .with_partition_index(i as i32)
+                    .with_records(Some((*r).clone()))
+            })
+            .collect();
+        FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            .with_topic(kafka_protocol::messages::TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(partitions)])
+    }
+
+    fn frame(version: i16, body: &FetchResponse) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[0; 4]);
+        ResponseHeader::default()
+            .with_correlation_id(7)
+            .encode(&mut buf, ApiKey::Fetch.response_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        buf.freeze()
+    }
+
+    #[test]
+    fn parts_make_the_frame_the_records_would_have_made() {
+        // Sizes around the varint boundaries of compact lengths.
+        let sizes = [(0, 200, 1), (127, 128, 20_000), (16, 3, 70_000)];
+        for version in 4..=16 {
+            for (a, b, c) in sizes {
+                let records: Vec<Bytes> =
+                    [a, b, c].iter().map(|&n| Bytes::from(vec![n as u8 ^ 0x5a; n])).collect();
+                let whole = frame(version, &response([&records[0], &records[1], &records[2]]));
+                // Partition 1 in memory, 0 and 2 spliced (as two parts each).
+                let markers = [[1u8; 16], [2u8; 16]];
+                let marked = [
+                    Bytes::copy_from_slice(&markers[0]),
+                    records[1].clone(),
+                    Bytes::copy_from_slice(&markers[1]),
+                ];
+                let encoded = frame(version, &response([&marked[0], &marked[1], &marked[2]]));
+                let spliced = [0usize, 2]
+                    .iter()
+                    .zip(markers)
+                    .map(|(&i, marker)| {
+                        let r = &records[i];
+                        let half = r.len() / 2;
+                        Spliced {
+                            marker,
+                            parts: vec![Part::Bytes(r.slice(..half)), Part::Bytes(r.slice(half..))],
+                            len: r.len(),
+                        }
+                    })
+                    .collect();
+                let parts = assemble(encoded, version >= FLEXIBLE_FROM, spliced).unwrap();
+                let mut joined = Vec::new();
+                for p in parts {
+                    match p {
+                        Part::Bytes(b) => joined.extend_from_slice(&b),
+                        Part::File { .. } => unreachable!(),
+                    }
+                }
+                assert_eq!(joined, whole.to_vec(), "v{version}, sizes {a} {b} {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_marker_is_an_error_not_a_wrong_frame() {
+        let encoded = frame(12, &response([&Bytes::new(), &Bytes::new(), &Bytes::new()]));
+        let lost = Spliced { marker: [9; 16], parts: Vec::new(), len: 0 };
+        assert!(assemble(encoded, true, vec![lost]).is_err());
+    }
 }

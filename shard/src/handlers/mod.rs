@@ -1,7 +1,9 @@
 //! The Kafka APIs a shard serves, one module each. A handler decodes its
 //! request body, does the work on this shard (or asks the controller), and
 //! encodes the response frame; `Ok(None)` means no response is sent
-//! (Produce with acks=0). An `Err` closes the connection.
+//! (Produce with acks=0). An `Err` closes the connection. A response is one
+//! frame in memory, or (Fetch with cold data) parts to send in order, some
+//! of them segment file ranges spliced to the socket ([`Out::Parts`]).
 //!
 //! Handling has two phases so that one connection's requests pipeline:
 //! [`handle`] runs in request order and does what must happen in that order
@@ -30,9 +32,31 @@ use net::kafka_protocol;
 
 use std::rc::Rc;
 
+use engine::disk::DmaDiskFile;
+
 use crate::shard::Shard;
 
-pub type HandlerResult = Result<Option<Bytes>, DecodeError>;
+pub type HandlerResult = Result<Option<Out>, DecodeError>;
+
+/// A response to send.
+pub enum Out {
+    /// A whole frame.
+    Frame(Bytes),
+    /// A frame in parts, sent in order (its size prefix counts them all).
+    Parts(Vec<Part>),
+}
+
+/// A piece of a response frame.
+pub enum Part {
+    Bytes(Bytes),
+    /// `len` bytes at `position` of a segment file, whole acknowledged
+    /// batches (the engine's cold read), spliced without a copy.
+    File {
+        file: Rc<DmaDiskFile>,
+        position: u64,
+        len: u64,
+    },
+}
 
 /// The waiting part of a request, awaited in order by the connection.
 pub type Later = std::pin::Pin<Box<dyn std::future::Future<Output = HandlerResult>>>;
@@ -97,11 +121,11 @@ pub fn respond_in<T: kafka_protocol::protocol::Encodable>(
     version: i16,
     body: &T,
 ) -> HandlerResult {
-    net::codec::encode_response(request, version, body).map(Some).map_err(|reason| {
-        DecodeError::Malformed {
+    net::codec::encode_response(request, version, body).map(|b| Some(Out::Frame(b))).map_err(
+        |reason| DecodeError::Malformed {
             api: request.api as i16,
             version,
             reason: format!("cannot encode the response: {reason}"),
-        }
-    })
+        },
+    )
 }

@@ -68,9 +68,14 @@ pub fn start() -> Broker {
 
 /// Starts `corelog serve` on `dir` and waits for its "ready" line.
 fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    spawn_with(dir, port, &[])
+}
+
+fn spawn_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corelog"))
         .args(["serve", "--shards", "2", "--port", &port.to_string(), "--data-dir"])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -97,6 +102,16 @@ impl Broker {
         self.child.kill().expect("kill");
         self.child.wait().expect("reap");
         self.child = spawn(&self._dir.0, self.port);
+    }
+
+    /// SIGTERM (a clean stop), then a new process on the same data and
+    /// ports with `extra` flags: every read after it is cold.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        // SAFETY: kill(2) on our own child has no memory effects.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("reap");
+        assert!(status.success(), "clean stop: {status}");
+        self.child = spawn_with(&self._dir.0, self.port, extra);
     }
 }
 
