@@ -37,6 +37,8 @@ broker benchmarks:
   --bootstrap HOST:PORT  a running broker (default: start corelog serve)
   --shards N          shards of the broker it starts (default: one per core)
   --flush MODE        fsync or interval:MS, of the broker it starts (default fsync)
+  --serve-flags FLAGS more `corelog serve` flags for the broker it starts,
+                      for example '--zero-copy-fetch false'
   --topic NAME        (default bench)       --partitions N   (default 6)
   --connections N     producer or consumer connections (default: one per shard)
   --records N         records in all (default 20,000,000; --quick 5,000,000)
@@ -117,6 +119,10 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
                     .map_err(|_| anyhow::anyhow!("--keys takes a number"))?
             }
             "--runs" => load.runs = number(it.next(), &a)?,
+            "--serve-flags" => {
+                load.broker_flags =
+                    value(it.next(), &a)?.split_whitespace().map(String::from).collect()
+            }
             "--rate" => load.rate = Some(number::<f64>(it.next(), &a)?),
             "--compression" => {
                 load.compression = crate::load::compress::Codec::parse(&value(it.next(), &a)?)?
