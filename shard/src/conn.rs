@@ -9,10 +9,10 @@
 //! one waits for its fdatasync. At most [`PIPELINED_REQUESTS_MAX`] replies
 //! wait per connection; the reader stops reading beyond that.
 //!
-//! A response in parts (a fetch with cold data) is written part by part:
-//! bytes through glommio, segment file ranges spliced by the shard's
-//! [`crate::splice::Splicer`] through this connection's pipe, each part
-//! complete before the next starts, so the socket sees one frame.
+//! A response in parts (a fetch with cold data) goes through this
+//! connection's pipe, file ranges spliced, by the shard's
+//! [`crate::splice::Splicer`]; responses still leave in order, each whole
+//! before the next starts.
 //!
 //! A connection that sends garbage, a frame above the size limit, an API or
 //! version we do not serve, or a body that does not decode is closed (after
@@ -97,9 +97,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                     }
                 }
                 Ok(Some(Out::Parts(parts))) => {
-                    let sent =
-                        send_parts(&mut write_half, parts, splicer.as_deref(), &mut pipe, socket)
-                            .await;
+                    let sent = send_parts(parts, splicer.as_deref(), &mut pipe, socket).await;
                     if let Err(e) = sent {
                         warn!("shard {shard_id}: closing connection from {writer_peer}: {e}");
                         break;
@@ -162,27 +160,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     writer.await;
 }
 
-/// Writes a response given in parts: bytes through glommio, file ranges
-/// spliced. Any error leaves the frame half sent: the caller closes.
-async fn send_parts<W: futures_lite::AsyncWrite + Unpin>(
-    out: &mut W,
+/// Writes a response given in parts, through the shard's splicer and this
+/// connection's pipe. Any error leaves the frame half sent: the caller
+/// closes the connection.
+async fn send_parts(
     parts: Vec<Part>,
     splicer: Option<&Splicer>,
     pipe: &mut Option<Pipe>,
     socket: RawFd,
 ) -> std::io::Result<()> {
-    for part in parts {
-        match part {
-            Part::Bytes(b) => out.write_all(&b).await?,
-            Part::File { file, position, len } => {
-                let splicer = splicer.ok_or_else(|| std::io::Error::other("no side ring"))?;
-                if pipe.is_none() {
-                    *pipe = Some(Pipe::new()?);
-                }
-                let pipe = pipe.as_ref().expect("created above");
-                splicer.send(pipe, file.as_raw_fd(), position, len, socket).await?;
-            }
-        }
+    let splicer = splicer.ok_or_else(|| std::io::Error::other("no side ring"))?;
+    if pipe.is_none() {
+        *pipe = Some(Pipe::new()?);
     }
-    Ok(())
+    splicer.send_parts(pipe.as_ref().expect("created above"), parts, socket).await
 }

@@ -7,7 +7,11 @@
 //! its own (the side ring), an eventfd that the ring signals on every
 //! completion and that the shard awaits through glommio, a task that hands
 //! completions to the waiting sends, and a bounded cache of buffered
-//! read-only descriptors of segment files. Each connection owns a [`Pipe`].
+//! read-only descriptors of segment files. Each connection owns a [`Pipe`],
+//! and a response in parts goes through it whole: its bytes written into
+//! the pipe, its file ranges spliced into it, the pipe spliced to the
+//! socket when full and at the end, so the socket takes a response in a
+//! few large sends, headers and records together.
 //!
 //! Splicing goes through a buffered descriptor because splicing from an
 //! O_DIRECT one reads the disk into fresh pages on every call. The
@@ -28,8 +32,9 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use engine::sync::{Notify, Slots};
+
+use crate::handlers::Part;
 use io_uring::{opcode, squeue, types, IoUring};
-use log::debug;
 
 /// Operations in flight on a shard's side ring (sends wait beyond): far
 /// more than the connections that fetch cold data at once on one core.
@@ -67,6 +72,29 @@ struct Waiter {
     done: Notify,
 }
 
+/// Memory page size: a pipe buffer holds at most one page of a file
+/// splice or of a write.
+const PAGE_BYTES: usize = 4096;
+
+/// Largest write of response bytes into a pipe at once.
+const BYTES_WRITE_MAX: usize = 64 * 1024;
+
+/// What a pipe holds: bytes, and buffers (an upper bound).
+#[derive(Debug, Default, Clone, Copy)]
+struct Fill {
+    bytes: usize,
+    buffers: usize,
+}
+
+impl Fill {
+    /// Pipe buffers that `len` bytes starting `in_page` bytes into a page
+    /// may take: one per page touched, plus one (a write may not merge
+    /// into the buffer before it).
+    fn buffers_for(in_page: usize, len: usize) -> usize {
+        (in_page + len).div_ceil(PAGE_BYTES) + 1
+    }
+}
+
 /// A connection's pipe between file and socket.
 pub struct Pipe {
     read: OwnedFd,
@@ -78,7 +106,9 @@ impl Pipe {
     pub fn new() -> io::Result<Pipe> {
         let mut fds = [0; 2];
         // SAFETY: pipe2 writes two descriptors into `fds`.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        // Non-blocking: a full pipe is an EAGAIN to drain on, never a
+        // blocked shard.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: both descriptors were just created and are owned here.
@@ -92,6 +122,21 @@ impl Pipe {
             unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) }.max(4096) as usize
         };
         Ok(Pipe { read, write, bytes })
+    }
+
+    /// Buffers the pipe holds (one page each at most).
+    fn buffers(&self) -> usize {
+        self.bytes / PAGE_BYTES
+    }
+
+    /// Writes what fits of `b` into the pipe (never blocks).
+    fn write(&self, b: &[u8]) -> io::Result<usize> {
+        // SAFETY: write(2) from a valid slice into our own pipe.
+        let n = unsafe { libc::write(self.write.as_raw_fd(), b.as_ptr().cast(), b.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 }
 
@@ -204,64 +249,101 @@ impl Splicer {
         Ok(file)
     }
 
-    /// Sends `len` bytes of the file behind `dma_fd` from `position` to
-    /// `socket` through `pipe`. An error leaves the socket mid-response:
-    /// the caller closes the connection.
-    pub async fn send(
-        &self,
-        pipe: &Pipe,
-        dma_fd: RawFd,
-        position: u64,
-        len: u64,
-        socket: RawFd,
-    ) -> io::Result<()> {
-        let file = self.buffered(dma_fd)?;
-        let mut sent = 0u64;
-        while sent < len {
-            let want = (len - sent).min(pipe.bytes as u64) as u32;
-            let filled = self
-                .run(
-                    opcode::Splice::new(
-                        types::Fd(file.as_raw_fd()),
-                        (position + sent) as i64,
-                        types::Fd(pipe.write.as_raw_fd()),
-                        -1,
-                        want,
-                    )
-                    .build(),
-                )
-                .await?;
-            if filled == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("segment ends before {} + {len}", position),
-                ));
-            }
-            let mut left = filled;
-            while left > 0 {
-                let out = opcode::Splice::new(
-                    types::Fd(pipe.read.as_raw_fd()),
-                    -1,
-                    types::Fd(socket),
-                    -1,
-                    left as u32,
-                )
-                .build();
-                match self.run(out).await {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => left -= n,
-                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                        // The socket is full: wait until it takes more.
-                        let poll =
-                            opcode::PollAdd::new(types::Fd(socket), libc::POLLOUT as u32).build();
-                        self.run(poll).await?;
+    /// Sends a response given in parts to `socket`, every part through
+    /// `pipe`: bytes written into it, file ranges spliced into it, and the
+    /// pipe spliced to the socket whenever it is full and at the end. So
+    /// the socket gets the response in pipe-sized sends, headers and
+    /// records together, whatever the parts. An error leaves the socket
+    /// mid-response: the caller closes the connection.
+    pub async fn send_parts(&self, pipe: &Pipe, parts: Vec<Part>, socket: RawFd) -> io::Result<()> {
+        // A splice into a full pipe blocks its ring worker until the pipe
+        // is read, whatever the pipe's O_NONBLOCK (only SPLICE_F_NONBLOCK,
+        // which would also fail reads of uncached pages, makes it return),
+        // and only this task reads the pipe: so every part is sized to fit
+        // the pipe's free buffers, counted conservatively, and the pipe is
+        // drained to the socket before a part would not fit.
+        let capacity = pipe.buffers();
+        let mut fill = Fill::default();
+        for part in parts {
+            match part {
+                Part::Bytes(b) => {
+                    for chunk in b.chunks(BYTES_WRITE_MAX) {
+                        let need = Fill::buffers_for(0, chunk.len());
+                        if fill.buffers + need > capacity {
+                            fill = self.drain(pipe, fill, socket).await?;
+                        }
+                        let mut at = 0;
+                        while at < chunk.len() {
+                            // Cannot block or fail for room: the buffers are free.
+                            let n = pipe.write(&chunk[at..])?;
+                            at += n;
+                            fill.bytes += n;
+                        }
+                        fill.buffers += need;
                     }
-                    Err(e) => return Err(e),
+                }
+                Part::File { file, position, len } => {
+                    let file = self.buffered(file.as_raw_fd())?;
+                    let mut done = 0u64;
+                    while done < len {
+                        if fill.buffers + 2 > capacity {
+                            fill = self.drain(pipe, fill, socket).await?;
+                        }
+                        let at = position + done;
+                        let in_page = (at % PAGE_BYTES as u64) as usize;
+                        let room = (capacity - fill.buffers) * PAGE_BYTES - in_page;
+                        let want = ((len - done) as usize).min(room);
+                        let splice = opcode::Splice::new(
+                            types::Fd(file.as_raw_fd()),
+                            at as i64,
+                            types::Fd(pipe.write.as_raw_fd()),
+                            -1,
+                            want as u32,
+                        )
+                        .build();
+                        let got = self.run(splice).await?;
+                        if got == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("segment ends before {position} + {len}"),
+                            ));
+                        }
+                        fill.buffers += Fill::buffers_for(in_page, got);
+                        fill.bytes += got;
+                        done += got as u64;
+                    }
                 }
             }
-            sent += filled as u64;
         }
-        debug!("spliced {len} bytes at {position}");
-        Ok(())
+        self.drain(pipe, fill, socket).await.map(|_| ())
+    }
+
+    /// Moves the bytes in `pipe` to `socket`, on the side ring: glommio's
+    /// sockets are blocking, so a splice into a full socket waits in a ring
+    /// worker, never on the shard's thread. (Should a socket be
+    /// non-blocking, EAGAIN is waited out with a poll.)
+    async fn drain(&self, pipe: &Pipe, fill: Fill, socket: RawFd) -> io::Result<Fill> {
+        let mut filled = fill.bytes;
+        while filled > 0 {
+            let splice = opcode::Splice::new(
+                types::Fd(pipe.read.as_raw_fd()),
+                -1,
+                types::Fd(socket),
+                -1,
+                filled.min(u32::MAX as usize) as u32,
+            )
+            .build();
+            match self.run(splice).await {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => filled -= n,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    let poll =
+                        opcode::PollAdd::new(types::Fd(socket), libc::POLLOUT as u32).build();
+                    self.run(poll).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Fill::default())
     }
 }

@@ -20,8 +20,8 @@ def create(bootstrap, name, partitions):
     admin.create_topics([NewTopic(name, partitions, 1)])[name].result(TIMEOUT_S)
 
 
-def read_partition(bootstrap, topic, partition, count):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+def read_partition(bootstrap, topic, partition, count, **conf):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False, **conf})
     c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
     got = []
     import time
@@ -100,12 +100,15 @@ def test_hot_and_cold_reads_return_the_same_bytes(broker):
     assert "zero-copy fetch on" in broker.log()
     broker.restart()  # everything is cold now: spliced from the segment files
     spliced = read_partition(broker.bootstrap, topic, 0, len(values))
+    broker.restart()  # cold again, to a client whose tiny receive buffer fills the socket
+    spliced_slowly = read_partition(broker.bootstrap, topic, 0, len(values), **{"socket.receive.buffer.bytes": 4096})
     broker.extra_args = ["--zero-copy-fetch", "false"]
     broker.restart()  # cold again, read into memory and CRC-checked
     assert "zero-copy fetch off" in broker.log()
     copied = read_partition(broker.bootstrap, topic, 0, len(values))
     assert [v for _, _, v in hot_and_cold] == values
     assert spliced == hot_and_cold
+    assert spliced_slowly == hot_and_cold
     assert copied == hot_and_cold
     assert "zero-copy fetch unavailable" not in broker.log()
 
