@@ -154,21 +154,6 @@ impl Target {
         self.topic_with(topic, partitions, &[])
     }
 
-    /// Like [`Target::topic`], with retention bounding what the topic keeps
-    /// (`retention.bytes` per partition, small segments so that it
-    /// applies): for phases whose data is not read again, so that long
-    /// runs do not fill the disk.
-    pub fn bounded_topic(&self, topic: &str, partitions: i32) -> Result<Leaders> {
-        self.topic_with(
-            topic,
-            partitions,
-            &[
-                ("retention.bytes", BOUNDED_RETENTION_BYTES.to_string()),
-                ("segment.bytes", BOUNDED_SEGMENT_BYTES.to_string()),
-            ],
-        )
-    }
-
     pub fn delete_topic(&self, topic: &str) -> Result<()> {
         client::delete_topic(&self.bootstrap, topic)
     }
@@ -203,11 +188,6 @@ impl Target {
         client::leaders(&self.bootstrap, topic)
     }
 }
-
-/// What a [`Target::bounded_topic`] keeps per partition: 1 GiB, in 128 MiB
-/// segments.
-pub const BOUNDED_RETENTION_BYTES: u64 = 1 << 30;
-pub const BOUNDED_SEGMENT_BYTES: u64 = 128 << 20;
 
 /// Free space left beyond a run's estimate (indexes, other files, slack).
 pub const SPACE_MARGIN_BYTES: u64 = 2_000_000_000;
@@ -258,14 +238,30 @@ pub fn repeated(
     once: impl FnMut(usize) -> Result<(Outcome, Value)>,
 ) -> Result<Repeated> {
     let all = (0..runs.max(1)).map(once).collect::<Result<Vec<_>>>()?;
-    Ok(summarize(all))
+    Ok(summarize(all, Rank::Throughput))
+}
+
+/// Which run of several is the median one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    /// By records/s: for phases that run as fast as they can.
+    Throughput,
+    /// By p99 latency: for phases paced at a rate, whose records/s is the
+    /// rate whatever happens.
+    Latency,
 }
 
 /// Summarizes runs of one phase, each an outcome and its extra fields.
-pub fn summarize(mut all: Vec<(Outcome, Value)>) -> Repeated {
+pub fn summarize(mut all: Vec<(Outcome, Value)>, rank: Rank) -> Repeated {
     assert!(!all.is_empty());
     let runs: Vec<Value> = all.iter().map(|(o, extra)| merged(o.json(), extra)).collect();
-    all.sort_by(|a, b| a.0.records_per_sec().total_cmp(&b.0.records_per_sec()));
+    let p99 = |o: &Outcome| o.percentiles().map(|p| p.1).unwrap_or(0);
+    match rank {
+        Rank::Throughput => {
+            all.sort_by(|a, b| a.0.records_per_sec().total_cmp(&b.0.records_per_sec()))
+        }
+        Rank::Latency => all.sort_by_key(|a| p99(&a.0)),
+    }
     let (median, extra) = all.swap_remove(all.len() / 2);
     let mut json = merged(median.json(), &extra);
     if runs.len() > 1 {
@@ -370,7 +366,8 @@ pub fn produce_and_consume(
         produced.push((p, json!({})));
         consumed.push((c, json!({})));
     }
-    Ok((summarize(produced), summarize(consumed)))
+    let rank = if spec.rate.is_some() { Rank::Latency } else { Rank::Throughput };
+    Ok((summarize(produced, rank), summarize(consumed, rank)))
 }
 
 fn produce_and_consume_once(

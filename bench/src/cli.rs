@@ -15,7 +15,8 @@ broker benchmarks (start their own broker unless --bootstrap is given):
   produce             producers at full speed (or --rate): records/s, MB/s, ack latency
   consume             consumers reading a topic from the beginning
   e2e                 end-to-end latency: send time stamped in the record, read at the
-                      consumer (--rate default 100,000; 30 s, --quick 5 s)
+                      consumer (--rate default 100,000, --batch-records 10;
+                      30 s, --quick 5 s)
   kafka-2014          Kafka's 2014 \"2 million writes per second\" set, on this machine
   scaling             1 to N shards: records/s, MB/s and broker CPU seconds per GB
   durability          fsync vs interval flush: latency at 25/50/75/100% of peak
@@ -58,6 +59,7 @@ engine benchmarks:
 /// Length of an `e2e` run without `--records`, at its rate.
 const E2E_QUICK_SECONDS: f64 = 5.0;
 const E2E_FULL_SECONDS: f64 = 30.0;
+const E2E_BATCH_RECORDS: usize = 10;
 
 fn number<T: std::str::FromStr + PartialOrd + Default>(v: Option<String>, flag: &str) -> Result<T> {
     match v.as_deref().map(str::parse::<T>) {
@@ -86,6 +88,7 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
     let mut load = LoadArgs::defaults(quick);
     load.broker_exe = broker_exe;
     let (mut partitions_set, mut in_flight_set, mut records_set) = (None, None, false);
+    let mut batch_set = false;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => {}
@@ -104,7 +107,10 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
                 records_set = true;
             }
             "--record-size" => load.record_size = number(it.next(), &a)?,
-            "--batch-records" => load.batch_records = number(it.next(), &a)?,
+            "--batch-records" => {
+                load.batch_records = number(it.next(), &a)?;
+                batch_set = true;
+            }
             "--acks" => {
                 load.acks = match value(it.next(), &a)?.as_str() {
                     "0" => 0,
@@ -150,6 +156,10 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
         Some("consume") => broker_bench::consume(&load, &common),
         Some("e2e") => {
             let rate = *load.rate.get_or_insert(crate::experiments::E2E_RATE);
+            if !batch_set {
+                // Latency, not throughput: small batches, as Kafka 2014's case.
+                load.batch_records = E2E_BATCH_RECORDS;
+            }
             if !records_set {
                 // A latency run is about time at a rate, not a volume.
                 let seconds = if common.quick { E2E_QUICK_SECONDS } else { E2E_FULL_SECONDS };

@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::broker_bench::{
-    produce_and_consume, produce_phase, LoadArgs, Target, BOUNDED_RETENTION_BYTES,
+    produce_and_consume, produce_phase, stored_bytes, summarize, LoadArgs, Rank, Target,
 };
 use crate::load::produce::ProduceSpec;
 use crate::svg::{Chart, Series};
@@ -21,10 +21,6 @@ pub const LOAD_PERCENTS: [u32; 4] = [25, 50, 75, 100];
 /// fsync at all (the OS flushes); one second is the closest bounded choice.
 pub const INTERVAL_MODE: &str = "interval:1000";
 
-/// Retention runs every second, so that bounded topics stay bounded at
-/// GB/s (the broker's default is 15 s).
-const MAINTENANCE_MS: &str = "1000";
-
 /// The peak run writes this many times `--records` (4 × 20 M: about 10 s here).
 pub const PEAK_RECORDS_FACTOR: u64 = 4;
 
@@ -32,36 +28,53 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let seconds_per_level: f64 = if common.quick { 2.0 } else { 15.0 };
     let mut modes = Vec::new();
     for flush in ["fsync", INTERVAL_MODE] {
-        let mut flags = args.broker_flags.clone();
-        flags.extend(["--log-maintenance-ms".into(), MAINTENANCE_MS.into()]);
-        let mode_args =
-            LoadArgs { flush: flush.into(), bootstrap: None, broker_flags: flags, ..args.clone() };
+        let mode_args = LoadArgs { flush: flush.into(), bootstrap: None, ..args.clone() };
         let target = Target::open(&mode_args, &common.dir)?;
-        // Minutes at GB/s: retention keeps the disk from filling.
-        target.ensure_space(&common.dir, 2 * args.partitions as u64 * BOUNDED_RETENTION_BYTES)?;
-        let leaders = target.bounded_topic(&args.topic, args.partitions)?;
+        // Every run writes into a topic of its own, deleted after it (not
+        // while measuring): minutes at GB/s would fill the disk, and
+        // retention deleting segments under the load would measure
+        // retention, not durability (the traps experiment does that).
+        let spec = mode_args.produce_spec();
         // The peak over a run as long as a level's, so that it is a rate
         // the broker sustains and not a burst into empty queues.
-        let spec = mode_args.produce_spec();
         let long = ProduceSpec { records: spec.records * PEAK_RECORDS_FACTOR, ..spec.clone() };
-        let peak = produce_phase(&target, &leaders, &long, &format!("{flush}: peak"), args.runs)?;
+        target.ensure_space(&common.dir, stored_bytes(&long, 1))?;
+        let mut peaks = Vec::new();
+        for run in 0..args.runs.max(1) {
+            let topic = format!("{}-peak-{run}", args.topic);
+            let leaders = target.topic(&topic, args.partitions)?;
+            let one = ProduceSpec { topic: topic.clone(), ..long.clone() };
+            let r = produce_phase(&target, &leaders, &one, &format!("{flush}: peak"), 1)?;
+            peaks.push((r.median, r.json));
+            target.delete_topic(&topic)?;
+        }
+        let peak = summarize(peaks, Rank::Throughput);
         let peak_rate = peak.median.records_per_sec();
         let mut levels = Vec::new();
         for pct in LOAD_PERCENTS {
             let rate = peak_rate * pct as f64 / 100.0;
-            let level = ProduceSpec {
-                rate: Some(rate),
-                records: (rate * seconds_per_level) as u64,
-                stamp: true,
-                ..spec.clone()
-            };
-            let label = format!("{flush}: {pct}% of peak");
-            let (p, c) = produce_and_consume(&leaders, &level, 0, &label, args.runs)?;
+            let (mut acks, mut e2e) = (Vec::new(), Vec::new());
+            for run in 0..args.runs.max(1) {
+                let topic = format!("{}-{pct}-{run}", args.topic);
+                let leaders = target.topic(&topic, args.partitions)?;
+                let level = ProduceSpec {
+                    topic: topic.clone(),
+                    rate: Some(rate),
+                    records: (rate * seconds_per_level) as u64,
+                    stamp: true,
+                    ..spec.clone()
+                };
+                let label = format!("{flush}: {pct}% of peak");
+                let (p, c) = produce_and_consume(&leaders, &level, 0, &label, 1)?;
+                acks.push((p.median, p.json));
+                e2e.push((c.median, c.json));
+                target.delete_topic(&topic)?;
+            }
             levels.push(json!({
                 "load_percent": pct,
                 "target_records_per_sec": rate.round(),
-                "ack": p.json,
-                "end_to_end": c.json,
+                "ack": summarize(acks, Rank::Latency).json,
+                "end_to_end": summarize(e2e, Rank::Latency).json,
             }));
         }
         target.stop()?;

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::broker_bench::{produce_phase, LoadArgs, Target, BOUNDED_RETENTION_BYTES};
+use crate::broker_bench::{produce_phase, LoadArgs, Target};
 use crate::load::client;
 use crate::load::produce::ProduceSpec;
 use crate::{fio, report, Common};
@@ -30,8 +30,9 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let mut cases = Vec::new();
 
     // The easy path first, as the reference the traps compare with.
-    target.ensure_space(&common.dir, 3 * args.partitions as u64 * BOUNDED_RETENTION_BYTES)?;
-    let leaders = target.bounded_topic("traps-baseline", args.partitions)?;
+    // Each case's topic is deleted after it; the largest case stores this.
+    target.ensure_space(&common.dir, 3 * 50_000 * 100_000)?;
+    let leaders = target.topic("traps-baseline", args.partitions)?;
     let baseline = ProduceSpec { topic: "traps-baseline".into(), ..base.clone() };
     let r = produce_phase(&target, &leaders, &baseline, "baseline", args.runs)?;
     let baseline_rate = r.median.records_per_sec();
@@ -39,7 +40,7 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
 
     target.delete_topic("traps-baseline")?;
 
-    let leaders = target.bounded_topic("traps-many", args.partitions)?;
+    let leaders = target.topic("traps-many", args.partitions)?;
     let many = ProduceSpec {
         topic: "traps-many".into(),
         connections: MANY_CONNECTIONS,
@@ -52,7 +53,7 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
 
     target.delete_topic("traps-many")?;
 
-    let leaders = target.bounded_topic("traps-keyed", args.partitions)?;
+    let leaders = target.topic("traps-keyed", args.partitions)?;
     let keyed = ProduceSpec {
         topic: "traps-keyed".into(),
         keys: 100_000,
@@ -104,7 +105,7 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
 
     // Large records against the raw disk, measured right after.
     target.delete_topic("traps-retention")?;
-    let leaders = target.bounded_topic("traps-large", args.partitions)?;
+    let leaders = target.topic("traps-large", args.partitions)?;
     let large = ProduceSpec {
         topic: "traps-large".into(),
         record_size: 100_000,
