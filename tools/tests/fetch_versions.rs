@@ -5,8 +5,7 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{create_topic, s, start, v, Client};
+use common::{create_topic, produce_batch, s, start, v, Client};
 use net::kafka_protocol::messages::*;
 use net::kafka_protocol::protocol::StrBytes;
 
@@ -57,18 +56,7 @@ fn every_fetch_version_returns_the_stored_batch() {
     let values: Vec<Vec<u8>> = (0..3).map(|i| format!("v{i}").into_bytes()).collect();
     let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
     let batch = engine::batch::build(&kv, 1_700_000_000_000);
-    let produced: ProduceResponse = c.call(
-        ApiKey::Produce,
-        9,
-        &ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
-            produce_request::TopicProduceData::default()
-                .with_name(TopicName(s(topic)))
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(batch.clone())))]),
-        ]),
-    );
-    assert_eq!(produced.responses[0].partition_responses[0].error_code, NONE);
+    assert_eq!(produce_batch(&mut c, topic, batch.clone()).0, NONE);
 
     // Hot (the batch cache), then cold after a restart: spliced from the
     // segment file (the broker's default), then copied and CRC-checked.

@@ -6,8 +6,7 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{create_topic, s, start, v, Client};
+use common::{leader_port_of_new_topic, produce_batch, start, Client};
 use net::kafka_protocol::messages::*;
 
 const NONE: i16 = 0;
@@ -41,35 +40,7 @@ fn produce(
     let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
     let mut batch = engine::batch::build(&kv, 1_700_000_000_000);
     engine::batch::set_producer(&mut batch, pid, epoch, seq);
-    let version = v(ApiKey::Produce, 9);
-    let r: ProduceResponse = c.call(
-        ApiKey::Produce,
-        version,
-        &ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
-            produce_request::TopicProduceData::default()
-                .with_name(TopicName(s(topic)))
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(batch)))]),
-        ]),
-    );
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-/// A connection to the shard leading `topic`'s partition 0 (created here).
-fn leader_of_new_topic(port: u16, topic: &str) -> Client {
-    let mut c = Client::connect(port);
-    assert!(matches!(create_topic(&mut c, topic, 1), 0 | 36), "created or already there");
-    let md: MetadataResponse = c.call(
-        ApiKey::Metadata,
-        9,
-        &MetadataRequest::default()
-            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-                .with_name(Some(TopicName(s(topic))))])),
-    );
-    let leader = md.topics[0].partitions[0].leader_id.0;
-    Client::connect(port + (leader % 1000) as u16)
+    produce_batch(c, topic, batch)
 }
 
 #[test]
@@ -82,7 +53,7 @@ fn duplicates_are_stored_once_and_sequence_errors_are_refused() {
     ids.push(pid);
 
     let topic = "idem";
-    let mut p = leader_of_new_topic(broker.port, topic);
+    let mut p = Client::connect(leader_port_of_new_topic(broker.port, topic));
     assert_eq!(produce(&mut p, topic, pid, 0, 0, 3), (NONE, 0));
     assert_eq!(produce(&mut p, topic, pid, 0, 0, 3), (NONE, 0), "a retry gets its first offset");
     assert_eq!(produce(&mut p, topic, pid, 0, 3, 2), (NONE, 3), "nothing was appended twice");
@@ -91,7 +62,7 @@ fn duplicates_are_stored_once_and_sequence_errors_are_refused() {
 
     // After a SIGKILL the state comes back from the log.
     broker.kill_and_restart();
-    let mut p = leader_of_new_topic(broker.port, topic);
+    let mut p = Client::connect(leader_port_of_new_topic(broker.port, topic));
     assert_eq!(produce(&mut p, topic, pid, 0, 3, 2), (NONE, 3), "still a duplicate");
     assert_eq!(produce(&mut p, topic, pid, 0, 5, 1), (NONE, 5));
     // A new epoch starts at sequence 0; the old one is fenced.

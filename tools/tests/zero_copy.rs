@@ -9,7 +9,7 @@ mod common;
 use std::io::{Read, Write};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::{create_topic, s, start, Client, TIMEOUT};
+use common::{leader_port_of_new_topic, produce_batch, s, start, Client, TIMEOUT};
 use net::kafka_protocol::messages::*;
 use net::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -26,34 +26,14 @@ const SLOW_READ_BYTES: usize = 1024;
 #[test]
 fn a_slow_reader_gets_every_spliced_byte() {
     let mut broker = start();
-    let mut c = Client::connect(broker.port);
-    assert_eq!(create_topic(&mut c, TOPIC, 1), 0);
-    let md: MetadataResponse = c.call(
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default()
-            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
-                .with_name(Some(TopicName(s(TOPIC))))])),
-    );
-    let leader_port = broker.port + (md.topics[0].partitions[0].leader_id.0 % 1000) as u16;
+    let leader_port = leader_port_of_new_topic(broker.port, TOPIC);
     let mut c = Client::connect(leader_port);
     for b in 0..BATCHES {
         let values: Vec<Vec<u8>> =
             (0..RECORDS_PER_BATCH).map(|r| vec![(b * 7 + r) as u8; VALUE_BYTES]).collect();
         let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
         let batch = engine::batch::build(&kv, 1_700_000_000_000);
-        let produced: ProduceResponse = c.call(
-            ApiKey::Produce,
-            9,
-            &ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
-                produce_request::TopicProduceData::default()
-                    .with_name(TopicName(s(TOPIC)))
-                    .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(batch)))]),
-            ]),
-        );
-        assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+        assert_eq!(produce_batch(&mut c, TOPIC, batch).0, 0);
     }
     broker.restart_with(&[]); // every read is cold now: spliced
 

@@ -186,3 +186,36 @@ pub fn create_topic(c: &mut Client, topic: &str, partitions: i32) -> i16 {
     );
     created.topics[0].error_code
 }
+
+/// The port of the shard leading `topic`'s partition 0 (the topic is
+/// created if it does not exist).
+pub fn leader_port_of_new_topic(port: u16, topic: &str) -> u16 {
+    let mut c = Client::connect(port);
+    assert!(matches!(create_topic(&mut c, topic, 1), 0 | 36), "created or already there");
+    let md: MetadataResponse = c.call(
+        ApiKey::Metadata,
+        9,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(s(topic))))])),
+    );
+    port + (md.topics[0].partitions[0].leader_id.0 % 1000) as u16
+}
+
+/// Produce v9 with acks=all of one batch to `topic`'s partition 0:
+/// (error code, base offset).
+pub fn produce_batch(c: &mut Client, topic: &str, batch: Vec<u8>) -> (i16, i64) {
+    let r: ProduceResponse = c.call(
+        ApiKey::Produce,
+        9,
+        &ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch)))]),
+        ]),
+    );
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
