@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::broker_bench::{
     consume_phase, kcat_consume, kcat_produce, produce_and_consume, produce_phase, stored_bytes,
-    LoadArgs, Target,
+    LoadArgs, Target, RECORD_FRAMING_BYTES,
 };
 use crate::load::produce::ProduceSpec;
 use crate::svg::{Chart, Series};
@@ -33,10 +33,6 @@ pub const E2E_RATE: f64 = 100_000.0;
 /// Kafka 2014's producer `batch.size` (bytes): batches of that size are what
 /// its producers sent.
 pub const KAFKA_2014_BATCH_BYTES: usize = 8196;
-
-/// Bytes a record adds to its value in a batch (length, attributes,
-/// deltas, null key, value length, header count) for 100-byte values.
-const RECORD_OVERHEAD_BYTES: usize = 8;
 
 /// Kafka's 2014 figures (records/s; latency in ms), three 6-core machines,
 /// 6 partitions, 100-byte records.
@@ -54,7 +50,7 @@ pub mod kafka_2014_figures {
 
 /// Records of `record_size` bytes in a Kafka 2014 batch.
 fn kafka_2014_batch_records(record_size: usize) -> usize {
-    ((KAFKA_2014_BATCH_BYTES - engine::batch::HEADER_BYTES) / (record_size + RECORD_OVERHEAD_BYTES))
+    ((KAFKA_2014_BATCH_BYTES - engine::batch::HEADER_BYTES) / (record_size + RECORD_FRAMING_BYTES))
         .max(1)
 }
 
