@@ -75,6 +75,36 @@ impl Shard {
             *self.image.borrow_mut() = image;
             return;
         }
+        // Open logs of topics whose configs changed take the new ones.
+        let before = self.image.borrow().clone();
+        for t in image.topics.values() {
+            if before.topics.get(&t.name).is_none_or(|b| b.configs == t.configs) {
+                continue;
+            }
+            let config = match log_config(&t.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(
+                        "shard {}: {} has invalid configs ({e}); keeping the old",
+                        self.id, t.name
+                    );
+                    continue;
+                }
+            };
+            let mut applied = 0;
+            for (key, log) in self.logs.borrow().iter().filter(|(k, _)| k.0 == t.name) {
+                match log.set_config(config.clone()) {
+                    Ok(()) => applied += 1,
+                    Err(e) => warn!("shard {}: {}-{}: configs refused: {e}", self.id, key.0, key.1),
+                }
+            }
+            if applied > 0 {
+                info!(
+                    "shard {}: {} partitions of {} now have configs {:?}",
+                    self.id, applied, t.name, t.configs
+                );
+            }
+        }
         let mut to_open = Vec::new();
         for t in image.topics.values() {
             for (p, &shard) in t.shards.iter().enumerate() {
