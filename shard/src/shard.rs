@@ -55,6 +55,8 @@ pub struct Shard {
     /// Zero-copy sends of cold fetch data; `None` copies them instead
     /// (`--zero-copy-fetch false`, or no side ring could be set up).
     pub splicer: Option<Rc<crate::splice::Splicer>>,
+    /// This shard's counters (exported by `crate::metrics`).
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 impl Shard {
@@ -165,6 +167,7 @@ impl Shard {
             .cloned()
             .collect();
         *self.image.borrow_mut() = image;
+        self.metrics.retain_partitions(|k| !gone.contains(k));
         for key in gone {
             let Some(log) = self.logs.borrow_mut().remove(&key) else { continue };
             let (topic, p) = key;

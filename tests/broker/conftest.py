@@ -46,7 +46,9 @@ class Broker:
         self.data_dir = str(data_dir)
         self.shards = shards
         self.extra_args = list(extra_args)
-        self.port = free_port_range(shards)
+        # The shards' ports, then the metrics port.
+        self.port = free_port_range(shards + 1)
+        self.metrics_port = self.port + shards
         self.proc = None
         self.stderr_lines = []
 
@@ -54,9 +56,13 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self):
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self):
         args = [BINARY, "serve", "--data-dir", self.data_dir, "--port", str(self.port),
-                "--shards", str(self.shards)] + self.extra_args
+                "--shards", str(self.shards), "--metrics-port", str(self.metrics_port)] + self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True).start()
         ready = threading.Event()
