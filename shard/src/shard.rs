@@ -166,8 +166,8 @@ impl Shard {
             })
             .cloned()
             .collect();
+        self.metrics.retain_topics(|t| image.topics.contains_key(t));
         *self.image.borrow_mut() = image;
-        self.metrics.retain_partitions(|k| !gone.contains(k));
         for key in gone {
             let Some(log) = self.logs.borrow_mut().remove(&key) else { continue };
             let (topic, p) = key;

@@ -26,7 +26,7 @@ use engine::flush::FlushStats;
 use engine::stats::{Histogram, ReadStats};
 use net::kafka_protocol::messages::ApiKey;
 
-use crate::shard::{Shard, ShardId, TopicPartition};
+use crate::shard::{Shard, ShardId};
 
 /// A request for one shard's snapshot (the reply channel).
 pub type MetricsRequest = flume::Sender<Snapshot>;
@@ -61,7 +61,9 @@ pub struct ShardMetrics {
     /// Per API key: requests handled and their latency (from the decoded
     /// frame to the response written).
     apis: RefCell<BTreeMap<i16, (u64, Histogram)>>,
-    partitions: RefCell<HashMap<TopicPartition, PartitionCounters>>,
+    /// Per topic, by partition index (looked up by `&str`: no allocation
+    /// on the request path once a partition has counters).
+    partitions: RefCell<HashMap<String, Vec<PartitionCounters>>>,
     connections_active: Cell<u64>,
     connections_accepted: Cell<u64>,
     /// Connections closed for bad input (a malformed or oversized frame, an
@@ -93,17 +95,27 @@ impl ShardMetrics {
 
     /// Applies `f` to a partition's counters.
     pub fn partition(&self, topic: &str, partition: i32, f: impl FnOnce(&mut PartitionCounters)) {
+        let Ok(index) = usize::try_from(partition) else { return };
         let mut all = self.partitions.borrow_mut();
-        if let Some(c) = all.get_mut(&(topic.to_string(), partition)) {
-            f(c);
-        } else {
-            f(all.entry((topic.to_string(), partition)).or_default());
+        if !all.contains_key(topic) {
+            all.insert(topic.to_string(), Vec::new());
         }
+        let counters = all.get_mut(topic).expect("inserted above");
+        if counters.len() <= index {
+            counters.resize(index + 1, PartitionCounters::default());
+        }
+        f(&mut counters[index]);
     }
 
-    /// Forgets the counters of partitions this shard no longer leads.
-    pub fn retain_partitions(&self, keep: impl Fn(&TopicPartition) -> bool) {
-        self.partitions.borrow_mut().retain(|k, _| keep(k));
+    fn counters(&self, topic: &str, partition: i32) -> PartitionCounters {
+        let all = self.partitions.borrow();
+        let index = usize::try_from(partition).unwrap_or(usize::MAX);
+        all.get(topic).and_then(|c| c.get(index)).copied().unwrap_or_default()
+    }
+
+    /// Forgets the counters of topics this shard no longer has.
+    pub fn retain_topics(&self, keep: impl Fn(&str) -> bool) {
+        self.partitions.borrow_mut().retain(|t, _| keep(t));
     }
 }
 
@@ -163,7 +175,6 @@ pub fn snapshot(shard: &Shard) -> Snapshot {
     io.file_writes += stats.file_writes().0;
     io.file_write_bytes += stats.file_writes().1;
     m.io.set(io);
-    let counters = m.partitions.borrow();
     let mut partitions: Vec<PartitionSnapshot> = shard
         .logs
         .borrow()
@@ -171,7 +182,7 @@ pub fn snapshot(shard: &Shard) -> Snapshot {
         .map(|((topic, p), log)| PartitionSnapshot {
             topic: topic.clone(),
             partition: *p,
-            counters: counters.get(&(topic.clone(), *p)).copied().unwrap_or_default(),
+            counters: m.counters(topic, *p),
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
             high_watermark: log.acked_end_offset(),
