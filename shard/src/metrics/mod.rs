@@ -313,7 +313,7 @@ pub fn render(snapshots: &[Snapshot], missing: &[ShardId], node_id: i32) -> Stri
         (
             "corelog_io_uring_buffered_reads_total",
             "counter",
-            "Buffered file reads on the rings (compaction, recovery).",
+            "Buffered (page cache) reads on the rings, as glommio counts them (the zero-copy ring's wake-ups included).",
             |s| s.io.buffered_reads,
         ),
         ("corelog_io_uring_file_writes_total", "counter", "Direct file writes on the rings.", |s| {
