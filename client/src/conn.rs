@@ -1,16 +1,16 @@
-//! A minimal blocking Kafka client for the load generator: request frames
-//! encoded with the `kafka-protocol` crate, responses read whole, and the
-//! few admin calls a benchmark needs (metadata, topic creation, end
-//! offsets).
+//! One TCP connection to one broker: request frames encoded with the
+//! `kafka-protocol` crate, responses read whole and checked against their
+//! correlation id.
 //!
-//! Runs on the load generator's own threads (never inside the broker). The
-//! hot paths (produce and fetch workers) only use [`Conn::write_frame`] and
-//! [`Conn::read_response`]: frames are pre-encoded once and re-sent with a
-//! new correlation id, so the client spends no time per record.
+//! Owns framing only; it must not know topics, leaders or retries (that is
+//! [`crate::cluster`]). The load generator's hot paths only use
+//! [`Conn::write_frame`] and [`Conn::read_response`]: frames are pre-encoded
+//! once and re-sent with a new correlation id, so no time is spent per
+//! record. Every read and write is bounded by [`RESPONSE_TIMEOUT`], every
+//! connect by [`CONNECT_TIMEOUT`].
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -22,11 +22,15 @@ use net::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 /// latency, so a stuck broker fails the run instead of hanging it.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Longest a connection attempt waits (per resolved address): a host that
+/// drops SYNs fails in seconds instead of the kernel's two minutes.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest response frame accepted (a fetch answers with at most its
 /// `max_bytes` plus headers).
 pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
 
-/// Versions the load generator speaks; every Kafka broker since 2.x serves them.
+/// Versions spoken; every Kafka broker since 2.x serves them, and Corelog too.
 pub const PRODUCE_VERSION: i16 = 9;
 pub const FETCH_VERSION: i16 = 12;
 pub const METADATA_VERSION: i16 = 9;
@@ -34,7 +38,8 @@ pub const LIST_OFFSETS_VERSION: i16 = 7;
 pub const CREATE_TOPICS_VERSION: i16 = 5;
 pub const DELETE_TOPICS_VERSION: i16 = 4;
 
-const CLIENT_ID: &str = "corelog-bench";
+/// The client id every request carries (brokers show it in group members).
+pub const CLIENT_ID: &str = "corelog";
 
 /// Offset of the correlation id in an encoded request frame: after the
 /// frame size (4), the API key (2) and the API version (2).
@@ -74,11 +79,28 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Connects to `addr` (`host:port`), trying each address it resolves to.
     pub fn connect(addr: &str) -> Result<Conn> {
-        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
-        Ok(Conn { stream, correlation: 0, addr: addr.to_string() })
+        let resolved: Vec<_> = addr
+            .to_socket_addrs()
+            .with_context(|| format!("connecting to {addr}: cannot resolve the address"))?
+            .collect();
+        let mut last = None;
+        for a in &resolved {
+            match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+                    stream.set_write_timeout(Some(RESPONSE_TIMEOUT))?;
+                    return Ok(Conn { stream, correlation: 0, addr: addr.to_string() });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) => Err(e).with_context(|| format!("connecting to {addr}")),
+            None => bail!("connecting to {addr}: the address resolves to nothing"),
+        }
     }
 
     /// A second handle on the same socket, for a reader thread beside a writer.
@@ -115,6 +137,13 @@ impl Conn {
         Ok(buf)
     }
 
+    /// Sends a request that gets no response (Produce with acks=0).
+    pub fn send<Req: Encodable>(&mut self, api: ApiKey, version: i16, body: &Req) -> Result<()> {
+        self.correlation += 1;
+        let frame = encode_frame(api, version, self.correlation, body)?;
+        self.write_frame(&frame)
+    }
+
     /// One request, one response (admin calls; not for the hot path).
     pub fn call<Req: Encodable, Resp: Decodable>(
         &mut self,
@@ -145,136 +174,12 @@ pub fn skip_response_header_tags(buf: &mut Bytes, api: ApiKey, version: i16) -> 
     Ok(())
 }
 
+/// A topic name for a request.
 pub fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-/// Where each partition of a topic is led: partition → broker address.
-#[derive(Debug, Clone)]
-pub struct Leaders {
-    pub partitions: BTreeMap<i32, String>,
-}
-
-impl Leaders {
-    /// Partitions grouped by leader address.
-    pub fn by_broker(&self) -> BTreeMap<String, Vec<i32>> {
-        let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (&p, addr) in &self.partitions {
-            out.entry(addr.clone()).or_default().push(p);
-        }
-        out
-    }
-}
-
-/// Asks `bootstrap` for the leaders of `topic`'s partitions.
-pub fn leaders(bootstrap: &str, topic: &str) -> Result<Leaders> {
-    let mut conn = Conn::connect(bootstrap)?;
-    let response: MetadataResponse = conn.call(
-        ApiKey::Metadata,
-        METADATA_VERSION,
-        &MetadataRequest::default()
-            .with_topics(Some(vec![
-                metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))
-            ]))
-            .with_allow_auto_topic_creation(false),
-    )?;
-    let brokers: BTreeMap<i32, String> =
-        response.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
-    let Some(t) = response.topics.first() else { bail!("no metadata for topic {topic}") };
-    if t.error_code != 0 {
-        bail!("metadata for topic {topic}: error {}", t.error_code);
-    }
-    let mut partitions = BTreeMap::new();
-    for p in &t.partitions {
-        let addr = brokers.get(&p.leader_id.0).with_context(|| {
-            format!("{topic}-{}: leader {} unknown", p.partition_index, p.leader_id.0)
-        })?;
-        partitions.insert(p.partition_index, addr.clone());
-    }
-    Ok(Leaders { partitions })
-}
-
-/// Creates `topic` with `partitions` partitions and the given configs;
-/// an existing topic is left as it is.
-pub fn create_topic(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    configs: &[(&str, String)],
-) -> Result<()> {
-    use create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let mut conn = Conn::connect(bootstrap)?;
-    let configs = configs
-        .iter()
-        .map(|(k, v)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string(k.to_string()))
-                .with_value(Some(StrBytes::from_string(v.clone())))
-        })
-        .collect();
-    let response: CreateTopicsResponse = conn.call(
-        ApiKey::CreateTopics,
-        CREATE_TOPICS_VERSION,
-        &CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![
-            CreatableTopic::default()
-                .with_name(name(topic))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)
-                .with_configs(configs),
-        ]),
-    )?;
-    match response.topics.first().map(|t| t.error_code) {
-        Some(0) | Some(36) => Ok(()), // created, or TOPIC_ALREADY_EXISTS
-        Some(code) => bail!("creating topic {topic}: error {code}"),
-        None => bail!("creating topic {topic}: empty answer"),
-    }
-}
-
-/// Deletes `topic` (its data goes from the broker's disk).
-pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
-    let mut conn = Conn::connect(bootstrap)?;
-    let response: DeleteTopicsResponse = conn.call(
-        ApiKey::DeleteTopics,
-        DELETE_TOPICS_VERSION,
-        &DeleteTopicsRequest::default().with_timeout_ms(30_000).with_topic_names(vec![name(topic)]),
-    )?;
-    match response.responses.first().map(|t| t.error_code) {
-        Some(0) | Some(3) => Ok(()), // deleted, or UNKNOWN_TOPIC_OR_PARTITION
-        Some(code) => bail!("deleting topic {topic}: error {code}"),
-        None => bail!("deleting topic {topic}: empty answer"),
-    }
-}
-
-/// ListOffsets with `timestamp` (-2 earliest, -1 latest) for every
-/// partition of `topic`, each asked of its leader.
-pub fn offsets(leaders: &Leaders, topic: &str, timestamp: i64) -> Result<BTreeMap<i32, i64>> {
-    use list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    let mut out = BTreeMap::new();
-    for (addr, partitions) in leaders.by_broker() {
-        let mut conn = Conn::connect(&addr)?;
-        let request =
-            ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-                ListOffsetsTopic::default().with_name(name(topic)).with_partitions(
-                    partitions
-                        .iter()
-                        .map(|&p| {
-                            ListOffsetsPartition::default()
-                                .with_partition_index(p)
-                                .with_timestamp(timestamp)
-                        })
-                        .collect(),
-                ),
-            ]);
-        let response: ListOffsetsResponse =
-            conn.call(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, &request)?;
-        for t in &response.topics {
-            for p in &t.partitions {
-                if p.error_code != 0 {
-                    bail!("ListOffsets {topic}-{}: error {}", p.partition_index, p.error_code);
-                }
-                out.insert(p.partition_index, p.offset);
-            }
-        }
-    }
-    Ok(out)
+/// A string for a request.
+pub fn str(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
 }
