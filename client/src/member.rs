@@ -118,7 +118,12 @@ impl Member {
                     self.last_heartbeat = Instant::now();
                     return Ok(());
                 }
-                Err(e) if Instant::now() < deadline && retry_join(&e) => {
+                // KIP-394: join again at once with the member id the broker
+                // named (a pending id expires with the session timeout).
+                Err(e)
+                    if has_code(&e, ResponseError::MemberIdRequired)
+                        && Instant::now() < deadline => {}
+                Err(e) if Instant::now() < deadline && needs_rejoin(&e) => {
                     if has_code(&e, ResponseError::UnknownMemberId) {
                         self.member_id.clear();
                     }
@@ -148,15 +153,10 @@ impl Member {
                 // KIP-394: the broker names the member id to join with.
                 self.member_id = r.member_id.to_string();
             }
-            check(r.error_code, None)?;
+            check(r.error_code, None).context("JoinGroup")?;
             Ok((r, addr.to_string()))
         });
-        let (r, coordinator) = match join {
-            Err(e) if has_code(&e, ResponseError::MemberIdRequired) => {
-                return Err(e);
-            }
-            other => other?,
-        };
+        let (r, coordinator) = join?;
         self.member_id = r.member_id.to_string();
         self.generation = r.generation_id;
         let protocol = r.protocol_name.as_ref().map(|p| p.to_string()).unwrap_or_default();
@@ -172,7 +172,7 @@ impl Member {
             .with_assignments(assignments);
         let s: SyncGroupResponse =
             client.call(&coordinator, ApiKey::SyncGroup, SYNC_GROUP_VERSION, &request)?;
-        check(s.error_code, None)?;
+        check(s.error_code, None).context("SyncGroup")?;
         self.assignment = groups::decode_assignment(&s.assignment)
             .context("the leader's assignment does not decode")?;
         Ok(())
@@ -263,11 +263,6 @@ impl Member {
         })
         .with_context(|| format!("leaving group {}", self.group))
     }
-}
-
-/// Join answers worth another JoinGroup.
-fn retry_join(e: &anyhow::Error) -> bool {
-    needs_rejoin(e) || has_code(e, ResponseError::MemberIdRequired)
 }
 
 /// A [`KafkaError`] from a join, for callers that match on it.
