@@ -54,6 +54,9 @@ pub struct FlushStats {
     pub write_wait_us: u64,
     pub sync_wait_us: u64,
     pub sync_rounds: u64,
+    /// Duration of each fdatasync round (its files synced concurrently):
+    /// what an acknowledgment waits for after its write.
+    pub sync_latency: crate::stats::Histogram,
 }
 
 pub(crate) struct FlushShared<D: Disk> {
@@ -198,6 +201,7 @@ impl<D: Disk> Flusher<D> {
                 stats.fdatasyncs += n;
                 stats.sync_rounds += 1;
                 stats.sync_wait_us += started.elapsed().as_micros() as u64;
+                stats.sync_latency.record(started.elapsed());
                 s.stats.set(stats);
                 continue;
             }

@@ -19,6 +19,7 @@
 //! - [`flush`]: [`Flusher`], the shard's write-and-fdatasync loop (group commit).
 //! - [`recovery`]: scanning segments after an unclean shutdown.
 //! - [`producers`]: idempotent producers' sequences per partition.
+//! - [`stats`]: latency histograms and read counters for metrics.
 //! - [`sync`]: tiny single-threaded async primitives the engine needs.
 
 pub mod batch;
@@ -33,6 +34,7 @@ pub mod log;
 pub mod producers;
 pub mod recovery;
 pub mod segment;
+pub mod stats;
 pub mod sync;
 mod tail;
 pub mod testkit;

@@ -175,6 +175,9 @@ pub(crate) struct LogInner<D: Disk> {
     recovery: RecoveryReport,
     /// Compaction has covered the closed segments below this offset.
     compacted_to: Cell<Offset>,
+    /// Reads served from the cache and from segment files.
+    cache_reads: Cell<u64>,
+    file_reads: Cell<u64>,
 }
 
 /// A partition's commit log. Cheap to clone (a reference count).
@@ -324,6 +327,8 @@ impl<D: Disk> PartitionLog<D> {
             acked: Notify::default(),
             recovery: report,
             compacted_to: Cell::new(0),
+            cache_reads: Cell::new(0),
+            file_reads: Cell::new(0),
         };
         let log = PartitionLog { inner: Rc::new(inner) };
         log.load_producers().await?;
@@ -596,6 +601,15 @@ impl<D: Disk> PartitionLog<D> {
             st.written_end,
             self.inner.acked_end.get()
         )
+    }
+
+    /// How reads were served, and the cache's size now.
+    pub fn read_stats(&self) -> crate::stats::ReadStats {
+        crate::stats::ReadStats {
+            cache_reads: self.inner.cache_reads.get(),
+            file_reads: self.inner.file_reads.get(),
+            cache_bytes: self.inner.state.borrow().cache_bytes as u64,
+        }
     }
 
     pub fn segment_count(&self) -> usize {
@@ -886,6 +900,7 @@ impl<D: Disk> PartitionLog<D> {
             let st = self.inner.state.borrow();
             if let Some(front) = st.cache.front() {
                 if offset >= front.base_offset {
+                    self.inner.cache_reads.set(self.inner.cache_reads.get() + 1);
                     return Ok((Self::read_cache(&st, offset, max_bytes, upper, first), None));
                 }
             }
@@ -935,6 +950,7 @@ impl<D: Disk> PartitionLog<D> {
         let len = end - start;
         let path = segment_path(&self.inner.dir, segment_base, LOG_SUFFIX);
         let next = (end == limit && limit_offset < upper).then_some(limit_offset);
+        self.inner.file_reads.set(self.inner.file_reads.get() + 1);
         Ok((
             ReadResult {
                 chunks: vec![ReadChunk::File { file, path, segment_base, position: start, len }],

@@ -15,6 +15,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 9),
@@ -74,6 +75,7 @@ mod tests {
         within::<ApiVersionsRequest>(ApiKey::ApiVersions);
         within::<CreateTopicsRequest>(ApiKey::CreateTopics);
         within::<DescribeConfigsRequest>(ApiKey::DescribeConfigs);
+        within::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs);
         within::<DeleteTopicsRequest>(ApiKey::DeleteTopics);
         within::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
         within::<DescribeClusterRequest>(ApiKey::DescribeCluster);

@@ -18,10 +18,13 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("delete.retention.ms", "86400000"),
 ];
 
+/// Kafka's ConfigType of a list config.
+pub const LIST_CONFIG: i8 = 7;
+
 /// Kafka's ConfigType of a topic config (DescribeConfigs v3+): INT 3, LONG 5, LIST 7.
 pub fn config_type(name: &str) -> i8 {
     match name {
-        "cleanup.policy" => 7,
+        "cleanup.policy" => LIST_CONFIG,
         "segment.bytes" | "max.message.bytes" | "index.interval.bytes" => 3,
         _ => 5,
     }

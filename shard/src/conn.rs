@@ -23,6 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::time::Instant;
 
 use engine::sync::Notify;
 use futures_lite::io::BufReader;
@@ -31,6 +32,7 @@ use glommio::net::TcpStream;
 use log::{debug, warn};
 use net::codec::decode_request;
 use net::frame::read_frame;
+use net::kafka_protocol::messages::ApiKey;
 
 use crate::handlers::{self, Out, Part, Reply};
 use crate::shard::{RequestGuard, Shard};
@@ -45,7 +47,8 @@ pub const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
 pub const PIPELINED_REQUESTS_MAX: usize = 16;
 
 enum Item {
-    Reply(Reply, RequestGuard),
+    /// A reply, with its request's API and when it was decoded (latency).
+    Reply(Reply, RequestGuard, ApiKey, Instant),
     Close,
 }
 
@@ -62,6 +65,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let socket = stream.as_raw_fd();
     debug!("shard {}: connection from {peer}", shard.id);
+    shard.metrics.connection_opened();
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
     let pipeline = Rc::new(Pipeline::default());
@@ -70,6 +74,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let writer_peer = peer.clone();
     let shard_id = shard.id;
     let splicer = shard.splicer.clone();
+    let writer_shard = shard.clone();
     let writer = glommio::spawn_local(async move {
         let p = writer_pipeline;
         let mut pipe = None;
@@ -80,9 +85,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 continue;
             };
             p.changed.notify(); // room for the reader
-            let (reply, guard) = match item {
+            let (reply, guard, api, started) = match item {
                 Item::Close => break,
-                Item::Reply(reply, guard) => (reply, guard),
+                Item::Reply(reply, guard, api, started) => (reply, guard, api, started),
             };
             let result = match reply {
                 Reply::Now(r) => r,
@@ -106,9 +111,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 Ok(None) => {}
                 Err(e) => {
                     warn!("shard {shard_id}: closing connection from {writer_peer}: {e}");
+                    writer_shard.metrics.protocol_error();
                     break;
                 }
             }
+            writer_shard.metrics.request_done(api, started.elapsed());
         }
         p.writer_done.set(true);
         p.changed.notify();
@@ -131,6 +138,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             Ok(None) => break,
             Err(e) => {
                 warn!("shard {}: closing connection from {peer}: {e}", shard.id);
+                shard.metrics.protocol_error();
                 break;
             }
         };
@@ -138,9 +146,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             Ok(r) => r,
             Err(e) => {
                 warn!("shard {}: closing connection from {peer}: {e}", shard.id);
+                shard.metrics.protocol_error();
                 break;
             }
         };
+        let started = Instant::now();
         let guard = shard.start_request();
         let reply = handlers::handle(&shard, &request, &peer).await;
         if let Reply::Now(Err(e)) = &reply {
@@ -152,12 +162,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 &request.body[..request.body.len().min(256)]
             );
         }
-        pipeline.queue.borrow_mut().push_back(Item::Reply(reply, guard));
+        pipeline.queue.borrow_mut().push_back(Item::Reply(reply, guard, request.api, started));
         pipeline.changed.notify();
     }
     pipeline.queue.borrow_mut().push_back(Item::Close);
     pipeline.changed.notify();
     writer.await;
+    shard.metrics.connection_closed();
 }
 
 /// Writes a response given in parts, through the shard's splicer and this

@@ -18,7 +18,7 @@ use engine::{LogConfig, PartitionLog, SystemClock};
 use log::{info, warn};
 use net::kafka_protocol::error::ResponseError;
 
-use crate::configs::log_config;
+use crate::configs::{config_type, log_config, LIST_CONFIG, TOPIC_CONFIGS};
 use crate::groups::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::metadata::{validate_topic_name, MetadataImage, MetadataRecord, TopicMeta};
 use crate::shard::{Shard, ShardMsg};
@@ -69,6 +69,34 @@ pub enum ControllerMsg {
         validate_only: bool,
         reply: flume::Sender<Vec<Outcome>>,
     },
+    /// Topic config changes (IncrementalAlterConfigs): per topic, applied
+    /// in order, all or none for that topic.
+    AlterConfigs {
+        topics: Vec<(String, Vec<ConfigChange>)>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Outcome>>,
+    },
+}
+
+/// One change to one topic config, as IncrementalAlterConfigs names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub name: String,
+    pub op: ConfigOp,
+    /// `None` only for [`ConfigOp::Delete`].
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// Set the value.
+    Set,
+    /// Back to the default.
+    Delete,
+    /// Add list elements (list configs only: `cleanup.policy`).
+    Append,
+    /// Remove list elements (list configs only).
+    Subtract,
 }
 
 /// Runs the controller on shard 0 until the channel closes.
@@ -106,6 +134,10 @@ pub async fn run(
             }
             ControllerMsg::CreatePartitions { topics, validate_only, reply } => {
                 let outcome = controller.create_partitions(topics, validate_only).await;
+                let _ = reply.send(outcome);
+            }
+            ControllerMsg::AlterConfigs { topics, validate_only, reply } => {
+                let outcome = controller.alter_configs(topics, validate_only).await;
                 let _ = reply.send(outcome);
             }
         }
@@ -324,6 +356,50 @@ impl Controller {
         self.commit_outcomes(records, outcomes).await
     }
 
+    async fn alter_configs(
+        &mut self,
+        topics: Vec<(String, Vec<ConfigChange>)>,
+        validate_only: bool,
+    ) -> Vec<Outcome> {
+        let mut records: Vec<MetadataRecord> = Vec::new();
+        let mut outcomes = Vec::with_capacity(topics.len());
+        for (name, changes) in &topics {
+            let Some(topic) = self.image.topics.get(name) else {
+                let code = ResponseError::UnknownTopicOrPartition.code();
+                outcomes.push(Err((code, format!("topic '{name}' does not exist"))));
+                continue;
+            };
+            if records.iter().any(|r| matches!(r, MetadataRecord::Topic(t) if &t.name == name)) {
+                outcomes.push(Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!("topic '{name}' appears twice"),
+                )));
+                continue;
+            }
+            let configs = match apply_config_changes(&topic.configs, changes) {
+                Ok(c) => c,
+                Err(m) => {
+                    outcomes.push(Err((ResponseError::InvalidConfig.code(), m)));
+                    continue;
+                }
+            };
+            if let Err(m) = log_config(&configs) {
+                outcomes.push(Err((ResponseError::InvalidConfig.code(), m)));
+                continue;
+            }
+            let mut altered = topic.clone();
+            altered.configs = configs;
+            if altered != *topic {
+                records.push(MetadataRecord::Topic(altered));
+            }
+            outcomes.push(Ok(()));
+        }
+        if validate_only {
+            return outcomes;
+        }
+        self.commit_outcomes(records, outcomes).await
+    }
+
     /// Checks one topic and places its partitions.
     fn validate(
         &mut self,
@@ -385,6 +461,57 @@ impl Controller {
             configs: spec.configs.clone(),
         })
     }
+}
+
+/// A topic's configs after `changes`, in order. List operations start
+/// from the current value, or the default when the config is not set.
+pub fn apply_config_changes(
+    configs: &BTreeMap<String, String>,
+    changes: &[ConfigChange],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = configs.clone();
+    for c in changes {
+        let Some(&(_, default)) = TOPIC_CONFIGS.iter().find(|(n, _)| *n == c.name) else {
+            return Err(format!("unknown or unsupported topic config {:?}", c.name));
+        };
+        let value = c.value.clone().unwrap_or_default();
+        match c.op {
+            ConfigOp::Set => {
+                out.insert(c.name.clone(), value);
+            }
+            ConfigOp::Delete => {
+                out.remove(&c.name);
+            }
+            ConfigOp::Append | ConfigOp::Subtract => {
+                if config_type(&c.name) != LIST_CONFIG {
+                    return Err(format!(
+                        "{} is not a list: APPEND and SUBTRACT do not apply",
+                        c.name
+                    ));
+                }
+                let current = out.get(&c.name).map(String::as_str).unwrap_or(default);
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if c.op == ConfigOp::Append {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                if items.is_empty() {
+                    return Err(format!("{} cannot be empty", c.name));
+                }
+                out.insert(c.name.clone(), items.join(","));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `__consumer_offsets`: Kafka's 50 partitions, round robin over shards

@@ -15,6 +15,7 @@
 //! - [`handlers`]: the Kafka APIs.
 //! - [`groups`]: the consumer groups this shard coordinates.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
+//! - [`metrics`]: each shard's counters and their Prometheus rendering.
 //! - [`metadata`], [`configs`]: metadata records and topic configs.
 
 pub mod configs;
@@ -23,6 +24,7 @@ pub mod controller;
 pub mod groups;
 pub mod handlers;
 pub mod metadata;
+pub mod metrics;
 pub mod node;
 pub mod shard;
 pub mod splice;

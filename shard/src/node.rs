@@ -18,10 +18,15 @@ use glommio::{LocalExecutorBuilder, Placement};
 use log::{info, warn};
 
 use crate::controller::{self, ControllerMsg};
+use crate::metrics::MetricsRequest;
 use crate::shard::{Shard, ShardId, ShardMsg};
 
 /// Controller requests queued at most; shards wait beyond (bounded memory).
 pub const CONTROLLER_QUEUE_MAX: usize = 1024;
+
+/// Metrics requests queued per shard: scrapes are served one at a time, so
+/// one is waiting at most; a full queue means a stuck shard (reported down).
+pub const METRICS_QUEUE_MAX: usize = 2;
 
 /// How long startup may take before the node gives up (replaying metadata
 /// and opening every partition's log).
@@ -58,6 +63,8 @@ pub struct NodeConfig {
     /// `advertised.listeners`. Shard `k` is advertised at `port + k`.
     pub advertised_host: Option<String>,
     pub advertised_port: Option<u16>,
+    /// Port of the Prometheus endpoint (`/metrics` on `host`); `None`: none.
+    pub metrics_port: Option<u16>,
 }
 
 impl NodeConfig {
@@ -107,6 +114,17 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     check_ports(&config)?;
     check_io_uring()?;
     check_memlock();
+    let metrics_listener = match config.metrics_port {
+        Some(port) => Some(std::net::TcpListener::bind((config.host.as_str(), port)).map_err(
+            |e| {
+                format!(
+                    "cannot listen for metrics on {}:{port}: {e} (choose another --metrics-port, or 0 for none)",
+                    config.host
+                )
+            },
+        )?),
+        None => None,
+    };
 
     // Block the stop signals in every thread (the shards inherit the mask);
     // the main thread waits for them with sigwait.
@@ -115,10 +133,13 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let (controller_tx, controller_rx) = flume::bounded::<ControllerMsg>(CONTROLLER_QUEUE_MAX);
     let inboxes: Vec<_> = (0..config.shards).map(|_| flume::unbounded::<ShardMsg>()).collect();
     let peers: Vec<_> = inboxes.iter().map(|(tx, _)| tx.clone()).collect();
+    let metrics: Vec<_> =
+        (0..config.shards).map(|_| flume::bounded::<MetricsRequest>(METRICS_QUEUE_MAX)).collect();
+    let metrics_senders: Vec<_> = metrics.iter().map(|(tx, _)| tx.clone()).collect();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<ShardId, String>>();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = Vec::new();
-    for (id, (_, inbox)) in inboxes.into_iter().enumerate() {
+    for (id, ((_, inbox), (_, metrics_inbox))) in inboxes.into_iter().zip(metrics).enumerate() {
         let id = id as ShardId;
         let config = config.clone();
         let controller_tx = controller_tx.clone();
@@ -129,7 +150,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
             .name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
-                shard_main(id, config, inbox, controller_tx, controller_rx, peers, ready).await;
+                let channels = Channels { inbox, metrics: metrics_inbox, controller_tx, controller_rx, peers };
+                shard_main(id, config, channels, ready).await;
             })
             .map_err(|e| {
                 format!(
@@ -148,9 +170,21 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
             Err(_) => return Err("a shard failed to start (see the log above)".into()),
         }
     }
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            let node_id = config.node_id;
+            std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || crate::metrics::http::serve(listener, metrics_senders, node_id))
+                .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
+            format!("http://{addr}/metrics")
+        }
+        None => "off".into(),
+    };
     let last_port = config.port_of(config.shards - 1);
     info!(
-        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}",
+        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}, metrics {}",
         env!("CARGO_PKG_VERSION"),
         config.node_id,
         config.shards,
@@ -161,7 +195,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         config.broker_id(config.shards - 1),
         config.data_dir.display(),
         config.flush,
-        if config.zero_copy_fetch { "on" } else { "off" }
+        if config.zero_copy_fetch { "on" } else { "off" },
+        metrics_addr
     );
     println!("ready");
     let _ = std::io::stdout().flush();
@@ -185,16 +220,23 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A shard's ends of the node's channels.
+struct Channels {
+    inbox: flume::Receiver<ShardMsg>,
+    metrics: flume::Receiver<MetricsRequest>,
+    controller_tx: flume::Sender<ControllerMsg>,
+    /// The controller's inbox and every shard's, on shard 0 only.
+    controller_rx: Option<flume::Receiver<ControllerMsg>>,
+    peers: Option<Vec<flume::Sender<ShardMsg>>>,
+}
+
 async fn shard_main(
     id: ShardId,
     config: Arc<NodeConfig>,
-    inbox: flume::Receiver<ShardMsg>,
-    controller_tx: flume::Sender<ControllerMsg>,
-    controller_rx: Option<flume::Receiver<ControllerMsg>>,
-    peers: Option<Vec<flume::Sender<ShardMsg>>>,
+    channels: Channels,
     ready: std::sync::mpsc::Sender<Result<ShardId, String>>,
 ) {
+    let Channels { inbox, metrics, controller_tx, controller_rx, peers } = channels;
     let disk = match DmaDisk::new(&config.data_dir).await {
         Ok(d) => Rc::new(d),
         Err(e) => {
@@ -232,6 +274,7 @@ async fn shard_main(
         in_flight: Default::default(),
         request_done: Default::default(),
         splicer: start_splicer(id, config.zero_copy_fetch),
+        metrics: Default::default(),
     });
     if let (Some(rx), Some(peers)) = (controller_rx, peers) {
         glommio::spawn_local(controller::run(shard.clone(), rx, peers)).detach();
@@ -268,6 +311,13 @@ async fn shard_main(
             glommio::timer::sleep(crate::groups::TICK).await;
             ticking.groups.tick();
             ticking.persist_groups().await;
+        }
+    })
+    .detach();
+    let exporting = shard.clone();
+    glommio::spawn_local(async move {
+        while let Ok(reply) = metrics.recv_async().await {
+            let _ = reply.send(crate::metrics::snapshot(&exporting));
         }
     })
     .detach();

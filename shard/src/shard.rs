@@ -55,6 +55,8 @@ pub struct Shard {
     /// Zero-copy sends of cold fetch data; `None` copies them instead
     /// (`--zero-copy-fetch false`, or no side ring could be set up).
     pub splicer: Option<Rc<crate::splice::Splicer>>,
+    /// This shard's counters (exported by `crate::metrics`).
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 impl Shard {
@@ -74,6 +76,36 @@ impl Shard {
         if self.stopping.get() {
             *self.image.borrow_mut() = image;
             return;
+        }
+        // Open logs of topics whose configs changed take the new ones.
+        let before = self.image.borrow().clone();
+        for t in image.topics.values() {
+            if before.topics.get(&t.name).is_none_or(|b| b.configs == t.configs) {
+                continue;
+            }
+            let config = match log_config(&t.configs) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(
+                        "shard {}: {} has invalid configs ({e}); keeping the old",
+                        self.id, t.name
+                    );
+                    continue;
+                }
+            };
+            let mut applied = 0;
+            for (key, log) in self.logs.borrow().iter().filter(|(k, _)| k.0 == t.name) {
+                match log.set_config(config.clone()) {
+                    Ok(()) => applied += 1,
+                    Err(e) => warn!("shard {}: {}-{}: configs refused: {e}", self.id, key.0, key.1),
+                }
+            }
+            if applied > 0 {
+                info!(
+                    "shard {}: {} partitions of {} now have configs {:?}",
+                    self.id, applied, t.name, t.configs
+                );
+            }
         }
         let mut to_open = Vec::new();
         for t in image.topics.values() {
@@ -134,6 +166,7 @@ impl Shard {
             })
             .cloned()
             .collect();
+        self.metrics.retain_topics(|t| image.topics.contains_key(t));
         *self.image.borrow_mut() = image;
         for key in gone {
             let Some(log) = self.logs.borrow_mut().remove(&key) else { continue };

@@ -42,11 +42,14 @@ def free_port_range(n):
 class Broker:
     """One `corelog serve` process."""
 
-    def __init__(self, data_dir, shards=2, extra_args=()):
+    def __init__(self, data_dir, shards=2, extra_args=(), env=None):
         self.data_dir = str(data_dir)
+        self.env = None if env is None else {**os.environ, **env}
         self.shards = shards
         self.extra_args = list(extra_args)
-        self.port = free_port_range(shards)
+        # The shards' ports, then the metrics port.
+        self.port = free_port_range(shards + 1)
+        self.metrics_port = self.port + shards
         self.proc = None
         self.stderr_lines = []
 
@@ -54,10 +57,15 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self):
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def start(self):
         args = [BINARY, "serve", "--data-dir", self.data_dir, "--port", str(self.port),
-                "--shards", str(self.shards)] + self.extra_args
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                "--shards", str(self.shards), "--metrics-port", str(self.metrics_port)] + self.extra_args
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=self.env)
         threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True).start()
         ready = threading.Event()
 
@@ -114,8 +122,8 @@ def make_broker(tmp_path):
     """A factory for brokers with custom flags; all are stopped at the end."""
     made = []
 
-    def make(shards=2, extra_args=(), data_dir=None):
-        b = Broker(data_dir or tmp_path / f"data{len(made)}", shards=shards, extra_args=extra_args)
+    def make(shards=2, extra_args=(), data_dir=None, env=None):
+        b = Broker(data_dir or tmp_path / f"data{len(made)}", shards=shards, extra_args=extra_args, env=env)
         made.append(b)
         return b
 

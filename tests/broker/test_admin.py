@@ -143,3 +143,60 @@ def test_create_partitions_grows_a_topic(broker):
     p = Producer({"bootstrap.servers": broker.bootstrap})
     p.produce(name, value=b"in the new partition", partition=4)
     assert p.flush(TIMEOUT_S) == 0
+
+
+def test_incremental_alter_configs_apply_to_open_logs_and_survive_a_restart(broker):
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ConfigSource)
+
+    name = f"alter-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, [NewTopic(name, 2, 1, config={"retention.ms": "3600000"})])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+
+    def alter(topic, *entries):
+        resource = ConfigResource("topic", topic, incremental_configs=list(entries))
+        try:
+            admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+            return None
+        except Exception as e:
+            return e.args[0].code()
+
+    def describe():
+        r = ConfigResource("topic", name)
+        return admin.describe_configs([r])[r].result(TIMEOUT_S)
+
+    def produce(size):
+        errors = []
+        p = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 10_000_000})
+        p.produce(name, b"x" * size, partition=0, on_delivery=lambda err, _: errors.append(err))
+        assert p.flush(TIMEOUT_S) == 0
+        return errors[0].code() if errors[0] else None
+
+    assert produce(20_000) is None
+    assert alter(name, ConfigEntry("max.message.bytes", "10000", incremental_operation=AlterConfigOpType.SET),
+                 ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+                 ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)) is None
+    configs = describe()
+    assert configs["max.message.bytes"].value == "10000"
+    assert configs["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert configs["cleanup.policy"].value == "delete,compact"
+    # The open log applies the new limit at once.
+    assert produce(20_000) == KafkaError.MSG_SIZE_TOO_LARGE
+    # Errors: a bad value, an unknown config, a list operation on a number,
+    # an unknown topic; none of them changes anything.
+    assert alter(name, ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)) == \
+        KafkaError.INVALID_CONFIG
+    assert alter(name, ConfigEntry("no.such", "1", incremental_operation=AlterConfigOpType.SET)) == \
+        KafkaError.INVALID_CONFIG
+    assert alter(name, ConfigEntry("retention.ms", "5", incremental_operation=AlterConfigOpType.APPEND)) == \
+        KafkaError.INVALID_CONFIG
+    assert alter("no-such-topic", ConfigEntry("retention.ms", "5", incremental_operation=AlterConfigOpType.SET)) == \
+        KafkaError.UNKNOWN_TOPIC_OR_PART
+    assert describe()["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    broker.restart()
+    configs = describe()
+    assert configs["max.message.bytes"].value == "10000"
+    assert configs["cleanup.policy"].value == "delete,compact"
+    assert produce(20_000) == KafkaError.MSG_SIZE_TOO_LARGE
+    assert alter(name, ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE)) is None
+    assert produce(20_000) is None

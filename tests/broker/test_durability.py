@@ -10,7 +10,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import BINARY, Broker
+from conftest import BINARY, Broker, wait_until
 
 TIMEOUT_S = 60
 
@@ -104,7 +104,7 @@ def test_hot_and_cold_reads_return_the_same_bytes(broker):
     spliced_slowly = read_partition(broker.bootstrap, topic, 0, len(values), **{"socket.receive.buffer.bytes": 4096})
     broker.extra_args = ["--zero-copy-fetch", "false"]
     broker.restart()  # cold again, read into memory and CRC-checked
-    assert "zero-copy fetch off" in broker.log()
+    wait_until(lambda: "zero-copy fetch off" in broker.log(), TIMEOUT_S, "the startup banner")
     copied = read_partition(broker.bootstrap, topic, 0, len(values))
     assert [v for _, _, v in hot_and_cold] == values
     assert spliced == hot_and_cold
@@ -136,7 +136,8 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
 
 def test_a_low_memlock_limit_is_explained(tmp_path):
     b = Broker(tmp_path / "data", shards=1)
-    cmd = f"ulimit -l 64 && exec {BINARY} serve --data-dir {b.data_dir} --port {b.port} --shards 1"
+    cmd = (f"ulimit -l 64 && exec {BINARY} serve --data-dir {b.data_dir} --port {b.port} --shards 1 "
+           f"--metrics-port {b.metrics_port}")
     proc = subprocess.Popen(["bash", "-c", cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Either it runs (the kernel accounts io_uring memory elsewhere) or it

@@ -26,7 +26,9 @@ const USAGE: &str = "usage: corelog serve [options]
                                segment.bytes of __consumer_offsets when it is created
                                (default 104857600, Kafka's offsets.topic.segment.bytes)
   --zero-copy-fetch BOOL       splice cold fetch data from segment files to sockets
-                               instead of copying it (default true)";
+                               instead of copying it (default true)
+  --metrics-port PORT          Prometheus endpoint http://HOST:PORT/metrics
+                               (default 9644; 0 for none)";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let mut config = NodeConfig {
@@ -44,6 +46,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         compaction_bytes_per_sec: 64_000_000,
         advertised_host: None,
         advertised_port: None,
+        metrics_port: Some(9644),
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -88,6 +91,10 @@ pub fn run(args: Vec<String>) -> Result<()> {
             "--advertised-host" => config.advertised_host = Some(value),
             "--advertised-port" => {
                 config.advertised_port = Some(value.parse().map_err(|_| bad("not a port"))?)
+            }
+            "--metrics-port" => {
+                let port: u16 = value.parse().map_err(|_| bad("not a port"))?;
+                config.metrics_port = (port != 0).then_some(port);
             }
             "--zero-copy-fetch" => {
                 config.zero_copy_fetch = value.parse().map_err(|_| bad("expected true or false"))?

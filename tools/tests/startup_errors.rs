@@ -66,7 +66,7 @@ fn without_io_uring_the_broker_says_so_and_exits() {
     let dir = std::env::temp_dir().join(format!("corelog-no-uring-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_corelog"));
-    cmd.args(["serve", "--shards", "1", "--port", "0", "--data-dir"])
+    cmd.args(["serve", "--shards", "1", "--port", "0", "--metrics-port", "0", "--data-dir"])
         .arg(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

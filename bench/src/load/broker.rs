@@ -41,6 +41,9 @@ impl OwnBroker {
         let mut child = Command::new(exe)
             .args(["serve", "--shards", &shards.to_string(), "--port", &port.to_string()])
             .args(["--flush", flush])
+            // No metrics endpoint unless asked for (`--serve-flags`): the
+            // default port may be taken by a broker running beside.
+            .args(["--metrics-port", "0"])
             .args(extra)
             .arg("--data-dir")
             .arg(&data_dir)

@@ -927,6 +927,29 @@ impl Coordinator {
         })
     }
 
+    /// Every group here with its state, members and committed offsets
+    /// (sorted), for metrics.
+    pub fn metrics_view(&self) -> Vec<crate::metrics::GroupSnapshot> {
+        let groups = self.groups.borrow();
+        let mut all: Vec<_> = groups
+            .values()
+            .map(|g| {
+                let mut committed: Vec<_> =
+                    g.offsets.iter().map(|((t, p), c)| (t.clone(), *p, c.offset)).collect();
+                committed.sort();
+                crate::metrics::GroupSnapshot {
+                    group: g.id.clone(),
+                    state: g.state.name(),
+                    members: g.members.len() as u64,
+                    generation: g.generation,
+                    committed,
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| a.group.cmp(&b.group));
+        all
+    }
+
     /// Every group here: (id, protocol type, state).
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         let mut all: Vec<_> = self

@@ -38,9 +38,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
     loop {
-        let (response, total, spliced) = read_all(shard, &req, request.version, max_bytes).await;
+        let (response, total, spliced, reads) =
+            read_all(shard, &req, request.version, max_bytes).await;
         let now = Instant::now();
         if total >= req.min_bytes.max(1) as usize || now >= deadline || shard.stopping.get() {
+            for (topic, partition, bytes) in reads {
+                shard.metrics.partition(&topic, partition, |c| {
+                    c.fetch_requests += 1;
+                    c.bytes_out += bytes;
+                });
+            }
             return respond_spliced(request, &response, spliced);
         }
         // Wait for any partition to grow past its fetch offset, or the deadline.
@@ -65,8 +72,9 @@ async fn read_all(
     req: &FetchRequest,
     version: i16,
     max_bytes: usize,
-) -> (FetchResponse, usize, Vec<Spliced>) {
+) -> (FetchResponse, usize, Vec<Spliced>, Vec<PartitionRead>) {
     let image = shard.image.borrow().clone();
+    let mut reads = Vec::new();
     let mut total = 0usize;
     let mut spliced = Vec::new();
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -114,6 +122,13 @@ async fn read_all(
                             high_watermark,
                         )
                         .await;
+                        let bytes_out = match &read {
+                            Ok(Records::Bytes(b)) => b.len(),
+                            Ok(Records::Spliced(s)) => s.len,
+                            Err(_) => 0,
+                        };
+                        let name = name.clone().unwrap_or_default();
+                        reads.push((name, p.partition, bytes_out as u64));
                         match read {
                             Ok(Records::Bytes(bytes)) => {
                                 total += bytes.len();
@@ -140,8 +155,12 @@ async fn read_all(
         }
         responses.push(topic);
     }
-    (FetchResponse::default().with_responses(responses), total, spliced)
+    (FetchResponse::default().with_responses(responses), total, spliced, reads)
 }
+
+/// A partition a fetch read: (topic, partition, record bytes), counted in
+/// the metrics once the response is final.
+type PartitionRead = (String, i32, u64);
 
 /// The name of a requested topic: by name before v13, by id from v13.
 /// `None` for an id that names no topic (`UNKNOWN_TOPIC_ID`).

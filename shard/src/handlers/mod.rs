@@ -11,6 +11,7 @@
 //! for the waiting part (acknowledgments, fetch long polls), which the
 //! connection awaits in order while it already handles the next requests.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -91,6 +92,7 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
         ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
+        ApiKey::IncrementalAlterConfigs => alter_configs::handle(shard, request).await,
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request),

@@ -67,7 +67,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
                     (Some(_), None) => Err(ResponseError::CorruptMessage.code()),
                     (Some(log), Some(records)) => {
                         match log.append(BytesMut::from(&records[..]), 0).await {
-                            Ok(info) => Ok((log, info)),
+                            Ok(info) => {
+                                shard.metrics.partition(name, p.index, |c| {
+                                    c.records_in += (info.end_offset - info.base_offset) as u64;
+                                    c.bytes_in += records.len() as u64;
+                                    c.produce_requests += 1;
+                                });
+                                Ok((log, info))
+                            }
                             Err(e) => Err(append_error_code(&e)),
                         }
                     }

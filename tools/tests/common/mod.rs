@@ -73,7 +73,8 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
 
 fn spawn_with(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corelog"))
-        .args(["serve", "--shards", "2", "--port", &port.to_string(), "--data-dir"])
+        .args(["serve", "--shards", "2", "--port", &port.to_string(), "--metrics-port", "0"])
+        .arg("--data-dir")
         .arg(dir)
         .args(extra)
         .stdout(Stdio::piped())

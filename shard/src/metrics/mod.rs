@@ -1,0 +1,600 @@
+//! Metrics: each shard's own counters ([`ShardMetrics`]), the plain-data
+//! [`Snapshot`] a shard hands out when asked, and the Prometheus text
+//! rendering of all shards' snapshots ([`render`]).
+//!
+//! The counters live on their shard (`Cell`s, no atomics) and are bumped
+//! inline by the request path. A scrape never touches them from another
+//! thread: the node's metrics thread (`crate::node`) sends each shard a
+//! [`MetricsRequest`] over its channel, the shard answers with a
+//! [`Snapshot`] copied out in one go, and the thread renders. Nothing here
+//! may block or allocate per record on the data path. [`http`] is the
+//! endpoint.
+//!
+//! Not counted: records fetched. Cold fetches are spliced from the segment
+//! files without being opened, so the broker knows their bytes, not their
+//! records (Kafka has no records-out meter either); a group's lag gives the
+//! records its consumers have not yet committed.
+
+pub mod http;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::time::Duration;
+
+use engine::flush::FlushStats;
+use engine::stats::{Histogram, ReadStats};
+use net::kafka_protocol::messages::ApiKey;
+
+use crate::shard::{Shard, ShardId};
+
+/// A request for one shard's snapshot (the reply channel).
+pub type MetricsRequest = flume::Sender<Snapshot>;
+
+/// One partition's traffic counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionCounters {
+    /// Records and bytes appended (offsets assigned).
+    pub records_in: u64,
+    pub bytes_in: u64,
+    /// Record bytes returned by fetches.
+    pub bytes_out: u64,
+    pub produce_requests: u64,
+    pub fetch_requests: u64,
+}
+
+/// Totals of glommio's I/O ring counters (glommio hands out and resets
+/// them on each read, so the shard keeps the sums).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IoTotals {
+    pub file_reads: u64,
+    pub file_read_bytes: u64,
+    pub buffered_reads: u64,
+    pub buffered_read_bytes: u64,
+    pub file_writes: u64,
+    pub file_write_bytes: u64,
+}
+
+/// A shard's counters. Only its own shard touches them.
+#[derive(Default)]
+pub struct ShardMetrics {
+    /// Per API key: requests handled and their latency (from the decoded
+    /// frame to the response written).
+    apis: RefCell<BTreeMap<i16, (u64, Histogram)>>,
+    /// Per topic, by partition index (looked up by `&str`: no allocation
+    /// on the request path once a partition has counters).
+    partitions: RefCell<HashMap<String, Vec<PartitionCounters>>>,
+    connections_active: Cell<u64>,
+    connections_accepted: Cell<u64>,
+    /// Connections closed for bad input (a malformed or oversized frame, an
+    /// unknown API or version, a body that does not decode).
+    protocol_errors: Cell<u64>,
+    io: Cell<IoTotals>,
+}
+
+impl ShardMetrics {
+    pub fn request_done(&self, api: ApiKey, took: Duration) {
+        let mut apis = self.apis.borrow_mut();
+        let (count, latency) = apis.entry(api as i16).or_default();
+        *count += 1;
+        latency.record(took);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_active.set(self.connections_active.get() + 1);
+        self.connections_accepted.set(self.connections_accepted.get() + 1);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_active.set(self.connections_active.get().saturating_sub(1));
+    }
+
+    pub fn protocol_error(&self) {
+        self.protocol_errors.set(self.protocol_errors.get() + 1);
+    }
+
+    /// Applies `f` to a partition's counters.
+    pub fn partition(&self, topic: &str, partition: i32, f: impl FnOnce(&mut PartitionCounters)) {
+        let Ok(index) = usize::try_from(partition) else { return };
+        let mut all = self.partitions.borrow_mut();
+        if !all.contains_key(topic) {
+            all.insert(topic.to_string(), Vec::new());
+        }
+        let counters = all.get_mut(topic).expect("inserted above");
+        if counters.len() <= index {
+            counters.resize(index + 1, PartitionCounters::default());
+        }
+        f(&mut counters[index]);
+    }
+
+    fn counters(&self, topic: &str, partition: i32) -> PartitionCounters {
+        let all = self.partitions.borrow();
+        let index = usize::try_from(partition).unwrap_or(usize::MAX);
+        all.get(topic).and_then(|c| c.get(index)).copied().unwrap_or_default()
+    }
+
+    /// Forgets the counters of topics this shard no longer has.
+    pub fn retain_topics(&self, keep: impl Fn(&str) -> bool) {
+        self.partitions.borrow_mut().retain(|t, _| keep(t));
+    }
+}
+
+/// One partition as exported.
+#[derive(Debug, Clone)]
+pub struct PartitionSnapshot {
+    pub topic: String,
+    pub partition: i32,
+    pub counters: PartitionCounters,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub size_bytes: u64,
+    pub segments: u64,
+    pub reads: ReadStats,
+    /// The log refuses writes after a storage failure.
+    pub offline: bool,
+}
+
+/// One consumer group as exported (by the shard that coordinates it).
+#[derive(Debug, Clone)]
+pub struct GroupSnapshot {
+    pub group: String,
+    pub state: &'static str,
+    pub members: u64,
+    pub generation: i32,
+    /// (topic, partition, committed offset), sorted.
+    pub committed: Vec<(String, i32, i64)>,
+}
+
+/// Everything one shard exports, copied out at once.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub shard: ShardId,
+    pub broker_id: i32,
+    /// (API key, requests, latency).
+    pub apis: Vec<(i16, u64, Histogram)>,
+    pub connections_active: u64,
+    pub connections_accepted: u64,
+    pub protocol_errors: u64,
+    pub flush: FlushStats,
+    pub unwritten_bytes: u64,
+    pub io: IoTotals,
+    pub partitions: Vec<PartitionSnapshot>,
+    pub groups: Vec<GroupSnapshot>,
+}
+
+/// The shard's snapshot. Runs on the shard.
+pub fn snapshot(shard: &Shard) -> Snapshot {
+    let m = &shard.metrics;
+    let stats = glommio::executor().io_stats().all_rings();
+    let mut io = m.io.get();
+    io.file_reads += stats.file_reads().0;
+    io.file_read_bytes += stats.file_reads().1;
+    io.buffered_reads += stats.file_buffered_reads().0;
+    io.buffered_read_bytes += stats.file_buffered_reads().1;
+    io.file_writes += stats.file_writes().0;
+    io.file_write_bytes += stats.file_writes().1;
+    m.io.set(io);
+    let mut partitions: Vec<PartitionSnapshot> = shard
+        .logs
+        .borrow()
+        .iter()
+        .map(|((topic, p), log)| PartitionSnapshot {
+            topic: topic.clone(),
+            partition: *p,
+            counters: m.counters(topic, *p),
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            high_watermark: log.acked_end_offset(),
+            size_bytes: log.size_bytes(),
+            segments: log.segment_count() as u64,
+            reads: log.read_stats(),
+            offline: log.failure().is_some(),
+        })
+        .collect();
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Snapshot {
+        shard: shard.id,
+        broker_id: shard.broker_id(),
+        apis: m.apis.borrow().iter().map(|(&k, &(n, h))| (k, n, h)).collect(),
+        connections_active: m.connections_active.get(),
+        connections_accepted: m.connections_accepted.get(),
+        protocol_errors: m.protocol_errors.get(),
+        flush: shard.flusher.stats(),
+        unwritten_bytes: shard.flusher.unwritten_bytes() as u64,
+        io,
+        partitions,
+        groups: shard.groups.metrics_view(),
+    }
+}
+
+/// One metric family being written: its HELP and TYPE once, then samples.
+struct Out {
+    text: String,
+}
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}");
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+        for (le, count) in h.cumulative() {
+            let le = match le {
+                Some(us) => seconds(us),
+                None => "+Inf".to_string(),
+            };
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            self.sample(&format!("{name}_bucket"), &with_le, count);
+        }
+        self.sample(&format!("{name}_sum"), labels, seconds(h.sum_us()));
+        self.sample(&format!("{name}_count"), labels, h.count());
+    }
+}
+
+/// Microseconds as seconds, exactly (no float rounding noise).
+fn seconds(us: u64) -> String {
+    let s = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A label value in the text format: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition (format 0.0.4) of every shard's snapshot.
+/// `missing` lists shards that did not answer in time.
+pub fn render(snapshots: &[Snapshot], missing: &[ShardId], node_id: i32) -> String {
+    let mut o = Out { text: String::with_capacity(64 * 1024) };
+    let node = node_id.to_string();
+    o.family("corelog_build_info", "gauge", "Always 1; the version and node in labels.");
+    o.sample("corelog_build_info", &[("version", env!("CARGO_PKG_VERSION")), ("node", &node)], 1);
+    o.family("corelog_shard_up", "gauge", "1 if the shard answered this scrape in time.");
+    let mut shards: Vec<(ShardId, bool)> = snapshots.iter().map(|s| (s.shard, true)).collect();
+    shards.extend(missing.iter().map(|&s| (s, false)));
+    shards.sort();
+    for (s, up) in shards {
+        o.sample("corelog_shard_up", &[("shard", &s.to_string())], up as u8);
+    }
+
+    let per_shard: Vec<(String, &Snapshot)> =
+        snapshots.iter().map(|s| (s.shard.to_string(), s)).collect();
+    type Get = fn(&Snapshot) -> u64;
+    let shard_series: &[(&str, &str, &str, Get)] = &[
+        ("corelog_connections_active", "gauge", "Open client connections.", |s| {
+            s.connections_active
+        }),
+        ("corelog_connections_accepted_total", "counter", "Client connections accepted.", |s| {
+            s.connections_accepted
+        }),
+        (
+            "corelog_protocol_errors_total",
+            "counter",
+            "Connections closed for bad input: malformed or oversized frames, unknown APIs or versions.",
+            |s| s.protocol_errors,
+        ),
+        ("corelog_fdatasync_total", "counter", "fdatasync calls on log files.", |s| {
+            s.flush.fdatasyncs
+        }),
+        ("corelog_disk_writes_total", "counter", "Direct writes of log data.", |s| s.flush.writes),
+        ("corelog_disk_written_bytes_total", "counter", "Bytes of log data written.", |s| {
+            s.flush.bytes_written
+        }),
+        (
+            "corelog_unwritten_bytes",
+            "gauge",
+            "Bytes appended and not yet written (bounded per shard).",
+            |s| s.unwritten_bytes,
+        ),
+        ("corelog_io_uring_file_reads_total", "counter", "Direct file reads on the shard's io_uring rings.", |s| {
+            s.io.file_reads
+        }),
+        ("corelog_io_uring_file_read_bytes_total", "counter", "Bytes of direct file reads on the rings.", |s| {
+            s.io.file_read_bytes
+        }),
+        (
+            "corelog_io_uring_buffered_reads_total",
+            "counter",
+            "Buffered file reads on the rings (compaction, recovery).",
+            |s| s.io.buffered_reads,
+        ),
+        ("corelog_io_uring_file_writes_total", "counter", "Direct file writes on the rings.", |s| {
+            s.io.file_writes
+        }),
+        ("corelog_io_uring_file_write_bytes_total", "counter", "Bytes of direct file writes on the rings.", |s| {
+            s.io.file_write_bytes
+        }),
+    ];
+    for (name, kind, help, get) in shard_series {
+        o.family(name, kind, help);
+        for (label, s) in &per_shard {
+            o.sample(name, &[("shard", label)], get(s));
+        }
+    }
+    o.family(
+        "corelog_fdatasync_round_duration_seconds",
+        "histogram",
+        "Duration of each group-commit fdatasync round (what an acks=all produce waits for after its write).",
+    );
+    for (label, s) in &per_shard {
+        o.histogram(
+            "corelog_fdatasync_round_duration_seconds",
+            &[("shard", label)],
+            &s.flush.sync_latency,
+        );
+    }
+
+    o.family("corelog_requests_total", "counter", "Kafka requests handled, by API.");
+    for (label, s) in &per_shard {
+        for (api, n, _) in &s.apis {
+            o.sample("corelog_requests_total", &[("shard", label), ("api", api_name(*api))], n);
+        }
+    }
+    o.family(
+        "corelog_request_duration_seconds",
+        "histogram",
+        "Request latency by API, from the decoded request to the written response.",
+    );
+    for (label, s) in &per_shard {
+        for (api, _, h) in &s.apis {
+            o.histogram(
+                "corelog_request_duration_seconds",
+                &[("shard", label), ("api", api_name(*api))],
+                h,
+            );
+        }
+    }
+
+    // Per partition, labelled with the leading shard.
+    let partitions: Vec<(&str, &PartitionSnapshot)> = per_shard
+        .iter()
+        .flat_map(|(label, s)| s.partitions.iter().map(move |p| (label.as_str(), p)))
+        .collect();
+    type GetP = fn(&PartitionSnapshot) -> u64;
+    let partition_series: &[(&str, &str, &str, GetP)] = &[
+        ("corelog_partition_records_in_total", "counter", "Records appended.", |p| {
+            p.counters.records_in
+        }),
+        ("corelog_partition_bytes_in_total", "counter", "Record batch bytes appended.", |p| {
+            p.counters.bytes_in
+        }),
+        (
+            "corelog_partition_bytes_out_total",
+            "counter",
+            "Record batch bytes returned by fetches.",
+            |p| p.counters.bytes_out,
+        ),
+        (
+            "corelog_partition_produce_requests_total",
+            "counter",
+            "Produce requests with data for the partition.",
+            |p| p.counters.produce_requests,
+        ),
+        (
+            "corelog_partition_fetch_requests_total",
+            "counter",
+            "Fetch requests that read the partition.",
+            |p| p.counters.fetch_requests,
+        ),
+        ("corelog_partition_log_start_offset", "gauge", "First offset in the log.", |p| {
+            p.log_start_offset.max(0) as u64
+        }),
+        ("corelog_partition_log_end_offset", "gauge", "Offset the next record gets.", |p| {
+            p.log_end_offset.max(0) as u64
+        }),
+        (
+            "corelog_partition_high_watermark",
+            "gauge",
+            "Offsets below are acknowledged and readable by consumers.",
+            |p| p.high_watermark.max(0) as u64,
+        ),
+        ("corelog_partition_size_bytes", "gauge", "Bytes of the log's segments on disk.", |p| {
+            p.size_bytes
+        }),
+        ("corelog_partition_segments", "gauge", "Segment files of the log.", |p| p.segments),
+        (
+            "corelog_partition_cache_bytes",
+            "gauge",
+            "Bytes of recent batches cached in memory.",
+            |p| p.reads.cache_bytes,
+        ),
+        (
+            "corelog_partition_cache_reads_total",
+            "counter",
+            "Reads served from the cache (hits).",
+            |p| p.reads.cache_reads,
+        ),
+        (
+            "corelog_partition_file_reads_total",
+            "counter",
+            "Reads served from segment files (cache misses: cold data).",
+            |p| p.reads.file_reads,
+        ),
+        (
+            "corelog_partition_offline",
+            "gauge",
+            "1 if the log refuses writes after a storage failure.",
+            |p| p.offline as u64,
+        ),
+    ];
+    for (name, kind, help, get) in partition_series {
+        o.family(name, kind, help);
+        for (shard, p) in &partitions {
+            let partition = p.partition.to_string();
+            o.sample(
+                name,
+                &[("shard", shard), ("topic", &p.topic), ("partition", &partition)],
+                get(p),
+            );
+        }
+    }
+
+    // Groups, with lag against the partitions' high watermarks (from
+    // whichever shard leads them).
+    let high_watermarks: HashMap<(&str, i32), i64> = partitions
+        .iter()
+        .map(|(_, p)| ((p.topic.as_str(), p.partition), p.high_watermark))
+        .collect();
+    let groups: Vec<&GroupSnapshot> = snapshots.iter().flat_map(|s| s.groups.iter()).collect();
+    o.family("corelog_group_members", "gauge", "Members of the consumer group.");
+    for g in &groups {
+        o.sample("corelog_group_members", &[("group", &g.group)], g.members);
+    }
+    o.family("corelog_group_generation", "gauge", "The group's generation id.");
+    for g in &groups {
+        o.sample("corelog_group_generation", &[("group", &g.group)], g.generation);
+    }
+    o.family("corelog_group_state", "gauge", "1 for the group's current state, 0 for the others.");
+    for g in &groups {
+        for state in ["Empty", "PreparingRebalance", "CompletingRebalance", "Stable"] {
+            o.sample(
+                "corelog_group_state",
+                &[("group", &g.group), ("state", state)],
+                (g.state == state) as u8,
+            );
+        }
+    }
+    o.family("corelog_group_committed_offset", "gauge", "The group's committed offset.");
+    for g in &groups {
+        for (topic, p, offset) in &g.committed {
+            let partition = p.to_string();
+            o.sample(
+                "corelog_group_committed_offset",
+                &[("group", &g.group), ("topic", topic), ("partition", &partition)],
+                offset,
+            );
+        }
+    }
+    o.family(
+        "corelog_group_lag",
+        "gauge",
+        "Records below the high watermark the group has not committed.",
+    );
+    for g in &groups {
+        for (topic, p, offset) in &g.committed {
+            let Some(&hw) = high_watermarks.get(&(topic.as_str(), *p)) else { continue };
+            let partition = p.to_string();
+            o.sample(
+                "corelog_group_lag",
+                &[("group", &g.group), ("topic", topic), ("partition", &partition)],
+                (hw - offset).max(0),
+            );
+        }
+    }
+    o.text
+}
+
+/// Kafka's name of an API, as the `api` label.
+fn api_name(key: i16) -> &'static str {
+    match ApiKey::try_from(key) {
+        Ok(ApiKey::Produce) => "Produce",
+        Ok(ApiKey::Fetch) => "Fetch",
+        Ok(ApiKey::ListOffsets) => "ListOffsets",
+        Ok(ApiKey::Metadata) => "Metadata",
+        Ok(ApiKey::ApiVersions) => "ApiVersions",
+        Ok(ApiKey::CreateTopics) => "CreateTopics",
+        Ok(ApiKey::DeleteTopics) => "DeleteTopics",
+        Ok(ApiKey::CreatePartitions) => "CreatePartitions",
+        Ok(ApiKey::DescribeConfigs) => "DescribeConfigs",
+        Ok(ApiKey::IncrementalAlterConfigs) => "IncrementalAlterConfigs",
+        Ok(ApiKey::DescribeCluster) => "DescribeCluster",
+        Ok(ApiKey::FindCoordinator) => "FindCoordinator",
+        Ok(ApiKey::JoinGroup) => "JoinGroup",
+        Ok(ApiKey::SyncGroup) => "SyncGroup",
+        Ok(ApiKey::Heartbeat) => "Heartbeat",
+        Ok(ApiKey::LeaveGroup) => "LeaveGroup",
+        Ok(ApiKey::OffsetCommit) => "OffsetCommit",
+        Ok(ApiKey::OffsetFetch) => "OffsetFetch",
+        Ok(ApiKey::OffsetDelete) => "OffsetDelete",
+        Ok(ApiKey::DescribeGroups) => "DescribeGroups",
+        Ok(ApiKey::ListGroups) => "ListGroups",
+        Ok(ApiKey::DeleteGroups) => "DeleteGroups",
+        Ok(ApiKey::InitProducerId) => "InitProducerId",
+        _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(shard: ShardId) -> Snapshot {
+        let mut latency = Histogram::default();
+        latency.record_us(700);
+        Snapshot {
+            shard,
+            broker_id: shard as i32,
+            apis: vec![(ApiKey::Produce as i16, 3, latency)],
+            connections_active: 1,
+            connections_accepted: 2,
+            protocol_errors: 0,
+            flush: FlushStats::default(),
+            unwritten_bytes: 0,
+            io: IoTotals::default(),
+            partitions: vec![PartitionSnapshot {
+                topic: format!("t{shard}"),
+                partition: 0,
+                counters: PartitionCounters { records_in: 10, ..Default::default() },
+                log_start_offset: 0,
+                log_end_offset: 10,
+                high_watermark: 10,
+                size_bytes: 100,
+                segments: 1,
+                reads: ReadStats::default(),
+                offline: false,
+            }],
+            groups: vec![GroupSnapshot {
+                group: "g\"1".into(),
+                state: "Empty",
+                members: 0,
+                generation: 2,
+                committed: vec![("t1".into(), 0, 4), ("gone".into(), 0, 4)],
+            }],
+        }
+    }
+
+    #[test]
+    fn families_once_lag_across_shards_and_escaped_labels() {
+        let text = render(&[snapshot(0), snapshot(1)], &[2], 0);
+        assert_eq!(text.matches("# TYPE corelog_requests_total counter").count(), 1);
+        assert!(text.contains("corelog_shard_up{shard=\"2\"} 0"));
+        // Group on shard 0, partition on shard 1: lag 10 - 4.
+        assert!(text.contains("corelog_group_lag{group=\"g\\\"1\",topic=\"t1\",partition=\"0\"} 6"));
+        // No lag for a partition nobody leads.
+        assert!(!text.contains("corelog_group_lag{group=\"g\\\"1\",topic=\"gone\""));
+        assert!(text.contains(
+            "corelog_request_duration_seconds_bucket{shard=\"0\",api=\"Produce\",le=\"0.001\"} 1"
+        ));
+        assert!(text.contains(
+            "corelog_request_duration_seconds_bucket{shard=\"0\",api=\"Produce\",le=\"0.0005\"} 0"
+        ));
+        assert!(text
+            .contains("corelog_request_duration_seconds_sum{shard=\"0\",api=\"Produce\"} 0.0007"));
+    }
+
+    #[test]
+    fn seconds_are_exact() {
+        assert_eq!(seconds(50), "0.00005");
+        assert_eq!(seconds(1_000_000), "1");
+        assert_eq!(seconds(2_500_000), "2.5");
+        assert_eq!(seconds(0), "0");
+    }
+}
