@@ -38,7 +38,7 @@ fn main() {
             println!("corelog {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?} (see `corelog --help`)")),
     };
     if let Err(e) = result {
         // One line: the admin commands' errors never hold a newline, and
