@@ -19,6 +19,12 @@ use crate::error::{check, KafkaError};
 
 /// Attribute bit 3: the broker's LogAppendTime replaces the records' times.
 const LOG_APPEND_TIME_FLAG: i16 = 0x08;
+/// Attribute bits 0-2: the compression codec.
+const COMPRESSION_MASK: i16 = 0x07;
+/// Where `batchLength` and `attributes` sit in a batch (the layout is
+/// documented on `engine::batch`).
+const LENGTH_AT: usize = 8;
+const ATTRIBUTES_AT: usize = 21;
 /// How long the broker may wait for acknowledgments of a produce.
 pub const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 /// Bytes a fetch asks for per partition and in all (Kafka's consumer
@@ -221,9 +227,9 @@ fn decode_batch(bytes: &[u8], h: &BatchHeader, from: i64, out: &mut Vec<Record>)
         b.extend_from_slice(&bytes[..batch::HEADER_BYTES]);
         b.extend_from_slice(&records);
         let length = (b.len() - batch::LOG_OVERHEAD) as i32;
-        b[8..12].copy_from_slice(&length.to_be_bytes());
-        let attributes = h.attributes & !0x07;
-        b[21..23].copy_from_slice(&attributes.to_be_bytes());
+        b[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+        let attributes = h.attributes & !COMPRESSION_MASK;
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
         batch::set_crc(&mut b);
         plain = b;
         &plain
