@@ -552,3 +552,40 @@ def test_group_list_describe_and_delete(broker):
     wait_until(lambda: not set(groups) & set(ok(["group", "list"], b).splitlines()), TIMEOUT_S, "groups gone")
     line = fails(["group", "delete", groups[0]], b)
     assert "GROUP_ID_NOT_FOUND" in line and groups[0] in line, line
+
+
+def test_a_corelog_member_shares_a_group_with_a_librdkafka_member(broker):
+    """Both members speak the consumer protocol: whichever leads, the range
+    assignor gives the first member id ("corelog-..." < "rdkafka-...") the
+    first half of the partitions."""
+    b = broker.bootstrap
+    topic, group = name("mixed"), name("g")
+    create(b, topic, 4)
+    p = Producer({"bootstrap.servers": b})
+    for i in range(400):
+        p.produce(topic, value=str(i).encode(), partition=i % 4)
+    assert p.flush(TIMEOUT_S) == 0
+    c = Consumer({"bootstrap.servers": b, "group.id": group, "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    c.subscribe([topic])
+    try:
+        wait_until(lambda: c.poll(0.1) is not None and len(c.assignment()) == 4, TIMEOUT_S, "all four assigned")
+        proc = subprocess.Popen([BINARY, "consume", topic, "--group", group, "--from-beginning",
+                                 "--max-messages", "150", "--timeout-ms", "20000", "--bootstrap", b],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        shared = []
+
+        def step():
+            c.poll(0.1)  # keeps librdkafka's member alive and rejoining
+            if {tp.partition for tp in c.assignment()} == {2, 3}:
+                shared.append(True)
+            return proc.poll() is not None
+
+        wait_until(step, TIMEOUT_S, "the corelog member done")
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+        assert proc.returncode == 0, err.decode()
+        values = [int(v) for v in out.split()]
+        assert len(values) == 150 and {v % 4 for v in values} <= {0, 1}, "partitions 0 and 1 only"
+        assert shared, "librdkafka's member held partitions 2 and 3 meanwhile"
+    finally:
+        c.close()
