@@ -196,17 +196,24 @@ impl Metadata {
     }
 }
 
-/// Connections to the brokers of one cluster, opened when first needed.
+/// Connections to the brokers of one cluster, opened when first needed,
+/// and the coordinators found so far.
 pub struct Client {
     bootstrap: String,
     conns: BTreeMap<String, Conn>,
+    /// Group → its coordinator's address, until an answer says it moved.
+    coordinators: BTreeMap<String, String>,
 }
 
 impl Client {
     /// A client for the cluster that `bootstrap` (`host:port`) belongs to.
     /// Connects on the first request.
     pub fn new(bootstrap: &str) -> Client {
-        Client { bootstrap: bootstrap.to_string(), conns: BTreeMap::new() }
+        Client {
+            bootstrap: bootstrap.to_string(),
+            conns: BTreeMap::new(),
+            coordinators: BTreeMap::new(),
+        }
     }
 
     pub fn bootstrap(&self) -> &str {
@@ -247,6 +254,12 @@ impl Client {
     ) -> Result<Resp> {
         let addr = self.bootstrap.clone();
         self.call(&addr, api, version, body)
+    }
+
+    /// Forgets `group`'s coordinator, after an answer said it is not (or a
+    /// connection to it failed).
+    pub fn forget_coordinator(&mut self, group: &str) {
+        self.coordinators.remove(group);
     }
 
     /// Metadata for `topics` (all topics when `None`); never creates topics.
@@ -316,9 +329,13 @@ impl Client {
         Ok(md)
     }
 
-    /// The address of `group`'s coordinator, retrying while the cluster is
-    /// still electing or loading it (bounded by [`RETRY_FOR`]).
+    /// The address of `group`'s coordinator (remembered from an earlier
+    /// answer, or asked for), retrying while the cluster is still electing
+    /// or loading it (bounded by [`RETRY_FOR`]).
     pub fn coordinator(&mut self, group: &str) -> Result<String> {
+        if let Some(addr) = self.coordinators.get(group) {
+            return Ok(addr.clone());
+        }
         let deadline = Instant::now() + RETRY_FOR;
         loop {
             let r: FindCoordinatorResponse = self.call_bootstrap(
@@ -327,7 +344,11 @@ impl Client {
                 &FindCoordinatorRequest::default().with_key(str(group)).with_key_type(0),
             )?;
             match check(r.error_code, r.error_message.as_ref()) {
-                Ok(()) => return Ok(format!("{}:{}", r.host, r.port)),
+                Ok(()) => {
+                    let addr = format!("{}:{}", r.host, r.port);
+                    self.coordinators.insert(group.to_string(), addr.clone());
+                    return Ok(addr);
+                }
                 Err(e) if retriable(&e) && Instant::now() < deadline => {
                     std::thread::sleep(RETRY_BACKOFF)
                 }

@@ -37,16 +37,26 @@ pub fn with_coordinator<T>(
     mut f: impl FnMut(&mut Client, &str) -> Result<T>,
 ) -> Result<T> {
     let deadline = Instant::now() + RETRY_FOR;
+    let mut reconnected = false;
     loop {
         let addr = client.coordinator(group)?;
         match f(client, &addr) {
-            Err(e)
-                if Instant::now() < deadline
-                    && e.chain().any(|c| c.downcast_ref::<KafkaError>().is_some_and(retriable)) =>
-            {
-                std::thread::sleep(RETRY_BACKOFF)
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let moved =
+                    e.chain().any(|c| c.downcast_ref::<KafkaError>().is_some_and(retriable));
+                // A broken connection to a remembered coordinator: it may
+                // have moved; ask again once.
+                let broken = !reconnected && e.chain().any(|c| c.is::<std::io::Error>());
+                if !(moved || broken) || Instant::now() >= deadline {
+                    return Err(e);
+                }
+                reconnected |= broken;
+                client.forget_coordinator(group);
+                if moved {
+                    std::thread::sleep(RETRY_BACKOFF);
+                }
             }
-            other => return other,
         }
     }
 }
