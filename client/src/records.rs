@@ -288,6 +288,22 @@ mod tests {
     }
 
     #[test]
+    fn control_batches_are_skipped_but_move_the_offset() {
+        let mut marker = stamped(build_batch(&[rec("", "")], &[], 1), 5);
+        let attributes =
+            i16::from_be_bytes([marker[ATTRIBUTES_AT], marker[ATTRIBUTES_AT + 1]]) | 0x30;
+        marker[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        batch::set_crc(&mut marker);
+        assert!(batch::validate_one(&marker).unwrap().is_control());
+        let mut data = stamped(build_batch(&[rec("a", "1")], &[], 1), 4);
+        data.extend(marker);
+        data.extend(stamped(build_batch(&[rec("b", "2")], &[], 1), 6));
+        let mut out = Vec::new();
+        assert_eq!(decode_batches(&data, 4, &mut out).unwrap(), 7);
+        assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![4, 6]);
+    }
+
+    #[test]
     fn a_corrupt_batch_is_an_error() {
         let mut b = stamped(build_batch(&[rec("a", "1")], &[], 1), 0);
         let last = b.len() - 1;

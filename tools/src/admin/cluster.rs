@@ -1,7 +1,8 @@
 //! `corelog cluster describe`: cluster id, controller, brokers, from one
 //! Metadata request (what `kafka-metadata-quorum.sh`/`kcat -L` show).
 //!
-//! Owns the flags and the output layout only.
+//! Owns the flags and the output layout; it must not build requests (the
+//! metadata is `client::Client`'s).
 
 use anyhow::Result;
 use client::Client;

@@ -13,8 +13,9 @@
 //! is not UTF-8 is `null` and its bytes are given in base64 beside it:
 //! `key_b64`, `value_b64`, or a third element of the header pair.
 //!
-//! Owns the read positions, the output format and the stop conditions;
-//! requests are `client::records`' and `client::member`'s.
+//! Owns the read positions, the output format and the stop conditions; it
+//! must not build requests (those are `client::records`' and
+//! `client::member`'s).
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -4,7 +4,8 @@
 //! (Kafka takes the local zone; a CLI that ignores `TZ` is the simpler and
 //! reproducible choice, and `Z` or an offset can always be given).
 //!
-//! Owns the calendar arithmetic only (proleptic Gregorian, no leap seconds).
+//! Owns the calendar arithmetic only (proleptic Gregorian, no leap seconds);
+//! it must not read the clock or the local time zone.
 
 /// Milliseconds since 1970-01-01T00:00:00Z of `s`, or why it is not a time.
 pub fn parse_ms(s: &str) -> Result<i64, String> {

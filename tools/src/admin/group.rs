@@ -3,8 +3,8 @@
 //! LOG-END-OFFSET, LAG per partition), and resets that only plan unless
 //! `--execute` is given and refuse groups with active members.
 //!
-//! Owns the flags, the reset targets and the output layout; requests are
-//! `client::groups`'.
+//! Owns the flags, the reset targets and the output layout; it must not
+//! build requests (those are `client::groups`').
 
 use std::collections::BTreeMap;
 

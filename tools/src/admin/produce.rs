@@ -5,8 +5,8 @@
 //! batch is acknowledged before the next is sent; any produce error ends
 //! the command with a non-zero exit.
 //!
-//! Owns line splitting, partition choice and batching; requests are
-//! `client::records`'.
+//! Owns line splitting, partition choice and batching; it must not build
+//! requests (those are `client::records`').
 
 use std::collections::BTreeMap;
 use std::io::BufRead;

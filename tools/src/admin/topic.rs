@@ -1,7 +1,8 @@
 //! `corelog topic create|list|describe|delete|alter-config`, in the habits
 //! of Kafka's `kafka-topics.sh` and `kafka-configs.sh`.
 //!
-//! Owns the flags and the output layout; requests are `client::topics`'.
+//! Owns the flags and the output layout; it must not build requests (those
+//! are `client::topics`').
 
 use anyhow::{Context, Result};
 use client::error::KafkaError;
