@@ -281,6 +281,55 @@ pub fn build_timed(records: &[KeyValue<'_>], timestamp: Timestamp, deltas: &[i64
     batch
 }
 
+/// One record for [`build_with_headers`]: key, value and headers (a header
+/// has a name and a possibly null value), as a producer sends them.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordSpec<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(&'a [u8], Option<&'a [u8]>)],
+}
+
+/// Builds an uncompressed v2 batch whose records carry headers: for tools
+/// that produce as Kafka clients do (the CLI's producer). Timestamps are
+/// `timestamp` for all records (CreateTime); no producer id.
+pub fn build_with_headers(records: &[RecordSpec<'_>], timestamp: Timestamp) -> Vec<u8> {
+    assert!(!records.is_empty(), "a batch holds at least one record");
+    let mut batch = vec![0u8; HEADER_BYTES];
+    let mut rec = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        rec.clear();
+        rec.push(0u8); // record attributes
+        put_varint(&mut rec, 0); // timestamp delta
+        put_varint(&mut rec, i as i64); // offset delta
+        put_bytes(&mut rec, r.key);
+        put_bytes(&mut rec, r.value);
+        put_varint(&mut rec, r.headers.len() as i64);
+        for (name, value) in r.headers {
+            put_bytes(&mut rec, Some(name));
+            put_bytes(&mut rec, *value);
+        }
+        put_varint(&mut batch, rec.len() as i64);
+        batch.extend_from_slice(&rec);
+    }
+    let length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    batch[MAGIC_AT] = MAGIC_V2 as u8;
+    let last_delta = records.len() as i32 - 1;
+    batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+        .copy_from_slice(&last_delta.to_be_bytes());
+    batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4]
+        .copy_from_slice(&(records.len() as i32).to_be_bytes());
+    set_crc(&mut batch);
+    batch
+}
+
 /// A batch with the header of the uncompressed batch `batch` and `records`
 /// as its records section, compressed with codec `codec` (1 gzip, 2 snappy,
 /// 3 lz4, 4 zstd): the codec bits, the length and the CRC are set, the
@@ -470,6 +519,25 @@ mod tests {
         assert_eq!((r[1].key, r[1].value), (None, None));
         assert_eq!(r[2].value.unwrap().len(), 300);
         assert_eq!(r[2].offset_delta, 2);
+    }
+
+    #[test]
+    fn records_with_headers_parse_back() {
+        let h: &[(&[u8], Option<&[u8]>)] = &[(b"h1", Some(b"v1")), (b"h2", None)];
+        let b = build_with_headers(
+            &[
+                RecordSpec { key: Some(b"k"), value: Some(b"v"), headers: h },
+                RecordSpec { key: None, value: None, headers: &[] },
+            ],
+            9,
+        );
+        let got = validate_for_append(&b, 1 << 20).unwrap();
+        assert_eq!((got[0].records_count, got[0].base_timestamp), (2, 9));
+        let r = parse_records(&b).unwrap();
+        assert_eq!((r[0].key, r[0].value), (Some(&b"k"[..]), Some(&b"v"[..])));
+        assert_eq!(r[0].headers, vec![(&b"h1"[..], Some(&b"v1"[..])), (&b"h2"[..], None)]);
+        assert_eq!((r[1].key, r[1].value, r[1].offset_delta), (None, None, 1));
+        assert!(r[1].headers.is_empty());
     }
 
     #[test]

@@ -10,16 +10,15 @@
 //! The end-to-end mode stamps each batch's first record with its send time
 //! and reads it back at the consumer.
 //!
-//! - [`client`]: frames, metadata, topic creation, end offsets.
-//! - [`compress`]: compressed batches (gzip, snappy, lz4, zstd).
+//! - [`client`]: frames, metadata, topic creation, end offsets (the
+//!   workspace's `client` crate, re-exported here).
+//! - [`compress`]: compressed batches (gzip, snappy, lz4, zstd), from it too.
 //! - [`kcat`]: the same loads through kcat (librdkafka), a real client.
 //! - [`produce`], [`consume`]: the workers and what they measure.
 //! - [`broker`]: a `corelog serve` child process when no broker is given.
 //! - [`progress`]: the live progress line.
 
 pub mod broker;
-pub mod client;
-pub mod compress;
 pub mod consume;
 pub mod kcat;
 pub mod produce;
@@ -27,6 +26,8 @@ pub mod progress;
 
 use std::time::Duration;
 
+pub use ::client;
+pub use ::client::compress;
 use anyhow::Result;
 use hdrhistogram::Histogram;
 

@@ -1,0 +1,228 @@
+//! `corelog topic create|list|describe|delete|alter-config`, in the habits
+//! of Kafka's `kafka-topics.sh` and `kafka-configs.sh`.
+//!
+//! Owns the flags and the output layout; it must not build requests (those
+//! are `client::topics`').
+
+use anyhow::{Context, Result};
+use client::error::KafkaError;
+use client::topics::{self, ConfigChange, NewTopic};
+use client::Client;
+use net::kafka_protocol::error::ResponseError;
+
+use super::flags::{parse, repeated, switch, value};
+use super::{base64, subcommand};
+
+const USAGE: &str = "usage: corelog topic <subcommand> [options]
+
+subcommands:
+  create NAME       create a topic
+  list              list topic names, one per line
+  describe [NAME..] partitions, leaders, topic id and the topic's own configs
+  delete NAME..     delete topics
+  alter-config NAME set or delete configs of a topic (IncrementalAlterConfigs)
+
+Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
+
+const CREATE_USAGE: &str = "usage: corelog topic create NAME [options]
+
+  --partitions N            partitions (default: the broker's num.partitions)
+  --replication-factor R    replicas of each partition (default: the broker's)
+  --config KEY=VALUE        a topic config, e.g. retention.ms=3600000 (repeatable)
+  --if-not-exists           succeed silently when the topic exists
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+
+const LIST_USAGE: &str = "usage: corelog topic list [options]
+
+  --internal                include internal topics (__consumer_offsets)
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+
+const DESCRIBE_USAGE: &str = "usage: corelog topic describe [NAME ...] [options]
+
+Without names, every topic except internal ones.
+
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+
+const DELETE_USAGE: &str = "usage: corelog topic delete NAME ... [options]
+
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+
+const ALTER_USAGE: &str = "usage: corelog topic alter-config NAME [options]
+
+  --set KEY=VALUE           set a config (repeatable)
+  --delete KEY              remove a config, back to the default (repeatable)
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+
+pub fn run(args: Vec<String>) -> Result<()> {
+    let Some((sub, args)) = subcommand("topic", USAGE, &args)? else { return Ok(()) };
+    match sub {
+        "create" => create(args),
+        "list" => list(args),
+        "describe" => describe(args),
+        "delete" => delete(args),
+        "alter-config" => alter_config(args),
+        other => Err(super::flags::usage("topic", format!("unknown subcommand {other:?}"))),
+    }
+}
+
+fn create(args: Vec<String>) -> Result<()> {
+    let p = parse(
+        "topic create",
+        args,
+        &[
+            value("--partitions"),
+            value("--replication-factor"),
+            repeated("--config"),
+            switch("--if-not-exists"),
+        ],
+    )?;
+    if p.help {
+        println!("{CREATE_USAGE}");
+        return Ok(());
+    }
+    p.positional_exactly(1, "topic name")?;
+    let name = p.positional[0].clone();
+    let partitions = p.num::<i32>("--partitions", "a positive number")?.unwrap_or(-1);
+    if p.has("--partitions") && partitions < 1 {
+        return Err(p.usage("--partitions must be at least 1"));
+    }
+    let replication_factor =
+        p.num::<i16>("--replication-factor", "a positive number")?.unwrap_or(-1);
+    if p.has("--replication-factor") && replication_factor < 1 {
+        return Err(p.usage("--replication-factor must be at least 1"));
+    }
+    let topic = NewTopic {
+        name: name.clone(),
+        partitions,
+        replication_factor,
+        configs: p.pairs("--config")?,
+    };
+    let mut client = Client::new(p.bootstrap());
+    match topics::create(&mut client, &topic) {
+        Err(e)
+            if p.has("--if-not-exists")
+                && e.downcast_ref::<KafkaError>()
+                    .is_some_and(|k| k.is(ResponseError::TopicAlreadyExists)) =>
+        {
+            Ok(())
+        }
+        other => other.with_context(|| format!("creating topic {name}")),
+    }
+}
+
+fn list(args: Vec<String>) -> Result<()> {
+    let p = parse("topic list", args, &[switch("--internal")])?;
+    if p.help {
+        println!("{LIST_USAGE}");
+        return Ok(());
+    }
+    p.positional_exactly(0, "")?;
+    let md = Client::new(p.bootstrap()).metadata(None)?;
+    let mut names: Vec<&str> = md
+        .topics
+        .iter()
+        .filter(|t| p.has("--internal") || !(t.internal || t.name.starts_with("__")))
+        .map(|t| t.name.as_str())
+        .collect();
+    names.sort_unstable();
+    for n in names {
+        println!("{n}");
+    }
+    Ok(())
+}
+
+fn describe(args: Vec<String>) -> Result<()> {
+    let p = parse("topic describe", args, &[])?;
+    if p.help {
+        println!("{DESCRIBE_USAGE}");
+        return Ok(());
+    }
+    let mut client = Client::new(p.bootstrap());
+    let wanted: Vec<&str> = p.positional.iter().map(String::as_str).collect();
+    let md = client.metadata((!wanted.is_empty()).then_some(&wanted[..]))?;
+    let mut names: Vec<String> = if wanted.is_empty() {
+        md.topics
+            .iter()
+            .filter(|t| !t.internal && !t.name.starts_with("__"))
+            .map(|t| t.name.clone())
+            .collect()
+    } else {
+        wanted.iter().map(|t| t.to_string()).collect()
+    };
+    if wanted.is_empty() {
+        names.sort();
+    }
+    let mut out = String::new();
+    for name in &names {
+        let t = md.topic(name)?;
+        let configs = topics::describe_configs(&mut client, name)?;
+        let overrides: Vec<String> = configs
+            .iter()
+            .filter(|c| c.is_topic_override())
+            .map(|c| {
+                let v = if c.sensitive { "<sensitive>" } else { c.value.as_deref().unwrap_or("") };
+                format!("{}={v}", c.name)
+            })
+            .collect();
+        let rf = t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0);
+        out += &format!(
+            "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}\n",
+            base64(&t.id, true),
+            t.partitions.len(),
+            overrides.join(",")
+        );
+        for part in &t.partitions {
+            let ids = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+            out += &format!(
+                "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\n",
+                part.partition,
+                if part.leader < 0 { "none".to_string() } else { part.leader.to_string() },
+                ids(&part.replicas),
+                ids(&part.isr)
+            );
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn delete(args: Vec<String>) -> Result<()> {
+    let p = parse("topic delete", args, &[])?;
+    if p.help {
+        println!("{DELETE_USAGE}");
+        return Ok(());
+    }
+    if p.positional.is_empty() {
+        return Err(p.usage("missing topic name"));
+    }
+    let outcome = topics::delete(&mut Client::new(p.bootstrap()), &p.positional)?;
+    let failed: Vec<String> =
+        outcome.iter().filter_map(|(t, e)| e.as_ref().map(|e| format!("topic {t}: {e}"))).collect();
+    if !failed.is_empty() {
+        anyhow::bail!("deleting {}", failed.join("; "));
+    }
+    Ok(())
+}
+
+fn alter_config(args: Vec<String>) -> Result<()> {
+    let p = parse("topic alter-config", args, &[repeated("--set"), repeated("--delete")])?;
+    if p.help {
+        println!("{ALTER_USAGE}");
+        return Ok(());
+    }
+    p.positional_exactly(1, "topic name")?;
+    let name = &p.positional[0];
+    let mut changes: Vec<ConfigChange> =
+        p.pairs("--set")?.into_iter().map(|(k, v)| ConfigChange::Set(k, v)).collect();
+    for k in p.all("--delete") {
+        if k.is_empty() || k.contains('=') {
+            return Err(p.usage(format!("--delete {k:?}: expected a config name")));
+        }
+        changes.push(ConfigChange::Delete(k.clone()));
+    }
+    if changes.is_empty() {
+        return Err(p.usage("nothing to change: give --set KEY=VALUE or --delete KEY"));
+    }
+    topics::alter_configs(&mut Client::new(p.bootstrap()), name, &changes)
+        .with_context(|| format!("altering the configs of topic {name}"))
+}
