@@ -827,8 +827,12 @@ impl Coordinator {
                 g.complete_join();
             }
         }
+        // A group is forgotten once nothing is left of it; a member id
+        // handed out with MEMBER_ID_REQUIRED keeps it until that member
+        // rejoins or the id expires.
         groups.retain(|_, g| {
             g.dirty
+                || !g.pending.is_empty()
                 || !(g.state == GroupState::Empty && g.members.is_empty() && g.offsets.is_empty())
         });
     }
@@ -1140,6 +1144,17 @@ mod tests {
         assert_eq!(c.leave("g", &[(a, None)]).unwrap(), vec![NONE]);
         assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
         assert_eq!(c.check_commit("g", -1, ""), Ok(()));
+    }
+
+    #[test]
+    fn a_member_id_handed_out_survives_the_tick_until_the_member_rejoins() {
+        let c = Coordinator::default();
+        let a = now(c.join(join_req("", None)));
+        assert_eq!(a.error, ResponseError::MemberIdRequired.code());
+        // The group has no member yet, no offsets: only the pending id.
+        c.tick();
+        let joined = now(c.join(join_req(&a.member_id, None)));
+        assert_eq!((joined.error, joined.generation), (NONE, 1));
     }
 
     #[test]
