@@ -163,7 +163,7 @@ def test_topic_create_list_describe_delete(broker):
     b = broker.bootstrap
     topic = name("cli")
     assert ok(["topic", "create", topic, "--partitions", "3", "--config", "retention.ms=3600000",
-               "--config", "cleanup.policy=compact"], b) == ""
+               "--config", "cleanup.policy=compact"], b) == f"Created topic {topic}.\n"
     md = AdminClient({"bootstrap.servers": b}).list_topics(timeout=TIMEOUT_S)
     assert len(md.topics[topic].partitions) == 3
     assert topic in ok(["topic", "list"], b).splitlines()
@@ -213,7 +213,8 @@ def test_topic_alter_config(broker):
     b = broker.bootstrap
     topic = name("alter")
     ok(["topic", "create", topic, "--partitions", "1", "--config", "retention.ms=3600000"], b)
-    ok(["topic", "alter-config", topic, "--set", "segment.bytes=1048576", "--set", "retention.ms=7200000"], b)
+    assert ok(["topic", "alter-config", topic, "--set", "segment.bytes=1048576", "--set", "retention.ms=7200000"],
+              b) == f"Completed updating config for topic {topic}.\n"
     admin = AdminClient({"bootstrap.servers": b})
 
     def configs():
@@ -548,7 +549,8 @@ def test_group_list_describe_and_delete(broker):
     assert set(groups) <= set(listed)
     line = fails(["group", "describe", name("nobody")], b)
     assert "GROUP_ID_NOT_FOUND" in line, line
-    assert ok(["group", "delete"] + groups, b) == ""
+    assert ok(["group", "delete"] + groups, b) == \
+        f"Deletion of requested consumer groups ('{groups[0]}', '{groups[1]}') was successful.\n"
     wait_until(lambda: not set(groups) & set(ok(["group", "list"], b).splitlines()), TIMEOUT_S, "groups gone")
     line = fails(["group", "delete", groups[0]], b)
     assert "GROUP_ID_NOT_FOUND" in line and groups[0] in line, line

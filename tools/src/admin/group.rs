@@ -242,6 +242,9 @@ fn delete(args: Vec<String>) -> Result<()> {
     if !failed.is_empty() {
         bail!("deleting {}", failed.join("; "));
     }
+    // What kafka-consumer-groups.sh says.
+    let names: Vec<String> = p.positional.iter().map(|g| format!("'{g}'")).collect();
+    println!("Deletion of requested consumer groups ({}) was successful.", names.join(", "));
     Ok(())
 }
 

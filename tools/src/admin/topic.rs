@@ -106,7 +106,12 @@ fn create(args: Vec<String>) -> Result<()> {
         {
             Ok(())
         }
-        other => other.with_context(|| format!("creating topic {name}")),
+        other => {
+            other.with_context(|| format!("creating topic {name}"))?;
+            // What kafka-topics.sh says.
+            println!("Created topic {name}.");
+            Ok(())
+        }
     }
 }
 
@@ -224,5 +229,8 @@ fn alter_config(args: Vec<String>) -> Result<()> {
         return Err(p.usage("nothing to change: give --set KEY=VALUE or --delete KEY"));
     }
     topics::alter_configs(&mut Client::new(p.bootstrap()), name, &changes)
-        .with_context(|| format!("altering the configs of topic {name}"))
+        .with_context(|| format!("altering the configs of topic {name}"))?;
+    // What kafka-configs.sh says.
+    println!("Completed updating config for topic {name}.");
+    Ok(())
 }
