@@ -39,6 +39,8 @@ def main():
     print("| | A median | B median | B/A |\n|---|---|---|---|")
     for key, name in (("records_per_sec", "records/s"), ("p99_us", "ack p99 (µs)"),
                       ("broker_cpu_seconds_per_gb", "broker CPU s/GB")):
+        if any(r.get(key) is None for r in rows["A"] + rows["B"]):
+            continue  # not measured by this benchmark (consume has no ack latency)
         ma = statistics.median(r[key] for r in rows["A"])
         mb = statistics.median(r[key] for r in rows["B"])
         print(f"| {name} | {ma:,.2f} | {mb:,.2f} | {mb / ma:.3f} |")
