@@ -65,7 +65,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let socket = stream.as_raw_fd();
     debug!("shard {}: connection from {peer}", shard.id);
-    shard.metrics.connection_opened();
+    let _open = OpenConnection::new(shard.clone());
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
     let pipeline = Rc::new(Pipeline::default());
@@ -168,7 +168,23 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     pipeline.queue.borrow_mut().push_back(Item::Close);
     pipeline.changed.notify();
     writer.await;
-    shard.metrics.connection_closed();
+}
+
+/// Counts a connection in `corelog_connections_active` while alive, also
+/// when its task is dropped (shutdown).
+struct OpenConnection(Rc<Shard>);
+
+impl OpenConnection {
+    fn new(shard: Rc<Shard>) -> OpenConnection {
+        shard.metrics.connection_opened();
+        OpenConnection(shard)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.metrics.connection_closed();
+    }
 }
 
 /// Writes a response given in parts, through the shard's splicer and this

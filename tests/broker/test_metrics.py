@@ -187,7 +187,8 @@ def test_cold_reads_and_bad_frames_are_counted(broker):
 
 def test_bad_scrapes_get_http_errors(broker):
     host, port = "127.0.0.1", broker.metrics_port
-    for method, path, status in [("GET", "/nope", 404), ("POST", "/metrics", 405), ("HEAD", "/metrics", 200)]:
+    for method, path, status in [("GET", "/nope", 404), ("POST", "/metrics", 405), ("HEAD", "/metrics", 200),
+                                 ("HEAD", "/nope", 404)]:
         conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S)
         conn.request(method, path)
         r = conn.getresponse()

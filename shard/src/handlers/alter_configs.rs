@@ -45,7 +45,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .map(|(r, p)| {
             let outcome = match (p, outcomes.as_mut()) {
                 (Err(e), _) => Err(e),
-                (Ok(_), Some(o)) => o.next().unwrap_or(Ok(())),
+                // Never report a change the controller did not answer for.
+                (Ok(_), Some(o)) => o.next().unwrap_or(Err((
+                    ResponseError::UnknownServerError.code(),
+                    "no outcome from the controller".into(),
+                ))),
                 (Ok(_), None) => {
                     Err((ResponseError::NotController.code(), "controller unavailable".into()))
                 }

@@ -127,8 +127,9 @@ async fn read_all(
                             Ok(Records::Spliced(s)) => s.len,
                             Err(_) => 0,
                         };
-                        let name = name.clone().unwrap_or_default();
-                        reads.push((name, p.partition, bytes_out as u64));
+                        if let Some(name) = &name {
+                            reads.push((name.clone(), p.partition, bytes_out as u64));
+                        }
                         match read {
                             Ok(Records::Bytes(bytes)) => {
                                 total += bytes.len();

@@ -22,7 +22,8 @@ use crate::shard::ShardId;
 /// answered by then is reported with `corelog_shard_up 0`.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Longest a client may take to send its request or read the answer.
+/// Longest a client may take to send its whole request head, and (per
+/// write) to read the answer.
 pub const HTTP_IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request head read (request line and headers); scrapers send a
@@ -44,7 +45,6 @@ fn answer(
     shards: &[flume::Sender<MetricsRequest>],
     node_id: i32,
 ) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(HTTP_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_IO_TIMEOUT))?;
     let head = match read_head(stream)? {
         Some(h) => h,
@@ -61,16 +61,17 @@ fn answer(
     let line = head.lines().next().unwrap_or_default();
     let mut words = line.split_whitespace();
     let (method, target) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    // No body for HEAD, on every status.
+    let head_only = method == "HEAD";
     if !words.next().is_some_and(|v| v.starts_with("HTTP/1.")) {
         return respond_with(
             stream,
             "400 Bad Request",
             "text/plain",
             b"expected an HTTP/1.x request\n",
-            true,
+            !head_only,
         );
     }
-    let head_only = method == "HEAD";
     if method != "GET" && !head_only {
         return respond_with(
             stream,
@@ -105,16 +106,24 @@ fn answer(
             "404 Not Found",
             "text/plain",
             b"not found: the metrics are at /metrics\n",
-            true,
+            !head_only,
         ),
     }
 }
 
 /// The request head (up to the blank line), or `None` if it is too large.
 fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let deadline = Instant::now() + HTTP_IO_TIMEOUT;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     loop {
+        // One deadline for the whole head: a client trickling bytes cannot
+        // hold the endpoint longer.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head too slow"));
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             break;

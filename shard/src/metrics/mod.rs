@@ -536,6 +536,7 @@ fn api_name(key: i16) -> &'static str {
 mod tests {
     use super::*;
 
+    /// A shard leading topic `t<shard>`; shard 0 also coordinates group `g"1`.
     fn snapshot(shard: ShardId) -> Snapshot {
         let mut latency = Histogram::default();
         latency.record_us(700);
@@ -561,13 +562,17 @@ mod tests {
                 reads: ReadStats::default(),
                 offline: false,
             }],
-            groups: vec![GroupSnapshot {
-                group: "g\"1".into(),
-                state: "Empty",
-                members: 0,
-                generation: 2,
-                committed: vec![("t1".into(), 0, 4), ("gone".into(), 0, 4)],
-            }],
+            groups: if shard == 0 {
+                vec![GroupSnapshot {
+                    group: "g\"1".into(),
+                    state: "Empty",
+                    members: 0,
+                    generation: 2,
+                    committed: vec![("t1".into(), 0, 4), ("gone".into(), 0, 4)],
+                }]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -576,8 +581,10 @@ mod tests {
         let text = render(&[snapshot(0), snapshot(1)], &[2], 0);
         assert_eq!(text.matches("# TYPE corelog_requests_total counter").count(), 1);
         assert!(text.contains("corelog_shard_up{shard=\"2\"} 0"));
-        // Group on shard 0, partition on shard 1: lag 10 - 4.
-        assert!(text.contains("corelog_group_lag{group=\"g\\\"1\",topic=\"t1\",partition=\"0\"} 6"));
+        // Group on shard 0, partition on shard 1: lag 10 - 4, once.
+        let lag = "corelog_group_lag{group=\"g\\\"1\",topic=\"t1\",partition=\"0\"} 6\n";
+        assert_eq!(text.matches(lag).count(), 1);
+        assert_eq!(text.matches("corelog_group_members{").count(), 1);
         // No lag for a partition nobody leads.
         assert!(!text.contains("corelog_group_lag{group=\"g\\\"1\",topic=\"gone\""));
         assert!(text.contains(
