@@ -261,24 +261,28 @@ pub fn build_timed(records: &[KeyValue<'_>], timestamp: Timestamp, deltas: &[i64
     }
     let mut batch = vec![0u8; HEADER_BYTES];
     batch.extend_from_slice(&body);
+    let max_timestamp = timestamp + deltas.iter().copied().max().unwrap_or(0);
+    finish_header(&mut batch, records.len(), timestamp, max_timestamp);
+    batch
+}
+
+/// Fills the header of `batch` (header bytes, then `count` records): the
+/// length, magic, offsets and timestamps, no producer, and the CRC.
+fn finish_header(batch: &mut [u8], count: usize, timestamp: Timestamp, max_timestamp: Timestamp) {
     let length = (batch.len() - LOG_OVERHEAD) as i32;
     batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
     batch[MAGIC_AT] = MAGIC_V2 as u8;
-    let last_delta = records.len() as i32 - 1;
+    let last_delta = count as i32 - 1;
     batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
         .copy_from_slice(&last_delta.to_be_bytes());
     batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
-    let max_timestamp = timestamp + deltas.iter().copied().max().unwrap_or(0);
     batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
     batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
     batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
-    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4]
-        .copy_from_slice(&(records.len() as i32).to_be_bytes());
-    let crc = batch_crc(&batch);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    batch
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&(count as i32).to_be_bytes());
+    set_crc(batch);
 }
 
 /// One record for [`build_with_headers`]: key, value and headers (a header
@@ -312,21 +316,7 @@ pub fn build_with_headers(records: &[RecordSpec<'_>], timestamp: Timestamp) -> V
         put_varint(&mut batch, rec.len() as i64);
         batch.extend_from_slice(&rec);
     }
-    let length = (batch.len() - LOG_OVERHEAD) as i32;
-    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
-    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
-    batch[MAGIC_AT] = MAGIC_V2 as u8;
-    let last_delta = records.len() as i32 - 1;
-    batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
-        .copy_from_slice(&last_delta.to_be_bytes());
-    batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
-    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
-    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
-    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
-    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4]
-        .copy_from_slice(&(records.len() as i32).to_be_bytes());
-    set_crc(&mut batch);
+    finish_header(&mut batch, records.len(), timestamp, timestamp);
     batch
 }
 

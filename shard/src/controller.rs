@@ -337,10 +337,7 @@ impl Controller {
                 continue;
             }
             if records.iter().any(|r| matches!(r, MetadataRecord::Topic(t) if &t.name == name)) {
-                outcomes.push(Err((
-                    ResponseError::InvalidRequest.code(),
-                    format!("topic '{name}' appears twice"),
-                )));
+                outcomes.push(Err(appears_twice(name)));
                 continue;
             }
             // New partitions continue the topic's round robin over shards.
@@ -363,17 +360,15 @@ impl Controller {
     ) -> Vec<Outcome> {
         let mut records: Vec<MetadataRecord> = Vec::new();
         let mut outcomes = Vec::with_capacity(topics.len());
+        let mut seen = std::collections::HashSet::new();
         for (name, changes) in &topics {
             let Some(topic) = self.image.topics.get(name) else {
                 let code = ResponseError::UnknownTopicOrPartition.code();
                 outcomes.push(Err((code, format!("topic '{name}' does not exist"))));
                 continue;
             };
-            if records.iter().any(|r| matches!(r, MetadataRecord::Topic(t) if &t.name == name)) {
-                outcomes.push(Err((
-                    ResponseError::InvalidRequest.code(),
-                    format!("topic '{name}' appears twice"),
-                )));
+            if !seen.insert(name.as_str()) {
+                outcomes.push(Err(appears_twice(name)));
                 continue;
             }
             let configs = match apply_config_changes(&topic.configs, changes) {
@@ -461,6 +456,11 @@ impl Controller {
             configs: spec.configs.clone(),
         })
     }
+}
+
+/// The error for a topic named twice in one request.
+fn appears_twice(name: &str) -> (i16, String) {
+    (ResponseError::InvalidRequest.code(), format!("topic '{name}' appears twice"))
 }
 
 /// A topic's configs after `changes`, in order. List operations start
