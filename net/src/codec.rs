@@ -155,6 +155,35 @@ mod tests {
         assert!(req.unsupported_api_versions);
     }
 
+    /// A header followed by `body`, for hand-made bodies.
+    fn raw(api: ApiKey, version: i16, body: &[u8]) -> Bytes {
+        let f = frame(api, version, &MetadataRequest::default());
+        let header_len = f.len() - MetadataRequest::default().compute_size(version).unwrap();
+        let mut out = BytesMut::from(&f[..header_len]);
+        out.extend_from_slice(body);
+        out.freeze()
+    }
+
+    /// Counts and lengths that claim more than the frame holds are refused
+    /// before anything is reserved for them (issue 12: a 30-byte request
+    /// asking for 2^31 topics made the broker abort on a failed allocation).
+    #[test]
+    fn absurd_counts_are_malformed_not_allocated() {
+        // Metadata v1: a topics array of i32::MAX entries, then one byte.
+        let req = decode_request(raw(ApiKey::Metadata, 1, &[0x7f, 0xff, 0xff, 0xff, 0])).unwrap();
+        let err = req.decode_body::<MetadataRequest>().unwrap_err();
+        assert!(err.to_string().contains("cannot fit"), "{err}");
+        // Metadata v12 (flexible): a compact array of u32::MAX - 1 entries.
+        let req =
+            decode_request(raw(ApiKey::Metadata, 12, &[0xff, 0xff, 0xff, 0xff, 0x0f])).unwrap();
+        assert!(req.decode_body::<MetadataRequest>().is_err());
+        // Produce v3: no transactional id, acks, timeout, then i32::MAX topics.
+        let body = [0xff, 0xff, 0, 1, 0, 0, 0x75, 0x30, 0x7f, 0xff, 0xff, 0xff];
+        let req = decode_request(raw(ApiKey::Produce, 3, &body)).unwrap();
+        let err = req.decode_body::<kafka_protocol::messages::ProduceRequest>().unwrap_err();
+        assert!(err.to_string().contains("cannot fit"), "{err}");
+    }
+
     #[test]
     fn truncated_bodies_are_malformed_and_trailing_bytes_ignored() {
         let topics =
