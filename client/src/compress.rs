@@ -1,7 +1,7 @@
 //! Compressed batches, with pure-Rust codecs (no C libraries in the build):
 //! the records section of a built batch is compressed as Kafka clients do
 //! it and the batch re-framed around it, and fetched batches' records are
-//! decompressed.
+//! decompressed (with `engine::compression`, the broker's own decoders).
 //!
 //! - gzip: a gzip stream (flate2 on miniz_oxide).
 //! - snappy: raw snappy blocks, as librdkafka sends them; decompression
@@ -14,9 +14,9 @@
 //! starts, never on its hot path. Decompressed sizes are bounded by
 //! [`DECOMPRESSED_BYTES_MAX`].
 
-use std::io::{Read, Write};
+use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use engine::batch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,63 +91,14 @@ pub fn compress_batch(built: &[u8], codec: Codec) -> Result<Vec<u8>> {
 /// corrupt length fails instead of exhausting memory.
 pub const DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
 
-/// The xerial framing Java clients put around snappy blocks: this magic,
-/// a version and a compatible version (4 bytes each), then blocks each
-/// preceded by its 4-byte big-endian length.
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_BYTES: usize = 16;
-
-/// The records section `data`, compressed with `codec`, decompressed.
+/// The records section `data`, compressed with `codec`, decompressed
+/// (the engine's decoders, which the broker validates batches with).
 pub fn decompress(codec: Codec, data: &[u8]) -> Result<Vec<u8>> {
-    let limit = DECOMPRESSED_BYTES_MAX as u64 + 1;
+    if codec == Codec::None {
+        return Ok(data.to_vec());
+    }
     let mut out = Vec::new();
-    match codec {
-        Codec::None => out.extend_from_slice(data),
-        Codec::Gzip => {
-            flate2::read::GzDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out)
-                .context("gzip records do not decompress")?;
-        }
-        Codec::Snappy => {
-            if data.starts_with(XERIAL_MAGIC) {
-                let mut rest = data.get(XERIAL_HEADER_BYTES..).context("short xerial header")?;
-                while !rest.is_empty() {
-                    let (len, tail) = rest.split_at_checked(4).context("truncated xerial block")?;
-                    let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
-                    let block = tail.get(..len).context("truncated xerial block")?;
-                    out.extend(snap::raw::Decoder::new().decompress_vec(block)?);
-                    if out.len() > DECOMPRESSED_BYTES_MAX {
-                        break;
-                    }
-                    rest = &tail[len..];
-                }
-            } else {
-                let n = snap::raw::decompress_len(data)?;
-                if n > DECOMPRESSED_BYTES_MAX {
-                    bail!("snappy records of {n} bytes decompressed");
-                }
-                out = snap::raw::Decoder::new()
-                    .decompress_vec(data)
-                    .context("snappy records do not decompress")?;
-            }
-        }
-        Codec::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(data)
-                .take(limit)
-                .read_to_end(&mut out)
-                .context("lz4 records do not decompress")?;
-        }
-        Codec::Zstd => {
-            let mut input = data;
-            let d = ruzstd::decoding::StreamingDecoder::new(&mut input)
-                .map_err(|e| anyhow::anyhow!("zstd records do not decompress: {e}"))?;
-            d.take(limit).read_to_end(&mut out).context("zstd records do not decompress")?;
-        }
-    }
-    if out.len() > DECOMPRESSED_BYTES_MAX {
-        bail!("compressed records expand beyond {DECOMPRESSED_BYTES_MAX} bytes");
-    }
+    engine::compression::decompress_into(codec.id(), data, DECOMPRESSED_BYTES_MAX, &mut out)?;
     Ok(out)
 }
 
@@ -167,19 +118,5 @@ mod tests {
             let records = decompress(codec, &c[batch::HEADER_BYTES..]).unwrap();
             assert_eq!(records, &built[batch::HEADER_BYTES..], "{codec:?}");
         }
-    }
-
-    #[test]
-    fn xerial_framed_snappy_decompresses() {
-        let a = snap::raw::Encoder::new().compress_vec(b"hello ").unwrap();
-        let b = snap::raw::Encoder::new().compress_vec(b"world").unwrap();
-        let mut framed = XERIAL_MAGIC.to_vec();
-        framed.extend_from_slice(&1u32.to_be_bytes());
-        framed.extend_from_slice(&1u32.to_be_bytes());
-        for block in [&a, &b] {
-            framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
-            framed.extend_from_slice(block);
-        }
-        assert_eq!(decompress(Codec::Snappy, &framed).unwrap(), b"hello world");
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! The engine stores batches byte for byte as producers sent them, after it
 //! has written two fields that the CRC does not cover: `baseOffset` (assigned
-//! from the log end offset) and `partitionLeaderEpoch`. Records inside a batch
-//! are never decoded on the append path: validation is per batch.
+//! from the log end offset) and `partitionLeaderEpoch` (and, as Kafka does,
+//! `maxTimestamp` with the CRC when a producer's value disagreed with its
+//! records). [`crate::validate`] checks every record of a batch before it
+//! is appended; this module reads and writes the header.
 //!
 //! Layout (big-endian, sizes in bytes; offsets from the batch start):
 //!
@@ -64,6 +66,25 @@ pub enum BatchError {
     Invalid(&'static str),
     /// The batch is larger than the partition's `max.message.bytes`.
     TooLarge { batch_bytes: usize, max_bytes: usize },
+    /// Record `index` of the batch breaks a rule (`INVALID_RECORD`, with
+    /// the record's index in the response's record errors from Produce v8).
+    InvalidRecord { index: i32, why: &'static str },
+    /// Record `index` has a timestamp outside the topic's bounds
+    /// (`INVALID_TIMESTAMP`).
+    InvalidTimestamp { index: i32, timestamp: Timestamp },
+    /// A compressed batch's records do not decompress (`CORRUPT_MESSAGE`).
+    Decompress(crate::compression::DecompressError),
+}
+
+impl BatchError {
+    /// The index of the record at fault, for Produce's record errors.
+    pub fn record_index(&self) -> Option<i32> {
+        match self {
+            BatchError::InvalidRecord { index, .. }
+            | BatchError::InvalidTimestamp { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for BatchError {
@@ -75,6 +96,15 @@ impl std::fmt::Display for BatchError {
                 f,
                 "record batch of {batch_bytes} bytes exceeds max.message.bytes {max_bytes}"
             ),
+            BatchError::InvalidRecord { index, why } => {
+                write!(f, "invalid record at index {index} of its batch: {why}")
+            }
+            BatchError::InvalidTimestamp { index, timestamp } => write!(
+                f,
+                "record at index {index} of its batch has timestamp {timestamp}, outside \
+                 message.timestamp.before.max.ms / message.timestamp.after.max.ms of the broker's clock"
+            ),
+            BatchError::Decompress(e) => write!(f, "corrupt record batch: {e}"),
         }
     }
 }
@@ -160,7 +190,7 @@ pub fn batch_crc(batch: &[u8]) -> u32 {
 
 /// Checks that `buf` starts with one complete, intact v2 batch and returns its
 /// header. Structural checks only (what recovery and reads need): length,
-/// magic, CRC. Rules about the records are in [`validate_for_append`].
+/// magic, CRC. Rules about the records are in [`crate::validate`].
 pub fn validate_one(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header =
         BatchHeader::parse(buf).ok_or(BatchError::Corrupt("shorter than a batch header"))?;
@@ -178,54 +208,6 @@ pub fn validate_one(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::Corrupt("CRC-32C mismatch"));
     }
     Ok(header)
-}
-
-/// Validates every batch of one produce request for one partition, as Kafka's
-/// log validator does for magic 2, and returns their headers. Nothing is
-/// accepted unless everything is: the request is appended all or none.
-pub fn validate_for_append(
-    buf: &[u8],
-    max_message_bytes: usize,
-) -> Result<Vec<BatchHeader>, BatchError> {
-    if buf.is_empty() {
-        return Err(BatchError::Invalid("no record batch in the request"));
-    }
-    let mut headers = Vec::with_capacity(1);
-    let mut at = 0;
-    while at < buf.len() {
-        let rest = &buf[at..];
-        // Check the size before the CRC: a too-large batch is reported as such
-        // even when it is also truncated (Kafka does the same).
-        if let Some(h) = BatchHeader::parse(rest) {
-            if h.size > max_message_bytes && h.size <= rest.len() {
-                return Err(BatchError::TooLarge {
-                    batch_bytes: h.size,
-                    max_bytes: max_message_bytes,
-                });
-            }
-        }
-        let header = validate_one(rest)?;
-        if header.records_count <= 0 {
-            return Err(BatchError::Invalid("batch holds no records"));
-        }
-        if header.last_offset_delta < 0 {
-            return Err(BatchError::Invalid("negative lastOffsetDelta"));
-        }
-        if header.compression() == 0
-            && header.last_offset_delta as i64 + 1 != header.records_count as i64
-        {
-            return Err(BatchError::Invalid("lastOffsetDelta + 1 differs from recordsCount"));
-        }
-        if header.compression() > 4 {
-            return Err(BatchError::Invalid("unknown compression codec"));
-        }
-        if header.is_control() {
-            return Err(BatchError::Invalid("control batches are written by the broker only"));
-        }
-        headers.push(header);
-        at += header.size;
-    }
-    Ok(headers)
 }
 
 /// Writes `baseOffset` and `partitionLeaderEpoch` into a batch. Neither is
@@ -261,7 +243,7 @@ pub fn build_timed(records: &[KeyValue<'_>], timestamp: Timestamp, deltas: &[i64
     }
     let mut batch = vec![0u8; HEADER_BYTES];
     batch.extend_from_slice(&body);
-    let max_timestamp = timestamp + deltas.iter().copied().max().unwrap_or(0);
+    let max_timestamp = timestamp.saturating_add(deltas.iter().copied().max().unwrap_or(0));
     finish_header(&mut batch, records.len(), timestamp, max_timestamp);
     batch
 }
@@ -339,6 +321,13 @@ pub fn with_compressed_records(batch: &[u8], codec: i16, records: &[u8]) -> Vec<
     out
 }
 
+/// Sets a batch's `maxTimestamp` and recomputes its CRC (validation, when
+/// a producer's value differs from its records').
+pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: Timestamp) {
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    set_crc(batch);
+}
+
 /// Recomputes a batch's CRC after its covered bytes changed (tools that
 /// patch a built batch, such as the load generator's send-time stamps).
 pub fn set_crc(batch: &mut [u8]) {
@@ -386,7 +375,10 @@ pub fn parse_records(batch: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
     }
     let mut at = HEADER_BYTES;
     let end = header.size;
-    let mut records = Vec::with_capacity(header.records_count.max(0) as usize);
+    // The count is the producer's word: reserve no more than the bytes can hold
+    // (a record takes at least 7 bytes).
+    let fit = (end - at) / 7;
+    let mut records = Vec::with_capacity((header.records_count.max(0) as usize).min(fit));
     for _ in 0..header.records_count {
         let start = at;
         let len = get_varint(batch, &mut at, end)?;
@@ -479,6 +471,11 @@ fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
 mod tests {
     use super::*;
 
+    fn check(batches: &[u8], max_bytes: usize) -> Result<Vec<BatchHeader>, BatchError> {
+        let rules = crate::validate::Rules::lenient(max_bytes);
+        crate::validate::validate_for_append(&mut batches.to_vec(), &rules)
+    }
+
     fn one(n: usize) -> Vec<u8> {
         let recs: Vec<KeyValue<'_>> = (0..n).map(|_| (None, Some(&b"value"[..]))).collect();
         build(&recs, 1_700_000_000_000)
@@ -487,7 +484,7 @@ mod tests {
     #[test]
     fn built_batch_validates_and_stamping_keeps_crc() {
         let mut b = one(3);
-        let h = validate_for_append(&b, 1 << 20).unwrap();
+        let h = check(&b, 1 << 20).unwrap();
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].records_count, 3);
         assert_eq!(h[0].size, b.len());
@@ -521,7 +518,7 @@ mod tests {
             ],
             9,
         );
-        let got = validate_for_append(&b, 1 << 20).unwrap();
+        let got = check(&b, 1 << 20).unwrap();
         assert_eq!((got[0].records_count, got[0].base_timestamp), (2, 9));
         let r = parse_records(&b).unwrap();
         assert_eq!((r[0].key, r[0].value), (Some(&b"k"[..]), Some(&b"v"[..])));
@@ -534,7 +531,7 @@ mod tests {
     fn several_batches_in_one_request() {
         let mut req = one(2);
         req.extend(one(5));
-        let h = validate_for_append(&req, 1 << 20).unwrap();
+        let h = check(&req, 1 << 20).unwrap();
         assert_eq!(h.iter().map(|h| h.records_count).collect::<Vec<_>>(), vec![2, 5]);
     }
 
@@ -553,25 +550,22 @@ mod tests {
     #[test]
     fn rejections_are_typed() {
         let b = one(2);
-        assert!(matches!(validate_for_append(&[], 100), Err(BatchError::Invalid(_))));
-        assert!(matches!(
-            validate_for_append(&b[..b.len() - 1], 1 << 20),
-            Err(BatchError::Corrupt(_))
-        ));
-        assert!(matches!(validate_for_append(&b[..30], 1 << 20), Err(BatchError::Corrupt(_))));
-        assert!(matches!(validate_for_append(&b, b.len() - 1), Err(BatchError::TooLarge { .. })));
+        assert!(matches!(check(&[], 100), Err(BatchError::Invalid(_))));
+        assert!(matches!(check(&b[..b.len() - 1], 1 << 20), Err(BatchError::Corrupt(_))));
+        assert!(matches!(check(&b[..30], 1 << 20), Err(BatchError::Corrupt(_))));
+        assert!(matches!(check(&b, b.len() - 1), Err(BatchError::TooLarge { .. })));
         let mut m = b.clone();
         m[MAGIC_AT] = 1;
-        assert!(matches!(validate_for_append(&m, 1 << 20), Err(BatchError::Corrupt(_))));
+        assert!(matches!(check(&m, 1 << 20), Err(BatchError::Corrupt(_))));
         // lastOffsetDelta that disagrees with recordsCount, with a correct CRC.
         let mut d = b.clone();
         d[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&5i32.to_be_bytes());
         let crc = batch_crc(&d);
         d[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(validate_for_append(&d, 1 << 20), Err(BatchError::Invalid(_))));
+        assert!(matches!(check(&d, 1 << 20), Err(BatchError::Invalid(_))));
         // A good batch followed by garbage: the whole request is refused.
         let mut g = b.clone();
         g.extend_from_slice(&[0xAB; 70]);
-        assert!(validate_for_append(&g, 1 << 20).is_err());
+        assert!(check(&g, 1 << 20).is_err());
     }
 }

@@ -39,6 +39,12 @@ pub struct LogConfig {
     /// `delete.retention.ms`: how long a tombstone (null value) survives
     /// compaction, so that consumers catching up see the delete.
     pub delete_retention_ms: i64,
+    /// `message.timestamp.before.max.ms`: how far before the broker's clock a
+    /// record's timestamp may be (Kafka's default: no bound).
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far after it (Kafka 4.0's
+    /// default: one hour, KIP-1030).
+    pub timestamp_after_max_ms: i64,
     /// Not a Kafka config: bytes of recent, acknowledged batches kept in memory
     /// for hot reads (unacknowledged batches are always kept). Tests set 0 to
     /// force every read through the file path.
@@ -58,6 +64,8 @@ impl Default for LogConfig {
             cleanup_delete: true,
             cleanup_compact: false,
             delete_retention_ms: 24 * 3600 * 1000,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3600 * 1000,
         }
     }
 }
@@ -66,6 +74,18 @@ impl LogConfig {
     /// The largest batch an append accepts.
     pub fn batch_bytes_max(&self) -> usize {
         self.max_message_bytes.min(self.segment_bytes as usize)
+    }
+
+    /// What this partition's produced batches are validated against, at
+    /// `now_ms` on the broker's clock.
+    pub fn validation_rules(&self, now_ms: crate::types::Timestamp) -> crate::validate::Rules {
+        crate::validate::Rules {
+            max_batch_bytes: self.batch_bytes_max(),
+            now_ms,
+            timestamp_before_max_ms: self.timestamp_before_max_ms,
+            timestamp_after_max_ms: self.timestamp_after_max_ms,
+            compacted: self.cleanup_compact,
+        }
     }
 
     /// Checks the relations between values; the broker maps a failure to
@@ -88,6 +108,9 @@ impl LogConfig {
         }
         if self.delete_retention_ms < 0 {
             return Err("delete.retention.ms must not be negative".into());
+        }
+        if self.timestamp_before_max_ms < 0 || self.timestamp_after_max_ms < 0 {
+            return Err("message.timestamp.before.max.ms and message.timestamp.after.max.ms must not be negative".into());
         }
         if self.index_interval_bytes == 0 {
             return Err("index.interval.bytes must be positive".into());

@@ -10,7 +10,9 @@
 //! in tests.
 //!
 //! Table of contents:
-//! - [`batch`]: the Kafka record batch v2 header, validation and stamping.
+//! - [`batch`]: the Kafka record batch v2 header, structural checks and stamping.
+//! - [`validate`]: Kafka's log validator: every rule a produced batch passes.
+//! - [`compression`]: decompressing records (gzip, snappy, lz4, zstd) to check them.
 //! - [`limits`]: every bound of the engine, with its reason.
 //! - [`disk`]: the I/O trait and its two implementations.
 //! - [`index`]: the sparse offset and time indexes.
@@ -24,6 +26,7 @@
 
 pub mod batch;
 pub mod clock;
+pub mod compression;
 pub mod config;
 pub mod disk;
 pub mod error;
@@ -39,6 +42,7 @@ pub mod sync;
 mod tail;
 pub mod testkit;
 pub mod types;
+pub mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Flush, LogConfig};

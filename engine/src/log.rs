@@ -31,7 +31,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use futures_util::lock::Mutex;
 
-use crate::batch::{stamp, validate_for_append, validate_one, BatchHeader, HEADER_BYTES};
+use crate::batch::{stamp, validate_one, BatchError, BatchHeader, HEADER_BYTES};
 use crate::clock::Clock;
 use crate::config::{Flush, LogConfig};
 use crate::disk::{write_file_atomic, Disk, DiskFile};
@@ -46,6 +46,7 @@ use crate::segment::{
 use crate::sync::Notify;
 use crate::tail::{SealedChunk, Tail};
 use crate::types::{LeaderEpoch, Offset, Timestamp, NO_TIMESTAMP};
+use crate::validate::validate_for_append;
 
 mod compact;
 pub use compact::{
@@ -480,7 +481,7 @@ impl<D: Disk> PartitionLog<D> {
         };
         let interval = config.index_interval_bytes;
         let file = seg.file.clone();
-        let outcome = scan(file.as_ref(), file_size, from, expected, |h, pos| {
+        let outcome = scan(file.as_ref(), file_size, from, expected, base, |h, pos| {
             seg.note_batch(h, pos, interval)
         })
         .await
@@ -626,13 +627,18 @@ impl<D: Disk> PartitionLog<D> {
         mut batches: BytesMut,
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, AppendError> {
-        let max_message_bytes = self.inner.config.borrow().batch_bytes_max();
-        let headers = validate_for_append(&batches, max_message_bytes)?;
+        let rules = self.inner.config.borrow().validation_rules(self.inner.clock.now_ms());
+        let headers = validate_for_append(&mut batches, &rules)?;
+        let records: i64 = headers.iter().map(|h| h.records_count as i64).sum();
+        if records - 1 > i32::MAX as i64 {
+            // One segment must hold a whole append (see `prepare_space`).
+            return Err(BatchError::Invalid("more than 2^31 records in one append").into());
+        }
         let total = batches.len();
         self.inner.flush.wait_for_room(total).await;
         let _guard = self.inner.append_lock.lock().await;
         self.check_writable()?;
-        self.prepare_space(total as u64).await?;
+        self.prepare_space(total as u64, records).await?;
         self.check_writable()?;
 
         // From here to the end nothing awaits: offsets are assigned, the
@@ -710,16 +716,27 @@ impl<D: Disk> PartitionLog<D> {
     /// Rolls the active segment if `total` more bytes do not fit in it or it is
     /// too old, and checks that the disk has room for them. A full disk is reported as
     /// [`AppendError::NoSpace`] before any offset is assigned.
-    async fn prepare_space(&self, total: u64) -> Result<(), AppendError> {
+    ///
+    /// A segment also rolls before any of the `records` new offsets would be
+    /// more than `i32::MAX` past its base offset (Kafka's rule: relative
+    /// offsets in the indexes stay in range), and offsets that would pass
+    /// `i64::MAX` are refused.
+    async fn prepare_space(&self, total: u64, records: i64) -> Result<(), AppendError> {
         let inner = &*self.inner;
         let config = inner.config.borrow().clone();
         let now = inner.clock.now_ms();
         let (roll, size, reserved) = {
             let st = inner.state.borrow();
-            let seg = st.segments.values().next_back().expect("active segment");
+            let (&base, seg) = st.segments.iter().next_back().expect("active segment");
+            let Some(last) = st.log_end.checked_add(records - 1) else {
+                return Err(AppendError::Batch(BatchError::Invalid(
+                    "offsets would pass the largest offset, i64::MAX",
+                )));
+            };
             let roll = !seg.is_empty()
                 && (seg.size + total > config.segment_bytes
-                    || now - seg.created_ms >= config.segment_ms);
+                    || now.saturating_sub(seg.created_ms) >= config.segment_ms
+                    || last - base > i32::MAX as i64);
             (roll, seg.size, seg.reserved)
         };
         if roll {
@@ -1194,7 +1211,7 @@ impl<D: Disk> PartitionLog<D> {
         // Rebuild the segment's bookkeeping up to the cut.
         let interval = self.inner.config.borrow().index_interval_bytes;
         let mut seg = Segment::<D>::new(segment_base, file.clone(), self.inner.clock.now_ms());
-        let outcome = scan(file.as_ref(), position, 0, segment_base, |h, pos| {
+        let outcome = scan(file.as_ref(), position, 0, segment_base, segment_base, |h, pos| {
             seg.note_batch(h, pos, interval)
         })
         .await

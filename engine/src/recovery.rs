@@ -27,13 +27,15 @@ pub struct ScanOutcome {
 }
 
 /// Scans `file` from `from` (a batch boundary) up to `file_size`, expecting
-/// the first batch to start at `expected_offset`; calls `on_batch` for every
+/// the first batch to start at `expected_offset` (in the segment starting at
+/// `segment_base`); calls `on_batch` for every
 /// valid batch with its position.
 pub async fn scan<F: DiskFile>(
     file: &F,
     file_size: u64,
     from: u64,
     expected_offset: Offset,
+    segment_base: Offset,
     mut on_batch: impl FnMut(&BatchHeader, u64),
 ) -> io::Result<ScanOutcome> {
     let mut out =
@@ -77,12 +79,14 @@ pub async fn scan<F: DiskFile>(
         }
         let header = match validate_one(&buf[at..at + needed]) {
             Ok(h) => h,
-            Err(e) => {
-                out.stopped = Some(match e {
-                    crate::batch::BatchError::Corrupt(why)
-                    | crate::batch::BatchError::Invalid(why) => why,
-                    crate::batch::BatchError::TooLarge { .. } => "too large",
-                });
+            Err(
+                crate::batch::BatchError::Corrupt(why) | crate::batch::BatchError::Invalid(why),
+            ) => {
+                out.stopped = Some(why);
+                return Ok(out);
+            }
+            Err(_) => {
+                out.stopped = Some("invalid batch");
                 return Ok(out);
             }
         };
@@ -95,6 +99,13 @@ pub async fn scan<F: DiskFile>(
         // segment's last batch, so offsets stay contiguous across segments).
         if header.records_count < 0 || header.last_offset_delta < 0 {
             out.stopped = Some("batch with a negative record count");
+            return Ok(out);
+        }
+        // Every offset of a segment is within i32::MAX of its base (appends
+        // roll before that), which keeps index entries in range.
+        let last = header.base_offset.checked_add(header.last_offset_delta as i64);
+        if last.is_none_or(|l| l - segment_base > i32::MAX as i64) {
+            out.stopped = Some("batch offsets too far from the segment's base offset");
             return Ok(out);
         }
         on_batch(&header, pos);

@@ -11,7 +11,13 @@ pub const NONE: i16 = 0;
 pub fn append_error_code(e: &AppendError) -> i16 {
     match e {
         AppendError::Batch(BatchError::Corrupt(_)) => ResponseError::CorruptMessage.code(),
-        AppendError::Batch(BatchError::Invalid(_)) => ResponseError::InvalidRecord.code(),
+        AppendError::Batch(BatchError::Invalid(_) | BatchError::InvalidRecord { .. }) => {
+            ResponseError::InvalidRecord.code()
+        }
+        AppendError::Batch(BatchError::InvalidTimestamp { .. }) => {
+            ResponseError::InvalidTimestamp.code()
+        }
+        AppendError::Batch(BatchError::Decompress(_)) => ResponseError::CorruptMessage.code(),
         AppendError::Batch(BatchError::TooLarge { .. }) => ResponseError::MessageTooLarge.code(),
         AppendError::Storage(_) | AppendError::NoSpace => ResponseError::KafkaStorageError.code(),
         // A log closed under a request: the partition is moving or the broker stopping.

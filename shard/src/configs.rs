@@ -16,6 +16,8 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("max.message.bytes", "1048588"),
     ("index.interval.bytes", "4096"),
     ("delete.retention.ms", "86400000"),
+    ("message.timestamp.before.max.ms", "9223372036854775807"),
+    ("message.timestamp.after.max.ms", "3600000"),
 ];
 
 /// Kafka's ConfigType of a list config.
@@ -47,6 +49,12 @@ pub fn documentation(name: &str) -> &'static str {
         "max.message.bytes" => "largest record batch accepted",
         "index.interval.bytes" => "bytes of batches between two offset index entries",
         "delete.retention.ms" => "how long compaction keeps a tombstone (a record with a null value)",
+        "message.timestamp.before.max.ms" => {
+            "how far before the broker's clock a record's timestamp may be; older ones are refused with INVALID_TIMESTAMP"
+        }
+        "message.timestamp.after.max.ms" => {
+            "how far after the broker's clock a record's timestamp may be; newer ones are refused with INVALID_TIMESTAMP"
+        }
         _ => "",
     }
 }
@@ -75,6 +83,8 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Strin
             }
             "delete.retention.ms" => c.delete_retention_ms = number(name, value)?,
             "retention.ms" => c.retention_ms = number(name, value)?,
+            "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = number(name, value)?,
+            "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = number(name, value)?,
             "retention.bytes" => c.retention_bytes = number(name, value)?,
             "segment.bytes" => {
                 c.segment_bytes = u64::try_from(number(name, value)?)

@@ -6,10 +6,13 @@
 
 use bytes::BytesMut;
 use engine::disk::DmaDisk;
+use engine::AppendError;
 use engine::{AppendInfo, PartitionLog};
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use net::codec::{DecodeError, Request};
@@ -58,13 +61,15 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
             let outcome = match image.leader(name, p.index) {
                 // Internal topics are written by the broker only, as in Kafka.
                 Some(_) if name == crate::groups::OFFSETS_TOPIC => {
-                    Err(ResponseError::InvalidTopicException.code())
+                    Err(Refusal::code(ResponseError::InvalidTopicException.code()))
                 }
-                None => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some(s) if s != shard.id => Err(ResponseError::NotLeaderOrFollower.code()),
+                None => Err(Refusal::code(ResponseError::UnknownTopicOrPartition.code())),
+                Some(s) if s != shard.id => {
+                    Err(Refusal::code(ResponseError::NotLeaderOrFollower.code()))
+                }
                 Some(_) => match (shard.log(name, p.index), &p.records) {
-                    (None, _) => Err(ResponseError::NotLeaderOrFollower.code()),
-                    (Some(_), None) => Err(ResponseError::CorruptMessage.code()),
+                    (None, _) => Err(Refusal::code(ResponseError::NotLeaderOrFollower.code())),
+                    (Some(_), None) => Err(Refusal::code(ResponseError::CorruptMessage.code())),
                     (Some(log), Some(records)) => {
                         match log.append(BytesMut::from(&records[..]), 0).await {
                             Ok(info) => {
@@ -75,7 +80,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
                                 });
                                 Ok((log, info))
                             }
-                            Err(e) => Err(append_error_code(&e)),
+                            Err(e) => Err(Refusal::of(&e)),
                         }
                     }
                 },
@@ -100,8 +105,30 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
     Reply::Later(Box::pin(async move { respond_when_acked(&request, results).await }))
 }
 
-/// A partition's append: its log and offsets, or an error code.
-type Appended = Result<(PartitionLog<DmaDisk>, AppendInfo), i16>;
+/// A partition's append: its log and offsets, or why it was refused.
+type Appended = Result<(PartitionLog<DmaDisk>, AppendInfo), Refusal>;
+
+/// A partition's error: its code and, for Produce v8+, Kafka's message and
+/// the index of the record at fault (`record_errors`).
+struct Refusal {
+    code: i16,
+    message: Option<String>,
+    record_index: Option<i32>,
+}
+
+impl Refusal {
+    fn code(code: i16) -> Refusal {
+        Refusal { code, message: None, record_index: None }
+    }
+
+    fn of(e: &AppendError) -> Refusal {
+        let record_index = match e {
+            AppendError::Batch(b) => b.record_index(),
+            _ => None,
+        };
+        Refusal { code: append_error_code(e), message: Some(e.to_string()), record_index }
+    }
+}
 
 /// Waits for every partition's acknowledgment together, then answers.
 async fn respond_when_acked(
@@ -110,10 +137,9 @@ async fn respond_when_acked(
 ) -> HandlerResult {
     let waits = results.iter().flat_map(|(_, ps)| ps).map(|(_, o)| async move {
         match o {
-            Ok((log, info)) => {
-                log.wait_acked(info.end_offset).await.map_err(|e| append_error_code(&e))
-            }
-            Err(code) => Err(*code),
+            Ok((log, info)) => log.wait_acked(info.end_offset).await.map_err(|e| Refusal::of(&e)),
+            // Refused at append: the refusal itself is the answer.
+            Err(_) => Ok(()),
         }
     });
     let acked = join_all(waits).await;
@@ -139,13 +165,20 @@ async fn respond_when_acked(
                                 r.log_start_offset = log.log_start_offset();
                             }
                         }
-                        (_, Err(code)) => {
-                            r.error_code = code;
+                        (Err(refusal), _) | (Ok(_), Err(refusal)) => {
+                            r.error_code = refusal.code;
                             if version >= 8 {
-                                r.error_message = error_message(code);
+                                let message = refusal.message.or_else(|| error_name(refusal.code));
+                                r.error_message = message.clone().map(StrBytes::from_string);
+                                if let Some(index) = refusal.record_index {
+                                    r.record_errors = vec![BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(index)
+                                        .with_batch_index_error_message(
+                                            message.map(StrBytes::from_string),
+                                        )];
+                                }
                             }
                         }
-                        (Err(code), Ok(())) => r.error_code = code,
                     }
                     r
                 })
@@ -158,9 +191,9 @@ async fn respond_when_acked(
     respond(request, &ProduceResponse::default().with_responses(responses))
 }
 
-fn error_message(code: i16) -> Option<StrBytes> {
+fn error_name(code: i16) -> Option<String> {
     let e = ResponseError::try_from_code(code)?;
-    Some(StrBytes::from_string(format!("{e:?}")))
+    Some(format!("{e:?}"))
 }
 
 fn uniform_response(req: &ProduceRequest, code: i16) -> ProduceResponse {
