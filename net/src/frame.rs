@@ -56,6 +56,15 @@ async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::
 /// Reads one frame. `Ok(None)` when the peer closed the connection cleanly
 /// between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Bytes>, FrameError> {
+    match read_frame_size(r).await? {
+        None => Ok(None),
+        Some(n) => read_frame_body(r, n).await.map(Some),
+    }
+}
+
+/// Reads a frame's 4-byte size and checks it against the limits.
+/// `Ok(None)` when the peer closed the connection cleanly between frames.
+pub async fn read_frame_size<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<usize>, FrameError> {
     let mut size = [0u8; 4];
     let got = read_full(r, &mut size).await.map_err(FrameError::Io)?;
     if got == 0 {
@@ -68,12 +77,34 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Bytes>
     if n < REQUEST_BYTES_MIN as i32 || n as usize > REQUEST_BYTES_MAX {
         return Err(FrameError::BadSize(n));
     }
-    let mut body = BytesMut::zeroed(n as usize);
-    let got = read_full(r, &mut body).await.map_err(FrameError::Io)?;
-    if got < n as usize {
-        return Err(FrameError::Truncated { expected: n as usize, got });
+    Ok(Some(n as usize))
+}
+
+/// First buffer of a frame body: whole for small requests; a larger frame's
+/// buffer grows as its bytes arrive, so a size prefix claiming 100 MiB
+/// followed by nothing holds 64 KiB, not 100 MiB.
+pub const FRAME_BUFFER_BYTES_FIRST: usize = 64 * 1024;
+
+/// Reads a frame body of `n` bytes (from [`read_frame_size`]). Memory grows
+/// with the bytes received (doubling), never ahead of them by more than
+/// the bytes already there.
+pub async fn read_frame_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    n: usize,
+) -> Result<Bytes, FrameError> {
+    let mut body = BytesMut::zeroed(n.min(FRAME_BUFFER_BYTES_FIRST));
+    let mut at = 0;
+    loop {
+        let got = read_full(r, &mut body[at..]).await.map_err(FrameError::Io)?;
+        at += got;
+        if at < body.len() {
+            return Err(FrameError::Truncated { expected: n, got: at });
+        }
+        if at == n {
+            return Ok(body.freeze());
+        }
+        body.resize((body.len() * 2).min(n), 0);
     }
-    Ok(Some(body.freeze()))
 }
 
 #[cfg(test)]
@@ -107,5 +138,19 @@ mod tests {
         assert!(matches!(block_on(read_frame(&mut &neg[..])), Err(FrameError::BadSize(_))));
         let short = framed(b"0123456789")[..8].to_vec();
         assert!(matches!(block_on(read_frame(&mut &short[..])), Err(FrameError::Truncated { .. })));
+    }
+
+    #[test]
+    fn large_frames_grow_to_their_size_and_truncation_is_reported_whole() {
+        let body: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let input = framed(&body);
+        assert_eq!(&block_on(read_frame(&mut &input[..])).unwrap().unwrap()[..], &body[..]);
+        let cut = &input[..4 + 200_000];
+        match block_on(read_frame(&mut &cut[..])) {
+            Err(FrameError::Truncated { expected, got }) => {
+                assert_eq!((expected, got), (300_000, 200_000))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

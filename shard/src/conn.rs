@@ -17,7 +17,11 @@
 //! A connection that sends garbage, a frame above the size limit, an API or
 //! version we do not serve, or a body that does not decode is closed (after
 //! the replies to its earlier requests) with a log line; other connections
-//! are not affected.
+//! are not affected. So is one idle for [`CONNECTIONS_MAX_IDLE`] or whose
+//! request does not arrive whole within [`REQUEST_ARRIVAL_TIMEOUT`]. A
+//! request's bytes are admitted into the shard's budget
+//! ([`crate::admission::RequestBytes`]) before they are read and released
+//! when its reply is written.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -31,9 +35,10 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use log::{debug, warn};
 use net::codec::decode_request;
-use net::frame::read_frame;
+use net::frame::{read_frame_body, read_frame_size};
 use net::kafka_protocol::messages::ApiKey;
 
+use crate::admission::{within, BytesPermit, CONNECTIONS_MAX_IDLE, REQUEST_ARRIVAL_TIMEOUT};
 use crate::handlers::{self, Out, Part, Reply};
 use crate::shard::{RequestGuard, Shard};
 use crate::splice::{Pipe, Splicer};
@@ -47,8 +52,9 @@ pub const CONNECTION_READ_BUFFER_BYTES: usize = 64 * 1024;
 pub const PIPELINED_REQUESTS_MAX: usize = 16;
 
 enum Item {
-    /// A reply, with its request's API and when it was decoded (latency).
-    Reply(Reply, RequestGuard, ApiKey, Instant),
+    /// A reply, with its request's API, when it was decoded (latency), and
+    /// the request's bytes in the shard's budget, held until it is written.
+    Reply(Reply, RequestGuard, ApiKey, Instant, BytesPermit),
     Close,
 }
 
@@ -85,35 +91,42 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 continue;
             };
             p.changed.notify(); // room for the reader
-            let (reply, guard, api, started) = match item {
+            let (reply, guard, api, started, permit) = match item {
                 Item::Close => break,
-                Item::Reply(reply, guard, api, started) => (reply, guard, api, started),
+                Item::Reply(reply, guard, api, started, permit) => {
+                    (reply, guard, api, started, permit)
+                }
             };
             let result = match reply {
                 Reply::Now(r) => r,
                 Reply::Later(f) => f.await,
             };
             drop(guard);
-            match result {
-                Ok(Some(Out::Frame(bytes))) => {
-                    if let Err(e) = write_half.write_all(&bytes).await {
+            let written = match result {
+                Ok(Some(Out::Frame(bytes))) => match write_half.write_all(&bytes).await {
+                    Ok(()) => true,
+                    Err(e) => {
                         debug!("shard {shard_id}: connection from {writer_peer} lost: {e}");
-                        break;
+                        false
                     }
-                }
+                },
                 Ok(Some(Out::Parts(parts))) => {
                     let sent = send_parts(parts, splicer.as_deref(), &mut pipe, socket).await;
-                    if let Err(e) = sent {
+                    if let Err(e) = &sent {
                         warn!("shard {shard_id}: closing connection from {writer_peer}: {e}");
-                        break;
                     }
+                    sent.is_ok()
                 }
-                Ok(None) => {}
+                Ok(None) => true,
                 Err(e) => {
                     warn!("shard {shard_id}: closing connection from {writer_peer}: {e}");
                     writer_shard.metrics.protocol_error();
-                    break;
+                    false
                 }
+            };
+            drop(permit);
+            if !written {
+                break;
             }
             writer_shard.metrics.request_done(api, started.elapsed());
         }
@@ -133,10 +146,35 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             notified.await;
             continue;
         }
-        let frame = match read_frame(&mut reader).await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
+        let size = match within(CONNECTIONS_MAX_IDLE, read_frame_size(&mut reader)).await {
+            None => {
+                debug!("shard {}: closing connection from {peer}: idle", shard.id);
+                break;
+            }
+            Some(Ok(Some(n))) => n,
+            Some(Ok(None)) => break,
+            Some(Err(e)) => {
+                warn!("shard {}: closing connection from {peer}: {e}", shard.id);
+                shard.metrics.protocol_error();
+                break;
+            }
+        };
+        // Room in the shard's budget before any byte of the body is read:
+        // a connection waiting here reads nothing more (backpressure).
+        let permit = shard.request_bytes.acquire(size).await;
+        let frame = match within(REQUEST_ARRIVAL_TIMEOUT, read_frame_body(&mut reader, size)).await
+        {
+            Some(Ok(f)) => f,
+            None => {
+                warn!(
+                    "shard {}: closing connection from {peer}: a {size}-byte request did not arrive within {} s",
+                    shard.id,
+                    REQUEST_ARRIVAL_TIMEOUT.as_secs()
+                );
+                shard.metrics.protocol_error();
+                break;
+            }
+            Some(Err(e)) => {
                 warn!("shard {}: closing connection from {peer}: {e}", shard.id);
                 shard.metrics.protocol_error();
                 break;
@@ -162,7 +200,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 &request.body[..request.body.len().min(256)]
             );
         }
-        pipeline.queue.borrow_mut().push_back(Item::Reply(reply, guard, request.api, started));
+        pipeline.queue.borrow_mut().push_back(Item::Reply(
+            reply,
+            guard,
+            request.api,
+            started,
+            permit,
+        ));
         pipeline.changed.notify();
     }
     pipeline.queue.borrow_mut().push_back(Item::Close);
@@ -177,6 +221,7 @@ struct OpenConnection(Rc<Shard>);
 impl OpenConnection {
     fn new(shard: Rc<Shard>) -> OpenConnection {
         shard.metrics.connection_opened();
+        shard.connections.set(shard.connections.get() + 1);
         OpenConnection(shard)
     }
 }
@@ -184,6 +229,7 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.metrics.connection_closed();
+        self.0.connections.set(self.0.connections.get() - 1);
     }
 }
 

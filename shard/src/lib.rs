@@ -12,12 +12,14 @@
 //! - [`shard`]: one shard's state and its message loop.
 //! - [`controller`]: the metadata log and its changes, on shard 0.
 //! - [`conn`]: one client connection: frames in, responses out, in order.
+//! - [`admission`]: what a shard admits: connections, request bytes, timeouts.
 //! - [`handlers`]: the Kafka APIs.
 //! - [`groups`]: the consumer groups this shard coordinates.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`metrics`]: each shard's counters and their Prometheus rendering.
 //! - [`metadata`], [`configs`]: metadata records and topic configs.
 
+pub mod admission;
 pub mod configs;
 pub mod conn;
 pub mod controller;

@@ -15,8 +15,9 @@ use std::time::Duration;
 use engine::disk::DmaDisk;
 use engine::{Flush, Flusher};
 use glommio::{LocalExecutorBuilder, Placement};
-use log::{info, warn};
+use log::{error, info, warn};
 
+use crate::admission::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_PER_SHARD_MAX};
 use crate::controller::{self, ControllerMsg};
 use crate::metrics::MetricsRequest;
 use crate::shard::{Shard, ShardId, ShardMsg};
@@ -114,6 +115,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     check_ports(&config)?;
     check_io_uring()?;
     check_memlock();
+    raise_open_files_limit();
     let metrics_listener = match config.metrics_port {
         Some(port) => Some(std::net::TcpListener::bind((config.host.as_str(), port)).map_err(
             |e| {
@@ -129,6 +131,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     // Block the stop signals in every thread (the shards inherit the mask);
     // the main thread waits for them with sigwait.
     let signals = stop_signals();
+    exit_on_panic();
 
     let (controller_tx, controller_rx) = flume::bounded::<ControllerMsg>(CONTROLLER_QUEUE_MAX);
     let inboxes: Vec<_> = (0..config.shards).map(|_| flume::unbounded::<ShardMsg>()).collect();
@@ -203,6 +206,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
 
     let signal = wait_for_signal(&signals);
     info!("received {signal}, stopping: finishing in-flight requests and closing logs");
+    let deadline = std::time::Instant::now() + SHUTDOWN_TIMEOUT;
     let mut waits = Vec::new();
     for peer in &peers {
         let (done, wait) = flume::bounded(1);
@@ -210,14 +214,52 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
             waits.push(wait);
         }
     }
-    for w in waits {
-        let _ = w.recv();
+    for (shard, w) in waits.into_iter().enumerate() {
+        if w.recv_deadline(deadline).is_err() {
+            // Acknowledged data is durable already (group commit); what is
+            // lost is the clean-shutdown marker, so the next start scans.
+            error!(
+                "shard {shard} did not stop within {} s; exiting without a clean shutdown",
+                SHUTDOWN_TIMEOUT.as_secs()
+            );
+            std::process::exit(EXIT_UNCLEAN_STOP);
+        }
     }
     for h in handles {
         let _ = h.join();
     }
     info!("stopped cleanly");
     Ok(())
+}
+
+/// How long a clean stop may take before the node exits anyway. systemd's
+/// default `TimeoutStopSec` is 90 s and the unit in docs/OPERATIONS.md sets
+/// 60; a stop of 18,000 partitions takes a few seconds.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Exit status when a shard panicked (a bug): sysexits' EX_SOFTWARE.
+pub const EXIT_SHARD_PANIC: i32 = 70;
+
+/// Exit status when a shard did not stop within [`SHUTDOWN_TIMEOUT`].
+pub const EXIT_UNCLEAN_STOP: i32 = 75;
+
+/// A panic anywhere in a serving node ends the process at once, with the
+/// thread (`shard-N`), the message and a backtrace in the log. A shard that
+/// died while the others went on would leave its port accepting
+/// connections it never answers and a stop that never completes; a
+/// supervisor restarting the whole node is the safe outcome (acknowledged
+/// data is durable: recovery after this is the same as after a SIGKILL).
+fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        error!("thread {name} panicked: {info}; exiting (status {EXIT_SHARD_PANIC})\n{backtrace}");
+        log::logger().flush();
+        // SAFETY: _exit ends the process without running destructors or
+        // atexit handlers, which other threads may be inside of.
+        unsafe { libc::_exit(EXIT_SHARD_PANIC) };
+    }));
 }
 
 /// A shard's ends of the node's channels.
@@ -273,6 +315,11 @@ async fn shard_main(
         stopping: Default::default(),
         in_flight: Default::default(),
         request_done: Default::default(),
+        stop: Default::default(),
+        request_bytes: crate::admission::RequestBytes::new(
+            crate::admission::QUEUED_REQUEST_BYTES_MAX,
+        ),
+        connections: Default::default(),
         splicer: start_splicer(id, config.zero_copy_fetch),
         metrics: Default::default(),
     });
@@ -324,12 +371,35 @@ async fn shard_main(
     let _ = ready.send(Ok(id));
     let accepting = shard.clone();
     let acceptor = glommio::spawn_local(async move {
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        let mut refused = 0u64;
         loop {
             match listener.accept().await {
+                Ok(stream) if accepting.connections.get() >= CONNECTIONS_PER_SHARD_MAX => {
+                    // Closed at once: the client sees the refusal instead of
+                    // waiting in the backlog. Logged once per 1,000.
+                    if refused.is_multiple_of(1000) {
+                        warn!(
+                            "shard {}: {} connections open, the most one shard serves; refusing new ones ({} refused so far)",
+                            accepting.id, CONNECTIONS_PER_SHARD_MAX, refused + 1
+                        );
+                    }
+                    refused += 1;
+                    drop(stream);
+                }
                 Ok(stream) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
                     glommio::spawn_local(crate::conn::serve(accepting.clone(), stream)).detach();
                 }
-                Err(e) => warn!("shard {}: accept failed: {e}", accepting.id),
+                Err(e) => {
+                    // Out of descriptors (or buffers): pause, doubling, so the
+                    // connections already open keep being served.
+                    if backoff == ACCEPT_BACKOFF_MIN {
+                        warn!("shard {}: accept failed: {e}; retrying with backoff", accepting.id);
+                    }
+                    glommio::timer::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
             }
         }
     });
@@ -456,6 +526,35 @@ fn check_memlock() {
                  Raise it with `ulimit -l unlimited` or LimitMEMLOCK=infinity in the systemd unit"
             );
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every partition
+/// holds its segment files open and every connection a socket, and the
+/// usual soft limit of 1,024 runs out at a few hundred partitions.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain libc calls with a valid out-pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !ok {
+        return;
+    }
+    let soft = limit.rlim_cur;
+    if soft < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            limit.rlim_cur = soft;
+        }
+    }
+    if limit.rlim_cur < 10_000 {
+        warn!(
+            "open files limit is {}: partitions and connections beyond it are refused. Raise it with \
+             `ulimit -n 1048576` or LimitNOFILE=1048576 in the systemd unit",
+            limit.rlim_cur
+        );
+    } else {
+        info!("open files limit {}", limit.rlim_cur);
     }
 }
 

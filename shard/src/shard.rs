@@ -35,6 +35,11 @@ pub enum ShardMsg {
 /// A topic partition as a key.
 pub type TopicPartition = (String, i32);
 
+/// Logs closed concurrently at shutdown: enough to keep the disk busy
+/// (each close waits on an fdatasync), few enough to bound the I/O in
+/// flight and the index buffers held at once.
+pub const LOGS_CLOSED_AT_ONCE: usize = 64;
+
 pub struct Shard {
     pub id: ShardId,
     pub config: Arc<NodeConfig>,
@@ -49,6 +54,12 @@ pub struct Shard {
     pub producer_ids: RefCell<std::ops::Range<i64>>,
     /// No new requests are taken once set.
     pub stopping: Cell<bool>,
+    /// Notified when `stopping` is set: long polls answer at once.
+    pub stop: Notify,
+    /// Request bytes held by this shard's connections (`queued.max.request.bytes`).
+    pub request_bytes: Rc<crate::admission::RequestBytes>,
+    /// Connections open on this shard, against `CONNECTIONS_PER_SHARD_MAX`.
+    pub connections: Cell<usize>,
     /// Requests being handled; shutdown waits for zero.
     pub in_flight: Cell<usize>,
     pub request_done: Notify,
@@ -242,6 +253,7 @@ impl Shard {
     /// Waits for in-flight requests, then closes every log cleanly.
     pub async fn shutdown(&self) {
         self.stopping.set(true);
+        self.stop.notify();
         self.groups.stop();
         self.persist_groups().await;
         loop {
@@ -252,10 +264,16 @@ impl Shard {
             done.await;
         }
         let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
-        for ((topic, p), log) in logs {
-            if let Err(e) = log.close().await {
-                warn!("shard {}: closing {topic}-{p}: {e}", self.id);
-            }
+        // Each close is a truncate, an fdatasync and two index files: one
+        // at a time, 18,000 partitions took 47 s. Several at once overlap
+        // their I/O on the ring.
+        for chunk in logs.chunks(LOGS_CLOSED_AT_ONCE) {
+            let closes = chunk.iter().map(|((topic, p), log)| async move {
+                if let Err(e) = log.close().await {
+                    warn!("shard {}: closing {topic}-{p}: {e}", self.id);
+                }
+            });
+            futures_util::future::join_all(closes).await;
         }
     }
 

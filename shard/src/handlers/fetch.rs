@@ -32,16 +32,28 @@ use crate::shard::Shard;
 /// Longest wait a fetch may ask for; Kafka clients use 500 ms by default.
 pub const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 
+/// Largest fetch response, whatever `max_bytes` asks (0 or negative asks
+/// for no limit): Kafka's broker config `fetch.max.bytes`, 55 MiB. A
+/// response is held whole until sent, so this bounds a fetch's memory.
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
+
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: FetchRequest = request.decode_body()?;
     let deadline =
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
-    let max_bytes = if req.max_bytes > 0 { req.max_bytes as usize } else { usize::MAX };
+    let max_bytes = match usize::try_from(req.max_bytes) {
+        Ok(n) if n > 0 => n.min(FETCH_RESPONSE_BYTES_MAX),
+        _ => FETCH_RESPONSE_BYTES_MAX,
+    };
     loop {
         let (response, total, spliced, reads) =
             read_all(shard, &req, request.version, max_bytes).await;
         let now = Instant::now();
-        if total >= req.min_bytes.max(1) as usize || now >= deadline || shard.stopping.get() {
+        // A partition in error is answered at once, as Kafka's delayed fetch does.
+        let failed =
+            response.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
+        let enough = total >= req.min_bytes.max(1) as usize;
+        if enough || failed || now >= deadline || shard.stopping.get() {
             for (topic, partition, bytes) in reads {
                 shard.metrics.partition(&topic, partition, |c| {
                     c.fetch_requests += 1;
@@ -51,18 +63,26 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             return respond_spliced(request, &response, spliced);
         }
         // Wait for any partition to grow past its fetch offset, or the deadline.
-        let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>> = Vec::new();
+        let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> =
+            Vec::new();
         let image = shard.image.borrow().clone();
         for t in &req.topics {
             let Some(name) = topic_name(&image, t, request.version) else { continue };
             for p in &t.partitions {
                 if let Some(log) = shard.log(&name, p.partition) {
-                    let offset = p.fetch_offset;
-                    waits.push(Box::pin(async move { log.wait_acked_past(offset).await }));
+                    // New data past what was just read: waiting for the fetch
+                    // offset alone would return at once when data is there
+                    // but fewer than min_bytes, and spin until the deadline.
+                    let offset = p.fetch_offset.max(log.acked_end_offset());
+                    if log.failure().is_none() {
+                        waits.push(Box::pin(async move { log.wait_acked_past(offset).await }));
+                    }
                 }
             }
         }
         waits.push(Box::pin(glommio::timer::sleep(deadline - now)));
+        // A stopping broker answers long polls at once.
+        waits.push(Box::pin(shard.stop.notified()));
         select_all(waits).await;
     }
 }
