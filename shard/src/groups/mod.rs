@@ -126,6 +126,24 @@ pub enum Pending<T> {
     Later(flume::Receiver<T>),
 }
 
+/// Longest string of a group's metadata record: Kafka writes them with an
+/// i16 length.
+pub const GROUP_STRING_BYTES_MAX: usize = i16::MAX as usize;
+
+/// Bytes of the client id that start a new member id (`<client id>-<uuid>`):
+/// a client id may be 32,767 bytes, and the member id must stay within
+/// [`GROUP_STRING_BYTES_MAX`].
+pub const MEMBER_ID_CLIENT_ID_BYTES_MAX: usize = 255;
+
+/// The start of `client_id` used in member ids, cut at a char boundary.
+fn client_id_prefix(client_id: &str) -> &str {
+    let mut end = client_id.len().min(MEMBER_ID_CLIENT_ID_BYTES_MAX);
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &client_id[..end]
+}
+
 /// A JoinGroup request, decoded.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -543,6 +561,15 @@ impl Coordinator {
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
             return err(ResponseError::InconsistentGroupProtocol);
         }
+        // Group metadata records hold these strings with i16 lengths
+        // (Kafka's format); a longer one would make the record unreadable.
+        let strings = [&req.group, &req.member_id, &req.protocol_type, &req.client_host]
+            .into_iter()
+            .chain(req.instance_id.as_ref())
+            .chain(req.protocols.iter().map(|(name, _)| name));
+        if strings.into_iter().any(|s| s.len() > GROUP_STRING_BYTES_MAX) {
+            return err(ResponseError::InvalidRequest);
+        }
         let mut groups = self.groups.borrow_mut();
         let g = groups.entry(req.group.clone()).or_insert_with(|| Group::new(&req.group));
         if !g.members.is_empty()
@@ -577,7 +604,7 @@ impl Coordinator {
         if req.member_id.is_empty() {
             let id = format!(
                 "{}-{}",
-                req.client_id,
+                client_id_prefix(&req.client_id),
                 uuid::Uuid::from_bytes(crate::controller::random_bytes()).hyphenated()
             );
             if let Some(instance) = &req.instance_id {

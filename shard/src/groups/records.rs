@@ -74,8 +74,8 @@ const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 
 fn put_string(out: &mut Vec<u8>, s: &str) {
-    // Callers bound every string (group ids, topic names, metadata) far
-    // below i16::MAX bytes.
+    // Callers bound every string to i16::MAX bytes (topic names to 249,
+    // group strings by `GROUP_STRING_BYTES_MAX` at JoinGroup).
     out.extend_from_slice(&(s.len() as i16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
