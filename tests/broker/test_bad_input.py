@@ -126,3 +126,34 @@ def test_acknowledged_data_is_intact_after_bad_input(broker):
         got += [m.value() for m in c.consume(100, 0.5) if m.error() is None]
     c.close()
     assert got == [f"v{i}".encode() for i in range(100)]
+
+
+def fetch_v4(correlation_id, topic, partition, offset, max_wait_ms, min_bytes):
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, max_wait_ms, min_bytes, 1 << 20, 0)
+    body += struct.pack(">ih", 1, len(t)) + t
+    body += struct.pack(">iiqi", 1, partition, offset, 1 << 20)
+    return request(1, 4, correlation_id, body)
+
+
+def test_stop_answers_long_polls_at_once(broker):
+    """SIGTERM during a 30 s long poll: the fetch is answered and the node
+    stops well inside the poll's wait (it waited for the deadline before)."""
+    topic = f"poll-{uuid.uuid4().hex[:8]}"
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce(topic, b"one", partition=0)
+    assert p.flush(TIMEOUT_S) == 0
+    md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(topic, timeout=TIMEOUT_S)
+    leader = md.topics[topic].partitions[0].leader
+    s = socket.create_connection(("127.0.0.1", broker.port + leader), timeout=TIMEOUT_S)
+    s.sendall(fetch_v4(9, topic, 0, 1, max_wait_ms=30_000, min_bytes=1 << 20))
+    # The request is in its long poll once the broker has decoded it: a
+    # second request on another connection proves the shard is serving.
+    assert still_serving(broker)
+    s.settimeout(15)  # half the poll's wait: an answer at the deadline fails
+    broker.proc.send_signal(15)
+    reply = recv_frame(s)
+    assert struct.unpack(">i", reply[:4])[0] == 9
+    assert broker.proc.wait(15) == 0, broker.log()
+    broker.proc = None
+    assert "stopped cleanly" in broker.log()
