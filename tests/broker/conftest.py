@@ -23,7 +23,10 @@ STOP_TIMEOUT_S = 60
 def free_port_range(n):
     """A base port with n free consecutive ports after it."""
     for _ in range(200):
-        base = random.randint(20000, 40000)
+        # Below Linux's ephemeral range (32768-60999 by default), where the
+        # clients' own outgoing connections could take a port between our
+        # check and the broker's bind.
+        base = random.randint(10000, 32000 - n)
         socks = []
         try:
             for p in range(base, base + n):
