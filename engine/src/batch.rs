@@ -157,8 +157,10 @@ impl BatchHeader {
     }
 
     /// The offset of the batch's last record.
+    /// Saturates: `baseOffset` is not covered by the CRC, so a damaged file
+    /// may hold any value (readers then find the batch out of order).
     pub fn last_offset(&self) -> Offset {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
     }
 
     /// Compression codec id: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.

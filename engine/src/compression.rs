@@ -45,6 +45,11 @@ impl std::fmt::Display for DecompressError {
 
 impl std::error::Error for DecompressError {}
 
+/// A zstd window this large is accepted whatever the output limit: zstd
+/// level 19 uses 8 MiB, and encoders declare windows larger than small
+/// contents (Kafka's default level 3 declares 2 MiB).
+pub const ZSTD_WINDOW_BYTES_ALLOWED: u64 = 8 * 1024 * 1024;
+
 const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
 const XERIAL_HEADER_BYTES: usize = 16;
 
@@ -104,6 +109,12 @@ pub fn decompress_into(
                 .map_err(|e| corrupt(e.to_string()))?;
         }
         _ => {
+            // ruzstd reserves the window the frame declares before any
+            // output: a 20-byte frame may declare gigabytes.
+            let window_max = (limit as u64).max(ZSTD_WINDOW_BYTES_ALLOWED);
+            if zstd_window_bytes(data).is_some_and(|w| w > window_max) {
+                return Err(DecompressError::TooLarge { limit });
+            }
             let mut input = data;
             let decoder = ruzstd::decoding::StreamingDecoder::new(&mut input)
                 .map_err(|e| corrupt(e.to_string()))?;
@@ -114,6 +125,33 @@ pub fn decompress_into(
         return Err(DecompressError::TooLarge { limit });
     }
     Ok(())
+}
+
+/// The window size a zstd frame header declares (RFC 8878 3.1.1.1), or
+/// `None` when `data` does not start with a readable frame header (the
+/// decoder then reports the error).
+fn zstd_window_bytes(data: &[u8]) -> Option<u64> {
+    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    if data.get(..4)? != MAGIC {
+        return None;
+    }
+    let descriptor = *data.get(4)?;
+    let single_segment = descriptor & 0x20 != 0;
+    if !single_segment {
+        let wd = *data.get(5)?;
+        let base = 1u64 << (10 + (wd >> 3) as u32);
+        return Some(base + base / 8 * (wd & 7) as u64);
+    }
+    // Single segment: the window is the content size, after the dictionary id.
+    let dictionary_bytes = [0usize, 1, 2, 4][(descriptor & 3) as usize];
+    let at = 5 + dictionary_bytes;
+    let fcs = match descriptor >> 6 {
+        0 => *data.get(at)? as u64,
+        1 => u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?) as u64 + 256,
+        2 => u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as u64,
+        _ => u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?),
+    };
+    Some(fcs)
 }
 
 enum SnappyError {
@@ -191,6 +229,26 @@ mod tests {
         // A snappy block claiming 4 GB: refused before allocating.
         let e = decompress_into(2, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0], 1 << 20, &mut out);
         assert!(matches!(e, Err(DecompressError::TooLarge { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn a_zstd_frame_declaring_a_huge_window_is_refused_before_decoding() {
+        // Magic, descriptor (no single segment), window descriptor 0xf8:
+        // 2^41 bytes; the limit and the allowed window are far below.
+        let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xf8, 0, 0, 0];
+        let mut out = Vec::new();
+        let e = decompress_into(4, &frame, 1 << 20, &mut out).unwrap_err();
+        assert_eq!(e, DecompressError::TooLarge { limit: 1 << 20 });
+        let real = ruzstd::encoding::compress_to_vec(
+            &[7u8; 5000][..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert!(
+            zstd_window_bytes(&real)
+                .is_some_and(|w| (5000..=ZSTD_WINDOW_BYTES_ALLOWED).contains(&w)),
+            "{:?}",
+            zstd_window_bytes(&real)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! - a producer the partition does not know may start at any sequence (its
 //!   state may have been removed with old segments).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::batch::BatchHeader;
 use crate::types::Offset;
@@ -87,6 +87,11 @@ pub enum Check {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: HashMap<i64, Producer>,
+    /// (last offset, producer id) of every producer: the idlest is first,
+    /// so forgetting one beyond the bound costs a log, not a scan of
+    /// 10,000 (a request of many batches with distinct ids did that per
+    /// batch, with the shard blocked).
+    by_last_offset: BTreeSet<(Offset, i64)>,
 }
 
 fn last_seq(h: &BatchHeader) -> i32 {
@@ -189,6 +194,8 @@ impl ProducerStates {
             batches: VecDeque::new(),
             last_offset: batch.last_offset,
         });
+        self.by_last_offset.remove(&(p.last_offset, h.producer_id));
+        self.by_last_offset.insert((batch.last_offset, h.producer_id));
         if h.producer_epoch != p.epoch {
             p.epoch = h.producer_epoch;
             p.batches.clear();
@@ -199,12 +206,11 @@ impl ProducerStates {
         }
         p.last_offset = batch.last_offset;
         if self.producers.len() > PRODUCERS_PER_PARTITION_MAX {
-            let idlest =
-                self.producers.iter().min_by_key(|(_, p)| p.last_offset).map(|(&id, _)| id);
-            if let Some(id) = idlest {
+            if let Some((_, id)) = self.by_last_offset.pop_first() {
                 self.producers.remove(&id);
             }
         }
+        debug_assert_eq!(self.producers.len(), self.by_last_offset.len());
     }
 
     /// The snapshot format (all big-endian), written by the log as
@@ -264,7 +270,8 @@ impl ProducerStates {
             let last_offset = batches.back().map_or(-1, |b| b.last_offset);
             producers.insert(id, Producer { epoch, batches, last_offset });
         }
-        Some(ProducerStates { producers })
+        let by_last_offset = producers.iter().map(|(&id, p)| (p.last_offset, id)).collect();
+        Some(ProducerStates { producers, by_last_offset })
     }
 }
 

@@ -33,7 +33,8 @@ use crate::batch::{validate_one, BatchError, BatchHeader, HEADER_BYTES, MAGIC_V2
 use crate::compression::decompress_into;
 use crate::types::{Timestamp, NO_TIMESTAMP};
 
-/// Largest records section a compressed batch may expand to. Kafka has no
+/// Largest records sections the compressed batches of one append may expand
+/// to, together. Kafka has no
 /// such bound (it streams); here one decompression runs at a time per
 /// shard into a reused buffer, so this is that buffer's worst case. 64 MiB
 /// is 64 times the default `max.message.bytes`, far above what a real
@@ -90,6 +91,9 @@ pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHea
     }
     let mut headers = Vec::with_capacity(1);
     let mut at = 0;
+    // Decompressed bytes of the whole request: the bound covers a request
+    // of many batches, not each one (CPU on the shard, nothing awaited).
+    let mut decompressed = 0usize;
     while at < buf.len() {
         let rest = &mut buf[at..];
         // The size first: a too-large batch is reported as such even when it
@@ -113,11 +117,12 @@ pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHea
                 let result = decompress_into(
                     header.compression(),
                     &batch[HEADER_BYTES..],
-                    DECOMPRESSED_BATCH_BYTES_MAX,
+                    DECOMPRESSED_BATCH_BYTES_MAX - decompressed,
                     &mut out,
                 )
                 .map_err(BatchError::Decompress)
                 .and_then(|()| check_records(&out, &header, rules));
+                decompressed += out.len();
                 if out.capacity() > DECOMPRESS_BUFFER_KEPT_BYTES {
                     *out = Vec::new();
                 }

@@ -74,7 +74,11 @@ impl MetadataRecord {
                     .as_array()
                     .ok_or("shards is not an array")?
                     .iter()
-                    .map(|s| s.as_u64().map(|s| s as u16).ok_or("shard is not a number"))
+                    .map(|s| {
+                        s.as_u64()
+                            .and_then(|s| u16::try_from(s).ok())
+                            .ok_or("shard is not a shard number")
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let configs = field("configs")?
                     .as_object()
@@ -110,7 +114,7 @@ fn hex(id: &[u8; 16]) -> String {
 }
 
 fn unhex(s: &str) -> Result<[u8; 16], String> {
-    if s.len() != 32 {
+    if s.len() != 32 || !s.is_ascii() {
         return Err(format!("topic id {s:?} is not 32 hex digits"));
     }
     let mut id = [0u8; 16];

@@ -102,12 +102,18 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     if config.shards == 0 {
         return Err("--shards must be at least 1".into());
     }
-    if config.port as u32 + config.shards as u32 > 65536 {
-        return Err(format!(
-            "ports {}..{} exceed 65535",
-            config.port,
-            config.port as u32 + config.shards as u32
-        ));
+    for (what, port) in [("ports", Some(config.port)), ("advertised ports", config.advertised_port)]
+    {
+        let Some(port) = port else { continue };
+        if port as u32 + config.shards as u32 > 65536 {
+            return Err(format!(
+                "{what} {port}..{} exceed 65535",
+                port as u32 + config.shards as u32
+            ));
+        }
+    }
+    if !(0..=i32::MAX / 1000 - 1).contains(&config.node_id) {
+        return Err(format!("--node-id {} is outside 0..{}", config.node_id, i32::MAX / 1000 - 1));
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;

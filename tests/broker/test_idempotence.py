@@ -67,15 +67,111 @@ def test_kafka_python_default_producer_is_idempotent_and_works(broker):
     assert [o for (_, o, _) in got] == list(range(1000))
 
 
+def _uvarint(data, pos):
+    n = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return n, pos
+
+
+class _Wire:
+    """Reads the few fields of Produce requests and responses the proxy
+    needs, in versions 3 to 9 (flexible from 9)."""
+
+    def __init__(self, data, pos, flexible):
+        self.data, self.pos, self.flexible = data, pos, flexible
+
+    def fixed(self, code):
+        (v,) = struct.unpack_from(">" + code, self.data, self.pos)
+        self.pos += struct.calcsize(">" + code)
+        return v
+
+    def count(self):
+        if self.flexible:
+            n, self.pos = _uvarint(self.data, self.pos)
+            return n - 1
+        return self.fixed("i")
+
+    def string(self):
+        n = self.count() if self.flexible else self.fixed("h")
+        s = None if n < 0 else self.data[self.pos:self.pos + n].decode()
+        self.pos += max(n, 0)
+        return s
+
+    def blob(self):
+        n = self.count() if self.flexible else self.fixed("i")
+        b = None if n < 0 else self.data[self.pos:self.pos + n]
+        self.pos += max(n, 0)
+        return b
+
+    def tags(self):
+        if self.flexible:
+            n, self.pos = _uvarint(self.data, self.pos)
+            for _ in range(n):
+                _, self.pos = _uvarint(self.data, self.pos)
+                size, self.pos = _uvarint(self.data, self.pos)
+                self.pos += size
+
+
+def parse_produce_request(frame):
+    """(version, correlation id, [(topic, partition, producer id, epoch,
+    base sequence, records)]) of the first batch for each partition."""
+    _, version, correlation_id = struct.unpack_from(">hhi", frame)
+    w = _Wire(frame, 8, False)
+    w.string()  # client id: never compact
+    w.flexible = version >= 9
+    w.tags()
+    w.string()  # transactional id
+    w.fixed("h"), w.fixed("i")  # acks, timeout
+    batches = []
+    for _ in range(w.count()):
+        topic = w.string()
+        for _ in range(w.count()):
+            partition = w.fixed("i")
+            records = w.blob()
+            pid, epoch, seq, count = struct.unpack_from(">qhii", records, 43)
+            batches.append((topic, partition, pid, epoch, seq, count))
+            w.tags()
+        w.tags()
+    return version, correlation_id, batches
+
+
+def parse_produce_response(frame, version):
+    """{(topic, partition): (error code, base offset)}"""
+    w = _Wire(frame, 4, version >= 9)
+    w.tags()
+    out = {}
+    for _ in range(w.count()):
+        topic = w.string()
+        for _ in range(w.count()):
+            partition, error, base_offset = w.fixed("i"), w.fixed("h"), w.fixed("q")
+            out[(topic, partition)] = (error, base_offset)
+            # The rest of the partition's answer is not needed: one
+            # partition per request in these tests.
+            break
+        break
+    return out
+
+
 class DroppingProxy:
-    """A TCP proxy in front of every shard that forwards each `every`th
-    produce request to the broker and then closes that connection before
-    the response can reach the client: the broker appended the batch, the
-    client never heard, and sends it again."""
+    """A TCP proxy in front of every shard that lets the broker answer each
+    `every`th produce request and then closes that connection instead of
+    passing the answer on: the broker appended the batch, the client never
+    heard, and sends it again.
+
+    It records what proves the broker received those duplicates: the batches
+    whose answers it swallowed (`swallowed`) and every answer it passed on
+    (`answered`), each as (topic, partition, producer id, epoch, base
+    sequence, records) -> (error code, base offset)."""
 
     def __init__(self, port, shards, target_port, every):
         self.port, self.every = port, every
-        self.count = self.dropped = 0
+        self.count = 0
+        self.swallowed, self.answered = [], []
         self.lock = threading.Lock()
         self.listeners = []
         for k in range(shards):
@@ -93,8 +189,11 @@ class DroppingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", target_port))
-            threading.Thread(target=self._requests, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._responses, args=(upstream, client), daemon=True).start()
+            # Produce requests in flight on this connection: correlation id
+            # -> (version, batches, whether to swallow the answer).
+            pending = {}
+            threading.Thread(target=self._requests, args=(client, upstream, pending), daemon=True).start()
+            threading.Thread(target=self._responses, args=(upstream, client, pending), daemon=True).start()
 
     @staticmethod
     def _read_exactly(sock, n):
@@ -106,40 +205,63 @@ class DroppingProxy:
             data += chunk
         return data
 
-    def _requests(self, client, upstream):
-        try:
-            while True:
-                size = self._read_exactly(client, 4)
-                frame = size and self._read_exactly(client, struct.unpack(">i", size)[0])
-                if not frame:
-                    break
-                upstream.sendall(size + frame)
-                if struct.unpack(">h", frame[:2])[0] == 0:  # Produce
-                    with self.lock:
-                        self.count += 1
-                        drop = self.count % self.every == 0
-                        self.dropped += drop
-                    if drop:
-                        break
-        except OSError:
-            pass
-        for s in (client, upstream):
+    def _read_frame(self, sock):
+        size = self._read_exactly(sock, 4)
+        frame = size and self._read_exactly(sock, struct.unpack(">i", size)[0])
+        return size, frame
+
+    @staticmethod
+    def _close(*socks):
+        for s in socks:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             s.close()
 
-    @staticmethod
-    def _responses(upstream, client):
+    def _requests(self, client, upstream, pending):
         try:
             while True:
-                data = upstream.recv(65536)
-                if not data:
+                size, frame = self._read_frame(client)
+                if not frame:
                     break
-                client.sendall(data)
+                swallow = False
+                if struct.unpack(">h", frame[:2])[0] == 0:  # Produce
+                    version, correlation_id, batches = parse_produce_request(frame)
+                    with self.lock:
+                        self.count += 1
+                        swallow = self.count % self.every == 0
+                        pending[correlation_id] = (version, batches, swallow)
+                upstream.sendall(size + frame)
+                if swallow:
+                    # The connection ends once the broker has answered this
+                    # request (see _responses); nothing more goes through.
+                    return
         except OSError:
             pass
+        self._close(client, upstream)
+
+    def _responses(self, upstream, client, pending):
+        try:
+            while True:
+                size, frame = self._read_frame(upstream)
+                if not frame:
+                    break
+                correlation_id = struct.unpack(">i", frame[:4])[0]
+                with self.lock:
+                    request = pending.pop(correlation_id, None)
+                if request is not None:
+                    version, batches, swallow = request
+                    answers = parse_produce_response(frame, version)
+                    outcome = [(b, answers.get(b[:2])) for b in batches]
+                    with self.lock:
+                        (self.swallowed if swallow else self.answered).extend(outcome)
+                    if swallow:
+                        break
+                client.sendall(size + frame)
+        except OSError:
+            pass
+        self._close(client, upstream)
 
     def close(self):
         for s in self.listeners:
@@ -147,8 +269,8 @@ class DroppingProxy:
 
 
 def run_with_injected_retries(make_broker, idempotent):
-    """Produces 3000 records through a proxy that drops every 15th produce
-    request's response; returns (values read back, drops injected, n)."""
+    """Produces 3000 records through a proxy that swallows every 15th produce
+    request's answer; returns (values read back, the proxy, n)."""
     from conftest import free_port_range
 
     b = make_broker()
@@ -188,12 +310,25 @@ def run_with_injected_retries(make_broker, idempotent):
         values = [int(v) for (_, _, v) in read_all(b.bootstrap, topic, 1, high)]
     finally:
         proxy.close()
-    return values, proxy.dropped, n
+    return values, proxy, n
 
 
 def test_librdkafka_idempotent_producer_under_injected_retries(make_broker):
-    values, dropped, n = run_with_injected_retries(make_broker, idempotent=True)
-    assert dropped > 0, "the proxy dropped some responses"
-    # Had the broker appended a resent batch again, a value would repeat.
+    values, proxy, n = run_with_injected_retries(make_broker, idempotent=True)
+    # Batches the broker appended (it answered them without an error) whose
+    # answers the client never got.
+    appended = {batch: answer for batch, answer in proxy.swallowed if answer is not None and answer[0] == 0}
+    assert appended, f"no swallowed answer reported a stored batch: {proxy.swallowed}"
+    assert all(batch[2] >= 0 for batch in appended), "the batches carried a producer id"
+    # Each was sent again (the same producer id, epoch and sequence), and the
+    # broker answered the duplicate with the offset it had given the first.
+    answered = {}
+    for batch, answer in proxy.answered:
+        answered.setdefault(batch, []).append(answer)
+    for batch, first in appended.items():
+        assert batch in answered, f"{batch} was never sent again"
+        assert answered[batch] == [first], f"{batch}: first answer {first}, answers to the resend {answered[batch]}"
+    # And it stored each record once: had it appended a duplicate again, a
+    # value would repeat.
     assert values == list(range(n)), "every record once, in order, despite the retries"
 

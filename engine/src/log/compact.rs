@@ -257,6 +257,13 @@ impl<D: Disk> PartitionLog<D> {
                     position: pos,
                     reason: "short batch header".into(),
                 })?;
+                if h.size < HEADER_BYTES || h.size as u64 > seg.size - pos {
+                    return Err(LogError::Corrupt {
+                        segment_base: seg.base,
+                        position: pos,
+                        reason: "batch length runs past the segment".into(),
+                    });
+                }
                 let whole = seg
                     .file
                     .read_at(pos, h.size)
