@@ -46,10 +46,18 @@ pub const SHARD_WRITES_IN_FLIGHT_MAX: usize = 8;
 /// [`SHARD_UNWRITTEN_BYTES_MAX`]).
 pub const CACHE_BYTES_PER_PARTITION: usize = 4 * 1024 * 1024;
 
-/// Free disk space is checked in steps of this size ahead of the writes, so
-/// that a full disk is discovered before offsets are assigned, at the cost of
-/// one statvfs per step. (Not fallocate: see `DiskFile::reserve`.)
-pub const RESERVE_STEP_BYTES: u64 = 32 * 1024 * 1024;
+/// Free space kept aside from appends: a full disk refuses produces while
+/// this much is still free, so that index files, producer snapshots, the
+/// metadata log and group commits (their own appends aside) still fit.
+pub const FREE_SPACE_MARGIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Below this much free space beyond the promises, every promise asks the
+/// file system again (`statvfs`) instead of trusting the cached figure.
+pub const FREE_SPACE_RECHECK_BELOW_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// How long a cached free-space figure is trusted when far from full:
+/// files deleted by retention or other processes' writes show up this late.
+pub const FREE_SPACE_CACHE_MS: u64 = 100;
 
 /// Size of one read when recovery scans a segment. Large enough to stream at
 /// the disk's bandwidth, small enough not to matter for memory.
@@ -65,7 +73,7 @@ const _: () = assert!(TAIL_CHUNK_BYTES_MAX.is_multiple_of(TAIL_CHUNK_BYTES_MIN))
 const _: () =
     assert!(TAIL_CHUNK_BYTES_MAX.is_power_of_two() && TAIL_CHUNK_BYTES_MIN.is_power_of_two());
 const _: () = assert!(SHARD_UNWRITTEN_BYTES_MAX >= 4 * TAIL_CHUNK_BYTES_MAX);
-const _: () = assert!((RESERVE_STEP_BYTES as usize).is_multiple_of(BLOCK_BYTES));
+const _: () = assert!(FREE_SPACE_RECHECK_BELOW_BYTES > FREE_SPACE_MARGIN_BYTES);
 const _: () = assert!(
     RECOVERY_READ_BYTES.is_multiple_of(BLOCK_BYTES)
         && LOOKUP_READ_BYTES.is_multiple_of(BLOCK_BYTES)

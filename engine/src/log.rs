@@ -37,7 +37,7 @@ use crate::config::{Flush, LogConfig};
 use crate::disk::{write_file_atomic, Disk, DiskFile};
 use crate::error::{AppendError, IoContext, LogError, StorageFailure};
 use crate::flush::{FlushShared, Flusher};
-use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES, RESERVE_STEP_BYTES};
+use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES};
 use crate::producers::{Check, ProducerStates};
 use crate::recovery::scan;
 use crate::segment::{
@@ -741,27 +741,20 @@ impl<D: Disk> PartitionLog<D> {
         };
         if roll {
             self.roll(now).await?;
-            return self.reserve(0, 0, total, &config).await;
+            return self.reserve(0, 0, total).await;
         }
-        self.reserve(size, reserved, total, &config).await
+        self.reserve(size, reserved, total).await
     }
 
-    /// Makes sure the active segment's file can grow past `size + total`,
-    /// checking free space in steps of [`RESERVE_STEP_BYTES`].
-    async fn reserve(
-        &self,
-        size: u64,
-        reserved: u64,
-        total: u64,
-        config: &LogConfig,
-    ) -> Result<(), AppendError> {
+    /// Makes sure the active segment's file can grow past `size + total`:
+    /// the disk promises the bytes (see `DiskFile::reserve`) before any
+    /// offset is assigned.
+    async fn reserve(&self, size: u64, reserved: u64, total: u64) -> Result<(), AppendError> {
         let needed = align_up(size + total);
         if needed <= reserved {
             return Ok(());
         }
-        let target = align_up(size + total + RESERVE_STEP_BYTES)
-            .min(align_up(config.segment_bytes))
-            .max(needed);
+        let target = needed;
         let file = self.active_file();
         match file.reserve(target).await {
             Ok(()) => {

@@ -87,3 +87,35 @@ async fn read_range(log: &PartitionLog<DmaDisk>, from: i64) -> Vec<u8> {
     }
     out
 }
+
+/// Every append's bytes are promised before offsets are assigned and given
+/// back as they are written, so the promises always equal what is
+/// accepted and not yet on disk (nextest runs each test in its own
+/// process: the ledger is this test's alone).
+#[test]
+fn free_space_is_promised_until_written() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dma-promise-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let dir = tmp.join("t-0");
+    run_glommio(Flush::Fsync, move |flusher| async move {
+        let log =
+            PartitionLog::open(disk(&dir).await, &dir, config(0), &flusher, Rc::new(SystemClock))
+                .await
+                .expect("open");
+        assert_eq!(engine::disk::promised_bytes(), 0);
+        for i in 0..20 {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+            let batch = make_batch(i, 60, 100, now.as_millis() as i64); // > 4 KiB
+            let info = log.append(BytesMut::from(&batch[..]), 0).await.expect("append");
+            assert!(engine::disk::promised_bytes() > 0, "append {i}: its bytes are promised");
+            log.wait_acked(info.end_offset).await.expect("acked");
+            // Written (and synced): nothing is owed beyond the partial last
+            // block the next write rewrites.
+            assert!(engine::disk::promised_bytes() < 4096, "{}", engine::disk::promised_bytes());
+        }
+        log.close().await.expect("close");
+        assert_eq!(engine::disk::promised_bytes(), 0, "closing gives every promise back");
+    });
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -76,12 +76,14 @@ fn a_full_disk_at_reservation_refuses_the_append_without_harm() {
         log.wait_acked(info.end_offset).await.unwrap();
         assert_eq!(info.base_offset, 0);
     });
-    // A capacity too small for the next preallocation: same answer.
-    env.disk.set_capacity(Some(env.disk.paths().len() as u64 * 4096 + 4096));
+    // A disk with no room for the next append's bytes: same answer.
+    let used: u64 = env.disk.paths().iter().filter_map(|p| env.disk.file_len(p)).sum();
+    env.disk.set_capacity(Some(used));
     let env2 = env.restart();
     env2.run(async {
         let log = env2.open(LogConfig::default()).await;
-        assert_eq!(log.append(batch(3, 2, 50), 0).await.unwrap_err(), AppendError::NoSpace);
+        // Larger than the block the file already has.
+        assert_eq!(log.append(batch(3, 100, 100), 0).await.unwrap_err(), AppendError::NoSpace);
         assert!(log.failure().is_none());
         assert_eq!(read_all(&log, 0, 1 << 20).await.len(), batch(2, 2, 50).len());
     });

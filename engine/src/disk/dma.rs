@@ -1,14 +1,17 @@
 //! [`DmaDisk`]: the production disk, glommio DMA files (O_DIRECT, io_uring).
 //! Runs only inside a glommio executor, on the shard that owns the files.
 
+use std::cell::Cell;
 use std::io;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
 use glommio::GlommioError;
 
 use super::{Disk, DiskFile, IoBuf};
+use crate::limits::{FREE_SPACE_CACHE_MS, FREE_SPACE_MARGIN_BYTES, FREE_SPACE_RECHECK_BELOW_BYTES};
 
 /// glommio's error type wraps the OS error; keep the errno (ENOSPC matters).
 fn to_io(e: GlommioError<()>) -> io::Error {
@@ -102,9 +105,84 @@ fn free_bytes(path: &Path) -> io::Result<u64> {
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-/// A glommio DMA file.
+/// Free space promised to appends and not yet written, over every DMA file
+/// of the process (one node, one data directory: one file system). Kept
+/// with [`HEADROOM`], the free space beyond the promises when last asked.
+static PROMISED: AtomicU64 = AtomicU64::new(0);
+/// `statvfs` free bytes minus [`PROMISED`] at the last check (may go
+/// negative between checks). A promised byte being written lowers both
+/// free space and the promises, so the figure stays right without asking
+/// the file system again; only other writers (index files, other
+/// processes) and deletions move it, which the periodic re-check catches.
+static HEADROOM: AtomicI64 = AtomicI64::new(0);
+/// When [`HEADROOM`] was last computed, in ms since [`EPOCH`].
+static CHECKED_AT_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Promises `n` bytes of the file system holding `path` to an append, or
+/// fails with ENOSPC (nothing promised) when fewer than `n` plus
+/// [`FREE_SPACE_MARGIN_BYTES`] are free beyond the other promises.
+fn promise(path: &Path, n: u64) -> io::Result<()> {
+    let now = EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64;
+    let promised = PROMISED.fetch_add(n, Ordering::SeqCst) + n;
+    let mut headroom = HEADROOM.fetch_sub(n as i64, Ordering::SeqCst) - n as i64;
+    let stale = now.saturating_sub(CHECKED_AT_MS.load(Ordering::Relaxed)) > FREE_SPACE_CACHE_MS
+        || CHECKED_AT_MS.load(Ordering::Relaxed) == u64::MAX;
+    if stale || headroom < FREE_SPACE_RECHECK_BELOW_BYTES as i64 {
+        match free_bytes(path) {
+            Ok(free) => {
+                headroom = free as i64 - promised as i64;
+                HEADROOM.store(headroom, Ordering::SeqCst);
+                CHECKED_AT_MS.store(now, Ordering::Relaxed);
+            }
+            Err(e) => {
+                release(n);
+                return Err(e);
+            }
+        }
+    }
+    if headroom < FREE_SPACE_MARGIN_BYTES as i64 {
+        release(n);
+        return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    Ok(())
+}
+
+/// Returns `n` promised bytes: written, or no longer needed.
+fn release(n: u64) {
+    if n > 0 {
+        PROMISED.fetch_sub(n, Ordering::SeqCst);
+        HEADROOM.fetch_add(n as i64, Ordering::SeqCst);
+    }
+}
+
+/// Bytes promised now, for tests.
+pub fn promised_bytes() -> u64 {
+    PROMISED.load(Ordering::SeqCst)
+}
+
+/// A glommio DMA file, with the free space promised to its appends.
 pub struct DmaDiskFile {
     file: DmaFile,
+    /// The end of the data written so far (or the size when opened).
+    written_end: Cell<u64>,
+    /// The end up to which space is written or promised (`>= written_end`);
+    /// `promised_end - written_end` bytes are held in [`PROMISED`].
+    promised_end: Cell<u64>,
+}
+
+impl DmaDiskFile {
+    /// Promised bytes this file holds, given back (truncation, close).
+    fn release_all(&self) {
+        release(self.promised_end.get().saturating_sub(self.written_end.get()));
+        self.promised_end.set(self.written_end.get());
+    }
+}
+
+impl Drop for DmaDiskFile {
+    fn drop(&mut self) {
+        self.release_all();
+    }
 }
 
 /// The open descriptor (O_DIRECT), for the broker's zero-copy sends, which
@@ -132,7 +210,8 @@ impl Disk for DmaDisk {
             .dma_open(path)
             .await
             .map_err(to_io)?;
-        Ok(DmaDiskFile { file })
+        let size = file.file_size().await.map_err(to_io)?;
+        Ok(DmaDiskFile { file, written_end: Cell::new(size), promised_end: Cell::new(size) })
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -177,6 +256,15 @@ impl DiskFile for DmaDiskFile {
     async fn write_at(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {
         let len = buf.len();
         let written = self.file.write_rc_at(buf, pos).await.map_err(to_io)?;
+        let end = pos + written as u64;
+        let before = self.written_end.get();
+        if end > before {
+            // The promise covers (written_end, promised_end]: what this
+            // write filled of it is no longer owed.
+            release(end.min(self.promised_end.get()).saturating_sub(before));
+            self.written_end.set(end);
+            self.promised_end.set(self.promised_end.get().max(end));
+        }
         if written != len {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -194,27 +282,32 @@ impl DiskFile for DmaDiskFile {
         self.file.fdatasync().await.map_err(to_io)
     }
 
-    /// Checks free space with statvfs instead of calling fallocate: on ext4,
-    /// direct writes into fallocated (unwritten) extents need an extent
-    /// conversion at completion and a journal commit at fdatasync, which
-    /// measured 45% slower here for small group-commit rounds (see
-    /// docs/decisions.md). The check makes a full disk an error before
-    /// offsets are assigned; a write may still meet ENOSPC (another process
-    /// filled the disk), which takes the log offline.
+    /// Promises free space (see [`promise`]) instead of calling fallocate:
+    /// on ext4, direct writes into fallocated (unwritten) extents need an
+    /// extent conversion at completion and a journal commit at fdatasync,
+    /// which measured 45% slower here for small group-commit rounds (see
+    /// docs/decisions.md). Every append's bytes are promised before its
+    /// offsets are assigned and stay promised until written, over all
+    /// partitions of all shards, so appends cannot outrun the disk; a write
+    /// still meets ENOSPC only when another process fills the disk.
     async fn reserve(&self, len: u64) -> io::Result<()> {
-        let size = self.file.file_size().await.map_err(to_io)?;
-        let needed = len.saturating_sub(size);
+        let promised_end = self.promised_end.get();
+        if len <= promised_end {
+            return Ok(());
+        }
         let path = self.file.path().map(|p| p.to_path_buf());
         let path = path.ok_or_else(|| io::Error::other("DMA file without a path"))?;
-        let free = free_bytes(&path)?;
-        if free < needed {
-            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
-        }
+        promise(&path, len - promised_end)?;
+        self.promised_end.set(len);
         Ok(())
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
-        self.file.truncate(len).await.map_err(to_io)
+        self.release_all();
+        self.file.truncate(len).await.map_err(to_io)?;
+        self.written_end.set(len);
+        self.promised_end.set(len);
+        Ok(())
     }
 
     async fn size(&self) -> io::Result<u64> {

@@ -19,7 +19,7 @@ use std::io;
 use std::path::Path;
 use std::rc::Rc;
 
-pub use dma::{DmaDisk, DmaDiskFile, DmaRead};
+pub use dma::{promised_bytes, DmaDisk, DmaDiskFile, DmaRead};
 pub use mem::{Fault, MemBuf, MemDisk, MemFile};
 
 /// A block-aligned buffer that writes take by reference count.
