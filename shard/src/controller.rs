@@ -243,9 +243,16 @@ impl Controller {
         let mut outcomes = Vec::with_capacity(topics.len());
         let mut records = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut added = 0usize;
         for spec in topics {
-            let outcome = self.validate(&spec, &seen);
+            let mut outcome = self.validate(&spec, &seen);
             if let Ok(meta) = &outcome {
+                if let Err(e) = self.within_partition_budget(added + meta.shards.len()) {
+                    outcome = Err(e);
+                }
+            }
+            if let Ok(meta) = &outcome {
+                added += meta.shards.len();
                 seen.insert(meta.name.clone());
                 records.push(MetadataRecord::Topic(meta.clone()));
             }
@@ -340,6 +347,20 @@ impl Controller {
                 outcomes.push(Err(appears_twice(name)));
                 continue;
             }
+            let added: usize = records
+                .iter()
+                .map(|r| match r {
+                    MetadataRecord::Topic(t) => {
+                        let before = self.image.topics.get(&t.name).map_or(0, |o| o.shards.len());
+                        t.shards.len().saturating_sub(before)
+                    }
+                    _ => 0,
+                })
+                .sum();
+            if let Err(e) = self.within_partition_budget(added + (*count - current) as usize) {
+                outcomes.push(Err(e));
+                continue;
+            }
             // New partitions continue the topic's round robin over shards.
             let first = topic.shards.first().copied().unwrap_or(0) as i32;
             let mut grown = topic.clone();
@@ -396,6 +417,24 @@ impl Controller {
     }
 
     /// Checks one topic and places its partitions.
+    /// Whether `more` partitions fit in the node's budget (`--max-partitions`,
+    /// by default what the open-files limit allows): past it a topic would
+    /// be announced whose partitions cannot all open.
+    fn within_partition_budget(&self, more: usize) -> Result<(), (i16, String)> {
+        let max = self.shard.config.partitions_max.unwrap_or(usize::MAX);
+        let now: usize = self.image.topics.values().map(|t| t.shards.len()).sum();
+        if now + more > max {
+            return Err((
+                ResponseError::InvalidPartitions.code(),
+                format!(
+                    "the node serves {now} partitions and at most {max} (--max-partitions, by default \
+                     what the open-files limit allows); {more} more do not fit"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(
         &mut self,
         spec: &TopicSpec,

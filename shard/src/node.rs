@@ -66,6 +66,24 @@ pub struct NodeConfig {
     pub advertised_port: Option<u16>,
     /// Port of the Prometheus endpoint (`/metrics` on `host`); `None`: none.
     pub metrics_port: Option<u16>,
+    /// Partitions the node serves, every topic's together (`--max-partitions`);
+    /// `None` at startup means what the open-files limit allows
+    /// ([`partitions_allowed`]), which `run` fills in.
+    pub partitions_max: Option<usize>,
+}
+
+/// Open files a partition is budgeted: its active segment's file and one
+/// more (a closed segment, an index or snapshot being written). A node
+/// with 1,024 open files measured ~950 one-segment partitions opening.
+pub const FILES_PER_PARTITION: u64 = 2;
+
+/// The share of the open-files limit kept for everything but partitions:
+/// connections, io_uring rings, pipes, the metadata log, listeners.
+pub const FILES_RESERVED_SHARE: u64 = 4;
+
+/// Partitions an open-files limit of `files` allows.
+pub fn partitions_allowed(files: u64) -> usize {
+    ((files - files / FILES_RESERVED_SHARE) / FILES_PER_PARTITION).max(1) as usize
 }
 
 impl NodeConfig {
@@ -98,6 +116,9 @@ impl NodeConfig {
 /// shard listens. Returns an error message for the operator on any startup
 /// failure.
 pub fn run(config: NodeConfig) -> Result<(), String> {
+    let mut config = config;
+    let files = raise_open_files_limit();
+    let partitions_max = *config.partitions_max.get_or_insert(partitions_allowed(files));
     let config = Arc::new(config);
     if config.shards == 0 {
         return Err("--shards must be at least 1".into());
@@ -121,7 +142,6 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     check_ports(&config)?;
     check_io_uring()?;
     check_memlock();
-    raise_open_files_limit();
     let metrics_listener = match config.metrics_port {
         Some(port) => Some(std::net::TcpListener::bind((config.host.as_str(), port)).map_err(
             |e| {
@@ -193,7 +213,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     };
     let last_port = config.port_of(config.shards - 1);
     info!(
-        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}, metrics {}",
+        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}, metrics {}, partitions at most {}",
         env!("CARGO_PKG_VERSION"),
         config.node_id,
         config.shards,
@@ -205,7 +225,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         config.data_dir.display(),
         config.flush,
         if config.zero_copy_fetch { "on" } else { "off" },
-        metrics_addr
+        metrics_addr,
+        partitions_max
     );
     println!("ready");
     let _ = std::io::stdout().flush();
@@ -538,12 +559,13 @@ fn check_memlock() {
 /// Raises the soft limit on open files to the hard limit: every partition
 /// holds its segment files open and every connection a socket, and the
 /// usual soft limit of 1,024 runs out at a few hundred partitions.
-fn raise_open_files_limit() {
+/// Returns the limit in force.
+fn raise_open_files_limit() -> u64 {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain libc calls with a valid out-pointer.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
     if !ok {
-        return;
+        return 1024;
     }
     let soft = limit.rlim_cur;
     if soft < limit.rlim_max {
@@ -562,6 +584,7 @@ fn raise_open_files_limit() {
     } else {
         info!("open files limit {}", limit.rlim_cur);
     }
+    limit.rlim_cur
 }
 
 fn stop_signals() -> libc::sigset_t {

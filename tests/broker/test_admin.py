@@ -196,3 +196,26 @@ def test_incremental_alter_configs_apply_to_open_logs_and_survive_a_restart(brok
     assert produce(20_000) == KafkaError.MSG_SIZE_TOO_LARGE
     assert alter(name, ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE)) is None
     assert produce(20_000) is None
+
+
+def test_partitions_past_the_node_budget_are_refused_not_half_created(make_broker):
+    """--max-partitions (by default what the open-files limit allows): a
+    topic or growth past it is refused with INVALID_PARTITIONS, and nothing
+    of it is created (before, 151 of 1,100 partitions failed to open behind
+    a success)."""
+    b = make_broker(extra_args=["--max-partitions", "60"]).start()
+    from confluent_kafka.admin import NewPartitions
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    listed = admin.list_topics(timeout=TIMEOUT_S).topics
+    offsets = len(listed["__consumer_offsets"].partitions) if "__consumer_offsets" in listed else 0
+    room = 60 - offsets
+    assert room > 4, f"__consumer_offsets has {offsets} partitions"
+    assert create(b.bootstrap, [NewTopic("fits", room - 2, 1)]) == {"fits": None}
+    assert create(b.bootstrap, [NewTopic("too-many", 3, 1)]) == {"too-many": KafkaError.INVALID_PARTITIONS}
+    with pytest.raises(KafkaException) as failed:
+        admin.create_partitions([NewPartitions("fits", room + 1)])["fits"].result(TIMEOUT_S)
+    assert failed.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+    admin.create_partitions([NewPartitions("fits", room)])["fits"].result(TIMEOUT_S)
+    listed = topics(b.bootstrap)
+    assert "too-many" not in listed
+    assert len(listed["fits"].partitions) == room

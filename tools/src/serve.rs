@@ -28,7 +28,9 @@ const USAGE: &str = "usage: corelog serve [options]
   --zero-copy-fetch BOOL       splice cold fetch data from segment files to sockets
                                instead of copying it (default true)
   --metrics-port PORT          Prometheus endpoint http://HOST:PORT/metrics
-                               (default 9644; 0 for none)";
+                               (default 9644; 0 for none)
+  --max-partitions N           partitions the node serves, all topics together
+                               (default: what the open-files limit allows)";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let mut config = NodeConfig {
@@ -47,6 +49,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         advertised_host: None,
         advertised_port: None,
         metrics_port: Some(9644),
+        partitions_max: None,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -98,6 +101,13 @@ pub fn run(args: Vec<String>) -> Result<()> {
             }
             "--zero-copy-fetch" => {
                 config.zero_copy_fetch = value.parse().map_err(|_| bad("expected true or false"))?
+            }
+            "--max-partitions" => {
+                let n: usize = value.parse().map_err(|_| bad("not a number"))?;
+                if n == 0 {
+                    bail!("--max-partitions must be positive");
+                }
+                config.partitions_max = Some(n);
             }
             "--offsets-topic-segment-bytes" => {
                 config.offsets_segment_bytes = value.parse().map_err(|_| bad("not a number"))?
