@@ -458,8 +458,8 @@ impl<D: Disk> PartitionLog<D> {
         let time_index = read_optional(disk, &segment_path(dir, base, TIME_INDEX_SUFFIX))
             .await?
             .and_then(|b| crate::index::TimeIndex::decode(&b));
-        let full_scan = !clean && is_last || index.is_none() || time_index.is_none();
-        let (from, expected) = if full_scan {
+        let mut full_scan = !clean && is_last || index.is_none() || time_index.is_none();
+        let (mut from, mut expected) = if full_scan {
             if !clean && is_last {
                 report.notes.push(format!("segment {base}: unclean shutdown, full scan"));
             } else {
@@ -475,17 +475,34 @@ impl<D: Disk> PartitionLog<D> {
             seg.time_index = time_index.expect("checked");
             if let Some(t) = seg.time_index.last() {
                 seg.max_timestamp = t.timestamp;
-                seg.max_timestamp_offset = base + t.relative_offset as i64;
+                seg.max_timestamp_offset = base.saturating_add(t.relative_offset as i64);
             }
             seg.reset_to_last_index_entry()
         };
         let interval = config.index_interval_bytes;
-        let file = seg.file.clone();
-        let outcome = scan(file.as_ref(), file_size, from, expected, base, |h, pos| {
-            seg.note_batch(h, pos, interval)
-        })
-        .await
-        .ctx(|| format!("scanning {}", path.display()))?;
+        let outcome = loop {
+            let file = seg.file.clone();
+            let outcome = scan(file.as_ref(), file_size, from, expected, base, |h, pos| {
+                seg.note_batch(h, pos, interval)
+            })
+            .await
+            .ctx(|| format!("scanning {}", path.display()))?;
+            let stopped_early = outcome.valid_end < file_size
+                && !Self::all_zeros(seg.file.as_ref(), outcome.valid_end, file_size).await?;
+            if stopped_early && !full_scan {
+                // The index led the scan to a place the data does not go on
+                // from: a stale or damaged index must never cut data, so
+                // the segment is scanned whole and its indexes rebuilt.
+                report.rebuilt_indexes += 1;
+                report.notes.push(format!(
+                    "segment {base}: index entry at {from} does not match the data, rebuilt"
+                ));
+                seg.clear_indexes();
+                (full_scan, from, expected) = (true, 0, base);
+                continue;
+            }
+            break outcome;
+        };
         report.scanned_bytes += outcome.valid_end - from;
         if outcome.valid_end < file_size {
             // The zero padding of the last block is expected after a crash;

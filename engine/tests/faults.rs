@@ -192,3 +192,31 @@ fn one_fdatasync_serves_many_concurrent_appends() {
         assert_eq!(a.log_end_offset() + b.log_end_offset(), 200);
     });
 }
+
+/// A stale or damaged offset index must never cut data: the scan from its
+/// last entry fails, and the segment is scanned whole instead (before, the
+/// segment was truncated at the entry and every later segment dropped).
+#[test]
+fn a_wrong_index_entry_is_rebuilt_never_trusted_to_cut_data() {
+    let env = Env::new(Flush::Fsync);
+    let all = fill(&env, tiny(), 30);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        assert!(log.segment_count() > 2, "closed segments with indexes");
+        log.close().await.unwrap();
+    });
+    let index: PathBuf = dir().join("00000000000000000000.index");
+    let len = env.disk.file_len(&index).expect("the first segment has an index");
+    assert!(len >= 8, "at least one entry");
+    // The last entry's position, one byte off.
+    env.disk.flip_bit(&index, len - 1, 0);
+    let env2 = env.restart();
+    env2.run(async {
+        let log = env2.open(tiny()).await;
+        let report = log.recovery_report();
+        assert!(report.clean_shutdown);
+        assert_eq!(report.truncated_bytes, 0, "{report:?}");
+        assert!(report.rebuilt_indexes >= 1, "{report:?}");
+        assert_eq!(read_all(&log, 0, 1 << 20).await, all);
+    });
+}
