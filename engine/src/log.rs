@@ -1369,6 +1369,10 @@ impl<D: Disk> LogInner<D> {
     pub(crate) fn fail(&self, failure: StorageFailure) {
         let mut st = self.state.borrow_mut();
         if st.failed.is_none() {
+            log::error!(
+                "partition {} is offline for writes: {failure}; reads go on; restart the node once the cause is fixed",
+                self.dir.display()
+            );
             st.failed = Some(failure);
         }
         let dropped = st.unwritten_bytes;

@@ -143,6 +143,16 @@ fn promise(path: &Path, n: u64) -> io::Result<()> {
     }
     if headroom < FREE_SPACE_MARGIN_BYTES as i64 {
         release(n);
+        // Said once per 1,000 refusals: a full disk refuses every produce.
+        static REFUSED: AtomicU64 = AtomicU64::new(0);
+        if REFUSED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
+            log::warn!(
+                "disk full under {}: {} bytes free beyond appends in flight, {} kept free; refusing produces (KAFKA_STORAGE_ERROR) until space returns",
+                path.display(),
+                headroom.max(0),
+                FREE_SPACE_MARGIN_BYTES
+            );
+        }
         return Err(io::Error::from_raw_os_error(libc::ENOSPC));
     }
     Ok(())
