@@ -41,6 +41,12 @@ pub const REQUEST_ARRIVAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// and leaves descriptors for partitions.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 10_000;
 
+/// Connections one shard serves from one client address (Kafka's
+/// `max.connections.per.ip`, unbounded there by default): one misbehaving
+/// host cannot take every connection slot of a shard. Beyond it the new
+/// connection is closed at once.
+pub const CONNECTIONS_PER_IP_MAX: usize = 1_000;
+
 /// First pause after a failed accept (EMFILE, ENFILE, ENOBUFS), doubling
 /// up to [`ACCEPT_BACKOFF_MAX`]: a broker out of descriptors must not spin
 /// logging the same error (it did: 31 MB of log per second).
@@ -48,6 +54,7 @@ pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 const _: () = assert!(QUEUED_REQUEST_BYTES_MAX >= net::frame::REQUEST_BYTES_MAX);
+const _: () = assert!(CONNECTIONS_PER_IP_MAX <= CONNECTIONS_PER_SHARD_MAX);
 
 /// The shard's budget of request bytes in flight.
 pub struct RequestBytes {

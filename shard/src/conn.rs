@@ -71,7 +71,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let socket = stream.as_raw_fd();
     debug!("shard {}: connection from {peer}", shard.id);
-    let _open = OpenConnection::new(shard.clone());
+    let ip = stream.peer_addr().ok().map(|a| a.ip());
+    let _open = OpenConnection::new(shard.clone(), ip);
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
     let pipeline = Rc::new(Pipeline::default());
@@ -216,13 +217,18 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
 /// Counts a connection in `corelog_connections_active` while alive, also
 /// when its task is dropped (shutdown).
-struct OpenConnection(Rc<Shard>);
+/// Also counts it against the shard's connection limits
+/// (`crate::admission`), per shard and per client address.
+struct OpenConnection(Rc<Shard>, Option<std::net::IpAddr>);
 
 impl OpenConnection {
-    fn new(shard: Rc<Shard>) -> OpenConnection {
+    fn new(shard: Rc<Shard>, ip: Option<std::net::IpAddr>) -> OpenConnection {
         shard.metrics.connection_opened();
         shard.connections.set(shard.connections.get() + 1);
-        OpenConnection(shard)
+        if let Some(ip) = ip {
+            *shard.connections_by_ip.borrow_mut().entry(ip).or_default() += 1;
+        }
+        OpenConnection(shard, ip)
     }
 }
 
@@ -230,6 +236,15 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.metrics.connection_closed();
         self.0.connections.set(self.0.connections.get() - 1);
+        if let Some(ip) = self.1 {
+            let mut by_ip = self.0.connections_by_ip.borrow_mut();
+            if let Some(n) = by_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    by_ip.remove(&ip);
+                }
+            }
+        }
     }
 }
 

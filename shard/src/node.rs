@@ -17,7 +17,9 @@ use engine::{Flush, Flusher};
 use glommio::{LocalExecutorBuilder, Placement};
 use log::{error, info, warn};
 
-use crate::admission::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_PER_SHARD_MAX};
+use crate::admission::{
+    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_PER_IP_MAX, CONNECTIONS_PER_SHARD_MAX,
+};
 use crate::controller::{self, ControllerMsg};
 use crate::metrics::MetricsRequest;
 use crate::shard::{Shard, ShardId, ShardMsg};
@@ -347,6 +349,7 @@ async fn shard_main(
             crate::admission::QUEUED_REQUEST_BYTES_MAX,
         ),
         connections: Default::default(),
+        connections_by_ip: Default::default(),
         splicer: start_splicer(id, config.zero_copy_fetch),
         metrics: Default::default(),
     });
@@ -402,21 +405,24 @@ async fn shard_main(
         let mut refused = 0u64;
         loop {
             match listener.accept().await {
-                Ok(stream) if accepting.connections.get() >= CONNECTIONS_PER_SHARD_MAX => {
+                Ok(stream) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
+                    let Some(why) = over_connection_limits(&accepting, &stream) else {
+                        glommio::spawn_local(crate::conn::serve(accepting.clone(), stream))
+                            .detach();
+                        continue;
+                    };
                     // Closed at once: the client sees the refusal instead of
                     // waiting in the backlog. Logged once per 1,000.
                     if refused.is_multiple_of(1000) {
                         warn!(
-                            "shard {}: {} connections open, the most one shard serves; refusing new ones ({} refused so far)",
-                            accepting.id, CONNECTIONS_PER_SHARD_MAX, refused + 1
+                            "shard {}: refusing a connection: {why} ({} refused so far)",
+                            accepting.id,
+                            refused + 1
                         );
                     }
                     refused += 1;
                     drop(stream);
-                }
-                Ok(stream) => {
-                    backoff = ACCEPT_BACKOFF_MIN;
-                    glommio::spawn_local(crate::conn::serve(accepting.clone(), stream)).detach();
                 }
                 Err(e) => {
                     // Out of descriptors (or buffers): pause, doubling, so the
@@ -454,6 +460,21 @@ async fn shard_main(
     flusher.stop();
     flusher_task.await;
     let _ = done.send(());
+}
+
+/// Why a new connection is refused, if it is: the shard's or its client
+/// address's connection limit.
+fn over_connection_limits(shard: &Shard, stream: &glommio::net::TcpStream) -> Option<String> {
+    if shard.connections.get() >= CONNECTIONS_PER_SHARD_MAX {
+        return Some(format!(
+            "{CONNECTIONS_PER_SHARD_MAX} connections open, the most one shard serves"
+        ));
+    }
+    let ip = stream.peer_addr().ok()?.ip();
+    let from_ip = shard.connections_by_ip.borrow().get(&ip).copied().unwrap_or(0);
+    (from_ip >= CONNECTIONS_PER_IP_MAX).then(|| {
+        format!("{from_ip} connections open from {ip}, the most one shard serves one address")
+    })
 }
 
 /// Takes an exclusive lock on `<data>/.lock` for the life of the process, so

@@ -60,6 +60,8 @@ pub struct Shard {
     pub request_bytes: Rc<crate::admission::RequestBytes>,
     /// Connections open on this shard, against `CONNECTIONS_PER_SHARD_MAX`.
     pub connections: Cell<usize>,
+    /// Connections open per client address, against `CONNECTIONS_PER_IP_MAX`.
+    pub connections_by_ip: RefCell<HashMap<std::net::IpAddr, usize>>,
     /// Requests being handled; shutdown waits for zero.
     pub in_flight: Cell<usize>,
     pub request_done: Notify,

@@ -10,6 +10,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from conftest import wait_until
+
 TIMEOUT_S = 30
 
 
@@ -157,3 +159,32 @@ def test_stop_answers_long_polls_at_once(broker):
     assert broker.proc.wait(15) == 0, broker.log()
     broker.proc = None
     assert "stopped cleanly" in broker.log()
+
+
+def test_one_address_gets_at_most_1000_connections_per_shard(broker):
+    """max.connections.per.ip: the 1,001st connection from one address to a
+    shard is closed at once; the ones before it are served, and once they
+    close the address is served again."""
+    conns = [socket.create_connection(("127.0.0.1", broker.port), timeout=TIMEOUT_S) for _ in range(1000)]
+    try:
+        # The last of them is served (so all 1,000 were taken by the shard).
+        conns[-1].sendall(request(18, 0, 7))
+        assert struct.unpack(">i", recv_frame(conns[-1])[:4])[0] == 7
+        extra = connect(broker)
+        assert closed_by_broker(extra)
+        extra.close()
+    finally:
+        for s in conns:
+            s.close()
+
+    def served():
+        try:
+            s = connect(broker)
+            s.sendall(request(18, 0, 8))
+            ok = struct.unpack(">i", recv_frame(s)[:4])[0] == 8
+            s.close()
+            return ok
+        except (AssertionError, OSError):
+            return False
+    wait_until(served, TIMEOUT_S, "a new connection served after the others closed")
+    assert "refusing a connection" in broker.log()
