@@ -27,6 +27,7 @@ engine benchmarks (no broker, against fio on the same disk):
   engine-append       append throughput and acknowledgment latency
   engine-read         cold sequential read throughput
   compaction-latency  append latency while the shard compacts vs idle
+  validate            the cost of validating a produced batch, per codec, vs CRC-32C
 
 common:
   --quick             a short run (under a minute)
@@ -174,6 +175,7 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
         Some("engine-append") => crate::engine_append::run(&common).map(|_| ()),
         Some("engine-read") => crate::engine_read::run(&common).map(|_| ()),
         Some("compaction-latency") => crate::compaction_latency::run(&common).map(|_| ()),
+        Some("validate") => crate::validate::run(&common).map(|_| ()),
         Some(other) => bail!("unknown benchmark {other:?}\n\n{USAGE}"),
         None => bail!("{USAGE}"),
     }

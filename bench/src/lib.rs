@@ -8,6 +8,8 @@
 //!   sequential direct read.
 //! - [`compaction_latency`]: append latency on a shard while it compacts
 //!   another partition vs without compaction.
+//! - [`validate`]: what validating a produced batch costs, per codec, against
+//!   a CRC-32C pass over the same bytes.
 //! - [`load`]: the Kafka load generator (producers, consumers, end-to-end).
 //! - [`broker_bench`]: `produce`, `consume` and `e2e` against a broker.
 //! - [`experiments`]: `kafka-2014` and `scaling`, sequences of those.
@@ -27,6 +29,7 @@ pub mod fio;
 pub mod load;
 pub mod report;
 pub mod svg;
+pub mod validate;
 
 /// Options every benchmark takes.
 #[derive(Debug, Clone)]

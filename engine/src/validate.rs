@@ -174,6 +174,10 @@ fn check_header(h: &BatchHeader) -> Result<(), BatchError> {
 fn check_records(records: &[u8], h: &BatchHeader, rules: &Rules) -> Result<Timestamp, BatchError> {
     let mut r = Reader { buf: records, at: 0 };
     let mut max_timestamp = NO_TIMESTAMP;
+    // The bounds once per batch, not per record (saturating: the configs
+    // may be i64::MAX).
+    let oldest = rules.now_ms.saturating_sub(rules.timestamp_before_max_ms);
+    let newest = rules.now_ms.saturating_add(rules.timestamp_after_max_ms);
     for index in 0..h.records_count {
         let invalid = |why| BatchError::InvalidRecord { index, why };
         if r.at == records.len() {
@@ -211,7 +215,9 @@ fn check_records(records: &[u8], h: &BatchHeader, rules: &Rules) -> Result<Times
             .base_timestamp
             .checked_add(timestamp_delta)
             .ok_or(BatchError::InvalidTimestamp { index, timestamp: h.base_timestamp })?;
-        check_timestamp(index, timestamp, rules)?;
+        if timestamp != NO_TIMESTAMP && !(oldest..=newest).contains(&timestamp) {
+            return Err(BatchError::InvalidTimestamp { index, timestamp });
+        }
         max_timestamp = max_timestamp.max(timestamp);
         r.at = end;
     }
@@ -219,19 +225,6 @@ fn check_records(records: &[u8], h: &BatchHeader, rules: &Rules) -> Result<Times
         return Err(BatchError::Invalid("bytes after the last of recordsCount records"));
     }
     Ok(max_timestamp)
-}
-
-fn check_timestamp(index: i32, timestamp: Timestamp, rules: &Rules) -> Result<(), BatchError> {
-    if timestamp == NO_TIMESTAMP {
-        return Ok(());
-    }
-    let diff = timestamp as i128 - rules.now_ms as i128;
-    let too_old = -diff > rules.timestamp_before_max_ms as i128;
-    let too_new = diff > rules.timestamp_after_max_ms as i128;
-    if too_old || too_new {
-        return Err(BatchError::InvalidTimestamp { index, timestamp });
-    }
-    Ok(())
 }
 
 /// A cursor over record bytes with Kafka's varint rules.
@@ -248,7 +241,15 @@ impl Reader<'_> {
     }
 
     /// An unsigned LEB128 of at most `max_bytes` bytes.
+    #[inline]
     fn raw_varint(&mut self, max_bytes: u32) -> Result<u64, &'static str> {
+        // Most fields of a record are one byte long.
+        if let Some(&b) = self.buf.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(b as u64);
+            }
+        }
         let mut v: u64 = 0;
         for i in 0..max_bytes {
             let b = self.byte()?;
