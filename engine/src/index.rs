@@ -98,7 +98,9 @@ impl OffsetIndex {
         for e in bytes.chunks_exact(OFFSET_ENTRY_BYTES) {
             let rel = u32::from_be_bytes(e[0..4].try_into().ok()?);
             let pos = u32::from_be_bytes(e[4..8].try_into().ok()?);
-            if pos as u64 >= segment_bytes {
+            // Entries are added for batches after the first (position 0 is
+            // never one), within i32::MAX of the base (segments roll before).
+            if pos == 0 || pos as u64 >= segment_bytes || rel > i32::MAX as u32 {
                 return None;
             }
             if let Some(last) = index.entries.last() {
@@ -159,6 +161,9 @@ impl TimeIndex {
         for e in bytes.chunks_exact(TIME_ENTRY_BYTES) {
             let ts = i64::from_be_bytes(e[0..8].try_into().ok()?);
             let rel = u32::from_be_bytes(e[8..12].try_into().ok()?);
+            if rel > i32::MAX as u32 {
+                return None;
+            }
             if let Some(last) = index.entries.last() {
                 if ts <= last.timestamp || rel < last.relative_offset {
                     return None;

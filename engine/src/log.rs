@@ -750,10 +750,13 @@ impl<D: Disk> PartitionLog<D> {
                     "offsets would pass the largest offset, i64::MAX",
                 )));
             };
-            let roll = !seg.is_empty()
-                && (seg.size + total > config.segment_bytes
-                    || now.saturating_sub(seg.created_ms) >= config.segment_ms
-                    || last - base > i32::MAX as i64);
+            // Far from its base even when empty (a damaged index can claim
+            // offsets no batch backs): a new segment at the log end.
+            let far = last - base > i32::MAX as i64;
+            let roll = far
+                || !seg.is_empty()
+                    && (seg.size + total > config.segment_bytes
+                        || now.saturating_sub(seg.created_ms) >= config.segment_ms);
             (roll, seg.size, seg.reserved)
         };
         if roll {
