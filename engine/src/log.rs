@@ -1089,7 +1089,10 @@ impl<D: Disk> PartitionLog<D> {
         Ok(records
             .iter()
             .map(|r| {
-                (header.base_offset + r.offset_delta, header.base_timestamp + r.timestamp_delta)
+                (
+                    header.base_offset.saturating_add(r.offset_delta),
+                    header.base_timestamp.saturating_add(r.timestamp_delta),
+                )
             })
             .find(|&(_, ts)| ts >= timestamp)
             .or(Some((base, max_timestamp))))

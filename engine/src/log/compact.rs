@@ -166,7 +166,7 @@ impl<D: Disk> PartitionLog<D> {
                 }
                 for r in parse_records(bytes).map_err(|e| corrupt(seg.base, e))? {
                     if let Some(k) = r.key {
-                        keys.push((key_hash(k), h.base_offset + r.offset_delta));
+                        keys.push((key_hash(k), h.base_offset.saturating_add(r.offset_delta)));
                     }
                 }
                 Ok(())
@@ -301,10 +301,10 @@ impl<D: Disk> PartitionLog<D> {
                 .iter()
                 .filter(|r| {
                     let Some(key) = r.key else { return true };
-                    let offset = h.base_offset + r.offset_delta;
+                    let offset = h.base_offset.saturating_add(r.offset_delta);
                     let superseded = latest.get(&key_hash(key)).is_some_and(|&o| o > offset);
-                    let expired_tombstone =
-                        r.value.is_none() && h.base_timestamp + r.timestamp_delta < horizon;
+                    let expired_tombstone = r.value.is_none()
+                        && h.base_timestamp.saturating_add(r.timestamp_delta) < horizon;
                     !(superseded || expired_tombstone)
                 })
                 .map(|r| r.raw)

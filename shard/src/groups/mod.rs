@@ -473,7 +473,7 @@ impl Coordinator {
             for r in engine::batch::parse_records(batch).map_err(|e| invalid(e.to_string()))? {
                 let key = r.key.ok_or_else(|| invalid("record without a key".into()))?;
                 // Offsets of records, not positions: compaction leaves gaps.
-                let record_offset = header.base_offset + r.offset_delta;
+                let record_offset = header.base_offset.saturating_add(r.offset_delta);
                 match records::decode(key, r.value).map_err(invalid)? {
                     OffsetsRecord::Offset { group, topic, partition: p, value } => {
                         self.apply(&group, (topic, p), value, record_offset);
