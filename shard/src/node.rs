@@ -603,7 +603,7 @@ fn raise_open_files_limit() -> u64 {
             limit.rlim_cur
         );
     } else {
-        info!("open files limit {}", limit.rlim_cur);
+        log::debug!("open files limit {}", limit.rlim_cur);
     }
     limit.rlim_cur
 }
