@@ -17,8 +17,9 @@
 //! A connection that sends garbage, a frame above the size limit, an API or
 //! version we do not serve, or a body that does not decode is closed (after
 //! the replies to its earlier requests) with a log line; other connections
-//! are not affected. So is one idle for [`CONNECTIONS_MAX_IDLE`] or whose
-//! request does not arrive whole within [`REQUEST_ARRIVAL_TIMEOUT`]. A
+//! are not affected. So is one idle for `connections_max_idle` or whose
+//! request does not arrive whole within `request_arrival_timeout` (both in
+//! [`crate::NodeConfig`], defaults in [`crate::admission`]). A
 //! request's bytes are admitted into the shard's budget
 //! ([`crate::admission::RequestBytes`]) before they are read and released
 //! when its reply is written.
@@ -38,7 +39,7 @@ use net::codec::decode_request;
 use net::frame::{read_frame_body, read_frame_size};
 use net::kafka_protocol::messages::ApiKey;
 
-use crate::admission::{within, BytesPermit, CONNECTIONS_MAX_IDLE, REQUEST_ARRIVAL_TIMEOUT};
+use crate::admission::{within, BytesPermit};
 use crate::handlers::{self, Out, Part, Reply};
 use crate::shard::{RequestGuard, Shard};
 use crate::splice::{Pipe, Splicer};
@@ -147,7 +148,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             notified.await;
             continue;
         }
-        let size = match within(CONNECTIONS_MAX_IDLE, read_frame_size(&mut reader)).await {
+        let idle = shard.config.connections_max_idle;
+        let size = match within(idle, read_frame_size(&mut reader)).await {
             None => {
                 debug!("shard {}: closing connection from {peer}: idle", shard.id);
                 break;
@@ -163,14 +165,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         // Room in the shard's budget before any byte of the body is read:
         // a connection waiting here reads nothing more (backpressure).
         let permit = shard.request_bytes.acquire(size).await;
-        let frame = match within(REQUEST_ARRIVAL_TIMEOUT, read_frame_body(&mut reader, size)).await
-        {
+        let arrival = shard.config.request_arrival_timeout;
+        let frame = match within(arrival, read_frame_body(&mut reader, size)).await {
             Some(Ok(f)) => f,
             None => {
                 warn!(
-                    "shard {}: closing connection from {peer}: a {size}-byte request did not arrive within {} s",
+                    "shard {}: closing connection from {peer}: a {size}-byte request did not arrive within {arrival:?}",
                     shard.id,
-                    REQUEST_ARRIVAL_TIMEOUT.as_secs()
                 );
                 shard.metrics.protocol_error();
                 break;

@@ -72,6 +72,14 @@ pub struct NodeConfig {
     /// `None` at startup means what the open-files limit allows
     /// ([`partitions_allowed`]), which `run` fills in.
     pub partitions_max: Option<usize>,
+    /// A connection with no request for this long is closed
+    /// (`--connections-max-idle-ms`, default
+    /// [`crate::admission::CONNECTIONS_MAX_IDLE`]).
+    pub connections_max_idle: std::time::Duration,
+    /// A request not whole this long after its size closes its connection
+    /// (`--request-arrival-timeout-ms`, default
+    /// [`crate::admission::REQUEST_ARRIVAL_TIMEOUT`]).
+    pub request_arrival_timeout: std::time::Duration,
 }
 
 /// Open files a partition is budgeted: its active segment's file and one

@@ -30,7 +30,12 @@ const USAGE: &str = "usage: corelog serve [options]
   --metrics-port PORT          Prometheus endpoint http://HOST:PORT/metrics
                                (default 9644; 0 for none)
   --max-partitions N           partitions the node serves, all topics together
-                               (default: what the open-files limit allows)";
+                               (default: what the open-files limit allows)
+  --connections-max-idle-ms MS close a connection with no request for MS
+                               (default 600000, Kafka's connections.max.idle.ms)
+  --request-arrival-timeout-ms MS
+                               close a connection whose request is not whole MS
+                               after its size arrived (default 60000)";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let mut config = NodeConfig {
@@ -50,6 +55,8 @@ pub fn run(args: Vec<String>) -> Result<()> {
         advertised_port: None,
         metrics_port: Some(9644),
         partitions_max: None,
+        connections_max_idle: shard::admission::CONNECTIONS_MAX_IDLE,
+        request_arrival_timeout: shard::admission::REQUEST_ARRIVAL_TIMEOUT,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -108,6 +115,18 @@ pub fn run(args: Vec<String>) -> Result<()> {
                     bail!("--max-partitions must be positive");
                 }
                 config.partitions_max = Some(n);
+            }
+            "--connections-max-idle-ms" | "--request-arrival-timeout-ms" => {
+                let ms: u64 = value.parse().map_err(|_| bad("not a number"))?;
+                if ms == 0 {
+                    bail!("{flag} must be positive");
+                }
+                let limit = std::time::Duration::from_millis(ms);
+                if flag == "--connections-max-idle-ms" {
+                    config.connections_max_idle = limit;
+                } else {
+                    config.request_arrival_timeout = limit;
+                }
             }
             "--offsets-topic-segment-bytes" => {
                 config.offsets_segment_bytes = value.parse().map_err(|_| bad("not a number"))?

@@ -156,6 +156,8 @@ pub struct Snapshot {
     pub connections_active: u64,
     pub connections_accepted: u64,
     pub protocol_errors: u64,
+    /// Request bytes held now against `queued.max.request.bytes`.
+    pub request_bytes_queued: u64,
     pub flush: FlushStats,
     pub unwritten_bytes: u64,
     pub io: IoTotals,
@@ -200,6 +202,7 @@ pub fn snapshot(shard: &Shard) -> Snapshot {
         connections_active: m.connections_active.get(),
         connections_accepted: m.connections_accepted.get(),
         protocol_errors: m.protocol_errors.get(),
+        request_bytes_queued: shard.request_bytes.used() as u64,
         flush: shard.flusher.stats(),
         unwritten_bytes: shard.flusher.unwritten_bytes() as u64,
         io,
@@ -290,6 +293,12 @@ pub fn render(snapshots: &[Snapshot], missing: &[ShardId], node_id: i32) -> Stri
             "counter",
             "Connections closed for bad input: malformed or oversized frames, unknown APIs or versions.",
             |s| s.protocol_errors,
+        ),
+        (
+            "corelog_request_bytes_queued",
+            "gauge",
+            "Request bytes held from their size until their reply is written (queued.max.request.bytes bounds them).",
+            |s| s.request_bytes_queued,
         ),
         ("corelog_fdatasync_total", "counter", "fdatasync calls on log files.", |s| {
             s.flush.fdatasyncs
@@ -547,6 +556,7 @@ mod tests {
             connections_active: 1,
             connections_accepted: 2,
             protocol_errors: 0,
+            request_bytes_queued: 0,
             flush: FlushStats::default(),
             unwritten_bytes: 0,
             io: IoTotals::default(),
