@@ -16,12 +16,13 @@
 //!
 //! Directory layout (`<dir>` is `<topic>-<partition>`):
 //! `<base:020>.log`, `.index`, `.timeindex` per segment (see [`crate::segment`]),
-//! and `clean_shutdown`, an empty file written by [`PartitionLog::close`] and
+//! and `clean_shutdown`, an empty file written by [`PartitionLog::close`]
+//! (or [`PartitionLog::mark_clean`] once the file system is synced) and
 //! removed by `open`: when present, recovery trusts the files and skips the
 //! full scan of the active segment. `<offset:020>.producers` is a snapshot of
 //! the idempotent producers' state ([`crate::producers`]) as of that offset,
-//! written by `close`; `open` loads the newest one at or below the log end
-//! and replays the batches after it.
+//! written by `close`; `open` loads the newest undamaged one at or below the
+//! log end and replays the batches after it.
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -34,7 +35,7 @@ use futures_util::lock::Mutex;
 use crate::batch::{stamp, validate_one, BatchError, BatchHeader, HEADER_BYTES};
 use crate::clock::Clock;
 use crate::config::{Flush, LogConfig};
-use crate::disk::{write_file_atomic, Disk, DiskFile};
+use crate::disk::{Disk, DiskFile};
 use crate::error::{AppendError, IoContext, LogError, StorageFailure};
 use crate::flush::{FlushShared, Flusher};
 use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES};
@@ -415,6 +416,7 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Writes the producers' snapshot as of the log end and removes older
     /// ones. The caller holds the append lock (nothing moves meanwhile).
+    /// Written at a stop, not synced: the caller syncs the file system.
     async fn write_producers_snapshot(&self) -> Result<(), LogError> {
         let inner = &*self.inner;
         let (at, bytes) = {
@@ -422,7 +424,9 @@ impl<D: Disk> PartitionLog<D> {
             (st.log_end, st.producers.encode())
         };
         let path = segment_path(&inner.dir, at, PRODUCERS_SUFFIX);
-        write_file_atomic(inner.disk.as_ref(), &path, &bytes)
+        inner
+            .disk
+            .replace_file(&path, &bytes)
             .await
             .ctx(|| format!("writing {}", path.display()))?;
         let names = inner.disk.list_dir(&inner.dir).await.ctx(|| "listing snapshots".into())?;
@@ -530,7 +534,7 @@ impl<D: Disk> PartitionLog<D> {
         if full_scan && !is_last {
             // Persist the rebuilt indexes of a closed segment.
             seg.close_plan()
-                .run(disk, dir)
+                .run(disk, dir, true)
                 .await
                 .ctx(|| format!("writing indexes of {}", path.display()))?;
         }
@@ -1334,10 +1338,24 @@ impl<D: Disk> PartitionLog<D> {
         Ok(doomed.len())
     }
 
-    /// Clean shutdown: waits until everything appended is written and synced,
-    /// closes every segment on disk and writes the clean shutdown marker, so
-    /// the next open skips the scan. Appends fail with `Closed` afterwards.
+    /// Clean shutdown of this log alone: [`Self::close_unsynced`], a sync
+    /// of the file system, [`Self::mark_clean`], another sync. Appends fail
+    /// with `Closed` afterwards. A node closing many logs runs the steps
+    /// itself, syncing the file system twice in all instead of per log.
     pub async fn close(&self) -> Result<(), LogError> {
+        self.close_unsynced().await?;
+        self.sync_filesystem().await?;
+        self.mark_clean().await?;
+        self.sync_filesystem().await
+    }
+
+    /// The first step of a clean shutdown: waits until everything appended
+    /// is written and synced, then closes every segment (its file cut to
+    /// size, its index files written) and writes the producer snapshot,
+    /// none of it synced. Appends fail with `Closed` afterwards. Enough
+    /// before deleting the log; before [`Self::mark_clean`] the file system
+    /// must be synced (the marker vouches for these files).
+    pub async fn close_unsynced(&self) -> Result<(), LogError> {
         let _append = self.inner.append_lock.lock().await;
         let log_end = self.log_end_offset();
         self.inner.flush.request_round(&self.inner);
@@ -1349,25 +1367,46 @@ impl<D: Disk> PartitionLog<D> {
         let plans: Vec<_> = {
             let mut st = self.inner.state.borrow_mut();
             st.closed = true;
-            st.to_close.clear();
-            let bases: Vec<Offset> = st.segments.keys().copied().collect();
-            // Closed segments were closed by the flusher already unless
-            // pending; closing again is harmless and keeps this simple.
+            // The active segment, and rolled ones the flusher has not
+            // closed yet. The others' indexes are on disk, synced: they are
+            // not rewritten (unsynced, a crash could tear them).
+            let mut bases: Vec<Offset> = st.to_close.drain(..).map(|(b, _)| b).collect();
+            bases.extend(st.segments.keys().next_back().copied());
+            bases.sort_unstable();
+            bases.dedup();
             bases
                 .into_iter()
-                .map(|b| st.segments.get_mut(&b).expect("listed").close_plan())
+                .filter_map(|b| st.segments.get_mut(&b).map(|s| s.close_plan()))
                 .collect()
         };
         for plan in plans {
-            plan.run(self.inner.disk.as_ref(), &self.inner.dir)
+            plan.run(self.inner.disk.as_ref(), &self.inner.dir, false)
                 .await
                 .ctx(|| "closing segment".into())?;
         }
-        self.write_producers_snapshot().await?;
-        write_file_atomic(self.inner.disk.as_ref(), &self.inner.dir.join(CLEAN_SHUTDOWN_FILE), b"")
+        self.write_producers_snapshot().await
+    }
+
+    /// The last step of a clean shutdown, after [`Self::close_unsynced`]
+    /// and a sync of the file system: the clean shutdown marker, so the
+    /// next open skips the scan. Durable at the next file system sync;
+    /// until then the next open scans, which is only slower.
+    pub async fn mark_clean(&self) -> Result<(), LogError> {
+        let marker = self.inner.dir.join(CLEAN_SHUTDOWN_FILE);
+        self.inner
+            .disk
+            .replace_file(&marker, b"")
             .await
-            .ctx(|| "writing the clean shutdown marker".into())?;
-        Ok(())
+            .ctx(|| "writing the clean shutdown marker".into())
+    }
+
+    /// Makes everything written to the file system holding this log durable.
+    pub async fn sync_filesystem(&self) -> Result<(), LogError> {
+        self.inner
+            .disk
+            .sync_filesystem(&self.inner.dir)
+            .await
+            .ctx(|| "syncing the file system".into())
     }
 }
 
@@ -1501,7 +1540,7 @@ impl<D: Disk> LogInner<D> {
         let _maintenance = self.maintenance_lock.lock().await;
         let plans = self.take_closable();
         for plan in plans {
-            if let Err(e) = plan.run(self.disk.as_ref(), &self.dir).await {
+            if let Err(e) = plan.run(self.disk.as_ref(), &self.dir, true).await {
                 self.fail(StorageFailure::from_io("closing a segment", &e));
                 return;
             }

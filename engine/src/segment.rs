@@ -158,7 +158,8 @@ impl<D: Disk> Segment<D> {
 }
 
 /// The I/O of closing a segment: truncate the file to its logical size,
-/// fdatasync it, write both index files. Idempotent.
+/// fdatasync it, write both index files. Idempotent. Not `durable`: no
+/// fdatasync or directory sync; the caller syncs the file system after.
 pub struct ClosePlan<D: Disk> {
     base_offset: Offset,
     file: Rc<D::File>,
@@ -168,17 +169,18 @@ pub struct ClosePlan<D: Disk> {
 }
 
 impl<D: Disk> ClosePlan<D> {
-    pub async fn run(self, disk: &D, dir: &Path) -> std::io::Result<()> {
+    pub async fn run(self, disk: &D, dir: &Path, durable: bool) -> std::io::Result<()> {
         self.file.truncate(self.size).await?;
-        self.file.fdatasync().await?;
-        write_file_atomic(disk, &segment_path(dir, self.base_offset, INDEX_SUFFIX), &self.index)
-            .await?;
-        write_file_atomic(
-            disk,
-            &segment_path(dir, self.base_offset, TIME_INDEX_SUFFIX),
-            &self.time_index,
-        )
-        .await
+        let index = segment_path(dir, self.base_offset, INDEX_SUFFIX);
+        let time_index = segment_path(dir, self.base_offset, TIME_INDEX_SUFFIX);
+        if durable {
+            self.file.fdatasync().await?;
+            write_file_atomic(disk, &index, &self.index).await?;
+            write_file_atomic(disk, &time_index, &self.time_index).await
+        } else {
+            disk.replace_file(&index, &self.index).await?;
+            disk.replace_file(&time_index, &self.time_index).await
+        }
     }
 }
 

@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use engine::disk::DmaDisk;
+use engine::disk::{Disk, DmaDisk};
 use engine::sync::Notify;
 use engine::{Flusher, PartitionLog, SystemClock};
+use futures_util::StreamExt;
 use log::{info, warn};
 
 use crate::configs::log_config;
@@ -36,8 +37,8 @@ pub enum ShardMsg {
 pub type TopicPartition = (String, i32);
 
 /// Logs closed concurrently at shutdown: enough to keep the disk busy
-/// (each close waits on an fdatasync), few enough to bound the I/O in
-/// flight and the index buffers held at once.
+/// (each close truncates a segment and writes three small files), few
+/// enough to bound the I/O in flight and the index buffers held at once.
 pub const LOGS_CLOSED_AT_ONCE: usize = 64;
 
 pub struct Shard {
@@ -184,7 +185,8 @@ impl Shard {
         for key in gone {
             let Some(log) = self.logs.borrow_mut().remove(&key) else { continue };
             let (topic, p) = key;
-            if let Err(e) = log.close().await {
+            // Its files are removed next: nothing to make durable.
+            if let Err(e) = log.close_unsynced().await {
                 warn!("shard {}: closing deleted {topic}-{p}: {e}", self.id);
             }
             if let Err(e) = std::fs::remove_dir_all(log.dir()) {
@@ -266,17 +268,57 @@ impl Shard {
             done.await;
         }
         let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
-        // Each close is a truncate, an fdatasync and two index files: one
-        // at a time, 18,000 partitions took 47 s. Several at once overlap
-        // their I/O on the ring.
-        for chunk in logs.chunks(LOGS_CLOSED_AT_ONCE) {
-            let closes = chunk.iter().map(|((topic, p), log)| async move {
-                if let Err(e) = log.close().await {
-                    warn!("shard {}: closing {topic}-{p}: {e}", self.id);
+        let count = logs.len();
+        let started = std::time::Instant::now();
+        // Three steps, so that a stop costs two syncs of the file system
+        // rather than nine fsyncs per partition (18,000 partitions took
+        // 47 s one at a time, 28 to over 45 s 64 at a time): every log
+        // closes unsynced, the file system is synced, every log gets its
+        // clean shutdown marker, the file system is synced again.
+        let closed: Vec<_> = futures_util::stream::iter(logs)
+            .map(|((topic, p), log)| async move {
+                match log.close_unsynced().await {
+                    Ok(()) => Some(log),
+                    Err(e) => {
+                        warn!("shard {}: closing {topic}-{p}: {e}", self.id);
+                        None
+                    }
                 }
-            });
-            futures_util::future::join_all(closes).await;
+            })
+            .buffer_unordered(LOGS_CLOSED_AT_ONCE)
+            .filter_map(|log| async move { log })
+            .collect()
+            .await;
+        let closed_in = started.elapsed();
+        let data_dir = &self.config.data_dir;
+        if let Err(e) = self.disk.sync_filesystem(data_dir).await {
+            warn!(
+                "shard {}: syncing the file system: {e}; the next start scans every log",
+                self.id
+            );
+            return;
         }
+        futures_util::stream::iter(&closed)
+            .map(|log| async move {
+                if let Err(e) = log.mark_clean().await {
+                    warn!("shard {}: {}: {e}", self.id, log.dir().display());
+                }
+            })
+            .buffer_unordered(LOGS_CLOSED_AT_ONCE)
+            .for_each(|()| async {})
+            .await;
+        if let Err(e) = self.disk.sync_filesystem(data_dir).await {
+            warn!(
+                "shard {}: syncing the file system: {e}; the next start scans every log",
+                self.id
+            );
+        }
+        info!(
+            "shard {}: closed {count} logs in {:.1} s ({:.1} s closing them, the rest syncing)",
+            self.id,
+            started.elapsed().as_secs_f64(),
+            closed_in.as_secs_f64()
+        );
     }
 
     /// Marks a request as started; the guard marks it done.

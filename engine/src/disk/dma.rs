@@ -257,6 +257,38 @@ impl Disk for DmaDisk {
         dir.sync().await.map_err(to_io)?;
         dir.close().await.map_err(to_io)
     }
+
+    /// `syncfs(2)` has no io_uring operation: this blocks the calling
+    /// shard's thread until the file system is synced. Only a shard that is
+    /// stopping calls it (once or twice), so nothing else waits behind it.
+    /// Through the page cache (a few kilobytes; no device write each, as a
+    /// DMA file would need), with the create, write and close on the ring
+    /// so that many files' directory updates overlap; the rename blocks,
+    /// like the directory operations above.
+    async fn replace_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        let file = glommio::io::BufferedFile::create(&tmp).await.map_err(to_io)?;
+        let mut at = 0;
+        while at < bytes.len() {
+            let n = file.write_at(bytes[at..].to_vec(), at as u64).await.map_err(to_io)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
+            }
+            at += n;
+        }
+        file.close().await.map_err(to_io)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    async fn sync_filesystem(&self, path: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(path)?;
+        // SAFETY: `dir` is an open descriptor for the duration of the call.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 impl DiskFile for DmaDiskFile {

@@ -13,6 +13,9 @@
 //! Faults: [`Fault`]s injected with [`MemDisk::inject`] fire on the next
 //! matching operation; a capacity makes writes and allocations past it fail
 //! with ENOSPC (reservations too); [`MemDisk::flip_bit`] corrupts stored bytes.
+//! [`MemDisk::hold_syncs`] keeps every fdatasync pending until released and
+//! counts how often a held one is polled (an I/O future polled on every
+//! wake of its task is what glommio's DMA files cannot take).
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -55,6 +58,10 @@ struct State {
     capacity_bytes: Option<u64>,
     writes: u64,
     syncs: u64,
+    /// fdatasyncs stay pending while set.
+    syncs_held: bool,
+    sync_waiters: Vec<std::task::Waker>,
+    held_sync_polls: u64,
 }
 
 impl State {
@@ -135,6 +142,29 @@ impl MemDisk {
     /// Queues a fault for the next matching operation.
     pub fn inject(&self, fault: Fault) {
         self.state.borrow_mut().faults.push_back(fault);
+    }
+
+    /// Keeps every fdatasync pending (started or not) until [`Self::release_syncs`].
+    pub fn hold_syncs(&self) {
+        self.state.borrow_mut().syncs_held = true;
+    }
+
+    /// Lets held fdatasyncs complete.
+    pub fn release_syncs(&self) {
+        let waiters = {
+            let mut state = self.state.borrow_mut();
+            state.syncs_held = false;
+            std::mem::take(&mut state.sync_waiters)
+        };
+        waiters.into_iter().for_each(std::task::Waker::wake);
+    }
+
+    /// How many times held fdatasyncs were polled. Each poll of a pending
+    /// glommio DMA I/O keeps a clone of its task's waker until the I/O ends,
+    /// and a task's wakers are counted in 16 bits: an I/O re-polled on every
+    /// wake of a busy task overflows them and aborts the shard.
+    pub fn held_sync_polls(&self) -> u64 {
+        self.state.borrow().held_sync_polls
     }
 
     /// Makes writes and reservations that would grow the disk past `bytes` fail with ENOSPC.
@@ -302,6 +332,25 @@ impl Disk for MemDisk {
             Err(not_found(path))
         }
     }
+
+    async fn replace_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        super::write_file(self, path, bytes, false).await
+    }
+
+    async fn sync_filesystem(&self, _path: &Path) -> io::Result<()> {
+        yield_once().await;
+        let mut state = self.state.borrow_mut();
+        if state.take_fault(&[Fault::SyncError]).is_some() {
+            return Err(eio());
+        }
+        state.syncs += 1;
+        for f in state.files.values() {
+            let mut f = f.borrow_mut();
+            f.durable = f.current.clone();
+            f.unsynced.clear();
+        }
+        Ok(())
+    }
 }
 
 impl DiskFile for MemFile {
@@ -346,6 +395,16 @@ impl DiskFile for MemFile {
 
     async fn fdatasync(&self) -> io::Result<()> {
         yield_once().await;
+        futures_lite::future::poll_fn(|cx| {
+            let mut state = self.disk.state.borrow_mut();
+            if !state.syncs_held {
+                return std::task::Poll::Ready(());
+            }
+            state.held_sync_polls += 1;
+            state.sync_waiters.push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
         let mut state = self.disk.state.borrow_mut();
         state.syncs += 1;
         if state.take_fault(&[Fault::SyncError]).is_some() {
