@@ -1,0 +1,287 @@
+//! The controller: owner of the metadata log, on shard 0.
+//!
+//! What a request changes is decided by the pure state machine in
+//! [`machine`]; this driver feeds it. It replays the [`MetadataLog`] at
+//! startup, then serves [`ControllerMsg`]s one at a time: propose, commit
+//! the records to the log (durable), fold them into a new image, and hand
+//! the image to every shard, waiting until each has opened its new
+//! partitions. Only then does the request get its answer, so a client that
+//! created a topic can produce to it at once.
+//!
+//! The log is the local engine log today ([`EngineMetadataLog`],
+//! `<data>/__cluster_metadata-0`, `Flush::Fsync`); a Raft quorum is the
+//! next implementation of the same trait.
+
+pub mod machine;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use engine::batch::{build, parse_records};
+use engine::disk::Disk;
+use engine::{LogConfig, PartitionLog, SystemClock};
+use log::{info, warn};
+use net::kafka_protocol::error::ResponseError;
+
+pub use machine::{
+    apply_config_changes, Answer, Command, ConfigChange, ConfigOp, Limits, Outcome, TopicOutcome,
+    TopicSpec, PRODUCER_ID_BLOCK, TOPIC_PARTITIONS_MAX,
+};
+
+use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::shard::{Shard, ShardMsg};
+
+/// Directory name of the metadata log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+pub enum ControllerMsg {
+    CreateTopics {
+        topics: Vec<TopicSpec>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<TopicOutcome>>,
+    },
+    /// Topics by name; their data is deleted by the shards that lead them.
+    DeleteTopics { names: Vec<String>, reply: flume::Sender<Vec<Outcome>> },
+    /// A block of [`PRODUCER_ID_BLOCK`] fresh producer ids: `start..end`.
+    AllocateProducerIds { reply: flume::Sender<Result<(i64, i64), String>> },
+    /// (topic, new partition count).
+    CreatePartitions {
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Outcome>>,
+    },
+    /// Topic config changes (IncrementalAlterConfigs): per topic, applied
+    /// in order, all or none for that topic.
+    AlterConfigs {
+        topics: Vec<(String, Vec<ConfigChange>)>,
+        validate_only: bool,
+        reply: flume::Sender<Vec<Outcome>>,
+    },
+}
+
+/// Where the metadata records are kept, in order.
+#[allow(async_fn_in_trait)]
+pub trait MetadataLog {
+    /// Hands every committed record to `apply`, oldest first.
+    async fn replay(
+        &mut self,
+        apply: &mut dyn FnMut(MetadataRecord) -> Result<(), String>,
+    ) -> Result<(), String>;
+    /// Appends `records` as one unit; returns once they are committed
+    /// (durable), or an error and none of them.
+    async fn commit(&mut self, records: &[MetadataRecord]) -> Result<(), String>;
+}
+
+/// The metadata log of a single node: one engine log, fsynced, each
+/// commit one batch whose records' values are [`MetadataRecord::encode`]d.
+pub struct EngineMetadataLog<D: Disk> {
+    log: PartitionLog<D>,
+}
+
+impl<D: Disk> EngineMetadataLog<D> {
+    pub fn new(log: PartitionLog<D>) -> Self {
+        EngineMetadataLog { log }
+    }
+}
+
+impl<D: Disk> MetadataLog for EngineMetadataLog<D> {
+    async fn replay(
+        &mut self,
+        apply: &mut dyn FnMut(MetadataRecord) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.log
+            .replay(self.log.log_start_offset(), |_, batch| {
+                let invalid = |e: String| engine::LogError::Invalid(format!("metadata log: {e}"));
+                for r in parse_records(batch).map_err(|e| invalid(e.to_string()))? {
+                    let value = r.value.ok_or_else(|| invalid("record without a value".into()))?;
+                    apply(MetadataRecord::decode(value).map_err(invalid)?).map_err(invalid)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn commit(&mut self, records: &[MetadataRecord]) -> Result<(), String> {
+        let values: Vec<Vec<u8>> = records.iter().map(|r| r.encode()).collect();
+        let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
+        let batch = build(&kv, engine::Clock::now_ms(&SystemClock));
+        let info =
+            self.log.append(BytesMut::from(&batch[..]), 0).await.map_err(|e| e.to_string())?;
+        self.log.wait_acked(info.end_offset).await.map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the controller on shard 0 until the channel closes.
+pub async fn run(
+    shard: Rc<Shard>,
+    inbox: flume::Receiver<ControllerMsg>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+) {
+    let mut controller = match Controller::open(shard.clone(), peers).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Without metadata no shard can serve: stop the node.
+            eprintln!("fatal: metadata log: {e}");
+            std::process::exit(1);
+        }
+    };
+    while let Ok(msg) = inbox.recv_async().await {
+        match msg {
+            ControllerMsg::CreateTopics { topics, validate_only, reply } => {
+                let answer = controller.execute(Command::CreateTopics { topics, validate_only });
+                if let Ok(Answer::Topics(outcomes)) = answer.await {
+                    let _ = reply.send(outcomes);
+                }
+            }
+            ControllerMsg::DeleteTopics { names, reply } => {
+                if let Ok(Answer::Outcomes(o)) =
+                    controller.execute(Command::DeleteTopics { names }).await
+                {
+                    let _ = reply.send(o);
+                }
+            }
+            ControllerMsg::AllocateProducerIds { reply } => {
+                let ids = match controller.execute(Command::AllocateProducerIds).await {
+                    Ok(Answer::ProducerIds { start, end }) => Ok((start, end)),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(ids);
+            }
+            ControllerMsg::CreatePartitions { topics, validate_only, reply } => {
+                let command = Command::CreatePartitions { topics, validate_only };
+                if let Ok(Answer::Outcomes(o)) = controller.execute(command).await {
+                    let _ = reply.send(o);
+                }
+            }
+            ControllerMsg::AlterConfigs { topics, validate_only, reply } => {
+                let command = Command::AlterConfigs { topics, validate_only };
+                if let Ok(Answer::Outcomes(o)) = controller.execute(command).await {
+                    let _ = reply.send(o);
+                }
+            }
+        }
+    }
+}
+
+struct Controller<L: MetadataLog> {
+    log: L,
+    image: Arc<MetadataImage>,
+    limits: Limits,
+    peers: Vec<flume::Sender<ShardMsg>>,
+}
+
+impl Controller<EngineMetadataLog<engine::disk::DmaDisk>> {
+    async fn open(shard: Rc<Shard>, peers: Vec<flume::Sender<ShardMsg>>) -> Result<Self, String> {
+        let dir = shard.config.data_dir.join(format!("{METADATA_TOPIC}-0"));
+        let log = PartitionLog::open(
+            shard.disk.clone(),
+            &dir,
+            LogConfig::default(),
+            &shard.flusher,
+            Rc::new(SystemClock),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        // Closed with the shard's logs at shutdown.
+        shard.logs.borrow_mut().insert((METADATA_TOPIC.to_string(), 0), log.clone());
+        let config = &shard.config;
+        let limits = Limits {
+            shards: config.shards,
+            default_partitions: config.default_partitions,
+            partitions_max: config.partitions_max.unwrap_or(usize::MAX),
+            offsets_segment_bytes: config.offsets_segment_bytes,
+        };
+        let mut controller = Controller::replay(EngineMetadataLog::new(log), limits, peers).await?;
+        let bootstrap = Command::Bootstrap { cluster_id: random_id() };
+        controller.execute(bootstrap).await?;
+        let image = &controller.image;
+        info!(
+            "controller: metadata epoch {} with {} topics, cluster id {}",
+            image.epoch,
+            image.topics.len(),
+            image.cluster_id
+        );
+        controller.broadcast().await;
+        Ok(controller)
+    }
+}
+
+impl<L: MetadataLog> Controller<L> {
+    /// The controller of `log` as of its last committed record.
+    async fn replay(
+        mut log: L,
+        limits: Limits,
+        peers: Vec<flume::Sender<ShardMsg>>,
+    ) -> Result<Self, String> {
+        let mut image = MetadataImage::default();
+        log.replay(&mut |r| {
+            image = image.apply(&r);
+            Ok(())
+        })
+        .await?;
+        Ok(Controller { log, image: Arc::new(image), limits, peers })
+    }
+
+    /// Proposes `command`, commits its records and hands the new image to
+    /// every shard. An error only where the answer has no place for one
+    /// (bootstrap, producer ids); otherwise a failed commit answers
+    /// `KAFKA_STORAGE_ERROR` for everything it would have changed.
+    async fn execute(&mut self, command: Command) -> Result<Answer, String> {
+        let proposal = machine::propose(&self.image, &self.limits, command, &mut random_bytes);
+        if proposal.records.is_empty() {
+            return Ok(proposal.answer);
+        }
+        if let Err(e) = self.log.commit(&proposal.records).await {
+            warn!("controller: metadata log append failed: {e}");
+            return proposal.answer.failed(ResponseError::KafkaStorageError.code(), &e);
+        }
+        let mut image = (*self.image).clone();
+        for r in &proposal.records {
+            image = image.apply(r);
+        }
+        self.image = Arc::new(image);
+        self.broadcast().await;
+        Ok(proposal.answer)
+    }
+
+    /// Hands the image to every shard and waits until each has applied it.
+    async fn broadcast(&self) {
+        let mut waits = Vec::new();
+        for peer in &self.peers {
+            let (done, wait) = flume::bounded(1);
+            if peer.send_async(ShardMsg::Image { image: self.image.clone(), done }).await.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for w in waits {
+            let _ = w.recv_async().await;
+        }
+    }
+}
+
+/// 16 random bytes from the kernel.
+pub fn random_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    // SAFETY: `b` is a valid buffer of 16 bytes.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    assert_eq!(n, 16, "getrandom");
+    b
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64, no padding.
+pub fn random_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = random_bytes();
+    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut out = Vec::with_capacity(22);
+    // 22 characters of 6 bits cover 128 bits (the first holds 2).
+    for _ in 0..22 {
+        out.push(ALPHABET[(bits & 63) as usize]);
+        bits >>= 6;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii")
+}
