@@ -290,12 +290,17 @@ impl Shard {
             .collect()
             .await;
         let closed_in = started.elapsed();
-        let data_dir = &self.config.data_dir;
-        if let Err(e) = self.disk.sync_filesystem(data_dir).await {
-            warn!(
-                "shard {}: syncing the file system: {e}; the next start scans every log",
-                self.id
-            );
+        let sync = || async {
+            let synced = self.disk.sync_filesystem(&self.config.data_dir).await;
+            if let Err(e) = &synced {
+                warn!(
+                    "shard {}: syncing the file system: {e}; the next start scans every log",
+                    self.id
+                );
+            }
+            synced.is_ok()
+        };
+        if !sync().await {
             return;
         }
         futures_util::stream::iter(&closed)
@@ -307,12 +312,7 @@ impl Shard {
             .buffer_unordered(LOGS_CLOSED_AT_ONCE)
             .for_each(|()| async {})
             .await;
-        if let Err(e) = self.disk.sync_filesystem(data_dir).await {
-            warn!(
-                "shard {}: syncing the file system: {e}; the next start scans every log",
-                self.id
-            );
-        }
+        sync().await;
         info!(
             "shard {}: closed {count} logs in {:.1} s ({:.1} s closing them, the rest syncing)",
             self.id,
