@@ -18,6 +18,7 @@
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`metrics`]: each shard's counters and their Prometheus rendering.
 //! - [`metadata`], [`configs`]: metadata records and topic configs.
+//! - [`ids`]: typed node, broker and epoch numbers.
 
 pub mod admission;
 pub mod configs;
@@ -25,6 +26,7 @@ pub mod conn;
 pub mod controller;
 pub mod groups;
 pub mod handlers;
+pub mod ids;
 pub mod metadata;
 pub mod metrics;
 pub mod node;

@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub auto_create_topics: bool,
     /// Kafka's `num.partitions`: partitions of a topic created without a count.
     pub default_partitions: i32,
+    /// Kafka's `default.replication.factor`: replicas of a topic created
+    /// without a replication factor.
+    pub default_replication_factor: i16,
     /// How often each shard runs retention and compaction on its logs.
     pub maintenance_interval_ms: u64,
     /// Compaction I/O budget per shard (Kafka's
@@ -99,7 +102,7 @@ pub fn partitions_allowed(files: u64) -> usize {
 impl NodeConfig {
     /// Shard `k` of node `n` is broker `n * 1000 + k`.
     pub fn broker_id(&self, shard: ShardId) -> i32 {
-        self.node_id * 1000 + shard as i32
+        crate::ids::BrokerId::of(crate::ids::NodeId(self.node_id), shard).0
     }
 
     pub fn port_of(&self, shard: ShardId) -> u16 {
@@ -130,8 +133,11 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let files = raise_open_files_limit();
     let partitions_max = *config.partitions_max.get_or_insert(partitions_allowed(files));
     let config = Arc::new(config);
-    if config.shards == 0 {
-        return Err("--shards must be at least 1".into());
+    if !(1..=crate::ids::SHARDS_PER_NODE_MAX).contains(&config.shards) {
+        return Err(format!(
+            "--shards must be 1 to {} (broker ids are node id * 1000 + shard)",
+            crate::ids::SHARDS_PER_NODE_MAX
+        ));
     }
     for (what, port) in [("ports", Some(config.port)), ("advertised ports", config.advertised_port)]
     {
@@ -143,8 +149,12 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
             ));
         }
     }
-    if !(0..=i32::MAX / 1000 - 1).contains(&config.node_id) {
-        return Err(format!("--node-id {} is outside 0..{}", config.node_id, i32::MAX / 1000 - 1));
+    if !(0..=crate::ids::NODE_ID_MAX).contains(&config.node_id) {
+        return Err(format!(
+            "--node-id {} is outside 0..={}",
+            config.node_id,
+            crate::ids::NODE_ID_MAX
+        ));
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;

@@ -79,6 +79,11 @@ impl Shard {
         self.config.broker_id(self.id)
     }
 
+    /// The broker id clients know this shard by, typed.
+    pub fn broker(&self) -> crate::ids::BrokerId {
+        crate::ids::BrokerId(self.broker_id())
+    }
+
     /// The log of a partition this shard leads.
     pub fn log(&self, topic: &str, partition: i32) -> Option<PartitionLog<DmaDisk>> {
         self.logs.borrow().get(&(topic.to_string(), partition)).cloned()
@@ -122,10 +127,11 @@ impl Shard {
             }
         }
         let mut to_open = Vec::new();
+        let me = self.broker();
         for t in image.topics.values() {
-            for (p, &shard) in t.shards.iter().enumerate() {
+            for (p, partition) in t.partitions.iter().enumerate() {
                 let key = (t.name.clone(), p as i32);
-                if shard == self.id && !self.logs.borrow().contains_key(&key) {
+                if partition.leader == Some(me) && !self.logs.borrow().contains_key(&key) {
                     to_open.push((key, t.configs.clone()));
                 }
             }

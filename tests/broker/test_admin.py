@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 TIMEOUT_S = 30
 
@@ -47,6 +47,29 @@ def test_create_topics_and_their_errors(broker):
     }
     assert create(broker.bootstrap, [NewTopic(other, 2, 1)], validate_only=True) == {other: None}
     assert other not in topics(broker.bootstrap), "validate_only created the topic"
+
+
+def test_replica_assignments_by_hand(broker):
+    """CreateTopics and CreatePartitions honour named replicas (Kafka's
+    replica_assignment) and refuse impossible ones with the reason."""
+    name = f"a-{uuid.uuid4().hex[:8]}"
+    assert create(broker.bootstrap, [NewTopic(name, 3, replica_assignment=[[1], [0], [1]])]) == {name: None}
+    md = topics(broker.bootstrap)[name]
+    assert [md.partitions[p].leader for p in range(3)] == [1, 0, 1]
+    bad = f"b-{uuid.uuid4().hex[:8]}"
+    for assignment in ([[7]], [[0, 0]], [[0], [0, 1]]):
+        assert create(broker.bootstrap, [NewTopic(bad, len(assignment), replica_assignment=assignment)]) == {
+            bad: KafkaError.INVALID_REPLICA_ASSIGNMENT
+        }, assignment
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    grown = admin.create_partitions([NewPartitions(name, 5, replica_assignment=[[0], [0]])])
+    grown[name].result(TIMEOUT_S)
+    md = topics(broker.bootstrap)[name]
+    assert [md.partitions[p].leader for p in range(5)] == [1, 0, 1, 0, 0]
+    refused = admin.create_partitions([NewPartitions(name, 6, replica_assignment=[[0, 1]])])
+    with pytest.raises(KafkaException) as e:
+        refused[name].result(TIMEOUT_S)
+    assert e.value.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT
 
 
 def test_topics_are_created_on_produce_and_survive_a_restart(broker):

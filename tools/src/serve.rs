@@ -15,6 +15,9 @@ const USAGE: &str = "usage: corelog serve [options]
                                write with fdatasync every MS milliseconds
   --auto-create-topics BOOL    create unknown topics on Metadata/Produce (default true)
   --num-partitions N           partitions of auto-created topics (default 1)
+  --default-replication-factor N
+                               replicas of auto-created topics and of CreateTopics
+                               with replication factor -1 (default 1)
   --log-maintenance-ms MS      how often each shard applies retention and compacts
                                (default 15000, Kafka's log.cleaner.backoff.ms)
   --log-cleaner-io-bytes-per-sec N
@@ -47,6 +50,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         flush: Flush::Fsync,
         auto_create_topics: true,
         default_partitions: 1,
+        default_replication_factor: 1,
         maintenance_interval_ms: 15_000,
         offsets_segment_bytes: 100 * 1024 * 1024,
         zero_copy_fetch: true,
@@ -84,6 +88,13 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 config.default_partitions = value.parse().map_err(|_| bad("not a number"))?;
                 if config.default_partitions < 1 {
                     bail!("--num-partitions must be at least 1");
+                }
+            }
+            "--default-replication-factor" => {
+                config.default_replication_factor =
+                    value.parse().map_err(|_| bad("not a number"))?;
+                if config.default_replication_factor < 1 {
+                    bail!("--default-replication-factor must be at least 1");
                 }
             }
             "--log-maintenance-ms" => {

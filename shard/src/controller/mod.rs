@@ -25,15 +25,22 @@ use log::{info, warn};
 use net::kafka_protocol::error::ResponseError;
 
 pub use machine::{
-    apply_config_changes, Answer, Command, ConfigChange, ConfigOp, Limits, Outcome, TopicOutcome,
-    TopicSpec, PRODUCER_ID_BLOCK, TOPIC_PARTITIONS_MAX,
+    apply_config_changes, Answer, Command, ConfigChange, ConfigOp, Limits, Outcome, PartitionsSpec,
+    TopicOutcome, TopicSpec, PRODUCER_ID_BLOCK, TOPIC_PARTITIONS_MAX,
 };
 
-use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::ids::NodeId;
+use crate::metadata::{MetadataImage, MetadataRecord, NodeMeta};
 use crate::shard::{Shard, ShardMsg};
 
 /// Directory name of the metadata log.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// Largest commit to the metadata log (one batch): a command creating
+/// topics of 10,000 partitions writes about 300 KB per topic
+/// ([`crate::metadata::records`]); fencing a node writes one record per
+/// partition it held. Larger than Kafka's 1 MiB batches, far below a segment.
+pub const METADATA_COMMIT_BYTES_MAX: usize = 64 << 20;
 
 pub enum ControllerMsg {
     CreateTopics {
@@ -45,9 +52,8 @@ pub enum ControllerMsg {
     DeleteTopics { names: Vec<String>, reply: flume::Sender<Vec<Outcome>> },
     /// A block of [`PRODUCER_ID_BLOCK`] fresh producer ids: `start..end`.
     AllocateProducerIds { reply: flume::Sender<Result<(i64, i64), String>> },
-    /// (topic, new partition count).
     CreatePartitions {
-        topics: Vec<(String, i32)>,
+        topics: Vec<PartitionsSpec>,
         validate_only: bool,
         reply: flume::Sender<Vec<Outcome>>,
     },
@@ -77,11 +83,14 @@ pub trait MetadataLog {
 /// commit one batch whose records' values are [`MetadataRecord::encode`]d.
 pub struct EngineMetadataLog<D: Disk> {
     log: PartitionLog<D>,
+    /// The node that writes it: records from before node registration
+    /// name its shards.
+    node: NodeId,
 }
 
 impl<D: Disk> EngineMetadataLog<D> {
-    pub fn new(log: PartitionLog<D>) -> Self {
-        EngineMetadataLog { log }
+    pub fn new(log: PartitionLog<D>, node: NodeId) -> Self {
+        EngineMetadataLog { log, node }
     }
 }
 
@@ -90,12 +99,14 @@ impl<D: Disk> MetadataLog for EngineMetadataLog<D> {
         &mut self,
         apply: &mut dyn FnMut(MetadataRecord) -> Result<(), String>,
     ) -> Result<(), String> {
+        let node = self.node;
         self.log
             .replay(self.log.log_start_offset(), |_, batch| {
                 let invalid = |e: String| engine::LogError::Invalid(format!("metadata log: {e}"));
                 for r in parse_records(batch).map_err(|e| invalid(e.to_string()))? {
                     let value = r.value.ok_or_else(|| invalid("record without a value".into()))?;
-                    apply(MetadataRecord::decode(value).map_err(invalid)?).map_err(invalid)?;
+                    apply(MetadataRecord::decode(value, node).map_err(invalid)?)
+                        .map_err(invalid)?;
                 }
                 Ok(())
             })
@@ -176,10 +187,12 @@ struct Controller<L: MetadataLog> {
 impl Controller<EngineMetadataLog<engine::disk::DmaDisk>> {
     async fn open(shard: Rc<Shard>, peers: Vec<flume::Sender<ShardMsg>>) -> Result<Self, String> {
         let dir = shard.config.data_dir.join(format!("{METADATA_TOPIC}-0"));
+        let config =
+            LogConfig { max_message_bytes: METADATA_COMMIT_BYTES_MAX, ..LogConfig::default() };
         let log = PartitionLog::open(
             shard.disk.clone(),
             &dir,
-            LogConfig::default(),
+            config,
             &shard.flusher,
             Rc::new(SystemClock),
         )
@@ -189,14 +202,26 @@ impl Controller<EngineMetadataLog<engine::disk::DmaDisk>> {
         shard.logs.borrow_mut().insert((METADATA_TOPIC.to_string(), 0), log.clone());
         let config = &shard.config;
         let limits = Limits {
-            shards: config.shards,
             default_partitions: config.default_partitions,
+            default_replication_factor: config.default_replication_factor,
             partitions_max: config.partitions_max.unwrap_or(usize::MAX),
             offsets_segment_bytes: config.offsets_segment_bytes,
         };
-        let mut controller = Controller::replay(EngineMetadataLog::new(log), limits, peers).await?;
-        let bootstrap = Command::Bootstrap { cluster_id: random_id() };
-        controller.execute(bootstrap).await?;
+        let node = NodeId(config.node_id);
+        let log = EngineMetadataLog::new(log, node);
+        let mut controller = Controller::replay(log, limits, peers).await?;
+        // A single node's log names this node alone: another node id
+        // would find none of its partitions here.
+        if let Some(other) = controller.image.nodes.keys().find(|&&n| n != node) {
+            return Err(format!(
+                "the data directory {} belongs to node {other}; start with --node-id {other}",
+                config.data_dir.display()
+            ));
+        }
+        // Both before the first image reaches the shards: they serve once
+        // they have it, and clients expect a cluster id and the offsets topic.
+        controller.commit(Command::RegisterNode(local_node(config))).await?;
+        controller.commit(Command::Bootstrap { cluster_id: random_id() }).await?;
         let image = &controller.image;
         info!(
             "controller: metadata epoch {} with {} topics, cluster id {}",
@@ -230,6 +255,17 @@ impl<L: MetadataLog> Controller<L> {
     /// (bootstrap, producer ids); otherwise a failed commit answers
     /// `KAFKA_STORAGE_ERROR` for everything it would have changed.
     async fn execute(&mut self, command: Command) -> Result<Answer, String> {
+        let before = self.image.epoch;
+        let answer = self.commit(command).await?;
+        if self.image.epoch != before {
+            self.broadcast().await;
+        }
+        Ok(answer)
+    }
+
+    /// Proposes `command`, commits its records and folds them into the
+    /// image, without handing it to the shards.
+    async fn commit(&mut self, command: Command) -> Result<Answer, String> {
         let proposal = machine::propose(&self.image, &self.limits, command, &mut random_bytes);
         if proposal.records.is_empty() {
             return Ok(proposal.answer);
@@ -243,7 +279,6 @@ impl<L: MetadataLog> Controller<L> {
             image = image.apply(r);
         }
         self.image = Arc::new(image);
-        self.broadcast().await;
         Ok(proposal.answer)
     }
 
@@ -259,6 +294,18 @@ impl<L: MetadataLog> Controller<L> {
         for w in waits {
             let _ = w.recv_async().await;
         }
+    }
+}
+
+/// This node as the metadata records it.
+pub fn local_node(config: &crate::NodeConfig) -> NodeMeta {
+    NodeMeta {
+        id: NodeId(config.node_id),
+        host: config.advertised_host().to_string(),
+        port: config.advertised_port_of(0),
+        shards: config.shards,
+        rack: config.rack(),
+        fenced: false,
     }
 }
 

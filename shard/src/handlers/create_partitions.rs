@@ -1,5 +1,6 @@
 //! CreatePartitions v0-v3: grows topics through the controller; new
-//! partitions continue the topic's round robin over shards.
+//! partitions continue the topic's round robin over brokers, or go where
+//! the request assigns them.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -9,17 +10,21 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::ControllerMsg;
+use crate::controller::{ControllerMsg, PartitionsSpec};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: CreatePartitionsRequest = request.decode_body()?;
-    // Manual assignments are refused per topic; the rest go to the controller.
-    let asked: Vec<(String, i32)> = req
+    let asked: Vec<PartitionsSpec> = req
         .topics
         .iter()
-        .filter(|t| t.assignments.is_none())
-        .map(|t| (t.name.0.to_string(), t.count))
+        .map(|t| PartitionsSpec {
+            name: t.name.0.to_string(),
+            count: t.count,
+            assignments: t.assignments.as_ref().map(|lists| {
+                lists.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect()
+            }),
+        })
         .collect();
     let (reply, answer) = flume::bounded(1);
     let msg =
@@ -33,18 +38,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .topics
         .iter()
         .map(|t| {
-            let outcome = if t.assignments.is_some() {
-                Err((
-                    ResponseError::InvalidRequest.code(),
-                    "manual replica assignment is not supported".to_string(),
-                ))
-            } else {
-                match outcomes.as_mut() {
-                    Some(o) => o.next().unwrap_or(Ok(())),
-                    None => {
-                        Err((ResponseError::NotController.code(), "controller unavailable".into()))
-                    }
-                }
+            let outcome = match outcomes.as_mut() {
+                Some(o) => o.next().unwrap_or(Ok(())),
+                None => Err((ResponseError::NotController.code(), "controller unavailable".into())),
             };
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             if let Err((code, message)) = outcome {

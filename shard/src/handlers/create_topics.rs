@@ -34,7 +34,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .iter()
                 .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
                 .collect(),
-            has_assignments: !t.assignments.is_empty(),
+            assignments: t
+                .assignments
+                .iter()
+                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                .collect(),
         })
         .collect();
     let outcomes = ask_controller(shard, specs, req.validate_only).await;
@@ -51,8 +55,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     if version >= 7 {
                         r.topic_id = uuid::Uuid::from_bytes(meta.id);
                     }
-                    r.num_partitions = meta.shards.len() as i32;
-                    r.replication_factor = 1;
+                    r.num_partitions = meta.partitions.len() as i32;
+                    r.replication_factor =
+                        meta.partitions.first().map_or(0, |p| p.replicas.len() as i16);
                     r.configs = Some(
                         TOPIC_CONFIGS
                             .iter()

@@ -1,4 +1,5 @@
-//! DescribeCluster v0-v1: the same brokers as Metadata (one per shard).
+//! DescribeCluster v0-v1: the same brokers as Metadata (one per shard of
+//! every live node).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -11,19 +12,20 @@ use crate::shard::Shard;
 
 pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let _: DescribeClusterRequest = request.decode_body()?;
-    let config = &shard.config;
-    let brokers = (0..config.shards)
-        .map(|s| {
+    let image = shard.image.borrow().clone();
+    let brokers = image
+        .live_brokers()
+        .map(|(b, n)| {
             DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(config.broker_id(s)))
-                .with_host(StrBytes::from_string(config.advertised_host().to_string()))
-                .with_port(config.advertised_port_of(s) as i32)
-                .with_rack(Some(StrBytes::from_string(config.rack())))
+                .with_broker_id(BrokerId(b.0))
+                .with_host(StrBytes::from_string(n.host.clone()))
+                .with_port(n.port_of(b))
+                .with_rack(Some(StrBytes::from_string(n.rack.clone())))
         })
         .collect();
     let response = DescribeClusterResponse::default()
-        .with_cluster_id(StrBytes::from_string(shard.image.borrow().cluster_id.clone()))
-        .with_controller_id(BrokerId(config.broker_id(0)))
+        .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
+        .with_controller_id(BrokerId(shard.config.broker_id(0)))
         .with_brokers(brokers);
     respond(request, &response)
 }

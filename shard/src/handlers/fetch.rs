@@ -109,10 +109,11 @@ async fn read_all(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(Bytes::new()));
-            let log = match name.as_deref().map(|n| (n, image.leader(n, p.partition))) {
+            let partition = |n| image.partition(n, p.partition).map(|p| p.leader);
+            let log = match name.as_deref().map(|n| (n, partition(n))) {
                 None => Err(ResponseError::UnknownTopicId.code()),
                 Some((_, None)) => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some((_, Some(s))) if s != shard.id => {
+                Some((_, Some(leader))) if leader != Some(shard.broker()) => {
                     Err(ResponseError::NotLeaderOrFollower.code())
                 }
                 Some((n, Some(_))) => {

@@ -41,7 +41,7 @@ pub fn locate(shard: &Shard, group: &str) -> Result<i32, i16> {
     let image = shard.image.borrow().clone();
     match image.leader(OFFSETS_TOPIC, p) {
         None => Err(ResponseError::CoordinatorNotAvailable.code()),
-        Some(owner) if owner != shard.id => Err(ResponseError::NotCoordinator.code()),
+        Some(owner) if owner != shard.broker() => Err(ResponseError::NotCoordinator.code()),
         Some(_) if !shard.groups.is_loaded(p) => {
             Err(ResponseError::CoordinatorLoadInProgress.code())
         }
@@ -58,7 +58,6 @@ pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
         vec![req.key.to_string()]
     };
     let image = shard.image.borrow().clone();
-    let config = &shard.config;
     let entries: Vec<CoordinatorEntry> = keys
         .into_iter()
         .map(|key| {
@@ -83,12 +82,13 @@ pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
                 return fail(e, ResponseError::InvalidRequest, "invalid group id");
             }
             let p = partition_for(&key, OFFSETS_TOPIC_PARTITIONS);
-            match image.leader(OFFSETS_TOPIC, p) {
-                None => fail(e, ResponseError::CoordinatorNotAvailable, "no offsets topic yet"),
-                Some(owner) => {
-                    e.node_id = BrokerId(config.broker_id(owner));
-                    e.host = s(config.advertised_host());
-                    e.port = config.advertised_port_of(owner) as i32;
+            let owner = image.leader(OFFSETS_TOPIC, p);
+            match owner.and_then(|o| Some((o, image.endpoint(o)?))) {
+                None => fail(e, ResponseError::CoordinatorNotAvailable, "no coordinator yet"),
+                Some((owner, (host, port))) => {
+                    e.node_id = BrokerId(owner.0);
+                    e.host = s(host);
+                    e.port = i32::from(port);
                     e
                 }
             }

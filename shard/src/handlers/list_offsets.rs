@@ -30,9 +30,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let log = match image.leader(name, p.partition_index) {
+            let log = match image.partition(name, p.partition_index).map(|p| p.leader) {
                 None => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some(s) if s != shard.id => Err(ResponseError::NotLeaderOrFollower.code()),
+                Some(leader) if leader != Some(shard.broker()) => {
+                    Err(ResponseError::NotLeaderOrFollower.code())
+                }
                 Some(_) => shard
                     .log(name, p.partition_index)
                     .ok_or(ResponseError::NotLeaderOrFollower.code()),

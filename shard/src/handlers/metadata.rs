@@ -1,6 +1,7 @@
-//! Metadata v0-v12: every shard of the node is a broker (rack = the node);
-//! topics with their partitions' leaders. Unknown topics are created when
-//! auto-creation is on and the request allows it.
+//! Metadata v0-v12: every shard of every live node is a broker (rack =
+//! the node); topics with their partitions' leaders, leader epochs,
+//! replicas and ISR. Unknown topics are created when auto-creation is on
+//! and the request allows it.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
 use crate::controller::{ControllerMsg, TopicOutcome, TopicSpec};
-use crate::metadata::{validate_topic_name, TopicMeta};
+use crate::metadata::{validate_topic_name, MetadataImage, TopicMeta};
 use crate::shard::Shard;
 
 /// Kafka's "authorized operations not requested" value.
@@ -56,7 +57,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     }
     let image = shard.image.borrow().clone();
     let topics: Vec<MetadataResponseTopic> = match wanted {
-        None => image.topics.values().map(|t| topic_response(shard, t, version)).collect(),
+        None => image.topics.values().map(|t| topic_response(&image, t, version)).collect(),
         Some(wanted) => wanted
             .into_iter()
             .map(|w| {
@@ -65,7 +66,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     Err(id) => image.topic_by_id(id.as_bytes()),
                 };
                 match found {
-                    Some(t) => topic_response(shard, t, version),
+                    Some(t) => topic_response(&image, t, version),
                     None => {
                         let code = match &w {
                             Ok(name) if validate_topic_name(name).is_err() => {
@@ -92,16 +93,17 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             })
             .collect(),
     };
-    let config = &shard.config;
-    let brokers = (0..config.shards)
-        .map(|s| {
+    let brokers = image
+        .live_brokers()
+        .map(|(b, n)| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(config.broker_id(s)))
-                .with_host(StrBytes::from_string(config.advertised_host().to_string()))
-                .with_port(config.advertised_port_of(s) as i32)
-                .with_rack((version >= 1).then(|| StrBytes::from_string(config.rack())))
+                .with_node_id(BrokerId(b.0))
+                .with_host(StrBytes::from_string(n.host.clone()))
+                .with_port(n.port_of(b))
+                .with_rack((version >= 1).then(|| StrBytes::from_string(n.rack.clone())))
         })
         .collect();
+    let config = &shard.config;
     // Fields newer than the request's version stay at their defaults: the
     // codec refuses to encode them otherwise.
     let mut response = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
@@ -114,19 +116,28 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     respond(request, &response)
 }
 
-fn topic_response(shard: &Shard, t: &TopicMeta, version: i16) -> MetadataResponseTopic {
+fn topic_response(image: &MetadataImage, t: &TopicMeta, version: i16) -> MetadataResponseTopic {
+    let ids = |b: &[crate::ids::BrokerId]| b.iter().map(|b| BrokerId(b.0)).collect::<Vec<_>>();
     let partitions = t
-        .shards
+        .partitions
         .iter()
         .enumerate()
-        .map(|(p, &s)| {
-            let leader = BrokerId(shard.config.broker_id(s));
-            MetadataResponsePartition::default()
-                .with_partition_index(p as i32)
-                .with_leader_id(leader)
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![leader])
-                .with_isr_nodes(vec![leader])
+        .map(|(i, p)| {
+            let offline: Vec<_> =
+                p.replicas.iter().copied().filter(|&b| !image.is_live(b)).collect();
+            let mut r = MetadataResponsePartition::default()
+                .with_partition_index(i as i32)
+                .with_leader_id(BrokerId(p.leader.map_or(-1, |l| l.0)))
+                .with_leader_epoch(if version >= 7 { p.leader_epoch.0 } else { -1 })
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr));
+            if version >= 5 {
+                r.offline_replicas = ids(&offline);
+            }
+            if p.leader.is_none() {
+                r.error_code = ResponseError::LeaderNotAvailable.code();
+            }
+            r
         })
         .collect();
     MetadataResponseTopic::default()
@@ -146,7 +157,7 @@ pub async fn create_default_topics(shard: &Shard, names: Vec<String>) -> Vec<Top
             partitions: -1,
             replication_factor: -1,
             configs: BTreeMap::new(),
-            has_assignments: false,
+            assignments: Vec::new(),
         })
         .collect();
     ask_controller(shard, topics, false).await

@@ -55,7 +55,7 @@ pub async fn offset_commit(shard: &Rc<Shard>, request: &Request) -> Reply {
                     }
                     let metadata = p.committed_metadata.as_deref().unwrap_or("");
                     if exists.is_none_or(|m| {
-                        p.partition_index < 0 || p.partition_index as usize >= m.shards.len()
+                        p.partition_index < 0 || p.partition_index as usize >= m.partitions.len()
                     }) {
                         return ResponseError::UnknownTopicOrPartition.code();
                     }

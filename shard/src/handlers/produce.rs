@@ -58,13 +58,13 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
         let name = topic.name.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in &topic.partition_data {
-            let outcome = match image.leader(name, p.index) {
+            let outcome = match image.partition(name, p.index).map(|p| p.leader) {
                 // Internal topics are written by the broker only, as in Kafka.
                 Some(_) if name == crate::groups::OFFSETS_TOPIC => {
                     Err(Refusal::code(ResponseError::InvalidTopicException.code()))
                 }
                 None => Err(Refusal::code(ResponseError::UnknownTopicOrPartition.code())),
-                Some(s) if s != shard.id => {
+                Some(leader) if leader != Some(shard.broker()) => {
                     Err(Refusal::code(ResponseError::NotLeaderOrFollower.code()))
                 }
                 Some(_) => match (shard.log(name, p.index), &p.records) {

@@ -1,0 +1,462 @@
+//! The state machine driven without I/O: placement, refusals, node
+//! changes, and seeded random histories that must replay.
+
+use engine::testkit::{seed, Rng};
+
+use super::*;
+use crate::ids::BrokerId;
+
+fn limits() -> Limits {
+    Limits {
+        default_partitions: 3,
+        default_replication_factor: 1,
+        partitions_max: 120,
+        offsets_segment_bytes: 1 << 20,
+    }
+}
+
+fn node(id: i32, shards: u16) -> NodeMeta {
+    NodeMeta {
+        id: NodeId(id),
+        host: "localhost".into(),
+        port: 9092,
+        shards,
+        rack: format!("node-{id}"),
+        fenced: false,
+    }
+}
+
+fn b(id: i32) -> BrokerId {
+    BrokerId(id)
+}
+
+/// Leader broker ids of a topic's partitions.
+fn leaders(t: &TopicMeta) -> Vec<i32> {
+    t.partitions.iter().map(|p| p.leader.map_or(-1, |l| l.0)).collect()
+}
+
+/// Ids 1, 2, 3, ...: deterministic.
+fn ids() -> impl FnMut() -> [u8; 16] {
+    let mut n = 0u64;
+    move || {
+        n += 1;
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+}
+
+fn spec(name: &str, partitions: i32) -> TopicSpec {
+    TopicSpec {
+        name: name.into(),
+        partitions,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+        assignments: Vec::new(),
+    }
+}
+
+fn grow(name: &str, count: i32) -> PartitionsSpec {
+    PartitionsSpec { name: name.into(), count, assignments: None }
+}
+
+/// Proposes and folds the records, as the driver does after a commit.
+fn run(image: &mut MetadataImage, command: Command, ids: &mut dyn FnMut() -> [u8; 16]) -> Answer {
+    let p = propose(image, &limits(), command, ids);
+    for r in &p.records {
+        *image = image.apply(r);
+    }
+    p.answer
+}
+
+/// A single node of two shards, bootstrapped.
+fn bootstrapped() -> MetadataImage {
+    cluster(&[(0, 2)])
+}
+
+/// Nodes (id, shards) registered in order, then bootstrapped.
+fn cluster(nodes: &[(i32, u16)]) -> MetadataImage {
+    let mut image = MetadataImage::default();
+    for &(id, shards) in nodes {
+        run(&mut image, Command::RegisterNode(node(id, shards)), &mut ids());
+    }
+    run(&mut image, Command::Bootstrap { cluster_id: "c".into() }, &mut ids());
+    image
+}
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+#[test]
+fn bootstrap_writes_what_is_missing_once() {
+    let image = bootstrapped();
+    assert_eq!(image.cluster_id, "c");
+    let offsets = &image.topics[OFFSETS_TOPIC];
+    assert_eq!(offsets.partitions.len(), OFFSETS_TOPIC_PARTITIONS as usize);
+    assert_eq!(&leaders(offsets)[..4], &[0, 1, 0, 1]);
+    let again =
+        propose(&image, &limits(), Command::Bootstrap { cluster_id: "d".into() }, &mut ids());
+    assert!(again.records.is_empty());
+}
+
+#[test]
+fn topics_are_placed_round_robin_and_checked_in_request_order() {
+    let mut image = bootstrapped();
+    let command = Command::CreateTopics {
+        topics: vec![spec("a", 3), spec("a", 1), spec("b", -1), spec("__x", 1), spec("c", 0)],
+        validate_only: false,
+    };
+    let Answer::Topics(out) = run(&mut image, command, &mut ids()) else { panic!() };
+    // One topic existed (offsets): "a" starts on shard 1, "b" on shard 0.
+    assert_eq!(leaders(out[0].as_ref().unwrap()), vec![1, 0, 1]);
+    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::TopicAlreadyExists));
+    assert_eq!(leaders(out[2].as_ref().unwrap()), vec![0, 1, 0], "default partition count");
+    assert_eq!(out[3].as_ref().unwrap_err().0, code(ResponseError::InvalidTopicException));
+    assert_eq!(out[4].as_ref().unwrap_err().0, code(ResponseError::InvalidPartitions));
+    assert_eq!(image.topics.len(), 3);
+}
+
+#[test]
+fn validate_only_and_refusals_write_nothing() {
+    let image = bootstrapped();
+    let only = Command::CreateTopics { topics: vec![spec("a", 1)], validate_only: true };
+    let p = propose(&image, &limits(), only, &mut ids());
+    assert!(p.records.is_empty());
+    assert!(matches!(&p.answer, Answer::Topics(t) if t[0].is_ok()));
+    // 50 offsets partitions + 70 = the budget of 120; one more is refused.
+    let mut image = image;
+    let fits = Command::CreateTopics { topics: vec![spec("a", 70)], validate_only: false };
+    assert!(matches!(run(&mut image, fits, &mut ids()), Answer::Topics(t) if t[0].is_ok()));
+    let over = Command::CreateTopics { topics: vec![spec("b", 1)], validate_only: false };
+    let p = propose(&image, &limits(), over, &mut ids());
+    assert!(p.records.is_empty());
+    assert!(
+        matches!(&p.answer, Answer::Topics(t) if t[0].as_ref().unwrap_err().0 == code(ResponseError::InvalidPartitions))
+    );
+    let more = Command::CreatePartitions { topics: vec![grow("a", 71)], validate_only: false };
+    assert!(propose(&image, &limits(), more, &mut ids()).records.is_empty());
+}
+
+#[test]
+fn deletes_partitions_and_configs() {
+    let mut image = bootstrapped();
+    run(
+        &mut image,
+        Command::CreateTopics { topics: vec![spec("a", 2)], validate_only: false },
+        &mut ids(),
+    );
+    let Answer::Outcomes(out) = run(
+        &mut image,
+        Command::CreatePartitions {
+            topics: vec![grow("a", 5), grow("a", 6)],
+            validate_only: false,
+        },
+        &mut ids(),
+    ) else {
+        panic!()
+    };
+    assert!(out[0].is_ok());
+    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::InvalidRequest));
+    assert_eq!(leaders(&image.topics["a"]), vec![1, 0, 1, 0, 1]);
+    let set = |v: &str| ConfigChange {
+        name: "retention.ms".into(),
+        op: ConfigOp::Set,
+        value: Some(v.into()),
+    };
+    let Answer::Outcomes(out) = run(
+        &mut image,
+        Command::AlterConfigs {
+            topics: vec![("a".into(), vec![set("bad")]), ("a".into(), vec![set("5")])],
+            validate_only: false,
+        },
+        &mut ids(),
+    ) else {
+        panic!()
+    };
+    assert_eq!(out[0].as_ref().unwrap_err().0, code(ResponseError::InvalidConfig));
+    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::InvalidRequest), "named twice");
+    assert!(image.topics["a"].configs.is_empty());
+    let Answer::Outcomes(out) = run(
+        &mut image,
+        Command::DeleteTopics {
+            names: vec!["a".into(), "a".into(), OFFSETS_TOPIC.into(), "z".into()],
+        },
+        &mut ids(),
+    ) else {
+        panic!()
+    };
+    assert!(out[0].is_ok());
+    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::UnknownTopicOrPartition));
+    assert_eq!(out[2].as_ref().unwrap_err().0, code(ResponseError::InvalidTopicException));
+    assert_eq!(out[3].as_ref().unwrap_err().0, code(ResponseError::UnknownTopicOrPartition));
+    assert!(!image.topics.contains_key("a"));
+}
+
+#[test]
+fn a_failed_commit_turns_every_acceptance_into_the_error() {
+    let answer = Answer::Outcomes(vec![Ok(()), Err((3, "no".into()))]);
+    let failed = answer.failed(56, "disk").unwrap();
+    assert_eq!(failed, Answer::Outcomes(vec![Err((56, "disk".into())), Err((3, "no".into()))]));
+    assert!(Answer::ProducerIds { start: 0, end: 1 }.failed(56, "disk").is_err());
+}
+
+#[test]
+fn replicas_go_to_distinct_nodes_and_leaders_to_every_shard() {
+    let mut image = cluster(&[(1, 2), (2, 2), (3, 2)]);
+    let mut three = spec("t", 6);
+    three.replication_factor = 3;
+    let Answer::Topics(out) = run(
+        &mut image,
+        Command::CreateTopics { topics: vec![three], validate_only: false },
+        &mut ids(),
+    ) else {
+        panic!()
+    };
+    let t = out[0].as_ref().unwrap();
+    // One topic existed: the leaders start at the second broker of the
+    // order 1000, 2000, 3000, 1001, 2001, 3001.
+    assert_eq!(leaders(t), vec![2000, 3000, 1001, 2001, 3001, 1000]);
+    for p in &t.partitions {
+        let mut nodes: Vec<_> = p.replicas.iter().map(|b| b.node()).collect();
+        nodes.sort();
+        nodes.dedup();
+        assert_eq!(nodes.len(), 3, "{p:?}");
+        assert_eq!(p.isr, vec![p.leader.unwrap()], "only the leader holds data yet");
+    }
+    let mut four = spec("u", 1);
+    four.replication_factor = 4;
+    let mut zero = spec("v", 1);
+    zero.replication_factor = 0;
+    let p = propose(
+        &image,
+        &limits(),
+        Command::CreateTopics { topics: vec![four, zero], validate_only: false },
+        &mut ids(),
+    );
+    let Answer::Topics(out) = p.answer else { panic!() };
+    for o in out {
+        assert_eq!(o.unwrap_err().0, code(ResponseError::InvalidReplicationFactor));
+    }
+    // New partitions keep the replication factor and continue the order.
+    run(
+        &mut image,
+        Command::CreatePartitions { topics: vec![grow("t", 8)], validate_only: false },
+        &mut ids(),
+    );
+    let t = &image.topics["t"];
+    assert_eq!(&leaders(t)[6..], &[2000, 3000]);
+    assert!(t.partitions.iter().all(|p| p.replicas.len() == 3));
+}
+
+#[test]
+fn assignments_by_hand_are_honoured_or_refused_with_the_reason() {
+    let mut image = cluster(&[(1, 2), (2, 1)]);
+    let assigned = |name: &str, lists: Vec<(i32, Vec<i32>)>| TopicSpec {
+        name: name.into(),
+        partitions: -1,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+        assignments: lists,
+    };
+    let command = Command::CreateTopics {
+        topics: vec![
+            assigned("ok", vec![(1, vec![2000, 1001]), (0, vec![1001, 2000])]),
+            assigned("gap", vec![(0, vec![1000]), (2, vec![1000])]),
+            assigned("twice", vec![(0, vec![1000, 1000])]),
+            assigned("unknown", vec![(0, vec![1002])]),
+            assigned("uneven", vec![(0, vec![1000]), (1, vec![1000, 2000])]),
+            assigned("empty", vec![(0, vec![])]),
+            TopicSpec { partitions: 1, ..assigned("both", vec![(0, vec![1000])]) },
+        ],
+        validate_only: false,
+    };
+    let Answer::Topics(out) = run(&mut image, command, &mut ids()) else { panic!() };
+    let ok = out[0].as_ref().unwrap();
+    assert_eq!(ok.partitions[0].replicas, vec![b(1001), b(2000)]);
+    assert_eq!(leaders(ok), vec![1001, 2000]);
+    let refused = code(ResponseError::InvalidReplicaAssignment);
+    for o in &out[1..6] {
+        assert_eq!(o.as_ref().unwrap_err().0, refused, "{o:?}");
+    }
+    assert_eq!(out[6].as_ref().unwrap_err().0, code(ResponseError::InvalidRequest));
+    // CreatePartitions: as many lists as new partitions, the topic's factor.
+    let more = |lists: Vec<Vec<i32>>| Command::CreatePartitions {
+        topics: vec![PartitionsSpec { name: "ok".into(), count: 3, assignments: Some(lists) }],
+        validate_only: false,
+    };
+    for bad in [vec![vec![1000]], vec![vec![1000, 2000], vec![1001, 2000]]] {
+        let Answer::Outcomes(out) = run(&mut image, more(bad), &mut ids()) else { panic!() };
+        assert_eq!(out[0].as_ref().unwrap_err().0, refused);
+    }
+    run(&mut image, more(vec![vec![2000, 1000]]), &mut ids());
+    assert_eq!(leaders(&image.topics["ok"]), vec![1001, 2000, 2000]);
+    // A partition whose every replica is fenced has no leader to start with.
+    run(&mut image, Command::FenceNode(NodeId(2)), &mut ids());
+    let Answer::Topics(out) = run(
+        &mut image,
+        Command::CreateTopics {
+            topics: vec![assigned("dark", vec![(0, vec![2000])])],
+            validate_only: false,
+        },
+        &mut ids(),
+    ) else {
+        panic!()
+    };
+    assert_eq!(out[0].as_ref().unwrap_err().0, refused);
+}
+
+#[test]
+fn a_fenced_node_leads_nothing_until_it_is_back() {
+    let mut image = cluster(&[(1, 1), (2, 1)]);
+    let mut two = spec("t", 2);
+    two.replication_factor = 2;
+    run(&mut image, Command::CreateTopics { topics: vec![two], validate_only: false }, &mut ids());
+    // Followers are not in the ISR yet (only the leader holds data).
+    let before = image.topics["t"].clone();
+    assert_eq!(leaders(&before), vec![2000, 1000]);
+    run(&mut image, Command::FenceNode(NodeId(2)), &mut ids());
+    assert!(image.nodes[&NodeId(2)].fenced);
+    let t = &image.topics["t"];
+    assert_eq!(leaders(t), vec![-1, 1000], "its only ISR member is fenced: offline");
+    assert_eq!(t.partitions[0].isr, vec![b(2000)], "the last ISR member stays in it");
+    assert_eq!(t.partitions[0].leader_epoch, before.partitions[0].leader_epoch.next());
+    assert_eq!(t.partitions[1], before.partitions[1], "untouched");
+    assert!(propose(&image, &limits(), Command::FenceNode(NodeId(2)), &mut ids())
+        .records
+        .is_empty());
+    run(&mut image, Command::UnfenceNode(NodeId(2)), &mut ids());
+    let t = &image.topics["t"];
+    assert_eq!(leaders(t), vec![2000, 1000]);
+    assert_eq!(t.partitions[0].leader_epoch.0, 2);
+    assert_eq!(t.partitions[0].partition_epoch.0, 2);
+    // A registration that changes nothing writes nothing; a clean stop
+    // fences, then removes the node.
+    assert!(propose(&image, &limits(), Command::RegisterNode(node(1, 1)), &mut ids())
+        .records
+        .is_empty());
+    run(&mut image, Command::UnregisterNode(NodeId(1)), &mut ids());
+    assert!(!image.nodes.contains_key(&NodeId(1)));
+    assert_eq!(leaders(&image.topics["t"]), vec![2000, -1]);
+    run(&mut image, Command::RegisterNode(node(1, 1)), &mut ids());
+    assert_eq!(leaders(&image.topics["t"]), vec![2000, 1000]);
+}
+
+/// Nodes come and go at random while topics are made: every partition's
+/// leader is a live ISR member or there is none, the ISR is a non-empty
+/// part of the replicas, replicas sit on distinct nodes, and leader
+/// epochs never go back.
+#[test]
+fn random_node_changes_keep_the_partitions_consistent() {
+    let seed = seed("random_node_changes_keep_the_partitions_consistent");
+    let mut rng = Rng::new(seed);
+    let mut image = cluster(&[(1, 2), (2, 1), (3, 2)]);
+    let mut next_id = ids();
+    for step in 0..400 {
+        let node_id = NodeId(1 + rng.below(3) as i32);
+        let command = match rng.below(6) {
+            0 => Command::FenceNode(node_id),
+            1 => Command::UnfenceNode(node_id),
+            2 => Command::UnregisterNode(node_id),
+            3 => Command::RegisterNode(node(node_id.0, 1 + (node_id.0 % 2) as u16)),
+            4 => Command::CreatePartitions {
+                topics: vec![grow(&format!("t{}", rng.below(4)), 1 + rng.below(8) as i32)],
+                validate_only: false,
+            },
+            _ => {
+                let mut t = spec(&format!("t{}", rng.below(4)), 1 + rng.below(4) as i32);
+                t.replication_factor = 1 + rng.below(3) as i16;
+                Command::CreateTopics { topics: vec![t], validate_only: false }
+            }
+        };
+        let before = image.clone();
+        run(&mut image, command.clone(), &mut next_id);
+        let why = format!("seed {seed}, step {step}, {command:?}");
+        for t in image.topics.values() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                assert!(
+                    !p.isr.is_empty() && p.isr.iter().all(|m| p.replicas.contains(m)),
+                    "{why}: {p:?}"
+                );
+                if let Some(l) = p.leader {
+                    assert!(p.isr.contains(&l) && image.is_live(l), "{why}: {p:?}");
+                }
+                let mut nodes: Vec<_> = p.replicas.iter().map(|r| r.node()).collect();
+                nodes.sort();
+                nodes.dedup();
+                assert_eq!(nodes.len(), p.replicas.len(), "{why}: {p:?}");
+                if let Some(old) = before.topics.get(&t.name).and_then(|o| o.partitions.get(i)) {
+                    assert!(p.leader_epoch >= old.leader_epoch, "{why}");
+                    assert!(p.partition_epoch >= old.partition_epoch, "{why}");
+                }
+            }
+        }
+    }
+}
+
+/// Random commands from a seed: the same seed gives the same records;
+/// folding every record from an empty image gives the image (what a
+/// restart or a follower sees); no topic is placed off the shards and
+/// the budget holds; producer id blocks never overlap.
+#[test]
+fn random_commands_replay_to_the_same_image() {
+    let seed = seed("random_commands_replay_to_the_same_image");
+    let history = |seed: u64| {
+        let mut rng = Rng::new(seed);
+        let mut image = bootstrapped();
+        let mut records = Vec::new();
+        let mut next_id = ids();
+        let mut last_end = 0;
+        let name = |rng: &mut Rng| format!("t{}", rng.below(6));
+        for _ in 0..300 {
+            let command = match rng.below(5) {
+                0 => Command::CreateTopics {
+                    topics: (0..1 + rng.below(3))
+                        .map(|_| spec(&name(&mut rng), rng.below(12) as i32))
+                        .collect(),
+                    validate_only: rng.chance(10),
+                },
+                1 => Command::DeleteTopics { names: vec![name(&mut rng)] },
+                2 => Command::CreatePartitions {
+                    topics: vec![grow(&name(&mut rng), rng.below(20) as i32)],
+                    validate_only: false,
+                },
+                3 => Command::AlterConfigs {
+                    topics: vec![(
+                        name(&mut rng),
+                        vec![ConfigChange {
+                            name: "cleanup.policy".into(),
+                            op: if rng.chance(50) { ConfigOp::Append } else { ConfigOp::Subtract },
+                            value: Some("compact".into()),
+                        }],
+                    )],
+                    validate_only: false,
+                },
+                _ => Command::AllocateProducerIds,
+            };
+            let p = propose(&image, &limits(), command, &mut next_id);
+            if let Answer::ProducerIds { start, end } = p.answer {
+                assert!(start >= last_end && end == start + PRODUCER_ID_BLOCK, "seed {seed}");
+                last_end = end;
+            }
+            for r in &p.records {
+                image = image.apply(r);
+            }
+            records.extend(p.records);
+            let partitions: usize = image.topics.values().map(|t| t.partitions.len()).sum();
+            assert!(partitions <= limits().partitions_max, "seed {seed}");
+            assert!(
+                image.topics.values().flat_map(|t| &t.partitions).all(|p| p.replicas[0].0 < 2),
+                "seed {seed}"
+            );
+        }
+        (image, records)
+    };
+    let (image, records) = history(seed);
+    assert_eq!(history(seed).1, records, "seed {seed}: not deterministic");
+    let mut replayed = bootstrapped();
+    for r in &records {
+        replayed = replayed.apply(r);
+    }
+    assert_eq!(replayed, image, "seed {seed}");
+}
