@@ -153,6 +153,16 @@ impl Voter {
         self.node.raft.term
     }
 
+    /// The index of the last entry in the log (persisted or not).
+    pub fn last_index(&self) -> u64 {
+        self.node.raft.raft_log.last_index()
+    }
+
+    /// The index of the last committed entry handed out by [`Voter::ready`].
+    pub fn applied_index(&self) -> u64 {
+        self.node.raft.raft_log.applied
+    }
+
     /// The highest index known committed.
     pub fn commit_index(&self) -> u64 {
         self.node.raft.raft_log.committed

@@ -11,6 +11,8 @@
 //! - [`node`]: starting and stopping the shards of one node.
 //! - [`shard`]: one shard's state and its message loop.
 //! - [`controller`]: the metadata log and its changes, on shard 0.
+//! - [`cluster`]: a node in a cluster: the quorum's controller, and every
+//!   node's link to the active one.
 //! - [`conn`]: one client connection: frames in, responses out, in order.
 //! - [`admission`]: what a shard admits: connections, request bytes, timeouts.
 //! - [`handlers`]: the Kafka APIs.
@@ -21,6 +23,7 @@
 //! - [`ids`]: typed node, broker and epoch numbers.
 
 pub mod admission;
+pub mod cluster;
 pub mod configs;
 pub mod conn;
 pub mod controller;

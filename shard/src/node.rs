@@ -79,6 +79,9 @@ pub struct NodeConfig {
     /// (`--connections-max-idle-ms`, default
     /// [`crate::admission::CONNECTIONS_MAX_IDLE`]).
     pub connections_max_idle: std::time::Duration,
+    /// The metadata quorum (`--controller-quorum`); `None`: a single node
+    /// with its own controller.
+    pub controller_quorum: Option<crate::cluster::QuorumConfig>,
     /// A request not whole this long after its size closes its connection
     /// (`--request-arrival-timeout-ms`, default
     /// [`crate::admission::REQUEST_ARRIVAL_TIMEOUT`]).
@@ -160,6 +163,7 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
     let _lock = lock_data_dir(&config)?;
     check_ports(&config)?;
+    check_metadata_kind(&config)?;
     check_io_uring()?;
     check_memlock();
     let metrics_listener = match config.metrics_port {
@@ -180,6 +184,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     exit_on_panic();
 
     let (controller_tx, controller_rx) = flume::bounded::<ControllerMsg>(CONTROLLER_QUEUE_MAX);
+    // A clean stop asks the member (shard 0, in a cluster) to unregister.
+    let (unregister_tx, unregister_rx) = flume::bounded::<flume::Sender<()>>(1);
     let inboxes: Vec<_> = (0..config.shards).map(|_| flume::unbounded::<ShardMsg>()).collect();
     let peers: Vec<_> = inboxes.iter().map(|(tx, _)| tx.clone()).collect();
     let metrics: Vec<_> =
@@ -194,12 +200,13 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         let controller_tx = controller_tx.clone();
         let controller_rx = (id == 0).then(|| controller_rx.clone());
         let peers = (id == 0).then(|| peers.clone());
+        let unregister = (id == 0).then(|| unregister_rx.clone());
         let ready = ready_tx.clone();
         let builder = LocalExecutorBuilder::new(Placement::Fixed(id as usize % cpus))
             .name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
-                let channels = Channels { inbox, metrics: metrics_inbox, controller_tx, controller_rx, peers };
+                let channels = Channels { inbox, metrics: metrics_inbox, controller_tx, controller_rx, peers, unregister };
                 shard_main(id, config, channels, ready).await;
             })
             .map_err(|e| {
@@ -253,6 +260,14 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
 
     let signal = wait_for_signal(&signals);
     info!("received {signal}, stopping: finishing in-flight requests and closing logs");
+    if config.controller_quorum.is_some() {
+        // Leave the cluster first: the controller moves this node's
+        // leaderships while its shards still answer.
+        let (done, wait) = flume::bounded(1);
+        if unregister_tx.send(done).is_ok() {
+            let _ = wait.recv_timeout(crate::cluster::member::UNREGISTER_TIMEOUT);
+        }
+    }
     let deadline = std::time::Instant::now() + SHUTDOWN_TIMEOUT;
     let mut waits = Vec::new();
     for peer in &peers {
@@ -317,6 +332,7 @@ struct Channels {
     /// The controller's inbox and every shard's, on shard 0 only.
     controller_rx: Option<flume::Receiver<ControllerMsg>>,
     peers: Option<Vec<flume::Sender<ShardMsg>>>,
+    unregister: Option<flume::Receiver<flume::Sender<()>>>,
 }
 
 async fn shard_main(
@@ -325,7 +341,7 @@ async fn shard_main(
     channels: Channels,
     ready: std::sync::mpsc::Sender<Result<ShardId, String>>,
 ) {
-    let Channels { inbox, metrics, controller_tx, controller_rx, peers } = channels;
+    let Channels { inbox, metrics, controller_tx, controller_rx, peers, unregister } = channels;
     let disk = match DmaDisk::new(&config.data_dir).await {
         Ok(d) => Rc::new(d),
         Err(e) => {
@@ -353,7 +369,9 @@ async fn shard_main(
         id,
         config: config.clone(),
         image: Default::default(),
+        controller_node: Default::default(),
         logs: Default::default(),
+        system_logs: Default::default(),
         disk,
         flusher: flusher.clone(),
         controller: controller_tx,
@@ -371,12 +389,27 @@ async fn shard_main(
         splicer: start_splicer(id, config.zero_copy_fetch),
         metrics: Default::default(),
     });
-    if let (Some(rx), Some(peers)) = (controller_rx, peers) {
-        glommio::spawn_local(controller::run(shard.clone(), rx, peers)).detach();
+    if let (Some(rx), Some(peers), Some(unregister)) = (controller_rx, peers, unregister) {
+        match config.controller_quorum.clone() {
+            None => {
+                glommio::spawn_local(controller::run(shard.clone(), rx, peers)).detach();
+            }
+            Some(quorum) => {
+                let quorum = Rc::new(quorum);
+                if quorum.voter(crate::ids::NodeId(config.node_id)).is_some() {
+                    let voter = crate::cluster::controller::run(shard.clone(), quorum.clone());
+                    glommio::spawn_local(voter).detach();
+                }
+                let member =
+                    crate::cluster::member::run(shard.clone(), quorum, rx, peers, unregister);
+                glommio::spawn_local(member).detach();
+            }
+        }
     }
     // The first image, before serving anything.
     match inbox.recv_async().await {
-        Ok(ShardMsg::Image { image, done }) => {
+        Ok(ShardMsg::Image { image, controller, done }) => {
+            shard.controller_node.set(controller);
             shard.apply_image(image).await;
             let _ = done.send(());
         }
@@ -461,7 +494,8 @@ async fn shard_main(
     glommio::spawn_local(async move {
         while let Ok(msg) = inbox.recv_async().await {
             match msg {
-                ShardMsg::Image { image, done } => {
+                ShardMsg::Image { image, controller, done } => {
+                    applying.controller_node.set(controller);
                     applying.apply_image(image).await;
                     let _ = done.send(());
                 }
@@ -497,6 +531,26 @@ fn over_connection_limits(shard: &Shard, stream: &glommio::net::TcpStream) -> Op
 
 /// Takes an exclusive lock on `<data>/.lock` for the life of the process, so
 /// a second node on the same directory fails at once.
+/// A data directory holds a single node's metadata log or a voter's Raft
+/// log, never both: a node does not move between the two.
+fn check_metadata_kind(config: &NodeConfig) -> Result<(), String> {
+    let single = config.data_dir.join(format!("{}-0", controller::METADATA_TOPIC));
+    let raft = config.data_dir.join(crate::cluster::raft_log::RAFT_LOG_DIR);
+    match &config.controller_quorum {
+        Some(_) if single.exists() => Err(format!(
+            "{} holds a single node's metadata ({}); a node joins a cluster with an empty data directory",
+            config.data_dir.display(),
+            single.display()
+        )),
+        None if raft.exists() => Err(format!(
+            "{} belongs to a cluster ({}); start it with --controller-quorum",
+            config.data_dir.display(),
+            raft.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn lock_data_dir(config: &NodeConfig) -> Result<std::fs::File, String> {
     use std::os::unix::io::AsRawFd;
     let path = config.data_dir.join(".lock");

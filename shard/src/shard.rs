@@ -19,6 +19,7 @@ use log::{info, warn};
 use crate::configs::log_config;
 use crate::controller::ControllerMsg;
 use crate::groups::{Coordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
+use crate::ids::NodeId;
 use crate::metadata::MetadataImage;
 use crate::node::NodeConfig;
 
@@ -27,8 +28,9 @@ pub type ShardId = u16;
 
 /// Messages a shard receives from other shards.
 pub enum ShardMsg {
-    /// A new metadata image: open the logs of partitions this shard now leads.
-    Image { image: Arc<MetadataImage>, done: flume::Sender<()> },
+    /// A new metadata image: open the logs of partitions this shard now
+    /// leads. `controller`: the node whose controller is active, if known.
+    Image { image: Arc<MetadataImage>, controller: Option<NodeId>, done: flume::Sender<()> },
     /// Stop: finish in-flight requests, close every log cleanly.
     Shutdown { done: flume::Sender<()> },
 }
@@ -45,7 +47,12 @@ pub struct Shard {
     pub id: ShardId,
     pub config: Arc<NodeConfig>,
     pub image: RefCell<Arc<MetadataImage>>,
+    /// The node whose controller is active, as last heard.
+    pub controller_node: Cell<Option<NodeId>>,
     pub logs: RefCell<HashMap<TopicPartition, PartitionLog<DmaDisk>>>,
+    /// Logs of the node's own (the metadata log, a voter's Raft log): no
+    /// image names them; closed with the others at shutdown.
+    pub system_logs: RefCell<Vec<PartitionLog<DmaDisk>>>,
     pub disk: Rc<DmaDisk>,
     pub flusher: Flusher<DmaDisk>,
     pub controller: flume::Sender<ControllerMsg>,
@@ -82,6 +89,12 @@ impl Shard {
     /// The broker id clients know this shard by, typed.
     pub fn broker(&self) -> crate::ids::BrokerId {
         crate::ids::BrokerId(self.broker_id())
+    }
+
+    /// The broker id tools find the active controller by: shard 0 of its
+    /// node (-1 while unknown).
+    pub fn controller_broker(&self) -> i32 {
+        self.controller_node.get().map_or(-1, |n| crate::ids::BrokerId::of(n, 0).0)
     }
 
     /// The log of a partition this shard leads.
@@ -181,9 +194,7 @@ impl Shard {
             .logs
             .borrow()
             .keys()
-            .filter(|(topic, _)| {
-                topic != crate::controller::METADATA_TOPIC && !image.topics.contains_key(topic)
-            })
+            .filter(|(topic, _)| !image.topics.contains_key(topic))
             .cloned()
             .collect();
         self.metrics.retain_topics(|t| image.topics.contains_key(t));
@@ -273,7 +284,8 @@ impl Shard {
             }
             done.await;
         }
-        let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
+        let mut logs: Vec<_> = self.logs.borrow_mut().drain().map(|(_, log)| log).collect();
+        logs.extend(self.system_logs.borrow_mut().drain(..));
         let count = logs.len();
         let started = std::time::Instant::now();
         // Three steps, so that a stop costs two syncs of the file system
@@ -282,11 +294,11 @@ impl Shard {
         // closes unsynced, the file system is synced, every log gets its
         // clean shutdown marker, the file system is synced again.
         let closed: Vec<_> = futures_util::stream::iter(logs)
-            .map(|((topic, p), log)| async move {
+            .map(|log| async move {
                 match log.close_unsynced().await {
                     Ok(()) => Some(log),
                     Err(e) => {
-                        warn!("shard {}: closing {topic}-{p}: {e}", self.id);
+                        warn!("shard {}: closing {}: {e}", self.id, log.dir().display());
                         None
                     }
                 }

@@ -11,6 +11,10 @@ const USAGE: &str = "usage: corelog serve [options]
   --port PORT                  port of shard 0; shard k listens on PORT+k (default 9092)
   --shards N                   shards, one per core (default: the number of cores)
   --node-id ID                 node id; shard k is broker ID*1000+k (default 0)
+  --controller-quorum ID@HOST:PORT,...
+                               join a cluster whose metadata quorum is these controllers
+                               (1, 3 or 5); a node named in it runs one, listening on
+                               HOST:PORT. Without it: a single node, its own controller
   --flush fsync|interval:MS    acknowledge after fdatasync (default), or after the
                                write with fdatasync every MS milliseconds
   --auto-create-topics BOOL    create unknown topics on Metadata/Produce (default true)
@@ -61,6 +65,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         partitions_max: None,
         connections_max_idle: shard::admission::CONNECTIONS_MAX_IDLE,
         request_arrival_timeout: shard::admission::REQUEST_ARRIVAL_TIMEOUT,
+        controller_quorum: None,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -76,6 +81,10 @@ pub fn run(args: Vec<String>) -> Result<()> {
             "--port" => config.port = value.parse().map_err(|_| bad("not a port"))?,
             "--shards" => config.shards = value.parse().map_err(|_| bad("not a number"))?,
             "--node-id" => config.node_id = value.parse().map_err(|_| bad("not a number"))?,
+            "--controller-quorum" => {
+                config.controller_quorum =
+                    Some(shard::cluster::QuorumConfig::parse(&value).map_err(|e| bad(&e))?)
+            }
             "--flush" => {
                 config.flush =
                     parse_flush(&value).ok_or_else(|| bad("expected fsync or interval:MS"))?

@@ -42,28 +42,26 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// partition it held. Larger than Kafka's 1 MiB batches, far below a segment.
 pub const METADATA_COMMIT_BYTES_MAX: usize = 64 << 20;
 
-pub enum ControllerMsg {
-    CreateTopics {
-        topics: Vec<TopicSpec>,
-        validate_only: bool,
-        reply: flume::Sender<Vec<TopicOutcome>>,
-    },
-    /// Topics by name; their data is deleted by the shards that lead them.
-    DeleteTopics { names: Vec<String>, reply: flume::Sender<Vec<Outcome>> },
-    /// A block of [`PRODUCER_ID_BLOCK`] fresh producer ids: `start..end`.
-    AllocateProducerIds { reply: flume::Sender<Result<(i64, i64), String>> },
-    CreatePartitions {
-        topics: Vec<PartitionsSpec>,
-        validate_only: bool,
-        reply: flume::Sender<Vec<Outcome>>,
-    },
-    /// Topic config changes (IncrementalAlterConfigs): per topic, applied
-    /// in order, all or none for that topic.
-    AlterConfigs {
-        topics: Vec<(String, Vec<ConfigChange>)>,
-        validate_only: bool,
-        reply: flume::Sender<Vec<Outcome>>,
-    },
+/// A command for the node's controller, from a shard, and where its
+/// answer goes: the answer once its records are committed and every
+/// shard of this node has the new image, or why the controller could not
+/// be reached.
+pub struct ControllerMsg {
+    pub command: Command,
+    pub reply: flume::Sender<Result<Answer, String>>,
+}
+
+/// Sends `command` to the node's controller and waits for its answer.
+pub async fn ask(
+    controller: &flume::Sender<ControllerMsg>,
+    command: Command,
+) -> Result<Answer, String> {
+    let (reply, answer) = flume::bounded(1);
+    let unavailable = "controller unavailable".to_string();
+    if controller.send_async(ControllerMsg { command, reply }).await.is_err() {
+        return Err(unavailable);
+    }
+    answer.recv_async().await.unwrap_or(Err(unavailable))
 }
 
 /// Where the metadata records are kept, in order.
@@ -138,46 +136,14 @@ pub async fn run(
             std::process::exit(1);
         }
     };
-    while let Ok(msg) = inbox.recv_async().await {
-        match msg {
-            ControllerMsg::CreateTopics { topics, validate_only, reply } => {
-                let answer = controller.execute(Command::CreateTopics { topics, validate_only });
-                if let Ok(Answer::Topics(outcomes)) = answer.await {
-                    let _ = reply.send(outcomes);
-                }
-            }
-            ControllerMsg::DeleteTopics { names, reply } => {
-                if let Ok(Answer::Outcomes(o)) =
-                    controller.execute(Command::DeleteTopics { names }).await
-                {
-                    let _ = reply.send(o);
-                }
-            }
-            ControllerMsg::AllocateProducerIds { reply } => {
-                let ids = match controller.execute(Command::AllocateProducerIds).await {
-                    Ok(Answer::ProducerIds { start, end }) => Ok((start, end)),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(e),
-                };
-                let _ = reply.send(ids);
-            }
-            ControllerMsg::CreatePartitions { topics, validate_only, reply } => {
-                let command = Command::CreatePartitions { topics, validate_only };
-                if let Ok(Answer::Outcomes(o)) = controller.execute(command).await {
-                    let _ = reply.send(o);
-                }
-            }
-            ControllerMsg::AlterConfigs { topics, validate_only, reply } => {
-                let command = Command::AlterConfigs { topics, validate_only };
-                if let Ok(Answer::Outcomes(o)) = controller.execute(command).await {
-                    let _ = reply.send(o);
-                }
-            }
-        }
+    while let Ok(ControllerMsg { command, reply }) = inbox.recv_async().await {
+        let _ = reply.send(controller.execute(command).await);
     }
 }
 
 struct Controller<L: MetadataLog> {
+    /// This node: the controller of a single node is always its own.
+    node: NodeId,
     log: L,
     image: Arc<MetadataImage>,
     limits: Limits,
@@ -199,17 +165,12 @@ impl Controller<EngineMetadataLog<engine::disk::DmaDisk>> {
         .await
         .map_err(|e| e.to_string())?;
         // Closed with the shard's logs at shutdown.
-        shard.logs.borrow_mut().insert((METADATA_TOPIC.to_string(), 0), log.clone());
+        shard.system_logs.borrow_mut().push(log.clone());
         let config = &shard.config;
-        let limits = Limits {
-            default_partitions: config.default_partitions,
-            default_replication_factor: config.default_replication_factor,
-            partitions_max: config.partitions_max.unwrap_or(usize::MAX),
-            offsets_segment_bytes: config.offsets_segment_bytes,
-        };
+        let limits = Limits::of(config);
         let node = NodeId(config.node_id);
         let log = EngineMetadataLog::new(log, node);
-        let mut controller = Controller::replay(log, limits, peers).await?;
+        let mut controller = Controller::replay(node, log, limits, peers).await?;
         // A single node's log names this node alone: another node id
         // would find none of its partitions here.
         if let Some(other) = controller.image.nodes.keys().find(|&&n| n != node) {
@@ -237,6 +198,7 @@ impl Controller<EngineMetadataLog<engine::disk::DmaDisk>> {
 impl<L: MetadataLog> Controller<L> {
     /// The controller of `log` as of its last committed record.
     async fn replay(
+        node: NodeId,
         mut log: L,
         limits: Limits,
         peers: Vec<flume::Sender<ShardMsg>>,
@@ -247,7 +209,7 @@ impl<L: MetadataLog> Controller<L> {
             Ok(())
         })
         .await?;
-        Ok(Controller { log, image: Arc::new(image), limits, peers })
+        Ok(Controller { node, log, image: Arc::new(image), limits, peers })
     }
 
     /// Proposes `command`, commits its records and hands the new image to
@@ -287,12 +249,26 @@ impl<L: MetadataLog> Controller<L> {
         let mut waits = Vec::new();
         for peer in &self.peers {
             let (done, wait) = flume::bounded(1);
-            if peer.send_async(ShardMsg::Image { image: self.image.clone(), done }).await.is_ok() {
+            let controller = Some(self.node);
+            let msg = ShardMsg::Image { image: self.image.clone(), controller, done };
+            if peer.send_async(msg).await.is_ok() {
                 waits.push(wait);
             }
         }
         for w in waits {
             let _ = w.recv_async().await;
+        }
+    }
+}
+
+impl Limits {
+    /// What a node's flags allow its controller to create.
+    pub fn of(config: &crate::NodeConfig) -> Limits {
+        Limits {
+            default_partitions: config.default_partitions,
+            default_replication_factor: config.default_replication_factor,
+            partitions_max: config.partitions_max.unwrap_or(usize::MAX),
+            offsets_segment_bytes: config.offsets_segment_bytes,
         }
     }
 }

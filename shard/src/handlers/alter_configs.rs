@@ -12,7 +12,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::{ConfigChange, ConfigOp, ControllerMsg};
+use crate::controller::{ask, Answer, Command, ConfigChange, ConfigOp};
 use crate::shard::Shard;
 
 /// Kafka's resource type of a topic.
@@ -30,12 +30,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let mut outcomes = if asked.is_empty() {
         Some(Vec::new().into_iter())
     } else {
-        let (reply, answer) = flume::bounded(1);
-        let msg =
-            ControllerMsg::AlterConfigs { topics: asked, validate_only: req.validate_only, reply };
-        match shard.controller.send_async(msg).await {
-            Ok(()) => answer.recv_async().await.ok().map(|o| o.into_iter()),
-            Err(_) => None,
+        let command = Command::AlterConfigs { topics: asked, validate_only: req.validate_only };
+        match ask(&shard.controller, command).await {
+            Ok(Answer::Outcomes(o)) => Some(o.into_iter()),
+            _ => None,
         }
     };
     let responses = req

@@ -10,7 +10,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::{ControllerMsg, PartitionsSpec};
+use crate::controller::{ask, Answer, Command, PartitionsSpec};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
@@ -26,12 +26,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             }),
         })
         .collect();
-    let (reply, answer) = flume::bounded(1);
-    let msg =
-        ControllerMsg::CreatePartitions { topics: asked, validate_only: req.validate_only, reply };
-    let outcomes = match shard.controller.send_async(msg).await {
-        Ok(()) => answer.recv_async().await.ok(),
-        Err(_) => None,
+    let command = Command::CreatePartitions { topics: asked, validate_only: req.validate_only };
+    let outcomes = match ask(&shard.controller, command).await {
+        Ok(Answer::Outcomes(o)) => Some(o),
+        _ => None,
     };
     let mut outcomes = outcomes.map(|o| o.into_iter());
     let results = req

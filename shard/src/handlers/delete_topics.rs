@@ -9,7 +9,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::ControllerMsg;
+use crate::controller::{ask, Answer, Command};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
@@ -31,12 +31,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
     };
     let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
-    let (reply, answer) = flume::bounded(1);
-    let outcomes =
-        match shard.controller.send_async(ControllerMsg::DeleteTopics { names, reply }).await {
-            Ok(()) => answer.recv_async().await.ok(),
-            Err(_) => None,
-        };
+    let outcomes = match ask(&shard.controller, Command::DeleteTopics { names }).await {
+        Ok(Answer::Outcomes(o)) => Some(o),
+        _ => None,
+    };
     let mut outcomes = outcomes.map(|o| o.into_iter());
     let responses = wanted
         .into_iter()

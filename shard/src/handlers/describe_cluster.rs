@@ -25,7 +25,7 @@ pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .collect();
     let response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
-        .with_controller_id(BrokerId(shard.config.broker_id(0)))
+        .with_controller_id(BrokerId(shard.controller_broker()))
         .with_brokers(brokers);
     respond(request, &response)
 }

@@ -12,7 +12,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::ControllerMsg;
+use crate::controller::{ask, Answer, Command};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
@@ -48,14 +48,10 @@ async fn next_producer_id(shard: &Shard) -> Result<i64, String> {
                 return Ok(id);
             }
         }
-        let (reply, answer) = flume::bounded(1);
-        shard
-            .controller
-            .send_async(ControllerMsg::AllocateProducerIds { reply })
-            .await
-            .map_err(|_| "controller unavailable".to_string())?;
-        let (start, end) =
-            answer.recv_async().await.map_err(|_| "controller unavailable".to_string())??;
+        let (start, end) = match ask(&shard.controller, Command::AllocateProducerIds).await? {
+            Answer::ProducerIds { start, end } => (start, end),
+            other => return Err(format!("unexpected answer {other:?}")),
+        };
         let mut ids = shard.producer_ids.borrow_mut();
         // Another request may have refilled meanwhile; the newer block wins
         // and the rest of the older one is simply never used.

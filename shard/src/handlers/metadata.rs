@@ -15,7 +15,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::{ControllerMsg, TopicOutcome, TopicSpec};
+use crate::controller::{ask, Answer, Command, TopicOutcome, TopicSpec};
 use crate::metadata::{validate_topic_name, MetadataImage, TopicMeta};
 use crate::shard::Shard;
 
@@ -103,12 +103,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .with_rack((version >= 1).then(|| StrBytes::from_string(n.rack.clone())))
         })
         .collect();
-    let config = &shard.config;
     // Fields newer than the request's version stay at their defaults: the
     // codec refuses to encode them otherwise.
     let mut response = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
     if version >= 1 {
-        response.controller_id = BrokerId(config.broker_id(0));
+        response.controller_id = BrokerId(shard.controller_broker());
     }
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
@@ -163,27 +162,20 @@ pub async fn create_default_topics(shard: &Shard, names: Vec<String>) -> Vec<Top
     ask_controller(shard, topics, false).await
 }
 
-/// Sends a CreateTopics to the controller (on shard 0) and waits for it.
+/// Sends a CreateTopics to the node's controller and waits for it.
 pub async fn ask_controller(
     shard: &Shard,
     topics: Vec<TopicSpec>,
     validate_only: bool,
 ) -> Vec<TopicOutcome> {
     let n = topics.len();
-    let (reply, answer) = flume::bounded(1);
-    let sent = shard
-        .controller
-        .send_async(ControllerMsg::CreateTopics { topics, validate_only, reply })
-        .await;
-    let unavailable = || {
-        (0..n)
-            .map(|_| {
-                Err((ResponseError::NotController.code(), "controller unavailable".to_string()))
-            })
-            .collect()
-    };
-    if sent.is_err() {
-        return unavailable();
+    match ask(&shard.controller, Command::CreateTopics { topics, validate_only }).await {
+        Ok(Answer::Topics(outcomes)) => outcomes,
+        Ok(other) => unavailable(n, format!("unexpected answer {other:?}")),
+        Err(e) => unavailable(n, e),
     }
-    answer.recv_async().await.unwrap_or_else(|_| unavailable())
+}
+
+fn unavailable<T>(n: usize, message: String) -> Vec<Result<T, (i16, String)>> {
+    (0..n).map(|_| Err((ResponseError::NotController.code(), message.clone()))).collect()
 }

@@ -134,6 +134,21 @@ impl MetadataImage {
         next
     }
 
+    /// Records that rebuild this image from an empty one (its epoch aside):
+    /// a snapshot of the metadata.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if !self.cluster_id.is_empty() {
+            out.push(MetadataRecord::Cluster { id: self.cluster_id.clone() });
+        }
+        out.extend(self.nodes.values().map(|n| MetadataRecord::Node(n.clone())));
+        out.extend(self.topics.values().map(|t| MetadataRecord::Topic(t.clone())));
+        if self.next_producer_id != 0 {
+            out.push(MetadataRecord::ProducerIds { next: self.next_producer_id });
+        }
+        out
+    }
+
     /// A partition's state, if the partition exists.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionMeta> {
         let t = self.topics.get(topic)?;
@@ -255,6 +270,8 @@ mod tests {
         assert_eq!(image.leader("orders", 3), None);
         assert_eq!(image.leader("orders", -1), None);
         assert_eq!(image.topic_by_id(&[7; 16]).unwrap().name, "orders");
+        let rebuilt = image.to_records().iter().fold(MetadataImage::default(), |i, r| i.apply(r));
+        assert_eq!(MetadataImage { epoch: image.epoch, ..rebuilt }, image);
         let live: Vec<_> = image.live_nodes().map(|n| n.id).collect();
         assert_eq!(live, vec![NodeId(1)]);
         assert!(image.is_live(b(1, 1)) && !image.is_live(b(1, 2)) && !image.is_live(b(2, 0)));

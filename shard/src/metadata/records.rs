@@ -45,7 +45,12 @@ pub enum MetadataRecord {
 
 impl MetadataRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let v = match self {
+        self.to_json().to_string().into_bytes()
+    }
+
+    /// The record as a JSON value (what [`MetadataRecord::encode`] writes).
+    pub fn to_json(&self) -> Value {
+        match self {
             MetadataRecord::Cluster { id } => json!({"type": "cluster", "id": id}),
             MetadataRecord::Node(n) => json!({
                 "type": "node",
@@ -74,8 +79,7 @@ impl MetadataRecord {
             }),
             MetadataRecord::DeleteTopic { name } => json!({"type": "delete_topic", "name": name}),
             MetadataRecord::ProducerIds { next } => json!({"type": "producer_ids", "next": next}),
-        };
-        v.to_string().into_bytes()
+        }
     }
 
     /// The record encoded in `bytes`. `legacy_node` is the node whose
@@ -83,7 +87,12 @@ impl MetadataRecord {
     pub fn decode(bytes: &[u8], legacy_node: NodeId) -> Result<MetadataRecord, String> {
         let v: Value =
             serde_json::from_slice(bytes).map_err(|e| format!("metadata record: {e}"))?;
-        let f = Fields(&v);
+        MetadataRecord::from_json(&v, legacy_node)
+    }
+
+    /// The record a JSON value holds (see [`MetadataRecord::decode`]).
+    pub fn from_json(v: &Value, legacy_node: NodeId) -> Result<MetadataRecord, String> {
+        let f = Fields(v);
         match f.get("type")?.as_str() {
             Some("cluster") => Ok(MetadataRecord::Cluster { id: f.string("id")? }),
             Some("node") => Ok(MetadataRecord::Node(NodeMeta {

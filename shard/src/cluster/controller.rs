@@ -1,0 +1,576 @@
+//! A controller of the quorum, on shard 0 of a node named in
+//! `--controller-quorum`: one Raft voter, its durable log, its TCP links
+//! to the other controllers, and — while it leads — the active
+//! controller's work.
+//!
+//! One task owns it all and takes [`Event`]s one at a time: ticks, Raft
+//! messages from peers, and requests from nodes (registration, heartbeats,
+//! metadata fetches, commands). After each, it carries out the voter's
+//! `Output`: writes fdatasynced to the Raft log, then messages to peers,
+//! then committed entries folded into the image (each entry is one
+//! command's metadata records, one JSON record per line).
+//!
+//! The leader proposes one command at a time, from the committed image,
+//! and only once everything committed before its term is applied: so a
+//! proposal never contradicts an earlier one. It fences nodes not heard
+//! from for [`super::SESSION_TIMEOUT`] and bootstraps the cluster id and
+//! `__consumer_offsets` once every controller's node has registered.
+//! Never serves Kafka clients; never blocks its shard beyond an fsync.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine::disk::DmaDisk;
+use glommio::net::{TcpListener, TcpStream};
+use log::{info, warn};
+use quorum::voter::committed_entries;
+use quorum::wire::{decode_message, encode_message};
+use quorum::{ElectionTimeout, Entry, Message, MessageType, Proposed, Voter};
+
+use super::frame::{read_frame, write_frame, Kind};
+use super::raft_log::RaftLogFile;
+use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
+use super::{node_of_raft_id, QuorumConfig, SESSION_TIMEOUT, SNAPSHOT_ENTRIES, TICK};
+use crate::controller::machine::{self, Limits};
+use crate::controller::{random_bytes, random_id, Answer, Command};
+use crate::groups::OFFSETS_TOPIC;
+use crate::ids::NodeId;
+use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::shard::Shard;
+
+/// Events queued for the controller at most: ticks are skipped and peers'
+/// readers wait beyond it.
+pub const EVENTS_MAX: usize = 4096;
+
+/// Raft messages queued per peer while it is unreachable or slow; beyond
+/// it they are dropped (Raft sends again).
+pub const PEER_QUEUE_MAX: usize = 1024;
+
+/// Requests waiting for the leader's turn (commands, registrations).
+pub const COMMANDS_QUEUED_MAX: usize = 1024;
+
+enum Event {
+    Tick,
+    Raft(Message),
+    Request(Request, flume::Sender<Response>),
+}
+
+/// What a proposal answers once committed: a node's request, or nobody
+/// (the controller's own fencing and bootstrap).
+type Asker = Option<flume::Sender<Response>>;
+
+struct State {
+    me: NodeId,
+    quorum: Rc<QuorumConfig>,
+    voter: Voter,
+    file: RaftLogFile<DmaDisk>,
+    peers: BTreeMap<u64, flume::Sender<Vec<u8>>>,
+    limits: Limits,
+    image: Arc<MetadataImage>,
+    /// Log index of the last entry applied to `image`.
+    applied: u64,
+    /// While leading: the index of this term's first entry.
+    term_start: Option<u64>,
+    in_flight: Option<(Proposed, Answer, Asker)>,
+    queue: VecDeque<(Command, Asker)>,
+    fetches: Vec<(u64, flume::Sender<Response>, Instant)>,
+    heard: BTreeMap<NodeId, Instant>,
+}
+
+/// Runs this node's controller until the process ends. A failure to open
+/// the Raft log or to listen ends the process: without it the quorum
+/// would count a voter that cannot vote.
+pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
+    let me = NodeId(shard.config.node_id);
+    let fatal = |e: String| -> ! {
+        eprintln!("fatal: controller: {e}");
+        std::process::exit(1);
+    };
+    let Some(mine) = quorum.voter(me).cloned() else { return };
+    let voters = quorum.raft_ids();
+    let (file, store) =
+        RaftLogFile::open(shard.disk.clone(), &shard.config.data_dir, &shard.flusher, &voters)
+            .await
+            .unwrap_or_else(|e| fatal(e));
+    // Closed with the shard's logs at shutdown.
+    shard.system_logs.borrow_mut().push(file.log().clone());
+    let mut image = image_of_snapshot(&store.snapshot_ref().data).unwrap_or_else(|e| fatal(e));
+    for e in committed_entries(&store) {
+        image = apply_entry(&image, e).unwrap_or_else(|e| fatal(e));
+    }
+    let applied = store.hard_state().commit.max(store.snapshot_ref().get_metadata().index);
+    let voter = Voter::new(mine.raft_id(), store, applied, ElectionTimeout::default())
+        .unwrap_or_else(|e| fatal(e.to_string()));
+    let listener = TcpListener::bind((mine.host.as_str(), mine.port))
+        .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", mine.addr())));
+    let (events, inbox) = flume::bounded(EVENTS_MAX);
+    glommio::spawn_local(accept(listener, events.clone())).detach();
+    let ticks = events.clone();
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(TICK).await;
+            let _ = ticks.try_send(Event::Tick);
+        }
+    })
+    .detach();
+    let mut peers = BTreeMap::new();
+    for v in quorum.voters.iter().filter(|v| v.node != me) {
+        let (tx, rx) = flume::bounded(PEER_QUEUE_MAX);
+        glommio::spawn_local(send_to_peer(v.addr(), rx)).detach();
+        peers.insert(v.raft_id(), tx);
+    }
+    let limits = Limits::of(&shard.config);
+    info!(
+        "controller {me}: voter of {} at {}, metadata at index {applied} (epoch {})",
+        quorum.voters.len(),
+        mine.addr(),
+        image.epoch
+    );
+    let mut state = State {
+        me,
+        quorum,
+        voter,
+        file,
+        peers,
+        limits,
+        image: Arc::new(image),
+        applied,
+        term_start: None,
+        in_flight: None,
+        queue: VecDeque::new(),
+        fetches: Vec::new(),
+        heard: BTreeMap::new(),
+    };
+    while let Ok(event) = inbox.recv_async().await {
+        // The Raft log closes with the shard's logs: a stopping node's
+        // voter goes quiet, as a stopped one would.
+        if shard.stopping.get() {
+            return;
+        }
+        match event {
+            Event::Tick => {
+                state.voter.tick();
+                state.leader_duties();
+            }
+            Event::Raft(m) => {
+                if let Err(e) = state.voter.step(m) {
+                    log::debug!("controller {me}: {e}");
+                }
+            }
+            Event::Request(r, reply) => state.request(r, reply),
+        }
+        if let Err(e) = state.drive().await {
+            if shard.stopping.get() {
+                return;
+            }
+            // The Raft log cannot be written: this voter must not vote or
+            // acknowledge again.
+            fatal(e);
+        }
+    }
+}
+
+impl State {
+    fn leading(&self) -> bool {
+        self.voter.is_leader()
+    }
+
+    /// Leading, with everything committed before this term applied.
+    fn ready_to_propose(&self) -> bool {
+        self.leading() && self.term_start.is_some_and(|start| self.applied >= start)
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.voter.leader().map(node_of_raft_id)
+    }
+
+    fn request(&mut self, request: Request, reply: flume::Sender<Response>) {
+        if !self.ready_to_propose() {
+            let _ = reply.send(Response::NotLeader { leader: self.leader() });
+            return;
+        }
+        match request {
+            Request::Register(node) => {
+                self.heard.insert(node.id, Instant::now());
+                self.enqueue(Command::RegisterNode(node), Some(reply));
+            }
+            Request::Heartbeat(node) => match self.image.nodes.get(&node) {
+                None => {
+                    let _ = reply.send(Response::UnknownNode);
+                }
+                Some(n) => {
+                    self.heard.insert(node, Instant::now());
+                    if n.fenced
+                        && !self.queued(&|c| matches!(c, Command::UnfenceNode(x) if *x == node))
+                    {
+                        info!("controller {}: node {node} is back", self.me);
+                        self.enqueue(Command::UnfenceNode(node), None);
+                    }
+                    let _ = reply.send(Response::Ok);
+                }
+            },
+            Request::Unregister(node) => {
+                self.heard.remove(&node);
+                self.enqueue(Command::UnregisterNode(node), Some(reply));
+            }
+            Request::Fetch { from } => {
+                if from < self.applied {
+                    let _ = reply.send(Response::Fetched(self.fetched(from)));
+                } else {
+                    self.fetches.push((from, reply, Instant::now()));
+                }
+            }
+            Request::Command(command) => self.enqueue(command, Some(reply)),
+            Request::Quorum => {
+                let progress = self.voter.progress().unwrap_or_default();
+                let _ = reply.send(Response::Quorum {
+                    leader: self.me,
+                    term: self.voter.term(),
+                    voters: progress.into_iter().map(|(id, m)| (node_of_raft_id(id), m)).collect(),
+                });
+            }
+        }
+    }
+
+    fn queued(&self, f: &dyn Fn(&Command) -> bool) -> bool {
+        self.queue.iter().any(|(c, _)| f(c))
+    }
+
+    fn enqueue(&mut self, command: Command, asker: Asker) {
+        if self.queue.len() >= COMMANDS_QUEUED_MAX {
+            if let Some(a) = asker {
+                let _ = a.send(Response::NotLeader { leader: None });
+            }
+            return;
+        }
+        self.queue.push_back((command, asker));
+    }
+
+    /// The committed metadata after index `from`: a snapshot of the image
+    /// when the log no longer holds what follows `from`.
+    fn fetched(&self, from: u64) -> Fetched {
+        let store = self.voter.store();
+        let snapshot_index = store.snapshot_ref().get_metadata().index;
+        let (snapshot, from) = if from < snapshot_index {
+            (Some(self.image.to_records()), self.applied)
+        } else {
+            (None, from)
+        };
+        let entries = committed_entries(store)
+            .filter(|e| e.index > from && e.index <= self.applied)
+            .filter_map(|e| Some((e.index, records_of_entry(e).ok()?)))
+            .collect();
+        Fetched { index: self.applied, snapshot, entries }
+    }
+
+    fn leader_duties(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<_> = self
+            .fetches
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, _, at))| now.duration_since(*at) >= FETCH_WAIT)
+            .map(|(i, _)| i)
+            .rev()
+            .collect();
+        for i in expired {
+            let (from, reply, _) = self.fetches.swap_remove(i);
+            let _ = reply.send(Response::Fetched(Fetched { index: from, ..Default::default() }));
+        }
+        if !self.ready_to_propose() {
+            return;
+        }
+        // This node is alive: it is running this.
+        self.heard.insert(self.me, now);
+        let late: Vec<NodeId> = self
+            .image
+            .live_nodes()
+            .map(|n| n.id)
+            .filter(|n| {
+                self.heard.get(n).is_none_or(|at| now.duration_since(*at) > SESSION_TIMEOUT)
+            })
+            .collect();
+        for node in late {
+            if !self.queued(&|c| matches!(c, Command::FenceNode(x) if *x == node)) {
+                warn!(
+                    "controller {}: node {node} missed its heartbeats for {} s: fencing it",
+                    self.me,
+                    SESSION_TIMEOUT.as_secs()
+                );
+                self.enqueue(Command::FenceNode(node), None);
+            }
+        }
+        let every_controller_registered = self
+            .quorum
+            .voters
+            .iter()
+            .all(|v| self.image.nodes.get(&v.node).is_some_and(|n| !n.fenced));
+        // The cluster id and `__consumer_offsets` once every controller's
+        // node is there: the offsets partitions then spread over all of them.
+        let bootstrap = every_controller_registered
+            && (self.image.cluster_id.is_empty() || !self.image.topics.contains_key(OFFSETS_TOPIC));
+        if bootstrap && !self.queued(&|c| matches!(c, Command::Bootstrap { .. })) {
+            self.enqueue(Command::Bootstrap { cluster_id: random_id() }, None);
+        }
+    }
+
+    /// Proposes what waits, carries out the voter's outputs, answers what
+    /// they commit; until nothing is left to do.
+    async fn drive(&mut self) -> Result<(), String> {
+        loop {
+            self.notice_leadership();
+            self.propose_next();
+            let out = self.voter.ready();
+            if out.writes.is_empty() && out.messages.is_empty() && out.committed.is_empty() {
+                break;
+            }
+            self.file.persist(&out.writes, self.voter.store()).await?;
+            for m in out.messages {
+                self.send(m);
+            }
+            if let Some(s) = &out.snapshot {
+                self.image = Arc::new(image_of_snapshot(&s.data)?);
+                self.applied = s.get_metadata().index;
+            }
+            for e in &out.committed {
+                self.apply(e)?;
+            }
+            // Empty entries (a new leader's) are applied too, with nothing to fold.
+            self.applied = self.applied.max(self.voter.applied_index());
+            self.answer_fetches();
+            self.compact().await?;
+        }
+        Ok(())
+    }
+
+    fn notice_leadership(&mut self) {
+        match (self.leading(), self.term_start) {
+            (true, None) => {
+                let start = self.voter.last_index();
+                info!(
+                    "controller {}: leader of term {} (from index {start})",
+                    self.me,
+                    self.voter.term()
+                );
+                self.term_start = Some(start);
+                // Every registered node gets a full session from now.
+                let now = Instant::now();
+                self.heard = self.image.nodes.keys().map(|&n| (n, now)).collect();
+            }
+            (false, Some(_)) => {
+                self.term_start = None;
+                let leader = self.leader();
+                if let Some((_, _, Some(a))) = self.in_flight.take() {
+                    let _ = a.send(Response::NotLeader { leader });
+                }
+                for (_, a) in self.queue.drain(..) {
+                    if let Some(a) = a {
+                        let _ = a.send(Response::NotLeader { leader });
+                    }
+                }
+                for (_, a, _) in self.fetches.drain(..) {
+                    let _ = a.send(Response::NotLeader { leader });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn propose_next(&mut self) {
+        while self.in_flight.is_none() && self.ready_to_propose() {
+            let Some((command, asker)) = self.queue.pop_front() else { return };
+            if asker.is_none()
+                || matches!(command, Command::RegisterNode(_) | Command::UnregisterNode(_))
+            {
+                info!("controller {}: proposing {command:?}", self.me);
+            }
+            let proposal = machine::propose(&self.image, &self.limits, command, &mut random_bytes);
+            if proposal.records.is_empty() {
+                if let Some(a) = asker {
+                    let _ = a
+                        .send(Response::Committed { index: self.applied, answer: proposal.answer });
+                }
+                continue;
+            }
+            match self.voter.propose(entry_data(&proposal.records)) {
+                Ok(at) => self.in_flight = Some((at, proposal.answer, asker)),
+                Err(e) => {
+                    warn!("controller {}: proposal refused: {e}", self.me);
+                    if let Some(a) = asker {
+                        let _ = a.send(Response::NotLeader { leader: self.leader() });
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, e: &Entry) -> Result<(), String> {
+        self.image = Arc::new(apply_entry(&self.image, e)?);
+        self.applied = e.index;
+        if let Some((at, _, _)) = &self.in_flight {
+            if at.index == e.index {
+                let (at, answer, asker) = self.in_flight.take().expect("checked");
+                let response = if at.term == e.term {
+                    Response::Committed { index: e.index, answer }
+                } else {
+                    Response::NotLeader { leader: self.leader() }
+                };
+                if let Some(a) = asker {
+                    let _ = a.send(response);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn answer_fetches(&mut self) {
+        let applied = self.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            self.fetches.drain(..).partition(|(from, _, _)| *from < applied);
+        self.fetches = waiting;
+        for (from, reply, _) in ready {
+            let _ = reply.send(Response::Fetched(self.fetched(from)));
+        }
+    }
+
+    async fn compact(&mut self) -> Result<(), String> {
+        let snapshot_index = self.voter.store().snapshot_ref().get_metadata().index;
+        if self.applied < snapshot_index + SNAPSHOT_ENTRIES {
+            return Ok(());
+        }
+        let data = snapshot_data(&self.image);
+        if let Some(w) = self.voter.compact(self.applied, data) {
+            self.file.persist(&[w], self.voter.store()).await?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, m: Message) {
+        let to = m.to;
+        let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
+        let sent = self.peers.get(&to).is_some_and(|p| p.try_send(encode_message(&m)).is_ok());
+        if snapshot {
+            self.voter.report_snapshot(to, sent);
+        }
+    }
+}
+
+/// An entry's data: its records, one JSON object per line.
+fn entry_data(records: &[MetadataRecord]) -> Vec<u8> {
+    let lines: Vec<Vec<u8>> = records.iter().map(MetadataRecord::encode).collect();
+    lines.join(&b'\n')
+}
+
+fn records_of_entry(e: &Entry) -> Result<Vec<MetadataRecord>, String> {
+    e.data
+        .split(|&b| b == b'\n')
+        .map(|line| MetadataRecord::decode(line, NodeId(0)))
+        .collect::<Result<_, _>>()
+        .map_err(|err| format!("metadata entry {}: {err}", e.index))
+}
+
+fn apply_entry(image: &MetadataImage, e: &Entry) -> Result<MetadataImage, String> {
+    Ok(records_of_entry(e)?.iter().fold(image.clone(), |i, r| i.apply(r)))
+}
+
+/// A snapshot's data: the image's records, one per line; empty for none.
+fn snapshot_data(image: &MetadataImage) -> Vec<u8> {
+    entry_data(&image.to_records())
+}
+
+fn image_of_snapshot(data: &[u8]) -> Result<MetadataImage, String> {
+    if data.is_empty() {
+        return Ok(MetadataImage::default());
+    }
+    let mut image = MetadataImage::default();
+    for line in data.split(|&b| b == b'\n') {
+        image = image.apply(&MetadataRecord::decode(line, NodeId(0))?);
+    }
+    Ok(image)
+}
+
+/// Accepts connections from peers and nodes; each is served by its own task.
+async fn accept(listener: TcpListener, events: flume::Sender<Event>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve(stream, events.clone())).detach();
+            }
+            Err(e) => {
+                warn!("controller: accept: {e}");
+                glommio::timer::sleep(TICK).await;
+            }
+        }
+    }
+}
+
+/// One connection: Raft messages go to the voter; each request waits for
+/// its answer before the next frame is read.
+async fn serve(mut stream: TcpStream, events: flume::Sender<Event>) {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let (kind, payload) = match read_frame(&mut stream).await {
+            Ok(f) => f,
+            Err(_) => return,
+        };
+        match kind {
+            Kind::Raft => match decode_message(&payload) {
+                Ok(m) => {
+                    if events.send_async(Event::Raft(m)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    warn!("controller: a peer sent {e}; closing its connection");
+                    return;
+                }
+            },
+            Kind::Request => {
+                let request = match Request::decode(&payload) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!("controller: a node sent {e}; closing its connection");
+                        return;
+                    }
+                };
+                let (reply, answer) = flume::bounded(1);
+                if events.send_async(Event::Request(request, reply)).await.is_err() {
+                    return;
+                }
+                let Ok(response) = answer.recv_async().await else { return };
+                if write_frame(&mut stream, Kind::Response, &response.encode()).await.is_err() {
+                    return;
+                }
+            }
+            Kind::Response => return,
+        }
+    }
+}
+
+/// Keeps a connection to one peer and writes the Raft messages queued for
+/// it; reconnects after a failure, dropping what could not be sent.
+async fn send_to_peer(addr: String, queue: flume::Receiver<Vec<u8>>) {
+    let mut stream: Option<TcpStream> = None;
+    while let Ok(message) = queue.recv_async().await {
+        if stream.is_none() {
+            match crate::admission::within(TICK * 5, TcpStream::connect(addr.as_str())).await {
+                Some(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    stream = Some(s);
+                }
+                _ => {
+                    // Unreachable: what is queued is stale by the next try.
+                    while queue.try_recv().is_ok() {}
+                    glommio::timer::sleep(TICK).await;
+                    continue;
+                }
+            }
+        }
+        let s = stream.as_mut().expect("connected");
+        if write_frame(s, Kind::Raft, &message).await.is_err() {
+            stream = None;
+        }
+    }
+}

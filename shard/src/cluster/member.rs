@@ -1,0 +1,322 @@
+//! This node's link to the active controller, on shard 0 of every node of
+//! a cluster (controllers' nodes too: they reach their own controller over
+//! loopback like any other).
+//!
+//! Three tasks, each with its own connection: one registers the node and
+//! heartbeats every [`super::HEARTBEAT_INTERVAL`]; one fetches the
+//! committed metadata, folds it into images and hands each to every shard
+//! of the node (the first only once the node's own registration and the
+//! cluster id are in it); one forwards the shards' controller commands and answers each once
+//! this node's shards have the image that holds its records. A connection
+//! asks any controller and follows `not_leader` answers to the leader.
+//! Never serves clients; every wait is bounded.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::sync::Notify;
+use glommio::net::TcpStream;
+use log::{info, warn};
+
+use super::frame::{read_frame, write_frame, Kind};
+use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
+use super::{QuorumConfig, COMMAND_TIMEOUT, HEARTBEAT_INTERVAL, TICK};
+use crate::admission::within;
+use crate::controller::{local_node, Answer, ControllerMsg};
+use crate::ids::NodeId;
+use crate::metadata::{MetadataImage, NodeMeta};
+use crate::shard::{Shard, ShardMsg};
+
+/// How long connecting to a controller may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a controller may take to answer a request (a fetch waits
+/// [`FETCH_WAIT`] for news; a command waits for its commit).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a clean stop waits for the node's unregistration.
+pub const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Member {
+    me: NodeMeta,
+    quorum: Rc<QuorumConfig>,
+    /// The controller last known to lead.
+    leader: Cell<Option<NodeId>>,
+    /// The next controller to try when no leader is known.
+    next: Cell<usize>,
+    /// The metadata log index of the image the shards have.
+    index: Cell<u64>,
+    advanced: Notify,
+    /// The log index of this node's registration, once committed.
+    registered: Cell<Option<u64>>,
+    registered_now: Notify,
+    stopping: Cell<bool>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+}
+
+/// A connection to one controller.
+#[derive(Default)]
+struct Link {
+    to: Option<NodeId>,
+    stream: Option<TcpStream>,
+}
+
+/// Runs the member tasks until the process ends; `stop` asks for the
+/// node's unregistration (a clean stop) and is answered once it is done.
+pub async fn run(
+    shard: Rc<Shard>,
+    quorum: Rc<QuorumConfig>,
+    inbox: flume::Receiver<ControllerMsg>,
+    peers: Vec<flume::Sender<ShardMsg>>,
+    stop: flume::Receiver<flume::Sender<()>>,
+) {
+    let member = Rc::new(Member {
+        me: local_node(&shard.config),
+        quorum,
+        leader: Cell::new(None),
+        next: Cell::new(0),
+        index: Cell::new(0),
+        advanced: Notify::default(),
+        registered: Cell::new(None),
+        registered_now: Notify::default(),
+        stopping: Cell::new(false),
+        peers,
+    });
+    glommio::spawn_local(heartbeat(member.clone())).detach();
+    glommio::spawn_local(follow(member.clone())).detach();
+    glommio::spawn_local(forward(member.clone(), inbox)).detach();
+    if let Ok(done) = stop.recv_async().await {
+        member.stopping.set(true);
+        let mut link = Link::default();
+        let deadline = Instant::now() + UNREGISTER_TIMEOUT;
+        match member.call(&mut link, &Request::Unregister(member.me.id), deadline).await {
+            Ok(_) => info!("node {}: unregistered from the cluster", member.me.id),
+            Err(e) => warn!("node {}: could not unregister: {e}", member.me.id),
+        }
+        let _ = done.send(());
+    }
+}
+
+impl Member {
+    /// Sends `request` to the active controller and returns its answer,
+    /// following `not_leader` answers and retrying other controllers
+    /// until `deadline`.
+    async fn call(
+        &self,
+        link: &mut Link,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Response, String> {
+        let body = request.encode();
+        let mut last_error = String::from("no controller tried");
+        while Instant::now() < deadline {
+            let to = self.leader.get().unwrap_or_else(|| {
+                let i = self.next.get();
+                self.next.set(i + 1);
+                self.quorum.voters[i % self.quorum.voters.len()].node
+            });
+            if link.to != Some(to) {
+                *link = Link { to: Some(to), stream: None };
+            }
+            let left = deadline.saturating_duration_since(Instant::now()).min(ANSWER_TIMEOUT);
+            match self.exchange(link, &body, left).await {
+                Ok(Response::NotLeader { leader }) => {
+                    last_error = format!("controller {to} does not lead");
+                    self.leader.set(leader.filter(|&l| l != to));
+                    if leader.is_none() || leader == Some(to) {
+                        glommio::timer::sleep(TICK).await;
+                    }
+                }
+                Ok(response) => {
+                    self.leader.set(Some(to));
+                    return Ok(response);
+                }
+                Err(e) => {
+                    last_error = format!("controller {to}: {e}");
+                    link.stream = None;
+                    // Another task may have found the leader meanwhile.
+                    if self.leader.get() == Some(to) {
+                        self.leader.set(None);
+                    }
+                    glommio::timer::sleep(TICK).await;
+                }
+            }
+        }
+        Err(format!("no active controller answered: {last_error}"))
+    }
+
+    /// One request and its answer on `link`, within `limit`.
+    async fn exchange(
+        &self,
+        link: &mut Link,
+        body: &[u8],
+        limit: Duration,
+    ) -> Result<Response, String> {
+        if link.stream.is_none() {
+            let to = link.to.expect("a target");
+            let voter = self.quorum.voter(to).expect("a voter");
+            let stream =
+                within(CONNECT_TIMEOUT.min(limit), TcpStream::connect(voter.addr().as_str()))
+                    .await
+                    .ok_or("connect timed out")?
+                    .map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            link.stream = Some(stream);
+        }
+        let stream = link.stream.as_mut().expect("connected");
+        let answered = within(limit, async {
+            write_frame(stream, Kind::Request, body).await?;
+            read_frame(stream).await
+        })
+        .await
+        .ok_or("no answer in time")?
+        .map_err(|e| e.to_string())?;
+        match answered {
+            (Kind::Response, payload) => Response::decode(&payload),
+            (kind, _) => Err(format!("a {kind:?} frame instead of a response")),
+        }
+    }
+
+    /// Hands `image` to every shard of this node and waits until each has
+    /// applied it.
+    async fn publish(&self, image: Arc<MetadataImage>) {
+        let mut waits = Vec::new();
+        for peer in &self.peers {
+            let (done, wait) = flume::bounded(1);
+            let msg = ShardMsg::Image { image: image.clone(), controller: self.leader.get(), done };
+            if peer.send_async(msg).await.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for w in waits {
+            let _ = w.recv_async().await;
+        }
+    }
+}
+
+/// Registers the node, then heartbeats; registers again when the
+/// controller no longer knows it.
+async fn heartbeat(member: Rc<Member>) {
+    let mut link = Link::default();
+    while !member.stopping.get() {
+        let forever = Instant::now() + Duration::from_secs(3600);
+        match member.call(&mut link, &Request::Register(member.me.clone()), forever).await {
+            Ok(Response::Committed { index, .. }) => {
+                if member.registered.get().is_none() {
+                    info!(
+                        "node {}: registered with controller {:?}",
+                        member.me.id,
+                        member.leader.get()
+                    );
+                }
+                member.registered.set(Some(index));
+                member.registered_now.notify();
+            }
+            other => {
+                warn!("node {}: registration: {other:?}", member.me.id);
+                glommio::timer::sleep(TICK).await;
+                continue;
+            }
+        }
+        while !member.stopping.get() {
+            glommio::timer::sleep(HEARTBEAT_INTERVAL).await;
+            if member.stopping.get() {
+                return;
+            }
+            let deadline = Instant::now() + HEARTBEAT_INTERVAL;
+            match member.call(&mut link, &Request::Heartbeat(member.me.id), deadline).await {
+                Ok(Response::UnknownNode) => break,
+                Ok(_) => {}
+                Err(e) => warn!("node {}: heartbeat: {e}", member.me.id),
+            }
+        }
+    }
+}
+
+/// Follows the committed metadata and publishes each new image.
+async fn follow(member: Rc<Member>) {
+    let mut link = Link::default();
+    let registered = loop {
+        let now = member.registered_now.notified();
+        if let Some(index) = member.registered.get() {
+            break index;
+        }
+        now.await;
+    };
+    let mut image = MetadataImage::default();
+    let mut index = 0;
+    let mut published = false;
+    // The active controller the shards were last told of: tools find it
+    // in Metadata, so a new one is published even without new records.
+    let mut told = None;
+    loop {
+        let deadline = Instant::now() + FETCH_WAIT + ANSWER_TIMEOUT;
+        let fetched = match member.call(&mut link, &Request::Fetch { from: index }, deadline).await
+        {
+            Ok(Response::Fetched(f)) => f,
+            Ok(other) => {
+                warn!("node {}: fetch answered {other:?}", member.me.id);
+                continue;
+            }
+            Err(e) => {
+                warn!("node {}: fetching metadata: {e}", member.me.id);
+                continue;
+            }
+        };
+        let Fetched { index: to, snapshot, entries } = fetched;
+        let mut changed = false;
+        if let Some(records) = snapshot {
+            image = records.iter().fold(MetadataImage::default(), |i, r| i.apply(r));
+            changed = true;
+        }
+        for (_, records) in entries.iter().filter(|(i, _)| *i > index) {
+            image = records.iter().fold(image, |i, r| i.apply(r));
+            changed = true;
+        }
+        index = index.max(to);
+        // The shards serve once the cluster has formed: the node is
+        // registered and the cluster has its id.
+        let formed = index >= registered && !image.cluster_id.is_empty();
+        let new_controller = member.leader.get().is_some_and(|l| told != Some(l));
+        if formed && (changed || !published || new_controller) {
+            told = member.leader.get().or(told);
+            member.publish(Arc::new(image.clone())).await;
+            published = true;
+        }
+        if published {
+            member.index.set(index);
+            member.advanced.notify();
+        }
+    }
+}
+
+/// Forwards the shards' commands, one at a time.
+async fn forward(member: Rc<Member>, inbox: flume::Receiver<ControllerMsg>) {
+    let mut link = Link::default();
+    while let Ok(ControllerMsg { command, reply }) = inbox.recv_async().await {
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let answer: Result<Answer, String> =
+            match member.call(&mut link, &Request::Command(command), deadline).await {
+                Ok(Response::Committed { index, answer }) => {
+                    // Answer once this node's shards have the records: a
+                    // client that created a topic can produce to it at once.
+                    let caught_up =
+                        within(deadline.saturating_duration_since(Instant::now()), async {
+                            while member.index.get() < index {
+                                member.advanced.notified().await;
+                            }
+                        })
+                        .await;
+                    match caught_up {
+                        Some(()) => Ok(answer),
+                        None => Err(format!("committed at {index}, not yet seen on this node")),
+                    }
+                }
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(e) => Err(e),
+            };
+        let _ = reply.send(answer);
+    }
+}

@@ -1,0 +1,117 @@
+"""A cluster of real `corelog serve` processes on loopback: every node in
+the metadata quorum (combined mode) unless told otherwise. Nodes start
+together (a cluster forms once every controller's node has registered);
+every wait is bounded."""
+
+import os
+import signal
+import threading
+
+from conftest import BINARY, START_TIMEOUT_S, STOP_TIMEOUT_S, free_port_range
+
+import subprocess
+
+
+class Node:
+    def __init__(self, node_id, data_dir, shards, quorum, extra_args=()):
+        self.node_id = node_id
+        self.data_dir = str(data_dir)
+        self.shards = shards
+        self.quorum = quorum
+        self.extra_args = list(extra_args)
+        self.port = free_port_range(shards)
+        self.proc = None
+        self.lines = []
+        self.ready = threading.Event()
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def brokers(self):
+        return [self.node_id * 1000 + s for s in range(self.shards)]
+
+    def spawn(self):
+        args = [BINARY, "serve", "--node-id", str(self.node_id), "--controller-quorum", self.quorum,
+                "--data-dir", self.data_dir, "--port", str(self.port), "--shards", str(self.shards),
+                "--metrics-port", "0"] + self.extra_args
+        self.ready = threading.Event()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc, ready, lines = self.proc, self.ready, self.lines
+
+        def out():
+            for line in proc.stdout:
+                if line.strip() == "ready":
+                    ready.set()
+
+        def err():
+            for line in proc.stderr:
+                lines.append(f"[node {self.node_id}] {line}")
+
+        threading.Thread(target=out, daemon=True).start()
+        threading.Thread(target=err, daemon=True).start()
+        return self
+
+    def wait_ready(self):
+        if not self.ready.wait(START_TIMEOUT_S):
+            raise RuntimeError(f"node {self.node_id} did not start:\n" + self.log())
+
+    def start(self):
+        self.spawn().wait_ready()
+        return self
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(STOP_TIMEOUT_S)
+        self.proc = None
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(STOP_TIMEOUT_S)
+        self.proc = None
+        return code
+
+    def log(self):
+        return "".join(self.lines)
+
+
+class Cluster:
+    def __init__(self, base_dir, nodes=3, shards=1, voters=None):
+        """`nodes` nodes with ids 1..nodes; the first `voters` (all by
+        default) run controllers."""
+        voters = nodes if voters is None else voters
+        self.controller_ports = {n: free_port_range(1) for n in range(1, voters + 1)}
+        self.quorum = ",".join(f"{n}@127.0.0.1:{p}" for n, p in self.controller_ports.items())
+        self.nodes = {n: Node(n, os.path.join(base_dir, f"node{n}"), shards, self.quorum)
+                      for n in range(1, nodes + 1)}
+
+    def start(self):
+        for n in self.nodes.values():
+            n.spawn()
+        for n in self.nodes.values():
+            n.wait_ready()
+        return self
+
+    def running(self):
+        return [n for n in self.nodes.values() if n.proc is not None]
+
+    def bootstraps(self):
+        return ",".join(n.bootstrap for n in self.running())
+
+    def log(self):
+        return "".join(n.log() for n in self.nodes.values())
+
+    def stop(self):
+        codes = {}
+        for n in self.running():
+            n.signal(signal.SIGCONT)
+            codes[n.node_id] = n.stop()
+        return codes
+
+    def kill_all(self):
+        for n in self.running():
+            n.signal(signal.SIGCONT)
+            n.kill()

@@ -1,0 +1,211 @@
+"""Clusters of real nodes on loopback (issue 13): a Raft metadata quorum
+forms from the nodes' commands, every broker of every node serves the same
+metadata, the active controller survives SIGKILL and SIGSTOP, and a node
+that dies is fenced and comes back. Every wait is bounded."""
+
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cluster import Cluster
+from conftest import wait_until
+
+TIMEOUT_S = 30
+# The controller fences a node not heard from for 9 s (broker.session.timeout.ms).
+FENCE_WAIT_S = 40
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    made = []
+
+    def make(**kw):
+        c = Cluster(tmp_path, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        print("---- cluster log ----\n" + c.log())
+        c.kill_all()
+
+
+def metadata(bootstrap):
+    """(brokers, controller id, {topic: {partition: (leader, replicas, isrs)}}) as one broker sees them."""
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=TIMEOUT_S)
+    topics = {
+        name: {p: (pm.leader, list(pm.replicas), list(pm.isrs)) for p, pm in t.partitions.items()}
+        for name, t in md.topics.items()
+    }
+    return sorted(md.brokers), md.controller_id, topics
+
+
+def broker_views(cluster):
+    """Metadata from every broker of every running node, each asked alone."""
+    views = {}
+    for n in cluster.running():
+        for b in n.brokers():
+            views[b] = metadata(f"127.0.0.1:{n.port + b % 1000}")
+    return views
+
+
+def create(bootstrap, topics, timeout_s=TIMEOUT_S):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    out = {}
+    for name, f in admin.create_topics(topics, operation_timeout=timeout_s, request_timeout=timeout_s).items():
+        try:
+            f.result(timeout_s)
+            out[name] = None
+        except KafkaException as e:
+            out[name] = e.args[0].code()
+    return out
+
+
+def controller_node(cluster):
+    _, controller, _ = metadata(cluster.bootstraps())
+    return controller // 1000 if controller >= 0 else None
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_three_nodes_form_one_cluster(make_cluster, shards):
+    c = make_cluster(nodes=3, shards=shards).start()
+    every = sorted(b for n in c.nodes.values() for b in n.brokers())
+    name = f"r3-{uuid.uuid4().hex[:6]}"
+    assert create(c.nodes[1].bootstrap, [NewTopic(name, 6, 3)]) == {name: None}
+    assert create(c.nodes[2].bootstrap, [NewTopic("too-many", 1, 4)]) == {
+        "too-many": KafkaError.INVALID_REPLICATION_FACTOR
+    }
+
+    def agreed():
+        views = broker_views(c)
+        first = next(iter(views.values()))
+        return all(v == first for v in views.values()) and name in first[2]
+
+    wait_until(agreed, TIMEOUT_S, "every broker serving the same metadata")
+    brokers, controller, topics = next(iter(broker_views(c).values()))
+    assert brokers == every
+    assert controller // 1000 in c.nodes and controller % 1000 == 0
+    for leader, replicas, isrs in topics[name].values():
+        assert len({r // 1000 for r in replicas}) == 3, replicas
+        assert leader == replicas[0] and isrs == [leader]
+    leaders = {leader // 1000 for leader, _, _ in topics[name].values()}
+    assert leaders == {1, 2, 3}, "leaders spread over every node"
+    # Real clients route to the leaders on every node.
+    p = Producer({"bootstrap.servers": c.nodes[3].bootstrap})
+    for i in range(60):
+        p.produce(name, value=f"v{i}".encode(), partition=i % 6)
+    assert p.flush(TIMEOUT_S) == 0
+    consumer = Consumer({"bootstrap.servers": c.nodes[2].bootstrap, "group.id": "g",
+                         "enable.partition.eof": True})
+    consumer.assign([TopicPartition(name, part, 0) for part in range(6)])
+    got, ended = set(), set()
+    while len(ended) < 6:
+        m = consumer.poll(TIMEOUT_S)
+        assert m is not None
+        if m.error():
+            assert m.error().code() == KafkaError._PARTITION_EOF
+            ended.add(m.partition())
+        else:
+            got.add(m.value().decode())
+    consumer.close()
+    assert got == {f"v{i}" for i in range(60)}
+    kcat = subprocess.run(["kcat", "-L", "-b", c.nodes[1].bootstrap], capture_output=True, text=True,
+                          timeout=TIMEOUT_S, check=True).stdout
+    assert all(f"broker {b} at" in kcat for b in every), kcat
+    from kafka.admin import KafkaAdminClient
+    admin = KafkaAdminClient(bootstrap_servers=c.nodes[3].bootstrap, request_timeout_ms=TIMEOUT_S * 1000)
+    described = admin.describe_cluster()
+    admin.close()
+    assert sorted(b["broker_id"] for b in described["brokers"]) == every
+    assert c.stop() == {1: 0, 2: 0, 3: 0}, c.log()
+
+
+def topic_ids(bootstrap, names):
+    from confluent_kafka import TopicCollection
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.describe_topics(TopicCollection(sorted(names)), request_timeout=TIMEOUT_S)
+    return {name: str(f.result(TIMEOUT_S).topic_id) for name, f in futures.items()}
+
+
+def test_the_active_controller_is_killed_again_and_again(make_cluster):
+    c = make_cluster(nodes=3, shards=1).start()
+    created = {}
+    for round in range(5):
+        victim = controller_node(c)
+        assert victim in c.nodes, victim
+        c.nodes[victim].kill()
+        name = f"after-kill-{round}"
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            # Metadata names the dead controller until a new one is
+            # elected: short attempts, as a client's retries would be.
+            try:
+                outcome = create(c.bootstraps(), [NewTopic(name, 2, 1)], timeout_s=3)[name]
+            except Exception as e:  # the attempt's own timeout
+                outcome = e
+            if outcome in (None, KafkaError.TOPIC_ALREADY_EXISTS):
+                break
+            assert time.monotonic() < deadline, f"no CreateTopics succeeded: {outcome}\n{c.log()}"
+        ids = topic_ids(c.bootstraps(), [name])
+        created[name] = ids[name]
+        # Every topic created so far, with its id, on every running node.
+        for n in c.running():
+            assert topic_ids(n.bootstrap, created) == created, f"node {n.node_id}"
+        c.nodes[victim].start()
+        wait_until(lambda: set(created) <= set(metadata(c.nodes[victim].bootstrap)[2]), TIMEOUT_S,
+                   f"restarted node {victim} catching up")
+        assert topic_ids(c.nodes[victim].bootstrap, created) == created
+    assert set(c.stop().values()) == {0}, c.log()
+
+
+def test_a_stopped_controller_is_fenced_and_rejoins_as_a_follower(make_cluster):
+    c = make_cluster(nodes=3, shards=1).start()
+    victim = controller_node(c)
+    others = [n for n in c.nodes.values() if n.node_id != victim]
+    c.nodes[victim].signal(signal.SIGSTOP)
+    others_bootstrap = ",".join(n.bootstrap for n in others)
+
+    def moved_and_fenced():
+        brokers, controller, _ = metadata(others_bootstrap)
+        return controller // 1000 not in (victim, -1) and victim * 1000 not in brokers
+
+    wait_until(moved_and_fenced, FENCE_WAIT_S, "a new controller, and the stopped one fenced")
+    new_controller = metadata(others_bootstrap)[1] // 1000
+    name = "while-stopped"
+    assert create(others_bootstrap, [NewTopic(name, 1, 1)]) == {name: None}
+    c.nodes[victim].signal(signal.SIGCONT)
+    wait_until(lambda: victim * 1000 in metadata(others_bootstrap)[0], FENCE_WAIT_S,
+               "the stopped node back in the cluster")
+    wait_until(lambda: name in metadata(c.nodes[victim].bootstrap)[2], TIMEOUT_S,
+               "the stopped node catching up")
+    assert metadata(c.nodes[victim].bootstrap)[1] // 1000 == new_controller, "it rejoined as a follower"
+    assert set(c.stop().values()) == {0}, c.log()
+
+
+def test_a_killed_broker_node_is_fenced_and_registers_again(make_cluster):
+    c = make_cluster(nodes=4, shards=1, voters=3).start()
+    broker_only = c.nodes[4]
+    name = "on-node-4"
+    admin = AdminClient({"bootstrap.servers": c.bootstraps()})
+    admin.create_topics([NewTopic(name, 1, replica_assignment=[[4000]])])[name].result(TIMEOUT_S)
+    wait_until(lambda: metadata(c.nodes[1].bootstrap)[2].get(name, {}).get(0, (None,))[0] == 4000,
+               TIMEOUT_S, "node 4 leading its partition")
+    broker_only.kill()
+
+    def fenced():
+        brokers, _, topics = metadata(c.nodes[1].bootstrap)
+        return 4000 not in brokers and topics[name][0][0] == -1
+
+    wait_until(fenced, FENCE_WAIT_S, "node 4 fenced, its partition offline")
+    broker_only.start()
+    wait_until(lambda: metadata(c.nodes[2].bootstrap)[2][name][0][0] == 4000, TIMEOUT_S,
+               "node 4 registered again and leading its partition")
+    p = Producer({"bootstrap.servers": c.bootstraps()})
+    p.produce(name, b"back")
+    assert p.flush(TIMEOUT_S) == 0
+    assert set(c.stop().values()) == {0}, c.log()
