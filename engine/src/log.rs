@@ -1266,38 +1266,62 @@ impl<D: Disk> PartitionLog<D> {
     /// log start offset. The active segment is never deleted. Returns the
     /// number of segments deleted.
     pub async fn apply_retention(&self) -> Result<usize, LogError> {
-        let _maintenance = self.inner.maintenance_lock.lock().await;
         let config = self.inner.config.borrow().clone();
         if !config.cleanup_delete {
             return Ok(0);
         }
         let now = self.inner.clock.now_ms();
-        let doomed: Vec<Offset> = {
+        let mut total: Option<i64> = None;
+        self.delete_oldest_segments(|st, seg, _next| {
+            let total =
+                total.get_or_insert_with(|| st.segments.values().map(|s| s.size as i64).sum());
+            let newest =
+                if seg.max_timestamp == NO_TIMESTAMP { seg.created_ms } else { seg.max_timestamp };
+            let by_time = config.retention_ms >= 0 && now - newest > config.retention_ms;
+            let by_size =
+                config.retention_bytes >= 0 && *total - seg.size as i64 >= config.retention_bytes;
+            if by_time || by_size {
+                *total -= seg.size as i64;
+            }
+            by_time || by_size
+        })
+        .await
+    }
+
+    /// Deletes the closed segments whose every batch lies below `offset`
+    /// (the segment after them starts at or before it), advancing the log
+    /// start offset: for a log whose prefix is superseded, as a Raft log is
+    /// by a snapshot. Kafka's DeleteRecords, to segment granularity. The
+    /// active segment is never deleted. Returns the number deleted.
+    pub async fn delete_segments_before(&self, offset: Offset) -> Result<usize, LogError> {
+        self.delete_oldest_segments(|_, _, next| next <= offset).await
+    }
+
+    /// Deletes closed segments from the oldest while `doomed(state,
+    /// segment, next segment's base)` holds, stopping at the first that
+    /// does not or that is still being closed.
+    async fn delete_oldest_segments(
+        &self,
+        mut doomed: impl FnMut(&State<D>, &Segment<D>, Offset) -> bool,
+    ) -> Result<usize, LogError> {
+        let _maintenance = self.inner.maintenance_lock.lock().await;
+        let deleted: Vec<Offset> = {
             let mut st = self.inner.state.borrow_mut();
             let st = &mut *st;
-            let mut total: i64 = st.segments.values().map(|s| s.size as i64).sum();
             let closing: Vec<Offset> = st.to_close.iter().map(|(b, _)| *b).collect();
-            let mut doomed = Vec::new();
-            let closed_count = st.segments.len() - 1;
-            for seg in st.segments.values().take(closed_count) {
-                if closing.contains(&seg.base_offset) {
+            let bases: Vec<Offset> = st.segments.keys().copied().collect();
+            let mut deleted = Vec::new();
+            for pair in bases.windows(2) {
+                let (base, next) = (pair[0], pair[1]);
+                if closing.contains(&base) {
                     break; // not yet on disk for good; next run
                 }
-                let newest = if seg.max_timestamp == NO_TIMESTAMP {
-                    seg.created_ms
-                } else {
-                    seg.max_timestamp
-                };
-                let by_time = config.retention_ms >= 0 && now - newest > config.retention_ms;
-                let by_size = config.retention_bytes >= 0
-                    && total - seg.size as i64 >= config.retention_bytes;
-                if !(by_time || by_size) {
+                if !doomed(st, &st.segments[&base], next) {
                     break;
                 }
-                total -= seg.size as i64;
-                doomed.push(seg.base_offset);
+                deleted.push(base);
             }
-            for b in &doomed {
+            for b in &deleted {
                 st.segments.remove(b);
             }
             let start = *st.segments.keys().next().expect("active segment stays");
@@ -1305,12 +1329,12 @@ impl<D: Disk> PartitionLog<D> {
                 let b = st.cache.pop_front().expect("checked");
                 st.cache_bytes -= b.bytes.len();
             }
-            doomed
+            deleted
         };
-        for &b in &doomed {
+        for &b in &deleted {
             self.remove_segment_files(b).await?;
         }
-        Ok(doomed.len())
+        Ok(deleted.len())
     }
 }
 

@@ -226,6 +226,35 @@ fn retention_deletes_whole_old_segments() {
     });
 }
 
+/// A superseded prefix goes a whole segment at a time: never a segment
+/// holding `offset` or later, never the active one; survives a reopen.
+#[test]
+fn segments_before_an_offset_are_deleted_whole() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        for tag in 0..60 {
+            let info = log.append(batch(tag, 2, 60), 0).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+        }
+        let segments = log.segment_count();
+        assert_eq!(log.delete_segments_before(0).await.unwrap(), 0);
+        assert!(log.delete_segments_before(70).await.unwrap() > 0);
+        let start = log.log_start_offset();
+        assert!(start > 0 && start <= 70, "start {start}");
+        assert!(!read_all(&log, 70, 1 << 20).await.is_empty(), "offset 70 is kept");
+        let left = log.segment_count();
+        assert!(left < segments);
+        assert_eq!(log.delete_segments_before(i64::MAX).await.unwrap(), left - 1);
+        assert_eq!(log.segment_count(), 1, "the active segment stays");
+        assert_eq!(log.log_end_offset(), 120);
+        log.close().await.unwrap();
+        let log = env.open(tiny()).await;
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.log_end_offset(), 120);
+    });
+}
+
 #[test]
 fn segment_ms_rolls_by_age() {
     let env = Env::new(Flush::Fsync);

@@ -14,7 +14,7 @@ pub mod store;
 pub mod voter;
 pub mod wire;
 
-pub use raft::prelude::{Entry, Message, MessageType, Snapshot};
+pub use raft::prelude::{Entry, HardState, Message, MessageType, Snapshot};
 pub use store::{LogStore, Write};
 pub use voter::{ElectionTimeout, Output, Proposed, Voter};
 
