@@ -21,6 +21,17 @@ use crate::error::{check, KafkaError};
 /// served by Kafka 3.x/4.x and Corelog.
 pub const METADATA_ADMIN_VERSION: i16 = 12;
 pub const FIND_COORDINATOR_VERSION: i16 = 3;
+pub const DESCRIBE_QUORUM_VERSION: i16 = 1;
+
+/// The metadata quorum: its leader (a node id), the leader's epoch, the
+/// committed end of the metadata log, and each voter's log end.
+#[derive(Debug, Clone)]
+pub struct Quorum {
+    pub leader: i32,
+    pub epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<(i32, i64)>,
+}
 
 /// How long answers that mean "not ready yet" (coordinator loading or not
 /// available, leader not available) are retried before giving up.
@@ -319,6 +330,31 @@ impl Client {
             controller_id: r.controller_id.0,
             brokers,
             topics,
+        })
+    }
+
+    /// The metadata quorum as its leader sees it (DescribeQuorum on
+    /// `__cluster_metadata` partition 0).
+    pub fn describe_quorum(&mut self) -> Result<Quorum> {
+        let partition = describe_quorum_request::PartitionData::default().with_partition_index(0);
+        let topic = describe_quorum_request::TopicData::default()
+            .with_topic_name(name("__cluster_metadata"))
+            .with_partitions(vec![partition]);
+        let request = DescribeQuorumRequest::default().with_topics(vec![topic]);
+        let r: DescribeQuorumResponse =
+            self.call_bootstrap(ApiKey::DescribeQuorum, DESCRIBE_QUORUM_VERSION, &request)?;
+        check(r.error_code, r.error_message.as_ref())?;
+        let p = r
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .context("DescribeQuorum answered no partition")?;
+        check(p.error_code, p.error_message.as_ref())?;
+        Ok(Quorum {
+            leader: p.leader_id.0,
+            epoch: p.leader_epoch,
+            high_watermark: p.high_watermark,
+            voters: p.current_voters.iter().map(|v| (v.replica_id.0, v.log_end_offset)).collect(),
         })
     }
 

@@ -46,6 +46,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
             drop(req.decode_body::<IncrementalAlterConfigsRequest>()?)
         }
         ApiKey::DescribeCluster => drop(req.decode_body::<DescribeClusterRequest>()?),
+        ApiKey::DescribeQuorum => drop(req.decode_body::<DescribeQuorumRequest>()?),
         ApiKey::FindCoordinator => drop(req.decode_body::<FindCoordinatorRequest>()?),
         ApiKey::JoinGroup => drop(req.decode_body::<JoinGroupRequest>()?),
         ApiKey::SyncGroup => drop(req.decode_body::<SyncGroupRequest>()?),

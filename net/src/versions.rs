@@ -17,6 +17,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 1),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -79,6 +80,7 @@ mod tests {
         within::<DeleteTopicsRequest>(ApiKey::DeleteTopics);
         within::<CreatePartitionsRequest>(ApiKey::CreatePartitions);
         within::<DescribeClusterRequest>(ApiKey::DescribeCluster);
+        within::<DescribeQuorumRequest>(ApiKey::DescribeQuorum);
         within::<FindCoordinatorRequest>(ApiKey::FindCoordinator);
         within::<JoinGroupRequest>(ApiKey::JoinGroup);
         within::<SyncGroupRequest>(ApiKey::SyncGroup);

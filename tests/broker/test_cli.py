@@ -237,10 +237,19 @@ def test_cluster_describe(broker):
     md = AdminClient({"bootstrap.servers": b}).list_topics(timeout=TIMEOUT_S)
     assert out[0] == f"Cluster id: {md.cluster_id}"
     assert out[1] == f"Controller: {md.controller_id}"
-    assert out[2].split() == ["BROKER", "HOST:PORT", "RACK"]
-    rows = [l.split() for l in out[3:]]
+    assert out[2].split() == ["NODE", "BROKERS"]
+    assert out[3].split() == ["0", "0,1"]
+    assert out[4].split() == ["BROKER", "HOST:PORT", "RACK"]
+    rows = [l.split() for l in out[5:7]]
     assert [r[:2] for r in rows] == [[str(i), f"127.0.0.1:{broker.port + i}"] for i in range(2)]
     assert all(len(r) == 3 for r in rows), "each broker has a rack"
+    # A single node is its metadata quorum's only voter, and its leader.
+    assert out[7].startswith("Quorum: leader node 0, epoch 1, high watermark "), out[7]
+    high_watermark = int(out[7].rsplit(" ", 1)[1])
+    assert high_watermark > 0
+    assert out[8].split() == ["VOTER", "LOG", "END", "LAG"]
+    assert out[9].split() == ["0", "(leader)", str(high_watermark), "0"]
+    assert len(out) == 10
 
 
 # -------------------------------------------------------------- produce ---

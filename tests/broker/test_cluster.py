@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import Cluster
-from conftest import wait_until
+from conftest import BINARY, wait_until
 
 TIMEOUT_S = 30
 # The controller fences a node not heard from for 9 s (broker.session.timeout.ms).
@@ -117,6 +117,14 @@ def test_three_nodes_form_one_cluster(make_cluster, shards):
     kcat = subprocess.run(["kcat", "-L", "-b", c.nodes[1].bootstrap], capture_output=True, text=True,
                           timeout=TIMEOUT_S, check=True).stdout
     assert all(f"broker {b} at" in kcat for b in every), kcat
+    described = subprocess.run([BINARY, "cluster", "describe",
+                                "--bootstrap", c.nodes[2].bootstrap],
+                               capture_output=True, text=True, timeout=TIMEOUT_S, check=True).stdout
+    quorum = described.split("Quorum: ")[1].splitlines()
+    assert quorum[0].startswith(f"leader node {controller // 1000}, epoch "), described
+    voters = [line.split() for line in quorum[2:]]
+    assert [v[0] for v in voters] == ["1", "2", "3"], described
+    assert all(v[-1].isdigit() for v in voters), described
     from kafka.admin import KafkaAdminClient
     admin = KafkaAdminClient(bootstrap_servers=c.nodes[3].bootstrap, request_timeout_ms=TIMEOUT_S * 1000)
     described = admin.describe_cluster()

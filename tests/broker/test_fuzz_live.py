@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 22: 2, 32: 4, 37: 2, 42: 2, 44: 1, 47: 99, 60: 0}
+                 19: 5, 20: 4, 22: 2, 32: 4, 37: 2, 42: 2, 44: 1, 47: 99, 55: 0, 60: 0}
 
 
 class Ctx:
@@ -644,6 +644,20 @@ def body_describe_cluster(w, v, c):
     w.tags()
 
 
+def body_describe_quorum(w, v, c):
+    def part(w, p):
+        w.i32(p)
+        w.tags()
+
+    def topic(w, name):
+        w.string(name)
+        w.array([0], part)
+        w.tags()
+
+    w.array(["__cluster_metadata"], topic)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded). Produce v0-v2 are
 # advertised but refused by design (docs/decisions.md #17).
 ENCODERS = {
@@ -669,6 +683,7 @@ ENCODERS = {
     42: ("DeleteGroups", body_delete_groups, 0),
     44: ("IncrementalAlterConfigs", body_incremental_alter_configs, 0),
     47: ("OffsetDelete", body_offset_delete, 0),
+    55: ("DescribeQuorum", body_describe_quorum, 0),
     60: ("DescribeCluster", body_describe_cluster, 0),
 }
 
@@ -868,6 +883,8 @@ def mutate_bytes(rng, req):
     start = 0 if rng.random() < 0.05 else 4
     kind = rng.choice(["bitflip", "bitflip", "byteset", "truncate", "extend", "insert", "delete", "duplicate"])
     if len(data) <= start + 1:  # cut down to (nearly) nothing already
+        kind = "extend"
+    if kind == "truncate" and len(data) <= 5:  # nothing left to cut past the header's first field
         kind = "extend"
     if kind == "bitflip":
         flips = []

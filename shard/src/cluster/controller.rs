@@ -34,7 +34,7 @@ use super::raft_log::RaftLogFile;
 use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
 use super::{node_of_raft_id, QuorumConfig, SESSION_TIMEOUT, SNAPSHOT_ENTRIES, TICK};
 use crate::controller::machine::{self, Limits};
-use crate::controller::{random_bytes, random_id, Answer, Command};
+use crate::controller::{random_bytes, random_id, Answer, Command, QuorumState};
 use crate::groups::OFFSETS_TOPIC;
 use crate::ids::NodeId;
 use crate::metadata::{MetadataImage, MetadataRecord};
@@ -225,11 +225,12 @@ impl State {
             Request::Command(command) => self.enqueue(command, Some(reply)),
             Request::Quorum => {
                 let progress = self.voter.progress().unwrap_or_default();
-                let _ = reply.send(Response::Quorum {
+                let _ = reply.send(Response::Quorum(QuorumState {
                     leader: self.me,
-                    term: self.voter.term(),
+                    epoch: self.voter.term(),
+                    high_watermark: self.applied,
                     voters: progress.into_iter().map(|(id, m)| (node_of_raft_id(id), m)).collect(),
-                });
+                }));
             }
         }
     }

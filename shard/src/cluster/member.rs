@@ -295,8 +295,20 @@ async fn follow(member: Rc<Member>) {
 /// Forwards the shards' commands, one at a time.
 async fn forward(member: Rc<Member>, inbox: flume::Receiver<ControllerMsg>) {
     let mut link = Link::default();
-    while let Ok(ControllerMsg { command, reply }) = inbox.recv_async().await {
+    while let Ok(msg) = inbox.recv_async().await {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let (command, reply) = match msg {
+            ControllerMsg::Command { command, reply } => (command, reply),
+            ControllerMsg::DescribeQuorum { reply } => {
+                let state = match member.call(&mut link, &Request::Quorum, deadline).await {
+                    Ok(Response::Quorum(q)) => Ok(q),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(state);
+                continue;
+            }
+        };
         let answer: Result<Answer, String> =
             match member.call(&mut link, &Request::Command(command), deadline).await {
                 Ok(Response::Committed { index, answer }) => {

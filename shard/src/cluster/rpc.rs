@@ -8,7 +8,7 @@
 //! | `{"type":"unregister","node":N}` | `{"index":I,"answer":{"kind":"done"}}`: the node left (a clean stop) |
 //! | `{"type":"fetch","from":I}` | committed metadata after log index `I`: `{"index":J,"snapshot":[records] or null,"entries":[[index,[records]],...]}`; waits up to [`FETCH_WAIT`] for some |
 //! | `{"type":"command","command":{...}}` | `{"index":I,"answer":{...}}`: the command's records are committed at `I` |
-//! | `{"type":"quorum"}` | `{"leader":N,"term":T,"voters":[[N,log_end],...]}` |
+//! | `{"type":"quorum"}` | `{"leader":N,"term":T,"high_watermark":I,"voters":[[N,log_end],...]}` |
 //!
 //! Every answer of a controller that is not the leader is
 //! `{"error":"not_leader","leader":N or null}`. Pure encoding: no I/O.
@@ -19,7 +19,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::controller::{
-    Answer, Command, ConfigChange, ConfigOp, Outcome, PartitionsSpec, TopicOutcome, TopicSpec,
+    Answer, Command, ConfigChange, ConfigOp, Outcome, PartitionsSpec, QuorumState, TopicOutcome,
+    TopicSpec,
 };
 use crate::ids::NodeId;
 use crate::metadata::{MetadataRecord, NodeMeta, TopicMeta};
@@ -54,7 +55,7 @@ pub enum Response {
     NotLeader { leader: Option<NodeId> },
     Fetched(Fetched),
     Committed { index: u64, answer: Answer },
-    Quorum { leader: NodeId, term: u64, voters: Vec<(NodeId, u64)> },
+    Quorum(QuorumState),
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
@@ -139,10 +140,11 @@ impl Response {
             Response::Committed { index, answer } => {
                 json!({"index": index, "answer": answer_json(answer)})
             }
-            Response::Quorum { leader, term, voters } => json!({
-                "leader": leader.0,
-                "term": term,
-                "voters": voters.iter().map(|(n, end)| json!([n.0, end])).collect::<Vec<_>>(),
+            Response::Quorum(q) => json!({
+                "leader": q.leader.0,
+                "term": q.epoch,
+                "high_watermark": q.high_watermark,
+                "voters": q.voters.iter().map(|(n, end)| json!([n.0, end])).collect::<Vec<_>>(),
             }),
         };
         v.to_string().into_bytes()
@@ -180,11 +182,12 @@ impl Response {
                     _ => Err(format!("voter {p}")),
                 })
                 .collect::<Result<_, String>>()?;
-            return Ok(Response::Quorum {
+            return Ok(Response::Quorum(QuorumState {
                 leader: node_of(field(&v, "leader")?)?,
-                term: u64_of(&v, "term")?,
+                epoch: u64_of(&v, "term")?,
+                high_watermark: u64_of(&v, "high_watermark")?,
                 voters,
-            });
+            }));
         }
         let snapshot = field(&v, "snapshot")?;
         let entries = field(&v, "entries")?

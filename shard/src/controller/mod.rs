@@ -42,13 +42,27 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// partition it held. Larger than Kafka's 1 MiB batches, far below a segment.
 pub const METADATA_COMMIT_BYTES_MAX: usize = 64 << 20;
 
-/// A command for the node's controller, from a shard, and where its
-/// answer goes: the answer once its records are committed and every
-/// shard of this node has the new image, or why the controller could not
-/// be reached.
-pub struct ControllerMsg {
-    pub command: Command,
-    pub reply: flume::Sender<Result<Answer, String>>,
+/// What a shard asks the node's controller.
+pub enum ControllerMsg {
+    /// A command, and where its answer goes: the answer once its records
+    /// are committed and every shard of this node has the new image, or
+    /// why the controller could not be reached.
+    Command { command: Command, reply: flume::Sender<Result<Answer, String>> },
+    /// The state of the metadata quorum (DescribeQuorum).
+    DescribeQuorum { reply: flume::Sender<Result<QuorumState, String>> },
+}
+
+/// The metadata quorum as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumState {
+    /// The node whose controller is active.
+    pub leader: NodeId,
+    /// The leader's epoch (its Raft term; 1 for a single node).
+    pub epoch: u64,
+    /// The metadata log's committed end.
+    pub high_watermark: u64,
+    /// Each voter's node and log end (the last entry it holds).
+    pub voters: Vec<(NodeId, u64)>,
 }
 
 /// Sends `command` to the node's controller and waits for its answer.
@@ -58,7 +72,7 @@ pub async fn ask(
 ) -> Result<Answer, String> {
     let (reply, answer) = flume::bounded(1);
     let unavailable = "controller unavailable".to_string();
-    if controller.send_async(ControllerMsg { command, reply }).await.is_err() {
+    if controller.send_async(ControllerMsg::Command { command, reply }).await.is_err() {
         return Err(unavailable);
     }
     answer.recv_async().await.unwrap_or(Err(unavailable))
@@ -75,6 +89,8 @@ pub trait MetadataLog {
     /// Appends `records` as one unit; returns once they are committed
     /// (durable), or an error and none of them.
     async fn commit(&mut self, records: &[MetadataRecord]) -> Result<(), String>;
+    /// The offset after the last committed record.
+    fn end_offset(&self) -> u64;
 }
 
 /// The metadata log of a single node: one engine log, fsynced, each
@@ -120,6 +136,10 @@ impl<D: Disk> MetadataLog for EngineMetadataLog<D> {
             self.log.append(BytesMut::from(&batch[..]), 0).await.map_err(|e| e.to_string())?;
         self.log.wait_acked(info.end_offset).await.map_err(|e| e.to_string())
     }
+
+    fn end_offset(&self) -> u64 {
+        self.log.acked_end_offset().max(0) as u64
+    }
 }
 
 /// Runs the controller on shard 0 until the channel closes.
@@ -136,8 +156,24 @@ pub async fn run(
             std::process::exit(1);
         }
     };
-    while let Ok(ControllerMsg { command, reply }) = inbox.recv_async().await {
-        let _ = reply.send(controller.execute(command).await);
+    while let Ok(msg) = inbox.recv_async().await {
+        match msg {
+            ControllerMsg::Command { command, reply } => {
+                let _ = reply.send(controller.execute(command).await);
+            }
+            ControllerMsg::DescribeQuorum { reply } => {
+                // A single node is its quorum's only voter, and leads it.
+                let end = controller.log.end_offset();
+                let node = controller.node;
+                let state = QuorumState {
+                    leader: node,
+                    epoch: 1,
+                    high_watermark: end,
+                    voters: vec![(node, end)],
+                };
+                let _ = reply.send(Ok(state));
+            }
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_quorum;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -96,6 +97,7 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request),
+        ApiKey::DescribeQuorum => describe_quorum::handle(shard, request).await,
         ApiKey::FindCoordinator => groups::find_coordinator(shard, request),
         ApiKey::Heartbeat => groups::heartbeat(shard, request),
         ApiKey::LeaveGroup => groups::leave_group(shard, request),
