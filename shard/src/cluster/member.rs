@@ -258,6 +258,7 @@ async fn follow(member: Rc<Member>) {
             Ok(Response::Fetched(f)) => f,
             Ok(other) => {
                 warn!("node {}: fetch answered {other:?}", member.me.id);
+                glommio::timer::sleep(TICK).await;
                 continue;
             }
             Err(e) => {
