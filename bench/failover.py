@@ -7,7 +7,9 @@ Prints, from one run:
 - failover: time from SIGKILL of the active controller until Metadata
   from the survivors (polled every 20 ms) names a live controller, and
   until a CreateTopics through it succeeds, over KILLS kills (default 20);
-  the killed node is restarted and caught up before the next kill. Reference, same run: a CreateTopics
+  the killed node is restarted and caught up before the next kill. Then
+  the same for a clean stop (SIGTERM: the node unregisters and its
+  controller hands leadership over), max(5, KILLS/4) times. Reference, same run: a CreateTopics
   with every node up.
 - propagation: time from a CreateTopics answered by node 1 until Metadata
   from every broker of every node lists the topic, polled every 5 ms, over
@@ -16,7 +18,9 @@ Prints, from one run:
 """
 
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +47,24 @@ def create(bootstrap, name, timeout_s):
 def lists(bootstrap, name):
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=5)
     return md, name in md.topics
+
+
+def active_controller(c):
+    """The leader of the metadata quorum as the controllers report it
+    (DescribeQuorum through `corelog cluster describe`), once every running
+    node's Metadata names it too: Metadata alone may still name the last one."""
+    binary = os.environ.get("CORELOG_BIN", "target/debug/corelog")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = subprocess.run([binary, "cluster", "describe", "--bootstrap", c.bootstraps().split(",")[0]],
+                             capture_output=True, text=True, timeout=30).stdout
+        line = next((l for l in out.splitlines() if l.startswith("Quorum: leader node ")), None)
+        if line:
+            leader = int(line.split()[3].rstrip(","))
+            if all(lists(n.bootstrap, "none")[0].controller_id // 1000 == leader for n in c.running()):
+                return leader
+        time.sleep(0.05)
+    raise AssertionError("the nodes do not agree on an active controller")
 
 
 def pct(xs, p):
@@ -93,8 +115,7 @@ def main():
             after = {n.node_id: rss_and_cpu(n.proc.pid) for n in c.running()}
             failover, elected = [], []
             for k in range(kills):
-                md, _ = lists(c.bootstraps(), "none")
-                victim = c.nodes[md.controller_id // 1000]
+                victim = c.nodes[active_controller(c)]
                 t0 = time.monotonic()
                 victim.kill()
                 survivors = c.bootstraps()
@@ -114,10 +135,27 @@ def main():
                 victim.start()
                 while not lists(victim.bootstrap, name)[1]:
                     time.sleep(0.05)
+            handed = []
+            for k in range(max(5, kills // 4)):
+                victim = c.nodes[active_controller(c)]
+                t0 = time.monotonic()
+                victim.signal(signal.SIGTERM)
+                survivors = ",".join(n.bootstrap for n in c.running() if n is not victim)
+                while True:
+                    controller = lists(survivors, "none")[0].controller_id
+                    if controller >= 0 and controller // 1000 != victim.node_id:
+                        break
+                    assert time.monotonic() - t0 < 60, "no new controller within 60 s"
+                    time.sleep(0.02)
+                handed.append(time.monotonic() - t0)
+                assert victim.proc.wait(60) == 0
+                victim.proc = None
+                victim.start()
             summary("CreateTopics, every node up (reference)", steady)
             summary("propagation, commit to every broker's Metadata", propagation)
             summary("failover, SIGKILL of the active controller to a new one in Metadata", elected)
             summary("failover, SIGKILL of the active controller to the next CreateTopics", failover)
+            summary("clean stop (SIGTERM) of the active controller's node to a new one in Metadata", handed)
             for n, (rss0, cpu0) in before.items():
                 rss1, cpu1 = after[n]
                 print(f"idle node {n}: RSS {rss1 / 1024:.1f} MiB, CPU {100 * (cpu1 - cpu0) / 20:.2f}% of a core over 20 s")

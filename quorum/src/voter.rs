@@ -186,6 +186,15 @@ impl Voter {
         Some(out)
     }
 
+    /// Hands leadership to voter `to` (the leader brings it up to date,
+    /// then tells it to stand for election at once): a planned stop of the
+    /// leader costs a round trip instead of an election timeout.
+    pub fn transfer_leadership(&mut self, to: u64) {
+        if self.is_leader() && to != self.id() {
+            self.node.transfer_leader(to);
+        }
+    }
+
     /// Tells the leader whether a snapshot message to `to` went out
     /// (`true`) or could not be sent (`false`, and it is sent again). The
     /// leader sends nothing more to a voter whose snapshot is in flight

@@ -77,7 +77,15 @@ struct State {
     queue: VecDeque<(Command, Asker)>,
     fetches: Vec<(u64, flume::Sender<Response>, Instant)>,
     heard: BTreeMap<NodeId, Instant>,
+    /// This node asked to leave (a clean stop): once its unregistration is
+    /// committed, leadership goes to the most caught-up other voter, and
+    /// only then (or after [`HANDOVER_WAIT`]) is the node answered, so it
+    /// does not stop in the middle of the handover.
+    leave: Option<(flume::Sender<Response>, Option<Instant>)>,
 }
+
+/// How long a leaving leader waits for its handover to complete.
+const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs this node's controller until the process ends. A failure to open
 /// the Raft log or to listen ends the process: without it the quorum
@@ -142,6 +150,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
         queue: VecDeque::new(),
         fetches: Vec::new(),
         heard: BTreeMap::new(),
+        leave: None,
     };
     while let Ok(event) = inbox.recv_async().await {
         // The Raft log closes with the shard's logs: a stopping node's
@@ -211,6 +220,11 @@ impl State {
                     let _ = reply.send(Response::Ok);
                 }
             },
+            Request::Unregister(node) if node == self.me => {
+                self.heard.remove(&node);
+                self.leave = Some((reply, None));
+                self.enqueue(Command::UnregisterNode(node), None);
+            }
             Request::Unregister(node) => {
                 self.heard.remove(&node);
                 self.enqueue(Command::UnregisterNode(node), Some(reply));
@@ -280,6 +294,7 @@ impl State {
             let (from, reply, _) = self.fetches.swap_remove(i);
             let _ = reply.send(Response::Fetched(Fetched { index: from, ..Default::default() }));
         }
+        self.hand_over();
         if !self.ready_to_propose() {
             return;
         }
@@ -342,8 +357,42 @@ impl State {
             self.applied = self.applied.max(self.voter.applied_index());
             self.answer_fetches();
             self.compact().await?;
+            self.hand_over();
         }
         Ok(())
+    }
+
+    /// Once this leaving node's unregistration is committed, leadership
+    /// goes to the voter with the longest log; the node is answered when
+    /// leadership has moved, or after [`HANDOVER_WAIT`].
+    fn hand_over(&mut self) {
+        let Some((_, started)) = &self.leave else { return };
+        let unregistered = !self.image.nodes.contains_key(&self.me);
+        let moved = !self.leading();
+        let expired = started.is_some_and(|at| at.elapsed() >= HANDOVER_WAIT);
+        if unregistered && (moved || expired) {
+            let (reply, _) = self.leave.take().expect("checked");
+            let _ = reply.send(Response::Committed { index: self.applied, answer: Answer::Done });
+            return;
+        }
+        if !unregistered || started.is_some() || self.in_flight.is_some() {
+            return;
+        }
+        let me = self.voter.id();
+        let best = self
+            .voter
+            .progress()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&(id, _)| id != me)
+            .max_by_key(|&(_, matched)| matched);
+        if let Some((to, _)) = best {
+            info!("controller {}: leaving; handing leadership to {}", self.me, node_of_raft_id(to));
+            self.voter.transfer_leadership(to);
+        }
+        if let Some((_, started)) = &mut self.leave {
+            *started = Some(Instant::now());
+        }
     }
 
     fn notice_leadership(&mut self) {
@@ -363,6 +412,12 @@ impl State {
             (false, Some(_)) => {
                 self.term_start = None;
                 let leader = self.leader();
+                // A leave not yet committed goes to the new leader.
+                if self.image.nodes.contains_key(&self.me) {
+                    if let Some((a, _)) = self.leave.take() {
+                        let _ = a.send(Response::NotLeader { leader });
+                    }
+                }
                 if let Some((_, _, Some(a))) = self.in_flight.take() {
                     let _ = a.send(Response::NotLeader { leader });
                 }
