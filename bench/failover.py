@@ -67,6 +67,17 @@ def active_controller(c):
     raise AssertionError("the nodes do not agree on an active controller")
 
 
+def wait_for_new_controller(survivors, victim, t0):
+    """Polls Metadata from the survivors every 20 ms until it names a
+    controller on another node than `victim`."""
+    while True:
+        controller = lists(survivors, "none")[0].controller_id
+        if controller >= 0 and controller // 1000 != victim.node_id:
+            return
+        assert time.monotonic() - t0 < 60, "no new controller within 60 s"
+        time.sleep(0.02)
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -119,14 +130,8 @@ def main():
                 t0 = time.monotonic()
                 victim.kill()
                 survivors = c.bootstraps()
-                # Metadata from the survivors, every 20 ms, until it names a
-                # live controller; then CreateTopics through it.
-                while True:
-                    controller = lists(survivors, "none")[0].controller_id
-                    if controller >= 0 and controller // 1000 != victim.node_id:
-                        break
-                    assert time.monotonic() - t0 < 60, "no new controller within 60 s"
-                    time.sleep(0.02)
+                # Then CreateTopics through the new controller.
+                wait_for_new_controller(survivors, victim, t0)
                 elected.append(time.monotonic() - t0)
                 name = f"after-kill-{k}"
                 while not create(survivors, name, 2):
@@ -141,12 +146,7 @@ def main():
                 t0 = time.monotonic()
                 victim.signal(signal.SIGTERM)
                 survivors = ",".join(n.bootstrap for n in c.running() if n is not victim)
-                while True:
-                    controller = lists(survivors, "none")[0].controller_id
-                    if controller >= 0 and controller // 1000 != victim.node_id:
-                        break
-                    assert time.monotonic() - t0 < 60, "no new controller within 60 s"
-                    time.sleep(0.02)
+                wait_for_new_controller(survivors, victim, t0)
                 handed.append(time.monotonic() - t0)
                 assert victim.proc.wait(60) == 0
                 victim.proc = None
