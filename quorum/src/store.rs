@@ -42,6 +42,25 @@ impl LogStore {
         LogStore { hard_state: HardState::default(), snapshot, entries: Vec::new() }
     }
 
+    /// Checks that `write` can follow what this store holds: entries that
+    /// leave no gap after its log. Writes read back from a file go through
+    /// this before [`LogStore::write`], whose assertion is for the voter's
+    /// own writes.
+    pub fn check(&self, write: &Write) -> Result<(), crate::QuorumError> {
+        if let Write::Entries(entries) = write {
+            if let Some(first) = entries.iter().find(|e| e.index >= self.first()) {
+                if first.index > self.last() + 1 {
+                    return Err(crate::QuorumError::Decode(format!(
+                        "a gap in the raft log: entry {} after {}",
+                        first.index,
+                        self.last()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one write (a voter's own, or one replayed after a restart).
     pub fn write(&mut self, write: &Write) {
         match write {
@@ -228,6 +247,8 @@ mod tests {
         let mut s = LogStore::new(&[1, 2, 3]);
         s.write(&Write::Entries((1..=5).map(|i| entry(i, 1)).collect()));
         s.write(&Write::Entries(vec![entry(4, 2)]));
+        assert!(s.check(&Write::Entries(vec![entry(6, 2)])).is_err(), "a gap after 4");
+        assert!(s.check(&Write::Entries(vec![entry(5, 2)])).is_ok());
         assert_eq!((s.first(), s.last()), (1, 4));
         assert_eq!(s.term(4).unwrap(), 2);
         s.write(&Write::HardState(HardState { commit: 3, ..Default::default() }));

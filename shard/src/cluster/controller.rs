@@ -528,7 +528,7 @@ fn records_of_entry(e: &Entry) -> Result<Vec<MetadataRecord>, String> {
 }
 
 fn apply_entry(image: &MetadataImage, e: &Entry) -> Result<MetadataImage, String> {
-    Ok(records_of_entry(e)?.iter().fold(image.clone(), |i, r| i.apply(r)))
+    Ok(image.applied(&records_of_entry(e)?))
 }
 
 /// A snapshot's data: the image's records, one per line; empty for none.
@@ -542,7 +542,7 @@ fn image_of_snapshot(data: &[u8]) -> Result<MetadataImage, String> {
     }
     let mut image = MetadataImage::default();
     for line in data.split(|&b| b == b'\n') {
-        image = image.apply(&MetadataRecord::decode(line, NodeId(0))?);
+        image.apply_mut(&MetadataRecord::decode(line, NodeId(0))?);
     }
     Ok(image)
 }

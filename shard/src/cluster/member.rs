@@ -124,7 +124,10 @@ impl Member {
             match self.exchange(link, &body, left).await {
                 Ok(Response::NotLeader { leader }) => {
                     last_error = format!("controller {to} does not lead");
-                    self.leader.set(leader.filter(|&l| l != to));
+                    // A leader outside this node's quorum list (lists that
+                    // differ between nodes) is not followed.
+                    let known = |l: &NodeId| *l != to && self.quorum.voter(*l).is_some();
+                    self.leader.set(leader.filter(known));
                     if leader.is_none() || leader == Some(to) {
                         glommio::timer::sleep(TICK).await;
                     }
@@ -155,8 +158,8 @@ impl Member {
         limit: Duration,
     ) -> Result<Response, String> {
         if link.stream.is_none() {
-            let to = link.to.expect("a target");
-            let voter = self.quorum.voter(to).expect("a voter");
+            let to = link.to.ok_or("no controller chosen")?;
+            let voter = self.quorum.voter(to).ok_or("not a controller of the quorum list")?;
             let stream =
                 within(CONNECT_TIMEOUT.min(limit), TcpStream::connect(voter.addr().as_str()))
                     .await
@@ -269,11 +272,13 @@ async fn follow(member: Rc<Member>) {
         let Fetched { index: to, snapshot, entries } = fetched;
         let mut changed = false;
         if let Some(records) = snapshot {
-            image = records.iter().fold(MetadataImage::default(), |i, r| i.apply(r));
+            image = MetadataImage::default().applied(&records);
             changed = true;
         }
         for (_, records) in entries.iter().filter(|(i, _)| *i > index) {
-            image = records.iter().fold(image, |i, r| i.apply(r));
+            for r in records {
+                image.apply_mut(r);
+            }
             changed = true;
         }
         index = index.max(to);

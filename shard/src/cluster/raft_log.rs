@@ -79,6 +79,7 @@ impl<D: Disk> RaftLogFile<D> {
         let mut store = LogStore::new(voters);
         let from = writes.iter().rposition(|w| matches!(w, Write::Snapshot(_))).unwrap_or(0);
         for w in &writes[from..] {
+            store.check(w).map_err(|e| format!("raft log {}: {e}", dir.display()))?;
             store.write(w);
         }
         Ok((RaftLogFile { log }, store))

@@ -241,7 +241,7 @@ impl<L: MetadataLog> Controller<L> {
     ) -> Result<Self, String> {
         let mut image = MetadataImage::default();
         log.replay(&mut |r| {
-            image = image.apply(&r);
+            image.apply_mut(&r);
             Ok(())
         })
         .await?;
@@ -272,11 +272,7 @@ impl<L: MetadataLog> Controller<L> {
             warn!("controller: metadata log append failed: {e}");
             return proposal.answer.failed(ResponseError::KafkaStorageError.code(), &e);
         }
-        let mut image = (*self.image).clone();
-        for r in &proposal.records {
-            image = image.apply(r);
-        }
-        self.image = Arc::new(image);
+        self.image = Arc::new(self.image.applied(&proposal.records));
         Ok(proposal.answer)
     }
 

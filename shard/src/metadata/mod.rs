@@ -94,10 +94,27 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
-    /// The image after `record`. A record about a node, topic or
-    /// partition the image lacks changes nothing but the epoch.
+    /// The image after `record`.
     pub fn apply(&self, record: &MetadataRecord) -> MetadataImage {
         let mut next = self.clone();
+        next.apply_mut(record);
+        next
+    }
+
+    /// The image after `records`, in order: one copy of the image, not one
+    /// per record (fencing a node writes a record per partition it held).
+    pub fn applied(&self, records: &[MetadataRecord]) -> MetadataImage {
+        let mut next = self.clone();
+        for r in records {
+            next.apply_mut(r);
+        }
+        next
+    }
+
+    /// Folds `record` into this image. A record about a node, topic or
+    /// partition the image lacks changes nothing but the epoch.
+    pub fn apply_mut(&mut self, record: &MetadataRecord) {
+        let next = self;
         next.epoch += 1;
         let fenced = |next: &mut MetadataImage, node: &NodeId, fenced: bool| {
             if let Some(n) = next.nodes.get_mut(node) {
@@ -109,8 +126,8 @@ impl MetadataImage {
             MetadataRecord::Node(n) => {
                 next.nodes.insert(n.id, n.clone());
             }
-            MetadataRecord::Fence { node } => fenced(&mut next, node, true),
-            MetadataRecord::Unfence { node } => fenced(&mut next, node, false),
+            MetadataRecord::Fence { node } => fenced(next, node, true),
+            MetadataRecord::Unfence { node } => fenced(next, node, false),
             MetadataRecord::Unregister { node } => {
                 next.nodes.remove(node);
             }
@@ -131,7 +148,6 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next: n } => next.next_producer_id = *n,
         }
-        next
     }
 
     /// Records that rebuild this image from an empty one (its epoch aside):
