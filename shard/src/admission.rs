@@ -8,7 +8,9 @@
 //! Main types: [`RequestBytes`] (the shard's budget of request bytes, Kafka's
 //! `queued.max.request.bytes`) and its [`BytesPermit`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -137,5 +139,53 @@ mod tests {
             assert_eq!(pool.used(), 1000);
             drop(big);
         });
+    }
+}
+
+/// The connections a shard has open, counted against
+/// [`CONNECTIONS_PER_SHARD_MAX`] and, per client address,
+/// [`CONNECTIONS_PER_IP_MAX`].
+#[derive(Default)]
+pub struct Connections {
+    open: Cell<usize>,
+    by_ip: RefCell<HashMap<IpAddr, usize>>,
+}
+
+impl Connections {
+    /// Why a new connection from `ip` is refused, if it is.
+    pub fn refusal(&self, ip: Option<IpAddr>) -> Option<String> {
+        if self.open.get() >= CONNECTIONS_PER_SHARD_MAX {
+            return Some(format!(
+                "{CONNECTIONS_PER_SHARD_MAX} connections open, the most one shard serves"
+            ));
+        }
+        let ip = ip?;
+        let from_ip = self.by_ip.borrow().get(&ip).copied().unwrap_or(0);
+        (from_ip >= CONNECTIONS_PER_IP_MAX).then(|| {
+            format!("{from_ip} connections open from {ip}, the most one shard serves one address")
+        })
+    }
+
+    pub fn opened(&self, ip: Option<IpAddr>) {
+        self.open.set(self.open.get() + 1);
+        if let Some(ip) = ip {
+            *self.by_ip.borrow_mut().entry(ip).or_default() += 1;
+        }
+    }
+
+    pub fn closed(&self, ip: Option<IpAddr>) {
+        self.open.set(self.open.get() - 1);
+        let mut by_ip = self.by_ip.borrow_mut();
+        if let Some(n) = ip.and_then(|ip| by_ip.get_mut(&ip)) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.retain(|_, n| *n > 0);
+            }
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.get()
     }
 }

@@ -40,7 +40,9 @@ use net::frame::{read_frame_body, read_frame_size};
 use net::kafka_protocol::messages::ApiKey;
 
 use crate::admission::{within, BytesPermit};
-use crate::handlers::{self, Out, Part, Reply};
+use crate::context::ConnContext;
+use crate::handlers;
+use crate::response::{Out, Part, Reply};
 use crate::shard::{RequestGuard, Shard};
 use crate::splice::{Pipe, Splicer};
 
@@ -68,12 +70,12 @@ struct Pipeline {
 }
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into());
+    let context = ConnContext { peer: stream.peer_addr().ok() };
+    let peer = context.peer_name();
     let _ = stream.set_nodelay(true);
     let socket = stream.as_raw_fd();
     debug!("shard {}: connection from {peer}", shard.id);
-    let ip = stream.peer_addr().ok().map(|a| a.ip());
-    let _open = OpenConnection::new(shard.clone(), ip);
+    let _open = OpenConnection::new(shard.clone(), context.peer.map(|a| a.ip()));
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
     let pipeline = Rc::new(Pipeline::default());
@@ -141,7 +143,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 
     loop {
         let notified = pipeline.changed.notified();
-        if pipeline.writer_done.get() || shard.stopping.get() {
+        if pipeline.writer_done.get() || shard.stopping() {
             break;
         }
         if pipeline.queue.borrow().len() >= PIPELINED_REQUESTS_MAX {
@@ -192,7 +194,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         };
         let started = Instant::now();
         let guard = shard.start_request();
-        let reply = handlers::handle(&shard, &request, &peer).await;
+        let reply = handlers::handle(&shard, &request, &context).await;
         if let Reply::Now(Err(e)) = &reply {
             debug!(
                 "shard {}: request {:?} v{} failed: {e}; body {:02x?}",
@@ -225,10 +227,7 @@ struct OpenConnection(Rc<Shard>, Option<std::net::IpAddr>);
 impl OpenConnection {
     fn new(shard: Rc<Shard>, ip: Option<std::net::IpAddr>) -> OpenConnection {
         shard.metrics.connection_opened();
-        shard.connections.set(shard.connections.get() + 1);
-        if let Some(ip) = ip {
-            *shard.connections_by_ip.borrow_mut().entry(ip).or_default() += 1;
-        }
+        shard.connections.opened(ip);
         OpenConnection(shard, ip)
     }
 }
@@ -236,16 +235,7 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.metrics.connection_closed();
-        self.0.connections.set(self.0.connections.get() - 1);
-        if let Some(ip) = self.1 {
-            let mut by_ip = self.0.connections_by_ip.borrow_mut();
-            if let Some(n) = by_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    by_ip.remove(&ip);
-                }
-            }
-        }
+        self.0.connections.closed(self.1);
     }
 }
 

@@ -8,32 +8,42 @@
 //! new [`metadata::MetadataImage`]s; shards send it controller requests) and
 //! shutdown.
 //!
+//! Modules, top to bottom; each uses only those below it:
+//!
 //! - [`node`]: starting and stopping the shards of one node.
-//! - [`shard`]: one shard's state and its message loop.
-//! - [`controller`]: the metadata log and its changes, on shard 0.
-//! - [`cluster`]: a node in a cluster: the quorum's controller, and every
-//!   node's link to the active one.
+//! - [`cluster`]: the controllers that feed the metadata state machine (a
+//!   single node's, the quorum's) and every node's link to the active one.
 //! - [`conn`]: one client connection: frames in, responses out, in order.
-//! - [`admission`]: what a shard admits: connections, request bytes, timeouts.
 //! - [`handlers`]: the Kafka APIs.
-//! - [`groups`]: the consumer groups this shard coordinates.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
+//! - [`shard`]: one shard as a set of services, and how they change together.
+//! - the services: [`partitions`] (the logs, by interned id), [`groups`]
+//!   (the group coordinator), [`controller`] (its pure state machine and
+//!   the shards' client of it), [`metadata`] (the image and its cache).
 //! - [`metrics`]: each shard's counters and their Prometheus rendering.
-//! - [`metadata`], [`configs`]: metadata records and topic configs.
-//! - [`ids`]: typed node, broker and epoch numbers.
+//! - [`admission`]: what a shard admits: connections, request bytes, timeouts.
+//! - [`response`], [`context`]: what handlers answer, and whom.
+//! - [`config`], [`configs`]: the node's flags, topic configs.
+//! - [`ids`], [`error`]: typed numbers and errors.
 
 pub mod admission;
 pub mod cluster;
+pub mod config;
 pub mod configs;
 pub mod conn;
+pub mod context;
 pub mod controller;
+pub mod error;
 pub mod groups;
 pub mod handlers;
 pub mod ids;
 pub mod metadata;
 pub mod metrics;
 pub mod node;
+pub mod partitions;
+pub mod response;
 pub mod shard;
 pub mod splice;
 
-pub use node::{run, NodeConfig};
+pub use config::NodeConfig;
+pub use node::run;

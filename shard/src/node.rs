@@ -5,9 +5,7 @@
 //! Runs on the process's main thread, which only starts shards and waits;
 //! it never serves a request.
 
-use std::cell::RefCell;
 use std::io::Write;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +15,14 @@ use engine::{Flush, Flusher};
 use glommio::{LocalExecutorBuilder, Placement};
 use log::{error, info, warn};
 
-use crate::admission::{
-    ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, CONNECTIONS_PER_IP_MAX, CONNECTIONS_PER_SHARD_MAX,
-};
+use crate::admission::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
+use crate::config::{partitions_allowed, NodeConfig};
+use crate::controller::client::ControllerClient;
 use crate::controller::{self, ControllerMsg};
+use crate::ids::ShardId;
 use crate::metrics::MetricsRequest;
-use crate::shard::{Shard, ShardId, ShardMsg};
+use crate::partitions::Partitions;
+use crate::shard::{Shard, ShardMsg};
 
 /// Controller requests queued at most; shards wait beyond (bounded memory).
 pub const CONTROLLER_QUEUE_MAX: usize = 1024;
@@ -34,99 +34,6 @@ pub const METRICS_QUEUE_MAX: usize = 2;
 /// How long startup may take before the node gives up (replaying metadata
 /// and opening every partition's log).
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    /// Absolute path of the data directory.
-    pub data_dir: PathBuf,
-    pub host: String,
-    /// Shard `k` listens on `port + k`.
-    pub port: u16,
-    pub shards: u16,
-    pub node_id: i32,
-    pub flush: Flush,
-    pub auto_create_topics: bool,
-    /// Kafka's `num.partitions`: partitions of a topic created without a count.
-    pub default_partitions: i32,
-    /// Kafka's `default.replication.factor`: replicas of a topic created
-    /// without a replication factor.
-    pub default_replication_factor: i16,
-    /// How often each shard runs retention and compaction on its logs.
-    pub maintenance_interval_ms: u64,
-    /// Compaction I/O budget per shard (Kafka's
-    /// `log.cleaner.io.max.bytes.per.second`, unlimited there). Measured
-    /// here: unpaced compaction (~250 MB/s) multiplies the shard's append
-    /// latency by ~10 while it runs; at 64 MB/s the p50 is unchanged
-    /// (docs/BENCHMARKS.md, `compaction-latency`).
-    pub compaction_bytes_per_sec: u64,
-    /// `segment.bytes` of `__consumer_offsets` when the controller creates it.
-    pub offsets_segment_bytes: u64,
-    /// Splice cold fetch data from segment files to sockets (no copy
-    /// through user space); off, fetches read it into memory first.
-    pub zero_copy_fetch: bool,
-    /// What clients are told to connect to, when it differs from where the
-    /// shards listen (a proxy, NAT, a container): Kafka's
-    /// `advertised.listeners`. Shard `k` is advertised at `port + k`.
-    pub advertised_host: Option<String>,
-    pub advertised_port: Option<u16>,
-    /// Port of the Prometheus endpoint (`/metrics` on `host`); `None`: none.
-    pub metrics_port: Option<u16>,
-    /// Partitions the node serves, every topic's together (`--max-partitions`);
-    /// `None` at startup means what the open-files limit allows
-    /// ([`partitions_allowed`]), which `run` fills in.
-    pub partitions_max: Option<usize>,
-    /// A connection with no request for this long is closed
-    /// (`--connections-max-idle-ms`, default
-    /// [`crate::admission::CONNECTIONS_MAX_IDLE`]).
-    pub connections_max_idle: std::time::Duration,
-    /// The metadata quorum (`--controller-quorum`); `None`: a single node
-    /// with its own controller.
-    pub controller_quorum: Option<crate::cluster::QuorumConfig>,
-    /// A request not whole this long after its size closes its connection
-    /// (`--request-arrival-timeout-ms`, default
-    /// [`crate::admission::REQUEST_ARRIVAL_TIMEOUT`]).
-    pub request_arrival_timeout: std::time::Duration,
-}
-
-/// Open files a partition is budgeted: its active segment's file and one
-/// more (a closed segment, an index or snapshot being written). A node
-/// with 1,024 open files measured ~950 one-segment partitions opening.
-pub const FILES_PER_PARTITION: u64 = 2;
-
-/// The share of the open-files limit kept for everything but partitions:
-/// connections, io_uring rings, pipes, the metadata log, listeners.
-pub const FILES_RESERVED_SHARE: u64 = 4;
-
-/// Partitions an open-files limit of `files` allows.
-pub fn partitions_allowed(files: u64) -> usize {
-    ((files - files / FILES_RESERVED_SHARE) / FILES_PER_PARTITION).max(1) as usize
-}
-
-impl NodeConfig {
-    /// Shard `k` of node `n` is broker `n * 1000 + k`.
-    pub fn broker_id(&self, shard: ShardId) -> i32 {
-        crate::ids::BrokerId::of(crate::ids::NodeId(self.node_id), shard).0
-    }
-
-    pub fn port_of(&self, shard: ShardId) -> u16 {
-        self.port + shard
-    }
-
-    /// The host clients connect to.
-    pub fn advertised_host(&self) -> &str {
-        self.advertised_host.as_deref().unwrap_or(&self.host)
-    }
-
-    /// The port clients connect to for shard `k`.
-    pub fn advertised_port_of(&self, shard: ShardId) -> u16 {
-        self.advertised_port.unwrap_or(self.port) + shard
-    }
-
-    /// The rack every shard of this node reports: shards of one node share a machine.
-    pub fn rack(&self) -> String {
-        format!("node-{}", self.node_id)
-    }
-}
 
 /// Runs a node until SIGTERM or SIGINT. Prints `ready` on stdout once every
 /// shard listens. Returns an error message for the operator on any startup
@@ -195,14 +102,14 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = Vec::new();
     for (id, ((_, inbox), (_, metrics_inbox))) in inboxes.into_iter().zip(metrics).enumerate() {
-        let id = id as ShardId;
+        let id = ShardId(id as u16);
         let config = config.clone();
         let controller_tx = controller_tx.clone();
-        let controller_rx = (id == 0).then(|| controller_rx.clone());
-        let peers = (id == 0).then(|| peers.clone());
-        let unregister = (id == 0).then(|| unregister_rx.clone());
+        let controller_rx = (id.0 == 0).then(|| controller_rx.clone());
+        let peers = (id.0 == 0).then(|| peers.clone());
+        let unregister = (id.0 == 0).then(|| unregister_rx.clone());
         let ready = ready_tx.clone();
-        let builder = LocalExecutorBuilder::new(Placement::Fixed(id as usize % cpus))
+        let builder = LocalExecutorBuilder::new(Placement::Fixed(id.0 as usize % cpus))
             .name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
@@ -238,7 +145,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         }
         None => "off".into(),
     };
-    let last_port = config.port_of(config.shards - 1);
+    let last_shard = ShardId(config.shards - 1);
+    let last_port = config.port_of(last_shard);
     info!(
         "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}, metrics {}, partitions at most {}",
         env!("CARGO_PKG_VERSION"),
@@ -247,8 +155,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         config.host,
         config.port,
         last_port,
-        config.broker_id(0),
-        config.broker_id(config.shards - 1),
+        config.broker(ShardId(0)),
+        config.broker(last_shard),
         config.data_dir.display(),
         config.flush,
         if config.zero_copy_fetch { "on" } else { "off" },
@@ -365,34 +273,14 @@ async fn shard_main(
         })
         .detach();
     }
-    let shard = Rc::new(Shard {
-        id,
-        config: config.clone(),
-        image: Default::default(),
-        controller_node: Default::default(),
-        logs: Default::default(),
-        system_logs: Default::default(),
-        disk,
-        flusher: flusher.clone(),
-        controller: controller_tx,
-        groups: Default::default(),
-        producer_ids: RefCell::new(0..0),
-        stopping: Default::default(),
-        in_flight: Default::default(),
-        request_done: Default::default(),
-        stop: Default::default(),
-        request_bytes: crate::admission::RequestBytes::new(
-            crate::admission::QUEUED_REQUEST_BYTES_MAX,
-        ),
-        connections: Default::default(),
-        connections_by_ip: Default::default(),
-        splicer: start_splicer(id, config.zero_copy_fetch),
-        metrics: Default::default(),
-    });
+    let partitions = Partitions::new(id, config.data_dir.clone(), disk, flusher.clone());
+    let controller = ControllerClient::new(controller_tx);
+    let splicer = start_splicer(id, config.zero_copy_fetch);
+    let shard = Rc::new(Shard::new(id, config.clone(), partitions, controller, splicer));
     if let (Some(rx), Some(peers), Some(unregister)) = (controller_rx, peers, unregister) {
         match config.controller_quorum.clone() {
             None => {
-                glommio::spawn_local(controller::run(shard.clone(), rx, peers)).detach();
+                glommio::spawn_local(crate::cluster::local::run(shard.clone(), rx, peers)).detach();
             }
             Some(quorum) => {
                 let quorum = Rc::new(quorum);
@@ -409,8 +297,7 @@ async fn shard_main(
     // The first image, before serving anything.
     match inbox.recv_async().await {
         Ok(ShardMsg::Image { image, controller, done }) => {
-            shard.controller_node.set(controller);
-            shard.apply_image(image).await;
+            shard.apply_image(image, controller).await;
             let _ = done.send(());
         }
         _ => return,
@@ -427,25 +314,26 @@ async fn shard_main(
     let maintaining = shard.clone();
     glommio::spawn_local(async move {
         let every = Duration::from_millis(maintaining.config.maintenance_interval_ms);
-        while !maintaining.stopping.get() {
+        while !maintaining.stopping() {
             glommio::timer::sleep(every).await;
-            maintaining.maintain_logs().await;
+            let pace = maintaining.config.compaction_bytes_per_sec;
+            maintaining.partitions.maintain(pace, || maintaining.stopping()).await;
         }
     })
     .detach();
     let ticking = shard.clone();
     glommio::spawn_local(async move {
-        while !ticking.stopping.get() {
+        while !ticking.stopping() {
             glommio::timer::sleep(crate::groups::TICK).await;
             ticking.groups.tick();
-            ticking.persist_groups().await;
+            ticking.groups.persist(&ticking.partitions).await;
         }
     })
     .detach();
     let exporting = shard.clone();
     glommio::spawn_local(async move {
         while let Ok(reply) = metrics.recv_async().await {
-            let _ = reply.send(crate::metrics::snapshot(&exporting));
+            let _ = reply.send(exporting.metrics_snapshot());
         }
     })
     .detach();
@@ -458,7 +346,8 @@ async fn shard_main(
             match listener.accept().await {
                 Ok(stream) => {
                     backoff = ACCEPT_BACKOFF_MIN;
-                    let Some(why) = over_connection_limits(&accepting, &stream) else {
+                    let ip = stream.peer_addr().ok().map(|a| a.ip());
+                    let Some(why) = accepting.connections.refusal(ip) else {
                         glommio::spawn_local(crate::conn::serve(accepting.clone(), stream))
                             .detach();
                         continue;
@@ -495,8 +384,7 @@ async fn shard_main(
         while let Ok(msg) = inbox.recv_async().await {
             match msg {
                 ShardMsg::Image { image, controller, done } => {
-                    applying.controller_node.set(controller);
-                    applying.apply_image(image).await;
+                    applying.apply_image(image, controller).await;
                     let _ = done.send(());
                 }
                 ShardMsg::Shutdown { done } => {
@@ -512,21 +400,6 @@ async fn shard_main(
     flusher.stop();
     flusher_task.await;
     let _ = done.send(());
-}
-
-/// Why a new connection is refused, if it is: the shard's or its client
-/// address's connection limit.
-fn over_connection_limits(shard: &Shard, stream: &glommio::net::TcpStream) -> Option<String> {
-    if shard.connections.get() >= CONNECTIONS_PER_SHARD_MAX {
-        return Some(format!(
-            "{CONNECTIONS_PER_SHARD_MAX} connections open, the most one shard serves"
-        ));
-    }
-    let ip = stream.peer_addr().ok()?.ip();
-    let from_ip = shard.connections_by_ip.borrow().get(&ip).copied().unwrap_or(0);
-    (from_ip >= CONNECTIONS_PER_IP_MAX).then(|| {
-        format!("{from_ip} connections open from {ip}, the most one shard serves one address")
-    })
 }
 
 /// Takes an exclusive lock on `<data>/.lock` for the life of the process, so
@@ -595,7 +468,7 @@ fn check_ports(config: &NodeConfig) -> Result<(), String> {
 fn ports_in_use(config: &NodeConfig) -> Result<(), String> {
     use std::net::ToSocketAddrs;
     for shard in 0..config.shards {
-        let port = config.port_of(shard);
+        let port = config.port_of(ShardId(shard));
         let addr = (config.host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve --host {}: {e}", config.host))?

@@ -33,7 +33,7 @@ use std::rc::Rc;
 
 use engine::sync::{Notify, Slots};
 
-use crate::handlers::Part;
+use crate::response::Part;
 use io_uring::{opcode, squeue, types, IoUring};
 
 /// Operations in flight on a shard's side ring (sends wait beyond): far

@@ -15,6 +15,9 @@ const USAGE: &str = "usage: corelog serve [options]
                                join a cluster whose metadata quorum is these controllers
                                (1, 3 or 5); a node named in it runs one, listening on
                                HOST:PORT. Without it: a single node, its own controller
+  --metadata-snapshot-entries N
+                               metadata log entries (one per command) a controller
+                               applies between two snapshots of the image (default 1000)
   --flush fsync|interval:MS    acknowledge after fdatasync (default), or after the
                                write with fdatasync every MS milliseconds
   --auto-create-topics BOOL    create unknown topics on Metadata/Produce (default true)
@@ -66,6 +69,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         connections_max_idle: shard::admission::CONNECTIONS_MAX_IDLE,
         request_arrival_timeout: shard::admission::REQUEST_ARRIVAL_TIMEOUT,
         controller_quorum: None,
+        metadata_snapshot_entries: shard::cluster::SNAPSHOT_ENTRIES,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -84,6 +88,13 @@ pub fn run(args: Vec<String>) -> Result<()> {
             "--controller-quorum" => {
                 config.controller_quorum =
                     Some(shard::cluster::QuorumConfig::parse(&value).map_err(|e| bad(&e))?)
+            }
+            "--metadata-snapshot-entries" => {
+                config.metadata_snapshot_entries =
+                    value.parse().map_err(|_| bad("not a number"))?;
+                if config.metadata_snapshot_entries == 0 {
+                    bail!("--metadata-snapshot-entries must be positive");
+                }
             }
             "--flush" => {
                 config.flush =

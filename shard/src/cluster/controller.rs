@@ -30,13 +30,13 @@ use quorum::wire::{decode_message, encode_message};
 use quorum::{ElectionTimeout, Entry, Message, MessageType, Proposed, Voter};
 
 use super::frame::{read_frame, write_frame, Kind};
-use super::raft_log::RaftLogFile;
+use super::raft_log::{RaftLogFile, RAFT_LOG_DIR};
 use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
-use super::{node_of_raft_id, QuorumConfig, SESSION_TIMEOUT, SNAPSHOT_ENTRIES, TICK};
+use super::{node_of_raft_id, QuorumConfig, SESSION_TIMEOUT, TICK};
 use crate::controller::machine::{self, Limits};
-use crate::controller::{random_bytes, random_id, Answer, Command, QuorumState};
+use crate::controller::{Answer, Command, QuorumState};
 use crate::groups::OFFSETS_TOPIC;
-use crate::ids::NodeId;
+use crate::ids::{random_bytes, random_id, NodeId};
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::shard::Shard;
 
@@ -68,6 +68,8 @@ struct State {
     file: RaftLogFile<DmaDisk>,
     peers: BTreeMap<u64, flume::Sender<Vec<u8>>>,
     limits: Limits,
+    /// Entries applied between two snapshots (`--metadata-snapshot-entries`).
+    snapshot_entries: u64,
     image: Arc<MetadataImage>,
     /// Log index of the last entry applied to `image`.
     applied: u64,
@@ -98,12 +100,10 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
     };
     let Some(mine) = quorum.voter(me).cloned() else { return };
     let voters = quorum.raft_ids();
-    let (file, store) =
-        RaftLogFile::open(shard.disk.clone(), &shard.config.data_dir, &shard.flusher, &voters)
-            .await
-            .unwrap_or_else(|e| fatal(e));
     // Closed with the shard's logs at shutdown.
-    shard.system_logs.borrow_mut().push(file.log().clone());
+    let log = shard.partitions.open_system_log(RAFT_LOG_DIR, RaftLogFile::<DmaDisk>::log_config());
+    let log = log.await.unwrap_or_else(|e| fatal(format!("raft log {RAFT_LOG_DIR}: {e}")));
+    let (file, store) = RaftLogFile::open(log, &voters).await.unwrap_or_else(|e| fatal(e));
     let mut image = image_of_snapshot(&store.snapshot_ref().data).unwrap_or_else(|e| fatal(e));
     for e in committed_entries(&store) {
         image = apply_entry(&image, e).unwrap_or_else(|e| fatal(e));
@@ -143,6 +143,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
         file,
         peers,
         limits,
+        snapshot_entries: shard.config.metadata_snapshot_entries,
         image: Arc::new(image),
         applied,
         term_start: None,
@@ -155,7 +156,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
     while let Ok(event) = inbox.recv_async().await {
         // The Raft log closes with the shard's logs: a stopping node's
         // voter goes quiet, as a stopped one would.
-        if shard.stopping.get() {
+        if shard.stopping() {
             return;
         }
         match event {
@@ -171,7 +172,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
             Event::Request(r, reply) => state.request(r, reply),
         }
         if let Err(e) = state.drive().await {
-            if shard.stopping.get() {
+            if shard.stopping() {
                 return;
             }
             // The Raft log cannot be written: this voter must not vote or
@@ -349,6 +350,10 @@ impl State {
             if let Some(s) = &out.snapshot {
                 self.image = Arc::new(image_of_snapshot(&s.data)?);
                 self.applied = s.get_metadata().index;
+                info!(
+                    "controller {}: installed the leader's snapshot of the metadata at index {} (epoch {})",
+                    self.me, self.applied, self.image.epoch
+                );
             }
             for e in &out.committed {
                 self.apply(e)?;
@@ -493,7 +498,7 @@ impl State {
 
     async fn compact(&mut self) -> Result<(), String> {
         let snapshot_index = self.voter.store().snapshot_ref().get_metadata().index;
-        if self.applied < snapshot_index + SNAPSHOT_ENTRIES {
+        if self.applied < snapshot_index + self.snapshot_entries {
             return Ok(());
         }
         let data = snapshot_data(&self.image);

@@ -25,6 +25,7 @@ use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
 use super::{QuorumConfig, COMMAND_TIMEOUT, HEARTBEAT_INTERVAL, TICK};
 use crate::admission::within;
 use crate::controller::{local_node, Answer, ControllerMsg};
+use crate::error::ControllerError;
 use crate::ids::NodeId;
 use crate::metadata::{MetadataImage, NodeMeta};
 use crate::shard::{Shard, ShardMsg};
@@ -274,6 +275,7 @@ async fn follow(member: Rc<Member>) {
         if let Some(records) = snapshot {
             image = MetadataImage::default().applied(&records);
             changed = true;
+            info!("node {}: metadata from a snapshot up to index {to}", member.me.id);
         }
         for (_, records) in entries.iter().filter(|(i, _)| *i > index) {
             for r in records {
@@ -308,14 +310,14 @@ async fn forward(member: Rc<Member>, inbox: flume::Receiver<ControllerMsg>) {
             ControllerMsg::DescribeQuorum { reply } => {
                 let state = match member.call(&mut link, &Request::Quorum, deadline).await {
                     Ok(Response::Quorum(q)) => Ok(q),
-                    Ok(other) => Err(format!("unexpected answer {other:?}")),
-                    Err(e) => Err(e),
+                    Ok(other) => Err(ControllerError::Unexpected(format!("{other:?}"))),
+                    Err(e) => Err(ControllerError::Unreachable(e)),
                 };
                 let _ = reply.send(state);
                 continue;
             }
         };
-        let answer: Result<Answer, String> =
+        let answer: Result<Answer, ControllerError> =
             match member.call(&mut link, &Request::Command(command), deadline).await {
                 Ok(Response::Committed { index, answer }) => {
                     // Answer once this node's shards have the records: a
@@ -329,11 +331,13 @@ async fn forward(member: Rc<Member>, inbox: flume::Receiver<ControllerMsg>) {
                         .await;
                     match caught_up {
                         Some(()) => Ok(answer),
-                        None => Err(format!("committed at {index}, not yet seen on this node")),
+                        None => Err(ControllerError::Unreachable(format!(
+                            "committed at {index}, not yet seen on this node"
+                        ))),
                     }
                 }
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
-                Err(e) => Err(e),
+                Ok(other) => Err(ControllerError::Unexpected(format!("{other:?}"))),
+                Err(e) => Err(ControllerError::Unreachable(e)),
             };
         let _ = reply.send(answer);
     }

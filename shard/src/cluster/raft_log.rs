@@ -11,13 +11,10 @@
 //! replays from there, and segments wholly before it are deleted. Runs on
 //! shard 0 of a controller node.
 
-use std::path::Path;
-use std::rc::Rc;
-
 use bytes::BytesMut;
 use engine::batch::{build, parse_records};
 use engine::disk::Disk;
-use engine::{Flusher, LogConfig, PartitionLog, SystemClock};
+use engine::{LogConfig, PartitionLog, SystemClock};
 use quorum::wire::{decode_write, encode_write};
 use quorum::{LogStore, Write};
 
@@ -38,33 +35,22 @@ pub struct RaftLogFile<D: Disk> {
 }
 
 impl<D: Disk> RaftLogFile<D> {
-    /// Opens the log under `data_dir` and rebuilds the store of a quorum of
-    /// `voters` from it (an empty store for a new log).
-    pub async fn open(
-        disk: Rc<D>,
-        data_dir: &Path,
-        flusher: &Flusher<D>,
-        voters: &[u64],
-    ) -> Result<(RaftLogFile<D>, LogStore), String> {
-        let config = LogConfig {
+    /// The engine log's configuration.
+    pub fn log_config() -> LogConfig {
+        LogConfig {
             max_message_bytes: RAFT_BATCH_BYTES_MAX,
             segment_bytes: RAFT_SEGMENT_BYTES,
             ..LogConfig::default()
-        };
-        Self::open_with(disk, data_dir, flusher, voters, config).await
+        }
     }
 
-    async fn open_with(
-        disk: Rc<D>,
-        data_dir: &Path,
-        flusher: &Flusher<D>,
+    /// Rebuilds the store of a quorum of `voters` from `log`, opened with
+    /// [`Self::log_config`] in [`RAFT_LOG_DIR`] (an empty store for a new log).
+    pub async fn open(
+        log: PartitionLog<D>,
         voters: &[u64],
-        config: LogConfig,
     ) -> Result<(RaftLogFile<D>, LogStore), String> {
-        let dir = data_dir.join(RAFT_LOG_DIR);
-        let log = PartitionLog::open(disk, &dir, config, flusher, Rc::new(SystemClock))
-            .await
-            .map_err(|e| format!("raft log {}: {e}", dir.display()))?;
+        let dir = log.dir().to_path_buf();
         let mut writes = Vec::new();
         log.replay(log.log_start_offset(), |_, batch| {
             let invalid = |e: String| engine::LogError::Invalid(format!("raft log: {e}"));
@@ -124,9 +110,12 @@ impl<D: Disk> RaftLogFile<D> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::rc::Rc;
+
     use engine::disk::MemDisk;
     use engine::testkit::run_with_flusher;
-    use engine::Flush;
+    use engine::{Flush, Flusher};
     use quorum::{Entry, HardState};
 
     use super::*;
@@ -143,8 +132,12 @@ mod tests {
         let entry =
             |index, term| Entry { index, term, data: vec![7u8; 300].into(), ..Default::default() };
         run_with_flusher(&flusher, async {
-            let open =
-                || RaftLogFile::open_with(disk.clone(), dir, &flusher, &[1, 2, 3], config.clone());
+            let open = || async {
+                let dir = dir.join(RAFT_LOG_DIR);
+                let clock = Rc::new(SystemClock);
+                let log = PartitionLog::open(disk.clone(), &dir, config.clone(), &flusher, clock);
+                RaftLogFile::open(log.await.unwrap(), &[1, 2, 3]).await
+            };
             let (file, mut store) = open().await.unwrap();
             for i in 1..=40 {
                 let hs = HardState { term: 1, vote: 2, commit: i, ..Default::default() };

@@ -22,6 +22,7 @@ use crate::controller::{
     Answer, Command, ConfigChange, ConfigOp, Outcome, PartitionsSpec, QuorumState, TopicOutcome,
     TopicSpec,
 };
+use crate::error::Refusal;
 use crate::ids::NodeId;
 use crate::metadata::{MetadataRecord, NodeMeta, TopicMeta};
 
@@ -384,13 +385,13 @@ fn command_of(v: &Value) -> Result<Command, String> {
     }
 }
 
-fn refusal_json(e: &(i16, String)) -> Value {
-    json!([e.0, e.1])
+fn refusal_json(e: &Refusal) -> Value {
+    json!([e.code(), e.message])
 }
 
-fn refusal_of(v: &Value) -> Result<(i16, String), String> {
+fn refusal_of(v: &Value) -> Result<Refusal, String> {
     match v.as_array().map(Vec::as_slice) {
-        Some([code, message]) => Ok((
+        Some([code, message]) => Ok(Refusal::from_code(
             code.as_i64().and_then(|c| i16::try_from(c).ok()).ok_or("error code")?,
             message.as_str().ok_or("error message")?.to_string(),
         )),
@@ -498,8 +499,8 @@ mod tests {
         for answer in [
             Answer::Done,
             Answer::ProducerIds { start: 1000, end: 2000 },
-            Answer::Topics(vec![Ok(topic.clone()), Err((36, "exists".into()))]),
-            Answer::Outcomes(vec![Ok(()), Err((3, "unknown".into()))]),
+            Answer::Topics(vec![Ok(topic.clone()), Err(Refusal::from_code(36, "exists"))]),
+            Answer::Outcomes(vec![Ok(()), Err(Refusal::from_code(3, "unknown"))]),
         ] {
             let r = Response::decode(
                 &Response::Committed { index: 7, answer: answer.clone() }.encode(),

@@ -17,9 +17,11 @@
 //! whose session ran out and completes rebalances whose timeout passed.
 //! Committed offsets are appended to `__consumer_offsets` ([`records`]) and
 //! applied in memory only once durable; they are replayed when the shard
-//! opens the partition. This module must not touch another shard's groups:
+//! opens the partition; group metadata records are written by [`persist`].
+//! This module must not touch another shard's groups:
 //! a request for a group coordinated elsewhere gets `NOT_COORDINATOR`.
 
+mod persist;
 pub mod records;
 
 use std::cell::RefCell;
@@ -605,7 +607,7 @@ impl Coordinator {
             let id = format!(
                 "{}-{}",
                 client_id_prefix(&req.client_id),
-                uuid::Uuid::from_bytes(crate::controller::random_bytes()).hyphenated()
+                uuid::Uuid::from_bytes(crate::ids::random_bytes()).hyphenated()
             );
             if let Some(instance) = &req.instance_id {
                 if let Some(old_id) = g.static_member(instance) {
@@ -966,7 +968,7 @@ impl Coordinator {
             .values()
             .map(|g| {
                 let mut committed: Vec<_> =
-                    g.offsets.iter().map(|((t, p), c)| (t.clone(), *p, c.offset)).collect();
+                    g.offsets.iter().map(|((t, p), c)| (t.clone(), *p, c.offset.0)).collect();
                 committed.sort();
                 crate::metrics::GroupSnapshot {
                     group: g.id.clone(),
@@ -1069,6 +1071,7 @@ pub async fn answer<T>(pending: Pending<T>, fallback: T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{LeaderEpoch, Offset};
 
     const NONE: i16 = 0;
 
@@ -1225,14 +1228,14 @@ mod tests {
     fn a_slower_acknowledgment_never_overwrites_a_newer_commit() {
         let c = Coordinator::default();
         let at = |offset| Committed {
-            offset,
-            leader_epoch: -1,
+            offset: Offset(offset),
+            leader_epoch: LeaderEpoch(-1),
             metadata: String::new(),
             commit_timestamp: 0,
         };
         c.apply("g", ("t".into(), 0), Some(at(20)), 11);
         c.apply("g", ("t".into(), 0), Some(at(10)), 10);
-        assert_eq!(c.committed("g", "t", 0).unwrap().offset, 20);
+        assert_eq!(c.committed("g", "t", 0).unwrap().offset, Offset(20));
         c.apply("g", ("t".into(), 0), None, 12);
         assert!(c.committed("g", "t", 0).is_none());
         assert!(c.describe("g").is_none(), "a group with nothing left is forgotten");

@@ -27,11 +27,14 @@
 //! Pure functions, no I/O; used by the coordinator on the shard that leads
 //! the partition.
 
+use crate::ids::{LeaderEpoch, Offset};
+
 /// One committed offset as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    /// The leader epoch the consumer saw at `offset`; -1: unknown.
+    pub leader_epoch: LeaderEpoch,
     pub metadata: String,
     pub commit_timestamp: i64,
 }
@@ -137,8 +140,8 @@ pub fn group_value(g: &GroupRecord) -> Vec<u8> {
 pub fn offset_value(c: &Committed) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + c.metadata.len());
     out.extend_from_slice(&OFFSET_VALUE_VERSION.to_be_bytes());
-    out.extend_from_slice(&c.offset.to_be_bytes());
-    out.extend_from_slice(&c.leader_epoch.to_be_bytes());
+    out.extend_from_slice(&c.offset.0.to_be_bytes());
+    out.extend_from_slice(&c.leader_epoch.0.to_be_bytes());
     put_string(&mut out, &c.metadata);
     out.extend_from_slice(&c.commit_timestamp.to_be_bytes());
     out
@@ -254,8 +257,8 @@ fn decode_group(value: &[u8]) -> Result<GroupRecord, String> {
 fn decode_value(value: &[u8]) -> Result<Committed, String> {
     let mut v = Reader { bytes: value, at: 0 };
     let version = v.i16()?;
-    let offset = v.i64()?;
-    let leader_epoch = if version >= 3 { v.i32()? } else { -1 };
+    let offset = Offset(v.i64()?);
+    let leader_epoch = LeaderEpoch(if version >= 3 { v.i32()? } else { -1 });
     let metadata = v.string()?;
     let commit_timestamp = v.i64()?;
     if version == 1 {
@@ -289,8 +292,8 @@ mod tests {
     #[test]
     fn offsets_round_trip_and_tombstones_decode() {
         let c = Committed {
-            offset: 42,
-            leader_epoch: 3,
+            offset: Offset(42),
+            leader_epoch: LeaderEpoch(3),
             metadata: "m".into(),
             commit_timestamp: 1_700_000_000_000,
         };

@@ -11,15 +11,16 @@ use kafka_protocol::protocol::StrBytes;
 use net::codec::Request;
 use net::kafka_protocol;
 
-use super::{respond, HandlerResult};
-use crate::controller::{ask, Answer, Command, ConfigChange, ConfigOp};
+use super::{respond, HandlerResult, Outcomes};
+use crate::controller::{Command, ConfigChange, ConfigOp};
+use crate::error::Refusal;
 use crate::shard::Shard;
 
 /// Kafka's resource type of a topic.
 const TOPIC: i8 = 2;
 
 /// One resource's changes for the controller, or its error code and message.
-type Parsed = Result<(String, Vec<ConfigChange>), (i16, String)>;
+type Parsed = Result<(String, Vec<ConfigChange>), Refusal>;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: IncrementalAlterConfigsRequest = request.decode_body()?;
@@ -28,36 +29,23 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let asked: Vec<(String, Vec<ConfigChange>)> =
         parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
     let mut outcomes = if asked.is_empty() {
-        Some(Vec::new().into_iter())
+        Outcomes::none()
     } else {
         let command = Command::AlterConfigs { topics: asked, validate_only: req.validate_only };
-        match ask(&shard.controller, command).await {
-            Ok(Answer::Outcomes(o)) => Some(o.into_iter()),
-            _ => None,
-        }
+        Outcomes::of_changes(shard.controller.ask(command).await)
     };
     let responses = req
         .resources
         .iter()
         .zip(parsed)
         .map(|(r, p)| {
-            let outcome = match (p, outcomes.as_mut()) {
-                (Err(e), _) => Err(e),
-                // Never report a change the controller did not answer for.
-                (Ok(_), Some(o)) => o.next().unwrap_or(Err((
-                    ResponseError::UnknownServerError.code(),
-                    "no outcome from the controller".into(),
-                ))),
-                (Ok(_), None) => {
-                    Err((ResponseError::NotController.code(), "controller unavailable".into()))
-                }
-            };
+            let outcome = p.and_then(|_| outcomes.next_outcome());
             let mut response = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            if let Err((code, message)) = outcome {
-                response.error_code = code;
-                response.error_message = Some(StrBytes::from_string(message));
+            if let Err(refused) = outcome {
+                response.error_code = refused.code();
+                response.error_message = Some(StrBytes::from_string(refused.message));
             }
             response
         })
@@ -69,8 +57,8 @@ fn parse_resource(
     r: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
 ) -> Parsed {
     if r.resource_type != TOPIC {
-        return Err((
-            ResponseError::InvalidRequest.code(),
+        return Err(Refusal::new(
+            ResponseError::InvalidRequest,
             format!(
                 "only topic configs can be altered (resource type {} is not a topic)",
                 r.resource_type
@@ -85,16 +73,16 @@ fn parse_resource(
             2 => ConfigOp::Append,
             3 => ConfigOp::Subtract,
             other => {
-                return Err((
-                    ResponseError::InvalidRequest.code(),
+                return Err(Refusal::new(
+                    ResponseError::InvalidRequest,
                     format!("unknown config operation {other} for {}", &*c.name),
                 ))
             }
         };
         let value = c.value.as_ref().map(|v| v.to_string());
         if value.is_none() && op != ConfigOp::Delete {
-            return Err((
-                ResponseError::InvalidConfig.code(),
+            return Err(Refusal::new(
+                ResponseError::InvalidConfig,
                 format!("{} needs a value", &*c.name),
             ));
         }

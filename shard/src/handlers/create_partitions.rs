@@ -2,15 +2,14 @@
 //! partitions continue the topic's round robin over brokers, or go where
 //! the request assigns them.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use net::codec::Request;
 use net::kafka_protocol;
 
-use super::{respond, HandlerResult};
-use crate::controller::{ask, Answer, Command, PartitionsSpec};
+use super::{respond, HandlerResult, Outcomes};
+use crate::controller::{Command, PartitionsSpec};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
@@ -27,23 +26,15 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         })
         .collect();
     let command = Command::CreatePartitions { topics: asked, validate_only: req.validate_only };
-    let outcomes = match ask(&shard.controller, command).await {
-        Ok(Answer::Outcomes(o)) => Some(o),
-        _ => None,
-    };
-    let mut outcomes = outcomes.map(|o| o.into_iter());
+    let mut outcomes = Outcomes::of_changes(shard.controller.ask(command).await);
     let results = req
         .topics
         .iter()
         .map(|t| {
-            let outcome = match outcomes.as_mut() {
-                Some(o) => o.next().unwrap_or(Ok(())),
-                None => Err((ResponseError::NotController.code(), "controller unavailable".into())),
-            };
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            if let Err((code, message)) = outcome {
-                r.error_code = code;
-                r.error_message = Some(StrBytes::from_string(message));
+            if let Err(refused) = outcomes.next_outcome() {
+                r.error_code = refused.code();
+                r.error_message = Some(StrBytes::from_string(refused.message));
             }
             r
         })

@@ -77,9 +77,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                             .collect(),
                     );
                 }
-                Err((code, message)) => {
-                    r.error_code = code;
-                    r.error_message = Some(StrBytes::from_string(message));
+                Err(refused) => {
+                    r.error_code = refused.code();
+                    r.error_message = Some(StrBytes::from_string(refused.message));
                     if version >= 5 {
                         r.num_partitions = -1;
                         r.replication_factor = -1;

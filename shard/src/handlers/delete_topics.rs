@@ -8,15 +8,16 @@ use kafka_protocol::protocol::StrBytes;
 use net::codec::Request;
 use net::kafka_protocol;
 
-use super::{respond, HandlerResult};
-use crate::controller::{ask, Answer, Command};
+use super::{respond, HandlerResult, Outcomes};
+use crate::controller::Command;
+use crate::error::Refusal;
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: DeleteTopicsRequest = request.decode_body()?;
     let version = request.version;
     // v6 names topics by name or id; earlier versions by name only.
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let wanted: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
         req.topics
             .iter()
@@ -31,11 +32,8 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
     };
     let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
-    let outcomes = match ask(&shard.controller, Command::DeleteTopics { names }).await {
-        Ok(Answer::Outcomes(o)) => Some(o),
-        _ => None,
-    };
-    let mut outcomes = outcomes.map(|o| o.into_iter());
+    let mut outcomes =
+        Outcomes::of_changes(shard.controller.ask(Command::DeleteTopics { names }).await);
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
@@ -48,19 +46,17 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     .map(|t| uuid::Uuid::from_bytes(t.id))
                     .unwrap_or(id);
             }
-            let outcome = match (&name, outcomes.as_mut()) {
-                (None, _) => {
-                    Err((ResponseError::UnknownTopicId.code(), format!("no topic with id {id}")))
-                }
-                (Some(_), Some(o)) => o.next().unwrap_or(Ok(())),
-                (Some(_), None) => {
-                    Err((ResponseError::NotController.code(), "controller unavailable".into()))
-                }
+            let outcome = match &name {
+                None => Err(Refusal::new(
+                    ResponseError::UnknownTopicId,
+                    format!("no topic with id {id}"),
+                )),
+                Some(_) => outcomes.next_outcome(),
             };
-            if let Err((code, message)) = outcome {
-                r.error_code = code;
+            if let Err(refused) = outcome {
+                r.error_code = refused.code();
                 if version >= 5 {
-                    r.error_message = Some(StrBytes::from_string(message));
+                    r.error_message = Some(StrBytes::from_string(refused.message));
                 }
             }
             r

@@ -12,7 +12,7 @@ use crate::shard::Shard;
 
 pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let _: DescribeClusterRequest = request.decode_body()?;
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let brokers = image
         .live_brokers()
         .map(|(b, n)| {
@@ -25,7 +25,7 @@ pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .collect();
     let response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
-        .with_controller_id(BrokerId(shard.controller_broker()))
+        .with_controller_id(BrokerId(shard.metadata.controller_broker()))
         .with_brokers(brokers);
     respond(request, &response)
 }

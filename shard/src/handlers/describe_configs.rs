@@ -23,7 +23,7 @@ const DEFAULT_CONFIG: i8 = 5;
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: DescribeConfigsRequest = request.decode_body()?;
     let version = request.version;
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let results = req
         .resources
         .iter()

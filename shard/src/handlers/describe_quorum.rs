@@ -12,7 +12,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::{ControllerMsg, QuorumState, METADATA_TOPIC};
+use crate::controller::{QuorumState, METADATA_TOPIC};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
@@ -22,11 +22,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .topics
         .iter()
         .any(|t| t.partitions.iter().any(|p| wanted(&t.topic_name.0, p.partition_index)));
-    let state = if asks_quorum { quorum_state(shard).await } else { Err(String::new()) };
+    let state = match asks_quorum {
+        true => Some(shard.controller.describe_quorum().await),
+        false => None,
+    };
     let mut response = DescribeQuorumResponse::default();
-    if let (true, Err(e)) = (asks_quorum, &state) {
+    if let Some(Err(e)) = &state {
         log::warn!("shard {}: DescribeQuorum: {e}", shard.id);
-        response.error_code = ResponseError::NotController.code();
+        response.error_code = e.refusal().code();
         return respond(request, &response);
     }
     response.topics = req
@@ -39,7 +42,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .map(|p| {
                     let mut out = PartitionData::default().with_partition_index(p.partition_index);
                     match (&state, wanted(&t.topic_name.0, p.partition_index)) {
-                        (Ok(q), true) => fill(&mut out, q),
+                        (Some(Ok(q)), true) => fill(&mut out, q),
                         _ => out.error_code = ResponseError::UnknownTopicOrPartition.code(),
                     }
                     out
@@ -66,15 +69,4 @@ fn fill(out: &mut PartitionData, q: &QuorumState) {
                 .with_last_caught_up_timestamp(-1)
         })
         .collect();
-}
-
-async fn quorum_state(shard: &Shard) -> Result<QuorumState, String> {
-    let (reply, answer) = flume::bounded(1);
-    let unavailable = || "controller unavailable".to_string();
-    shard
-        .controller
-        .send_async(ControllerMsg::DescribeQuorum { reply })
-        .await
-        .map_err(|_| unavailable())?;
-    answer.recv_async().await.map_err(|_| unavailable())?
 }

@@ -53,7 +53,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         let failed =
             response.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
         let enough = total >= req.min_bytes.max(1) as usize;
-        if enough || failed || now >= deadline || shard.stopping.get() {
+        if enough || failed || now >= deadline || shard.stopping() {
             for (topic, partition, bytes) in reads {
                 shard.metrics.partition(&topic, partition, |c| {
                     c.fetch_requests += 1;
@@ -65,11 +65,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         // Wait for any partition to grow past its fetch offset, or the deadline.
         let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> =
             Vec::new();
-        let image = shard.image.borrow().clone();
+        let image = shard.metadata.image();
         for t in &req.topics {
             let Some(name) = topic_name(&image, t, request.version) else { continue };
             for p in &t.partitions {
-                if let Some(log) = shard.log(&name, p.partition) {
+                if let Some(log) = shard.partitions.log(&name, p.partition) {
                     // New data past what was just read: waiting for the fetch
                     // offset alone would return at once when data is there
                     // but fewer than min_bytes, and spin until the deadline.
@@ -82,7 +82,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         }
         waits.push(Box::pin(glommio::timer::sleep(deadline - now)));
         // A stopping broker answers long polls at once.
-        waits.push(Box::pin(shard.stop.notified()));
+        waits.push(Box::pin(shard.stopped()));
         select_all(waits).await;
     }
 }
@@ -93,7 +93,7 @@ async fn read_all(
     version: i16,
     max_bytes: usize,
 ) -> (FetchResponse, usize, Vec<Spliced>, Vec<PartitionRead>) {
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let mut reads = Vec::new();
     let mut total = 0usize;
     let mut spliced = Vec::new();
@@ -116,9 +116,10 @@ async fn read_all(
                 Some((_, Some(leader))) if leader != Some(shard.broker()) => {
                     Err(ResponseError::NotLeaderOrFollower.code())
                 }
-                Some((n, Some(_))) => {
-                    shard.log(n, p.partition).ok_or(ResponseError::NotLeaderOrFollower.code())
-                }
+                Some((n, Some(_))) => shard
+                    .partitions
+                    .log(n, p.partition)
+                    .ok_or(ResponseError::NotLeaderOrFollower.code()),
             };
             match log {
                 Err(code) => data.error_code = code,

@@ -19,6 +19,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Reply};
+use crate::context::ConnContext;
 use crate::groups::records::{self, partition_for, Committed};
 use crate::groups::{
     answer, check_group_id, JoinAnswer, JoinRequest, SyncAnswer, OFFSETS_TOPIC,
@@ -38,7 +39,7 @@ fn s(v: impl Into<String>) -> StrBytes {
 pub fn locate(shard: &Shard, group: &str) -> Result<i32, i16> {
     check_group_id(group)?;
     let p = partition_for(group, OFFSETS_TOPIC_PARTITIONS);
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     match image.leader(OFFSETS_TOPIC, p) {
         None => Err(ResponseError::CoordinatorNotAvailable.code()),
         Some(owner) if owner != shard.broker() => Err(ResponseError::NotCoordinator.code()),
@@ -57,7 +58,7 @@ pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
     } else {
         vec![req.key.to_string()]
     };
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let entries: Vec<CoordinatorEntry> = keys
         .into_iter()
         .map(|key| {
@@ -110,7 +111,7 @@ pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
     respond(request, &response)
 }
 
-pub fn join_group(shard: &Shard, request: &Request, peer: &str) -> Reply {
+pub fn join_group(shard: &Shard, request: &Request, context: &ConnContext) -> Reply {
     let req: JoinGroupRequest = match request.decode_body() {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
@@ -156,7 +157,7 @@ pub fn join_group(shard: &Shard, request: &Request, peer: &str) -> Reply {
             },
         ));
     }
-    let host = peer.rsplit_once(':').map(|(h, _)| h).unwrap_or(peer);
+    let host = context.peer.map_or_else(|| "?".to_string(), |a| a.ip().to_string());
     let join = JoinRequest {
         group,
         member_id: req.member_id.to_string(),
@@ -373,7 +374,10 @@ pub async fn delete_groups(shard: &Shard, request: &Request) -> HandlerResult {
 
 /// Tombstones a group's metadata record and forgets the group.
 async fn delete_group_record(shard: &Shard, partition: i32, group: &str) -> Result<(), i16> {
-    let log = shard.log(OFFSETS_TOPIC, partition).ok_or(ResponseError::NotCoordinator.code())?;
+    let log = shard
+        .partitions
+        .log(OFFSETS_TOPIC, partition)
+        .ok_or(ResponseError::NotCoordinator.code())?;
     let key = records::group_key(group);
     let batch = engine::batch::build(
         &[(Some(&key[..]), None)],
@@ -410,7 +414,10 @@ pub async fn append_offsets(
     group: &str,
     entries: &[((String, i32), Option<Committed>)],
 ) -> Result<(OffsetsLog, i64), i16> {
-    let log = shard.log(OFFSETS_TOPIC, partition).ok_or(ResponseError::NotCoordinator.code())?;
+    let log = shard
+        .partitions
+        .log(OFFSETS_TOPIC, partition)
+        .ok_or(ResponseError::NotCoordinator.code())?;
     if entries.is_empty() {
         return Ok((log, -1));
     }

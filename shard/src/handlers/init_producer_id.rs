@@ -12,7 +12,6 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::controller::{ask, Answer, Command};
 use crate::shard::Shard;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
@@ -23,7 +22,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         response.error_code = ResponseError::CoordinatorNotAvailable.code();
         return respond(request, &response);
     }
-    match next_producer_id(shard).await {
+    match shard.controller.next_producer_id().await {
         Ok(id) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;
@@ -34,29 +33,4 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         }
     }
     respond(request, &response)
-}
-
-/// The next id of this shard's block, asking the controller for a new
-/// block when it is used up.
-async fn next_producer_id(shard: &Shard) -> Result<i64, String> {
-    loop {
-        {
-            let mut ids = shard.producer_ids.borrow_mut();
-            if ids.start < ids.end {
-                let id = ids.start;
-                ids.start += 1;
-                return Ok(id);
-            }
-        }
-        let (start, end) = match ask(&shard.controller, Command::AllocateProducerIds).await? {
-            Answer::ProducerIds { start, end } => (start, end),
-            other => return Err(format!("unexpected answer {other:?}")),
-        };
-        let mut ids = shard.producer_ids.borrow_mut();
-        // Another request may have refilled meanwhile; the newer block wins
-        // and the rest of the older one is simply never used.
-        if ids.start >= ids.end {
-            *ids = start..end;
-        }
-    }
 }

@@ -19,7 +19,7 @@ const MAX_TIMESTAMP: i64 = -3;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: ListOffsetsRequest = request.decode_body()?;
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = t.name.0.as_str();
@@ -36,6 +36,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     Err(ResponseError::NotLeaderOrFollower.code())
                 }
                 Some(_) => shard
+                    .partitions
                     .log(name, p.partition_index)
                     .ok_or(ResponseError::NotLeaderOrFollower.code()),
             };

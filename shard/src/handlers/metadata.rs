@@ -14,8 +14,8 @@ use kafka_protocol::protocol::StrBytes;
 use net::codec::Request;
 use net::kafka_protocol;
 
-use super::{respond, HandlerResult};
-use crate::controller::{ask, Answer, Command, TopicOutcome, TopicSpec};
+use super::{respond, HandlerResult, Outcomes};
+use crate::controller::{Command, TopicOutcome, TopicSpec};
 use crate::metadata::{validate_topic_name, MetadataImage, TopicMeta};
 use crate::shard::Shard;
 
@@ -40,7 +40,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     };
     let allow_create = version < 4 || req.allow_auto_topic_creation;
     if let (Some(wanted), true) = (&wanted, allow_create && shard.config.auto_create_topics) {
-        let image = shard.image.borrow().clone();
+        let image = shard.metadata.image();
         let missing: Vec<String> = wanted
             .iter()
             .filter_map(|w| w.as_ref().ok())
@@ -55,7 +55,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             create_default_topics(shard, missing).await;
         }
     }
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let topics: Vec<MetadataResponseTopic> = match wanted {
         None => image.topics.values().map(|t| topic_response(&image, t, version)).collect(),
         Some(wanted) => wanted
@@ -107,7 +107,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     // codec refuses to encode them otherwise.
     let mut response = MetadataResponse::default().with_brokers(brokers).with_topics(topics);
     if version >= 1 {
-        response.controller_id = BrokerId(shard.controller_broker());
+        response.controller_id = BrokerId(shard.metadata.controller_broker());
     }
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
@@ -169,13 +169,7 @@ pub async fn ask_controller(
     validate_only: bool,
 ) -> Vec<TopicOutcome> {
     let n = topics.len();
-    match ask(&shard.controller, Command::CreateTopics { topics, validate_only }).await {
-        Ok(Answer::Topics(outcomes)) => outcomes,
-        Ok(other) => unavailable(n, format!("unexpected answer {other:?}")),
-        Err(e) => unavailable(n, e),
-    }
-}
-
-fn unavailable<T>(n: usize, message: String) -> Vec<Result<T, (i16, String)>> {
-    (0..n).map(|_| Err((ResponseError::NotController.code(), message.clone()))).collect()
+    let answer = shard.controller.ask(Command::CreateTopics { topics, validate_only }).await;
+    let mut outcomes = Outcomes::of_topics(answer);
+    (0..n).map(|_| outcomes.next_outcome()).collect()
 }

@@ -1,9 +1,6 @@
 //! The Kafka APIs a shard serves, one module each. A handler decodes its
-//! request body, does the work on this shard (or asks the controller), and
-//! encodes the response frame; `Ok(None)` means no response is sent
-//! (Produce with acks=0). An `Err` closes the connection. A response is one
-//! frame in memory, or (Fetch with cold data) parts to send in order, some
-//! of them segment file ranges spliced to the socket ([`Out::Parts`]).
+//! request body, does the work with the shard's services (or asks the
+//! controller), and encodes the response ([`crate::response`]).
 //!
 //! Handling has two phases so that one connection's requests pipeline:
 //! [`handle`] runs in request order and does what must happen in that order
@@ -27,59 +24,30 @@ mod metadata;
 mod offsets;
 mod produce;
 
-use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use net::codec::{DecodeError, Request};
 use net::kafka_protocol;
 
 use std::rc::Rc;
 
-use engine::disk::DmaDiskFile;
+use kafka_protocol::error::ResponseError;
 
+use crate::context::ConnContext;
+use crate::controller::Answer;
+use crate::error::{ControllerError, Refusal};
+use crate::metadata::TopicMeta;
+pub use crate::response::{respond, respond_in, HandlerResult, Later, Out, Part, Reply};
 use crate::shard::Shard;
 
-pub type HandlerResult = Result<Option<Out>, DecodeError>;
-
-/// A response to send.
-pub enum Out {
-    /// A whole frame.
-    Frame(Bytes),
-    /// A frame in parts, sent in order (its size prefix counts them all).
-    Parts(Vec<Part>),
-}
-
-/// A piece of a response frame.
-pub enum Part {
-    Bytes(Bytes),
-    /// `len` bytes at `position` of a segment file, whole acknowledged
-    /// batches (the engine's cold read), spliced without a copy.
-    File {
-        file: Rc<DmaDiskFile>,
-        position: u64,
-        len: u64,
-    },
-}
-
-/// The waiting part of a request, awaited in order by the connection.
-pub type Later = std::pin::Pin<Box<dyn std::future::Future<Output = HandlerResult>>>;
-
-/// What the in-order phase of a request produced.
-pub enum Reply {
-    /// The response (or none) is ready.
-    Now(HandlerResult),
-    /// The response comes when this future completes.
-    Later(Later),
-}
-
-/// Handles one request from the client at `peer` (`ip:port`).
-pub async fn handle(shard: &Rc<Shard>, request: &Request, peer: &str) -> Reply {
+/// Handles one request from the client of `context`.
+pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext) -> Reply {
     match request.api {
         ApiKey::Produce => produce::handle(shard, request).await,
         ApiKey::Fetch => {
             let (shard, request) = (shard.clone(), request.clone());
             Reply::Later(Box::pin(async move { fetch::handle(&shard, &request).await }))
         }
-        ApiKey::JoinGroup => groups::join_group(shard, request, peer),
+        ApiKey::JoinGroup => groups::join_group(shard, request, context),
         ApiKey::SyncGroup => groups::sync_group(shard, request),
         ApiKey::OffsetCommit => offsets::offset_commit(shard, request).await,
         _ => Reply::Now(handle_now(shard, request).await),
@@ -111,25 +79,62 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
     }
 }
 
-/// Encodes a response frame, turning an encoding failure (a bug) into a
-/// closed connection rather than a panic.
-pub fn respond<T: kafka_protocol::protocol::Encodable>(
-    request: &Request,
-    body: &T,
-) -> HandlerResult {
-    respond_in(request, request.version, body)
+/// One outcome per part of a command (a topic, a resource), in order: the
+/// controller's, or the refusal its missing answer stands for. Never a
+/// success the controller did not report.
+pub struct Outcomes<T> {
+    answer: Result<std::vec::IntoIter<Result<T, Refusal>>, Refusal>,
 }
 
-pub fn respond_in<T: kafka_protocol::protocol::Encodable>(
-    request: &Request,
-    version: i16,
-    body: &T,
-) -> HandlerResult {
-    net::codec::encode_response(request, version, body).map(|b| Some(Out::Frame(b))).map_err(
-        |reason| DecodeError::Malformed {
-            api: request.api as i16,
-            version,
-            reason: format!("cannot encode the response: {reason}"),
-        },
-    )
+impl<T> Outcomes<T> {
+    /// Takes the outcomes `pick` finds in the controller's answer.
+    fn of(
+        answer: Result<Answer, ControllerError>,
+        pick: impl FnOnce(Answer) -> Result<Vec<Result<T, Refusal>>, Answer>,
+    ) -> Outcomes<T> {
+        let answer = match answer.map(pick) {
+            Ok(Ok(outcomes)) => Ok(outcomes.into_iter()),
+            Ok(Err(other)) => Err(ControllerError::Unexpected(format!("{other:?}")).refusal()),
+            Err(e) => Err(e.refusal()),
+        };
+        Outcomes { answer }
+    }
+
+    /// No command was sent: no part has an outcome.
+    pub fn none() -> Outcomes<T> {
+        Outcomes { answer: Ok(Vec::new().into_iter()) }
+    }
+
+    /// The next part's outcome.
+    pub fn next_outcome(&mut self) -> Result<T, Refusal> {
+        match &mut self.answer {
+            Ok(outcomes) => outcomes.next().unwrap_or_else(|| {
+                Err(Refusal::new(
+                    ResponseError::UnknownServerError,
+                    "no outcome from the controller",
+                ))
+            }),
+            Err(refusal) => Err(refusal.clone()),
+        }
+    }
+}
+
+impl Outcomes<()> {
+    /// The outcomes of DeleteTopics, CreatePartitions, AlterConfigs.
+    pub fn of_changes(answer: Result<Answer, ControllerError>) -> Outcomes<()> {
+        Outcomes::of(answer, |a| match a {
+            Answer::Outcomes(o) => Ok(o),
+            other => Err(other),
+        })
+    }
+}
+
+impl Outcomes<TopicMeta> {
+    /// The outcomes of CreateTopics.
+    pub fn of_topics(answer: Result<Answer, ControllerError>) -> Outcomes<TopicMeta> {
+        Outcomes::of(answer, |a| match a {
+            Answer::Topics(t) => Ok(t),
+            other => Err(other),
+        })
+    }
 }

@@ -26,6 +26,7 @@ use super::groups::{append_offsets, locate, wait_offsets, write_offsets};
 use super::{respond, HandlerResult, Reply};
 use crate::groups::records::Committed;
 use crate::groups::OFFSET_METADATA_BYTES_MAX;
+use crate::ids::{LeaderEpoch, Offset};
 use crate::shard::Shard;
 
 pub async fn offset_commit(shard: &Rc<Shard>, request: &Request) -> Reply {
@@ -34,7 +35,7 @@ pub async fn offset_commit(shard: &Rc<Shard>, request: &Request) -> Reply {
         Err(e) => return Reply::Now(Err(e)),
     };
     let group = req.group_id.0.to_string();
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     let now = engine::Clock::now_ms(&engine::SystemClock);
     let allowed = locate(shard, &group).and_then(|p| {
         shard.groups.check_commit(&group, req.generation_id_or_member_epoch, &req.member_id)?;
@@ -65,12 +66,12 @@ pub async fn offset_commit(shard: &Rc<Shard>, request: &Request) -> Reply {
                     entries.push((
                         (name.clone(), p.partition_index),
                         Some(Committed {
-                            offset: p.committed_offset,
-                            leader_epoch: if request.version >= 6 {
+                            offset: Offset(p.committed_offset),
+                            leader_epoch: LeaderEpoch(if request.version >= 6 {
                                 p.committed_leader_epoch
                             } else {
                                 -1
-                            },
+                            }),
                             metadata: metadata.to_string(),
                             commit_timestamp: now,
                         }),
@@ -203,9 +204,9 @@ pub fn offset_fetch(shard: &Shard, request: &Request) -> HandlerResult {
                             .map(|(p, c, code)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
-                                    .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
+                                    .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset.0))
                                     .with_committed_leader_epoch(
-                                        c.as_ref().map_or(-1, |c| c.leader_epoch),
+                                        c.as_ref().map_or(-1, |c| c.leader_epoch.0),
                                     )
                                     .with_metadata(metadata(&c))
                                     .with_error_code(code)
@@ -232,12 +233,12 @@ pub fn offset_fetch(shard: &Shard, request: &Request) -> HandlerResult {
                     .map(|(p, c, pcode)| {
                         let mut r = OffsetFetchResponsePartition::default()
                             .with_partition_index(p)
-                            .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
+                            .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset.0))
                             .with_metadata(metadata(&c))
                             // Before v2 the group's error is each partition's.
                             .with_error_code(if version < 2 && code != 0 { code } else { pcode });
                         if version >= 5 {
-                            r.committed_leader_epoch = c.as_ref().map_or(-1, |c| c.leader_epoch);
+                            r.committed_leader_epoch = c.as_ref().map_or(-1, |c| c.leader_epoch.0);
                         }
                         r
                     })

@@ -34,7 +34,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
         return Reply::Now(respond(request, &uniform_response(&req, code)));
     }
     if shard.config.auto_create_topics {
-        let image = shard.image.borrow().clone();
+        let image = shard.metadata.image();
         let mut missing: Vec<String> = req
             .topic_data
             .iter()
@@ -50,7 +50,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
             create_default_topics(shard, missing).await;
         }
     }
-    let image = shard.image.borrow().clone();
+    let image = shard.metadata.image();
     // In request order: every partition's append (offsets are assigned here).
     let mut results: Vec<(TopicName, Vec<(i32, Appended)>)> =
         Vec::with_capacity(req.topic_data.len());
@@ -67,7 +67,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
                 Some(leader) if leader != Some(shard.broker()) => {
                     Err(Refusal::code(ResponseError::NotLeaderOrFollower.code()))
                 }
-                Some(_) => match (shard.log(name, p.index), &p.records) {
+                Some(_) => match (shard.partitions.log(name, p.index), &p.records) {
                     (None, _) => Err(Refusal::code(ResponseError::NotLeaderOrFollower.code())),
                     (Some(_), None) => Err(Refusal::code(ResponseError::CorruptMessage.code())),
                     (Some(log), Some(records)) => {

@@ -7,13 +7,15 @@
 //! log; [`records`] documents their format. Shared across shards
 //! (`Send + Sync` behind an `Arc`), never mutated.
 
+pub mod cache;
 pub mod records;
 
 use std::collections::BTreeMap;
 
+pub use cache::MetadataCache;
 pub use records::MetadataRecord;
 
-use crate::ids::{BrokerId, LeaderEpoch, NodeId, PartitionEpoch};
+use crate::ids::{BrokerId, LeaderEpoch, NodeId, PartitionEpoch, ShardId};
 
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -36,12 +38,12 @@ pub struct NodeMeta {
 impl NodeMeta {
     /// Its brokers, shard 0 first.
     pub fn brokers(&self) -> impl Iterator<Item = BrokerId> + '_ {
-        (0..self.shards).map(|s| BrokerId::of(self.id, s))
+        (0..self.shards).map(|s| BrokerId::of(self.id, ShardId(s)))
     }
 
     /// The port clients reach `broker`, one of its brokers, at.
     pub fn port_of(&self, broker: BrokerId) -> i32 {
-        i32::from(self.port) + i32::from(broker.shard())
+        i32::from(self.port) + i32::from(broker.shard().0)
     }
 }
 
@@ -179,8 +181,8 @@ impl MetadataImage {
     /// Where clients reach `broker`: its node's host, and port + shard.
     pub fn endpoint(&self, broker: BrokerId) -> Option<(&str, u16)> {
         let node = self.nodes.get(&broker.node())?;
-        let port = node.port.checked_add(broker.shard())?;
-        (broker.shard() < node.shards).then_some((node.host.as_str(), port))
+        let port = node.port.checked_add(broker.shard().0)?;
+        (broker.shard().0 < node.shards).then_some((node.host.as_str(), port))
     }
 
     /// Topics by id.
@@ -200,7 +202,7 @@ impl MetadataImage {
 
     /// Whether `broker` is a shard of a registered node not fenced.
     pub fn is_live(&self, broker: BrokerId) -> bool {
-        self.nodes.get(&broker.node()).is_some_and(|n| !n.fenced && broker.shard() < n.shards)
+        self.nodes.get(&broker.node()).is_some_and(|n| !n.fenced && broker.shard().0 < n.shards)
     }
 }
 
@@ -226,7 +228,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_fold() {
-        let b = |n: i32, s: u16| BrokerId::of(NodeId(n), s);
+        let b = |n: i32, s: u16| BrokerId::of(NodeId(n), ShardId(s));
         let moved = PartitionMeta {
             replicas: vec![b(1, 1), b(2, 0)],
             isr: vec![b(2, 0)],

@@ -220,7 +220,7 @@ fn legacy_partitions(shards: &Value, node: NodeId) -> Result<Vec<PartitionMeta>,
                 .and_then(|s| u16::try_from(s).ok())
                 .filter(|&s| s < crate::ids::SHARDS_PER_NODE_MAX)
                 .ok_or("shard is not a shard number")?;
-            Ok(PartitionMeta::single(BrokerId::of(node, shard)))
+            Ok(PartitionMeta::single(BrokerId::of(node, crate::ids::ShardId(shard))))
         })
         .collect()
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use super::{render, MetricsRequest, Snapshot};
-use crate::shard::ShardId;
+use crate::ids::ShardId;
 
 /// Longest a scrape waits for the shards' snapshots; a shard that has not
 /// answered by then is reported with `corelog_shard_up 0`.
@@ -148,7 +148,7 @@ fn gather(shards: &[flume::Sender<MetricsRequest>]) -> (Vec<Snapshot>, Vec<Shard
         .enumerate()
         .map(|(id, shard)| {
             let (reply, answer) = flume::bounded(1);
-            (id as ShardId, shard.try_send(reply).is_ok().then_some(answer))
+            (ShardId(id as u16), shard.try_send(reply).is_ok().then_some(answer))
         })
         .collect();
     let mut snapshots = Vec::with_capacity(asked.len());

@@ -26,7 +26,8 @@ use engine::flush::FlushStats;
 use engine::stats::{Histogram, ReadStats};
 use net::kafka_protocol::messages::ApiKey;
 
-use crate::shard::{Shard, ShardId};
+use crate::ids::{BrokerId, ShardId};
+use crate::partitions::{Partition, Partitions};
 
 /// A request for one shard's snapshot (the reply channel).
 pub type MetricsRequest = flume::Sender<Snapshot>;
@@ -165,9 +166,18 @@ pub struct Snapshot {
     pub groups: Vec<GroupSnapshot>,
 }
 
+/// What a shard's snapshot holds besides its counters.
+pub struct Sources<'a> {
+    pub shard: ShardId,
+    pub broker: BrokerId,
+    pub partitions: &'a Partitions,
+    pub request_bytes_queued: usize,
+    pub groups: Vec<GroupSnapshot>,
+}
+
 /// The shard's snapshot. Runs on the shard.
-pub fn snapshot(shard: &Shard) -> Snapshot {
-    let m = &shard.metrics;
+pub fn snapshot(m: &ShardMetrics, sources: Sources<'_>) -> Snapshot {
+    let Sources { shard, broker, partitions, request_bytes_queued, groups } = sources;
     let stats = glommio::executor().io_stats().all_rings();
     let mut io = m.io.get();
     io.file_reads += stats.file_reads().0;
@@ -177,14 +187,14 @@ pub fn snapshot(shard: &Shard) -> Snapshot {
     io.file_writes += stats.file_writes().0;
     io.file_write_bytes += stats.file_writes().1;
     m.io.set(io);
-    let mut partitions: Vec<PartitionSnapshot> = shard
-        .logs
-        .borrow()
-        .iter()
-        .map(|((topic, p), log)| PartitionSnapshot {
-            topic: topic.clone(),
-            partition: *p,
-            counters: m.counters(topic, *p),
+    let flusher = partitions.flusher();
+    let mut partitions: Vec<PartitionSnapshot> = partitions
+        .all()
+        .into_iter()
+        .map(|Partition { topic, index: p, log, .. }| PartitionSnapshot {
+            topic: topic.to_string(),
+            partition: p,
+            counters: m.counters(&topic, p),
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
             high_watermark: log.acked_end_offset(),
@@ -196,18 +206,18 @@ pub fn snapshot(shard: &Shard) -> Snapshot {
         .collect();
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     Snapshot {
-        shard: shard.id,
-        broker_id: shard.broker_id(),
+        shard,
+        broker_id: broker.0,
         apis: m.apis.borrow().iter().map(|(&k, &(n, h))| (k, n, h)).collect(),
         connections_active: m.connections_active.get(),
         connections_accepted: m.connections_accepted.get(),
         protocol_errors: m.protocol_errors.get(),
-        request_bytes_queued: shard.request_bytes.used() as u64,
-        flush: shard.flusher.stats(),
-        unwritten_bytes: shard.flusher.unwritten_bytes() as u64,
+        request_bytes_queued: request_bytes_queued as u64,
+        flush: flusher.stats(),
+        unwritten_bytes: flusher.unwritten_bytes() as u64,
         io,
         partitions,
-        groups: shard.groups.metrics_view(),
+        groups,
     }
 }
 
@@ -551,7 +561,7 @@ mod tests {
         latency.record_us(700);
         Snapshot {
             shard,
-            broker_id: shard as i32,
+            broker_id: i32::from(shard.0),
             apis: vec![(ApiKey::Produce as i16, 3, latency)],
             connections_active: 1,
             connections_accepted: 2,
@@ -572,7 +582,7 @@ mod tests {
                 reads: ReadStats::default(),
                 offline: false,
             }],
-            groups: if shard == 0 {
+            groups: if shard.0 == 0 {
                 vec![GroupSnapshot {
                     group: "g\"1".into(),
                     state: "Empty",
@@ -588,7 +598,7 @@ mod tests {
 
     #[test]
     fn families_once_lag_across_shards_and_escaped_labels() {
-        let text = render(&[snapshot(0), snapshot(1)], &[2], 0);
+        let text = render(&[snapshot(ShardId(0)), snapshot(ShardId(1))], &[ShardId(2)], 0);
         assert_eq!(text.matches("# TYPE corelog_requests_total counter").count(), 1);
         assert!(text.contains("corelog_shard_up{shard=\"2\"} 0"));
         // Group on shard 0, partition on shard 1: lag 10 - 4, once.

@@ -23,12 +23,12 @@ use std::collections::{BTreeMap, HashSet};
 use net::kafka_protocol::error::ResponseError;
 
 use crate::configs::{config_type, log_config, LIST_CONFIG, TOPIC_CONFIGS};
+use crate::error::{ControllerError, Refusal};
 use crate::groups::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::ids::NodeId;
 use crate::metadata::{
     validate_topic_name, MetadataImage, MetadataRecord, NodeMeta, PartitionMeta, TopicMeta,
 };
-use placement::Refusal;
 
 /// Most partitions one topic may have: bounds the work (and files) one
 /// CreateTopics can cause.
@@ -158,8 +158,8 @@ pub enum Answer {
 impl Answer {
     /// The answer when the records could not be committed: every accepted
     /// part becomes the error `code` with `message`.
-    pub fn failed(self, code: i16, message: &str) -> Result<Answer, String> {
-        let error = (code, message.to_string());
+    pub fn failed(self, error: ResponseError, message: &str) -> Result<Answer, ControllerError> {
+        let error = Refusal::new(error, message);
         Ok(match self {
             Answer::Topics(t) => {
                 Answer::Topics(t.into_iter().map(|o| o.and(Err(error.clone()))).collect())
@@ -167,7 +167,9 @@ impl Answer {
             Answer::Outcomes(o) => {
                 Answer::Outcomes(o.into_iter().map(|o| o.and(Err(error.clone()))).collect())
             }
-            Answer::Done | Answer::ProducerIds { .. } => return Err(message.to_string()),
+            Answer::Done | Answer::ProducerIds { .. } => {
+                return Err(ControllerError::Storage(message.to_string()))
+            }
         })
     }
 }
@@ -317,8 +319,8 @@ impl Proposer<'_> {
         }
         if let Some((node, &after)) = counts.iter().find(|(_, &n)| n > max) {
             let before = now.get(node).copied().unwrap_or(0);
-            return Err((
-                ResponseError::InvalidPartitions.code(),
+            return Err(Refusal::new(
+                ResponseError::InvalidPartitions,
                 format!(
                     "node {node} holds {before} partitions and at most {max} (--max-partitions, by \
                      default what the open-files limit allows); {} more do not fit",
@@ -334,7 +336,7 @@ impl Proposer<'_> {
         spec: &TopicSpec,
         new_id: &mut dyn FnMut() -> [u8; 16],
     ) -> TopicOutcome {
-        let err = |e: ResponseError, m: String| Err((e.code(), m));
+        let err = |e: ResponseError, m: String| Err(Refusal::new(e, m));
         if let Err(m) = validate_topic_name(&spec.name) {
             return err(ResponseError::InvalidTopicException, m);
         }
@@ -413,12 +415,12 @@ impl Proposer<'_> {
 
     fn delete_topic(&mut self, name: &str) -> Outcome {
         if self.topic(name).is_none() {
-            let code = ResponseError::UnknownTopicOrPartition.code();
-            return Err((code, format!("topic '{name}' does not exist")));
+            let code = ResponseError::UnknownTopicOrPartition;
+            return Err(Refusal::new(code, format!("topic '{name}' does not exist")));
         }
         if name == OFFSETS_TOPIC {
-            let code = ResponseError::InvalidTopicException.code();
-            return Err((code, format!("'{name}' is internal and cannot be deleted")));
+            let code = ResponseError::InvalidTopicException;
+            return Err(Refusal::new(code, format!("'{name}' is internal and cannot be deleted")));
         }
         self.records.push(MetadataRecord::DeleteTopic { name: name.to_string() });
         Ok(())
@@ -427,19 +429,18 @@ impl Proposer<'_> {
     fn create_partitions(&mut self, spec: &PartitionsSpec) -> Outcome {
         let (name, count) = (spec.name.as_str(), spec.count);
         let Some(topic) = self.image.topics.get(name) else {
-            let code = ResponseError::UnknownTopicOrPartition.code();
-            return Err((code, format!("topic '{name}' does not exist")));
+            let code = ResponseError::UnknownTopicOrPartition;
+            return Err(Refusal::new(code, format!("topic '{name}' does not exist")));
         };
         if name == OFFSETS_TOPIC {
-            return Err((
-                ResponseError::InvalidRequest.code(),
+            return Err(Refusal::new(
+                ResponseError::InvalidRequest,
                 format!("'{name}' is internal: its partition count places the groups"),
             ));
         }
         let current = topic.partitions.len() as i32;
         if count <= current || count > TOPIC_PARTITIONS_MAX {
-            return Err((
-                ResponseError::InvalidPartitions.code(),
+            return Err(Refusal::new(ResponseError::InvalidPartitions,
                 format!(
                     "topic '{name}' has {current} partitions; the new count must be larger and at most {TOPIC_PARTITIONS_MAX}"
                 ),
@@ -453,8 +454,8 @@ impl Proposer<'_> {
         let new = match &spec.assignments {
             Some(lists) => {
                 if lists.len() != more {
-                    return Err((
-                        ResponseError::InvalidReplicaAssignment.code(),
+                    return Err(Refusal::new(
+                        ResponseError::InvalidReplicaAssignment,
                         format!(
                             "{more} new partitions of '{name}' but {} assignments",
                             lists.len()
@@ -481,15 +482,15 @@ impl Proposer<'_> {
 
     fn alter_configs(&mut self, name: &str, changes: &[ConfigChange]) -> Outcome {
         let Some(topic) = self.image.topics.get(name) else {
-            let code = ResponseError::UnknownTopicOrPartition.code();
-            return Err((code, format!("topic '{name}' does not exist")));
+            let code = ResponseError::UnknownTopicOrPartition;
+            return Err(Refusal::new(code, format!("topic '{name}' does not exist")));
         };
         if !self.seen.insert(name.to_string()) {
             return Err(appears_twice(name));
         }
         let configs = apply_config_changes(&topic.configs, changes)
-            .map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
-        log_config(&configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+            .map_err(|m| Refusal::new(ResponseError::InvalidConfig, m))?;
+        log_config(&configs).map_err(|m| Refusal::new(ResponseError::InvalidConfig, m))?;
         let mut altered = topic.clone();
         altered.configs = configs;
         if altered != *topic {
@@ -501,7 +502,7 @@ impl Proposer<'_> {
 
 /// The error for a topic named twice in one request.
 fn appears_twice(name: &str) -> Refusal {
-    (ResponseError::InvalidRequest.code(), format!("topic '{name}' appears twice"))
+    Refusal::new(ResponseError::InvalidRequest, format!("topic '{name}' appears twice"))
 }
 
 /// A topic's configs after `changes`, in order. List operations start

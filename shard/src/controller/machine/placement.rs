@@ -8,11 +8,9 @@ use std::collections::BTreeSet;
 
 use net::kafka_protocol::error::ResponseError;
 
-use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch};
+use crate::error::Refusal;
+use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch, ShardId};
 use crate::metadata::{MetadataImage, NodeMeta, PartitionMeta};
-
-/// A refusal: a Kafka error code and its message.
-pub type Refusal = (i16, String);
 
 /// The live brokers in the order leaders are dealt to them: shard 0 of
 /// every live node (by node id), then shard 1, and so on. Consecutive
@@ -22,14 +20,16 @@ pub fn leader_order(image: &MetadataImage) -> Vec<BrokerId> {
     let live: Vec<&NodeMeta> = image.live_nodes().collect();
     let shards_max = live.iter().map(|n| n.shards).max().unwrap_or(0);
     (0..shards_max)
-        .flat_map(|s| live.iter().filter(move |n| s < n.shards).map(move |n| BrokerId::of(n.id, s)))
+        .flat_map(|s| {
+            live.iter().filter(move |n| s < n.shards).map(move |n| BrokerId::of(n.id, ShardId(s)))
+        })
         .collect()
 }
 
 /// Checks a requested replication factor against the live nodes: replicas
 /// of one partition go to distinct nodes.
 pub fn check_replication_factor(image: &MetadataImage, factor: i16) -> Result<usize, Refusal> {
-    let err = |m: String| Err((ResponseError::InvalidReplicationFactor.code(), m));
+    let err = |m: String| Err(Refusal::new(ResponseError::InvalidReplicationFactor, m));
     if factor < 1 {
         return err(format!(
             "replication factor must be larger than 0, or -1 for the default; got {factor}"
@@ -65,8 +65,8 @@ pub fn place(
             let mut replicas = vec![leader];
             for k in 1..factor {
                 let node = live[(at + k) % live.len()];
-                let shard = (leader.shard() as usize + k) % node.shards as usize;
-                replicas.push(BrokerId::of(node.id, shard as u16));
+                let shard = (leader.shard().0 as usize + k) % node.shards as usize;
+                replicas.push(BrokerId::of(node.id, ShardId(shard as u16)));
             }
             new_partition(replicas, leader)
         })
@@ -96,7 +96,7 @@ pub fn assigned(
     assignments: &[Vec<i32>],
     factor: Option<usize>,
 ) -> Result<Vec<PartitionMeta>, Refusal> {
-    let err = |m: String| Err((ResponseError::InvalidReplicaAssignment.code(), m));
+    let err = |m: String| Err(Refusal::new(ResponseError::InvalidReplicaAssignment, m));
     let factor = factor.or_else(|| assignments.first().map(Vec::len));
     let mut out = Vec::with_capacity(assignments.len());
     for (i, ids) in assignments.iter().enumerate() {
@@ -118,7 +118,7 @@ pub fn assigned(
             }
             let b = BrokerId(id);
             let registered =
-                id >= 0 && image.nodes.get(&b.node()).is_some_and(|n| b.shard() < n.shards);
+                id >= 0 && image.nodes.get(&b.node()).is_some_and(|n| b.shard().0 < n.shards);
             if !registered {
                 return err(format!(
                     "the assignment of partition {p} names broker {id}, but no such broker is registered"

@@ -110,10 +110,10 @@ fn topics_are_placed_round_robin_and_checked_in_request_order() {
     let Answer::Topics(out) = run(&mut image, command, &mut ids()) else { panic!() };
     // One topic existed (offsets): "a" starts on shard 1, "b" on shard 0.
     assert_eq!(leaders(out[0].as_ref().unwrap()), vec![1, 0, 1]);
-    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::TopicAlreadyExists));
+    assert_eq!(out[1].as_ref().unwrap_err().code(), code(ResponseError::TopicAlreadyExists));
     assert_eq!(leaders(out[2].as_ref().unwrap()), vec![0, 1, 0], "default partition count");
-    assert_eq!(out[3].as_ref().unwrap_err().0, code(ResponseError::InvalidTopicException));
-    assert_eq!(out[4].as_ref().unwrap_err().0, code(ResponseError::InvalidPartitions));
+    assert_eq!(out[3].as_ref().unwrap_err().code(), code(ResponseError::InvalidTopicException));
+    assert_eq!(out[4].as_ref().unwrap_err().code(), code(ResponseError::InvalidPartitions));
     assert_eq!(image.topics.len(), 3);
 }
 
@@ -132,7 +132,7 @@ fn validate_only_and_refusals_write_nothing() {
     let p = propose(&image, &limits(), over, &mut ids());
     assert!(p.records.is_empty());
     assert!(
-        matches!(&p.answer, Answer::Topics(t) if t[0].as_ref().unwrap_err().0 == code(ResponseError::InvalidPartitions))
+        matches!(&p.answer, Answer::Topics(t) if t[0].as_ref().unwrap_err().code() == code(ResponseError::InvalidPartitions))
     );
     let more = Command::CreatePartitions { topics: vec![grow("a", 71)], validate_only: false };
     assert!(propose(&image, &limits(), more, &mut ids()).records.is_empty());
@@ -157,7 +157,7 @@ fn deletes_partitions_and_configs() {
         panic!()
     };
     assert!(out[0].is_ok());
-    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::InvalidRequest));
+    assert_eq!(out[1].as_ref().unwrap_err().code(), code(ResponseError::InvalidRequest));
     assert_eq!(leaders(&image.topics["a"]), vec![1, 0, 1, 0, 1]);
     let set = |v: &str| ConfigChange {
         name: "retention.ms".into(),
@@ -174,8 +174,12 @@ fn deletes_partitions_and_configs() {
     ) else {
         panic!()
     };
-    assert_eq!(out[0].as_ref().unwrap_err().0, code(ResponseError::InvalidConfig));
-    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::InvalidRequest), "named twice");
+    assert_eq!(out[0].as_ref().unwrap_err().code(), code(ResponseError::InvalidConfig));
+    assert_eq!(
+        out[1].as_ref().unwrap_err().code(),
+        code(ResponseError::InvalidRequest),
+        "named twice"
+    );
     assert!(image.topics["a"].configs.is_empty());
     let Answer::Outcomes(out) = run(
         &mut image,
@@ -187,18 +191,21 @@ fn deletes_partitions_and_configs() {
         panic!()
     };
     assert!(out[0].is_ok());
-    assert_eq!(out[1].as_ref().unwrap_err().0, code(ResponseError::UnknownTopicOrPartition));
-    assert_eq!(out[2].as_ref().unwrap_err().0, code(ResponseError::InvalidTopicException));
-    assert_eq!(out[3].as_ref().unwrap_err().0, code(ResponseError::UnknownTopicOrPartition));
+    assert_eq!(out[1].as_ref().unwrap_err().code(), code(ResponseError::UnknownTopicOrPartition));
+    assert_eq!(out[2].as_ref().unwrap_err().code(), code(ResponseError::InvalidTopicException));
+    assert_eq!(out[3].as_ref().unwrap_err().code(), code(ResponseError::UnknownTopicOrPartition));
     assert!(!image.topics.contains_key("a"));
 }
 
 #[test]
 fn a_failed_commit_turns_every_acceptance_into_the_error() {
-    let answer = Answer::Outcomes(vec![Ok(()), Err((3, "no".into()))]);
-    let failed = answer.failed(56, "disk").unwrap();
-    assert_eq!(failed, Answer::Outcomes(vec![Err((56, "disk".into())), Err((3, "no".into()))]));
-    assert!(Answer::ProducerIds { start: 0, end: 1 }.failed(56, "disk").is_err());
+    let no = Refusal::new(ResponseError::InvalidRequest, "no");
+    let disk = Refusal::new(ResponseError::KafkaStorageError, "disk");
+    let answer = Answer::Outcomes(vec![Ok(()), Err(no.clone())]);
+    let failed = answer.failed(ResponseError::KafkaStorageError, "disk").unwrap();
+    assert_eq!(failed, Answer::Outcomes(vec![Err(disk), Err(no)]));
+    let ids = Answer::ProducerIds { start: 0, end: 1 };
+    assert!(ids.failed(ResponseError::KafkaStorageError, "disk").is_err());
 }
 
 #[test]
@@ -236,7 +243,7 @@ fn replicas_go_to_distinct_nodes_and_leaders_to_every_shard() {
     );
     let Answer::Topics(out) = p.answer else { panic!() };
     for o in out {
-        assert_eq!(o.unwrap_err().0, code(ResponseError::InvalidReplicationFactor));
+        assert_eq!(o.unwrap_err().code(), code(ResponseError::InvalidReplicationFactor));
     }
     // New partitions keep the replication factor and continue the order.
     run(
@@ -277,9 +284,9 @@ fn assignments_by_hand_are_honoured_or_refused_with_the_reason() {
     assert_eq!(leaders(ok), vec![1001, 2000]);
     let refused = code(ResponseError::InvalidReplicaAssignment);
     for o in &out[1..6] {
-        assert_eq!(o.as_ref().unwrap_err().0, refused, "{o:?}");
+        assert_eq!(o.as_ref().unwrap_err().code(), refused, "{o:?}");
     }
-    assert_eq!(out[6].as_ref().unwrap_err().0, code(ResponseError::InvalidRequest));
+    assert_eq!(out[6].as_ref().unwrap_err().code(), code(ResponseError::InvalidRequest));
     // CreatePartitions: as many lists as new partitions, the topic's factor.
     let more = |lists: Vec<Vec<i32>>| Command::CreatePartitions {
         topics: vec![PartitionsSpec { name: "ok".into(), count: 3, assignments: Some(lists) }],
@@ -287,7 +294,7 @@ fn assignments_by_hand_are_honoured_or_refused_with_the_reason() {
     };
     for bad in [vec![vec![1000]], vec![vec![1000, 2000], vec![1001, 2000]]] {
         let Answer::Outcomes(out) = run(&mut image, more(bad), &mut ids()) else { panic!() };
-        assert_eq!(out[0].as_ref().unwrap_err().0, refused);
+        assert_eq!(out[0].as_ref().unwrap_err().code(), refused);
     }
     run(&mut image, more(vec![vec![2000, 1000]]), &mut ids());
     assert_eq!(leaders(&image.topics["ok"]), vec![1001, 2000, 2000]);
@@ -303,7 +310,7 @@ fn assignments_by_hand_are_honoured_or_refused_with_the_reason() {
     ) else {
         panic!()
     };
-    assert_eq!(out[0].as_ref().unwrap_err().0, refused);
+    assert_eq!(out[0].as_ref().unwrap_err().code(), refused);
 }
 
 #[test]

@@ -1,0 +1,41 @@
+//! The coordinator's writes of group metadata: the records of groups that
+//! became stable or empty, so that a group's generation and members
+//! survive a restart. Runs on the shard, through its partition manager;
+//! committed offsets are written by the OffsetCommit handler instead (its
+//! answer waits for them).
+
+use std::collections::BTreeMap;
+
+use engine::SystemClock;
+use log::warn;
+
+use super::records::{group_key, group_value, partition_for};
+use super::{Coordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
+use crate::partitions::Partitions;
+
+impl Coordinator {
+    /// Writes the records of groups changed since the last call, and waits
+    /// until they are durable. Errors are logged: members then rejoin
+    /// after a restart, as after a coordinator move.
+    pub async fn persist(&self, partitions: &Partitions) {
+        // Per partition: the (key, value) of each record.
+        type Records = Vec<(Vec<u8>, Vec<u8>)>;
+        let mut by_partition: BTreeMap<i32, Records> = BTreeMap::new();
+        for (group, record) in self.take_dirty() {
+            let p = partition_for(&group, OFFSETS_TOPIC_PARTITIONS);
+            by_partition.entry(p).or_default().push((group_key(&group), group_value(&record)));
+        }
+        for (p, records) in by_partition {
+            let Some(log) = partitions.log(OFFSETS_TOPIC, p) else { continue };
+            let kv: Vec<_> = records.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
+            let batch = engine::batch::build(&kv, engine::Clock::now_ms(&SystemClock));
+            let outcome = match log.append(bytes::BytesMut::from(&batch[..]), 0).await {
+                Ok(info) => log.wait_acked(info.end_offset).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                warn!("writing group metadata to {OFFSETS_TOPIC}-{p}: {e}");
+            }
+        }
+    }
+}
