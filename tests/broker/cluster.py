@@ -13,12 +13,16 @@ import subprocess
 
 
 class Node:
-    def __init__(self, node_id, data_dir, shards, quorum, extra_args=()):
+    def __init__(self, node_id, data_dir, shards, quorum, extra_args=(), host="127.0.0.1", netns=None):
+        """`netns`: the network namespace the node runs in (its `host` is
+        an address there)."""
         self.node_id = node_id
         self.data_dir = str(data_dir)
         self.shards = shards
         self.quorum = quorum
         self.extra_args = list(extra_args)
+        self.host = host
+        self.netns = netns
         self.port = free_port_range(shards)
         self.proc = None
         self.lines = []
@@ -26,15 +30,18 @@ class Node:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def brokers(self):
         return [self.node_id * 1000 + s for s in range(self.shards)]
 
     def spawn(self):
         args = [BINARY, "serve", "--node-id", str(self.node_id), "--controller-quorum", self.quorum,
-                "--data-dir", self.data_dir, "--port", str(self.port), "--shards", str(self.shards),
-                "--metrics-port", "0"] + self.extra_args
+                "--data-dir", self.data_dir, "--host", self.host, "--port", str(self.port),
+                "--shards", str(self.shards), "--metrics-port", "0"] + self.extra_args
+        if self.netns:
+            # `ip netns exec` execs the node: signals reach it directly.
+            args = ["ip", "netns", "exec", self.netns] + args
         self.ready = threading.Event()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         proc, ready, lines = self.proc, self.ready, self.lines
@@ -79,13 +86,20 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, base_dir, nodes=3, shards=1, voters=None):
+    def __init__(self, base_dir, nodes=3, shards=1, voters=None, hosts=None, netns=None,
+                 extra_args=()):
         """`nodes` nodes with ids 1..nodes; the first `voters` (all by
-        default) run controllers."""
+        default) run controllers. `hosts` and `netns` map a node id to its
+        address and network namespace (127.0.0.1 and the test's own by
+        default)."""
         voters = nodes if voters is None else voters
+        hosts = hosts or {}
+        netns = netns or {}
+        host = lambda n: hosts.get(n, "127.0.0.1")
         self.controller_ports = {n: free_port_range(1) for n in range(1, voters + 1)}
-        self.quorum = ",".join(f"{n}@127.0.0.1:{p}" for n, p in self.controller_ports.items())
-        self.nodes = {n: Node(n, os.path.join(base_dir, f"node{n}"), shards, self.quorum)
+        self.quorum = ",".join(f"{n}@{host(n)}:{p}" for n, p in self.controller_ports.items())
+        self.nodes = {n: Node(n, os.path.join(base_dir, f"node{n}"), shards, self.quorum,
+                              extra_args, host=host(n), netns=netns.get(n))
                       for n in range(1, nodes + 1)}
 
     def start(self):

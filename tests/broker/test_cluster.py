@@ -217,3 +217,40 @@ def test_a_killed_broker_node_is_fenced_and_registers_again(make_cluster):
     p.produce(name, b"back")
     assert p.flush(TIMEOUT_S) == 0
     assert set(c.stop().values()) == {0}, c.log()
+
+
+def test_a_voter_far_behind_catches_up_from_the_leaders_snapshot(make_cluster):
+    # Snapshots every 10 entries: 40 commands while a voter is down leave
+    # the leader's log starting past everything the voter has.
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    c = make_cluster(nodes=3, shards=1, extra_args=["--metadata-snapshot-entries", "10"]).start()
+    victim = next(n for n in c.nodes if n != controller_node(c))
+    c.nodes[victim].kill()
+    survivors = c.bootstraps()
+    names = [f"snap-{i}" for i in range(4)]
+    assert create(survivors, [NewTopic(n, 1, 1) for n in names]) == {n: None for n in names}
+    admin = AdminClient({"bootstrap.servers": survivors})
+    for i in range(40):
+        entry = ConfigEntry("retention.ms", str(60_000 + i), incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource("topic", names[i % 4], incremental_configs=[entry])
+        admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+    ids = topic_ids(survivors, names)
+    c.nodes[victim].start()
+    wait_until(lambda: set(names) <= set(metadata(c.nodes[victim].bootstrap)[2]), TIMEOUT_S,
+               f"node {victim} catching up")
+    assert topic_ids(c.nodes[victim].bootstrap, names) == ids
+    described = AdminClient({"bootstrap.servers": c.nodes[victim].bootstrap})
+    resources = [ConfigResource("topic", n) for n in names]
+    for r, f in described.describe_configs(resources).items():
+        last = 60_000 + 36 + names.index(r.name)
+        assert f.result(TIMEOUT_S)["retention.ms"].value == str(last), r
+    # The node's metadata comes from the active controller directly; its
+    # voter's Raft log catches up beside it.
+    wait_until(lambda: f"controller {victim}: installed the leader's snapshot" in c.nodes[victim].log(),
+               TIMEOUT_S, f"voter {victim} installing the leader's snapshot")
+    # The victim now votes with the others: with another node stopped, the
+    # quorum still commits.
+    other = next(n for n in c.nodes if n not in (victim, controller_node(c)))
+    c.nodes[other].stop()
+    assert create(c.bootstraps(), [NewTopic("after-snapshot", 1, 1)]) == {"after-snapshot": None}
+    assert set(c.stop().values()) == {0}, c.log()
