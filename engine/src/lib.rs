@@ -29,6 +29,7 @@ pub mod clock;
 pub mod compression;
 pub mod config;
 pub mod disk;
+pub mod epochs;
 pub mod error;
 pub mod flush;
 pub mod index;

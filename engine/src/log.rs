@@ -11,8 +11,13 @@
 //! - `log_end_offset`: next offset to assign.
 //! - `written_end`: everything below is written to the file.
 //! - `acked_end`: everything below is acknowledged: fdatasynced under
-//!   [`Flush::Fsync`], written under [`Flush::Interval`]. Reads never go past
-//!   it, so no consumer sees a record that a crash could take back.
+//!   [`Flush::Fsync`], written under [`Flush::Interval`] (the local durable
+//!   end). Reads never go past it, so no consumer sees a record that a
+//!   crash could take back.
+//! - `high_watermark`: what consumers may read. It is `acked_end` for a
+//!   log of one replica; a replicated log's moves only when told (by its
+//!   leader's view of the ISR, see `log/replica.rs`), never past
+//!   `acked_end`.
 //!
 //! Directory layout (`<dir>` is `<topic>-<partition>`):
 //! `<base:020>.log`, `.index`, `.timeindex` per segment (see [`crate::segment`]),
@@ -22,7 +27,10 @@
 //! full scan of the active segment. `<offset:020>.producers` is a snapshot of
 //! the idempotent producers' state ([`crate::producers`]) as of that offset,
 //! written by `close`; `open` loads the newest undamaged one at or below the
-//! log end and replays the batches after it.
+//! log end and replays the batches after it. `leader-epoch-checkpoint`
+//! holds where each leader epoch starts ([`crate::epochs`]), exact up to
+//! the log end it was written at (by `close` and after a truncation);
+//! `open` completes it from the batches after that, in the same replay.
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -36,6 +44,7 @@ use crate::batch::{stamp, validate_one, BatchError, BatchHeader, HEADER_BYTES};
 use crate::clock::Clock;
 use crate::config::{Flush, LogConfig};
 use crate::disk::{Disk, DiskFile};
+use crate::epochs::{LeaderEpochCache, CHECKPOINT_FILE};
 use crate::error::{AppendError, IoContext, LogError, StorageFailure};
 use crate::flush::{FlushShared, Flusher};
 use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES};
@@ -51,6 +60,8 @@ use crate::validate::validate_for_append;
 
 mod close;
 mod compact;
+mod epochs;
+mod replica;
 pub use compact::{
     CompactionReport, Pacer, RatePacer, Unpaced, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES,
 };
@@ -158,6 +169,8 @@ pub(crate) struct State<D: Disk> {
     writing: bool,
     /// Idempotent producers' sequences, up to `log_end`.
     producers: ProducerStates,
+    /// Where each leader epoch starts, up to `log_end`.
+    epochs: LeaderEpochCache,
 }
 
 pub(crate) struct LogInner<D: Disk> {
@@ -174,7 +187,12 @@ pub(crate) struct LogInner<D: Disk> {
     /// retention, shutdown.
     maintenance_lock: Mutex<()>,
     acked_end: Cell<Offset>,
+    /// Notified when `acked_end` or `high_watermark` moves (or the log fails).
     acked: Notify,
+    high_watermark: Cell<Offset>,
+    /// The high watermark is set from outside (`set_high_watermark`)
+    /// rather than following `acked_end`.
+    replicated: Cell<bool>,
     recovery: RecoveryReport,
     /// Compaction has covered the closed segments below this offset.
     compacted_to: Cell<Offset>,
@@ -316,6 +334,7 @@ impl<D: Disk> PartitionLog<D> {
             registered: false,
             writing: false,
             producers: ProducerStates::default(),
+            epochs: LeaderEpochCache::default(),
         };
         let inner = LogInner {
             disk,
@@ -328,6 +347,8 @@ impl<D: Disk> PartitionLog<D> {
             maintenance_lock: Mutex::new(()),
             acked_end: Cell::new(log_end),
             acked: Notify::default(),
+            high_watermark: Cell::new(log_end),
+            replicated: Cell::new(false),
             recovery: report,
             compacted_to: Cell::new(0),
             cache_reads: Cell::new(0),
@@ -340,7 +361,8 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Rebuilds the producers' state: the newest snapshot at or below the
     /// log end (newer ones describe data a crash took back, and go), then
-    /// every batch after it.
+    /// every batch after it; and the leader epochs, likewise from their
+    /// checkpoint.
     async fn load_producers(&self) -> Result<(), LogError> {
         let inner = &*self.inner;
         let log_end = self.log_end_offset();
@@ -371,12 +393,29 @@ impl<D: Disk> PartitionLog<D> {
                 break;
             }
         }
-        self.replay(from, |h, _| {
-            state.apply(h);
+        // The leader epochs: the checkpoint's entries below the log end,
+        // then the batches after what it covered (all of them without one).
+        let log_start = self.log_start_offset();
+        let path = inner.dir.join(CHECKPOINT_FILE);
+        let checkpoint = read_optional(&inner.disk, &path).await?;
+        let (mut epochs, covered) =
+            checkpoint.as_deref().and_then(LeaderEpochCache::decode).unwrap_or_default();
+        epochs.truncate_from_end(log_end);
+        epochs.truncate_from_start(log_start);
+        let epochs_from = covered.clamp(log_start, log_end);
+        self.replay(from.min(epochs_from), |h, _| {
+            if h.base_offset >= from {
+                state.apply(h);
+            }
+            if h.last_offset() >= epochs_from {
+                epochs.assign(h.leader_epoch, h.base_offset.max(log_start));
+            }
             Ok(())
         })
         .await?;
-        inner.state.borrow_mut().producers = state;
+        let mut st = inner.state.borrow_mut();
+        st.producers = state;
+        st.epochs = epochs;
         Ok(())
     }
 
@@ -639,9 +678,7 @@ impl<D: Disk> PartitionLog<D> {
 
         // From here to the end nothing awaits: offsets are assigned, the
         // bytes stamped, copied to the tail and cached in one step.
-        let inner = &*self.inner;
-        let interval = inner.config.borrow().index_interval_bytes;
-        let mut st = inner.state.borrow_mut();
+        let mut st = self.inner.state.borrow_mut();
         let st = &mut *st;
         // Idempotent producers: a retried batch gets its original offsets.
         match st.producers.check(&headers) {
@@ -656,16 +693,34 @@ impl<D: Disk> PartitionLog<D> {
             Ok(Check::Append) => {}
         }
         let base_offset = st.log_end;
-        let (&segment_base, segment) = st.segments.iter_mut().next_back().expect("active segment");
         let mut offset = base_offset;
         let mut at = 0;
+        let mut stamped = Vec::with_capacity(headers.len());
         for h in &headers {
             stamp(&mut batches[at..at + h.size], offset, leader_epoch);
-            let stamped = BatchHeader { base_offset: offset, leader_epoch, ..*h };
-            segment.note_batch(&stamped, segment.size, interval);
-            st.producers.apply(&stamped);
-            offset = stamped.last_offset() + 1;
+            let h = BatchHeader { base_offset: offset, leader_epoch, ..*h };
+            offset = h.last_offset() + 1;
             at += h.size;
+            stamped.push(h);
+        }
+        self.place(st, batches, &stamped);
+        Ok(AppendInfo { base_offset, last_offset: offset - 1, end_offset: offset })
+    }
+
+    /// Puts batches whose headers are final (offsets and epochs stamped,
+    /// the first at or past the log end) at the end of the log: the
+    /// segment's indexes, the producers' state, the leader epochs, the tail
+    /// buffer (handed to the flusher) and the cache. Nothing awaits; the
+    /// caller holds the append lock and made room in the active segment.
+    fn place(&self, st: &mut State<D>, batches: BytesMut, headers: &[BatchHeader]) {
+        let inner = &*self.inner;
+        let interval = inner.config.borrow().index_interval_bytes;
+        let total = batches.len();
+        let (&segment_base, segment) = st.segments.iter_mut().next_back().expect("active segment");
+        for h in headers {
+            segment.note_batch(h, segment.size, interval);
+            st.producers.apply(h);
+            st.epochs.assign(h.leader_epoch, h.base_offset);
         }
         let start_position = st.tail.end();
         let mut sealed = Vec::new();
@@ -677,25 +732,21 @@ impl<D: Disk> PartitionLog<D> {
 
         let bytes = batches.freeze();
         let mut at = 0;
-        let mut batch_offset = base_offset;
-        for h in &headers {
-            let last_offset = batch_offset + h.last_offset_delta as i64;
+        for h in headers {
             st.cache.push_back(CachedBatch {
-                base_offset: batch_offset,
-                last_offset,
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
                 max_timestamp: h.max_timestamp,
                 segment_base,
                 position: start_position + at as u64,
                 bytes: bytes.slice(at..at + h.size),
             });
             at += h.size;
-            batch_offset = last_offset + 1;
         }
         st.cache_bytes += total;
-        st.log_end = offset;
+        st.log_end = headers.last().map_or(st.log_end, |h| h.last_offset() + 1);
         st.unwritten_bytes += total;
         inner.flush.note_appended(&self.inner, st, total);
-        Ok(AppendInfo { base_offset, last_offset: offset - 1, end_offset: offset })
     }
 
     fn check_writable(&self) -> Result<(), AppendError> {
@@ -824,9 +875,20 @@ impl<D: Disk> PartitionLog<D> {
     /// Waits until everything below `end_offset` is acknowledged, or the log
     /// fails first.
     pub async fn wait_acked(&self, end_offset: Offset) -> Result<(), AppendError> {
+        self.wait_mark(end_offset, |inner| inner.acked_end.get()).await
+    }
+
+    /// Waits until `mark` (the acknowledged end, the high watermark)
+    /// reaches `end_offset`, or the log fails, or a truncation takes the
+    /// offsets away (never to be acknowledged).
+    async fn wait_mark(
+        &self,
+        end_offset: Offset,
+        mark: impl Fn(&LogInner<D>) -> Offset,
+    ) -> Result<(), AppendError> {
         loop {
             let notified = self.inner.acked.notified();
-            if self.inner.acked_end.get() >= end_offset {
+            if mark(&self.inner) >= end_offset {
                 return Ok(());
             }
             {
@@ -835,21 +897,8 @@ impl<D: Disk> PartitionLog<D> {
                     return Err(AppendError::Storage(f.clone()));
                 }
                 if st.log_end < end_offset {
-                    // Truncated away (replication), never to be acknowledged.
                     return Err(AppendError::Closed);
                 }
-            }
-            notified.await;
-        }
-    }
-
-    /// Waits until the acknowledged end moves past `offset` (long poll), the
-    /// log fails, or it is truncated.
-    pub async fn wait_acked_past(&self, offset: Offset) {
-        loop {
-            let notified = self.inner.acked.notified();
-            if self.inner.acked_end.get() > offset || self.inner.state.borrow().failed.is_some() {
-                return;
             }
             notified.await;
         }
@@ -1242,11 +1291,17 @@ impl<D: Disk> PartitionLog<D> {
             st.log_end = new_end;
             st.written_end = st.written_end.min(new_end);
             self.inner.acked_end.set(self.inner.acked_end.get().min(new_end));
+            self.inner.high_watermark.set(self.inner.high_watermark.get().min(new_end));
         }
         drop(_maintenance);
         self.inner.acked.notify();
-        // The producers' state described batches that are gone.
+        // The producers' state and the leader epochs described batches
+        // that are gone. The new checkpoint is made durable before any
+        // append: an older one could name epochs the new batches do not have.
         self.load_producers().await?;
+        self.write_epoch_checkpoint().await?;
+        let dir = &self.inner.dir;
+        self.inner.disk.sync_filesystem(dir).await.ctx(|| format!("syncing {}", dir.display()))?;
         Ok(new_end)
     }
 
@@ -1329,6 +1384,9 @@ impl<D: Disk> PartitionLog<D> {
                 let b = st.cache.pop_front().expect("checked");
                 st.cache_bytes -= b.bytes.len();
             }
+            // The checkpoint keeps the older entries until the next close;
+            // opening trims them the same way.
+            st.epochs.truncate_from_start(start);
             deleted
         };
         for &b in &deleted {
@@ -1433,6 +1491,9 @@ impl<D: Disk> LogInner<D> {
         let end = end_offset.min(st.log_end);
         if end > self.acked_end.get() {
             self.acked_end.set(end);
+            if !self.replicated.get() {
+                self.high_watermark.set(end);
+            }
         }
         // Batches below the acknowledged end are on disk for good; the cache
         // keeps only the most recent ones.

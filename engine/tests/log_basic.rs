@@ -311,12 +311,6 @@ fn offsets_by_timestamp_are_per_record_in_uncompressed_batches() {
 }
 
 /// An idempotent producer's batch: `records` records from sequence `seq`.
-fn producer_batch(tag: u64, records: usize, pid: i64, epoch: i16, seq: i32) -> bytes::BytesMut {
-    let mut b = batch(tag, records, 10);
-    engine::batch::set_producer(&mut b, pid, epoch, seq);
-    b
-}
-
 #[test]
 fn idempotent_producers_are_deduplicated_across_clean_and_unclean_restarts() {
     use engine::producers::SequenceError;

@@ -30,6 +30,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The range ApiVersions reports for `api`: the served range, except for
@@ -93,6 +94,7 @@ mod tests {
         within::<ListGroupsRequest>(ApiKey::ListGroups);
         within::<DeleteGroupsRequest>(ApiKey::DeleteGroups);
         within::<InitProducerIdRequest>(ApiKey::InitProducerId);
+        within::<OffsetForLeaderEpochRequest>(ApiKey::OffsetForLeaderEpoch);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
         assert!(!supports(ApiKey::AddPartitionsToTxn, 0));
         assert_eq!(advertised(ApiKey::Produce, 3, 9), (0, 9));

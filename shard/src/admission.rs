@@ -175,12 +175,14 @@ impl Connections {
 
     pub fn closed(&self, ip: Option<IpAddr>) {
         self.open.set(self.open.get() - 1);
+        let Some(ip) = ip else { return };
         let mut by_ip = self.by_ip.borrow_mut();
-        if let Some(n) = ip.and_then(|ip| by_ip.get_mut(&ip)) {
+        let left = by_ip.get_mut(&ip).map(|n| {
             *n -= 1;
-            if *n == 0 {
-                by_ip.retain(|_, n| *n > 0);
-            }
+            *n
+        });
+        if left == Some(0) {
+            by_ip.remove(&ip);
         }
     }
 

@@ -326,7 +326,7 @@ async fn shard_main(
         while !ticking.stopping() {
             glommio::timer::sleep(crate::groups::TICK).await;
             ticking.groups.tick();
-            ticking.groups.persist(&ticking.partitions).await;
+            ticking.groups.persist(&ticking.partitions, &ticking.metadata.image()).await;
         }
     })
     .detach();

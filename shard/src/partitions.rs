@@ -31,6 +31,18 @@ pub const LOGS_CLOSED_AT_ONCE: usize = 64;
 pub struct Partition<D: Disk = DmaDisk> {
     pub id: PartitionId,
     pub topic: Rc<str>,
+    /// The topic's id: a topic deleted and created again under its name
+    /// is another topic, whose partitions start empty.
+    pub topic_id: [u8; 16],
+    pub index: i32,
+    pub log: PartitionLog<D>,
+}
+
+/// A log opened for a partition the shard now leads, not yet served:
+/// [`Partitions::serve`] publishes it.
+pub struct Opened<D: Disk = DmaDisk> {
+    pub topic: String,
+    pub topic_id: [u8; 16],
     pub index: i32,
     pub log: PartitionLog<D>,
 }
@@ -40,6 +52,7 @@ impl<D: Disk> Clone for Partition<D> {
         Partition {
             id: self.id,
             topic: self.topic.clone(),
+            topic_id: self.topic_id,
             index: self.index,
             log: self.log.clone(),
         }
@@ -158,19 +171,20 @@ impl<D: Disk> Partitions<D> {
     }
 
     /// Opens the logs of the partitions `me` leads in `image` that are not
-    /// open yet; returns them. A log that cannot be opened is logged and
-    /// left closed (its requests get `NOT_LEADER_OR_FOLLOWER`).
-    pub async fn open_led(&self, image: &MetadataImage, me: BrokerId) -> Vec<Partition<D>> {
+    /// open yet, and returns them unserved (their state may need loading
+    /// first; [`Self::serve`] publishes each). A log that cannot be opened
+    /// is logged and left closed (its requests get `NOT_LEADER_OR_FOLLOWER`).
+    pub async fn open_led(&self, image: &MetadataImage, me: BrokerId) -> Vec<Opened<D>> {
         let mut to_open = Vec::new();
         for t in image.topics.values() {
             for (p, partition) in t.partitions.iter().enumerate() {
                 if partition.leader == Some(me) && self.id(&t.name, p as i32).is_none() {
-                    to_open.push((t.name.as_str(), p as i32, &t.configs));
+                    to_open.push((t.name.as_str(), t.id, p as i32, &t.configs));
                 }
             }
         }
         let mut opened = Vec::new();
-        for (topic, index, configs) in to_open {
+        for (topic, topic_id, index, configs) in to_open {
             let dir = self.data_dir.join(format!("{topic}-{index}"));
             let config = log_config(configs).unwrap_or_else(|e| {
                 warn!(
@@ -189,7 +203,7 @@ impl<D: Disk> Partitions<D> {
                             self.shard, report.notes
                         );
                     }
-                    opened.push(self.insert(topic, index, log));
+                    opened.push(Opened { topic: topic.to_string(), topic_id, index, log });
                 }
                 Err(e) => warn!("shard {}: cannot open {topic}-{index}: {e}", self.shard),
             }
@@ -197,7 +211,10 @@ impl<D: Disk> Partitions<D> {
         opened
     }
 
-    fn insert(&self, topic: &str, index: i32, log: PartitionLog<D>) -> Partition<D> {
+    /// Serves an opened partition: requests find it from now on.
+    pub fn serve(&self, opened: Opened<D>) -> Partition<D> {
+        let Opened { topic, topic_id, index, log } = opened;
+        let topic = topic.as_str();
         let id = PartitionId(self.next_id.get());
         self.next_id.set(id.0 + 1);
         let mut by_name = self.by_name.borrow_mut();
@@ -206,27 +223,34 @@ impl<D: Disk> Partitions<D> {
             None => Rc::from(topic),
         };
         by_name.entry(topic.clone()).or_default().insert(index, id);
-        let partition = Partition { id, topic, index, log };
+        let partition = Partition { id, topic, topic_id, index, log };
         self.open.borrow_mut().insert(id, partition.clone());
         partition
     }
 
-    /// Takes the partitions of topics `image` no longer has out of the
-    /// manager: new requests for them get `UNKNOWN_TOPIC_OR_PARTITION`.
-    /// [`Self::delete`] then removes their data.
+    /// Takes the partitions of topics `image` no longer has (or has under
+    /// another id: deleted and created again) out of the manager: new
+    /// requests for them get `UNKNOWN_TOPIC_OR_PARTITION`. [`Self::delete`]
+    /// then removes their data.
     pub fn detach_deleted(&self, image: &MetadataImage) -> Vec<Partition<D>> {
-        let gone: Vec<Rc<str>> = self
-            .by_name
+        let gone: Vec<PartitionId> = self
+            .open
             .borrow()
-            .keys()
-            .filter(|t| !image.topics.contains_key(&***t))
-            .cloned()
+            .values()
+            .filter(|p| image.topics.get(&*p.topic).is_none_or(|t| t.id != p.topic_id))
+            .map(|p| p.id)
             .collect();
         let mut detached = Vec::new();
-        for topic in gone {
-            let Some(ids) = self.by_name.borrow_mut().remove(&topic) else { continue };
-            let mut open = self.open.borrow_mut();
-            detached.extend(ids.values().filter_map(|id| open.remove(id)));
+        for id in gone {
+            let Some(p) = self.open.borrow_mut().remove(&id) else { continue };
+            let mut by_name = self.by_name.borrow_mut();
+            if let Some(ids) = by_name.get_mut(&p.topic) {
+                ids.remove(&p.index);
+                if ids.is_empty() {
+                    by_name.remove(&p.topic);
+                }
+            }
+            detached.push(p);
         }
         detached
     }
@@ -351,18 +375,20 @@ mod tests {
     use crate::ids::NodeId;
     use crate::metadata::{MetadataRecord, PartitionMeta, TopicMeta};
 
-    fn topic(name: &str, leaders: &[BrokerId]) -> MetadataRecord {
+    fn topic(name: &str, id: u8, leaders: &[BrokerId]) -> MetadataRecord {
         MetadataRecord::Topic(TopicMeta {
             name: name.into(),
-            id: [name.len() as u8; 16],
+            id: [id; 16],
             partitions: leaders.iter().map(|&b| PartitionMeta::single(b)).collect(),
             configs: BTreeMap::new(),
         })
     }
 
-    /// The partitions a shard leads open under interned ids, are found by
-    /// name without allocating, and leave (ids never reused) when their
-    /// topic is deleted; the node's own logs are closed with the rest.
+    /// The partitions a shard leads open under interned ids, are served
+    /// once published, are found by name without allocating, and leave (ids
+    /// never reused) when their topic is deleted, also when a topic of the
+    /// same name replaces it in one image; the node's own logs are closed
+    /// with the rest.
     #[test]
     fn led_partitions_open_interned_and_go_with_their_topic() {
         let disk = Rc::new(MemDisk::new());
@@ -372,29 +398,40 @@ mod tests {
         let partitions = Partitions::new(ShardId(0), "/data".into(), disk.clone(), flusher.clone());
         run_with_flusher(&flusher, async {
             let image = MetadataImage::default()
-                .applied(&[topic("a", &[me, other, me]), topic("b", &[other])]);
+                .applied(&[topic("a", 1, &[me, other, me]), topic("b", 2, &[other])]);
             let opened = partitions.open_led(&image, me).await;
-            let mut names: Vec<_> = opened.iter().map(|p| (p.topic.to_string(), p.index)).collect();
+            let mut names: Vec<_> = opened.iter().map(|p| (p.topic.clone(), p.index)).collect();
             names.sort();
             assert_eq!(names, [("a".to_string(), 0), ("a".to_string(), 2)]);
+            assert!(partitions.is_empty(), "not served before it is published");
+            for o in opened {
+                partitions.serve(o);
+            }
             assert_eq!(partitions.len(), 2);
             assert!(partitions.log("a", 1).is_none(), "led by another shard");
             assert!(partitions.log("b", 0).is_none());
             let a0 = partitions.id("a", 0).unwrap();
             assert_eq!(partitions.get(a0).unwrap().index, 0);
             assert!(partitions.open_led(&image, me).await.is_empty(), "already open");
+            let log = partitions.log("a", 0).unwrap();
+            let batch = engine::testkit::make_batch(1, 3, 10, 0);
+            let info = log.append(bytes::BytesMut::from(&batch[..]), 0).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
 
             let system = partitions.open_system_log("own-0", LogConfig::default()).await.unwrap();
-            let image = image.applied(&[MetadataRecord::DeleteTopic { name: "a".into() }]);
+            let image = image
+                .applied(&[MetadataRecord::DeleteTopic { name: "a".into() }, topic("a", 3, &[me])]);
             let gone = partitions.detach_deleted(&image);
-            assert_eq!(gone.len(), 2);
+            assert_eq!(gone.len(), 2, "a topic of the same name is another topic");
             assert!(partitions.is_empty() && partitions.id("a", 0).is_none());
             partitions.delete(gone).await;
-            assert!(!disk.exists(Path::new("/data/a-0")).await.unwrap());
+            assert!(!disk.exists(Path::new("/data/a-2")).await.unwrap());
 
-            let image = image.applied(&[topic("a", &[me])]);
             let again = partitions.open_led(&image, me).await;
-            assert!(again[0].id > a0, "ids are not reused");
+            assert_eq!(again.len(), 1);
+            let again = partitions.serve(again.into_iter().next().unwrap());
+            assert!(again.id > a0, "ids are not reused");
+            assert_eq!(again.log.log_end_offset(), 0, "the new topic starts empty");
             partitions.close_all().await;
             assert!(partitions.is_empty());
             assert!(system.append(bytes::BytesMut::new(), 0).await.is_err(), "closed");

@@ -105,9 +105,10 @@ impl Shard {
     }
 
     /// Installs a new image: logs of topics whose configs changed take the
-    /// new ones, partitions this shard now leads open (and their groups
-    /// load), partitions of deleted topics are closed and their data
-    /// removed.
+    /// new ones; partitions of deleted topics (or of a topic replaced by
+    /// another of its name) leave the shard and their data is removed;
+    /// partitions this shard now leads open, and are served once their
+    /// groups are loaded.
     pub async fn apply_image(&self, image: Arc<MetadataImage>, controller: Option<NodeId>) {
         self.metadata.set_controller(controller);
         if self.stopping.get() {
@@ -115,22 +116,24 @@ impl Shard {
             return;
         }
         self.partitions.reconfigure(&self.metadata.image(), &image);
-        for p in self.partitions.open_led(&image, self.broker()).await {
-            // Groups are served only once their offsets are loaded
-            // (COORDINATOR_LOAD_IN_PROGRESS until then).
-            if *p.topic == *OFFSETS_TOPIC {
-                if let Err(e) = self.groups.load(p.index, &p.log).await {
-                    warn!("shard {}: cannot load {}-{}: {e}", self.id, p.topic, p.index);
-                }
-            }
-        }
-        // Partitions of deleted topics: out of the manager first (new
-        // requests get UNKNOWN_TOPIC_OR_PARTITION), then closed (in-flight
-        // appends finish), then their data removed.
+        // Out of the manager first (new requests get
+        // UNKNOWN_TOPIC_OR_PARTITION), then closed (in-flight appends
+        // finish) and their data removed, before a topic of the same name
+        // opens its partitions in the same directories.
         let gone = self.partitions.detach_deleted(&image);
         self.metrics.retain_topics(|t| image.topics.contains_key(t));
-        self.metadata.set_image(image);
         self.partitions.delete(gone).await;
+        for opened in self.partitions.open_led(&image, self.broker()).await {
+            // Groups are loaded before the partition is served (they answer
+            // COORDINATOR_LOAD_IN_PROGRESS until then).
+            if opened.topic == OFFSETS_TOPIC {
+                if let Err(e) = self.groups.load(opened.index, &opened.log).await {
+                    warn!("shard {}: cannot load {}-{}: {e}", self.id, opened.topic, opened.index);
+                }
+            }
+            self.partitions.serve(opened);
+        }
+        self.metadata.set_image(image);
     }
 
     /// Waits for in-flight requests, then closes every log cleanly.
@@ -138,7 +141,7 @@ impl Shard {
         self.stopping.set(true);
         self.stop.notify();
         self.groups.stop();
-        self.groups.persist(&self.partitions).await;
+        self.groups.persist(&self.partitions, &self.metadata.image()).await;
         loop {
             let done = self.request_done.notified();
             if self.in_flight.get() == 0 {

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import Cluster
 from conftest import BINARY, wait_until
+from test_epochs import FENCED_LEADER_EPOCH, offset_for_leader_epoch, produce
 
 TIMEOUT_S = 30
 # The controller fences a node not heard from for 9 s (broker.session.timeout.ms).
@@ -203,6 +204,8 @@ def test_a_killed_broker_node_is_fenced_and_registers_again(make_cluster):
     admin.create_topics([NewTopic(name, 1, replica_assignment=[[4000]])])[name].result(TIMEOUT_S)
     wait_until(lambda: metadata(c.nodes[1].bootstrap)[2].get(name, {}).get(0, (None,))[0] == 4000,
                TIMEOUT_S, "node 4 leading its partition")
+    produce(c.bootstraps(), name, 3)
+    assert offset_for_leader_epoch(broker_only.bootstrap, name, 0, 0) == (0, 0, 3)
     broker_only.kill()
 
     def fenced():
@@ -213,9 +216,16 @@ def test_a_killed_broker_node_is_fenced_and_registers_again(make_cluster):
     broker_only.start()
     wait_until(lambda: metadata(c.nodes[2].bootstrap)[2][name][0][0] == 4000, TIMEOUT_S,
                "node 4 registered again and leading its partition")
-    p = Producer({"bootstrap.servers": c.bootstraps()})
-    p.produce(name, b"back")
-    assert p.flush(TIMEOUT_S) == 0
+    # Offline and back: two leader changes, epoch 2. Its batches say so,
+    # and a client that knew epoch 0 is fenced.
+    produce(c.bootstraps(), name, 2)
+    assert offset_for_leader_epoch(broker_only.bootstrap, name, 0, 2) == (0, 2, 5)
+    assert offset_for_leader_epoch(broker_only.bootstrap, name, 0, 1) == (0, 0, 3)
+    assert offset_for_leader_epoch(broker_only.bootstrap, name, 0, 0, current=0)[0] == FENCED_LEADER_EPOCH
+    consumed = subprocess.run(["kcat", "-C", "-b", c.bootstraps(), "-t", name, "-o", "beginning", "-e",
+                               "-f", "%o:%s\\n"], capture_output=True, text=True, timeout=TIMEOUT_S,
+                              check=True).stdout.split()
+    assert consumed == [f"{o}:r{o if o < 3 else o - 3}" for o in range(5)], consumed
     assert set(c.stop().values()) == {0}, c.log()
 
 

@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 22: 2, 32: 4, 37: 2, 42: 2, 44: 1, 47: 99, 55: 0, 60: 0}
+                 19: 5, 20: 4, 22: 2, 23: 4, 32: 4, 37: 2, 42: 2, 44: 1, 47: 99, 55: 0, 60: 0}
 
 
 class Ctx:
@@ -658,6 +658,25 @@ def body_describe_quorum(w, v, c):
     w.tags()
 
 
+def body_offset_for_leader_epoch(w, v, c):
+    if v >= 3:
+        w.i32(-1)  # replica id: a consumer
+
+    def part(w, p):
+        w.i32(p)
+        w.i32(-1)  # current leader epoch: not checked
+        w.i32(0)
+        w.tags()
+
+    def topic(w, name):
+        w.string(name)
+        w.array([0, 1], part)
+        w.tags()
+
+    w.array([c.topic], topic)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded). Produce v0-v2 are
 # advertised but refused by design (docs/decisions.md #17).
 ENCODERS = {
@@ -678,6 +697,7 @@ ENCODERS = {
     19: ("CreateTopics", body_create_topics, 2),
     20: ("DeleteTopics", body_delete_topics, 1),
     22: ("InitProducerId", body_init_producer_id, 0),
+    23: ("OffsetForLeaderEpoch", body_offset_for_leader_epoch, 2),
     32: ("DescribeConfigs", body_describe_configs, 1),
     37: ("CreatePartitions", body_create_partitions, 0),
     42: ("DeleteGroups", body_delete_groups, 0),

@@ -24,7 +24,8 @@ impl<D: Disk> PartitionLog<D> {
 
     /// The first step of a clean shutdown: waits until everything appended
     /// is written and synced, then closes every segment (its file cut to
-    /// size, its index files written) and writes the producer snapshot,
+    /// size, its index files written) and writes the producer snapshot and
+    /// the leader epoch checkpoint,
     /// none of it synced. Appends fail with `Closed` afterwards. Enough
     /// before deleting the log; before [`Self::mark_clean`] the file system
     /// must be synced (the marker vouches for these files).
@@ -57,7 +58,8 @@ impl<D: Disk> PartitionLog<D> {
                 .await
                 .ctx(|| "closing segment".into())?;
         }
-        self.write_producers_snapshot().await
+        self.write_producers_snapshot().await?;
+        self.write_epoch_checkpoint().await
     }
 
     /// The last step of a clean shutdown, after [`Self::close_unsynced`]

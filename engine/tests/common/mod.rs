@@ -69,6 +69,13 @@ pub fn batch(tag: u64, records: usize, value_bytes: usize) -> BytesMut {
     BytesMut::from(&make_batch(tag, records, value_bytes, T0 + tag as i64)[..])
 }
 
+/// A batch of an idempotent producer: `pid`, `epoch`, first sequence `seq`.
+pub fn producer_batch(tag: u64, records: usize, pid: i64, epoch: i16, seq: i32) -> BytesMut {
+    let mut b = batch(tag, records, 10);
+    engine::batch::set_producer(&mut b, pid, epoch, seq);
+    b
+}
+
 /// Reads every batch from `from` to the acknowledged end, through whatever
 /// path the log picks, as bytes.
 pub async fn read_all(log: &PartitionLog<MemDisk>, from: i64, max_bytes: usize) -> Vec<u8> {

@@ -11,13 +11,15 @@ use log::warn;
 
 use super::records::{group_key, group_value, partition_for};
 use super::{Coordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
+use crate::metadata::MetadataImage;
 use crate::partitions::Partitions;
 
 impl Coordinator {
     /// Writes the records of groups changed since the last call, and waits
     /// until they are durable. Errors are logged: members then rejoin
     /// after a restart, as after a coordinator move.
-    pub async fn persist(&self, partitions: &Partitions) {
+    /// Records carry the leader epoch of their partition in `image`.
+    pub async fn persist(&self, partitions: &Partitions, image: &MetadataImage) {
         // Per partition: the (key, value) of each record.
         type Records = Vec<(Vec<u8>, Vec<u8>)>;
         let mut by_partition: BTreeMap<i32, Records> = BTreeMap::new();
@@ -29,7 +31,8 @@ impl Coordinator {
             let Some(log) = partitions.log(OFFSETS_TOPIC, p) else { continue };
             let kv: Vec<_> = records.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
             let batch = engine::batch::build(&kv, engine::Clock::now_ms(&SystemClock));
-            let outcome = match log.append(bytes::BytesMut::from(&batch[..]), 0).await {
+            let epoch = image.partition(OFFSETS_TOPIC, p).map_or(0, |m| m.leader_epoch.0);
+            let outcome = match log.append(bytes::BytesMut::from(&batch[..]), epoch).await {
                 Ok(info) => log.wait_acked(info.end_offset).await,
                 Err(e) => Err(e),
             };

@@ -26,7 +26,7 @@ use net::codec::{DecodeError, Request};
 use net::errors::log_error_code;
 use net::kafka_protocol;
 
-use super::{respond, HandlerResult, Out, Part};
+use super::{led_log, respond, HandlerResult, Out, Part};
 use crate::shard::Shard;
 
 /// Longest wait a fetch may ask for; Kafka clients use 500 ms by default.
@@ -73,9 +73,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     // New data past what was just read: waiting for the fetch
                     // offset alone would return at once when data is there
                     // but fewer than min_bytes, and spin until the deadline.
-                    let offset = p.fetch_offset.max(log.acked_end_offset());
+                    let offset = p.fetch_offset.max(log.high_watermark());
                     if log.failure().is_none() {
-                        waits.push(Box::pin(async move { log.wait_acked_past(offset).await }));
+                        waits.push(Box::pin(
+                            async move { log.wait_high_watermark_past(offset).await },
+                        ));
                     }
                 }
             }
@@ -109,22 +111,14 @@ async fn read_all(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(Bytes::new()));
-            let partition = |n| image.partition(n, p.partition).map(|p| p.leader);
-            let log = match name.as_deref().map(|n| (n, partition(n))) {
-                None => Err(ResponseError::UnknownTopicId.code()),
-                Some((_, None)) => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some((_, Some(leader))) if leader != Some(shard.broker()) => {
-                    Err(ResponseError::NotLeaderOrFollower.code())
-                }
-                Some((n, Some(_))) => shard
-                    .partitions
-                    .log(n, p.partition)
-                    .ok_or(ResponseError::NotLeaderOrFollower.code()),
+            let log = match name.as_deref() {
+                None => Err(ResponseError::UnknownTopicId),
+                Some(n) => led_log(shard, &image, n, p.partition, p.current_leader_epoch),
             };
             match log {
-                Err(code) => data.error_code = code,
+                Err(e) => data.error_code = e.code(),
                 Ok(log) => {
-                    let high_watermark = log.acked_end_offset();
+                    let high_watermark = log.high_watermark();
                     data.high_watermark = high_watermark;
                     data.last_stable_offset = high_watermark;
                     if version >= 5 {

@@ -372,6 +372,12 @@ pub async fn delete_groups(shard: &Shard, request: &Request) -> HandlerResult {
     respond(request, &DeleteGroupsResponse::default().with_results(results))
 }
 
+/// The leader epoch the coordinator stamps on its `__consumer_offsets`
+/// records: the partition's, as this shard's image has it.
+fn offsets_epoch(shard: &Shard, partition: i32) -> i32 {
+    shard.metadata.image().partition(OFFSETS_TOPIC, partition).map_or(0, |p| p.leader_epoch.0)
+}
+
 /// Tombstones a group's metadata record and forgets the group.
 async fn delete_group_record(shard: &Shard, partition: i32, group: &str) -> Result<(), i16> {
     let log = shard
@@ -384,7 +390,7 @@ async fn delete_group_record(shard: &Shard, partition: i32, group: &str) -> Resu
         engine::Clock::now_ms(&engine::SystemClock),
     );
     let info = log
-        .append(BytesMut::from(&batch[..]), 0)
+        .append(BytesMut::from(&batch[..]), offsets_epoch(shard, partition))
         .await
         .map_err(|e| net::errors::append_error_code(&e))?;
     log.wait_acked(info.end_offset).await.map_err(|e| net::errors::append_error_code(&e))?;
@@ -428,7 +434,7 @@ pub async fn append_offsets(
     let kv: Vec<_> = keys.iter().zip(&values).map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
     let batch = engine::batch::build(&kv, engine::Clock::now_ms(&engine::SystemClock));
     let info = log
-        .append(BytesMut::from(&batch[..]), 0)
+        .append(BytesMut::from(&batch[..]), offsets_epoch(shard, partition))
         .await
         .map_err(|e| net::errors::append_error_code(&e))?;
     Ok((log, info.base_offset))

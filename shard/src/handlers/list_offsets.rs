@@ -10,7 +10,7 @@ use net::codec::Request;
 use net::errors::log_error_code;
 use net::kafka_protocol;
 
-use super::{respond, HandlerResult};
+use super::{led_log, respond, HandlerResult};
 use crate::shard::Shard;
 
 const LATEST: i64 = -1;
@@ -30,25 +30,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let log = match image.partition(name, p.partition_index).map(|p| p.leader) {
-                None => Err(ResponseError::UnknownTopicOrPartition.code()),
-                Some(leader) if leader != Some(shard.broker()) => {
-                    Err(ResponseError::NotLeaderOrFollower.code())
-                }
-                Some(_) => shard
-                    .partitions
-                    .log(name, p.partition_index)
-                    .ok_or(ResponseError::NotLeaderOrFollower.code()),
-            };
-            match log {
-                Err(code) => r.error_code = code,
+            // v4+ name the leader epoch the client knows; v0-v3 none.
+            let current = if request.version >= 4 { p.current_leader_epoch } else { -1 };
+            match led_log(shard, &image, name, p.partition_index, current) {
+                Err(e) => r.error_code = e.code(),
                 Ok(log) => {
-                    if request.version >= 4 {
-                        r.leader_epoch = 0;
-                    }
                     match p.timestamp {
                         EARLIEST => r.offset = log.log_start_offset(),
-                        LATEST => r.offset = log.acked_end_offset(),
+                        LATEST => r.offset = log.high_watermark(),
                         MAX_TIMESTAMP if request.version >= 7 => {
                             if let Some((ts, offset)) = log.max_timestamp() {
                                 r.timestamp = ts;
@@ -64,6 +53,10 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                             Err(e) => r.error_code = log_error_code(&e),
                         },
                         _ => r.error_code = ResponseError::InvalidRequest.code(),
+                    }
+                    // The epoch of the batch holding the offset found (v4+).
+                    if request.version >= 4 && r.offset >= 0 {
+                        r.leader_epoch = log.epoch_of(r.offset).unwrap_or(-1);
                     }
                 }
             }

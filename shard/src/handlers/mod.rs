@@ -21,6 +21,7 @@ mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
 
@@ -35,9 +36,11 @@ use kafka_protocol::error::ResponseError;
 use crate::context::ConnContext;
 use crate::controller::Answer;
 use crate::error::{ControllerError, Refusal};
-use crate::metadata::TopicMeta;
+use crate::metadata::{MetadataImage, TopicMeta};
 pub use crate::response::{respond, respond_in, HandlerResult, Later, Out, Part, Reply};
 use crate::shard::Shard;
+use engine::disk::DmaDisk;
+use engine::PartitionLog;
 
 /// Handles one request from the client of `context`.
 pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext) -> Reply {
@@ -75,8 +78,35 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::OffsetFetch => offsets::offset_fetch(shard, request),
         ApiKey::InitProducerId => init_producer_id::handle(shard, request).await,
         ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request),
         other => Err(DecodeError::UnknownApi(other as i16)),
     }
+}
+
+/// The log of a partition this shard leads, for a request that names it
+/// and (Fetch v9+, ListOffsets v4+, OffsetForLeaderEpoch v2+) the leader
+/// epoch the client knows (-1: none). A client behind this shard's image
+/// gets `FENCED_LEADER_EPOCH`, one ahead of it `UNKNOWN_LEADER_EPOCH`: both
+/// refresh their metadata and retry, as with Kafka.
+pub fn led_log(
+    shard: &Shard,
+    image: &MetadataImage,
+    topic: &str,
+    index: i32,
+    current_leader_epoch: i32,
+) -> Result<PartitionLog<DmaDisk>, ResponseError> {
+    let meta = image.partition(topic, index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if current_leader_epoch >= 0 {
+        match current_leader_epoch.cmp(&meta.leader_epoch.0) {
+            std::cmp::Ordering::Less => return Err(ResponseError::FencedLeaderEpoch),
+            std::cmp::Ordering::Greater => return Err(ResponseError::UnknownLeaderEpoch),
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    if meta.leader != Some(shard.broker()) {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    shard.partitions.log(topic, index).ok_or(ResponseError::NotLeaderOrFollower)
 }
 
 /// One outcome per part of a command (a topic, a resource), in order: the

@@ -58,20 +58,27 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
         let name = topic.name.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in &topic.partition_data {
-            let outcome = match image.partition(name, p.index).map(|p| p.leader) {
+            let meta = image.partition(name, p.index);
+            // Batches carry the epoch of the leader that appended them.
+            let epoch = meta.map_or(0, |m| m.leader_epoch.0);
+            let outcome = match meta.map(|m| m.leader) {
                 // Internal topics are written by the broker only, as in Kafka.
                 Some(_) if name == crate::groups::OFFSETS_TOPIC => {
-                    Err(Refusal::code(ResponseError::InvalidTopicException.code()))
+                    Err(PartitionError::code(ResponseError::InvalidTopicException.code()))
                 }
-                None => Err(Refusal::code(ResponseError::UnknownTopicOrPartition.code())),
+                None => Err(PartitionError::code(ResponseError::UnknownTopicOrPartition.code())),
                 Some(leader) if leader != Some(shard.broker()) => {
-                    Err(Refusal::code(ResponseError::NotLeaderOrFollower.code()))
+                    Err(PartitionError::code(ResponseError::NotLeaderOrFollower.code()))
                 }
                 Some(_) => match (shard.partitions.log(name, p.index), &p.records) {
-                    (None, _) => Err(Refusal::code(ResponseError::NotLeaderOrFollower.code())),
-                    (Some(_), None) => Err(Refusal::code(ResponseError::CorruptMessage.code())),
+                    (None, _) => {
+                        Err(PartitionError::code(ResponseError::NotLeaderOrFollower.code()))
+                    }
+                    (Some(_), None) => {
+                        Err(PartitionError::code(ResponseError::CorruptMessage.code()))
+                    }
                     (Some(log), Some(records)) => {
-                        match log.append(BytesMut::from(&records[..]), 0).await {
+                        match log.append(BytesMut::from(&records[..]), epoch).await {
                             Ok(info) => {
                                 shard.metrics.partition(name, p.index, |c| {
                                     c.records_in += (info.end_offset - info.base_offset) as u64;
@@ -80,7 +87,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
                                 });
                                 Ok((log, info))
                             }
-                            Err(e) => Err(Refusal::of(&e)),
+                            Err(e) => Err(PartitionError::of(&e)),
                         }
                     }
                 },
@@ -101,43 +108,53 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
             Ok(None)
         });
     }
-    let request = request.clone();
-    Reply::Later(Box::pin(async move { respond_when_acked(&request, results).await }))
+    let (request, acks) = (request.clone(), req.acks);
+    Reply::Later(Box::pin(async move { respond_when_acked(&request, acks, results).await }))
 }
 
 /// A partition's append: its log and offsets, or why it was refused.
-type Appended = Result<(PartitionLog<DmaDisk>, AppendInfo), Refusal>;
+type Appended = Result<(PartitionLog<DmaDisk>, AppendInfo), PartitionError>;
 
 /// A partition's error: its code and, for Produce v8+, Kafka's message and
 /// the index of the record at fault (`record_errors`).
-struct Refusal {
+struct PartitionError {
     code: i16,
     message: Option<String>,
     record_index: Option<i32>,
 }
 
-impl Refusal {
-    fn code(code: i16) -> Refusal {
-        Refusal { code, message: None, record_index: None }
+impl PartitionError {
+    fn code(code: i16) -> PartitionError {
+        PartitionError { code, message: None, record_index: None }
     }
 
-    fn of(e: &AppendError) -> Refusal {
+    fn of(e: &AppendError) -> PartitionError {
         let record_index = match e {
             AppendError::Batch(b) => b.record_index(),
             _ => None,
         };
-        Refusal { code: append_error_code(e), message: Some(e.to_string()), record_index }
+        PartitionError { code: append_error_code(e), message: Some(e.to_string()), record_index }
     }
 }
 
-/// Waits for every partition's acknowledgment together, then answers.
+/// Waits for every partition's acknowledgment together, then answers:
+/// acks=1 once the leader's own log has the batches durably, acks=all once
+/// the high watermark covers them (every ISR member has them; for a
+/// partition of one replica, the same moment).
 async fn respond_when_acked(
     request: &Request,
+    acks: i16,
     results: Vec<(TopicName, Vec<(i32, Appended)>)>,
 ) -> HandlerResult {
     let waits = results.iter().flat_map(|(_, ps)| ps).map(|(_, o)| async move {
         match o {
-            Ok((log, info)) => log.wait_acked(info.end_offset).await.map_err(|e| Refusal::of(&e)),
+            Ok((log, info)) => {
+                let acked = match acks {
+                    1 => log.wait_acked(info.end_offset).await,
+                    _ => log.wait_high_watermark(info.end_offset).await,
+                };
+                acked.map_err(|e| PartitionError::of(&e))
+            }
             // Refused at append: the refusal itself is the answer.
             Err(_) => Ok(()),
         }

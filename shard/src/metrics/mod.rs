@@ -197,7 +197,7 @@ pub fn snapshot(m: &ShardMetrics, sources: Sources<'_>) -> Snapshot {
             counters: m.counters(&topic, p),
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
-            high_watermark: log.acked_end_offset(),
+            high_watermark: log.high_watermark(),
             size_bytes: log.size_bytes(),
             segments: log.segment_count() as u64,
             reads: log.read_stats(),

@@ -1,0 +1,110 @@
+//! A replicated [`PartitionLog`]: its high watermark, moved from outside,
+//! and the follower's append path, which keeps the leader's offsets and
+//! leader epochs instead of assigning its own.
+//!
+//! On the log's shard, like the rest of the log. The replication protocol
+//! (who is in the ISR, what the leader's high watermark is) lives above
+//! the engine; this module only keeps the log's side of it consistent:
+//! the high watermark never passes the local durable end (`acked_end`),
+//! never moves back but for a truncation, and a follower's batches arrive
+//! in offset order, at or past its log end.
+
+use bytes::BytesMut;
+
+use super::PartitionLog;
+use crate::batch::{validate_one, BatchError, BatchHeader};
+use crate::disk::Disk;
+use crate::error::AppendError;
+use crate::log::AppendInfo;
+use crate::types::Offset;
+
+impl<D: Disk> PartitionLog<D> {
+    /// What consumers may read: offsets below it.
+    pub fn high_watermark(&self) -> Offset {
+        self.inner.high_watermark.get()
+    }
+
+    /// A replicated log's high watermark moves only by
+    /// [`Self::set_high_watermark`]; an unreplicated one's is its durable
+    /// end (and catches up with it at once when the log stops being
+    /// replicated).
+    pub fn set_replicated(&self, replicated: bool) {
+        self.inner.replicated.set(replicated);
+        if !replicated {
+            self.set_high_watermark(self.acked_end_offset());
+        }
+    }
+
+    /// Moves the high watermark up to `offset`, never past the local
+    /// durable end and never back. Returns where it is.
+    pub fn set_high_watermark(&self, offset: Offset) -> Offset {
+        let inner = &self.inner;
+        let hw = offset.min(inner.acked_end.get());
+        if hw > inner.high_watermark.get() {
+            inner.high_watermark.set(hw);
+            inner.acked.notify();
+        }
+        inner.high_watermark.get()
+    }
+
+    /// Waits until the high watermark reaches `end` (acks=all), or the log
+    /// fails or is truncated below it first.
+    pub async fn wait_high_watermark(&self, end: Offset) -> Result<(), AppendError> {
+        self.wait_mark(end, |inner| inner.high_watermark.get()).await
+    }
+
+    /// Waits until the high watermark moves past `offset` (a consumer's
+    /// long poll), or the log fails.
+    pub async fn wait_high_watermark_past(&self, offset: Offset) {
+        loop {
+            let notified = self.inner.acked.notified();
+            if self.inner.high_watermark.get() > offset
+                || self.inner.state.borrow().failed.is_some()
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// A follower's append: batches fetched from the leader, stored as
+    /// they are (their offsets and leader epochs are the leader's), all or
+    /// none. Each must be whole with a valid CRC; the first must start at
+    /// or past the log end and each after the one before (gaps are the
+    /// leader's compaction). Producers' state and leader epochs follow
+    /// them, so that this replica can lead. Durable when
+    /// [`Self::wait_acked`] for `end_offset` returns.
+    pub async fn append_replicated(&self, batches: BytesMut) -> Result<AppendInfo, AppendError> {
+        let mut headers: Vec<BatchHeader> = Vec::new();
+        let mut at = 0;
+        while at < batches.len() {
+            let h = validate_one(&batches[at..])?;
+            if h.last_offset_delta < 0 {
+                return Err(BatchError::Invalid("a negative lastOffsetDelta").into());
+            }
+            at += h.size;
+            headers.push(h);
+        }
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Err(BatchError::Invalid("no batches to replicate").into());
+        };
+        let (base_offset, end_offset) = (first.base_offset, last.last_offset() + 1);
+        if headers.windows(2).any(|w| w[1].base_offset <= w[0].last_offset()) {
+            return Err(BatchError::Invalid("replicated batches out of offset order").into());
+        }
+        let total = batches.len();
+        self.inner.flush.wait_for_room(total).await;
+        let _guard = self.inner.append_lock.lock().await;
+        self.check_writable()?;
+        let log_end = self.log_end_offset();
+        if base_offset < log_end {
+            return Err(BatchError::Invalid("replicated batches start before the log end").into());
+        }
+        // The offsets the active segment must span, gaps included.
+        self.prepare_space(total as u64, end_offset - log_end).await?;
+        self.check_writable()?;
+        let mut st = self.inner.state.borrow_mut();
+        self.place(&mut st, batches, &headers);
+        Ok(AppendInfo { base_offset, last_offset: end_offset - 1, end_offset })
+    }
+}

@@ -1,0 +1,90 @@
+//! Leader epochs in the log (KIP-101): every batch's epoch is folded into
+//! the log's epoch cache, which answers OffsetForLeaderEpoch, follows
+//! truncation and retention, and comes back the same after a clean close,
+//! a crash, or a damaged checkpoint.
+
+mod common;
+
+use common::*;
+use engine::disk::Disk;
+use engine::epochs::{EpochEntry, CHECKPOINT_FILE};
+use engine::{Flush, PartitionLog};
+
+fn entries(pairs: &[(i32, i64)]) -> Vec<EpochEntry> {
+    pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect()
+}
+
+/// Five batches of three records per epoch, in order.
+async fn append_epochs(log: &PartitionLog<engine::disk::MemDisk>, epochs: &[i32]) {
+    for (i, &epoch) in epochs.iter().enumerate() {
+        for k in 0..5 {
+            let info = log.append(batch(i as u64 * 10 + k, 3, 40), epoch).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+        }
+    }
+}
+
+#[test]
+fn epochs_answer_offset_for_leader_epoch_across_restarts_and_truncation() {
+    for clean in [true, false] {
+        let env = Env::new(Flush::Fsync);
+        env.run(async {
+            let log = env.open(tiny()).await;
+            append_epochs(&log, &[0, 2, 5]).await;
+            assert!(log.segment_count() > 2, "the epochs span segments");
+            assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15), (5, 30)]));
+            assert_eq!(log.end_offset_for_epoch(5), (5, 45));
+            assert_eq!(log.end_offset_for_epoch(2), (2, 30));
+            assert_eq!(log.end_offset_for_epoch(1), (0, 15));
+            assert_eq!(log.end_offset_for_epoch(6), (-1, -1));
+            if clean {
+                log.close().await.unwrap();
+            }
+        });
+        if !clean {
+            env.disk.crash(3);
+        }
+        let env = env.restart();
+        env.run(async {
+            let log = env.open(tiny()).await;
+            assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15), (5, 30)]), "clean: {clean}");
+            // A diverged suffix goes: the cut lands at the batch boundary 24,
+            // inside epoch 2, and a new leader's epoch 7 follows it.
+            assert_eq!(log.truncate_to(25).await.unwrap(), 24);
+            assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15)]));
+            append_epochs(&log, &[7]).await;
+            append_epochs(&log, &[7]).await;
+            assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15), (7, 24)]));
+            assert_eq!(log.end_offset_for_epoch(5), (2, 24));
+        });
+        // A crash after the truncation: the checkpoint of before it (which
+        // named epoch 5 at 30, below the new log end) must not come back.
+        env.disk.crash(5);
+        let env = env.restart();
+        env.run(async {
+            let log = env.open(tiny()).await;
+            assert_eq!(log.log_end_offset(), 54);
+            assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15), (7, 24)]), "clean: {clean}");
+            // Retention: the epoch holding the new log start starts there.
+            log.delete_segments_before(20).await.unwrap();
+            let start = log.log_start_offset();
+            assert!(start > 0 && start <= 20, "{start}");
+            assert_eq!(log.epochs()[0].start_offset, start);
+            log.close().await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_is_rebuilt_from_the_batches() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        append_epochs(&log, &[1, 4]).await;
+        log.close().await.unwrap();
+        let path = dir().join(CHECKPOINT_FILE);
+        env.disk.replace_file(&path, b"1\n30\n1\n9 0\ncrc 00000000\n").await.unwrap();
+        let log = env.open(tiny()).await;
+        assert_eq!(log.epochs(), entries(&[(1, 0), (4, 15)]));
+    });
+}

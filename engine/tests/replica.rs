@@ -1,0 +1,117 @@
+//! A replicated log: the high watermark moves only when told and never
+//! past the durable end; a follower's appends keep the leader's offsets,
+//! epochs and producers' state, and refuse batches out of order.
+
+mod common;
+
+use bytes::BytesMut;
+use common::*;
+use engine::batch::{stamp, validate_one};
+use engine::disk::MemDisk;
+use engine::{AppendError, Flush, PartitionLog};
+
+/// The batches of `bytes`, each as its own bytes.
+fn split(bytes: &[u8]) -> Vec<BytesMut> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let h = validate_one(&bytes[at..]).unwrap();
+        out.push(BytesMut::from(&bytes[at..at + h.size]));
+        at += h.size;
+    }
+    out
+}
+
+#[test]
+fn the_high_watermark_of_a_replicated_log_moves_only_when_told() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        let info = log.append(batch(1, 3, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert_eq!(log.high_watermark(), 3, "one replica: the durable end");
+
+        log.set_replicated(true);
+        let info = log.append(batch(2, 4, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert_eq!((log.acked_end_offset(), log.high_watermark()), (7, 3));
+        let hw = log.high_watermark();
+        let visible = log.read(0, 1 << 20, hw).await.unwrap();
+        let bytes = log.read_bytes(&visible.chunks[0]).await.unwrap();
+        assert_eq!(split(&bytes).len(), 1, "consumers read below the high watermark only");
+
+        assert_eq!(log.set_high_watermark(100), 7, "never past the durable end");
+        assert_eq!(log.set_high_watermark(5), 7, "never back");
+        let waiting = log.wait_high_watermark(9);
+        let info = log.append(batch(3, 2, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        log.set_high_watermark(9);
+        waiting.await.unwrap();
+
+        assert_eq!(log.truncate_to(7).await.unwrap(), 7);
+        assert_eq!(log.high_watermark(), 7, "a truncation lowers it");
+        assert!(matches!(log.wait_high_watermark(9).await, Err(AppendError::Closed)));
+        log.set_replicated(false);
+        let info = log.append(batch(4, 1, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert_eq!(log.high_watermark(), 8, "unreplicated again: the durable end");
+    });
+}
+
+#[test]
+fn a_follower_stores_the_leaders_batches_as_they_are() {
+    let env = Env::new(Flush::Fsync);
+    let leader_dir = dir().join("leader");
+    let follower_dir = dir().join("follower");
+    let expected = env.run(async {
+        let leader = env.open_at(&leader_dir, tiny()).await;
+        for (tag, epoch) in [(1, 0), (2, 0), (3, 4), (4, 4), (5, 6)] {
+            let info = leader.append(batch(tag, 3, 50), epoch).await.unwrap();
+            leader.wait_acked(info.end_offset).await.unwrap();
+        }
+        let idempotent = producer_batch(9, 2, 77, 0, 0);
+        let first = leader.append(idempotent.clone(), 6).await.unwrap();
+        leader.wait_acked(first.end_offset).await.unwrap();
+        let all = read_all(&leader, 0, 1 << 20).await;
+
+        let follower = env.open_at(&follower_dir, tiny()).await;
+        let batches = split(&all);
+        // Fetched in two responses, as a replica fetcher would.
+        let (a, b) = batches.split_at(2);
+        for part in [a, b] {
+            let bytes: BytesMut = part.iter().flat_map(|b| b.iter().copied()).collect();
+            let info = follower.append_replicated(bytes).await.unwrap();
+            follower.wait_acked(info.end_offset).await.unwrap();
+        }
+        assert_eq!(read_all(&follower, 0, 1 << 20).await, all, "byte-identical");
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        assert_eq!(follower.epochs(), leader.epochs());
+        // Batches before the log end, or out of order, are refused whole.
+        assert!(follower.append_replicated(batches[3].clone()).await.is_err());
+        let mut late = batch(20, 2, 10);
+        stamp(&mut late, 100, 7);
+        let mut early = batch(21, 2, 10);
+        stamp(&mut early, 50, 7);
+        let both: BytesMut = late.iter().chain(early.iter()).copied().collect();
+        assert!(follower.append_replicated(both).await.is_err());
+        assert!(follower.append_replicated(BytesMut::new()).await.is_err());
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        // A gap (the leader's compaction removed offsets) is kept.
+        let info = follower.append_replicated(late).await.unwrap();
+        assert_eq!((info.base_offset, info.end_offset), (100, 102));
+        follower.wait_acked(info.end_offset).await.unwrap();
+        assert_eq!(follower.end_offset_for_epoch(6), (6, 100));
+        // Promoted, the follower knows the idempotent producer's retry.
+        let retry = follower.append(idempotent, 8).await.unwrap();
+        assert_eq!((retry.base_offset, retry.end_offset), (first.base_offset, first.end_offset));
+        read_all(&follower, 0, 1 << 20).await
+    });
+    env.disk.crash(11);
+    let env = env.restart();
+    env.run(async {
+        let follower: PartitionLog<MemDisk> = env.open_at(&follower_dir, tiny()).await;
+        assert_eq!(read_all(&follower, 0, 1 << 20).await, expected);
+        assert_eq!(follower.log_end_offset(), 102);
+        assert_eq!(follower.epochs().last().map(|e| (e.epoch, e.start_offset)), Some((7, 100)));
+    });
+}
