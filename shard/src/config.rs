@@ -26,6 +26,9 @@ pub struct NodeConfig {
     /// Kafka's `default.replication.factor`: replicas of a topic created
     /// without a replication factor.
     pub default_replication_factor: i16,
+    /// Kafka's broker `min.insync.replicas`: the ISR an acks=all produce
+    /// needs, for topics that do not set their own.
+    pub min_insync_replicas: u16,
     /// How often each shard runs retention and compaction on its logs.
     pub maintenance_interval_ms: u64,
     /// Compaction I/O budget per shard (Kafka's

@@ -6,6 +6,13 @@ use std::collections::BTreeMap;
 
 use engine::LogConfig;
 
+use crate::config::NodeConfig;
+
+/// Kafka's ConfigSource values.
+pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+pub const STATIC_BROKER_CONFIG: i8 = 4;
+pub const DEFAULT_CONFIG: i8 = 5;
+
 /// (name, Kafka's default)
 pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("cleanup.policy", "delete"),
@@ -18,6 +25,7 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("delete.retention.ms", "86400000"),
     ("message.timestamp.before.max.ms", "9223372036854775807"),
     ("message.timestamp.after.max.ms", "3600000"),
+    ("min.insync.replicas", "1"),
 ];
 
 /// Kafka's ConfigType of a list config.
@@ -27,7 +35,7 @@ pub const LIST_CONFIG: i8 = 7;
 pub fn config_type(name: &str) -> i8 {
     match name {
         "cleanup.policy" => LIST_CONFIG,
-        "segment.bytes" | "max.message.bytes" | "index.interval.bytes" => 3,
+        "segment.bytes" | "max.message.bytes" | "index.interval.bytes" | "min.insync.replicas" => 3,
         _ => 5,
     }
 }
@@ -55,8 +63,35 @@ pub fn documentation(name: &str) -> &'static str {
         "message.timestamp.after.max.ms" => {
             "how far after the broker's clock a record's timestamp may be; newer ones are refused with INVALID_TIMESTAMP"
         }
+        "min.insync.replicas" => {
+            "in-sync replicas an acks=all produce needs; fewer is NOT_ENOUGH_REPLICAS"
+        }
         _ => "",
     }
+}
+
+/// What a topic config is on this node, and where the value comes from:
+/// set on the topic, set on the node (`--min-insync-replicas`, Kafka's
+/// broker config of the same name), or Kafka's default.
+pub fn effective(name: &str, topic: &BTreeMap<String, String>, node: &NodeConfig) -> (String, i8) {
+    if let Some(v) = topic.get(name) {
+        return (v.clone(), DYNAMIC_TOPIC_CONFIG);
+    }
+    let default = TOPIC_CONFIGS.iter().find(|(n, _)| *n == name).map_or("", |(_, d)| d);
+    match name {
+        "min.insync.replicas" if node.min_insync_replicas.to_string() != default => {
+            (node.min_insync_replicas.to_string(), STATIC_BROKER_CONFIG)
+        }
+        _ => (default.to_string(), DEFAULT_CONFIG),
+    }
+}
+
+/// `min.insync.replicas` of a topic with these configs on this node.
+pub fn min_insync_replicas(topic: &BTreeMap<String, String>, node: &NodeConfig) -> usize {
+    topic
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(usize::from(node.min_insync_replicas))
 }
 
 fn number(name: &str, value: &str) -> Result<i64, String> {
@@ -99,6 +134,12 @@ pub fn log_config(configs: &BTreeMap<String, String>) -> Result<LogConfig, Strin
                 c.index_interval_bytes = u64::try_from(number(name, value)?)
                     .map_err(|_| "index.interval.bytes must be positive")?
             }
+            // Not the engine's: the produce path reads it (`min_insync_replicas`).
+            "min.insync.replicas" => {
+                if !(1..=i64::from(i16::MAX)).contains(&number(name, value)?) {
+                    return Err(format!("min.insync.replicas={value}: must be at least 1"));
+                }
+            }
             other => return Err(format!("unknown or unsupported topic config {other:?}")),
         }
     }
@@ -131,6 +172,7 @@ mod tests {
             ("segment.bytes", "10"),
             ("cleanup.policy", "shred"),
             ("delete.retention.ms", "-5"),
+            ("min.insync.replicas", "0"),
             ("x", "1"),
         ] {
             let m: BTreeMap<String, String> = [(k.to_string(), v.to_string())].into();

@@ -242,3 +242,59 @@ def test_partitions_past_the_node_budget_are_refused_not_half_created(make_broke
     listed = topics(b.bootstrap)
     assert "too-many" not in listed
     assert len(listed["fits"].partitions) == room
+
+
+def test_acks_all_needs_min_insync_replicas_in_the_isr(broker):
+    """A partition of one replica has an ISR of one: with
+    min.insync.replicas=2 an acks=all produce is refused before anything is
+    appended (NOT_ENOUGH_REPLICAS), acks=1 goes on; lowered back, acks=all
+    goes on too."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    name = f"min-isr-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, [NewTopic(name, 1, 1, config={"min.insync.replicas": "2"})])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    r = ConfigResource("topic", name)
+    configs = admin.describe_configs([r])[r].result(TIMEOUT_S)
+    assert configs["min.insync.replicas"].value == "2"
+
+    def produce(acks):
+        results = []
+        p = Producer({"bootstrap.servers": broker.bootstrap, "acks": acks, "retries": 0,
+                      "enable.idempotence": False})
+        p.produce(name, b"v", on_delivery=lambda err, msg: results.append((err, msg)))
+        assert p.flush(TIMEOUT_S) == 0
+        err, msg = results[0]
+        return err.code() if err else msg.offset()
+
+    assert produce("all") == KafkaError.NOT_ENOUGH_REPLICAS
+    assert produce("1") == 0, "acks=1 does not need the ISR"
+    entry = ConfigEntry("min.insync.replicas", "1", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", name, incremental_configs=[entry])
+    admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+    assert produce("all") == 1, "nothing of the refused produce was appended"
+    bad = ConfigEntry("min.insync.replicas", "0", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", name, incremental_configs=[bad])
+    with pytest.raises(KafkaException) as refused:
+        admin.incremental_alter_configs([resource])[resource].result(TIMEOUT_S)
+    assert refused.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+
+def test_the_nodes_min_insync_replicas_is_the_default_of_topics(make_broker):
+    from confluent_kafka.admin import ConfigResource, ConfigSource
+
+    b = make_broker(shards=1, extra_args=["--min-insync-replicas", "2"]).start()
+    create(b.bootstrap, [NewTopic("strict", 1, 1), NewTopic("lenient", 1, 1, config={"min.insync.replicas": "1"})])
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    resources = [ConfigResource("topic", "strict"), ConfigResource("topic", "lenient")]
+    described = {r.name: f.result(TIMEOUT_S) for r, f in admin.describe_configs(resources).items()}
+    strict, lenient = described["strict"]["min.insync.replicas"], described["lenient"]["min.insync.replicas"]
+    assert (strict.value, strict.source) == ("2", ConfigSource.STATIC_BROKER_CONFIG.value)
+    assert (lenient.value, lenient.source) == ("1", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    for topic, expected in [("strict", KafkaError.NOT_ENOUGH_REPLICAS), ("lenient", None)]:
+        errors = []
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "retries": 0,
+                      "enable.idempotence": False})
+        p.produce(topic, b"v", on_delivery=lambda err, _: errors.append(err))
+        assert p.flush(TIMEOUT_S) == 0
+        assert (errors[0].code() if errors[0] else None) == expected, topic

@@ -25,6 +25,8 @@ const USAGE: &str = "usage: corelog serve [options]
   --default-replication-factor N
                                replicas of auto-created topics and of CreateTopics
                                with replication factor -1 (default 1)
+  --min-insync-replicas N      in-sync replicas an acks=all produce needs, for topics
+                               without min.insync.replicas (default 1)
   --log-maintenance-ms MS      how often each shard applies retention and compacts
                                (default 15000, Kafka's log.cleaner.backoff.ms)
   --log-cleaner-io-bytes-per-sec N
@@ -58,6 +60,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         auto_create_topics: true,
         default_partitions: 1,
         default_replication_factor: 1,
+        min_insync_replicas: 1,
         maintenance_interval_ms: 15_000,
         offsets_segment_bytes: 100 * 1024 * 1024,
         zero_copy_fetch: true,
@@ -115,6 +118,12 @@ pub fn run(args: Vec<String>) -> Result<()> {
                     value.parse().map_err(|_| bad("not a number"))?;
                 if config.default_replication_factor < 1 {
                     bail!("--default-replication-factor must be at least 1");
+                }
+            }
+            "--min-insync-replicas" => {
+                config.min_insync_replicas = value.parse().map_err(|_| bad("not a number"))?;
+                if config.min_insync_replicas < 1 {
+                    bail!("--min-insync-replicas must be at least 1");
                 }
             }
             "--log-maintenance-ms" => {

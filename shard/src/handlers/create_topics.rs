@@ -12,13 +12,9 @@ use net::kafka_protocol;
 
 use super::metadata::ask_controller;
 use super::{respond, HandlerResult};
-use crate::configs::TOPIC_CONFIGS;
+use crate::configs::{effective, TOPIC_CONFIGS};
 use crate::controller::TopicSpec;
 use crate::shard::Shard;
-
-/// Kafka's ConfigSource values.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const DEFAULT_CONFIG: i8 = 5;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: CreateTopicsRequest = request.decode_body()?;
@@ -61,18 +57,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     r.configs = Some(
                         TOPIC_CONFIGS
                             .iter()
-                            .map(|(name, default)| {
-                                let set = meta.configs.get(*name);
+                            .map(|(name, _)| {
+                                let (value, source) = effective(name, &meta.configs, &shard.config);
                                 CreatableTopicConfigs::default()
                                     .with_name(StrBytes::from_static_str(name))
-                                    .with_value(Some(StrBytes::from_string(
-                                        set.cloned().unwrap_or(default.to_string()),
-                                    )))
-                                    .with_config_source(if set.is_some() {
-                                        DYNAMIC_TOPIC_CONFIG
-                                    } else {
-                                        DEFAULT_CONFIG
-                                    })
+                                    .with_value(Some(StrBytes::from_string(value)))
+                                    .with_config_source(source)
                             })
                             .collect(),
                     );

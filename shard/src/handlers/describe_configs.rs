@@ -11,14 +11,11 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::configs::{config_type, documentation, TOPIC_CONFIGS};
+use crate::configs::{config_type, documentation, effective, TOPIC_CONFIGS};
 use crate::shard::Shard;
 
 /// Kafka's resource type of a topic.
 const TOPIC: i8 = 2;
-/// Kafka's ConfigSource values.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const DEFAULT_CONFIG: i8 = 5;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: DescribeConfigsRequest = request.decode_body()?;
@@ -52,18 +49,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                         .as_ref()
                         .is_none_or(|keys| keys.iter().any(|k| k.as_str() == *name))
                 })
-                .map(|(name, default)| {
-                    let set = topic.configs.get(*name);
+                .map(|(name, _)| {
+                    let (value, source) = effective(name, &topic.configs, &shard.config);
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(StrBytes::from_static_str(name))
-                        .with_value(Some(StrBytes::from_string(
-                            set.cloned().unwrap_or(default.to_string()),
-                        )))
-                        .with_config_source(if set.is_some() {
-                            DYNAMIC_TOPIC_CONFIG
-                        } else {
-                            DEFAULT_CONFIG
-                        });
+                        .with_value(Some(StrBytes::from_string(value)))
+                        .with_config_source(source);
                     if version >= 3 {
                         c.config_type = config_type(name);
                         if req.include_documentation {

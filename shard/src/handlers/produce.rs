@@ -21,6 +21,7 @@ use net::kafka_protocol;
 
 use super::metadata::create_default_topics;
 use super::{respond, HandlerResult, Reply};
+use crate::configs::min_insync_replicas;
 use crate::metadata::validate_topic_name;
 use crate::shard::Shard;
 
@@ -51,6 +52,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
         }
     }
     let image = shard.metadata.image();
+    let min_isr = |topic: &str| {
+        image.topics.get(topic).map_or(1, |t| min_insync_replicas(&t.configs, &shard.config))
+    };
     // In request order: every partition's append (offsets are assigned here).
     let mut results: Vec<(TopicName, Vec<(i32, Appended)>)> =
         Vec::with_capacity(req.topic_data.len());
@@ -69,6 +73,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
                 None => Err(PartitionError::code(ResponseError::UnknownTopicOrPartition.code())),
                 Some(leader) if leader != Some(shard.broker()) => {
                     Err(PartitionError::code(ResponseError::NotLeaderOrFollower.code()))
+                }
+                // acks=all needs min.insync.replicas in the ISR, checked
+                // before the append as Kafka does.
+                Some(_) if req.acks == -1 && meta.is_some_and(|m| m.isr.len() < min_isr(name)) => {
+                    Err(PartitionError::code(ResponseError::NotEnoughReplicas.code()))
                 }
                 Some(_) => match (shard.partitions.log(name, p.index), &p.records) {
                     (None, _) => {
