@@ -18,12 +18,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::controller::machine::isr::IsrChange;
 use crate::controller::{
     Answer, Command, ConfigChange, ConfigOp, Outcome, PartitionsSpec, QuorumState, TopicOutcome,
     TopicSpec,
 };
 use crate::error::Refusal;
-use crate::ids::NodeId;
+use crate::ids::{BrokerId, LeaderEpoch, NodeId, PartitionEpoch};
 use crate::metadata::{MetadataRecord, NodeMeta, TopicMeta};
 
 /// How long a fetch waits for new metadata before answering with none.
@@ -256,6 +257,17 @@ fn command_json(c: &Command) -> Value {
             })).collect::<Vec<_>>()])).collect::<Vec<_>>(),
         }),
         Command::AllocateProducerIds => json!({"kind": "producer_ids"}),
+        Command::AlterPartitions { changes } => json!({
+            "kind": "alter_partitions",
+            "changes": changes.iter().map(|c| json!({
+                "topic": c.topic,
+                "partition": c.partition,
+                "leader": c.leader.0,
+                "leader_epoch": c.leader_epoch.0,
+                "partition_epoch": c.partition_epoch.0,
+                "isr": c.isr.iter().map(|b| b.0).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }),
         // Node changes and bootstrap are the controller's own; they never
         // travel, but encode for completeness of the format.
         Command::Bootstrap { cluster_id } => json!({"kind": "bootstrap", "cluster_id": cluster_id}),
@@ -381,6 +393,26 @@ fn command_of(v: &Value) -> Result<Command, String> {
                 .collect::<Result<_, String>>()?,
         }),
         Some("producer_ids") => Ok(Command::AllocateProducerIds),
+        Some("alter_partitions") => Ok(Command::AlterPartitions {
+            changes: field(v, "changes")?
+                .as_array()
+                .ok_or("changes")?
+                .iter()
+                .map(|c| {
+                    let int = |name| {
+                        i32::try_from(i64_of(c, name)?).map_err(|_| format!("{name} out of range"))
+                    };
+                    Ok(IsrChange {
+                        topic: str_of(c, "topic")?,
+                        partition: int("partition")?,
+                        leader: BrokerId(int("leader")?),
+                        leader_epoch: LeaderEpoch(int("leader_epoch")?),
+                        partition_epoch: PartitionEpoch(int("partition_epoch")?),
+                        isr: ints(field(c, "isr")?)?.into_iter().map(BrokerId).collect(),
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        }),
         _ => Err(format!("a command no node sends: {v}")),
     }
 }
@@ -419,6 +451,15 @@ fn answer_json(a: &Answer) -> Value {
                 Err(e) => refusal_json(e),
             }).collect::<Vec<_>>(),
         }),
+        Answer::Partitions(outcomes) => json!({
+            "kind": "partitions",
+            "outcomes": outcomes.iter().map(|o| match o {
+                Ok(state) => json!({"ok": MetadataRecord::Partition {
+                    topic: String::new(), partition: 0, state: state.clone(),
+                }.to_json()}),
+                Err(e) => json!({"error": refusal_json(e)}),
+            }).collect::<Vec<_>>(),
+        }),
     }
 }
 
@@ -439,6 +480,19 @@ fn answer_of(v: &Value) -> Result<Answer, String> {
                     },
                     (None, Some(e)) => Ok(Err(refusal_of(e)?)),
                     _ => Err(format!("topic outcome {o}")),
+                })
+                .collect::<Result<_, String>>()?,
+        )),
+        Some("partitions") => Ok(Answer::Partitions(
+            outcomes()?
+                .iter()
+                .map(|o| match (o.get("ok"), o.get("error")) {
+                    (Some(p), _) => match MetadataRecord::from_json(p, NodeId(0))? {
+                        MetadataRecord::Partition { state, .. } => Ok(Ok(state)),
+                        other => Err(format!("partition outcome {other:?}")),
+                    },
+                    (None, Some(e)) => Ok(Err(refusal_of(e)?)),
+                    _ => Err(format!("partition outcome {o}")),
                 })
                 .collect::<Result<_, String>>()?,
         )),
@@ -484,6 +538,16 @@ mod tests {
                 validate_only: false,
             },
             Command::AllocateProducerIds,
+            Command::AlterPartitions {
+                changes: vec![IsrChange {
+                    topic: "t".into(),
+                    partition: 2,
+                    leader: BrokerId(2001),
+                    leader_epoch: LeaderEpoch(4),
+                    partition_epoch: PartitionEpoch(9),
+                    isr: vec![BrokerId(2001), BrokerId(3000)],
+                }],
+            },
         ];
         for c in commands {
             let again = Request::decode(&Request::Command(c.clone()).encode()).unwrap();
@@ -501,6 +565,10 @@ mod tests {
             Answer::ProducerIds { start: 1000, end: 2000 },
             Answer::Topics(vec![Ok(topic.clone()), Err(Refusal::from_code(36, "exists"))]),
             Answer::Outcomes(vec![Ok(()), Err(Refusal::from_code(3, "unknown"))]),
+            Answer::Partitions(vec![
+                Ok(topic.partitions[0].clone()),
+                Err(Refusal::from_code(95, "stale")),
+            ]),
         ] {
             let r = Response::decode(
                 &Response::Committed { index: 7, answer: answer.clone() }.encode(),

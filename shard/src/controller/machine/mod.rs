@@ -13,6 +13,7 @@
 //! - [`placement`]: where new partitions' replicas and leaders go.
 //! - [`nodes`]: registration and fencing, and the leader elections they cause.
 
+pub mod isr;
 pub mod nodes;
 pub mod placement;
 #[cfg(test)]
@@ -139,6 +140,10 @@ pub enum Command {
     },
     /// A block of [`PRODUCER_ID_BLOCK`] fresh producer ids.
     AllocateProducerIds,
+    /// ISR changes partitions' leaders ask for (AlterPartition).
+    AlterPartitions {
+        changes: Vec<isr::IsrChange>,
+    },
 }
 
 /// What the asker is told once the records are committed.
@@ -153,6 +158,8 @@ pub enum Answer {
         start: i64,
         end: i64,
     },
+    /// Per ISR change: the partition after it, or why not.
+    Partitions(Vec<isr::IsrOutcome>),
 }
 
 impl Answer {
@@ -166,6 +173,9 @@ impl Answer {
             }
             Answer::Outcomes(o) => {
                 Answer::Outcomes(o.into_iter().map(|o| o.and(Err(error.clone()))).collect())
+            }
+            Answer::Partitions(o) => {
+                Answer::Partitions(o.into_iter().map(|o| o.and(Err(error.clone()))).collect())
             }
             Answer::Done | Answer::ProducerIds { .. } => {
                 return Err(ControllerError::Storage(message.to_string()))
@@ -233,6 +243,11 @@ pub fn propose(
             let outcomes = topics.iter().map(|(name, c)| p.alter_configs(name, c)).collect();
             p.only_validating(validate_only);
             Answer::Outcomes(outcomes)
+        }
+        Command::AlterPartitions { changes } => {
+            let (records, outcomes) = isr::alter(image, changes);
+            p.records = records;
+            Answer::Partitions(outcomes)
         }
         Command::AllocateProducerIds => {
             let start = image.next_producer_id;

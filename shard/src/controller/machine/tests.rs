@@ -4,7 +4,7 @@
 use engine::testkit::{seed, Rng};
 
 use super::*;
-use crate::ids::BrokerId;
+use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch};
 
 fn limits() -> Limits {
     Limits {
@@ -361,7 +361,37 @@ fn random_node_changes_keep_the_partitions_consistent() {
     let mut next_id = ids();
     for step in 0..400 {
         let node_id = NodeId(1 + rng.below(3) as i32);
-        let command = match rng.below(6) {
+        let command = match rng.below(7) {
+            // A leader's ISR change: a random set of its replicas with the
+            // leader, under the current epochs or stale ones.
+            6 => {
+                let partitions: Vec<_> = image
+                    .topics
+                    .values()
+                    .flat_map(|t| t.partitions.iter().enumerate().map(move |(i, p)| (t, i, p)))
+                    .filter(|(_, _, p)| p.leader.is_some())
+                    .collect();
+                if partitions.is_empty() {
+                    continue;
+                }
+                let (t, i, p) = partitions[rng.below(partitions.len() as u64) as usize];
+                let leader = p.leader.expect("filtered");
+                let mut isr: Vec<BrokerId> =
+                    p.replicas.iter().copied().filter(|r| *r == leader || rng.chance(50)).collect();
+                let turn = rng.below(isr.len() as u64) as usize;
+                isr.rotate_left(turn);
+                let stale = rng.chance(20);
+                Command::AlterPartitions {
+                    changes: vec![super::isr::IsrChange {
+                        topic: t.name.clone(),
+                        partition: i as i32,
+                        leader,
+                        leader_epoch: p.leader_epoch,
+                        partition_epoch: PartitionEpoch(p.partition_epoch.0 - i32::from(stale)),
+                        isr,
+                    }],
+                }
+            }
             0 => Command::FenceNode(node_id),
             1 => Command::UnfenceNode(node_id),
             2 => Command::UnregisterNode(node_id),
@@ -466,4 +496,94 @@ fn random_commands_replay_to_the_same_image() {
         replayed = replayed.apply(r);
     }
     assert_eq!(replayed, image, "seed {seed}");
+}
+
+/// AlterPartition as KRaft validates it: only the current leader, under
+/// the current epochs, with live replicas that include itself; each change
+/// bumps the partition epoch, and an unchanged ISR writes nothing.
+#[test]
+fn isr_changes_come_from_the_current_leader_under_the_current_epochs() {
+    use super::isr::IsrChange;
+    let mut image = cluster(&[(1, 1), (2, 1), (3, 1)]);
+    let mut t = spec("t", 1);
+    t.replication_factor = 3;
+    run(&mut image, Command::CreateTopics { topics: vec![t], validate_only: false }, &mut ids());
+    let p = image.partition("t", 0).unwrap().clone();
+    let leader = p.leader.unwrap();
+    let others: Vec<BrokerId> = p.replicas.iter().copied().filter(|b| *b != leader).collect();
+    let change = |isr: Vec<BrokerId>| IsrChange {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr,
+    };
+    let alter = |image: &mut MetadataImage, changes: Vec<IsrChange>| -> Vec<i16> {
+        let Answer::Partitions(out) = run(image, Command::AlterPartitions { changes }, &mut ids())
+        else {
+            panic!()
+        };
+        out.iter().map(|o| o.as_ref().map_or_else(|e| e.code(), |_| 0)).collect()
+    };
+    let code = |e: ResponseError| e.code();
+    let mut stale_leader = change(p.replicas.clone());
+    stale_leader.leader_epoch = LeaderEpoch(p.leader_epoch.0 - 1);
+    let mut ahead = change(p.replicas.clone());
+    ahead.partition_epoch = p.partition_epoch.next();
+    let mut not_leader = change(p.replicas.clone());
+    not_leader.leader = others[0];
+    let mut unknown = change(vec![leader]);
+    unknown.partition = 9;
+    let refused = alter(
+        &mut image,
+        vec![
+            stale_leader,
+            ahead,
+            not_leader,
+            unknown,
+            change(vec![leader, leader]),
+            change(vec![leader, b(7000)]),
+            change(others.clone()),
+        ],
+    );
+    assert_eq!(
+        refused,
+        [
+            code(ResponseError::FencedLeaderEpoch),
+            code(ResponseError::NotController),
+            code(ResponseError::InvalidRequest),
+            code(ResponseError::UnknownTopicOrPartition),
+            code(ResponseError::InvalidRequest),
+            code(ResponseError::InvalidRequest),
+            code(ResponseError::InvalidRequest),
+        ]
+    );
+    assert_eq!(image.partition("t", 0), Some(&p), "nothing changed");
+
+    // The ISR grows to every replica: one record, the next partition epoch.
+    assert_eq!(alter(&mut image, vec![change(p.replicas.clone())]), [0]);
+    let grown = image.partition("t", 0).unwrap().clone();
+    assert_eq!((grown.isr.len(), grown.partition_epoch), (3, p.partition_epoch.next()));
+    assert_eq!(grown.leader_epoch, p.leader_epoch);
+    // The old partition epoch is now stale; the same ISR again writes nothing.
+    assert_eq!(
+        alter(&mut image, vec![change(vec![leader])]),
+        [code(ResponseError::InvalidUpdateVersion)]
+    );
+    let same = IsrChange { partition_epoch: grown.partition_epoch, ..change(grown.isr.clone()) };
+    let proposal =
+        propose(&image, &limits(), Command::AlterPartitions { changes: vec![same] }, &mut ids());
+    assert!(proposal.records.is_empty());
+    // A fenced replica cannot join.
+    let shrunk = IsrChange { partition_epoch: grown.partition_epoch, ..change(vec![leader]) };
+    assert_eq!(alter(&mut image, vec![shrunk]), [0]);
+    run(&mut image, Command::FenceNode(others[0].node()), &mut ids());
+    let now = image.partition("t", 0).unwrap().clone();
+    let rejoin = IsrChange {
+        partition_epoch: now.partition_epoch,
+        leader_epoch: now.leader_epoch,
+        ..change(vec![leader, others[0]])
+    };
+    assert_eq!(alter(&mut image, vec![rejoin]), [code(ResponseError::IneligibleReplica)]);
 }
