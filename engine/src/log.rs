@@ -197,6 +197,9 @@ pub(crate) struct LogInner<D: Disk> {
     /// Notified when `acked_end` or `high_watermark` moves (or the log fails).
     acked: Notify,
     high_watermark: Cell<Offset>,
+    /// Where a replicated log's high watermark is to go (what the ISR
+    /// holds): it follows as `acked_end` catches up.
+    high_watermark_target: Cell<Offset>,
     /// The high watermark is set from outside (`set_high_watermark`)
     /// rather than following `acked_end`.
     replicated: Cell<bool>,
@@ -355,6 +358,7 @@ impl<D: Disk> PartitionLog<D> {
             acked_end: Cell::new(log_end),
             acked: Notify::default(),
             high_watermark: Cell::new(log_end),
+            high_watermark_target: Cell::new(log_end),
             replicated: Cell::new(false),
             recovery: report,
             compacted_to: Cell::new(0),
@@ -420,9 +424,19 @@ impl<D: Disk> PartitionLog<D> {
             Ok(())
         })
         .await?;
-        let mut st = inner.state.borrow_mut();
-        st.producers = state;
-        st.epochs = epochs;
+        {
+            let mut st = inner.state.borrow_mut();
+            st.producers = state;
+            st.epochs = epochs;
+        }
+        // The log lost data the checkpoint described (recovery cut it, or
+        // a truncation): rewrite it, durably, before anything is appended,
+        // or a later open would take its entries for the new batches'.
+        if covered > log_end {
+            self.write_epoch_checkpoint().await?;
+            let dir = &inner.dir;
+            inner.disk.sync_filesystem(dir).await.ctx(|| format!("syncing {}", dir.display()))?;
+        }
         Ok(())
     }
 
@@ -1007,9 +1021,11 @@ impl<D: Disk> LogInner<D> {
         let end = end_offset.min(st.log_end);
         if end > self.acked_end.get() {
             self.acked_end.set(end);
-            if !self.replicated.get() {
-                self.high_watermark.set(end);
-            }
+            let hw = match self.replicated.get() {
+                false => end,
+                true => end.min(self.high_watermark_target.get()),
+            };
+            self.high_watermark.set(self.high_watermark.get().max(hw));
         }
         // Batches below the acknowledged end are on disk for good; the cache
         // keeps only the most recent ones.

@@ -88,3 +88,34 @@ fn a_damaged_checkpoint_is_rebuilt_from_the_batches() {
         assert_eq!(log.epochs(), entries(&[(1, 0), (4, 15)]));
     });
 }
+
+/// Recovery (or a truncation) cut the log below what the checkpoint
+/// described: the checkpoint is rewritten before new batches arrive, so a
+/// crash after them does not bring the cut epochs back.
+#[test]
+fn a_checkpoint_beyond_the_log_end_is_rewritten_before_new_batches() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        append_epochs(&log, &[1, 3]).await;
+        log.close().await.unwrap();
+        // As if the log had held an epoch 4 from offset 35 and lost it.
+        let path = dir().join(CHECKPOINT_FILE);
+        let mut claimed = engine::epochs::LeaderEpochCache::default();
+        for (epoch, offset) in [(1, 0), (3, 15), (4, 35)] {
+            claimed.assign(epoch, offset);
+        }
+        env.disk.replace_file(&path, &claimed.encode(45)).await.unwrap();
+        env.disk.sync_filesystem(&dir()).await.unwrap();
+        let log = env.open(tiny()).await;
+        assert_eq!(log.epochs(), entries(&[(1, 0), (3, 15)]));
+        append_epochs(&log, &[5]).await;
+        assert_eq!(log.log_end_offset(), 45);
+    });
+    env.disk.crash(9);
+    let env = env.restart();
+    env.run(async {
+        let log = env.open(tiny()).await;
+        assert_eq!(log.epochs(), entries(&[(1, 0), (3, 15), (5, 30)]));
+    });
+}

@@ -32,6 +32,8 @@ fn the_high_watermark_of_a_replicated_log_moves_only_when_told() {
         assert_eq!(log.high_watermark(), 3, "one replica: the durable end");
 
         log.set_replicated(true);
+        assert_eq!(log.high_watermark(), 0, "replicated: nothing is known to be on the others");
+        assert_eq!(log.set_high_watermark(3), 3);
         let info = log.append(batch(2, 4, 20), 0).await.unwrap();
         log.wait_acked(info.end_offset).await.unwrap();
         assert_eq!((log.acked_end_offset(), log.high_watermark()), (7, 3));
@@ -42,14 +44,17 @@ fn the_high_watermark_of_a_replicated_log_moves_only_when_told() {
 
         assert_eq!(log.set_high_watermark(100), 7, "never past the durable end");
         assert_eq!(log.set_high_watermark(5), 7, "never back");
+        // The ISR holds more than this replica has made durable: the high
+        // watermark follows the durable end up to it.
         let waiting = log.wait_high_watermark(9);
         let info = log.append(batch(3, 2, 20), 0).await.unwrap();
         log.wait_acked(info.end_offset).await.unwrap();
-        log.set_high_watermark(9);
         waiting.await.unwrap();
+        assert_eq!(log.high_watermark(), 9);
 
         assert_eq!(log.truncate_to(7).await.unwrap(), 7);
         assert_eq!(log.high_watermark(), 7, "a truncation lowers it");
+        assert_eq!(log.set_high_watermark(7), 7, "and what it aims at");
         assert!(matches!(log.wait_high_watermark(9).await, Err(AppendError::Closed)));
         log.set_replicated(false);
         let info = log.append(batch(4, 1, 20), 0).await.unwrap();

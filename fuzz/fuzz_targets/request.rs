@@ -59,6 +59,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::ListGroups => drop(req.decode_body::<ListGroupsRequest>()?),
         ApiKey::DeleteGroups => drop(req.decode_body::<DeleteGroupsRequest>()?),
         ApiKey::InitProducerId => drop(req.decode_body::<InitProducerIdRequest>()?),
+        ApiKey::OffsetForLeaderEpoch => drop(req.decode_body::<OffsetForLeaderEpochRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

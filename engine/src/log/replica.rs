@@ -25,21 +25,30 @@ impl<D: Disk> PartitionLog<D> {
     }
 
     /// A replicated log's high watermark moves only by
-    /// [`Self::set_high_watermark`]; an unreplicated one's is its durable
-    /// end (and catches up with it at once when the log stops being
-    /// replicated).
+    /// [`Self::set_high_watermark`]: on becoming replicated it restarts
+    /// from the log start (nothing this replica holds is known to be on the
+    /// others until its leader or its ISR says so; a persisted high
+    /// watermark is a later step). An unreplicated log's is its durable
+    /// end, which it catches up with at once.
     pub fn set_replicated(&self, replicated: bool) {
-        self.inner.replicated.set(replicated);
-        if !replicated {
-            self.set_high_watermark(self.acked_end_offset());
+        let inner = &self.inner;
+        if replicated == inner.replicated.replace(replicated) {
+            return;
         }
+        let hw = if replicated { self.log_start_offset() } else { inner.acked_end.get() };
+        inner.high_watermark.set(hw);
+        inner.high_watermark_target.set(hw);
+        inner.acked.notify();
     }
 
-    /// Moves the high watermark up to `offset`, never past the local
-    /// durable end and never back. Returns where it is.
+    /// Moves a replicated log's high watermark towards `offset` (what every
+    /// in-sync replica holds): at once up to the local durable end, the
+    /// rest as the durable end catches up; never back. Returns where it is.
     pub fn set_high_watermark(&self, offset: Offset) -> Offset {
         let inner = &self.inner;
-        let hw = offset.min(inner.acked_end.get());
+        let target = inner.high_watermark_target.get().max(offset);
+        inner.high_watermark_target.set(target);
+        let hw = target.min(inner.acked_end.get());
         if hw > inner.high_watermark.get() {
             inner.high_watermark.set(hw);
             inner.acked.notify();
@@ -99,6 +108,12 @@ impl<D: Disk> PartitionLog<D> {
         let log_end = self.log_end_offset();
         if base_offset < log_end {
             return Err(BatchError::Invalid("replicated batches start before the log end").into());
+        }
+        // One segment spans at most 2^31 offsets from its base (a roll
+        // starts the next at the log end): a larger gap is for the replica
+        // manager to handle by starting the log anew at the leader's start.
+        if end_offset - log_end > i64::from(i32::MAX) {
+            return Err(BatchError::Invalid("replicated batches too far past the log end").into());
         }
         // The offsets the active segment must span, gaps included.
         self.prepare_space(total as u64, end_offset - log_end).await?;

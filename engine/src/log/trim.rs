@@ -118,18 +118,30 @@ impl<D: Disk> PartitionLog<D> {
             }
             st.log_end = new_end;
             st.written_end = st.written_end.min(new_end);
-            self.inner.acked_end.set(self.inner.acked_end.get().min(new_end));
-            self.inner.high_watermark.set(self.inner.high_watermark.get().min(new_end));
+            st.epochs.truncate_from_end(new_end);
+            let inner = &self.inner;
+            inner.acked_end.set(inner.acked_end.get().min(new_end));
+            inner.high_watermark.set(inner.high_watermark.get().min(new_end));
+            inner.high_watermark_target.set(inner.high_watermark_target.get().min(new_end));
         }
-        drop(_maintenance);
         self.inner.acked.notify();
         // The producers' state and the leader epochs described batches
         // that are gone. The new checkpoint is made durable before any
-        // append: an older one could name epochs the new batches do not have.
-        self.load_producers().await?;
-        self.write_epoch_checkpoint().await?;
-        let dir = &self.inner.dir;
-        self.inner.disk.sync_filesystem(dir).await.ctx(|| format!("syncing {}", dir.display()))?;
+        // append: an older one could name epochs the new batches do not
+        // have. Still under the maintenance lock (no retention meanwhile);
+        // a failure here takes the log offline rather than let it append
+        // beside a checkpoint that no longer describes it.
+        let rebuilt = async {
+            self.load_producers().await?;
+            self.write_epoch_checkpoint().await?;
+            let dir = &self.inner.dir;
+            self.inner.disk.sync_filesystem(dir).await.ctx(|| format!("syncing {}", dir.display()))
+        };
+        if let Err(e) = rebuilt.await {
+            self.inner.fail(StorageFailure::Io(format!("after truncating to {new_end}: {e}")));
+            return Err(e);
+        }
+        drop(_maintenance);
         Ok(new_end)
     }
 

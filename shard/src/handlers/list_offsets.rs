@@ -54,9 +54,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                         },
                         _ => r.error_code = ResponseError::InvalidRequest.code(),
                     }
-                    // The epoch of the batch holding the offset found (v4+).
+                    // v4+: the log's latest epoch for LATEST, as Kafka;
+                    // otherwise the epoch of the batch holding the offset.
                     if request.version >= 4 && r.offset >= 0 {
-                        r.leader_epoch = log.epoch_of(r.offset).unwrap_or(-1);
+                        let epoch = match p.timestamp {
+                            LATEST => log.latest_epoch().map(|e| e.epoch),
+                            _ => log.epoch_of(r.offset),
+                        };
+                        r.leader_epoch = epoch.unwrap_or(-1);
                     }
                 }
             }

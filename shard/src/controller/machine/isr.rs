@@ -32,13 +32,16 @@ pub struct IsrChange {
 /// The outcome of one change: the partition's state after it, or why not.
 pub type IsrOutcome = Result<PartitionMeta, Refusal>;
 
-/// The records `changes` make, and each one's outcome, in order. A later
-/// change of the same partition in one command sees the earlier.
+/// The records `changes` make, and each one's outcome, in order: one
+/// record per accepted change, so that every state an outcome names is
+/// committed. A later change of the same partition in one command sees
+/// the earlier.
 pub fn alter(
     image: &MetadataImage,
     changes: Vec<IsrChange>,
 ) -> (Vec<MetadataRecord>, Vec<IsrOutcome>) {
     let mut changed: BTreeMap<(String, i32), PartitionMeta> = BTreeMap::new();
+    let mut records = Vec::new();
     let mut outcomes = Vec::with_capacity(changes.len());
     for c in changes {
         let key = (c.topic.clone(), c.partition);
@@ -53,6 +56,11 @@ pub fn alter(
                 if next.isr != c.isr {
                     next.isr = c.isr.clone();
                     next.partition_epoch = p.partition_epoch.next();
+                    records.push(MetadataRecord::Partition {
+                        topic: c.topic.clone(),
+                        partition: c.partition,
+                        state: next.clone(),
+                    });
                     changed.insert(key, next.clone());
                 }
                 next
@@ -60,10 +68,6 @@ pub fn alter(
         };
         outcomes.push(outcome);
     }
-    let records = changed
-        .into_iter()
-        .map(|((topic, partition), state)| MetadataRecord::Partition { topic, partition, state })
-        .collect();
     (records, outcomes)
 }
 

@@ -587,3 +587,40 @@ fn isr_changes_come_from_the_current_leader_under_the_current_epochs() {
     };
     assert_eq!(alter(&mut image, vec![rejoin]), [code(ResponseError::IneligibleReplica)]);
 }
+
+/// Two changes of one partition in one command: each accepted state is a
+/// record of its own, so every partition epoch an outcome names is committed.
+#[test]
+fn successive_isr_changes_in_one_command_are_each_committed() {
+    use super::isr::IsrChange;
+    let mut image = cluster(&[(1, 1), (2, 1)]);
+    let mut t = spec("t", 1);
+    t.replication_factor = 2;
+    run(&mut image, Command::CreateTopics { topics: vec![t], validate_only: false }, &mut ids());
+    let p = image.partition("t", 0).unwrap().clone();
+    let leader = p.leader.unwrap();
+    let change = |epoch: PartitionEpoch, isr: Vec<BrokerId>| IsrChange {
+        topic: "t".into(),
+        partition: 0,
+        leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: epoch,
+        isr,
+    };
+    let grown = change(p.partition_epoch, p.replicas.clone());
+    let shrunk = change(p.partition_epoch.next(), vec![leader]);
+    let proposal = propose(
+        &image,
+        &limits(),
+        Command::AlterPartitions { changes: vec![grown, shrunk] },
+        &mut ids(),
+    );
+    let Answer::Partitions(out) = &proposal.answer else { panic!() };
+    let epochs: Vec<_> = out.iter().map(|o| o.as_ref().unwrap().partition_epoch).collect();
+    assert_eq!(epochs, [p.partition_epoch.next(), p.partition_epoch.next().next()]);
+    assert_eq!(proposal.records.len(), 2);
+    for r in &proposal.records {
+        image = image.apply(r);
+    }
+    assert_eq!(image.partition("t", 0).unwrap().isr, vec![leader]);
+}
