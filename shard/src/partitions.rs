@@ -100,7 +100,8 @@ impl<D: Disk> Partitions<D> {
 
     /// The log of `topic`-`index`, if this shard leads it.
     pub fn log(&self, topic: &str, index: i32) -> Option<PartitionLog<D>> {
-        self.get(self.id(topic, index)?).map(|p| p.log)
+        let id = self.id(topic, index)?;
+        self.open.borrow().get(&id).map(|p| p.log.clone())
     }
 
     /// The partition `id` names, while it is open.

@@ -96,16 +96,7 @@ impl<D: Disk> PartitionLog<D> {
             });
         }
         seg.reserved = position;
-        let block_start = align_down(position);
-        let last_block = if position > block_start {
-            file.read_at(block_start, (position - block_start) as usize)
-                .await
-                .ctx(|| "reading the tail block".into())?
-                .as_ref()
-                .to_vec()
-        } else {
-            Vec::new()
-        };
+        let last_block = tail_block(file.as_ref(), position).await?;
         {
             let mut st = self.inner.state.borrow_mut();
             let st = &mut *st;
