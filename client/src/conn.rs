@@ -14,7 +14,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use net::kafka_protocol::messages::*;
 use net::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -52,18 +52,8 @@ pub fn encode_frame<Req: Encodable>(
     correlation: i32,
     body: &Req,
 ) -> Result<Vec<u8>> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-    let mut buf = BytesMut::new();
-    header.encode(&mut buf, api.request_header_version(version))?;
-    body.encode(&mut buf, version)?;
-    let mut frame = Vec::with_capacity(4 + buf.len());
-    frame.put_i32(buf.len() as i32);
-    frame.extend_from_slice(&buf);
-    Ok(frame)
+    net::codec::encode_request(api, version, correlation, CLIENT_ID, body)
+        .map_err(|e| anyhow::anyhow!("encoding {api:?} v{version}: {e}"))
 }
 
 /// Sets the correlation id of a frame made by [`encode_frame`].

@@ -43,14 +43,18 @@ fn the_high_watermark_of_a_replicated_log_moves_only_when_told() {
         assert_eq!(split(&bytes).len(), 1, "consumers read below the high watermark only");
 
         assert_eq!(log.set_high_watermark(100), 7, "never past the durable end");
-        assert_eq!(log.set_high_watermark(5), 7, "never back");
+        assert_eq!(log.set_high_watermark(5), 7, "never back, though the target falls");
+        let info = log.append(batch(5, 1, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert_eq!(log.high_watermark(), 7, "held at the target");
+        assert_eq!(log.set_high_watermark(100), 8);
         // The ISR holds more than this replica has made durable: the high
         // watermark follows the durable end up to it.
-        let waiting = log.wait_high_watermark(9);
+        let waiting = log.wait_high_watermark(10);
         let info = log.append(batch(3, 2, 20), 0).await.unwrap();
         log.wait_acked(info.end_offset).await.unwrap();
         waiting.await.unwrap();
-        assert_eq!(log.high_watermark(), 9);
+        assert_eq!(log.high_watermark(), 10);
 
         assert_eq!(log.truncate_to(7).await.unwrap(), 7);
         assert_eq!(log.high_watermark(), 7, "a truncation lowers it");

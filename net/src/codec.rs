@@ -110,6 +110,31 @@ pub fn encode_response<T: Encodable>(
     Ok(buf.freeze())
 }
 
+/// Encodes a whole request frame (size, header, body): what a client (or
+/// a broker's replica fetcher) sends.
+pub fn encode_request<T: Encodable>(
+    api: ApiKey,
+    version: i16,
+    correlation: i32,
+    client_id: &'static str,
+    body: &T,
+) -> Result<Vec<u8>, String> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(client_id)));
+    let header_version = api.request_header_version(version);
+    let size = header.compute_size(header_version).map_err(|e| e.to_string())?
+        + body.compute_size(version).map_err(|e| e.to_string())?;
+    let mut buf = Vec::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version).map_err(|e| e.to_string())?;
+    body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    debug_assert_eq!(buf.len(), 4 + size);
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

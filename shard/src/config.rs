@@ -29,6 +29,9 @@ pub struct NodeConfig {
     /// Kafka's broker `min.insync.replicas`: the ISR an acks=all produce
     /// needs, for topics that do not set their own.
     pub min_insync_replicas: u16,
+    /// Kafka's `replica.lag.time.max.ms`: a follower not caught up with its
+    /// leader for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
     /// How often each shard runs retention and compaction on its logs.
     pub maintenance_interval_ms: u64,
     /// Compaction I/O budget per shard (Kafka's

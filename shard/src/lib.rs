@@ -2,11 +2,12 @@
 //! broker endpoint.
 //!
 //! A shard is a glommio executor pinned to a core. It owns the partitions it
-//! leads (their logs, files and memory), its listener and its connections;
+//! holds a replica of (their logs, files and memory), its listener and its connections;
 //! produce and fetch requests never leave it. Shards talk only through
 //! channels, and only about metadata (the controller on shard 0 broadcasts
 //! new [`metadata::MetadataImage`]s; shards send it controller requests) and
-//! shutdown.
+//! shutdown. Replicas on other nodes fetch from a partition's leader with
+//! Kafka's Fetch, as followers do in Kafka.
 //!
 //! Modules, top to bottom; each uses only those below it:
 //!
@@ -17,7 +18,8 @@
 //! - [`handlers`]: the Kafka APIs.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`shard`]: one shard as a set of services, and how they change together.
-//! - the services: [`partitions`] (the logs, by interned id), [`groups`]
+//! - the services: [`replica`] (leaders' ISR and high watermark,
+//!   followers' fetchers), [`partitions`] (the logs, by interned id), [`groups`]
 //!   (the group coordinator), [`controller`] (its pure state machine and
 //!   the shards' client of it), [`metadata`] (the image and its cache).
 //! - [`metrics`]: each shard's counters and their Prometheus rendering.
@@ -41,6 +43,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod node;
 pub mod partitions;
+pub mod replica;
 pub mod response;
 pub mod shard;
 pub mod splice;

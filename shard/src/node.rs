@@ -330,6 +330,11 @@ async fn shard_main(
         }
     })
     .detach();
+    let isr = shard.clone();
+    glommio::spawn_local(async move {
+        crate::replica::run_isr(&isr.replicas, &isr.controller, || isr.stopping()).await
+    })
+    .detach();
     let exporting = shard.clone();
     glommio::spawn_local(async move {
         while let Ok(reply) = metrics.recv_async().await {

@@ -1,10 +1,12 @@
-//! The partition manager: the logs of the partitions one shard leads, each
-//! interned as a [`PartitionId`], and the node's own logs (the metadata
-//! log, a voter's Raft log) that no image names.
+//! The partition manager: the logs of the partitions one shard holds a
+//! replica of (leading or following), each interned as a [`PartitionId`],
+//! and the node's own logs (the metadata log, a voter's Raft log) that no
+//! image names.
 //!
 //! One per shard, on that shard's core. It opens, reconfigures, maintains,
 //! deletes and closes logs; it does not decide which partitions the shard
-//! leads (the metadata image does) nor serve requests (the handlers do).
+//! holds (the metadata image does), which it leads (the replica manager,
+//! [`crate::replica`]) nor serve requests (the handlers do).
 //! A request names a partition by topic and index: [`Partitions::log`]
 //! finds it without allocating.
 
@@ -38,7 +40,7 @@ pub struct Partition<D: Disk = DmaDisk> {
     pub log: PartitionLog<D>,
 }
 
-/// A log opened for a partition the shard now leads, not yet served:
+/// A log opened for a partition the shard now holds, not yet served:
 /// [`Partitions::serve`] publishes it.
 pub struct Opened<D: Disk = DmaDisk> {
     pub topic: String,
@@ -93,12 +95,13 @@ impl<D: Disk> Partitions<D> {
         &self.flusher
     }
 
-    /// The id of `topic`-`index`, if this shard leads it.
+    /// The id of `topic`-`index`, if this shard holds a replica of it.
     pub fn id(&self, topic: &str, index: i32) -> Option<PartitionId> {
         self.by_name.borrow().get(topic)?.get(&index).copied()
     }
 
-    /// The log of `topic`-`index`, if this shard leads it.
+    /// The log of `topic`-`index`, if this shard holds a replica of it
+    /// (whether it leads it is the image's to say).
     pub fn log(&self, topic: &str, index: i32) -> Option<PartitionLog<D>> {
         let id = self.id(topic, index)?;
         self.open.borrow().get(&id).map(|p| p.log.clone())
@@ -171,15 +174,16 @@ impl<D: Disk> Partitions<D> {
         }
     }
 
-    /// Opens the logs of the partitions `me` leads in `image` that are not
-    /// open yet, and returns them unserved (their state may need loading
+    /// Opens the logs of the partitions `me` holds a replica of in `image`
+    /// (or leads) that are not open yet, and returns them unserved (their state may need loading
     /// first; [`Self::serve`] publishes each). A log that cannot be opened
     /// is logged and left closed (its requests get `NOT_LEADER_OR_FOLLOWER`).
-    pub async fn open_led(&self, image: &MetadataImage, me: BrokerId) -> Vec<Opened<D>> {
+    pub async fn open_replicas(&self, image: &MetadataImage, me: BrokerId) -> Vec<Opened<D>> {
         let mut to_open = Vec::new();
         for t in image.topics.values() {
             for (p, partition) in t.partitions.iter().enumerate() {
-                if partition.leader == Some(me) && self.id(&t.name, p as i32).is_none() {
+                let held = partition.leader == Some(me) || partition.replicas.contains(&me);
+                if held && self.id(&t.name, p as i32).is_none() {
                     to_open.push((t.name.as_str(), t.id, p as i32, &t.configs));
                 }
             }
@@ -400,7 +404,7 @@ mod tests {
         run_with_flusher(&flusher, async {
             let image = MetadataImage::default()
                 .applied(&[topic("a", 1, &[me, other, me]), topic("b", 2, &[other])]);
-            let opened = partitions.open_led(&image, me).await;
+            let opened = partitions.open_replicas(&image, me).await;
             let mut names: Vec<_> = opened.iter().map(|p| (p.topic.clone(), p.index)).collect();
             names.sort();
             assert_eq!(names, [("a".to_string(), 0), ("a".to_string(), 2)]);
@@ -413,7 +417,7 @@ mod tests {
             assert!(partitions.log("b", 0).is_none());
             let a0 = partitions.id("a", 0).unwrap();
             assert_eq!(partitions.get(a0).unwrap().index, 0);
-            assert!(partitions.open_led(&image, me).await.is_empty(), "already open");
+            assert!(partitions.open_replicas(&image, me).await.is_empty(), "already open");
             let log = partitions.log("a", 0).unwrap();
             let batch = engine::testkit::make_batch(1, 3, 10, 0);
             let info = log.append(bytes::BytesMut::from(&batch[..]), 0).await.unwrap();
@@ -428,7 +432,7 @@ mod tests {
             partitions.delete(gone).await;
             assert!(!disk.exists(Path::new("/data/a-2")).await.unwrap());
 
-            let again = partitions.open_led(&image, me).await;
+            let again = partitions.open_replicas(&image, me).await;
             assert_eq!(again.len(), 1);
             let again = partitions.serve(again.into_iter().next().unwrap());
             assert!(again.id > a0, "ids are not reused");

@@ -1,7 +1,8 @@
 //! One shard: its services, each with a narrow interface, and how they
 //! change together when a new image arrives or the node stops.
 //!
-//! - [`Partitions`]: the logs of the partitions it leads, by interned id.
+//! - [`Partitions`]: the logs of the partitions it holds, by interned id.
+//! - [`Replicas`]: which of them it leads or follows, and replication.
 //! - [`MetadataCache`]: its copy of the metadata image.
 //! - [`Coordinator`]: the consumer groups it coordinates, and their records.
 //! - [`ControllerClient`]: its requests to the node's controller.
@@ -26,6 +27,7 @@ use crate::groups::{Coordinator, OFFSETS_TOPIC};
 use crate::ids::{BrokerId, NodeId, ShardId};
 use crate::metadata::{MetadataCache, MetadataImage};
 use crate::partitions::Partitions;
+use crate::replica::Replicas;
 
 /// Messages a shard receives from other shards.
 pub enum ShardMsg {
@@ -41,6 +43,7 @@ pub struct Shard {
     pub config: Arc<NodeConfig>,
     pub metadata: MetadataCache,
     pub partitions: Partitions,
+    pub replicas: Replicas,
     pub groups: Coordinator,
     pub controller: ControllerClient,
     pub connections: Connections,
@@ -68,9 +71,11 @@ impl Shard {
         controller: ControllerClient,
         splicer: Option<Rc<crate::splice::Splicer>>,
     ) -> Shard {
+        let lag = std::time::Duration::from_millis(config.replica_lag_time_max_ms);
         Shard {
             id,
             metadata: MetadataCache::new(config.broker(id)),
+            replicas: Replicas::new(config.broker(id), lag),
             config,
             partitions,
             groups: Coordinator::default(),
@@ -107,8 +112,8 @@ impl Shard {
     /// Installs a new image: logs of topics whose configs changed take the
     /// new ones; partitions of deleted topics (or of a topic replaced by
     /// another of its name) leave the shard and their data is removed;
-    /// partitions this shard now leads open, and are served once their
-    /// groups are loaded.
+    /// partitions this shard now holds open, and are served once their
+    /// groups are loaded; then each takes its role (leader or follower).
     pub async fn apply_image(&self, image: Arc<MetadataImage>, controller: Option<NodeId>) {
         self.metadata.set_controller(controller);
         if self.stopping.get() {
@@ -123,16 +128,20 @@ impl Shard {
         let gone = self.partitions.detach_deleted(&image);
         self.metrics.retain_topics(|t| image.topics.contains_key(t));
         self.partitions.delete(gone).await;
-        for opened in self.partitions.open_led(&image, self.broker()).await {
+        for opened in self.partitions.open_replicas(&image, self.broker()).await {
             // Groups are loaded before the partition is served (they answer
             // COORDINATOR_LOAD_IN_PROGRESS until then).
-            if opened.topic == OFFSETS_TOPIC {
+            // (Only a leader coordinates; `__consumer_offsets` has one
+            // replica per partition until it is replicated.)
+            let leads = image.leader(OFFSETS_TOPIC, opened.index) == Some(self.broker());
+            if opened.topic == OFFSETS_TOPIC && leads {
                 if let Err(e) = self.groups.load(opened.index, &opened.log).await {
                     warn!("shard {}: cannot load {}-{}: {e}", self.id, opened.topic, opened.index);
                 }
             }
             self.partitions.serve(opened);
         }
+        self.replicas.apply(&image, &self.partitions);
         self.metadata.set_image(image);
     }
 
@@ -140,6 +149,7 @@ impl Shard {
     pub async fn shutdown(&self) {
         self.stopping.set(true);
         self.stop.notify();
+        self.replicas.stop();
         self.groups.stop();
         self.groups.persist(&self.partitions, &self.metadata.image()).await;
         loop {

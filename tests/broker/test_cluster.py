@@ -93,7 +93,7 @@ def test_three_nodes_form_one_cluster(make_cluster, shards):
     assert controller // 1000 in c.nodes and controller % 1000 == 0
     for leader, replicas, isrs in topics[name].values():
         assert len({r // 1000 for r in replicas}) == 3, replicas
-        assert leader == replicas[0] and isrs == [leader]
+        assert leader == replicas[0] and sorted(isrs) == sorted(replicas), (replicas, isrs)
     leaders = {leader // 1000 for leader, _, _ in topics[name].values()}
     assert leaders == {1, 2, 3}, "leaders spread over every node"
     # Real clients route to the leaders on every node.

@@ -127,3 +127,57 @@ def test_the_minority_cannot_commit_and_catches_up_after_the_partition(make_clus
         assert "minority" not in topics, f"node {n.node_id} has the minority's topic"
         assert topic_ids(n.bootstrap, names) == ids, f"node {n.node_id}"
     assert set(c.stop().values()) == {0}, c.log()
+
+
+# Run inside the namespace: acks=all produces of `count` records to the
+# partition's leader there; prints how many were acknowledged.
+PRODUCE_INSIDE = """
+import json, sys
+from confluent_kafka import Producer
+bootstrap, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+acked = []
+p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
+              "retries": 0, "request.timeout.ms": 5000, "message.timeout.ms": 20000})
+for i in range(count):
+    p.produce(topic, f"cut-{i}".encode(), partition=0,
+              on_delivery=lambda err, msg: acked.append(err is None))
+left = p.flush(60)
+print(json.dumps({"acked": sum(acked), "answered": len(acked), "left": left}))
+"""
+
+
+def test_a_cut_off_leader_never_acknowledges_and_truncates_after_healing(make_cluster, netns):
+    from test_replication import partition_state, produce_acked, read_all, segment_bytes
+
+    ns, outer_ip, inner_ip, inner_link = netns
+    c = make_cluster(nodes=3, shards=1, hosts={1: outer_ip, 2: outer_ip, 3: inner_ip},
+                     netns={3: ns}).start()
+    majority = f"{c.nodes[1].bootstrap},{c.nodes[2].bootstrap}"
+    topic = "cut"
+    nt = NewTopic(topic, 1, replica_assignment=[[3000, 1000, 2000]], config={"min.insync.replicas": "2"})
+    assert create(majority, [nt]) == {topic: None}
+    acked, failed = produce_acked(majority, topic, [f"before-{i}" for i in range(50)])
+    assert failed == [] and partition_state(majority, topic)[0] == 3000
+
+    ip("link", "set", inner_link, "down", netns=ns)
+    here = os.path.dirname(os.path.abspath(__file__))
+    inside_producer = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", PRODUCE_INSIDE, c.nodes[3].bootstrap, topic, "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=here)
+    wait_until(lambda: (partition_state(majority, topic) or (-1,))[0] in (1000, 2000), 60,
+               "the majority electing a leader from the ISR")
+    more, failed = produce_acked(majority, topic, [f"after-{i}" for i in range(50)])
+    assert failed == []
+    acked.update(more)
+    cut = outcome(inside_producer, 120)
+    assert cut["acked"] == 0 and cut["left"] == 0, cut
+
+    ip("link", "set", inner_link, "up", netns=ns)
+    wait_until(lambda: sorted(partition_state(majority, topic)[2]) == [1000, 2000, 3000], 90,
+               "the old leader following again, back in the ISR")
+    got = read_all(majority, topic, max(acked.values()) + 1)
+    assert {v: o for o, v in got.items()} == acked, "exactly the acknowledged records"
+    assert set(c.stop().values()) == {0}, c.log()
+    copies = {n.node_id: segment_bytes(n, topic) for n in c.nodes.values()}
+    assert copies[1] == copies[2] == copies[3], {n: len(b) for n, b in copies.items()}
+    assert "diverged from the leader: truncated" in c.nodes[3].log()

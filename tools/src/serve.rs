@@ -27,6 +27,8 @@ const USAGE: &str = "usage: corelog serve [options]
                                with replication factor -1 (default 1)
   --min-insync-replicas N      in-sync replicas an acks=all produce needs, for topics
                                without min.insync.replicas (default 1)
+  --replica-lag-time-max-ms MS a follower not caught up for MS leaves the ISR
+                               (default 30000, Kafka's replica.lag.time.max.ms)
   --log-maintenance-ms MS      how often each shard applies retention and compacts
                                (default 15000, Kafka's log.cleaner.backoff.ms)
   --log-cleaner-io-bytes-per-sec N
@@ -61,6 +63,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         default_partitions: 1,
         default_replication_factor: 1,
         min_insync_replicas: 1,
+        replica_lag_time_max_ms: 30_000,
         maintenance_interval_ms: 15_000,
         offsets_segment_bytes: 100 * 1024 * 1024,
         zero_copy_fetch: true,
@@ -124,6 +127,12 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 config.min_insync_replicas = value.parse().map_err(|_| bad("not a number"))?;
                 if config.min_insync_replicas < 1 {
                     bail!("--min-insync-replicas must be at least 1");
+                }
+            }
+            "--replica-lag-time-max-ms" => {
+                config.replica_lag_time_max_ms = value.parse().map_err(|_| bad("not a number"))?;
+                if config.replica_lag_time_max_ms == 0 {
+                    bail!("--replica-lag-time-max-ms must be positive");
                 }
             }
             "--log-maintenance-ms" => {

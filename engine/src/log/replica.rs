@@ -41,12 +41,13 @@ impl<D: Disk> PartitionLog<D> {
         inner.acked.notify();
     }
 
-    /// Moves a replicated log's high watermark towards `offset` (what every
-    /// in-sync replica holds): at once up to the local durable end, the
-    /// rest as the durable end catches up; never back. Returns where it is.
-    pub fn set_high_watermark(&self, offset: Offset) -> Offset {
+    /// Aims a replicated log's high watermark at `target` (what every other
+    /// in-sync replica holds; `Offset::MAX` when no other is in the ISR):
+    /// it moves at once up to the local durable end, the rest as the durable
+    /// end catches up. The target may fall (a replica joined the ISR); the
+    /// high watermark never moves back. Returns where it is.
+    pub fn set_high_watermark(&self, target: Offset) -> Offset {
         let inner = &self.inner;
-        let target = inner.high_watermark_target.get().max(offset);
         inner.high_watermark_target.set(target);
         let hw = target.min(inner.acked_end.get());
         if hw > inner.high_watermark.get() {
@@ -60,6 +61,18 @@ impl<D: Disk> PartitionLog<D> {
     /// fails or is truncated below it first.
     pub async fn wait_high_watermark(&self, end: Offset) -> Result<(), AppendError> {
         self.wait_mark(end, |inner| inner.high_watermark.get()).await
+    }
+
+    /// Waits until the durable end moves past `offset` (a follower's long
+    /// poll: followers fetch what the leader holds durably), or the log fails.
+    pub async fn wait_acked_past(&self, offset: Offset) {
+        loop {
+            let notified = self.inner.acked.notified();
+            if self.inner.acked_end.get() > offset || self.inner.state.borrow().failed.is_some() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Waits until the high watermark moves past `offset` (a consumer's

@@ -45,16 +45,29 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         Ok(n) if n > 0 => n.min(FETCH_RESPONSE_BYTES_MAX),
         _ => FETCH_RESPONSE_BYTES_MAX,
     };
+    // A follower's fetch (Kafka's replica fetchers set `replica_id`):
+    // it reads up to the leader's durable end, not the high watermark, and
+    // its fetch offset is the follower's durable end.
+    let replica = match request.version {
+        ..=14 => req.replica_id.0,
+        _ => req.replica_state.replica_id.0,
+    };
+    let replica = (replica >= 0).then_some(crate::ids::BrokerId(replica));
     loop {
         let (response, total, spliced, reads) =
-            read_all(shard, &req, request.version, max_bytes).await;
+            read_all(shard, &req, request.version, max_bytes, replica).await;
         let now = Instant::now();
-        // A partition in error is answered at once, as Kafka's delayed fetch does.
-        let failed =
-            response.responses.iter().flat_map(|t| &t.partitions).any(|p| p.error_code != 0);
+        // A partition in error (or a follower's that diverged) is answered
+        // at once, as Kafka's delayed fetch does.
+        let failed = response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code != 0 || p.diverging_epoch.end_offset >= 0);
         let enough = total >= req.min_bytes.max(1) as usize;
         if enough || failed || now >= deadline || shard.stopping() {
-            for (topic, partition, bytes) in reads {
+            // Client traffic only: replication is not a consumer's read.
+            for (topic, partition, bytes) in reads.into_iter().filter(|_| replica.is_none()) {
                 shard.metrics.partition(&topic, partition, |c| {
                     c.fetch_requests += 1;
                     c.bytes_out += bytes;
@@ -73,8 +86,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     // New data past what was just read: waiting for the fetch
                     // offset alone would return at once when data is there
                     // but fewer than min_bytes, and spin until the deadline.
-                    let offset = p.fetch_offset.max(log.high_watermark());
-                    if log.failure().is_none() {
+                    if log.failure().is_some() {
+                        continue;
+                    }
+                    if replica.is_some() {
+                        let offset = p.fetch_offset.max(log.acked_end_offset());
+                        waits.push(Box::pin(async move { log.wait_acked_past(offset).await }));
+                    } else {
+                        let offset = p.fetch_offset.max(log.high_watermark());
                         waits.push(Box::pin(
                             async move { log.wait_high_watermark_past(offset).await },
                         ));
@@ -94,6 +113,7 @@ async fn read_all(
     req: &FetchRequest,
     version: i16,
     max_bytes: usize,
+    replica: Option<crate::ids::BrokerId>,
 ) -> (FetchResponse, usize, Vec<Spliced>, Vec<PartitionRead>) {
     let image = shard.metadata.image();
     let mut reads = Vec::new();
@@ -115,12 +135,40 @@ async fn read_all(
                 None => Err(ResponseError::UnknownTopicId),
                 Some(n) => led_log(shard, &image, n, p.partition, p.current_leader_epoch),
             };
+            // A follower's fetch: first whether its log diverged from this
+            // one, then its progress.
+            let log = match (log, replica, name.as_deref()) {
+                (Ok(log), Some(follower), Some(n)) => {
+                    match follower_check(shard, &image, &log, n, p, version, follower) {
+                        Ok(()) => Ok(log),
+                        Err(Diverged { epoch, end_offset }) => {
+                            data.diverging_epoch.epoch = epoch;
+                            data.diverging_epoch.end_offset = end_offset;
+                            data.high_watermark = log.high_watermark();
+                            data.log_start_offset = log.log_start_offset();
+                            partitions.push(data);
+                            continue;
+                        }
+                        Err(Refused(e)) => {
+                            data.high_watermark = log.high_watermark();
+                            data.log_start_offset = log.log_start_offset();
+                            Err(e)
+                        }
+                    }
+                }
+                (log, _, _) => log,
+            };
             match log {
                 Err(e) => data.error_code = e.code(),
                 Ok(log) => {
                     let high_watermark = log.high_watermark();
                     data.high_watermark = high_watermark;
                     data.last_stable_offset = high_watermark;
+                    // Followers read what this leader holds durably.
+                    let upper = match replica {
+                        Some(_) => log.acked_end_offset(),
+                        None => high_watermark,
+                    };
                     if version >= 5 {
                         data.log_start_offset = log.log_start_offset();
                     }
@@ -130,14 +178,8 @@ async fn read_all(
                     // Past the response's max_bytes only the first partition
                     // with data may still return one batch (KIP-74).
                     if limit > 0 || total == 0 {
-                        let read = read_partition(
-                            shard,
-                            &log,
-                            p.fetch_offset,
-                            limit.max(1),
-                            high_watermark,
-                        )
-                        .await;
+                        let read =
+                            read_partition(shard, &log, p.fetch_offset, limit.max(1), upper).await;
                         let bytes_out = match &read {
                             Ok(Records::Bytes(b)) => b.len(),
                             Ok(Records::Spliced(s)) => s.len,
@@ -173,6 +215,44 @@ async fn read_all(
         responses.push(topic);
     }
     (FetchResponse::default().with_responses(responses), total, spliced, reads)
+}
+
+/// Why a follower's fetch of a partition reads nothing.
+enum FollowerRefusal {
+    /// Its log diverged from the leader's at this epoch's end (KIP-320):
+    /// it truncates there first.
+    Diverged {
+        epoch: i32,
+        end_offset: i64,
+    },
+    Refused(ResponseError),
+}
+use FollowerRefusal::{Diverged, Refused};
+
+/// Checks a follower's fetch of `name`-`p.partition`, led here: the epoch
+/// of its last batch must end here no earlier than its fetch offset (from
+/// v12, which carries that epoch); then its fetch offset is recorded as
+/// its durable end.
+fn follower_check(
+    shard: &Shard,
+    image: &crate::metadata::MetadataImage,
+    log: &engine::PartitionLog<engine::disk::DmaDisk>,
+    name: &str,
+    p: &kafka_protocol::messages::fetch_request::FetchPartition,
+    version: i16,
+    follower: crate::ids::BrokerId,
+) -> Result<(), FollowerRefusal> {
+    if version >= 12 && p.last_fetched_epoch >= 0 {
+        let (epoch, end_offset) = log.end_offset_for_epoch(p.last_fetched_epoch);
+        if epoch != p.last_fetched_epoch || end_offset < p.fetch_offset {
+            return Err(Diverged { epoch, end_offset });
+        }
+    }
+    let id = shard
+        .partitions
+        .id(name, p.partition)
+        .ok_or(Refused(ResponseError::NotLeaderOrFollower))?;
+    shard.replicas.follower_fetched(id, follower, p.fetch_offset, image).map_err(Refused)
 }
 
 /// A partition a fetch read: (topic, partition, record bytes), counted in

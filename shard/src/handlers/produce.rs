@@ -1,8 +1,15 @@
 //! Produce v3-v9: appends each partition's batches (all or none per
 //! partition) to its log on this shard, in request order, then (in the
-//! pipelined phase) waits until every append is acknowledged (acks=1 and acks=-1 are the same with one replica: durable
-//! under `fsync`). acks=0 gets no response; if any partition failed, the
-//! connection is closed instead, as Kafka does, so the client notices.
+//! pipelined phase) waits until every append is acknowledged: acks=1 once
+//! the leader holds it durably (under `--flush fsync`), acks=-1 once the
+//! high watermark covers it (every ISR member holds it durably; with one
+//! replica, the same moment), within the request's `timeout_ms`
+//! (`REQUEST_TIMED_OUT` past it: a deposed leader cut off from the others
+//! never acknowledges). acks=0 gets no response; if any partition failed,
+//! the connection is closed instead, as Kafka does, so the client notices.
+
+use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use engine::disk::DmaDisk;
@@ -25,7 +32,11 @@ use crate::configs::min_insync_replicas;
 use crate::metadata::validate_topic_name;
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> Reply {
+/// Longest an acks=all produce waits for its replicas, whatever its
+/// `timeout_ms` asks (Kafka's clients send 30 s).
+pub const PRODUCE_WAIT_MAX: Duration = Duration::from_secs(300);
+
+pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
     let req: ProduceRequest = match request.decode_body() {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
@@ -94,7 +105,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
                                     c.bytes_in += records.len() as u64;
                                     c.produce_requests += 1;
                                 });
-                                Ok((log, info))
+                                Ok((log, info, epoch))
                             }
                             Err(e) => Err(PartitionError::of(&e)),
                         }
@@ -117,12 +128,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> Reply {
             Ok(None)
         });
     }
-    let (request, acks) = (request.clone(), req.acks);
-    Reply::Later(Box::pin(async move { respond_when_acked(&request, acks, results).await }))
+    let (request, acks, shard) = (request.clone(), req.acks, shard.clone());
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64).min(PRODUCE_WAIT_MAX);
+    Reply::Later(Box::pin(async move {
+        respond_when_acked(&shard, &request, acks, timeout, results).await
+    }))
 }
 
-/// A partition's append: its log and offsets, or why it was refused.
-type Appended = Result<(PartitionLog<DmaDisk>, AppendInfo), PartitionError>;
+/// A partition's append: its log, offsets and the leader epoch it was
+/// appended under, or why it was refused.
+type Appended = Result<(PartitionLog<DmaDisk>, AppendInfo, i32), PartitionError>;
 
 /// A partition's error: its code and, for Produce v8+, Kafka's message and
 /// the index of the record at fault (`record_errors`).
@@ -149,25 +164,47 @@ impl PartitionError {
 /// Waits for every partition's acknowledgment together, then answers:
 /// acks=1 once the leader's own log has the batches durably, acks=all once
 /// the high watermark covers them (every ISR member has them; for a
-/// partition of one replica, the same moment).
+/// partition of one replica, the same moment) within `timeout`, and the
+/// ISR still holds `min.insync.replicas` (Kafka's
+/// `NOT_ENOUGH_REPLICAS_AFTER_APPEND` otherwise: the records are in, but
+/// on fewer replicas than asked). A leader that loses the partition (or
+/// stops) meanwhile answers `NOT_LEADER_OR_FOLLOWER`, as Kafka's delayed
+/// produce does: the client retries with the new leader.
 async fn respond_when_acked(
+    shard: &Shard,
     request: &Request,
     acks: i16,
+    timeout: Duration,
     results: Vec<(TopicName, Vec<(i32, Appended)>)>,
 ) -> HandlerResult {
-    let waits = results.iter().flat_map(|(_, ps)| ps).map(|(_, o)| async move {
-        match o {
-            Ok((log, info)) => {
-                let acked = match acks {
-                    1 => log.wait_acked(info.end_offset).await,
-                    _ => log.wait_high_watermark(info.end_offset).await,
-                };
-                acked.map_err(|e| PartitionError::of(&e))
+    let waits = results.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t, p))).map(
+        |(topic, (index, o))| async move {
+            let (log, info, epoch) = match o {
+                Ok(appended) => appended,
+                // Refused at append: the refusal itself is the answer.
+                Err(_) => return Ok(()),
+            };
+            if acks == 1 {
+                return log.wait_acked(info.end_offset).await.map_err(|e| PartitionError::of(&e));
             }
-            // Refused at append: the refusal itself is the answer.
-            Err(_) => Ok(()),
-        }
-    });
+            let replicated = wait_replicated(shard, topic.0.as_str(), *index, *epoch, log, info);
+            match crate::admission::within(timeout, replicated).await {
+                None => Err(PartitionError::code(ResponseError::RequestTimedOut.code())),
+                Some(Err(e)) => Err(e),
+                Some(Ok(())) => {
+                    let image = shard.metadata.image();
+                    let (name, min) = (topic.0.as_str(), |t| min_insync_replicas(t, &shard.config));
+                    let short = image.topics.get(name).zip(image.partition(name, *index));
+                    match short {
+                        Some((t, p)) if p.isr.len() < min(&t.configs) => Err(PartitionError::code(
+                            ResponseError::NotEnoughReplicasAfterAppend.code(),
+                        )),
+                        _ => Ok(()),
+                    }
+                }
+            }
+        },
+    );
     let acked = join_all(waits).await;
     let mut acked = acked.into_iter();
     let version = request.version;
@@ -184,7 +221,7 @@ async fn respond_when_acked(
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1);
                     match (outcome, ack) {
-                        (Ok((log, info)), Ok(())) => {
+                        (Ok((log, info, _)), Ok(())) => {
                             r.error_code = NONE;
                             r.base_offset = info.base_offset;
                             if version >= 5 {
@@ -215,6 +252,36 @@ async fn respond_when_acked(
         })
         .collect();
     respond(request, &ProduceResponse::default().with_responses(responses))
+}
+
+/// Waits until the high watermark covers `info`'s batches while this
+/// shard leads the partition at `epoch`.
+async fn wait_replicated(
+    shard: &Shard,
+    topic: &str,
+    index: i32,
+    epoch: i32,
+    log: &PartitionLog<DmaDisk>,
+    info: &AppendInfo,
+) -> Result<(), PartitionError> {
+    loop {
+        let roles = shard.replicas.roles_changed();
+        let image = shard.metadata.image();
+        let leads = image
+            .partition(topic, index)
+            .is_some_and(|p| p.leader == Some(shard.broker()) && p.leader_epoch.0 == epoch);
+        if !leads || shard.stopping() {
+            return Err(PartitionError::code(ResponseError::NotLeaderOrFollower.code()));
+        }
+        let covered = async { Some(log.wait_high_watermark(info.end_offset).await) };
+        let changed = async {
+            futures_lite::future::or(roles, shard.stopped()).await;
+            None
+        };
+        if let Some(done) = futures_lite::future::or(covered, changed).await {
+            return done.map_err(|e| PartitionError::of(&e));
+        }
+    }
 }
 
 fn error_name(code: i16) -> Option<String> {

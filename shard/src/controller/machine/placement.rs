@@ -68,18 +68,22 @@ pub fn place(
                 let shard = (leader.shard().0 as usize + k) % node.shards as usize;
                 replicas.push(BrokerId::of(node.id, ShardId(shard as u16)));
             }
-            new_partition(replicas, leader)
+            new_partition(image, replicas, leader)
         })
         .collect()
 }
 
-/// A new partition's state. Its ISR is its leader alone: until followers
-/// replicate (issue 14), only the leader holds the data, and a leader
-/// elected from a follower would serve an empty log.
-fn new_partition(replicas: Vec<BrokerId>, leader: BrokerId) -> PartitionMeta {
+/// A new partition's state: every live replica in its ISR (they all start
+/// empty, as the leader does), the first live one leading.
+fn new_partition(
+    image: &MetadataImage,
+    replicas: Vec<BrokerId>,
+    leader: BrokerId,
+) -> PartitionMeta {
+    let isr = replicas.iter().copied().filter(|&b| image.is_live(b)).collect();
     PartitionMeta {
         replicas,
-        isr: vec![leader],
+        isr,
         leader: Some(leader),
         leader_epoch: LeaderEpoch(0),
         partition_epoch: PartitionEpoch(0),
@@ -131,7 +135,7 @@ pub fn assigned(
                 "every broker assigned to partition {p} is fenced: none can lead it"
             ));
         };
-        out.push(new_partition(replicas, leader));
+        out.push(new_partition(image, replicas, leader));
     }
     Ok(out)
 }

@@ -229,7 +229,7 @@ fn replicas_go_to_distinct_nodes_and_leaders_to_every_shard() {
         nodes.sort();
         nodes.dedup();
         assert_eq!(nodes.len(), 3, "{p:?}");
-        assert_eq!(p.isr, vec![p.leader.unwrap()], "only the leader holds data yet");
+        assert_eq!(p.isr, p.replicas, "every replica starts in the ISR, empty as its leader");
     }
     let mut four = spec("u", 1);
     four.replication_factor = 4;
@@ -319,7 +319,8 @@ fn a_fenced_node_leads_nothing_until_it_is_back() {
     let mut two = spec("t", 2);
     two.replication_factor = 2;
     run(&mut image, Command::CreateTopics { topics: vec![two], validate_only: false }, &mut ids());
-    // Followers are not in the ISR yet (only the leader holds data).
+    // Partition 0's follower fell behind: its leader alone is in its ISR.
+    shrink_to_leader(&mut image, "t", 0);
     let before = image.topics["t"].clone();
     assert_eq!(leaders(&before), vec![2000, 1000]);
     run(&mut image, Command::FenceNode(NodeId(2)), &mut ids());
@@ -328,7 +329,9 @@ fn a_fenced_node_leads_nothing_until_it_is_back() {
     assert_eq!(leaders(t), vec![-1, 1000], "its only ISR member is fenced: offline");
     assert_eq!(t.partitions[0].isr, vec![b(2000)], "the last ISR member stays in it");
     assert_eq!(t.partitions[0].leader_epoch, before.partitions[0].leader_epoch.next());
-    assert_eq!(t.partitions[1], before.partitions[1], "untouched");
+    let p1 = &t.partitions[1];
+    assert_eq!(p1.isr, vec![b(1000)], "a fenced follower leaves the ISR");
+    assert_eq!(p1.leader_epoch, before.partitions[1].leader_epoch, "same leader, same epoch");
     assert!(propose(&image, &limits(), Command::FenceNode(NodeId(2)), &mut ids())
         .records
         .is_empty());
@@ -336,7 +339,7 @@ fn a_fenced_node_leads_nothing_until_it_is_back() {
     let t = &image.topics["t"];
     assert_eq!(leaders(t), vec![2000, 1000]);
     assert_eq!(t.partitions[0].leader_epoch.0, 2);
-    assert_eq!(t.partitions[0].partition_epoch.0, 2);
+    assert_eq!(t.partitions[0].partition_epoch.0, 3);
     // A registration that changes nothing writes nothing; a clean stop
     // fences, then removes the node.
     assert!(propose(&image, &limits(), Command::RegisterNode(node(1, 1)), &mut ids())
@@ -508,6 +511,7 @@ fn isr_changes_come_from_the_current_leader_under_the_current_epochs() {
     let mut t = spec("t", 1);
     t.replication_factor = 3;
     run(&mut image, Command::CreateTopics { topics: vec![t], validate_only: false }, &mut ids());
+    shrink_to_leader(&mut image, "t", 0);
     let p = image.partition("t", 0).unwrap().clone();
     let leader = p.leader.unwrap();
     let others: Vec<BrokerId> = p.replicas.iter().copied().filter(|b| *b != leader).collect();
@@ -597,6 +601,7 @@ fn successive_isr_changes_in_one_command_are_each_committed() {
     let mut t = spec("t", 1);
     t.replication_factor = 2;
     run(&mut image, Command::CreateTopics { topics: vec![t], validate_only: false }, &mut ids());
+    shrink_to_leader(&mut image, "t", 0);
     let p = image.partition("t", 0).unwrap().clone();
     let leader = p.leader.unwrap();
     let change = |epoch: PartitionEpoch, isr: Vec<BrokerId>| IsrChange {
@@ -623,4 +628,25 @@ fn successive_isr_changes_in_one_command_are_each_committed() {
         image = image.apply(r);
     }
     assert_eq!(image.partition("t", 0).unwrap().isr, vec![leader]);
+}
+
+/// Takes every follower of `topic`-`partition` out of its ISR, as its
+/// leader does when they fall behind.
+fn shrink_to_leader(image: &mut MetadataImage, topic: &str, partition: i32) {
+    let p = image.partition(topic, partition).unwrap().clone();
+    let leader = p.leader.unwrap();
+    let change = super::isr::IsrChange {
+        topic: topic.into(),
+        partition,
+        leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        isr: vec![leader],
+    };
+    let Answer::Partitions(out) =
+        run(image, Command::AlterPartitions { changes: vec![change] }, &mut ids())
+    else {
+        panic!()
+    };
+    assert!(out[0].is_ok(), "{out:?}");
 }

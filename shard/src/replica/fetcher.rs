@@ -1,0 +1,379 @@
+//! A replica fetcher: one task per follower shard and leader broker,
+//! fetching every partition this shard follows from that leader in one
+//! Fetch request (v13, `replica_id` set, as Kafka's replica fetchers do),
+//! appending the leader's batches as they are, and fetching again once
+//! they are durable, so that each fetch offset tells the leader this
+//! replica's durable end.
+//!
+//! Runs on the follower's shard. It appends only through
+//! [`engine::PartitionLog::append_replicated`] and truncates only where the
+//! leader says this replica diverged (the response's `diverging_epoch`,
+//! KIP-320's truncation as part of the fetch); it never serves clients.
+//! Every wait is bounded: connects and responses by [`super::wire`],
+//! retries by [`RETRY_MAX`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use engine::disk::DmaDisk;
+use engine::PartitionLog;
+use futures_util::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::protocol::StrBytes;
+use log::{info, warn};
+use net::kafka_protocol;
+
+use super::wire::{Wire, WireError};
+use crate::admission::within;
+use crate::ids::{BrokerId, LeaderEpoch, PartitionId};
+use engine::sync::Notify;
+
+/// The Fetch version replicas speak: the last with `replica_id` in the
+/// body and topics by id (a topic deleted and created again is another).
+pub const REPLICA_FETCH_VERSION: i16 = 13;
+
+/// How long the leader may hold a fetch with nothing new (Kafka's
+/// `replica.fetch.wait.max.ms`, 500 ms).
+pub const FETCH_WAIT: Duration = Duration::from_millis(500);
+
+/// Largest fetch response asked for (Kafka's
+/// `replica.fetch.response.max.bytes`, 10 MiB), and per partition
+/// (`replica.fetch.max.bytes`, 1 MiB): what a fetcher holds in memory.
+pub const FETCH_BYTES_MAX: i32 = 10 << 20;
+pub const PARTITION_FETCH_BYTES_MAX: i32 = 1 << 20;
+
+/// How long a response may take past [`FETCH_WAIT`] before the connection
+/// is taken for dead.
+const RESPONSE_SLACK: Duration = Duration::from_secs(10);
+
+/// Waits between attempts after an error: doubling from the first to the
+/// last (Kafka's `replica.fetch.backoff.ms` is 1 s).
+const RETRY_MIN: Duration = Duration::from_millis(50);
+pub const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// How long a partition the leader refused waits before it is fetched
+/// again: the leader's image is usually a few milliseconds behind ours.
+const PARTITION_RETRY: Duration = Duration::from_millis(100);
+
+/// A partition this shard follows.
+#[derive(Clone)]
+pub struct Followed {
+    pub topic: Rc<str>,
+    pub topic_id: [u8; 16],
+    pub index: i32,
+    pub log: PartitionLog<DmaDisk>,
+    pub leader_epoch: LeaderEpoch,
+    /// Not fetched before this (the leader refused it; the image may bring
+    /// news meanwhile).
+    retry_at: Option<Instant>,
+    /// The leader's log starts past this replica's end: fetch from there
+    /// (the gap is appended over, as a compacted range is).
+    fetch_from: Option<i64>,
+}
+
+impl Followed {
+    pub fn new(
+        topic: Rc<str>,
+        topic_id: [u8; 16],
+        index: i32,
+        log: PartitionLog<DmaDisk>,
+        leader_epoch: LeaderEpoch,
+    ) -> Followed {
+        Followed { topic, topic_id, index, log, leader_epoch, retry_at: None, fetch_from: None }
+    }
+
+    fn fetch_offset(&self) -> i64 {
+        self.log.log_end_offset().max(self.fetch_from.unwrap_or(0))
+    }
+}
+
+/// The fetcher of one leader broker.
+pub struct Fetcher {
+    me: BrokerId,
+    pub leader: BrokerId,
+    addr: RefCell<(String, u16)>,
+    partitions: RefCell<BTreeMap<PartitionId, Followed>>,
+    changed: Notify,
+    stopped: Cell<bool>,
+}
+
+impl Fetcher {
+    pub fn new(me: BrokerId, leader: BrokerId, addr: (String, u16)) -> Rc<Fetcher> {
+        Rc::new(Fetcher {
+            me,
+            leader,
+            addr: RefCell::new(addr),
+            partitions: RefCell::default(),
+            changed: Notify::default(),
+            stopped: Cell::new(false),
+        })
+    }
+
+    /// Follows `id` from this leader at `followed.leader_epoch` (a new
+    /// epoch replaces the old entry and fetches at once).
+    pub fn follow(&self, id: PartitionId, followed: Followed) {
+        let mut partitions = self.partitions.borrow_mut();
+        let same = partitions.get(&id).is_some_and(|f| f.leader_epoch == followed.leader_epoch);
+        if !same {
+            partitions.insert(id, followed);
+            self.changed.notify();
+        }
+    }
+
+    pub fn unfollow(&self, id: PartitionId) {
+        if self.partitions.borrow_mut().remove(&id).is_some() {
+            self.changed.notify();
+        }
+    }
+
+    pub fn followed_ids(&self) -> Vec<PartitionId> {
+        self.partitions.borrow().keys().copied().collect()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.partitions.borrow().is_empty()
+    }
+
+    pub fn set_addr(&self, addr: (String, u16)) {
+        if *self.addr.borrow() != addr {
+            *self.addr.borrow_mut() = addr;
+            self.changed.notify();
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        self.changed.notify();
+    }
+
+    /// Fetches until stopped.
+    pub async fn run(self: Rc<Self>) {
+        let mut wire: Option<(Wire, (String, u16))> = None;
+        let mut retry = RETRY_MIN;
+        let mut failures = 0u64;
+        while !self.stopped.get() {
+            let changed = self.changed.notified();
+            let now = Instant::now();
+            let due: Vec<(PartitionId, Followed)> = self
+                .partitions
+                .borrow()
+                .iter()
+                .filter(|(_, f)| f.retry_at.is_none_or(|at| at <= now))
+                .map(|(id, f)| (*id, f.clone()))
+                .collect();
+            if due.is_empty() {
+                let next = self.partitions.borrow().values().filter_map(|f| f.retry_at).min();
+                let wait = next.map_or(RETRY_MAX, |at| at.saturating_duration_since(now));
+                within(wait, changed).await;
+                continue;
+            }
+            let addr = self.addr.borrow().clone();
+            if wire.as_ref().is_none_or(|(_, a)| *a != addr) {
+                match Wire::connect(&addr.0, addr.1).await {
+                    Ok(w) => wire = Some((w, addr.clone())),
+                    Err(e) => {
+                        self.failed(&mut failures, &addr, &e);
+                        within(retry, changed).await;
+                        retry = (retry * 2).min(RETRY_MAX);
+                        continue;
+                    }
+                }
+            }
+            let (w, _) = wire.as_mut().expect("connected");
+            let request = self.request(&due);
+            let limit = FETCH_WAIT + RESPONSE_SLACK;
+            let response: FetchResponse =
+                match w.call(ApiKey::Fetch, REPLICA_FETCH_VERSION, &request, limit).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        wire = None;
+                        self.failed(&mut failures, &addr, &e);
+                        within(retry, changed).await;
+                        retry = (retry * 2).min(RETRY_MAX);
+                        continue;
+                    }
+                };
+            if failures > 0 {
+                info!("replica {}: fetching from broker {} again", self.me, self.leader);
+                failures = 0;
+            }
+            retry = RETRY_MIN;
+            self.apply(&due, response).await;
+        }
+    }
+
+    fn failed(&self, failures: &mut u64, addr: &(String, u16), e: &WireError) {
+        if failures.is_multiple_of(20) {
+            warn!(
+                "replica {}: fetching from broker {} at {}:{}: {e} ({} failures in a row)",
+                self.me,
+                self.leader,
+                addr.0,
+                addr.1,
+                *failures + 1
+            );
+        }
+        *failures += 1;
+    }
+
+    fn request(&self, due: &[(PartitionId, Followed)]) -> FetchRequest {
+        let mut topics: BTreeMap<[u8; 16], Vec<FetchPartition>> = BTreeMap::new();
+        for (_, f) in due {
+            let last_fetched_epoch = f.log.latest_epoch().map_or(-1, |e| e.epoch);
+            topics.entry(f.topic_id).or_default().push(
+                FetchPartition::default()
+                    .with_partition(f.index)
+                    .with_current_leader_epoch(f.leader_epoch.0)
+                    .with_fetch_offset(f.fetch_offset())
+                    .with_last_fetched_epoch(last_fetched_epoch)
+                    .with_log_start_offset(f.log.log_start_offset())
+                    .with_partition_max_bytes(PARTITION_FETCH_BYTES_MAX),
+            );
+        }
+        FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(self.me.0))
+            .with_max_wait_ms(FETCH_WAIT.as_millis() as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(FETCH_BYTES_MAX)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_rack_id(StrBytes::from_static_str(""))
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(id, partitions)| {
+                        FetchTopic::default()
+                            .with_topic_id(uuid::Uuid::from_bytes(id))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            )
+    }
+
+    /// Appends, truncates or backs off per partition as the leader
+    /// answered; then waits until every append is durable and takes the
+    /// leader's high watermark.
+    async fn apply(&self, due: &[(PartitionId, Followed)], response: FetchResponse) {
+        let mut appended = Vec::new();
+        for t in &response.responses {
+            for data in &t.partitions {
+                let key = (*t.topic_id.as_bytes(), data.partition_index);
+                let Some((id, sent)) =
+                    due.iter().find(|(_, f)| (f.topic_id, f.index) == key).cloned()
+                else {
+                    continue;
+                };
+                // The image may have moved the partition while the fetch
+                // was out: then its answer is stale.
+                let current = self.partitions.borrow().get(&id).map(|f| f.leader_epoch);
+                if current != Some(sent.leader_epoch) {
+                    continue;
+                }
+                match self.apply_partition(id, &sent, data).await {
+                    Ok(Some(end)) => appended.push((sent.log.clone(), end, data.high_watermark)),
+                    Ok(None) => {}
+                    Err(()) => self.back_off(id),
+                }
+            }
+        }
+        let durable = appended.iter().map(|(log, end, hw)| async move {
+            if log.wait_acked(*end).await.is_ok() {
+                log.set_high_watermark(*hw);
+            }
+        });
+        join_all(durable).await;
+    }
+
+    /// One partition's answer: `Ok(Some(end))` when batches up to `end`
+    /// were appended, `Err` when the partition should wait before the next
+    /// fetch.
+    async fn apply_partition(
+        &self,
+        id: PartitionId,
+        sent: &Followed,
+        data: &PartitionData,
+    ) -> Result<Option<i64>, ()> {
+        let log = &sent.log;
+        let name = format!("{}-{}", sent.topic, sent.index);
+        match ResponseError::try_from_code(data.error_code) {
+            None => {}
+            Some(ResponseError::OffsetOutOfRange) => {
+                let offset = sent.fetch_offset();
+                if offset < data.log_start_offset {
+                    // The leader's retention passed this replica's end.
+                    info!(
+                        "replica {}: {name} starts again at the leader's log start {}",
+                        self.me, data.log_start_offset
+                    );
+                    self.set_fetch_from(id, Some(data.log_start_offset));
+                    return Ok(None);
+                }
+                // Past the leader's end: only a diverged tail can be.
+                let to = data.high_watermark.max(log.log_start_offset());
+                return self.truncate(sent, to, "past the leader's end").await.map(|_| None);
+            }
+            Some(_) => return Err(()),
+        }
+        let diverging = &data.diverging_epoch;
+        if diverging.epoch >= 0 || diverging.end_offset >= 0 {
+            let (own_epoch, own_end) = log.end_offset_for_epoch(diverging.epoch);
+            let to = if diverging.epoch < 0 || own_epoch < 0 {
+                log.high_watermark()
+            } else {
+                diverging.end_offset.min(own_end)
+            };
+            return self.truncate(sent, to, "diverged from the leader").await.map(|_| None);
+        }
+        match data.records.as_ref().filter(|r| !r.is_empty()) {
+            None => {
+                log.set_high_watermark(data.high_watermark);
+                Ok(None)
+            }
+            Some(records) => match log.append_replicated(BytesMut::from(&records[..])).await {
+                Ok(info) => {
+                    self.set_fetch_from(id, None);
+                    Ok(Some(info.end_offset))
+                }
+                Err(e) => {
+                    warn!("replica {}: {name}: cannot append the leader's batches: {e}", self.me);
+                    Err(())
+                }
+            },
+        }
+    }
+
+    async fn truncate(&self, sent: &Followed, to: i64, why: &str) -> Result<(), ()> {
+        let name = format!("{}-{}", sent.topic, sent.index);
+        let to = to.max(sent.log.log_start_offset());
+        match sent.log.truncate_to(to).await {
+            Ok(end) => {
+                info!("replica {}: {name} {why}: truncated to {end}", self.me);
+                Ok(())
+            }
+            Err(e) => {
+                warn!("replica {}: {name}: cannot truncate to {to}: {e}", self.me);
+                Err(())
+            }
+        }
+    }
+
+    fn set_fetch_from(&self, id: PartitionId, from: Option<i64>) {
+        if let Some(f) = self.partitions.borrow_mut().get_mut(&id) {
+            f.fetch_from = from;
+        }
+    }
+
+    /// The leader refused the partition (it is not leader yet or any more,
+    /// or at another epoch): ask again later; the image may change first.
+    fn back_off(&self, id: PartitionId) {
+        if let Some(f) = self.partitions.borrow_mut().get_mut(&id) {
+            f.retry_at = Some(Instant::now() + PARTITION_RETRY);
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The leader's side of one replicated partition: how far each follower
+//! has durably got, when it was last caught up, the high watermark that
+//! follows from the ISR, and the ISR changes the leader wants (Kafka's
+//! `Partition` and `Replica` state, KIP-497's AlterPartition).
+//!
+//! Plain state, owned by [`super::Replicas`] on the leader's shard; no I/O
+//! and no awaits here. A follower's fetch offset is its durable end: a
+//! fetcher sends its next fetch only once the batches of the previous one
+//! are durable on its disk ([`super::fetcher`]), so the high watermark
+//! this computes is what every ISR member holds durably.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use engine::disk::DmaDisk;
+use engine::PartitionLog;
+
+use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch};
+use crate::metadata::{MetadataImage, PartitionMeta};
+
+/// What the leader knows of one follower.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// The follower's durable end: the offset of its last fetch.
+    durable_end: i64,
+    /// Last time its fetch offset reached the leader's end (Kafka's
+    /// `lastCaughtUpTimeMs`).
+    caught_up_at: Instant,
+    last_fetch_at: Instant,
+    /// The leader's end when that last fetch came.
+    leader_end_at_last_fetch: i64,
+}
+
+/// A partition this shard leads, at one leader epoch.
+pub struct Led {
+    pub log: PartitionLog<DmaDisk>,
+    pub topic: std::rc::Rc<str>,
+    pub index: i32,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: PartitionEpoch,
+    pub replicas: Vec<BrokerId>,
+    /// The ISR as committed in the image.
+    pub isr: Vec<BrokerId>,
+    /// The ISR sent to the controller and not yet answered.
+    pub pending: Option<Vec<BrokerId>>,
+    /// When this shard became leader at this epoch: followers not heard
+    /// from since count as caught up then.
+    since: Instant,
+    /// The log end when this shard became leader: a follower joins the
+    /// ISR only once it holds everything before it (it then holds every
+    /// earlier epoch as this leader does).
+    epoch_start: i64,
+    followers: HashMap<BrokerId, Progress>,
+}
+
+impl Led {
+    pub fn new(
+        log: PartitionLog<DmaDisk>,
+        topic: std::rc::Rc<str>,
+        index: i32,
+        meta: &PartitionMeta,
+        now: Instant,
+    ) -> Led {
+        let epoch_start = log.log_end_offset();
+        Led {
+            log,
+            topic,
+            index,
+            leader_epoch: meta.leader_epoch,
+            partition_epoch: meta.partition_epoch,
+            replicas: meta.replicas.clone(),
+            isr: meta.isr.clone(),
+            pending: None,
+            since: now,
+            epoch_start,
+            followers: HashMap::new(),
+        }
+    }
+
+    /// The image's newer state of the partition, same leader epoch.
+    pub fn update(&mut self, meta: &PartitionMeta) {
+        self.partition_epoch = meta.partition_epoch;
+        self.replicas = meta.replicas.clone();
+        self.isr = meta.isr.clone();
+        self.followers.retain(|b, _| meta.replicas.contains(b));
+    }
+
+    /// The ISR the high watermark waits for: the committed one and any
+    /// member being added (KIP-497's "maximal ISR": a replica joins before
+    /// the controller has said so, never after the high watermark passed
+    /// data it lacks).
+    fn maximal_isr(&self) -> impl Iterator<Item = BrokerId> + '_ {
+        let adding = self.pending.iter().flatten().filter(|b| !self.isr.contains(b));
+        self.isr.iter().chain(adding).copied()
+    }
+
+    /// Sets the log's high watermark to what every other ISR member holds
+    /// durably (a member not heard from at this epoch holds what the high
+    /// watermark already covers). Returns it.
+    pub fn advance_high_watermark(&self, me: BrokerId) -> i64 {
+        let hw = self.log.high_watermark();
+        let target = self
+            .maximal_isr()
+            .filter(|&b| b != me)
+            .map(|b| self.followers.get(&b).map_or(hw, |p| p.durable_end))
+            .min()
+            .unwrap_or(i64::MAX);
+        self.log.set_high_watermark(target)
+    }
+
+    /// A follower fetched at `offset`: its durable end. Returns whether it
+    /// should now join the ISR.
+    pub fn follower_fetched(
+        &mut self,
+        follower: BrokerId,
+        offset: i64,
+        now: Instant,
+        image: &MetadataImage,
+    ) -> bool {
+        let leader_end = self.log.acked_end_offset();
+        let since = self.since;
+        let p = self.followers.entry(follower).or_insert(Progress {
+            durable_end: offset,
+            caught_up_at: since,
+            last_fetch_at: since,
+            leader_end_at_last_fetch: i64::MAX,
+        });
+        p.durable_end = offset;
+        if offset >= leader_end {
+            p.caught_up_at = now;
+        } else if offset >= p.leader_end_at_last_fetch {
+            p.caught_up_at = p.caught_up_at.max(p.last_fetch_at);
+        }
+        p.last_fetch_at = now;
+        p.leader_end_at_last_fetch = leader_end;
+        let joins = !self.isr.contains(&follower)
+            && self.pending.is_none()
+            && offset >= self.log.high_watermark().max(self.epoch_start)
+            && image.is_live(follower);
+        if joins {
+            let mut isr = self.isr.clone();
+            isr.push(follower);
+            self.pending = Some(isr);
+        }
+        joins
+    }
+
+    /// The ISR without the followers that have not caught up within `lag`
+    /// (`replica.lag.time.max.ms`), when some have fallen behind and no
+    /// change is pending; the change is then pending.
+    pub fn shrink(&mut self, me: BrokerId, lag: Duration, now: Instant) -> Option<Vec<BrokerId>> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let caught_up_at =
+            |b: &BrokerId| self.followers.get(b).map_or(self.since, |p| p.caught_up_at);
+        let isr: Vec<BrokerId> = self
+            .isr
+            .iter()
+            .copied()
+            .filter(|b| *b == me || now.saturating_duration_since(caught_up_at(b)) <= lag)
+            .collect();
+        if isr.len() == self.isr.len() {
+            return None;
+        }
+        self.pending = Some(isr.clone());
+        Some(isr)
+    }
+}

@@ -1,0 +1,273 @@
+//! The replica manager of one shard: for each partition it holds a copy
+//! of, whether it leads or follows, and what that takes. As leader it
+//! keeps each follower's progress, the high watermark and the ISR
+//! ([`leader`]); as follower it hands the partition to the fetcher of its
+//! leader ([`fetcher`]), one per leader broker.
+//!
+//! One per shard, on that shard's core. It changes roles only when the
+//! metadata image says so ([`Replicas::apply`]); ISR changes go to the
+//! controller as AlterPartitions commands from [`run_isr`], never straight
+//! into the image. It opens no logs (the partition manager does).
+
+pub mod fetcher;
+pub mod leader;
+pub mod wire;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use engine::sync::Notify;
+use log::{info, warn};
+use net::kafka_protocol::error::ResponseError;
+
+use self::fetcher::{Fetcher, Followed};
+use self::leader::Led;
+use crate::controller::client::ControllerClient;
+use crate::controller::machine::isr::IsrChange;
+use crate::controller::{Answer, Command};
+use crate::ids::{BrokerId, PartitionId};
+use crate::metadata::MetadataImage;
+use crate::partitions::Partitions;
+
+/// How often the leader looks for followers that fell behind. A follower
+/// leaves the ISR between `replica.lag.time.max.ms` and this much later.
+pub const ISR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Leaderships taken in one image that its log line names; the rest are
+/// counted.
+const LEADERSHIPS_LOGGED: usize = 8;
+
+pub struct Replicas {
+    me: BrokerId,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long
+    /// leaves the ISR.
+    lag: Duration,
+    led: RefCell<HashMap<PartitionId, Led>>,
+    fetchers: RefCell<HashMap<BrokerId, Rc<Fetcher>>>,
+    /// Some led partition wants an ISR change.
+    isr_wanted: Notify,
+    /// Roles changed (a new image): waiters re-check their leadership.
+    roles: Notify,
+}
+
+impl Replicas {
+    pub fn new(me: BrokerId, lag: Duration) -> Replicas {
+        Replicas {
+            me,
+            lag,
+            led: RefCell::default(),
+            fetchers: RefCell::default(),
+            isr_wanted: Notify::default(),
+            roles: Notify::default(),
+        }
+    }
+
+    /// Takes the roles `image` gives this shard for every open partition:
+    /// leaders keep their followers' progress while the leader epoch
+    /// stays; followers fetch from their leader at its epoch.
+    pub fn apply(&self, image: &MetadataImage, partitions: &Partitions) {
+        let now = Instant::now();
+        let open = partitions.all();
+        let mut led = self.led.borrow_mut();
+        led.retain(|id, _| open.iter().any(|p| p.id == *id));
+        let mut followed: HashMap<BrokerId, Vec<(PartitionId, Followed)>> = HashMap::new();
+        let mut leading = Vec::new();
+        for p in &open {
+            let Some(meta) = image.partition(&p.topic, p.index) else { continue };
+            p.log.set_replicated(meta.replicas.len() > 1);
+            if meta.leader == Some(self.me) {
+                match led.get_mut(&p.id) {
+                    Some(l) if l.leader_epoch == meta.leader_epoch => l.update(meta),
+                    _ => {
+                        leading.push(format!("{}-{}@{}", p.topic, p.index, meta.leader_epoch.0));
+                        let l = Led::new(p.log.clone(), p.topic.clone(), p.index, meta, now);
+                        led.insert(p.id, l);
+                    }
+                }
+                led[&p.id].advance_high_watermark(self.me);
+                continue;
+            }
+            led.remove(&p.id);
+            if let Some(leader) = meta.leader.filter(|_| meta.replicas.contains(&self.me)) {
+                let f = Followed::new(
+                    p.topic.clone(),
+                    p.topic_id,
+                    p.index,
+                    p.log.clone(),
+                    meta.leader_epoch,
+                );
+                followed.entry(leader).or_default().push((p.id, f));
+            }
+        }
+        drop(led);
+        if !leading.is_empty() {
+            leading.sort();
+            let shown = leading.len().min(LEADERSHIPS_LOGGED);
+            let more = leading.len() - shown;
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            info!("replica {}: now leading {}{more}", self.me, leading[..shown].join(", "));
+        }
+        let mut fetchers = self.fetchers.borrow_mut();
+        // Partitions that left the shard or follow another leader now.
+        for (leader, fetcher) in fetchers.iter() {
+            let keep = followed.get(leader);
+            for id in fetcher.followed_ids() {
+                if keep.is_none_or(|k| !k.iter().any(|(i, _)| *i == id)) {
+                    fetcher.unfollow(id);
+                }
+            }
+        }
+        for (leader, partitions) in followed {
+            let Some(addr) = address(image, leader) else { continue };
+            let fetcher = fetchers.entry(leader).or_insert_with(|| {
+                let f = Fetcher::new(self.me, leader, addr.clone());
+                glommio::spawn_local(f.clone().run()).detach();
+                f
+            });
+            fetcher.set_addr(addr);
+            for (id, f) in partitions {
+                fetcher.follow(id, f);
+            }
+        }
+        fetchers.retain(|_, f| {
+            if f.is_idle() {
+                f.stop();
+            }
+            !f.is_idle()
+        });
+        self.roles.notify();
+    }
+
+    /// A follower's fetch of a partition this shard leads, at `offset`
+    /// (its durable end): recorded, and the high watermark moves. Refused
+    /// if this shard does not lead it or `follower` holds no replica.
+    pub fn follower_fetched(
+        &self,
+        id: PartitionId,
+        follower: BrokerId,
+        offset: i64,
+        image: &MetadataImage,
+    ) -> Result<(), ResponseError> {
+        let mut led = self.led.borrow_mut();
+        let l = led.get_mut(&id).ok_or(ResponseError::NotLeaderOrFollower)?;
+        if follower == self.me || !l.replicas.contains(&follower) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        if offset > l.log.log_end_offset() || offset < 0 {
+            return Err(ResponseError::OffsetOutOfRange);
+        }
+        if l.follower_fetched(follower, offset, Instant::now(), image) {
+            self.isr_wanted.notify();
+        }
+        l.advance_high_watermark(self.me);
+        Ok(())
+    }
+
+    /// Completes when roles may have changed (a new image was applied)
+    /// after this call.
+    pub fn roles_changed(&self) -> engine::sync::Notified<'_> {
+        self.roles.notified()
+    }
+
+    /// Stops every fetcher (the shard is stopping).
+    pub fn stop(&self) {
+        for (_, f) in self.fetchers.borrow_mut().drain() {
+            f.stop();
+        }
+    }
+
+    /// The ISR changes led partitions want now: followers that fell behind
+    /// leave, caught-up ones join.
+    fn wanted_changes(&self) -> Vec<IsrChange> {
+        let now = Instant::now();
+        let mut changes = Vec::new();
+        for l in self.led.borrow_mut().values_mut() {
+            let isr = match l.shrink(self.me, self.lag, now) {
+                Some(isr) => Some(isr),
+                // A join is made pending by the fetch that caught up.
+                None => l.pending.clone().filter(|p| !sent(p, &l.isr)),
+            };
+            if let Some(isr) = isr {
+                changes.push(IsrChange {
+                    topic: l.topic.to_string(),
+                    partition: l.index,
+                    leader: self.me,
+                    leader_epoch: l.leader_epoch,
+                    partition_epoch: l.partition_epoch,
+                    isr,
+                });
+            }
+        }
+        changes
+    }
+
+    /// The controller answered (or failed) `changes`: they are no longer
+    /// pending; the image already holds the accepted ones.
+    fn settled(&self, changes: &[IsrChange]) {
+        let mut led = self.led.borrow_mut();
+        for l in led.values_mut() {
+            if changes.iter().any(|c| *c.topic == *l.topic && c.partition == l.index) {
+                l.pending = None;
+                l.advance_high_watermark(self.me);
+            }
+        }
+    }
+}
+
+/// Whether `pending` is already the committed ISR.
+fn sent(pending: &[BrokerId], isr: &[BrokerId]) -> bool {
+    pending.len() == isr.len() && pending.iter().all(|b| isr.contains(b))
+}
+
+/// Where `broker` serves, if its node is registered.
+fn address(image: &MetadataImage, broker: BrokerId) -> Option<(String, u16)> {
+    image.endpoint(broker).map(|(host, port)| (host.to_string(), port))
+}
+
+/// Sends the ISR changes `replicas`' led partitions want through
+/// `controller`, as they come and every [`ISR_CHECK_INTERVAL`], until
+/// `stopping`.
+pub async fn run_isr(
+    replicas: &Replicas,
+    controller: &ControllerClient,
+    stopping: impl Fn() -> bool,
+) {
+    let me = replicas.me;
+    while !stopping() {
+        let wanted = replicas.isr_wanted.notified();
+        let changes = replicas.wanted_changes();
+        if changes.is_empty() {
+            crate::admission::within(ISR_CHECK_INTERVAL, wanted).await;
+            continue;
+        }
+        for c in &changes {
+            info!(
+                "replica {me}: {}-{}: asking for ISR {:?} (partition epoch {})",
+                c.topic,
+                c.partition,
+                c.isr.iter().map(|b| b.0).collect::<Vec<_>>(),
+                c.partition_epoch.0
+            );
+        }
+        match controller.ask(Command::AlterPartitions { changes: changes.clone() }).await {
+            Ok(Answer::Partitions(outcomes)) => {
+                for (c, o) in changes.iter().zip(outcomes) {
+                    if let Err(refusal) = o {
+                        warn!(
+                            "replica {me}: {}-{}: ISR change refused: {refusal:?}",
+                            c.topic, c.partition
+                        );
+                    }
+                }
+            }
+            Ok(other) => warn!("replica {me}: AlterPartitions answered {other:?}"),
+            Err(e) => {
+                warn!("replica {me}: AlterPartitions failed: {e}");
+                glommio::timer::sleep(ISR_CHECK_INTERVAL).await;
+            }
+        }
+        replicas.settled(&changes);
+    }
+}

@@ -1,0 +1,115 @@
+"""Partition replication (issue 14): followers fetch their leader's
+batches and store them as they are, the high watermark waits for every
+ISR member, acks=all is acknowledged once the ISR holds a batch, and a
+killed leader's acknowledged records are all on the leader elected from
+the ISR. Real nodes on loopback; every wait is bounded."""
+
+import glob
+import os
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from conftest import wait_until
+from test_cluster import FENCE_WAIT_S, TIMEOUT_S, create, make_cluster, metadata  # noqa: F401
+
+
+def partition_state(bootstrap, topic, partition=0):
+    """(leader, replicas, isr) of a partition as a broker sees it."""
+    _, _, topics = metadata(bootstrap)
+    return topics.get(topic, {}).get(partition)
+
+
+def produce_acked(bootstrap, topic, values, **conf):
+    """Produces `values` to partition 0 with acks=all and an idempotent
+    producer; returns {value: offset} of every acknowledged one."""
+    acked, failed = {}, []
+
+    def done(err, msg):
+        if err is None:
+            acked[msg.value().decode()] = msg.offset()
+        else:
+            failed.append((msg.value().decode(), err))
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 5, **conf})
+    for v in values:
+        p.produce(topic, v.encode(), partition=0, on_delivery=done)
+        p.poll(0)
+    assert p.flush(TIMEOUT_S * 2) == 0, "undelivered records"
+    return acked, failed
+
+
+def read_all(bootstrap, topic, end):
+    """{offset: value} of partition 0 from offset 0 up to `end`."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = {}
+    try:
+        wait_until(lambda: read_some(c, got) >= end, TIMEOUT_S * 2, f"reading {topic} to {end}")
+    finally:
+        c.close()
+    return got
+
+
+def read_some(consumer, got):
+    for m in consumer.consume(500, timeout=0.5):
+        if m.error() is None:
+            assert m.offset() not in got or got[m.offset()] == m.value().decode(), m.offset()
+            got[m.offset()] = m.value().decode()
+    return max(got, default=-1) + 1
+
+
+def segment_bytes(node, topic, partition=0):
+    """A partition's batches on a stopped node: its segments, in order."""
+    files = sorted(glob.glob(os.path.join(node.data_dir, f"{topic}-{partition}", "*.log")))
+    return b"".join(open(f, "rb").read() for f in files)
+
+
+def test_followers_store_the_leaders_batches_and_join_the_isr(make_cluster):
+    c = make_cluster(nodes=3).start()
+    topic = f"rep-{uuid.uuid4().hex[:6]}"
+    nt = NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})
+    assert create(c.bootstraps(), [nt]) == {topic: None}
+    leader, replicas, isr = partition_state(c.bootstraps(), topic)
+    assert sorted(replicas) == [1000, 2000, 3000] and sorted(isr) == sorted(replicas)
+    acked, failed = produce_acked(c.bootstraps(), topic, [f"v{i}" for i in range(300)])
+    assert failed == [] and sorted(acked.values()) == list(range(300))
+    got = read_all(c.bootstraps(), topic, 300)
+    assert {v: o for o, v in got.items()} == acked
+    # Stopped cleanly, every replica holds the same bytes.
+    assert set(c.stop().values()) == {0}, c.log()
+    copies = {n.node_id: segment_bytes(n, topic) for n in c.nodes.values()}
+    assert len(copies[1]) > 300 * 10
+    assert copies[1] == copies[2] == copies[3], {n: len(b) for n, b in copies.items()}
+
+
+def test_a_killed_leaders_acknowledged_records_are_all_on_the_next(make_cluster):
+    c = make_cluster(nodes=3).start()
+    topic = f"fail-{uuid.uuid4().hex[:6]}"
+    nt = NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})
+    assert create(c.bootstraps(), [nt]) == {topic: None}
+    acked, failed = produce_acked(c.bootstraps(), topic, [f"a{i}" for i in range(200)])
+    assert failed == []
+    leader, _, _ = partition_state(c.bootstraps(), topic)
+    victim = c.nodes[leader // 1000]
+    victim.kill()
+
+    def moved():
+        state = partition_state(c.bootstraps(), topic)
+        return state is not None and state[0] not in (-1, leader) and state
+    wait_until(moved, FENCE_WAIT_S, "a new leader from the ISR")
+    more, failed = produce_acked(c.bootstraps(), topic, [f"b{i}" for i in range(200)])
+    assert failed == []
+    acked.update(more)
+    got = read_all(c.bootstraps(), topic, max(acked.values()) + 1)
+    assert {v: o for o, v in got.items() if v in acked} == acked
+    # The old leader comes back, catches up and joins the ISR again.
+    victim.start()
+    wait_until(lambda: sorted(partition_state(c.bootstraps(), topic)[2]) == [1000, 2000, 3000],
+               FENCE_WAIT_S, "the old leader back in the ISR")
+    assert set(c.stop().values()) == {0}, c.log()
+    copies = {n.node_id: segment_bytes(n, topic) for n in c.nodes.values()}
+    assert copies[1] == copies[2] == copies[3], {n: len(b) for n, b in copies.items()}
