@@ -24,8 +24,9 @@ pub const TOPIC_TIMEOUT_MS: i32 = 30_000;
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 pub const SOURCE_DEFAULT: i8 = 5;
 
-/// Creates `topic` with `partitions` partitions and the given configs;
-/// an existing topic is left as it is.
+/// Creates `topic` with `partitions` partitions, the broker's default
+/// replication factor (-1, KIP-464) and the given configs; an existing
+/// topic is left as it is.
 pub fn create_topic(
     bootstrap: &str,
     topic: &str,
@@ -49,7 +50,7 @@ pub fn create_topic(
             CreatableTopic::default()
                 .with_name(name(topic))
                 .with_num_partitions(partitions)
-                .with_replication_factor(1)
+                .with_replication_factor(-1)
                 .with_configs(configs),
         ]),
     )?;

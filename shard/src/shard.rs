@@ -23,7 +23,7 @@ use log::warn;
 use crate::admission::{Connections, RequestBytes};
 use crate::config::NodeConfig;
 use crate::controller::client::ControllerClient;
-use crate::groups::{Coordinator, OFFSETS_TOPIC};
+use crate::groups::{Coordinator, OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
 use crate::ids::{BrokerId, NodeId, ShardId};
 use crate::metadata::{MetadataCache, MetadataImage};
 use crate::partitions::Partitions;
@@ -112,8 +112,9 @@ impl Shard {
     /// Installs a new image: logs of topics whose configs changed take the
     /// new ones; partitions of deleted topics (or of a topic replaced by
     /// another of its name) leave the shard and their data is removed;
-    /// partitions this shard now holds open, and are served once their
-    /// groups are loaded; then each takes its role (leader or follower).
+    /// partitions this shard now holds open and are served; each takes its
+    /// role (leader or follower), and the coordinator follows the
+    /// leaderships of `__consumer_offsets`.
     pub async fn apply_image(&self, image: Arc<MetadataImage>, controller: Option<NodeId>) {
         self.metadata.set_controller(controller);
         if self.stopping.get() {
@@ -129,19 +130,25 @@ impl Shard {
         self.metrics.retain_topics(|t| image.topics.contains_key(t));
         self.partitions.delete(gone).await;
         for opened in self.partitions.open_replicas(&image, self.broker()).await {
-            // Groups are loaded before the partition is served (they answer
-            // COORDINATOR_LOAD_IN_PROGRESS until then).
-            // (Only a leader coordinates; `__consumer_offsets` has one
-            // replica per partition until it is replicated.)
-            let leads = image.leader(OFFSETS_TOPIC, opened.index) == Some(self.broker());
-            if opened.topic == OFFSETS_TOPIC && leads {
-                if let Err(e) = self.groups.load(opened.index, &opened.log).await {
-                    warn!("shard {}: cannot load {}-{}: {e}", self.id, opened.topic, opened.index);
-                }
-            }
             self.partitions.serve(opened);
         }
         self.replicas.apply(&image, &self.partitions);
+        // The groups of `__consumer_offsets` partitions this shard now
+        // leads are loaded from its replica (they answer
+        // COORDINATOR_LOAD_IN_PROGRESS until then); those it no longer
+        // leads are forgotten.
+        for p in 0..OFFSETS_TOPIC_PARTITIONS {
+            let leads = image.leader(OFFSETS_TOPIC, p) == Some(self.broker());
+            match (leads, self.groups.is_loaded(p), self.partitions.log(OFFSETS_TOPIC, p)) {
+                (true, false, Some(log)) => {
+                    if let Err(e) = self.groups.load(p, &log).await {
+                        warn!("shard {}: cannot load {OFFSETS_TOPIC}-{p}: {e}", self.id);
+                    }
+                }
+                (false, true, _) => self.groups.unload(p),
+                _ => {}
+            }
+        }
         self.metadata.set_image(image);
     }
 

@@ -42,6 +42,29 @@ use records::{Committed, GroupRecord, MemberRecord, OffsetsRecord};
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
 
+/// Replicas of each `__consumer_offsets` partition in a cluster of at
+/// least this many nodes (Kafka's `offsets.topic.replication.factor`);
+/// smaller clusters replicate it on every node.
+pub const OFFSETS_TOPIC_REPLICATION_FACTOR: usize = 3;
+
+/// How long a commit of offsets or group metadata waits for the ISR of its
+/// `__consumer_offsets` partition (Kafka's `offsets.commit.timeout.ms`).
+pub const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until the ISR holds `log` up to `end` (an offsets commit is an
+/// acks=all write), within [`OFFSETS_COMMIT_TIMEOUT`]: past it, or if the
+/// ISR cannot get it, `COORDINATOR_NOT_AVAILABLE` (as Kafka maps them), so
+/// the client looks for the coordinator again.
+pub async fn wait_committed(log: &PartitionLog<DmaDisk>, end: i64) -> Result<(), i16> {
+    match crate::admission::within(OFFSETS_COMMIT_TIMEOUT, log.wait_high_watermark(end)).await {
+        Some(Ok(())) => Ok(()),
+        Some(Err(engine::AppendError::Closed)) | None => {
+            Err(ResponseError::CoordinatorNotAvailable.code())
+        }
+        Some(Err(e)) => Err(net::errors::append_error_code(&e)),
+    }
+}
+
 /// How often sessions and rebalance timeouts are checked. Expiry is late by
 /// at most this much; 100 ms is far below any session timeout allowed.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -866,11 +889,33 @@ impl Coordinator {
         });
     }
 
+    /// Forgets the groups of `partition` of `__consumer_offsets`, whose
+    /// leadership moved away: their waiting members are answered
+    /// NOT_COORDINATOR and find the new coordinator, which loads the
+    /// partition's records from its replica.
+    pub fn unload(&self, partition: i32) {
+        if !self.loaded.borrow_mut().remove(&partition) {
+            return;
+        }
+        let ours = |g: &Group| records::partition_for(&g.id, OFFSETS_TOPIC_PARTITIONS) == partition;
+        self.answer_waiting(|g| ours(g));
+        let mut groups = self.groups.borrow_mut();
+        let before = groups.len();
+        groups.retain(|_, g| !ours(g));
+        info!("{OFFSETS_TOPIC}-{partition}: unloaded {} groups", before - groups.len());
+    }
+
     /// Answers every waiting JoinGroup and SyncGroup (shutdown): clients go
     /// and find the coordinator again.
     pub fn stop(&self) {
+        self.answer_waiting(|_| true);
+    }
+
+    /// Answers NOT_COORDINATOR to the waiting members of the groups `which`
+    /// picks.
+    fn answer_waiting(&self, which: impl Fn(&Group) -> bool) {
         let code = ResponseError::NotCoordinator.code();
-        for g in self.groups.borrow_mut().values_mut() {
+        for g in self.groups.borrow_mut().values_mut().filter(|g| which(g)) {
             for m in g.members.values_mut() {
                 if let Some(tx) = m.join.take() {
                     let _ = tx.send(JoinAnswer::error(code, &m.id));

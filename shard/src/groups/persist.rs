@@ -16,9 +16,11 @@ use crate::partitions::Partitions;
 
 impl Coordinator {
     /// Writes the records of groups changed since the last call, and waits
-    /// until they are durable. Errors are logged: members then rejoin
-    /// after a restart, as after a coordinator move.
-    /// Records carry the leader epoch of their partition in `image`.
+    /// until their partitions' ISRs hold them, all together within
+    /// [`super::OFFSETS_COMMIT_TIMEOUT`]. Errors are logged: members then
+    /// rejoin after a restart, as after a coordinator move. Records carry
+    /// the leader epoch of their partition in `image`; a partition this
+    /// shard no longer coordinates (unloaded) is skipped.
     pub async fn persist(&self, partitions: &Partitions, image: &MetadataImage) {
         // Per partition: the (key, value) of each record.
         type Records = Vec<(Vec<u8>, Vec<u8>)>;
@@ -27,18 +29,25 @@ impl Coordinator {
             let p = partition_for(&group, OFFSETS_TOPIC_PARTITIONS);
             by_partition.entry(p).or_default().push((group_key(&group), group_value(&record)));
         }
+        let mut written = Vec::new();
         for (p, records) in by_partition {
+            if !self.is_loaded(p) {
+                continue;
+            }
             let Some(log) = partitions.log(OFFSETS_TOPIC, p) else { continue };
             let kv: Vec<_> = records.iter().map(|(k, v)| (Some(&k[..]), Some(&v[..]))).collect();
             let batch = engine::batch::build(&kv, engine::Clock::now_ms(&SystemClock));
             let epoch = image.partition(OFFSETS_TOPIC, p).map_or(0, |m| m.leader_epoch.0);
-            let outcome = match log.append(bytes::BytesMut::from(&batch[..]), epoch).await {
-                Ok(info) => log.wait_acked(info.end_offset).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                warn!("writing group metadata to {OFFSETS_TOPIC}-{p}: {e}");
+            match log.append(bytes::BytesMut::from(&batch[..]), epoch).await {
+                Ok(info) => written.push((p, log, info.end_offset)),
+                Err(e) => warn!("writing group metadata to {OFFSETS_TOPIC}-{p}: {e}"),
             }
         }
+        let waits = written.iter().map(|(p, log, end)| async move {
+            if let Err(code) = super::wait_committed(log, *end).await {
+                warn!("group metadata in {OFFSETS_TOPIC}-{p} not committed: error {code}");
+            }
+        });
+        futures_util::future::join_all(waits).await;
     }
 }

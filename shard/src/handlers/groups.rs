@@ -393,14 +393,14 @@ async fn delete_group_record(shard: &Shard, partition: i32, group: &str) -> Resu
         .append(BytesMut::from(&batch[..]), offsets_epoch(shard, partition))
         .await
         .map_err(|e| net::errors::append_error_code(&e))?;
-    log.wait_acked(info.end_offset).await.map_err(|e| net::errors::append_error_code(&e))?;
+    crate::groups::wait_committed(&log, info.end_offset).await?;
     shard.groups.forget(group);
     Ok(())
 }
 
 /// Appends offset records (a `None` value is a tombstone) for `group` to
-/// its `__consumer_offsets` partition, waits until they are durable, then
-/// applies them in memory.
+/// its `__consumer_offsets` partition, waits until its ISR holds them
+/// durably, then applies them in memory.
 pub async fn write_offsets(
     shard: &Shard,
     partition: i32,
@@ -452,7 +452,12 @@ pub async fn wait_offsets(
         return Ok(());
     }
     let end = base + entries.len() as i64;
-    log.wait_acked(end).await.map_err(|e| net::errors::append_error_code(&e))?;
+    crate::groups::wait_committed(log, end).await?;
+    // The partition's leadership moved meanwhile: the new coordinator
+    // loads the commit from its replica; this one no longer keeps groups.
+    if !shard.groups.is_loaded(partition_for(group, OFFSETS_TOPIC_PARTITIONS)) {
+        return Err(ResponseError::NotCoordinator.code());
+    }
     for (i, (tp, value)) in entries.into_iter().enumerate() {
         shard.groups.apply(group, tp, value, base + i as i64);
     }

@@ -165,6 +165,9 @@ impl Fetcher {
                 .borrow()
                 .iter()
                 .filter(|(_, f)| f.retry_at.is_none_or(|at| at <= now))
+                // A replica whose log failed (its disk) fetches nothing
+                // more: the leader takes it out of the ISR.
+                .filter(|(_, f)| f.log.failure().is_none())
                 .map(|(id, f)| (*id, f.clone()))
                 .collect();
             if due.is_empty() {

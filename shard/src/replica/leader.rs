@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use engine::disk::DmaDisk;
+use engine::disk::{Disk, DmaDisk};
 use engine::PartitionLog;
 
 use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch};
@@ -31,9 +31,10 @@ struct Progress {
     leader_end_at_last_fetch: i64,
 }
 
-/// A partition this shard leads, at one leader epoch.
-pub struct Led {
-    pub log: PartitionLog<DmaDisk>,
+/// A partition this shard leads, at one leader epoch (`D` is `DmaDisk`
+/// but in tests).
+pub struct Led<D: Disk = DmaDisk> {
+    pub log: PartitionLog<D>,
     pub topic: std::rc::Rc<str>,
     pub index: i32,
     pub leader_epoch: LeaderEpoch,
@@ -53,14 +54,14 @@ pub struct Led {
     followers: HashMap<BrokerId, Progress>,
 }
 
-impl Led {
+impl<D: Disk> Led<D> {
     pub fn new(
-        log: PartitionLog<DmaDisk>,
+        log: PartitionLog<D>,
         topic: std::rc::Rc<str>,
         index: i32,
         meta: &PartitionMeta,
         now: Instant,
-    ) -> Led {
+    ) -> Led<D> {
         let epoch_start = log.log_end_offset();
         Led {
             log,
@@ -165,5 +166,139 @@ impl Led {
         }
         self.pending = Some(isr.clone());
         Some(isr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use engine::disk::MemDisk;
+    use engine::testkit::run_with_flusher;
+    use engine::{Flush, Flusher, LogConfig, SystemClock};
+
+    use super::*;
+    use crate::ids::{NodeId, ShardId};
+    use crate::metadata::{MetadataRecord, NodeMeta};
+
+    fn b(node: i32) -> BrokerId {
+        BrokerId::of(NodeId(node), ShardId(0))
+    }
+
+    fn image(live: &[i32]) -> MetadataImage {
+        let nodes: Vec<MetadataRecord> = live
+            .iter()
+            .map(|&id| {
+                MetadataRecord::Node(NodeMeta {
+                    id: NodeId(id),
+                    host: "h".into(),
+                    port: 9092,
+                    shards: 1,
+                    rack: String::new(),
+                    fenced: false,
+                })
+            })
+            .collect();
+        MetadataImage::default().applied(&nodes)
+    }
+
+    fn meta(isr: &[i32]) -> PartitionMeta {
+        PartitionMeta {
+            replicas: vec![b(1), b(2), b(3)],
+            isr: isr.iter().map(|&n| b(n)).collect(),
+            leader: Some(b(1)),
+            leader_epoch: LeaderEpoch(1),
+            partition_epoch: PartitionEpoch(4),
+        }
+    }
+
+    /// Runs `test` with a replicated leader log holding offsets 0..10.
+    fn with_log<F: std::future::Future<Output = ()>>(
+        test: impl FnOnce(PartitionLog<MemDisk>) -> F,
+    ) {
+        let disk = Rc::new(MemDisk::new());
+        let flusher = Flusher::new(Flush::Fsync);
+        run_with_flusher(&flusher, async {
+            let dir = std::path::Path::new("/p");
+            let log =
+                PartitionLog::open(disk, dir, LogConfig::default(), &flusher, Rc::new(SystemClock))
+                    .await
+                    .unwrap();
+            let batch = engine::testkit::make_batch(1, 10, 10, 0);
+            let info = log.append(bytes::BytesMut::from(&batch[..]), 1).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+            log.set_replicated(true);
+            test(log).await;
+        });
+    }
+
+    /// The high watermark is what every other ISR member holds, a member
+    /// not heard from counting as holding what it already covers; a
+    /// caught-up follower joins (and counts at once), and one that has not
+    /// caught up for the lag leaves.
+    #[test]
+    fn the_high_watermark_follows_the_isr_and_the_isr_follows_the_followers() {
+        with_log(|log| async move {
+            let (me, live) = (b(1), image(&[1, 2, 3]));
+            let t0 = Instant::now();
+            let mut led = Led::new(log.clone(), "t".into(), 0, &meta(&[1, 2]), t0);
+            assert_eq!(led.advance_high_watermark(me), 0, "follower 2 not heard from");
+            assert!(!led.follower_fetched(b(2), 6, t0, &live));
+            assert_eq!(led.advance_high_watermark(me), 6);
+            assert!(!led.follower_fetched(b(2), 4, t0, &live), "a lower offset");
+            assert_eq!(led.advance_high_watermark(me), 6, "never back");
+
+            // Follower 3 fetches at 2, below the high watermark: not yet.
+            assert!(!led.follower_fetched(b(3), 2, t0, &live));
+            assert_eq!(led.pending, None);
+            // At 10 (the leader's end, past the epoch start): it joins and
+            // counts for the high watermark before the controller answers.
+            assert!(led.follower_fetched(b(3), 10, t0, &live));
+            assert_eq!(led.pending, Some(vec![b(1), b(2), b(3)]));
+            let batch = engine::testkit::make_batch(2, 2, 10, 0);
+            let info = log.append(bytes::BytesMut::from(&batch[..]), 1).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+            assert!(!led.follower_fetched(b(2), 12, t0, &live), "already in the ISR");
+            assert_eq!(led.advance_high_watermark(me), 10, "the joining follower holds 10");
+            led.pending = None;
+            led.update(&meta(&[1, 2, 3]));
+
+            // A fenced replica never joins.
+            let mut fresh = Led::new(log.clone(), "t".into(), 0, &meta(&[1, 2]), t0);
+            assert!(!fresh.follower_fetched(b(3), 10, t0, &image(&[1, 2])));
+
+            // Follower 2 stays caught up; follower 3 stops fetching.
+            let lag = Duration::from_secs(30);
+            let later = t0 + lag + Duration::from_millis(1);
+            assert!(!led.follower_fetched(b(2), 12, later, &live));
+            assert_eq!(led.shrink(me, lag, t0 + lag), None, "within the lag");
+            assert_eq!(led.shrink(me, lag, later), Some(vec![b(1), b(2)]));
+            assert_eq!(led.shrink(me, lag, later), None, "already pending");
+        });
+    }
+
+    /// A follower behind the leader's end is caught up as of its last
+    /// fetch if it has reached what the leader had then (Kafka's
+    /// lastCaughtUpTime), so a steady stream of appends does not push a
+    /// fetching follower out.
+    #[test]
+    fn a_follower_fetching_behind_a_moving_end_stays_caught_up() {
+        with_log(|log| async move {
+            let (me, live) = (b(1), image(&[1, 2, 3]));
+            let t0 = Instant::now();
+            let mut led = Led::new(log.clone(), "t".into(), 0, &meta(&[1, 2, 3]), t0);
+            let lag = Duration::from_secs(30);
+            let step = Duration::from_secs(20);
+            // Each fetch reaches what the leader had at the one before.
+            led.follower_fetched(b(3), 10, t0, &live);
+            for k in 1..=4u32 {
+                let batch = engine::testkit::make_batch(k as u64, 1, 10, 0);
+                let info = log.append(bytes::BytesMut::from(&batch[..]), 1).await.unwrap();
+                log.wait_acked(info.end_offset).await.unwrap();
+                led.follower_fetched(b(2), 10 + k as i64 - 1, t0 + step * k, &live);
+                led.follower_fetched(b(3), 10 + k as i64, t0 + step * k, &live);
+            }
+            assert_eq!(led.shrink(me, lag, t0 + step * 4), None, "both fetch steadily");
+        });
     }
 }

@@ -3,6 +3,11 @@
 //! one `partition` record each with the new ISR and the next partition
 //! epoch. Pure, like the rest of the machine.
 //!
+//! A change that brings a partition's preferred replica (its first) back
+//! into the ISR also makes it the leader again, with the next leader
+//! epoch: leaderships return to where placement spread them once a node
+//! that was away has caught up.
+//!
 //! A leader names the leader and partition epochs it acts under; a change
 //! from a deposed leader (an older leader epoch) or on a stale state (an
 //! older partition epoch) is refused, so two leaders can never both move
@@ -56,6 +61,15 @@ pub fn alter(
                 if next.isr != c.isr {
                     next.isr = c.isr.clone();
                     next.partition_epoch = p.partition_epoch.next();
+                    // The preferred replica (the first) back in the ISR
+                    // leads again (Kafka's auto leader rebalance, at once
+                    // rather than every leader.imbalance.check.interval).
+                    let preferred = p.replicas.first().copied();
+                    let back = preferred.filter(|b| !p.isr.contains(b) && c.isr.contains(b));
+                    if let Some(preferred) = back.filter(|b| Some(*b) != p.leader) {
+                        next.leader = Some(preferred);
+                        next.leader_epoch = p.leader_epoch.next();
+                    }
                     records.push(MetadataRecord::Partition {
                         topic: c.topic.clone(),
                         partition: c.partition,

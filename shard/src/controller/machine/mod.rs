@@ -25,7 +25,7 @@ use net::kafka_protocol::error::ResponseError;
 
 use crate::configs::{config_type, log_config, LIST_CONFIG, TOPIC_CONFIGS};
 use crate::error::{ControllerError, Refusal};
-use crate::groups::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS};
+use crate::groups::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, OFFSETS_TOPIC_REPLICATION_FACTOR};
 use crate::ids::NodeId;
 use crate::metadata::{
     validate_topic_name, MetadataImage, MetadataRecord, NodeMeta, PartitionMeta, TopicMeta,
@@ -575,12 +575,13 @@ pub fn apply_config_changes(
 /// live brokers from the first, one replica each until replication
 /// exists (issue 14), compacted.
 fn offsets_topic(image: &MetadataImage, limits: &Limits, id: [u8; 16]) -> TopicMeta {
+    let factor = OFFSETS_TOPIC_REPLICATION_FACTOR.min(image.live_nodes().count());
     let segment_bytes = limits.offsets_segment_bytes.to_string();
     let configs = [("cleanup.policy", "compact"), ("segment.bytes", segment_bytes.as_str())];
     TopicMeta {
         name: OFFSETS_TOPIC.to_string(),
         id,
-        partitions: placement::place(image, 0, 0, OFFSETS_TOPIC_PARTITIONS as usize, 1),
+        partitions: placement::place(image, 0, 0, OFFSETS_TOPIC_PARTITIONS as usize, factor),
         configs: configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     }
 }

@@ -650,3 +650,42 @@ fn shrink_to_leader(image: &mut MetadataImage, topic: &str, partition: i32) {
     };
     assert!(out[0].is_ok(), "{out:?}");
 }
+
+/// A partition's preferred replica (its first) that was away leads again
+/// once its leader adds it back to the ISR, under the next leader epoch.
+#[test]
+fn the_preferred_replica_leads_again_once_back_in_the_isr() {
+    use super::isr::IsrChange;
+    let mut image = cluster(&[(1, 1), (2, 1), (3, 1)]);
+    let mut t = spec("t", 1);
+    t.replication_factor = 3;
+    run(&mut image, Command::CreateTopics { topics: vec![t], validate_only: false }, &mut ids());
+    let p = image.partition("t", 0).unwrap().clone();
+    let preferred = p.replicas[0];
+    assert_eq!(p.leader, Some(preferred));
+    run(&mut image, Command::FenceNode(preferred.node()), &mut ids());
+    run(&mut image, Command::UnfenceNode(preferred.node()), &mut ids());
+    let away = image.partition("t", 0).unwrap().clone();
+    let stand_in = away.leader.unwrap();
+    assert_ne!(stand_in, preferred, "back, but not caught up: not in the ISR");
+    assert!(!away.isr.contains(&preferred));
+    let mut isr = away.isr.clone();
+    isr.push(preferred);
+    let change = IsrChange {
+        topic: "t".into(),
+        partition: 0,
+        leader: stand_in,
+        leader_epoch: away.leader_epoch,
+        partition_epoch: away.partition_epoch,
+        isr,
+    };
+    let Answer::Partitions(out) =
+        run(&mut image, Command::AlterPartitions { changes: vec![change] }, &mut ids())
+    else {
+        panic!()
+    };
+    let after = out[0].as_ref().unwrap();
+    assert_eq!(after.leader, Some(preferred));
+    assert_eq!(after.leader_epoch, away.leader_epoch.next());
+    assert_eq!(image.partition("t", 0), Some(after));
+}
