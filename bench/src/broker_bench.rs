@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use crate::load::broker::{own_cpu_seconds, OwnBroker};
+use crate::load::broker::{own_cpu_seconds, OwnBroker, OwnCluster};
 use crate::load::client::{self, Leaders};
 use crate::load::compress::Codec;
 use crate::load::consume::{self, ConsumeSpec};
@@ -108,16 +108,18 @@ impl LoadArgs {
     }
 }
 
-/// The broker a benchmark talks to: given, or started and owned.
+/// The broker a benchmark talks to: given, or started and owned (one
+/// node, or a cluster for the replicated cases).
 pub struct Target {
     pub bootstrap: String,
     own: Option<OwnBroker>,
+    cluster: Option<OwnCluster>,
 }
 
 impl Target {
     pub fn open(args: &LoadArgs, dir: &std::path::Path) -> Result<Target> {
         if let Some(b) = &args.bootstrap {
-            return Ok(Target { bootstrap: b.clone(), own: None });
+            return Ok(Target { bootstrap: b.clone(), own: None, cluster: None });
         }
         let Some(exe) = &args.broker_exe else {
             bail!("no --bootstrap given and no corelog binary to start a broker with");
@@ -127,26 +129,59 @@ impl Target {
             "started corelog serve: {} shards, flush {}, at {}",
             own.shards, own.flush, own.bootstrap
         );
-        Ok(Target { bootstrap: own.bootstrap.clone(), own: Some(own) })
+        Ok(Target { bootstrap: own.bootstrap.clone(), own: Some(own), cluster: None })
     }
 
-    /// The broker's CPU seconds so far, when this benchmark runs it.
+    /// Starts a cluster of `nodes` nodes of one shard each on this machine
+    /// (replicas go to distinct nodes), topics replicated `nodes` times by
+    /// default. Needs the corelog binary (`--bootstrap` names one broker).
+    pub fn open_cluster(args: &LoadArgs, dir: &std::path::Path, nodes: u16) -> Result<Target> {
+        let Some(exe) = &args.broker_exe else {
+            bail!("the replicated cases start their own cluster: no corelog binary to start");
+        };
+        let mut flags = vec!["--default-replication-factor".to_string(), nodes.to_string()];
+        flags.extend(args.broker_flags.iter().cloned());
+        let cluster = OwnCluster::start(exe, dir, nodes, 1, &args.flush, &flags)?;
+        eprintln!(
+            "started a corelog cluster: {nodes} nodes of 1 shard, flush {}, at {}",
+            args.flush,
+            cluster.bootstrap()
+        );
+        let bootstrap = cluster.nodes[0].bootstrap.clone();
+        Ok(Target { bootstrap, own: None, cluster: Some(cluster) })
+    }
+
+    /// The broker's CPU seconds so far (every node's, for a cluster), when
+    /// this benchmark runs it.
     pub fn cpu_seconds(&self) -> Option<f64> {
-        self.own.as_ref().and_then(|b| b.cpu_seconds().ok())
+        match (&self.own, &self.cluster) {
+            (Some(b), _) => b.cpu_seconds().ok(),
+            (_, Some(c)) => c.cpu_seconds().ok(),
+            _ => None,
+        }
     }
 
     pub fn json(&self) -> Value {
-        match &self.own {
-            Some(b) => json!({ "started_by_bench": true, "shards": b.shards, "flush": b.flush }),
-            None => json!({ "started_by_bench": false, "bootstrap": self.bootstrap }),
+        match (&self.own, &self.cluster) {
+            (Some(b), _) => {
+                json!({ "started_by_bench": true, "shards": b.shards, "flush": b.flush })
+            }
+            (_, Some(c)) => json!({
+                "started_by_bench": true, "nodes": c.nodes.len(), "shards_per_node": 1,
+                "flush": c.nodes[0].flush,
+            }),
+            _ => json!({ "started_by_bench": false, "bootstrap": self.bootstrap }),
         }
     }
 
     pub fn stop(self) -> Result<()> {
-        match self.own {
-            Some(b) => b.stop(),
-            None => Ok(()),
+        if let Some(b) = self.own {
+            b.stop()?;
         }
+        if let Some(c) = self.cluster {
+            c.stop()?;
+        }
+        Ok(())
     }
 
     /// Creates the topic (kept if it exists) and finds its leaders.
@@ -162,7 +197,7 @@ impl Target {
     /// of disk for `bytes` more (a full disk fails produces with
     /// KAFKA_STORAGE_ERROR mid-run). A given broker's disk is not known.
     pub fn ensure_space(&self, dir: &std::path::Path, bytes: u64) -> Result<()> {
-        if self.own.is_none() {
+        if self.own.is_none() && self.cluster.is_none() {
             return Ok(());
         }
         let free = crate::load::broker::free_bytes(dir)?;

@@ -35,9 +35,27 @@ impl OwnBroker {
         flush: &str,
         extra: &[String],
     ) -> Result<OwnBroker> {
-        let data_dir = dir.join(format!("broker-{}", std::process::id()));
+        let name = format!("broker-{}", std::process::id());
+        let (broker, ready) =
+            Self::spawn(exe, dir, &name, shards, free_ports(shards)?, flush, extra)?;
+        broker.wait_ready(ready)?;
+        Ok(broker)
+    }
+
+    /// Starts `exe serve` on `port` in `dir/name`; `ready` gets a message
+    /// once it prints "ready" (a cluster's nodes only do once all of the
+    /// quorum's have started).
+    fn spawn(
+        exe: &Path,
+        dir: &Path,
+        name: &str,
+        shards: u16,
+        port: u16,
+        flush: &str,
+        extra: &[String],
+    ) -> Result<(OwnBroker, mpsc::Receiver<()>)> {
+        let data_dir = dir.join(name);
         let _ = std::fs::remove_dir_all(&data_dir);
-        let port = free_ports(shards)?;
         let mut child = Command::new(exe)
             .args(["serve", "--shards", &shards.to_string(), "--port", &port.to_string()])
             .args(["--flush", flush])
@@ -68,10 +86,14 @@ impl OwnBroker {
             flush: flush.to_string(),
             data_dir,
         };
-        if rx.recv_timeout(START_TIMEOUT).is_err() {
+        Ok((broker, rx))
+    }
+
+    fn wait_ready(&self, ready: mpsc::Receiver<()>) -> Result<()> {
+        if ready.recv_timeout(START_TIMEOUT).is_err() {
             bail!("the broker did not start within {} s", START_TIMEOUT.as_secs());
         }
-        Ok(broker)
+        Ok(())
     }
 
     /// User plus system CPU seconds the broker process has used so far.
@@ -113,6 +135,68 @@ impl Drop for OwnBroker {
     }
 }
 
+/// A cluster of `corelog serve` nodes on loopback, each a controller of
+/// the metadata quorum and a broker (combined mode), for the replicated
+/// cases; they share this machine's cores.
+pub struct OwnCluster {
+    pub nodes: Vec<OwnBroker>,
+}
+
+impl OwnCluster {
+    /// Starts `nodes` nodes of `shards` shards each, with `extra` flags.
+    pub fn start(
+        exe: &Path,
+        dir: &Path,
+        nodes: u16,
+        shards: u16,
+        flush: &str,
+        extra: &[String],
+    ) -> Result<OwnCluster> {
+        let controller_ports: Vec<u16> =
+            (0..nodes).map(|_| free_ports(1)).collect::<Result<_>>()?;
+        let quorum: Vec<String> = controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+            .collect();
+        let mut started = Vec::new();
+        for n in 1..=nodes {
+            let mut args = vec![
+                "--node-id".to_string(),
+                n.to_string(),
+                "--controller-quorum".to_string(),
+                quorum.join(","),
+            ];
+            args.extend_from_slice(extra);
+            let name = format!("cluster-{}-node{n}", std::process::id());
+            let port = free_ports(shards)?;
+            started.push(OwnBroker::spawn(exe, dir, &name, shards, port, flush, &args)?);
+        }
+        let mut cluster = OwnCluster { nodes: Vec::new() };
+        for (node, ready) in started {
+            node.wait_ready(ready)?;
+            cluster.nodes.push(node);
+        }
+        Ok(cluster)
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.nodes.iter().map(|n| n.bootstrap.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// CPU seconds of every node together.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        self.nodes.iter().map(|n| n.cpu_seconds()).sum()
+    }
+
+    pub fn stop(self) -> Result<()> {
+        for n in self.nodes {
+            n.stop()?;
+        }
+        Ok(())
+    }
+}
+
 /// CPU seconds (user + system, all threads) of process `pid`.
 pub fn cpu_seconds_of(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -144,11 +228,16 @@ pub fn free_bytes(dir: &Path) -> Result<u64> {
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-/// A base port with `n` free ports from it.
+/// A base port with `n` free ports from it; each call of one process
+/// starts its search elsewhere (a cluster's nodes take several ranges
+/// before any listens).
 fn free_ports(n: u16) -> Result<u16> {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     for attempt in 0..200u32 {
+        let step = (call * 200 + attempt).wrapping_mul(104_729);
         let base =
-            21_000 + ((std::process::id().wrapping_mul(7919) + attempt * 104_729) % 20_000) as u16;
+            21_000 + (std::process::id().wrapping_mul(7919).wrapping_add(step) % 20_000) as u16;
         let held: Vec<_> = (base..base + n)
             .filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
