@@ -129,23 +129,31 @@ class Checker:
 
     def verdict(self, final):
         """Counts: acknowledged, lost (not read at its acknowledged
-        offset), duplicated (a value at two offsets), inconsistent (an
-        offset with two values), vanished (read live, missing at the end)."""
+        offset, or for one acknowledged without an offset, not read exactly
+        once in its partition), duplicated (a value at two offsets),
+        inconsistent (an offset with two values), vanished (read live,
+        missing at the end)."""
         offsets_of = {}
         for key, value in final.items():
             offsets_of.setdefault(value, []).append(key)
-        lost = [v for v, at in self.acked.items() if final.get(at) != v]
+        # A delivery report may carry no offset (-1, unknown): such a
+        # record must be read once, anywhere in its partition.
+        blind = {v: at for v, at in self.acked.items() if at[1] < 0}
+        lost = [(v, at) for v, at in self.acked.items()
+                if (final.get(at) != v if at[1] >= 0 else
+                    [p for p, _ in offsets_of.get(v, [])] != [at[0]])]
         duplicated = [v for v, at in offsets_of.items() if len(at) > 1]
         vanished = [k for k, v in self.read.items() if final.get(k) != v]
         return {
             "sent": self.sent,
             "acknowledged": len(self.acked),
+            "acknowledged without offset": len(blind),
             "failed": len(self.failed),
             "read live": len(self.read),
             "lost": len(lost),
             "duplicated": len(duplicated),
             "inconsistent": len(self.conflicts),
             "vanished": len(vanished),
-            "examples": {"lost": lost[:5], "duplicated": duplicated[:5],
+            "examples": {"lost": [(v, at, offsets_of.get(v)) for v, at in lost[:5]], "duplicated": duplicated[:5],
                          "inconsistent": self.conflicts[:5], "vanished": vanished[:5]},
         }
