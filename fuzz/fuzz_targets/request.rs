@@ -60,6 +60,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::DeleteGroups => drop(req.decode_body::<DeleteGroupsRequest>()?),
         ApiKey::InitProducerId => drop(req.decode_body::<InitProducerIdRequest>()?),
         ApiKey::OffsetForLeaderEpoch => drop(req.decode_body::<OffsetForLeaderEpochRequest>()?),
+        ApiKey::ElectLeaders => drop(req.decode_body::<ElectLeadersRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

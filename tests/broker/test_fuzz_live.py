@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 22: 2, 23: 4, 32: 4, 37: 2, 42: 2, 44: 1, 47: 99, 55: 0, 60: 0}
+                 19: 5, 20: 4, 22: 2, 23: 4, 32: 4, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0}
 
 
 class Ctx:
@@ -677,6 +677,20 @@ def body_offset_for_leader_epoch(w, v, c):
     w.tags()
 
 
+def body_elect_leaders(w, v, c):
+    if v >= 1:
+        w.i8(0)  # preferred
+
+    def topic(w, name):
+        w.string(name)
+        w.array([0, 7], lambda w, p: w.i32(p))
+        w.tags()
+
+    w.array([c.topic], topic)
+    w.i32(5000)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded). Produce v0-v2 are
 # advertised but refused by design (docs/decisions.md #17).
 ENCODERS = {
@@ -701,6 +715,7 @@ ENCODERS = {
     32: ("DescribeConfigs", body_describe_configs, 1),
     37: ("CreatePartitions", body_create_partitions, 0),
     42: ("DeleteGroups", body_delete_groups, 0),
+    43: ("ElectLeaders", body_elect_leaders, 0),
     44: ("IncrementalAlterConfigs", body_incremental_alter_configs, 0),
     47: ("OffsetDelete", body_offset_delete, 0),
     55: ("DescribeQuorum", body_describe_quorum, 0),

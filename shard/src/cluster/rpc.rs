@@ -268,6 +268,9 @@ fn command_json(c: &Command) -> Value {
                 "isr": c.isr.iter().map(|b| b.0).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         }),
+        Command::ElectLeaders { unclean, partitions } => json!({
+            "kind": "elect_leaders", "unclean": unclean, "partitions": partitions,
+        }),
         // Node changes and bootstrap are the controller's own; they never
         // travel, but encode for completeness of the format.
         Command::Bootstrap { cluster_id } => json!({"kind": "bootstrap", "cluster_id": cluster_id}),
@@ -413,6 +416,21 @@ fn command_of(v: &Value) -> Result<Command, String> {
                 })
                 .collect::<Result<_, String>>()?,
         }),
+        Some("elect_leaders") => Ok(Command::ElectLeaders {
+            unclean: bool_of(v, "unclean")?,
+            partitions: field(v, "partitions")?
+                .as_array()
+                .ok_or("partitions")?
+                .iter()
+                .map(|tp| match tp.as_array().map(Vec::as_slice) {
+                    Some([t, p]) => Ok((
+                        t.as_str().ok_or("topic")?.to_string(),
+                        p.as_i64().and_then(|p| i32::try_from(p).ok()).ok_or("partition")?,
+                    )),
+                    _ => Err(format!("partition {tp}")),
+                })
+                .collect::<Result<_, String>>()?,
+        }),
         _ => Err(format!("a command no node sends: {v}")),
     }
 }
@@ -547,6 +565,10 @@ mod tests {
                     partition_epoch: PartitionEpoch(9),
                     isr: vec![BrokerId(2001), BrokerId(3000)],
                 }],
+            },
+            Command::ElectLeaders {
+                unclean: true,
+                partitions: vec![("t".into(), 0), ("u".into(), 3)],
             },
         ];
         for c in commands {

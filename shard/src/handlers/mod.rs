@@ -16,7 +16,8 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_quorum;
-mod fetch;
+mod elect_leaders;
+pub(crate) mod fetch;
 mod groups;
 mod init_producer_id;
 mod list_offsets;
@@ -79,6 +80,7 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::InitProducerId => init_producer_id::handle(shard, request).await,
         ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request),
+        ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,
         other => Err(DecodeError::UnknownApi(other as i16)),
     }
 }

@@ -547,6 +547,7 @@ fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::ListGroups) => "ListGroups",
         Ok(ApiKey::DeleteGroups) => "DeleteGroups",
         Ok(ApiKey::InitProducerId) => "InitProducerId",
+        Ok(ApiKey::ElectLeaders) => "ElectLeaders",
         _ => "Other",
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! - [`placement`]: where new partitions' replicas and leaders go.
 //! - [`nodes`]: registration and fencing, and the leader elections they cause.
+//! - [`isr`]: ISR changes leaders ask for; [`elect`]: elections operators ask for.
 
+pub mod elect;
 pub mod isr;
 pub mod nodes;
 pub mod placement;
@@ -144,6 +146,12 @@ pub enum Command {
     AlterPartitions {
         changes: Vec<isr::IsrChange>,
     },
+    /// Leader elections (ElectLeaders): preferred, or unclean; one
+    /// outcome per partition, in order.
+    ElectLeaders {
+        unclean: bool,
+        partitions: Vec<(String, i32)>,
+    },
 }
 
 /// What the asker is told once the records are committed.
@@ -248,6 +256,11 @@ pub fn propose(
             let (records, outcomes) = isr::alter(image, changes);
             p.records = records;
             Answer::Partitions(outcomes)
+        }
+        Command::ElectLeaders { unclean, partitions } => {
+            let (records, outcomes) = elect::elect(image, unclean, &partitions);
+            p.records = records;
+            Answer::Outcomes(outcomes)
         }
         Command::AllocateProducerIds => {
             let start = image.next_producer_id;

@@ -689,3 +689,78 @@ fn the_preferred_replica_leads_again_once_back_in_the_isr() {
     assert_eq!(after.leader_epoch, away.leader_epoch.next());
     assert_eq!(image.partition("t", 0), Some(after));
 }
+
+/// ElectLeaders: a preferred election gives the partition back to its
+/// first replica when that one is live and in the ISR; an unclean one
+/// gives a partition without a leader to a live replica, outside the ISR
+/// if it must; each says why when it does nothing.
+#[test]
+fn operators_elect_preferred_and_unclean_leaders() {
+    let mut image = cluster(&[(1, 1), (2, 1), (3, 1)]);
+    let mut t = spec("t", 1);
+    t.replication_factor = 3;
+    run(&mut image, Command::CreateTopics { topics: vec![t], validate_only: false }, &mut ids());
+    let p = image.partition("t", 0).unwrap().clone();
+    let (preferred, second, third) = (p.replicas[0], p.replicas[1], p.replicas[2]);
+    let elect = |image: &mut MetadataImage, unclean: bool, partitions: &[(&str, i32)]| {
+        let partitions = partitions.iter().map(|(t, p)| (t.to_string(), *p)).collect();
+        let Answer::Outcomes(out) =
+            run(image, Command::ElectLeaders { unclean, partitions }, &mut ids())
+        else {
+            panic!()
+        };
+        out.into_iter().map(|o| o.map_err(|r| r.error)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        elect(&mut image, false, &[("t", 0), ("t", 5)]),
+        [Err(ResponseError::ElectionNotNeeded), Err(ResponseError::UnknownTopicOrPartition)]
+    );
+
+    // Another ISR member leads: the preferred election moves it back.
+    let elsewhere = PartitionMeta { leader: Some(second), ..p.clone() };
+    image = image.apply(&MetadataRecord::Partition {
+        topic: "t".into(),
+        partition: 0,
+        state: elsewhere.clone(),
+    });
+    assert_eq!(
+        elect(&mut image, false, &[("t", 0), ("t", 0)]),
+        [Ok(()), Err(ResponseError::ElectionNotNeeded)]
+    );
+    let back = image.partition("t", 0).unwrap();
+    assert_eq!(back.leader, Some(preferred));
+    assert_eq!(back.leader_epoch, elsewhere.leader_epoch.next());
+    assert_eq!(back.partition_epoch, elsewhere.partition_epoch.next());
+
+    // The preferred replica away: not available; the unclean election is
+    // not needed while a leader is live.
+    run(&mut image, Command::FenceNode(preferred.node()), &mut ids());
+    assert_eq!(
+        elect(&mut image, false, &[("t", 0)]),
+        [Err(ResponseError::PreferredLeaderNotAvailable)]
+    );
+    assert_eq!(elect(&mut image, true, &[("t", 0)]), [Err(ResponseError::ElectionNotNeeded)]);
+
+    // Every ISR member gone, the preferred replica back but outside the
+    // ISR: offline until an unclean election gives it the partition alone.
+    run(&mut image, Command::FenceNode(second.node()), &mut ids());
+    run(&mut image, Command::FenceNode(third.node()), &mut ids());
+    run(&mut image, Command::UnfenceNode(preferred.node()), &mut ids());
+    let offline = image.partition("t", 0).unwrap().clone();
+    assert_eq!((offline.leader, offline.isr.clone()), (None, vec![third]));
+    assert_eq!(
+        elect(&mut image, false, &[("t", 0)]),
+        [Err(ResponseError::PreferredLeaderNotAvailable)]
+    );
+    assert_eq!(elect(&mut image, true, &[("t", 0)]), [Ok(())]);
+    let unclean = image.partition("t", 0).unwrap();
+    assert_eq!((unclean.leader, unclean.isr.clone()), (Some(preferred), vec![preferred]));
+    assert_eq!(unclean.leader_epoch, offline.leader_epoch.next());
+
+    // No replica live at all: nobody to elect.
+    run(&mut image, Command::FenceNode(preferred.node()), &mut ids());
+    assert_eq!(
+        elect(&mut image, true, &[("t", 0)]),
+        [Err(ResponseError::EligibleLeadersNotAvailable)]
+    );
+}
