@@ -52,6 +52,9 @@ pub enum AppendError {
     /// An idempotent producer's batch is out of sequence or of an old
     /// epoch; nothing of the request was appended.
     Sequence(SequenceError),
+    /// The append's role is not the log's now (see `log::replica::Writer`):
+    /// this replica stopped leading, or started, while it waited.
+    Fenced(String),
 }
 
 impl fmt::Display for AppendError {
@@ -62,6 +65,7 @@ impl fmt::Display for AppendError {
             AppendError::NoSpace => write!(f, "no space left on device; append refused"),
             AppendError::Closed => write!(f, "log is closed"),
             AppendError::Sequence(e) => write!(f, "{e}"),
+            AppendError::Fenced(why) => write!(f, "not this replica's append any more: {why}"),
         }
     }
 }

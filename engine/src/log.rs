@@ -73,6 +73,7 @@ mod trim;
 pub use compact::{
     CompactionReport, Pacer, RatePacer, Unpaced, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES,
 };
+pub use replica::Writer;
 
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 const PRODUCERS_SUFFIX: &str = "producers";
@@ -204,6 +205,8 @@ pub(crate) struct LogInner<D: Disk> {
     /// The high watermark is set from outside (`set_high_watermark`)
     /// rather than following `acked_end`.
     replicated: Cell<bool>,
+    /// Who may append now (replication's fence, [`Writer`]).
+    writer: Cell<Writer>,
     recovery: RecoveryReport,
     /// Compaction has covered the closed segments below this offset.
     compacted_to: Cell<Offset>,
@@ -350,6 +353,7 @@ impl<D: Disk> PartitionLog<D> {
         self.check_writable()?;
         self.prepare_space(total as u64, records).await?;
         self.check_writable()?;
+        self.check_writer(Writer::Leader(leader_epoch))?;
 
         // From here to the end nothing awaits: offsets are assigned, the
         // bytes stamped, copied to the tail and cached in one step.

@@ -153,8 +153,10 @@ impl ProducerStates {
                 Some(current) if h.producer_epoch > current => {}
                 Some(_) => {
                     if !pending.contains_key(&h.producer_id) {
+                        // The newest match: an older one would be a batch
+                        // the log no longer holds at those offsets.
                         if let Some(dup) = known.and_then(|p| {
-                            p.batches.iter().find(|b| {
+                            p.batches.iter().rev().find(|b| {
                                 b.first_seq == h.base_sequence && b.last_seq == last_seq(h)
                             })
                         }) {

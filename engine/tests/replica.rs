@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use common::*;
 use engine::batch::{stamp, validate_one};
 use engine::disk::MemDisk;
-use engine::{AppendError, Flush, PartitionLog};
+use engine::{AppendError, Flush, PartitionLog, Writer};
 
 /// The batches of `bytes`, each as its own bytes.
 fn split(bytes: &[u8]) -> Vec<BytesMut> {
@@ -122,5 +122,40 @@ fn a_follower_stores_the_leaders_batches_as_they_are() {
         assert_eq!(read_all(&follower, 0, 1 << 20).await, expected);
         assert_eq!(follower.log_end_offset(), 102);
         assert_eq!(follower.epochs().last().map(|e| (e.epoch, e.start_offset)), Some((7, 100)));
+    });
+}
+
+#[test]
+fn only_the_writer_of_the_moment_appends() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        // No role set: the metadata and Raft logs append as they like.
+        let info = log.append(batch(1, 2, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        let mut fetched = batch(2, 2, 20);
+        stamp(&mut fetched, 2, 0);
+        log.append_replicated(fetched.clone()).await.unwrap();
+
+        log.set_writer(Writer::Leader(3));
+        log.append(batch(3, 1, 20), 3).await.unwrap();
+        let mut more = batch(4, 1, 20);
+        stamp(&mut more, log.log_end_offset(), 3);
+        for refused in [
+            log.append(batch(5, 1, 20), 2).await,
+            log.append(batch(5, 1, 20), 4).await,
+            log.append_replicated(more.clone()).await,
+        ] {
+            assert!(matches!(refused, Err(AppendError::Fenced(_))), "{refused:?}");
+        }
+
+        // Deposed: its producers' appends are refused, the new leader's
+        // batches go in.
+        log.set_writer(Writer::Follower);
+        let end = log.log_end_offset();
+        assert!(matches!(log.append(batch(6, 1, 20), 3).await, Err(AppendError::Fenced(_))));
+        assert_eq!(log.log_end_offset(), end, "nothing appended");
+        let info = log.append_replicated(more).await.unwrap();
+        assert_eq!(info.base_offset, end);
     });
 }

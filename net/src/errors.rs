@@ -21,7 +21,7 @@ pub fn append_error_code(e: &AppendError) -> i16 {
         AppendError::Batch(BatchError::TooLarge { .. }) => ResponseError::MessageTooLarge.code(),
         AppendError::Storage(_) | AppendError::NoSpace => ResponseError::KafkaStorageError.code(),
         // A log closed under a request: the partition is moving or the broker stopping.
-        AppendError::Closed => ResponseError::NotLeaderOrFollower.code(),
+        AppendError::Closed | AppendError::Fenced(_) => ResponseError::NotLeaderOrFollower.code(),
         AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
             ResponseError::OutOfOrderSequenceNumber.code()
         }

@@ -22,6 +22,7 @@ use crate::controller::{self, ControllerMsg};
 use crate::ids::ShardId;
 use crate::metrics::MetricsRequest;
 use crate::partitions::Partitions;
+use crate::replica::local::{LocalFetch, LocalFetches, LOCAL_FETCHES_QUEUED_MAX};
 use crate::shard::{Shard, ShardMsg};
 
 /// Controller requests queued at most; shards wait beyond (bounded memory).
@@ -94,6 +95,10 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     // A clean stop asks the member (shard 0, in a cluster) to unregister.
     let (unregister_tx, unregister_rx) = flume::bounded::<flume::Sender<()>>(1);
     let inboxes: Vec<_> = (0..config.shards).map(|_| flume::unbounded::<ShardMsg>()).collect();
+    // Replica fetches between shards of this node (replica::local).
+    let local_fetches: Vec<LocalFetches> =
+        (0..config.shards).map(|_| flume::bounded(LOCAL_FETCHES_QUEUED_MAX)).collect();
+    let local_senders: Vec<_> = local_fetches.iter().map(|(tx, _)| tx.clone()).collect();
     let peers: Vec<_> = inboxes.iter().map(|(tx, _)| tx.clone()).collect();
     let metrics: Vec<_> =
         (0..config.shards).map(|_| flume::bounded::<MetricsRequest>(METRICS_QUEUE_MAX)).collect();
@@ -101,7 +106,8 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<ShardId, String>>();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = Vec::new();
-    for (id, ((_, inbox), (_, metrics_inbox))) in inboxes.into_iter().zip(metrics).enumerate() {
+    let shard_inboxes = inboxes.into_iter().zip(metrics).zip(local_fetches);
+    for (id, (((_, inbox), (_, metrics_inbox)), (_, local_inbox))) in shard_inboxes.enumerate() {
         let id = ShardId(id as u16);
         let config = config.clone();
         let controller_tx = controller_tx.clone();
@@ -109,11 +115,21 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         let peers = (id.0 == 0).then(|| peers.clone());
         let unregister = (id.0 == 0).then(|| unregister_rx.clone());
         let ready = ready_tx.clone();
+        let local_senders = local_senders.clone();
         let builder = LocalExecutorBuilder::new(Placement::Fixed(id.0 as usize % cpus))
             .name(&format!("shard-{id}"));
         let handle = builder
             .spawn(move || async move {
-                let channels = Channels { inbox, metrics: metrics_inbox, controller_tx, controller_rx, peers, unregister };
+                let channels = Channels {
+                    inbox,
+                    metrics: metrics_inbox,
+                    controller_tx,
+                    controller_rx,
+                    peers,
+                    unregister,
+                    local_inbox,
+                    local_senders,
+                };
                 shard_main(id, config, channels, ready).await;
             })
             .map_err(|e| {
@@ -241,6 +257,9 @@ struct Channels {
     controller_rx: Option<flume::Receiver<ControllerMsg>>,
     peers: Option<Vec<flume::Sender<ShardMsg>>>,
     unregister: Option<flume::Receiver<flume::Sender<()>>>,
+    /// This shard's inbox of local replica fetches, and every shard's sender.
+    local_inbox: flume::Receiver<LocalFetch>,
+    local_senders: Vec<flume::Sender<LocalFetch>>,
 }
 
 async fn shard_main(
@@ -249,7 +268,16 @@ async fn shard_main(
     channels: Channels,
     ready: std::sync::mpsc::Sender<Result<ShardId, String>>,
 ) {
-    let Channels { inbox, metrics, controller_tx, controller_rx, peers, unregister } = channels;
+    let Channels {
+        inbox,
+        metrics,
+        controller_tx,
+        controller_rx,
+        peers,
+        unregister,
+        local_inbox,
+        local_senders,
+    } = channels;
     let disk = match DmaDisk::new(&config.data_dir).await {
         Ok(d) => Rc::new(d),
         Err(e) => {
@@ -276,7 +304,9 @@ async fn shard_main(
     let partitions = Partitions::new(id, config.data_dir.clone(), disk, flusher.clone());
     let controller = ControllerClient::new(controller_tx);
     let splicer = start_splicer(id, config.zero_copy_fetch);
-    let shard = Rc::new(Shard::new(id, config.clone(), partitions, controller, splicer));
+    let shard =
+        Rc::new(Shard::new(id, config.clone(), partitions, controller, splicer, local_senders));
+    glommio::spawn_local(crate::replica::local::serve(shard.clone(), local_inbox)).detach();
     if let (Some(rx), Some(peers), Some(unregister)) = (controller_rx, peers, unregister) {
         match config.controller_quorum.clone() {
             None => {

@@ -12,7 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use engine::disk::{Disk, DmaDisk};
@@ -184,13 +184,14 @@ impl<D: Disk> Partitions<D> {
             for (p, partition) in t.partitions.iter().enumerate() {
                 let held = partition.leader == Some(me) || partition.replicas.contains(&me);
                 if held && self.id(&t.name, p as i32).is_none() {
-                    to_open.push((t.name.as_str(), t.id, p as i32, &t.configs));
+                    let dir =
+                        replica_dir(&self.data_dir, &t.name, p as i32, &partition.replicas, me);
+                    to_open.push((t.name.as_str(), t.id, p as i32, &t.configs, dir));
                 }
             }
         }
         let mut opened = Vec::new();
-        for (topic, topic_id, index, configs) in to_open {
-            let dir = self.data_dir.join(format!("{topic}-{index}"));
+        for (topic, topic_id, index, configs, dir) in to_open {
             let config = log_config(configs).unwrap_or_else(|e| {
                 warn!(
                     "shard {}: {topic}-{index} has invalid configs ({e}); using defaults",
@@ -363,6 +364,24 @@ impl<D: Disk> Partitions<D> {
     }
 }
 
+/// The directory of `me`'s replica of `topic`-`index`: `<topic>-<index>`,
+/// but for a second (third...) replica on the same node, placed by hand on
+/// another of its shards, `<topic>-<index>@<shard>`. No topic's directory
+/// can take that name: `@` is not a topic name character.
+fn replica_dir(
+    data_dir: &Path,
+    topic: &str,
+    index: i32,
+    replicas: &[BrokerId],
+    me: BrokerId,
+) -> PathBuf {
+    let first_here = replicas.iter().find(|b| b.node() == me.node());
+    match first_here {
+        Some(&first) if first != me => data_dir.join(format!("{topic}-{index}@{}", me.shard().0)),
+        _ => data_dir.join(format!("{topic}-{index}")),
+    }
+}
+
 fn clock() -> Rc<SystemClock> {
     Rc::new(SystemClock)
 }
@@ -441,5 +460,17 @@ mod tests {
             assert!(partitions.is_empty());
             assert!(system.append(bytes::BytesMut::new(), 0).await.is_err(), "closed");
         });
+    }
+
+    /// A node's first replica of a partition has the usual directory; a
+    /// second one, on another of its shards, a directory of its own.
+    #[test]
+    fn replicas_of_one_node_have_directories_of_their_own() {
+        let b = |node, shard| BrokerId::of(NodeId(node), ShardId(shard));
+        let dir = |replicas: &[BrokerId], me| replica_dir(Path::new("/d"), "t-1", 3, replicas, me);
+        assert_eq!(dir(&[b(1, 0), b(2, 0)], b(2, 0)), Path::new("/d/t-1-3"));
+        assert_eq!(dir(&[b(1, 1), b(1, 0)], b(1, 1)), Path::new("/d/t-1-3"));
+        assert_eq!(dir(&[b(1, 1), b(1, 0)], b(1, 0)), Path::new("/d/t-1-3@0"));
+        assert_eq!(dir(&[b(2, 0)], b(1, 0)), Path::new("/d/t-1-3"), "a leader not listed");
     }
 }

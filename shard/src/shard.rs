@@ -70,12 +70,13 @@ impl Shard {
         partitions: Partitions,
         controller: ControllerClient,
         splicer: Option<Rc<crate::splice::Splicer>>,
+        local_fetches: Vec<flume::Sender<crate::replica::local::LocalFetch>>,
     ) -> Shard {
         let lag = std::time::Duration::from_millis(config.replica_lag_time_max_ms);
         Shard {
             id,
             metadata: MetadataCache::new(config.broker(id)),
-            replicas: Replicas::new(config.broker(id), lag),
+            replicas: Replicas::new(config.broker(id), lag, local_fetches),
             config,
             partitions,
             groups: Coordinator::default(),

@@ -8,6 +8,8 @@ may later disappear.
 Real clients (confluent-kafka, librdkafka), each in its own thread; every
 wait is bounded."""
 
+import logging
+import os
 import threading
 import time
 import uuid
@@ -49,9 +51,20 @@ class Checker:
                 else:
                     self.failed[value] = str(err)
 
-        p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all",
-                      "enable.idempotence": True, "linger.ms": 2,
-                      "message.timeout.ms": 120000})
+        config = {"bootstrap.servers": self.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 2,
+                  "message.timeout.ms": 120000}
+        # CORELOG_CHECKER_LOG=FILE: the producer's idempotence and
+        # leadership events (librdkafka's `eos,topic` debug), for a run
+        # to investigate.
+        if os.environ.get("CORELOG_CHECKER_LOG"):
+            log = logging.getLogger("checker.producer")
+            handler = logging.FileHandler(os.environ["CORELOG_CHECKER_LOG"])
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.DEBUG)
+            config.update({"debug": "eos,topic", "logger": log})
+        p = Producer(config)
         seq = 0
         while not self.stopping.is_set():
             value = f"v{seq}"

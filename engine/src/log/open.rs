@@ -128,6 +128,7 @@ impl<D: Disk> PartitionLog<D> {
             high_watermark: Cell::new(log_end),
             high_watermark_target: Cell::new(log_end),
             replicated: Cell::new(false),
+            writer: Cell::new(Writer::Anyone),
             recovery: report,
             compacted_to: Cell::new(0),
             cache_reads: Cell::new(0),

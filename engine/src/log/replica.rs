@@ -16,9 +16,42 @@ use crate::batch::{validate_one, BatchError, BatchHeader};
 use crate::disk::Disk;
 use crate::error::AppendError;
 use crate::log::AppendInfo;
-use crate::types::Offset;
+use crate::types::{LeaderEpoch, Offset};
+
+/// Who may append to a log: replication's fence. Roles change while an
+/// append awaits (room in the tail, the append lock); the append checks
+/// its role again where it assigns offsets, after the last await, so a
+/// deposed leader's producer append never lands in what is now a
+/// follower's log, and a follower's fetched batches never land in what
+/// is now a leader's (Kafka guards the same window with the partition's
+/// leader-and-ISR lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// Unreplicated logs (the metadata and Raft logs, tests): no fence.
+    Anyone,
+    /// Appends of the leader at this epoch ([`PartitionLog::append`]).
+    Leader(LeaderEpoch),
+    /// The leader's batches ([`PartitionLog::append_replicated`]).
+    Follower,
+}
 
 impl<D: Disk> PartitionLog<D> {
+    /// Sets who may append from now on ([`Writer`]).
+    pub fn set_writer(&self, writer: Writer) {
+        self.inner.writer.set(writer);
+    }
+
+    /// Whether an append as `writer` may go in now.
+    pub(super) fn check_writer(&self, writer: Writer) -> Result<(), AppendError> {
+        match self.inner.writer.get() {
+            Writer::Anyone => Ok(()),
+            now if now == writer => Ok(()),
+            now => Err(AppendError::Fenced(format!(
+                "appending as {writer:?}, the log's writer is {now:?}"
+            ))),
+        }
+    }
+
     /// What consumers may read: offsets below it.
     pub fn high_watermark(&self) -> Offset {
         self.inner.high_watermark.get()
@@ -131,6 +164,7 @@ impl<D: Disk> PartitionLog<D> {
         // The offsets the active segment must span, gaps included.
         self.prepare_space(total as u64, end_offset - log_end).await?;
         self.check_writable()?;
+        self.check_writer(Writer::Follower)?;
         let mut st = self.inner.state.borrow_mut();
         self.place(&mut st, batches, &headers);
         Ok(AppendInfo { base_offset, last_offset: end_offset - 1, end_offset })

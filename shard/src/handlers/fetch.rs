@@ -39,6 +39,25 @@ pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: FetchRequest = request.decode_body()?;
+    let splice = shard.splicer.is_some();
+    let (response, spliced) = serve(shard, &req, request.version, splice).await;
+    respond_spliced(request, &response, spliced)
+}
+
+/// A follower's fetch from another shard of this node
+/// ([`crate::replica::local`]): answered as over TCP, records in memory.
+pub async fn serve_local(shard: &Shard, req: &FetchRequest, version: i16) -> FetchResponse {
+    serve(shard, req, version, false).await.0
+}
+
+/// Reads (and long-polls) a decoded fetch; cold records come as file
+/// ranges to splice when `splice` is set, else in memory.
+async fn serve(
+    shard: &Shard,
+    req: &FetchRequest,
+    version: i16,
+    splice: bool,
+) -> (FetchResponse, Vec<Spliced>) {
     let deadline =
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     let max_bytes = match usize::try_from(req.max_bytes) {
@@ -48,14 +67,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     // A follower's fetch (Kafka's replica fetchers set `replica_id`):
     // it reads up to the leader's durable end, not the high watermark, and
     // its fetch offset is the follower's durable end.
-    let replica = match request.version {
+    let replica = match version {
         ..=14 => req.replica_id.0,
         _ => req.replica_state.replica_id.0,
     };
     let replica = (replica >= 0).then_some(crate::ids::BrokerId(replica));
     loop {
         let (response, total, spliced, reads) =
-            read_all(shard, &req, request.version, max_bytes, replica).await;
+            read_all(shard, req, version, max_bytes, replica, splice).await;
         let now = Instant::now();
         // A partition in error (or a follower's that diverged) is answered
         // at once, as Kafka's delayed fetch does.
@@ -73,14 +92,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     c.bytes_out += bytes;
                 });
             }
-            return respond_spliced(request, &response, spliced);
+            return (response, spliced);
         }
         // Wait for any partition to grow past its fetch offset, or the deadline.
         let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> =
             Vec::new();
         let image = shard.metadata.image();
         for t in &req.topics {
-            let Some(name) = topic_name(&image, t, request.version) else { continue };
+            let Some(name) = topic_name(&image, t, version) else { continue };
             for p in &t.partitions {
                 if let Some(log) = shard.partitions.log(&name, p.partition) {
                     // New data past what was just read: waiting for the fetch
@@ -114,6 +133,7 @@ async fn read_all(
     version: i16,
     max_bytes: usize,
     replica: Option<crate::ids::BrokerId>,
+    splice: bool,
 ) -> (FetchResponse, usize, Vec<Spliced>, Vec<PartitionRead>) {
     let image = shard.metadata.image();
     let mut reads = Vec::new();
@@ -179,7 +199,7 @@ async fn read_all(
                     // with data may still return one batch (KIP-74).
                     if limit > 0 || total == 0 {
                         let read =
-                            read_partition(shard, &log, p.fetch_offset, limit.max(1), upper).await;
+                            read_partition(&log, p.fetch_offset, limit.max(1), upper, splice).await;
                         let bytes_out = match &read {
                             Ok(Records::Bytes(b)) => b.len(),
                             Ok(Records::Spliced(s)) => s.len,
@@ -292,15 +312,15 @@ struct Spliced {
 const MARKER_BYTES: usize = 16;
 
 async fn read_partition(
-    shard: &Shard,
     log: &engine::PartitionLog<engine::disk::DmaDisk>,
     offset: i64,
     max_bytes: usize,
     high_watermark: i64,
+    splice: bool,
 ) -> Result<Records, i16> {
     let read = log.read(offset, max_bytes, high_watermark).await.map_err(|e| log_error_code(&e))?;
     let cold = read.chunks.iter().any(|c| matches!(c, ReadChunk::File { .. }));
-    if cold && shard.splicer.is_some() {
+    if cold && splice {
         let parts = read
             .chunks
             .into_iter()

@@ -13,7 +13,7 @@
 //! retries by [`RETRY_MAX`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use kafka_protocol::protocol::StrBytes;
 use log::{info, warn};
 use net::kafka_protocol;
 
+use super::local::LocalFetch;
 use super::wire::{Wire, WireError};
 use crate::admission::within;
 use crate::ids::{BrokerId, LeaderEpoch, PartitionId};
@@ -60,6 +61,42 @@ pub const RETRY_MAX: Duration = Duration::from_secs(1);
 /// How long a partition the leader refused waits before it is fetched
 /// again: the leader's image is usually a few milliseconds behind ours.
 const PARTITION_RETRY: Duration = Duration::from_millis(100);
+
+/// How long a response may take in all.
+const RESPONSE_LIMIT: Duration = FETCH_WAIT.saturating_add(RESPONSE_SLACK);
+
+/// One fetch over TCP, connecting first when `wire` is not connected to
+/// `addr`.
+async fn call_tcp(
+    wire: &mut Option<(Wire, (String, u16))>,
+    addr: &(String, u16),
+    request: FetchRequest,
+) -> Result<FetchResponse, WireError> {
+    if wire.as_ref().is_none_or(|(_, a)| a != addr) {
+        *wire = Some((Wire::connect(&addr.0, addr.1).await?, addr.clone()));
+    }
+    let (w, _) = wire.as_mut().expect("connected");
+    w.call(ApiKey::Fetch, REPLICA_FETCH_VERSION, &request, RESPONSE_LIMIT).await
+}
+
+/// One fetch from a leader on another shard of this node, over its
+/// channel ([`super::local`]).
+async fn call_local(
+    peer: &flume::Sender<LocalFetch>,
+    request: FetchRequest,
+) -> Result<FetchResponse, WireError> {
+    let (reply, answer) = flume::bounded(1);
+    let exchange = async {
+        peer.send_async(LocalFetch { request, reply })
+            .await
+            .map_err(|_| WireError::Protocol("the leader's shard is gone".into()))?;
+        answer
+            .recv_async()
+            .await
+            .map_err(|_| WireError::Protocol("the leader's shard dropped the fetch".into()))
+    };
+    within(RESPONSE_LIMIT, exchange).await.ok_or(WireError::TimedOut)?
+}
 
 /// A partition this shard follows.
 #[derive(Clone)]
@@ -98,17 +135,26 @@ pub struct Fetcher {
     me: BrokerId,
     pub leader: BrokerId,
     addr: RefCell<(String, u16)>,
+    /// The leader's shard, when it is on this node: fetches go over its
+    /// channel rather than TCP.
+    local: Option<flume::Sender<LocalFetch>>,
     partitions: RefCell<BTreeMap<PartitionId, Followed>>,
     changed: Notify,
     stopped: Cell<bool>,
 }
 
 impl Fetcher {
-    pub fn new(me: BrokerId, leader: BrokerId, addr: (String, u16)) -> Rc<Fetcher> {
+    pub fn new(
+        me: BrokerId,
+        leader: BrokerId,
+        addr: (String, u16),
+        local: Option<flume::Sender<LocalFetch>>,
+    ) -> Rc<Fetcher> {
         Rc::new(Fetcher {
             me,
             leader,
             addr: RefCell::new(addr),
+            local,
             partitions: RefCell::default(),
             changed: Notify::default(),
             stopped: Cell::new(false),
@@ -176,32 +222,29 @@ impl Fetcher {
                 within(wait, changed).await;
                 continue;
             }
-            let addr = self.addr.borrow().clone();
-            if wire.as_ref().is_none_or(|(_, a)| *a != addr) {
-                match Wire::connect(&addr.0, addr.1).await {
-                    Ok(w) => wire = Some((w, addr.clone())),
-                    Err(e) => {
-                        self.failed(&mut failures, &addr, &e);
-                        within(retry, changed).await;
-                        retry = (retry * 2).min(RETRY_MAX);
-                        continue;
-                    }
-                }
-            }
-            let (w, _) = wire.as_mut().expect("connected");
+            // A fetch offset tells the leader this replica's durable end:
+            // its own appends (as a deposed leader) may still be on their
+            // way to the disk.
+            join_all(due.iter().map(|(_, f)| async move {
+                let _ = f.log.wait_acked(f.log.log_end_offset()).await;
+            }))
+            .await;
             let request = self.request(&due);
-            let limit = FETCH_WAIT + RESPONSE_SLACK;
-            let response: FetchResponse =
-                match w.call(ApiKey::Fetch, REPLICA_FETCH_VERSION, &request, limit).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        wire = None;
-                        self.failed(&mut failures, &addr, &e);
-                        within(retry, changed).await;
-                        retry = (retry * 2).min(RETRY_MAX);
-                        continue;
-                    }
-                };
+            let addr = self.addr.borrow().clone();
+            let response = match &self.local {
+                Some(peer) => call_local(peer, request).await,
+                None => call_tcp(&mut wire, &addr, request).await,
+            };
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    wire = None;
+                    self.failed(&mut failures, &addr, &e);
+                    within(retry, changed).await;
+                    retry = (retry * 2).min(RETRY_MAX);
+                    continue;
+                }
+            };
             if failures > 0 {
                 info!("replica {}: fetching from broker {} again", self.me, self.leader);
                 failures = 0;
@@ -212,6 +255,10 @@ impl Fetcher {
     }
 
     fn failed(&self, failures: &mut u64, addr: &(String, u16), e: &WireError) {
+        let addr = match self.local {
+            Some(_) => &("this node's shard".to_string(), self.leader.shard().0),
+            None => addr,
+        };
         if failures.is_multiple_of(20) {
             warn!(
                 "replica {}: fetching from broker {} at {}:{}: {e} ({} failures in a row)",
@@ -263,13 +310,13 @@ impl Fetcher {
     /// answered; then waits until every append is durable and takes the
     /// leader's high watermark.
     async fn apply(&self, due: &[(PartitionId, Followed)], response: FetchResponse) {
+        let asked: HashMap<([u8; 16], i32), &(PartitionId, Followed)> =
+            due.iter().map(|d| ((d.1.topic_id, d.1.index), d)).collect();
         let mut appended = Vec::new();
         for t in &response.responses {
             for data in &t.partitions {
                 let key = (*t.topic_id.as_bytes(), data.partition_index);
-                let Some((id, sent)) =
-                    due.iter().find(|(_, f)| (f.topic_id, f.index) == key).cloned()
-                else {
+                let Some((id, sent)) = asked.get(&key).map(|d| (d.0, &d.1)) else {
                     continue;
                 };
                 // The image may have moved the partition while the fetch
@@ -278,7 +325,7 @@ impl Fetcher {
                 if current != Some(sent.leader_epoch) {
                     continue;
                 }
-                match self.apply_partition(id, &sent, data).await {
+                match self.apply_partition(id, sent, data).await {
                     Ok(Some(end)) => appended.push((sent.log.clone(), end, data.high_watermark)),
                     Ok(None) => {}
                     Err(()) => self.back_off(id),

@@ -11,6 +11,7 @@
 
 pub mod fetcher;
 pub mod leader;
+pub mod local;
 pub mod wire;
 
 use std::cell::RefCell;
@@ -19,6 +20,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use engine::sync::Notify;
+use engine::Writer;
 use log::{info, warn};
 use net::kafka_protocol::error::ResponseError;
 
@@ -46,6 +48,8 @@ pub struct Replicas {
     lag: Duration,
     led: RefCell<HashMap<PartitionId, Led>>,
     fetchers: RefCell<HashMap<BrokerId, Rc<Fetcher>>>,
+    /// Every shard of this node's inbox of local fetches, by shard id.
+    local: Vec<flume::Sender<local::LocalFetch>>,
     /// Some led partition wants an ISR change.
     isr_wanted: Notify,
     /// Roles changed (a new image): waiters re-check their leadership.
@@ -53,12 +57,17 @@ pub struct Replicas {
 }
 
 impl Replicas {
-    pub fn new(me: BrokerId, lag: Duration) -> Replicas {
+    pub fn new(
+        me: BrokerId,
+        lag: Duration,
+        local: Vec<flume::Sender<local::LocalFetch>>,
+    ) -> Replicas {
         Replicas {
             me,
             lag,
             led: RefCell::default(),
             fetchers: RefCell::default(),
+            local,
             isr_wanted: Notify::default(),
             roles: Notify::default(),
         }
@@ -78,6 +87,7 @@ impl Replicas {
             let Some(meta) = image.partition(&p.topic, p.index) else { continue };
             p.log.set_replicated(meta.replicas.len() > 1);
             if meta.leader == Some(self.me) {
+                p.log.set_writer(Writer::Leader(meta.leader_epoch.0));
                 match led.get_mut(&p.id) {
                     Some(l) if l.leader_epoch == meta.leader_epoch => l.update(meta),
                     _ => {
@@ -90,6 +100,8 @@ impl Replicas {
                 continue;
             }
             led.remove(&p.id);
+            // Led elsewhere or by nobody: only the leader's batches.
+            p.log.set_writer(Writer::Follower);
             if let Some(leader) = meta.leader.filter(|_| meta.replicas.contains(&self.me)) {
                 let f = Followed::new(
                     p.topic.clone(),
@@ -122,7 +134,11 @@ impl Replicas {
         for (leader, partitions) in followed {
             let Some(addr) = address(image, leader) else { continue };
             let fetcher = fetchers.entry(leader).or_insert_with(|| {
-                let f = Fetcher::new(self.me, leader, addr.clone());
+                // A leader on this node is fetched from over its channel.
+                let local = (leader.node() == self.me.node())
+                    .then(|| self.local.get(leader.shard().0 as usize).cloned())
+                    .flatten();
+                let f = Fetcher::new(self.me, leader, addr.clone(), local);
                 glommio::spawn_local(f.clone().run()).detach();
                 f
             });
