@@ -5,6 +5,12 @@
 //! partitions to grow. No fetch sessions: `session_id` is always 0, so
 //! clients send full fetches.
 //!
+//! Followers' fetches (`replica_id` set) read up to the leader's durable
+//! end and report the follower's progress. From v11 a consumer may read
+//! from a follower's replica too, up to that replica's high watermark
+//! (KIP-392), and the leader sends a consumer whose rack (`rack_id`, a
+//! node's rack) holds an ISR member to that member.
+//!
 //! Hot data (the shard's batch cache) is sent from memory. Cold data (file
 //! ranges of whole, acknowledged batches) is spliced from the segment file
 //! to the socket when the shard has a side ring ([`crate::splice`]): the
@@ -26,7 +32,7 @@ use net::codec::{DecodeError, Request};
 use net::errors::log_error_code;
 use net::kafka_protocol;
 
-use super::{led_log, respond, HandlerResult, Out, Part};
+use super::{held_log, respond, HandlerResult, Out, Part};
 use crate::shard::Shard;
 
 /// Longest wait a fetch may ask for; Kafka clients use 500 ms by default.
@@ -76,13 +82,14 @@ async fn serve(
         let (response, total, spliced, reads) =
             read_all(shard, req, version, max_bytes, replica, splice).await;
         let now = Instant::now();
-        // A partition in error (or a follower's that diverged) is answered
-        // at once, as Kafka's delayed fetch does.
-        let failed = response
-            .responses
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .any(|p| p.error_code != 0 || p.diverging_epoch.end_offset >= 0);
+        // A partition in error (or a follower's that diverged, or one to
+        // read from another replica) is answered at once, as Kafka's
+        // delayed fetch does.
+        let failed = response.responses.iter().flat_map(|t| &t.partitions).any(|p| {
+            p.error_code != 0
+                || p.diverging_epoch.end_offset >= 0
+                || p.preferred_read_replica.0 >= 0
+        });
         let enough = total >= req.min_bytes.max(1) as usize;
         if enough || failed || now >= deadline || shard.stopping() {
             // Client traffic only: replication is not a consumer's read.
@@ -140,6 +147,11 @@ async fn read_all(
     let mut total = 0usize;
     let mut spliced = Vec::new();
     let mut responses = Vec::with_capacity(req.topics.len());
+    // KIP-392: a consumer's fetch (v11+, which names the client's rack)
+    // may read from a follower, and the leader sends a client in another
+    // follower's rack to that follower.
+    let from_followers = replica.is_none() && version >= 11;
+    let rack = req.rack_id.as_str();
     for t in &req.topics {
         let name = topic_name(&image, t, version);
         let mut partitions = Vec::with_capacity(t.partitions.len());
@@ -153,8 +165,25 @@ async fn read_all(
                 .with_records(Some(Bytes::new()));
             let log = match name.as_deref() {
                 None => Err(ResponseError::UnknownTopicId),
-                Some(n) => led_log(shard, &image, n, p.partition, p.current_leader_epoch),
+                Some(n) => {
+                    let epoch = p.current_leader_epoch;
+                    held_log(shard, &image, n, p.partition, epoch, from_followers)
+                }
             };
+            let elsewhere = match (&log, name.as_deref()) {
+                (Ok(_), Some(n)) if from_followers && !rack.is_empty() => {
+                    read_replica(shard, &image, n, p.partition, rack, p.fetch_offset)
+                }
+                _ => None,
+            };
+            if let (Ok(log), Some(follower)) = (&log, elsewhere) {
+                data.preferred_read_replica = BrokerId(follower.0);
+                data.high_watermark = log.high_watermark();
+                data.last_stable_offset = log.high_watermark();
+                data.log_start_offset = log.log_start_offset();
+                partitions.push(data);
+                continue;
+            }
             // A follower's fetch: first whether its log diverged from this
             // one, then its progress.
             let log = match (log, replica, name.as_deref()) {
@@ -273,6 +302,32 @@ fn follower_check(
         .id(name, p.partition)
         .ok_or(Refused(ResponseError::NotLeaderOrFollower))?;
     shard.replicas.follower_fetched(id, follower, p.fetch_offset, image).map_err(Refused)
+}
+
+/// The replica a consumer in `rack` should read `topic`-`index` from
+/// instead of this shard, which leads it: a live ISR member in that rack
+/// (a node) holding `offset` durably, unless this shard is in that rack.
+fn read_replica(
+    shard: &Shard,
+    image: &crate::metadata::MetadataImage,
+    topic: &str,
+    index: i32,
+    rack: &str,
+    offset: i64,
+) -> Option<crate::ids::BrokerId> {
+    let me = shard.broker();
+    let meta = image.partition(topic, index).filter(|m| m.leader == Some(me))?;
+    let rack_of = |b: crate::ids::BrokerId| image.nodes.get(&b.node()).map(|n| n.rack.as_str());
+    if rack_of(me) == Some(rack) {
+        return None;
+    }
+    let id = shard.partitions.id(topic, index)?;
+    meta.isr.iter().copied().find(|&b| {
+        b != me
+            && rack_of(b) == Some(rack)
+            && image.is_live(b)
+            && shard.replicas.follower_end(id, b).is_some_and(|end| end >= offset)
+    })
 }
 
 /// A partition a fetch read: (topic, partition, record bytes), counted in

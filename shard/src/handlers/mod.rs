@@ -97,6 +97,19 @@ pub fn led_log(
     index: i32,
     current_leader_epoch: i32,
 ) -> Result<PartitionLog<DmaDisk>, ResponseError> {
+    held_log(shard, image, topic, index, current_leader_epoch, false)
+}
+
+/// As [`led_log`], but `followers_too`: a follower's replica serves as
+/// well (a consumer's Fetch v11+, KIP-392's fetch from follower).
+pub fn held_log(
+    shard: &Shard,
+    image: &MetadataImage,
+    topic: &str,
+    index: i32,
+    current_leader_epoch: i32,
+    followers_too: bool,
+) -> Result<PartitionLog<DmaDisk>, ResponseError> {
     let meta = image.partition(topic, index).ok_or(ResponseError::UnknownTopicOrPartition)?;
     if current_leader_epoch >= 0 {
         match current_leader_epoch.cmp(&meta.leader_epoch.0) {
@@ -105,7 +118,9 @@ pub fn led_log(
             std::cmp::Ordering::Equal => {}
         }
     }
-    if meta.leader != Some(shard.broker()) {
+    let me = shard.broker();
+    let held = meta.leader == Some(me) || (followers_too && meta.replicas.contains(&me));
+    if !held {
         return Err(ResponseError::NotLeaderOrFollower);
     }
     shard.partitions.log(topic, index).ok_or(ResponseError::NotLeaderOrFollower)

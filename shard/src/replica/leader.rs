@@ -109,6 +109,11 @@ impl<D: Disk> Led<D> {
         self.log.set_high_watermark(target)
     }
 
+    /// `follower`'s durable end, if it fetched at this epoch.
+    pub fn durable_end_of(&self, follower: BrokerId) -> Option<i64> {
+        self.followers.get(&follower).map(|p| p.durable_end)
+    }
+
     /// A follower fetched at `offset`: its durable end. Returns whether it
     /// should now join the ISR.
     pub fn follower_fetched(

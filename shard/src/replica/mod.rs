@@ -156,6 +156,12 @@ impl Replicas {
         self.roles.notify();
     }
 
+    /// How far `follower` holds partition `id` durably, as its last fetch
+    /// said, if this shard leads it and has heard from that follower.
+    pub fn follower_end(&self, id: PartitionId, follower: BrokerId) -> Option<i64> {
+        self.led.borrow().get(&id)?.durable_end_of(follower)
+    }
+
     /// A follower's fetch of a partition this shard leads, at `offset`
     /// (its durable end): recorded, and the high watermark moves. Refused
     /// if this shard does not lead it or `follower` holds no replica.
