@@ -73,7 +73,7 @@ mod trim;
 pub use compact::{
     CompactionReport, Pacer, RatePacer, Unpaced, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES,
 };
-pub use replica::Writer;
+pub use replica::{HighWatermarkCheckpoint, Writer, HIGH_WATERMARK_FILE};
 
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 const PRODUCERS_SUFFIX: &str = "producers";
@@ -207,6 +207,9 @@ pub(crate) struct LogInner<D: Disk> {
     replicated: Cell<bool>,
     /// Who may append now (replication's fence, [`Writer`]).
     writer: Cell<Writer>,
+    /// The high watermark last written to (or read from) its checkpoint
+    /// file ([`replica::HighWatermarkCheckpoint`]); -1: none.
+    checkpointed_hw: Cell<Offset>,
     recovery: RecoveryReport,
     /// Compaction has covered the closed segments below this offset.
     compacted_to: Cell<Offset>,

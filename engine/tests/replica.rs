@@ -7,7 +7,7 @@ mod common;
 use bytes::BytesMut;
 use common::*;
 use engine::batch::{stamp, validate_one};
-use engine::disk::MemDisk;
+use engine::disk::{Disk, MemDisk};
 use engine::{AppendError, Flush, PartitionLog, Writer};
 
 /// The batches of `bytes`, each as its own bytes.
@@ -157,5 +157,46 @@ fn only_the_writer_of_the_moment_appends() {
         assert_eq!(log.log_end_offset(), end, "nothing appended");
         let info = log.append_replicated(more).await.unwrap();
         assert_eq!(info.base_offset, end);
+    });
+}
+
+#[test]
+fn a_replicated_log_starts_from_its_checkpointed_high_watermark() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        let info = log.append(batch(1, 10, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert!(!log.checkpoint_high_watermark().await.unwrap(), "not replicated: nothing to keep");
+        log.set_replicated(true);
+        assert_eq!(log.set_high_watermark(6), 6);
+        assert!(log.checkpoint_high_watermark().await.unwrap());
+        assert!(!log.checkpoint_high_watermark().await.unwrap(), "unchanged: not written again");
+        log.close().await.unwrap();
+
+        // Reopened: the high watermark starts at the checkpoint.
+        let log = env.open(tiny()).await;
+        log.set_replicated(true);
+        assert_eq!(log.high_watermark(), 6);
+        // A truncation lowers it, and the next checkpoint says so.
+        assert_eq!(log.truncate_to(3).await.unwrap(), 0, "one batch of ten");
+        assert_eq!(log.high_watermark(), 0);
+        assert!(log.checkpoint_high_watermark().await.unwrap());
+        log.close().await.unwrap();
+        let log = env.open(tiny()).await;
+        log.set_replicated(true);
+        assert_eq!(log.high_watermark(), 0);
+        log.close().await.unwrap();
+
+        // A damaged checkpoint is ignored: the log start, as without one.
+        let path = dir().join(engine::log::HIGH_WATERMARK_FILE);
+        let mut damaged = engine::log::HighWatermarkCheckpoint(9).encode();
+        damaged[3] ^= 1;
+        env.disk.replace_file(&path, &damaged).await.unwrap();
+        let log = env.open(tiny()).await;
+        let info = log.append(batch(2, 5, 20), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        log.set_replicated(true);
+        assert_eq!(log.high_watermark(), 0);
     });
 }

@@ -278,7 +278,8 @@ impl<D: Disk> Partitions<D> {
         }
     }
 
-    /// Retention and compaction of every open log, one at a time (each
+    /// The high watermark checkpoint, retention and compaction of every
+    /// open log, one at a time (each
     /// yields to requests as it goes), compaction paced at
     /// `compaction_bytes_per_sec`, until `stopping` says so. Errors are
     /// logged; the log keeps serving.
@@ -288,6 +289,9 @@ impl<D: Disk> Partitions<D> {
                 return;
             }
             let (topic, index, shard) = (&p.topic, p.index, self.shard);
+            if let Err(e) = p.log.checkpoint_high_watermark().await {
+                warn!("shard {shard}: checkpointing the high watermark of {topic}-{index}: {e}");
+            }
             match p.log.apply_retention().await {
                 Ok(0) => {}
                 Ok(n) => info!("shard {shard}: retention removed {n} segments of {topic}-{index}"),

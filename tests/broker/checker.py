@@ -19,6 +19,15 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from conftest import wait_until
 
 
+# A request to a SIGSTOPped node (the metadata request librdkafka happened
+# to send there, produce requests in flight) is answered only once the
+# node resumes, or after librdkafka's socket.timeout.ms (60 s by default):
+# what a frozen Kafka broker costs its clients too. The checker's clients
+# give up after 10 s, so a round's wait for acknowledgments measures the
+# cluster's failover rather than that timeout.
+CLIENT_TIMEOUTS = {"socket.timeout.ms": 10000}
+
+
 class Checker:
     def __init__(self, bootstrap, topic, partitions):
         self.bootstrap = bootstrap
@@ -53,7 +62,7 @@ class Checker:
 
         config = {"bootstrap.servers": self.bootstrap, "acks": "all",
                   "enable.idempotence": True, "linger.ms": 2,
-                  "message.timeout.ms": 120000}
+                  "message.timeout.ms": 120000, **CLIENT_TIMEOUTS}
         # CORELOG_CHECKER_LOG=FILE: the producer's idempotence and
         # leadership events (librdkafka's `eos,topic` debug), for a run
         # to investigate.
@@ -79,7 +88,7 @@ class Checker:
 
     def _consume(self):
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"chk-{uuid.uuid4().hex[:6]}",
-                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest", **CLIENT_TIMEOUTS})
         c.assign([TopicPartition(self.topic, p, 0) for p in range(self.partitions)])
         try:
             while not self.stopping.is_set():

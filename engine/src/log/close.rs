@@ -59,6 +59,7 @@ impl<D: Disk> PartitionLog<D> {
                 .ctx(|| "closing segment".into())?;
         }
         self.write_producers_snapshot().await?;
+        self.checkpoint_high_watermark().await?;
         self.write_epoch_checkpoint().await
     }
 

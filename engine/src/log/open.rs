@@ -129,6 +129,7 @@ impl<D: Disk> PartitionLog<D> {
             high_watermark_target: Cell::new(log_end),
             replicated: Cell::new(false),
             writer: Cell::new(Writer::Anyone),
+            checkpointed_hw: Cell::new(-1),
             recovery: report,
             compacted_to: Cell::new(0),
             cache_reads: Cell::new(0),
@@ -136,6 +137,7 @@ impl<D: Disk> PartitionLog<D> {
         };
         let log = PartitionLog { inner: Rc::new(inner) };
         log.load_producers().await?;
+        log.load_high_watermark().await?;
         Ok(log)
     }
 

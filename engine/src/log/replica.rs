@@ -14,9 +14,36 @@ use bytes::BytesMut;
 use super::PartitionLog;
 use crate::batch::{validate_one, BatchError, BatchHeader};
 use crate::disk::Disk;
-use crate::error::AppendError;
+use crate::error::{AppendError, IoContext, LogError};
 use crate::log::AppendInfo;
 use crate::types::{LeaderEpoch, Offset};
+
+/// The high watermark checkpoint's file, in the partition's directory.
+pub const HIGH_WATERMARK_FILE: &str = "high-watermark";
+
+/// The high watermark checkpoint (`high-watermark`): the offset, an `i64`,
+/// then a CRC-32 (IEEE) of those 8 bytes, all big-endian. A torn or
+/// damaged file is ignored (the high watermark starts at the log start,
+/// as without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HighWatermarkCheckpoint(pub Offset);
+
+impl HighWatermarkCheckpoint {
+    pub fn encode(&self) -> [u8; 12] {
+        let mut out = [0u8; 12];
+        out[..8].copy_from_slice(&self.0.to_be_bytes());
+        let crc = crc32fast::hash(&out[..8]);
+        out[8..].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<HighWatermarkCheckpoint> {
+        let bytes: &[u8; 12] = bytes.try_into().ok()?;
+        let crc = u32::from_be_bytes(bytes[8..].try_into().ok()?);
+        let hw = i64::from_be_bytes(bytes[..8].try_into().ok()?);
+        (crc32fast::hash(&bytes[..8]) == crc && hw >= 0).then_some(HighWatermarkCheckpoint(hw))
+    }
+}
 
 /// Who may append to a log: replication's fence. Roles change while an
 /// append awaits (room in the tail, the append lock); the append checks
@@ -52,6 +79,42 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
+    /// Writes the high watermark of a replicated log to its checkpoint if
+    /// it moved since the last one (Kafka's
+    /// `replication-offset-checkpoint`, per partition here): after a
+    /// restart the log's high watermark starts there instead of at the
+    /// log start, so that ListOffsets LATEST does not fall back until
+    /// every ISR member has fetched. Not synced: a checkpoint lost in a
+    /// crash leaves an older one, which is only lower. Returns whether it
+    /// wrote.
+    pub async fn checkpoint_high_watermark(&self) -> Result<bool, LogError> {
+        let hw = self.high_watermark();
+        if !self.inner.replicated.get() || hw == self.inner.checkpointed_hw.get() {
+            return Ok(false);
+        }
+        let path = self.inner.dir.join(HIGH_WATERMARK_FILE);
+        let bytes = HighWatermarkCheckpoint(hw).encode();
+        self.inner
+            .disk
+            .replace_file(&path, &bytes)
+            .await
+            .ctx(|| format!("writing {}", path.display()))?;
+        self.inner.checkpointed_hw.set(hw);
+        Ok(true)
+    }
+
+    /// Reads the high watermark checkpoint, if there is a sound one.
+    pub(super) async fn load_high_watermark(&self) -> Result<(), LogError> {
+        let path = self.inner.dir.join(HIGH_WATERMARK_FILE);
+        let bytes = super::read_optional(&self.inner.disk, &path).await?;
+        if let Some(HighWatermarkCheckpoint(hw)) =
+            bytes.as_deref().and_then(HighWatermarkCheckpoint::decode)
+        {
+            self.inner.checkpointed_hw.set(hw);
+        }
+        Ok(())
+    }
+
     /// What consumers may read: offsets below it.
     pub fn high_watermark(&self) -> Offset {
         self.inner.high_watermark.get()
@@ -68,7 +131,11 @@ impl<D: Disk> PartitionLog<D> {
         if replicated == inner.replicated.replace(replicated) {
             return;
         }
-        let hw = if replicated { self.log_start_offset() } else { inner.acked_end.get() };
+        // What the ISR was last known to hold, as far as this replica
+        // holds it durably (a checkpoint from before a crash or a stop).
+        let known = inner.checkpointed_hw.get().min(inner.acked_end.get());
+        let hw =
+            if replicated { known.max(self.log_start_offset()) } else { inner.acked_end.get() };
         inner.high_watermark.set(hw);
         inner.high_watermark_target.set(hw);
         inner.acked.notify();
