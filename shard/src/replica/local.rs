@@ -1,7 +1,7 @@
 //! Replication between two shards of one node: a partition whose replicas
 //! were placed by hand on several shards of a node (a single host's
-//! redundancy across cores and, with one data directory per disk, across
-//! disks; never the default placement, which spreads replicas over nodes).
+//! redundancy across cores; never the default placement, which spreads
+//! replicas over nodes).
 //! The follower's fetcher hands its Fetch request to the leader's shard
 //! over a channel instead of a socket, and the leader's shard answers it
 //! exactly as it answers a replica fetch over TCP (same divergence check,
@@ -11,8 +11,9 @@
 //!
 //! [`serve`] runs on every shard, for the followers on its node's other
 //! shards; a fetcher ([`super::fetcher`]) sends at most one request at a
-//! time and waits for its answer, so a shard holds at most one fetch per
-//! follower fetcher of its node.
+//! time and waits for its answer (or gives up after its response limit,
+//! long after a fetch's 500 ms wait has ended), so a shard holds about one
+//! fetch per follower fetcher of its node.
 
 use std::rc::Rc;
 
