@@ -17,9 +17,11 @@ from test_full_disk import small_fs  # noqa: F401
 
 
 def partition_state(bootstrap, topic, partition=0):
-    """(leader, replicas, isr) of a partition as a broker sees it."""
+    """(leader, replicas, isr) of a partition as a broker sees it; (None,
+    [], []) while that broker does not know the partition yet (a topic
+    created through another node reaches each one a moment apart)."""
     _, _, topics = metadata(bootstrap)
-    return topics.get(topic, {}).get(partition)
+    return topics.get(topic, {}).get(partition, (None, [], []))
 
 
 def produce_acked(bootstrap, topic, values, **conf):
@@ -84,7 +86,12 @@ def test_followers_store_the_leaders_batches_and_join_the_isr(make_cluster):
     topic = f"rep-{uuid.uuid4().hex[:6]}"
     nt = NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})
     assert create(c.bootstraps(), [nt]) == {topic: None}
-    leader, replicas, isr = partition_state(c.bootstraps(), topic)
+    # CreateTopics answers once the answering node has the topic; the broker
+    # asked here may be another one, a moment behind.
+    seen = []
+    wait_until(lambda: seen.append(partition_state(c.bootstraps(), topic)) or seen[-1][1], TIMEOUT_S,
+               f"{topic} in the metadata")
+    leader, replicas, isr = seen[-1]
     assert sorted(replicas) == [1000, 2000, 3000] and sorted(isr) == sorted(replicas)
     acked, failed = produce_acked(c.bootstraps(), topic, [f"v{i}" for i in range(300)])
     assert failed == [] and sorted(acked.values()) == list(range(300))
