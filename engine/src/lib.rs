@@ -42,6 +42,7 @@ pub mod stats;
 pub mod sync;
 mod tail;
 pub mod testkit;
+pub mod times;
 pub mod types;
 pub mod validate;
 

@@ -228,13 +228,13 @@ fn check_records(records: &[u8], h: &BatchHeader, rules: &Rules) -> Result<Times
 }
 
 /// A cursor over record bytes with Kafka's varint rules.
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) at: usize,
 }
 
 impl Reader<'_> {
-    fn byte(&mut self) -> Result<u8, &'static str> {
+    pub(crate) fn byte(&mut self) -> Result<u8, &'static str> {
         let b = *self.buf.get(self.at).ok_or("record truncated")?;
         self.at += 1;
         Ok(b)
@@ -262,14 +262,14 @@ impl Reader<'_> {
     }
 
     /// A zigzag varint that must fit 32 bits (at most 5 bytes).
-    fn varint32(&mut self) -> Result<i32, &'static str> {
+    pub(crate) fn varint32(&mut self) -> Result<i32, &'static str> {
         let z = self.raw_varint(5)?;
         let z = u32::try_from(z).map_err(|_| "varint out of the 32-bit range")?;
         Ok((z >> 1) as i32 ^ -((z & 1) as i32))
     }
 
     /// A zigzag varlong (at most 10 bytes).
-    fn varint64(&mut self) -> Result<i64, &'static str> {
+    pub(crate) fn varint64(&mut self) -> Result<i64, &'static str> {
         let z = self.raw_varint(10)?;
         Ok((z >> 1) as i64 ^ -((z & 1) as i64))
     }

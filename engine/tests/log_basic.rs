@@ -286,17 +286,24 @@ fn interval_mode_acknowledges_on_write_and_syncs_on_request() {
 }
 
 #[test]
-fn offsets_by_timestamp_are_per_record_in_uncompressed_batches() {
+fn offsets_by_timestamp_are_per_record_compressed_or_not() {
     for_both_read_paths(|config| {
         let env = Env::new(Flush::Fsync);
         env.run(async {
             let log = env.open(LogConfig { segment_bytes: 1 << 20, ..config.clone() }).await;
-            // Two batches of five records, timestamps T0+0,10,..,40 and T0+50,..,90.
-            for b in 0..2i64 {
+            // Two batches of five records: timestamps T0+0,10,..,40, then a
+            // gzip batch of T0+50,60,90,70,80 (its largest in the middle).
+            for (b, deltas) in [[0i64, 10, 20, 30, 40], [0, 10, 40, 20, 30]].iter().enumerate() {
                 let values: Vec<Vec<u8>> = (0..5).map(|i| vec![i as u8; 10]).collect();
                 let kv: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
-                let deltas: Vec<i64> = (0..5).map(|i| i * 10).collect();
-                let batch = engine::batch::build_timed(&kv, T0 + b * 50, &deltas);
+                let mut batch = engine::batch::build_timed(&kv, T0 + b as i64 * 50, deltas);
+                if b == 1 {
+                    let mut z = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                    std::io::Write::write_all(&mut z, &batch[engine::batch::HEADER_BYTES..])
+                        .unwrap();
+                    let records = z.finish().unwrap();
+                    batch = engine::batch::with_compressed_records(&batch, 1, &records);
+                }
                 let info = log.append(bytes::BytesMut::from(&batch[..]), 0).await.unwrap();
                 log.wait_acked(info.end_offset).await.unwrap();
             }
@@ -304,8 +311,10 @@ fn offsets_by_timestamp_are_per_record_in_uncompressed_batches() {
             assert_eq!(log.offset_for_timestamp(T0 + 11).await.unwrap(), Some((2, T0 + 20)));
             assert_eq!(log.offset_for_timestamp(T0 + 40).await.unwrap(), Some((4, T0 + 40)));
             assert_eq!(log.offset_for_timestamp(T0 + 41).await.unwrap(), Some((5, T0 + 50)));
-            assert_eq!(log.offset_for_timestamp(T0 + 89).await.unwrap(), Some((9, T0 + 90)));
+            assert_eq!(log.offset_for_timestamp(T0 + 61).await.unwrap(), Some((7, T0 + 90)));
             assert_eq!(log.offset_for_timestamp(T0 + 91).await.unwrap(), None);
+            assert_eq!(log.max_timestamp(), Some((T0 + 90, 5)), "the batch");
+            assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((T0 + 90, 7)));
         });
     });
 }

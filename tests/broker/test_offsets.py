@@ -1,9 +1,9 @@
-"""ListOffsets (earliest, latest, by timestamp) and watermarks."""
+"""ListOffsets (earliest, latest, by timestamp, max timestamp) and watermarks."""
 
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 TIMEOUT_S = 30
 
@@ -26,6 +26,32 @@ def test_watermarks_and_offsets_by_timestamp(broker):
     assert found[0].offset == 0
     found = c.offsets_for_times([TopicPartition(topic, 0, base + 10_000_000)], timeout=TIMEOUT_S)
     assert found[0].offset == -1  # no record at or after: the end (OFFSET_END)
+    c.close()
+
+
+def test_offsets_by_time_are_per_record_inside_a_compressed_batch(broker):
+    """Kafka answers a record's offset, not its batch's: the first record
+    at or after a time, and (KIP-734) the record with the largest
+    timestamp, here in the middle of one gzip batch."""
+    topic = f"ts-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT_S)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5000,
+                  "compression.type": "gzip"})
+    base = 1_700_000_000_000
+    for i, delta in enumerate([0, 10, 40, 20, 30]):
+        p.produce(topic, value=f"v{i}".encode(), partition=0, timestamp=base + delta)
+    assert p.flush(TIMEOUT_S) == 0
+    tp = TopicPartition(topic, 0)
+    got = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(TIMEOUT_S)
+    assert (got.offset, got.timestamp) == (2, base + 40)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    assert c.offsets_for_times([TopicPartition(topic, 0, base + 15)], timeout=TIMEOUT_S)[0].offset == 2
+    assert c.offsets_for_times([TopicPartition(topic, 0, base + 5)], timeout=TIMEOUT_S)[0].offset == 1
+    # The records were one batch: the offsets above are not batch offsets.
+    c.assign([TopicPartition(topic, 0, 0)])
+    msgs = c.consume(5, timeout=TIMEOUT_S)
+    assert [m.timestamp()[1] - base for m in msgs] == [0, 10, 40, 20, 30]
     c.close()
 
 

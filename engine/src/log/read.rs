@@ -200,34 +200,43 @@ impl<D: Disk> PartitionLog<D> {
         let Some((base, max_timestamp)) = self.batch_for_timestamp(timestamp).await? else {
             return Ok(None);
         };
-        // Within an uncompressed CreateTime batch, the first record at or
-        // after the timestamp (Kafka answers per record). Compressed batches
-        // are answered with their base offset: the engine never decompresses.
-        let read = self.read(base, 1, self.inner.acked_end.get()).await?;
-        let Some(chunk) = read.chunks.first() else { return Ok(Some((base, max_timestamp))) };
-        let bytes = self.read_bytes(chunk).await?;
-        let header = validate_one(&bytes).map_err(|e| LogError::Corrupt {
+        // Within the batch, the first record at or after the timestamp
+        // (Kafka answers per record, compressed batches included).
+        let Some(bytes) = self.batch_at(base).await? else {
+            return Ok(Some((base, max_timestamp)));
+        };
+        let found = crate::times::first_at_or_after(&bytes, timestamp).map_err(|e| {
+            LogError::Corrupt { segment_base: base, position: 0, reason: e.to_string() }
+        })?;
+        Ok(found.or(Some((base, max_timestamp))))
+    }
+
+    /// The record with the largest timestamp below the acknowledged end
+    /// (the first of them): its timestamp and offset (ListOffsets
+    /// `MAX_TIMESTAMP`, KIP-734). Segments remember the batch; the record
+    /// is found in it.
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(Timestamp, Offset)>, LogError> {
+        let Some((ts, base)) = self.max_timestamp() else { return Ok(None) };
+        if base >= self.inner.acked_end.get() {
+            return Ok(None);
+        }
+        let Some(bytes) = self.batch_at(base).await? else { return Ok(Some((ts, base))) };
+        let found = crate::times::first_at_max(&bytes).map_err(|e| LogError::Corrupt {
             segment_base: base,
             position: 0,
             reason: e.to_string(),
         })?;
-        const LOG_APPEND_TIME: i16 = 0x08;
-        if header.compression() != 0 || header.attributes & LOG_APPEND_TIME != 0 {
-            return Ok(Some((base, max_timestamp)));
+        Ok(Some(found.map_or((ts, base), |(offset, ts)| (ts, offset))))
+    }
+
+    /// The bytes of the batch holding `offset` (perhaps with more after
+    /// it); `None` past the acknowledged end.
+    async fn batch_at(&self, offset: Offset) -> Result<Option<Bytes>, LogError> {
+        let read = self.read(offset, 1, self.inner.acked_end.get()).await?;
+        match read.chunks.first() {
+            Some(chunk) => Ok(Some(self.read_bytes(chunk).await?)),
+            None => Ok(None),
         }
-        let records = crate::batch::parse_records(&bytes[..header.size]).map_err(|e| {
-            LogError::Corrupt { segment_base: base, position: 0, reason: e.to_string() }
-        })?;
-        Ok(records
-            .iter()
-            .map(|r| {
-                (
-                    header.base_offset.saturating_add(r.offset_delta),
-                    header.base_timestamp.saturating_add(r.timestamp_delta),
-                )
-            })
-            .find(|&(_, ts)| ts >= timestamp)
-            .or(Some((base, max_timestamp))))
     }
 
     /// The first batch whose `maxTimestamp >= timestamp`, below the

@@ -1,5 +1,7 @@
 //! ListOffsets v1-v7: earliest (-2), latest (-1, the high watermark), max
-//! timestamp (-3, v7), or the first batch at or after a timestamp.
+//! timestamp (-3, v7: the record with the largest timestamp), or the first
+//! record at or after a timestamp. Answers are per record, inside
+//! compressed batches too, as Kafka's.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -38,10 +40,16 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     match p.timestamp {
                         EARLIEST => r.offset = log.log_start_offset(),
                         LATEST => r.offset = log.high_watermark(),
+                        // The record with the largest timestamp that
+                        // consumers can read (below the high watermark).
                         MAX_TIMESTAMP if request.version >= 7 => {
-                            if let Some((ts, offset)) = log.max_timestamp() {
-                                r.timestamp = ts;
-                                r.offset = offset;
+                            match log.offset_of_max_timestamp().await {
+                                Ok(Some((ts, offset))) if offset < log.high_watermark() => {
+                                    r.timestamp = ts;
+                                    r.offset = offset;
+                                }
+                                Ok(_) => {}
+                                Err(e) => r.error_code = log_error_code(&e),
                             }
                         }
                         ts if ts >= 0 => match log.offset_for_timestamp(ts).await {
