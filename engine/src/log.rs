@@ -69,11 +69,13 @@ mod epochs;
 mod open;
 mod read;
 mod replica;
+mod start;
 mod trim;
 pub use compact::{
     CompactionReport, Pacer, RatePacer, Unpaced, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES,
 };
-pub use replica::{HighWatermarkCheckpoint, Writer, HIGH_WATERMARK_FILE};
+pub use replica::{OffsetCheckpoint, Writer, HIGH_WATERMARK_FILE};
+pub use start::LOG_START_FILE;
 
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 const PRODUCERS_SUFFIX: &str = "producers";
@@ -208,8 +210,11 @@ pub(crate) struct LogInner<D: Disk> {
     /// Who may append now (replication's fence, [`Writer`]).
     writer: Cell<Writer>,
     /// The high watermark last written to (or read from) its checkpoint
-    /// file ([`replica::HighWatermarkCheckpoint`]); -1: none.
+    /// file ([`replica::OffsetCheckpoint`]); -1: none.
     checkpointed_hw: Cell<Offset>,
+    /// The log start DeleteRecords set (`log-start-offset`); the first
+    /// segment's base counts when it is higher.
+    log_start: Cell<Offset>,
     recovery: RecoveryReport,
     /// Compaction has covered the closed segments below this offset.
     compacted_to: Cell<Offset>,
@@ -271,8 +276,12 @@ impl<D: Disk> PartitionLog<D> {
         Ok(())
     }
 
+    /// The first offset reads may ask for: the first segment's base, or
+    /// past it where DeleteRecords moved it ([`Self::advance_log_start`]).
     pub fn log_start_offset(&self) -> Offset {
-        *self.inner.state.borrow().segments.keys().next().expect("at least one segment")
+        let first =
+            *self.inner.state.borrow().segments.keys().next().expect("at least one segment");
+        first.max(self.inner.log_start.get())
     }
 
     pub fn log_end_offset(&self) -> Offset {

@@ -255,6 +255,36 @@ fn segments_before_an_offset_are_deleted_whole() {
     });
 }
 
+/// DeleteRecords: the start moves inside a segment, reads below it are out
+/// of range, the segments below it go, and a crash right after keeps it.
+#[test]
+fn the_log_start_moves_durably_and_never_back() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        for tag in 0..60 {
+            let info = log.append(batch(tag, 2, 60), 0).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+        }
+        let segments = log.segment_count();
+        assert!(matches!(log.advance_log_start(121).await, Err(LogError::OffsetOutOfRange { .. })));
+        assert_eq!(log.advance_log_start(71).await.unwrap(), 71);
+        assert_eq!(log.log_start_offset(), 71);
+        assert!(log.segment_count() < segments, "the segments below went");
+        assert!(matches!(log.read(70, 1 << 20, 120).await, Err(LogError::OffsetOutOfRange { .. })));
+        assert!(!read_all(&log, 71, 1 << 20).await.is_empty());
+        assert_eq!(log.advance_log_start(10).await.unwrap(), 71, "never back");
+    });
+    env.disk.crash(3);
+    let env2 = env.restart();
+    env2.run(async {
+        let log = env2.open(tiny()).await;
+        assert_eq!(log.log_start_offset(), 71);
+        assert_eq!(log.log_end_offset(), 120);
+        assert!(matches!(log.read(70, 1 << 20, 120).await, Err(LogError::OffsetOutOfRange { .. })));
+    });
+}
+
 #[test]
 fn segment_ms_rolls_by_age() {
     let env = Env::new(Flush::Fsync);

@@ -190,7 +190,7 @@ fn a_replicated_log_starts_from_its_checkpointed_high_watermark() {
 
         // A damaged checkpoint is ignored: the log start, as without one.
         let path = dir().join(engine::log::HIGH_WATERMARK_FILE);
-        let mut damaged = engine::log::HighWatermarkCheckpoint(9).encode();
+        let mut damaged = engine::log::OffsetCheckpoint(9).encode();
         damaged[3] ^= 1;
         env.disk.replace_file(&path, &damaged).await.unwrap();
         let log = env.open(tiny()).await;

@@ -61,6 +61,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::InitProducerId => drop(req.decode_body::<InitProducerIdRequest>()?),
         ApiKey::OffsetForLeaderEpoch => drop(req.decode_body::<OffsetForLeaderEpochRequest>()?),
         ApiKey::ElectLeaders => drop(req.decode_body::<ElectLeadersRequest>()?),
+        ApiKey::DeleteRecords => drop(req.decode_body::<DeleteRecordsRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 22: 2, 23: 4, 32: 4, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0}
 
 
 class Ctx:
@@ -691,6 +691,22 @@ def body_elect_leaders(w, v, c):
     w.tags()
 
 
+def body_delete_records(w, v, c):
+    def part(w, p):
+        w.i32(p)
+        w.i64(-1)  # up to the high watermark
+        w.tags()
+
+    def topic(w, name):
+        w.string(name)
+        w.array([0, 1], part)
+        w.tags()
+
+    w.array([c.topic], topic)
+    w.i32(5000)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded). Produce v0-v2 are
 # advertised but refused by design (docs/decisions.md #17).
 ENCODERS = {
@@ -710,6 +726,7 @@ ENCODERS = {
     18: ("ApiVersions", body_api_versions, 0),
     19: ("CreateTopics", body_create_topics, 2),
     20: ("DeleteTopics", body_delete_topics, 1),
+    21: ("DeleteRecords", body_delete_records, 0),
     22: ("InitProducerId", body_init_producer_id, 0),
     23: ("OffsetForLeaderEpoch", body_offset_for_leader_epoch, 2),
     32: ("DescribeConfigs", body_describe_configs, 1),

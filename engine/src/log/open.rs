@@ -130,6 +130,7 @@ impl<D: Disk> PartitionLog<D> {
             replicated: Cell::new(false),
             writer: Cell::new(Writer::Anyone),
             checkpointed_hw: Cell::new(-1),
+            log_start: Cell::new(0),
             recovery: report,
             compacted_to: Cell::new(0),
             cache_reads: Cell::new(0),
@@ -138,6 +139,7 @@ impl<D: Disk> PartitionLog<D> {
         let log = PartitionLog { inner: Rc::new(inner) };
         log.load_producers().await?;
         log.load_high_watermark().await?;
+        log.load_log_start().await?;
         Ok(log)
     }
 

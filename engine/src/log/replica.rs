@@ -21,14 +21,16 @@ use crate::types::{LeaderEpoch, Offset};
 /// The high watermark checkpoint's file, in the partition's directory.
 pub const HIGH_WATERMARK_FILE: &str = "high-watermark";
 
-/// The high watermark checkpoint (`high-watermark`): the offset, an `i64`,
-/// then a CRC-32 (IEEE) of those 8 bytes, all big-endian. A torn or
-/// damaged file is ignored (the high watermark starts at the log start,
-/// as without one).
+/// The checkpoint files of one offset (`high-watermark`, and
+/// `log-start-offset` of [`super::start`]): the offset, an `i64`, then a
+/// CRC-32 (IEEE) of those 8 bytes, all big-endian. A torn or damaged file
+/// is ignored (the offset falls back to what it is without one: the log
+/// start for the high watermark, the first segment's base for the log
+/// start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HighWatermarkCheckpoint(pub Offset);
+pub struct OffsetCheckpoint(pub Offset);
 
-impl HighWatermarkCheckpoint {
+impl OffsetCheckpoint {
     pub fn encode(&self) -> [u8; 12] {
         let mut out = [0u8; 12];
         out[..8].copy_from_slice(&self.0.to_be_bytes());
@@ -37,11 +39,11 @@ impl HighWatermarkCheckpoint {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Option<HighWatermarkCheckpoint> {
+    pub fn decode(bytes: &[u8]) -> Option<OffsetCheckpoint> {
         let bytes: &[u8; 12] = bytes.try_into().ok()?;
         let crc = u32::from_be_bytes(bytes[8..].try_into().ok()?);
-        let hw = i64::from_be_bytes(bytes[..8].try_into().ok()?);
-        (crc32fast::hash(&bytes[..8]) == crc && hw >= 0).then_some(HighWatermarkCheckpoint(hw))
+        let offset = i64::from_be_bytes(bytes[..8].try_into().ok()?);
+        (crc32fast::hash(&bytes[..8]) == crc && offset >= 0).then_some(OffsetCheckpoint(offset))
     }
 }
 
@@ -93,7 +95,7 @@ impl<D: Disk> PartitionLog<D> {
             return Ok(false);
         }
         let path = self.inner.dir.join(HIGH_WATERMARK_FILE);
-        let bytes = HighWatermarkCheckpoint(hw).encode();
+        let bytes = OffsetCheckpoint(hw).encode();
         self.inner
             .disk
             .replace_file(&path, &bytes)
@@ -107,9 +109,7 @@ impl<D: Disk> PartitionLog<D> {
     pub(super) async fn load_high_watermark(&self) -> Result<(), LogError> {
         let path = self.inner.dir.join(HIGH_WATERMARK_FILE);
         let bytes = super::read_optional(&self.inner.disk, &path).await?;
-        if let Some(HighWatermarkCheckpoint(hw)) =
-            bytes.as_deref().and_then(HighWatermarkCheckpoint::decode)
-        {
+        if let Some(OffsetCheckpoint(hw)) = bytes.as_deref().and_then(OffsetCheckpoint::decode) {
             self.inner.checkpointed_hw.set(hw);
         }
         Ok(())

@@ -177,7 +177,7 @@ impl<D: Disk> PartitionLog<D> {
     /// Deletes the closed segments whose every batch lies below `offset`
     /// (the segment after them starts at or before it), advancing the log
     /// start offset: for a log whose prefix is superseded, as a Raft log is
-    /// by a snapshot. Kafka's DeleteRecords, to segment granularity. The
+    /// by a snapshot ([`Self::advance_log_start`] is DeleteRecords'). The
     /// active segment is never deleted. Returns the number deleted.
     pub async fn delete_segments_before(&self, offset: Offset) -> Result<usize, LogError> {
         self.delete_oldest_segments(|_, _, next| next <= offset).await

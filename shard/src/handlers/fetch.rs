@@ -301,7 +301,10 @@ fn follower_check(
         .partitions
         .id(name, p.partition)
         .ok_or(Refused(ResponseError::NotLeaderOrFollower))?;
-    shard.replicas.follower_fetched(id, follower, p.fetch_offset, image).map_err(Refused)
+    shard
+        .replicas
+        .follower_fetched(id, follower, p.fetch_offset, p.log_start_offset, image)
+        .map_err(Refused)
 }
 
 /// The replica a consumer in `rack` should read `topic`-`index` from

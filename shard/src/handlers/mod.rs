@@ -12,6 +12,7 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -67,6 +68,7 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
         ApiKey::IncrementalAlterConfigs => alter_configs::handle(shard, request).await,
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
+        ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request),
         ApiKey::DescribeQuorum => describe_quorum::handle(shard, request).await,

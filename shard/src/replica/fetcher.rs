@@ -326,15 +326,22 @@ impl Fetcher {
                     continue;
                 }
                 match self.apply_partition(id, sent, data).await {
-                    Ok(Some(end)) => appended.push((sent.log.clone(), end, data.high_watermark)),
+                    Ok(Some(end)) => appended.push((
+                        sent.log.clone(),
+                        end,
+                        data.high_watermark,
+                        data.log_start_offset,
+                    )),
                     Ok(None) => {}
                     Err(()) => self.back_off(id),
                 }
             }
         }
-        let durable = appended.iter().map(|(log, end, hw)| async move {
+        let me = self.me;
+        let durable = appended.iter().map(|(log, end, hw, start)| async move {
             if log.wait_acked(*end).await.is_ok() {
                 log.set_high_watermark(*hw);
+                follow_log_start(me, log, *start).await;
             }
         });
         join_all(durable).await;
@@ -383,6 +390,7 @@ impl Fetcher {
         match data.records.as_ref().filter(|r| !r.is_empty()) {
             None => {
                 log.set_high_watermark(data.high_watermark);
+                follow_log_start(self.me, log, data.log_start_offset).await;
                 Ok(None)
             }
             Some(records) => match log.append_replicated(BytesMut::from(&records[..])).await {
@@ -424,6 +432,21 @@ impl Fetcher {
     fn back_off(&self, id: PartitionId) {
         if let Some(f) = self.partitions.borrow_mut().get_mut(&id) {
             f.retry_at = Some(Instant::now() + PARTITION_RETRY);
+        }
+    }
+}
+
+/// Moves a follower's log start up to its leader's (DeleteRecords on the
+/// leader), as far as its own high watermark allows; the leader's
+/// DeleteRecords waits for it.
+async fn follow_log_start(me: BrokerId, log: &PartitionLog<DmaDisk>, leader_start: i64) {
+    let to = leader_start.min(log.high_watermark());
+    if to > log.log_start_offset() {
+        if let Err(e) = log.advance_log_start(to).await {
+            warn!(
+                "replica {me}: cannot move the log start of {} to {to}: {e}",
+                log.dir().display()
+            );
         }
     }
 }

@@ -29,6 +29,9 @@ struct Progress {
     last_fetch_at: Instant,
     /// The leader's end when that last fetch came.
     leader_end_at_last_fetch: i64,
+    /// The follower's log start, as its last fetch said (DeleteRecords'
+    /// low watermark waits for it).
+    log_start: i64,
 }
 
 /// A partition this shard leads, at one leader epoch (`D` is `DmaDisk`
@@ -109,6 +112,17 @@ impl<D: Disk> Led<D> {
         self.log.set_high_watermark(target)
     }
 
+    /// The partition's low watermark (Kafka's `lowWatermarkIfLeader`): the
+    /// lowest log start of this replica and every live follower, -1 for
+    /// one not heard from at this epoch.
+    pub fn low_watermark(&self, me: BrokerId, image: &MetadataImage) -> i64 {
+        self.replicas
+            .iter()
+            .filter(|&&b| b != me && image.is_live(b))
+            .map(|b| self.followers.get(b).map_or(-1, |p| p.log_start))
+            .fold(self.log.log_start_offset(), i64::min)
+    }
+
     /// `follower`'s durable end, if it fetched at this epoch.
     pub fn durable_end_of(&self, follower: BrokerId) -> Option<i64> {
         self.followers.get(&follower).map(|p| p.durable_end)
@@ -120,6 +134,7 @@ impl<D: Disk> Led<D> {
         &mut self,
         follower: BrokerId,
         offset: i64,
+        log_start: i64,
         now: Instant,
         image: &MetadataImage,
     ) -> bool {
@@ -130,8 +145,10 @@ impl<D: Disk> Led<D> {
             caught_up_at: since,
             last_fetch_at: since,
             leader_end_at_last_fetch: i64::MAX,
+            log_start,
         });
         p.durable_end = offset;
+        p.log_start = log_start;
         if offset >= leader_end {
             p.caught_up_at = now;
         } else if offset >= p.leader_end_at_last_fetch {
@@ -248,34 +265,34 @@ mod tests {
             let t0 = Instant::now();
             let mut led = Led::new(log.clone(), "t".into(), 0, &meta(&[1, 2]), t0);
             assert_eq!(led.advance_high_watermark(me), 0, "follower 2 not heard from");
-            assert!(!led.follower_fetched(b(2), 6, t0, &live));
+            assert!(!led.follower_fetched(b(2), 6, 0, t0, &live));
             assert_eq!(led.advance_high_watermark(me), 6);
-            assert!(!led.follower_fetched(b(2), 4, t0, &live), "a lower offset");
+            assert!(!led.follower_fetched(b(2), 4, 0, t0, &live), "a lower offset");
             assert_eq!(led.advance_high_watermark(me), 6, "never back");
 
             // Follower 3 fetches at 2, below the high watermark: not yet.
-            assert!(!led.follower_fetched(b(3), 2, t0, &live));
+            assert!(!led.follower_fetched(b(3), 2, 0, t0, &live));
             assert_eq!(led.pending, None);
             // At 10 (the leader's end, past the epoch start): it joins and
             // counts for the high watermark before the controller answers.
-            assert!(led.follower_fetched(b(3), 10, t0, &live));
+            assert!(led.follower_fetched(b(3), 10, 0, t0, &live));
             assert_eq!(led.pending, Some(vec![b(1), b(2), b(3)]));
             let batch = engine::testkit::make_batch(2, 2, 10, 0);
             let info = log.append(bytes::BytesMut::from(&batch[..]), 1).await.unwrap();
             log.wait_acked(info.end_offset).await.unwrap();
-            assert!(!led.follower_fetched(b(2), 12, t0, &live), "already in the ISR");
+            assert!(!led.follower_fetched(b(2), 12, 0, t0, &live), "already in the ISR");
             assert_eq!(led.advance_high_watermark(me), 10, "the joining follower holds 10");
             led.pending = None;
             led.update(&meta(&[1, 2, 3]));
 
             // A fenced replica never joins.
             let mut fresh = Led::new(log.clone(), "t".into(), 0, &meta(&[1, 2]), t0);
-            assert!(!fresh.follower_fetched(b(3), 10, t0, &image(&[1, 2])));
+            assert!(!fresh.follower_fetched(b(3), 10, 0, t0, &image(&[1, 2])));
 
             // Follower 2 stays caught up; follower 3 stops fetching.
             let lag = Duration::from_secs(30);
             let later = t0 + lag + Duration::from_millis(1);
-            assert!(!led.follower_fetched(b(2), 12, later, &live));
+            assert!(!led.follower_fetched(b(2), 12, 0, later, &live));
             assert_eq!(led.shrink(me, lag, t0 + lag), None, "within the lag");
             assert_eq!(led.shrink(me, lag, later), Some(vec![b(1), b(2)]));
             assert_eq!(led.shrink(me, lag, later), None, "already pending");
@@ -295,15 +312,41 @@ mod tests {
             let lag = Duration::from_secs(30);
             let step = Duration::from_secs(20);
             // Each fetch reaches what the leader had at the one before.
-            led.follower_fetched(b(3), 10, t0, &live);
+            led.follower_fetched(b(3), 10, 0, t0, &live);
             for k in 1..=4u32 {
                 let batch = engine::testkit::make_batch(k as u64, 1, 10, 0);
                 let info = log.append(bytes::BytesMut::from(&batch[..]), 1).await.unwrap();
                 log.wait_acked(info.end_offset).await.unwrap();
-                led.follower_fetched(b(2), 10 + k as i64 - 1, t0 + step * k, &live);
-                led.follower_fetched(b(3), 10 + k as i64, t0 + step * k, &live);
+                led.follower_fetched(b(2), 10 + k as i64 - 1, 0, t0 + step * k, &live);
+                led.follower_fetched(b(3), 10 + k as i64, 0, t0 + step * k, &live);
             }
             assert_eq!(led.shrink(me, lag, t0 + step * 4), None, "both fetch steadily");
+        });
+    }
+
+    /// DeleteRecords' low watermark: the lowest log start of the leader and
+    /// every live follower; one not heard from holds it at -1.
+    #[test]
+    fn the_low_watermark_waits_for_every_live_follower() {
+        with_log(|log| async move {
+            let (me, live) = (b(1), image(&[1, 2, 3]));
+            let t0 = Instant::now();
+            let batch = engine::testkit::make_batch(1, 10, 10, 0);
+            let info = log.append(bytes::BytesMut::from(&batch[..]), 1).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+            log.set_high_watermark(10);
+            log.advance_log_start(4).await.unwrap();
+            let mut led = Led::new(log.clone(), "t".into(), 0, &meta(&[1, 2, 3]), t0);
+            assert_eq!(led.low_watermark(me, &live), -1, "followers not heard from");
+            led.follower_fetched(b(2), 10, 5, t0, &live);
+            assert_eq!(led.low_watermark(me, &live), -1, "follower 3 not heard from");
+            led.follower_fetched(b(3), 10, 3, t0, &live);
+            assert_eq!(led.low_watermark(me, &live), 3);
+            assert_eq!(
+                led.low_watermark(me, &image(&[1, 2])),
+                4,
+                "a fenced follower waits for nothing"
+            );
         });
     }
 }

@@ -54,6 +54,8 @@ pub struct Replicas {
     isr_wanted: Notify,
     /// Roles changed (a new image): waiters re-check their leadership.
     roles: Notify,
+    /// Notified when a follower reports another log start.
+    log_starts: Notify,
 }
 
 impl Replicas {
@@ -70,6 +72,7 @@ impl Replicas {
             local,
             isr_wanted: Notify::default(),
             roles: Notify::default(),
+            log_starts: Notify::default(),
         }
     }
 
@@ -170,6 +173,7 @@ impl Replicas {
         id: PartitionId,
         follower: BrokerId,
         offset: i64,
+        log_start: i64,
         image: &MetadataImage,
     ) -> Result<(), ResponseError> {
         let mut led = self.led.borrow_mut();
@@ -180,11 +184,26 @@ impl Replicas {
         if offset > l.log.log_end_offset() || offset < 0 {
             return Err(ResponseError::OffsetOutOfRange);
         }
-        if l.follower_fetched(follower, offset, Instant::now(), image) {
+        let before = l.low_watermark(self.me, image);
+        if l.follower_fetched(follower, offset, log_start, Instant::now(), image) {
             self.isr_wanted.notify();
+        }
+        if l.low_watermark(self.me, image) != before {
+            self.log_starts.notify();
         }
         l.advance_high_watermark(self.me);
         Ok(())
+    }
+
+    /// The low watermark of partition `id` if this shard leads it
+    /// ([`leader::Led::low_watermark`]).
+    pub fn low_watermark(&self, id: PartitionId, image: &MetadataImage) -> Option<i64> {
+        Some(self.led.borrow().get(&id)?.low_watermark(self.me, image))
+    }
+
+    /// Completes when a low watermark may have moved after this call.
+    pub fn log_starts_changed(&self) -> engine::sync::Notified<'_> {
+        self.log_starts.notified()
     }
 
     /// Completes when roles may have changed (a new image was applied)

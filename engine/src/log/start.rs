@@ -1,0 +1,65 @@
+//! The log start offset moved by DeleteRecords (and by a follower after
+//! its leader's): a logical start inside the first segment, kept in the
+//! `log-start-offset` checkpoint ([`OffsetCheckpoint`]) until retention
+//! deletes the segments below it.
+//!
+//! On the log's shard. Moving the start is durable before it returns: a
+//! record a client was told is deleted never comes back after a crash.
+//! It never moves back, and never past the high watermark.
+
+use super::{read_optional, PartitionLog};
+use crate::disk::Disk;
+use crate::error::{IoContext, LogError};
+use crate::log::OffsetCheckpoint;
+use crate::types::Offset;
+
+/// The log start checkpoint's file, in the partition's directory.
+pub const LOG_START_FILE: &str = "log-start-offset";
+
+impl<D: Disk> PartitionLog<D> {
+    /// Moves the log start offset up to `offset` (no lower than it is):
+    /// reads below it are out of range, ListOffsets EARLIEST answers it,
+    /// and the segments wholly below it are deleted. `offset` may not pass
+    /// the high watermark. Durable when it returns; returns the new start.
+    pub async fn advance_log_start(&self, offset: Offset) -> Result<Offset, LogError> {
+        let hw = self.high_watermark();
+        if offset > hw || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: hw,
+            });
+        }
+        if offset <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        {
+            let _maintenance = self.inner.maintenance_lock.lock().await;
+            let path = self.inner.dir.join(LOG_START_FILE);
+            let disk = &self.inner.disk;
+            disk.replace_file(&path, &OffsetCheckpoint(offset).encode())
+                .await
+                .ctx(|| format!("writing {}", path.display()))?;
+            disk.sync_filesystem(&self.inner.dir)
+                .await
+                .ctx(|| format!("syncing {}", path.display()))?;
+            self.inner.log_start.set(self.inner.log_start.get().max(offset));
+            self.inner.state.borrow_mut().epochs.truncate_from_start(offset);
+        }
+        self.delete_segments_before(offset).await?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Reads the log start checkpoint at open, if there is a sound one;
+    /// a start past the log end (a crash took data back) is the log end.
+    pub(super) async fn load_log_start(&self) -> Result<(), LogError> {
+        let path = self.inner.dir.join(LOG_START_FILE);
+        let bytes = read_optional(&self.inner.disk, &path).await?;
+        if let Some(OffsetCheckpoint(start)) = bytes.as_deref().and_then(OffsetCheckpoint::decode) {
+            self.inner.log_start.set(start.min(self.log_end_offset()));
+            let start = self.log_start_offset();
+            self.inner.state.borrow_mut().epochs.truncate_from_start(start);
+        }
+        Ok(())
+    }
+}
