@@ -1,6 +1,7 @@
 //! Topic administration: CreateTopics, DeleteTopics, DescribeConfigs and
 //! IncrementalAlterConfigs, each sent to the bootstrap broker (Kafka
-//! forwards them to its controller).
+//! forwards them to its controller); DeleteRecords, sent to each
+//! partition's leader.
 //!
 //! Owns the requests and the per-topic answers as [`KafkaError`]s; it must
 //! not print or decide what an error means to a user.
@@ -15,6 +16,7 @@ use crate::error::{check, KafkaError};
 
 pub const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 pub const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
+pub const DELETE_RECORDS_VERSION: i16 = 2;
 /// The TOPIC resource type of DescribeConfigs and IncrementalAlterConfigs.
 pub const RESOURCE_TOPIC: i8 = 2;
 /// How long the broker may take to create or delete a topic.
@@ -221,4 +223,45 @@ pub fn alter_configs(client: &mut Client, topic: &str, changes: &[ConfigChange])
     let res = r.responses.first().context("IncrementalAlterConfigs: empty answer")?;
     check(res.error_code, res.error_message.as_ref())?;
     Ok(())
+}
+
+/// DeleteRecords: moves the log start of each partition of `topic` in
+/// `before` (partition → offset, -1 for the high watermark), each asked
+/// of its leader with `timeout_ms` to wait for the other replicas. Returns
+/// each partition's low watermark or refusal.
+pub fn delete_records(
+    client: &mut Client,
+    topic: &str,
+    before: &std::collections::BTreeMap<i32, i64>,
+    timeout_ms: i32,
+) -> Result<std::collections::BTreeMap<i32, Result<i64, KafkaError>>> {
+    use delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    let md = client.topic_metadata(topic)?;
+    let partitions: Vec<i32> = before.keys().copied().collect();
+    let mut out = std::collections::BTreeMap::new();
+    for (addr, ps) in md.by_leader(topic, &partitions)? {
+        let request =
+            DeleteRecordsRequest::default().with_timeout_ms(timeout_ms).with_topics(vec![
+                DeleteRecordsTopic::default().with_name(name(topic)).with_partitions(
+                    ps.iter()
+                        .map(|p| {
+                            DeleteRecordsPartition::default()
+                                .with_partition_index(*p)
+                                .with_offset(before[p])
+                        })
+                        .collect(),
+                ),
+            ]);
+        let r: DeleteRecordsResponse =
+            client.call(&addr, ApiKey::DeleteRecords, DELETE_RECORDS_VERSION, &request)?;
+        for p in r.topics.iter().flat_map(|t| &t.partitions) {
+            out.insert(p.partition_index, check(p.error_code, None).map(|()| p.low_watermark));
+        }
+    }
+    for p in &partitions {
+        if !out.contains_key(p) {
+            bail!("DeleteRecords {topic}-{p}: no answer for the partition");
+        }
+    }
+    Ok(out)
 }

@@ -104,7 +104,7 @@ def json_lines(text):
 
 COMMANDS = [
     ["topic"], ["topic", "create"], ["topic", "list"], ["topic", "describe"], ["topic", "delete"],
-    ["topic", "alter-config"], ["group"], ["group", "list"], ["group", "describe"], ["group", "delete"],
+    ["topic", "alter-config"], ["topic", "delete-records"], ["group"], ["group", "list"], ["group", "describe"], ["group", "delete"],
     ["group", "reset-offsets"], ["cluster"], ["cluster", "describe"], ["produce"], ["consume"],
 ]
 
@@ -127,6 +127,9 @@ def test_help_on_every_command_and_subcommand():
     ["topic", "frobnicate"],
     ["topic"],
     ["topic", "alter-config", "t"],
+    ["topic", "delete-records", "t"],
+    ["topic", "delete-records", "t", "--offset", "0=-2"],
+    ["topic", "delete-records", "t", "--offset", "x=5"],
     ["group", "reset-offsets", "g", "--topic", "t"],
     ["group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"],
     ["group", "reset-offsets", "g", "--topic", "t", "--to-datetime", "yesterday"],
@@ -229,6 +232,20 @@ def test_topic_alter_config(broker):
     assert "INVALID_CONFIG" in fails(["topic", "alter-config", topic, "--set", "retention.ms=soon"], b)
     assert "INVALID_CONFIG" in fails(["topic", "alter-config", topic, "--set", "no.such.config=1"], b)
     assert "UNKNOWN_TOPIC_OR_PARTITION" in fails(["topic", "alter-config", name("none"), "--set", "retention.ms=1"], b)
+
+
+def test_topic_delete_records(broker):
+    b = broker.bootstrap
+    topic = name("dr")
+    ok(["topic", "create", topic, "--partitions", "2"], b)
+    ok(["produce", topic, "--partition", "0"], b, input=b"".join(b"r%d\n" % i for i in range(10)))
+    out = ok(["topic", "delete-records", topic, "--offset", "0=4", "--offset", "1=-1"], b)
+    assert out == ("Records delete operation completed:\n"
+                   f"partition: {topic}-0\tlow_watermark: 4\npartition: {topic}-1\tlow_watermark: 0\n"), out
+    c = Consumer({"bootstrap.servers": b, "group.id": name("g")})
+    assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S) == (4, 10)
+    c.close()
+    assert "OFFSET_OUT_OF_RANGE" in fails(["topic", "delete-records", topic, "--offset", "0=11"], b)
 
 
 def test_cluster_describe(broker):

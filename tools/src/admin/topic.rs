@@ -1,5 +1,6 @@
-//! `corelog topic create|list|describe|delete|alter-config`, in the habits
-//! of Kafka's `kafka-topics.sh` and `kafka-configs.sh`.
+//! `corelog topic create|list|describe|delete|alter-config|delete-records`,
+//! in the habits of Kafka's `kafka-topics.sh`, `kafka-configs.sh` and
+//! `kafka-delete-records.sh`.
 //!
 //! Owns the flags and the output layout; it must not build requests (those
 //! are `client::topics`').
@@ -21,6 +22,7 @@ subcommands:
   describe [NAME..] partitions, leaders, topic id and the topic's own configs
   delete NAME..     delete topics
   alter-config NAME set or delete configs of a topic (IncrementalAlterConfigs)
+  delete-records NAME  delete the records before an offset (DeleteRecords)
 
 Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
 
@@ -53,6 +55,16 @@ const ALTER_USAGE: &str = "usage: corelog topic alter-config NAME [options]
   --delete KEY              remove a config, back to the default (repeatable)
   --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
 
+const DELETE_RECORDS_USAGE: &str = "usage: corelog topic delete-records NAME [options]
+
+Moves the log start offset of partitions: the records before it are gone
+for consumers, and their segments are deleted.
+
+  --offset PARTITION=OFFSET delete the partition's records before OFFSET;
+                            -1: all of them, up to the high watermark (repeatable)
+  --timeout-ms MS           how long the leader waits for its followers (default 30000)
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+
 pub fn run(args: Vec<String>) -> Result<()> {
     let Some((sub, args)) = subcommand("topic", USAGE, &args)? else { return Ok(()) };
     match sub {
@@ -61,6 +73,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         "describe" => describe(args),
         "delete" => delete(args),
         "alter-config" => alter_config(args),
+        "delete-records" => delete_records(args),
         other => Err(super::flags::usage("topic", format!("unknown subcommand {other:?}"))),
     }
 }
@@ -232,5 +245,47 @@ fn alter_config(args: Vec<String>) -> Result<()> {
         .with_context(|| format!("altering the configs of topic {name}"))?;
     // What kafka-configs.sh says.
     println!("Completed updating config for topic {name}.");
+    Ok(())
+}
+
+fn delete_records(args: Vec<String>) -> Result<()> {
+    let p = parse("topic delete-records", args, &[repeated("--offset"), value("--timeout-ms")])?;
+    if p.help {
+        println!("{DELETE_RECORDS_USAGE}");
+        return Ok(());
+    }
+    p.positional_exactly(1, "topic name")?;
+    let name = &p.positional[0];
+    let mut before = std::collections::BTreeMap::new();
+    for (k, v) in p.pairs("--offset")? {
+        let partition = k.parse::<i32>().ok().filter(|&p| p >= 0);
+        let offset = v.parse::<i64>().ok().filter(|&o| o >= -1);
+        match (partition, offset) {
+            (Some(partition), Some(offset)) => before.insert(partition, offset),
+            _ => return Err(p.usage(format!("--offset {k}={v}: expected PARTITION=OFFSET"))),
+        };
+    }
+    if before.is_empty() {
+        return Err(p.usage("nothing to delete: give --offset PARTITION=OFFSET"));
+    }
+    let timeout_ms = p.num::<i32>("--timeout-ms", "milliseconds")?.unwrap_or(30_000);
+    let outcome =
+        topics::delete_records(&mut Client::new(p.bootstrap()), name, &before, timeout_ms)
+            .with_context(|| format!("deleting records of topic {name}"))?;
+    // What kafka-delete-records.sh says.
+    println!("Records delete operation completed:");
+    let mut failed = Vec::new();
+    for (partition, result) in &outcome {
+        match result {
+            Ok(low) => println!("partition: {name}-{partition}\tlow_watermark: {low}"),
+            Err(e) => {
+                println!("partition: {name}-{partition}\terror: {e}");
+                failed.push(format!("{name}-{partition}: {e}"));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("deleting records of {}", failed.join("; "));
+    }
     Ok(())
 }
