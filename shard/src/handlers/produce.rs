@@ -264,22 +264,32 @@ async fn wait_replicated(
     log: &PartitionLog<DmaDisk>,
     info: &AppendInfo,
 ) -> Result<(), PartitionError> {
+    let leads = || {
+        let image = shard.metadata.image();
+        image
+            .partition(topic, index)
+            .is_some_and(|p| p.leader == Some(shard.broker()) && p.leader_epoch.0 == epoch)
+            && !shard.stopping()
+    };
+    let deposed = || PartitionError::code(ResponseError::NotLeaderOrFollower.code());
     loop {
         let roles = shard.replicas.roles_changed();
-        let image = shard.metadata.image();
-        let leads = image
-            .partition(topic, index)
-            .is_some_and(|p| p.leader == Some(shard.broker()) && p.leader_epoch.0 == epoch);
-        if !leads || shard.stopping() {
-            return Err(PartitionError::code(ResponseError::NotLeaderOrFollower.code()));
+        if !leads() {
+            return Err(deposed());
         }
         let covered = async { Some(log.wait_high_watermark(info.end_offset).await) };
         let changed = async {
             futures_lite::future::or(roles, shard.stopped()).await;
             None
         };
-        if let Some(done) = futures_lite::future::or(covered, changed).await {
-            return done.map_err(|e| PartitionError::of(&e));
+        match futures_lite::future::or(covered, changed).await {
+            // Still the leader at the append's epoch as the high watermark
+            // passes: a replica deposed meanwhile may have cut the batches
+            // and fetched others at their offsets (Kafka's delayed produce
+            // checks its leadership as it completes, too).
+            Some(Ok(())) if !leads() => return Err(deposed()),
+            Some(done) => return done.map_err(|e| PartitionError::of(&e)),
+            None => {}
         }
     }
 }
