@@ -45,6 +45,10 @@ pub struct LogConfig {
     /// `message.timestamp.after.max.ms`: how far after it (Kafka 4.0's
     /// default: one hour, KIP-1030).
     pub timestamp_after_max_ms: i64,
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps each
+    /// appended batch with its clock (Kafka's default is CreateTime: the
+    /// producer's timestamps are kept).
+    pub log_append_time: bool,
     /// Not a Kafka config: bytes of recent, acknowledged batches kept in memory
     /// for hot reads (unacknowledged batches are always kept). Tests set 0 to
     /// force every read through the file path.
@@ -66,6 +70,7 @@ impl Default for LogConfig {
             delete_retention_ms: 24 * 3600 * 1000,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3600 * 1000,
+            log_append_time: false,
         }
     }
 }
@@ -85,6 +90,7 @@ impl LogConfig {
             timestamp_before_max_ms: self.timestamp_before_max_ms,
             timestamp_after_max_ms: self.timestamp_after_max_ms,
             compacted: self.cleanup_compact,
+            log_append_time: self.log_append_time,
         }
     }
 

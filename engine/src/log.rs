@@ -87,6 +87,9 @@ pub struct AppendInfo {
     pub last_offset: Offset,
     /// Wait for `acked_end >= end_offset` to know it is acknowledged.
     pub end_offset: Offset,
+    /// The time the broker stamped the batches with under LogAppendTime
+    /// (the produce response's `log_append_time_ms`); -1 otherwise.
+    pub log_append_time: Timestamp,
 }
 
 /// A piece of a read: cache bytes, or a range of a segment file that the
@@ -379,6 +382,7 @@ impl<D: Disk> PartitionLog<D> {
                     base_offset: b.base_offset,
                     last_offset: b.last_offset,
                     end_offset: b.last_offset + 1,
+                    log_append_time: NO_TIMESTAMP,
                 })
             }
             Ok(Check::Append) => {}
@@ -395,7 +399,8 @@ impl<D: Disk> PartitionLog<D> {
             stamped.push(h);
         }
         self.place(st, batches, &stamped);
-        Ok(AppendInfo { base_offset, last_offset: offset - 1, end_offset: offset })
+        let log_append_time = if rules.log_append_time { rules.now_ms } else { NO_TIMESTAMP };
+        Ok(AppendInfo { base_offset, last_offset: offset - 1, end_offset: offset, log_append_time })
     }
 
     /// Puts batches whose headers are final (offsets and epochs stamped,

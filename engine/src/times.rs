@@ -11,11 +11,7 @@
 use crate::batch::{validate_one, BatchError, HEADER_BYTES};
 use crate::compression::decompress_into;
 use crate::types::{Offset, Timestamp};
-use crate::validate::{Reader, DECOMPRESSED_BATCH_BYTES_MAX};
-
-/// Attribute bit 3: the broker stamped the batch with its append time,
-/// which is then every record's timestamp (`maxTimestamp`).
-const LOG_APPEND_TIME: i16 = 0x08;
+use crate::validate::{Reader, DECOMPRESSED_BATCH_BYTES_MAX, LOG_APPEND_TIME};
 
 /// Calls `f(offset, timestamp)` for each record of `batch` (a whole stored
 /// batch) in order, until `f` answers `false`.

@@ -25,11 +25,19 @@
 //!   within `message.timestamp.before.max.ms` before and
 //!   `message.timestamp.after.max.ms` after the broker's clock;
 //!   `maxTimestamp` is set to the largest record timestamp, as Kafka does,
-//!   with the CRC recomputed when the producer's value differed.
+//!   with the CRC recomputed when the producer's value differed; under
+//!   `message.timestamp.type=LogAppendTime` the records' timestamps are not
+//!   bounded and the batch is stamped with the broker's clock instead
+//!   (attribute bit 3 and `maxTimestamp`, CRC recomputed).
 
 use std::cell::RefCell;
 
 use crate::batch::{validate_one, BatchError, BatchHeader, HEADER_BYTES, MAGIC_V2};
+
+/// Where a batch's attributes are (two bytes, big-endian), and their
+/// timestamp-type bit: set, the broker stamped the batch (LogAppendTime).
+const ATTRIBUTES_AT: usize = 21;
+pub const LOG_APPEND_TIME: i16 = 0x08;
 use crate::compression::decompress_into;
 use crate::types::{Timestamp, NO_TIMESTAMP};
 
@@ -66,6 +74,11 @@ pub struct Rules {
     pub timestamp_after_max_ms: i64,
     /// `cleanup.policy` has `compact`: every record needs a key.
     pub compacted: bool,
+    /// `message.timestamp.type=LogAppendTime`: each batch is stamped with
+    /// `now_ms` (attribute bit 3, `maxTimestamp`), and the records'
+    /// own timestamps are not bounded (Kafka checks them for CreateTime
+    /// only).
+    pub log_append_time: bool,
 }
 
 impl Rules {
@@ -77,6 +90,7 @@ impl Rules {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
             compacted: false,
+            log_append_time: false,
         }
     }
 }
@@ -129,7 +143,14 @@ pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHea
                 result
             })?
         };
-        if max_timestamp != header.max_timestamp {
+        if rules.log_append_time {
+            let attributes = header.attributes | LOG_APPEND_TIME;
+            batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+            crate::batch::set_max_timestamp(batch, rules.now_ms);
+            header.attributes = attributes;
+            header.max_timestamp = rules.now_ms;
+            header.crc = crate::batch::batch_crc(batch);
+        } else if max_timestamp != header.max_timestamp {
             crate::batch::set_max_timestamp(batch, max_timestamp);
             header.max_timestamp = max_timestamp;
             header.crc = crate::batch::batch_crc(batch);
@@ -215,7 +236,10 @@ fn check_records(records: &[u8], h: &BatchHeader, rules: &Rules) -> Result<Times
             .base_timestamp
             .checked_add(timestamp_delta)
             .ok_or(BatchError::InvalidTimestamp { index, timestamp: h.base_timestamp })?;
-        if timestamp != NO_TIMESTAMP && !(oldest..=newest).contains(&timestamp) {
+        if !rules.log_append_time
+            && timestamp != NO_TIMESTAMP
+            && !(oldest..=newest).contains(&timestamp)
+        {
             return Err(BatchError::InvalidTimestamp { index, timestamp });
         }
         max_timestamp = max_timestamp.max(timestamp);
@@ -305,6 +329,7 @@ mod tests {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             compacted: false,
+            log_append_time: false,
         }
     }
 
@@ -419,6 +444,20 @@ mod tests {
         assert!(check(&old).is_ok());
         let strict = Rules { timestamp_before_max_ms: 1000, ..rules() };
         assert!(validate_for_append(&mut old.clone(), &strict).is_err());
+    }
+
+    #[test]
+    fn log_append_time_stamps_the_batch_and_leaves_the_records_unbounded() {
+        let rules = Rules { log_append_time: true, timestamp_before_max_ms: 1000, ..rules() };
+        for codec in [0, 1] {
+            let plain = build(&[(None, Some(b"v")), (None, Some(b"w"))], 1);
+            let mut b = if codec == 0 { plain } else { gzip(&plain) };
+            let h = validate_for_append(&mut b, &rules).unwrap()[0];
+            assert_eq!((h.attributes & LOG_APPEND_TIME, h.max_timestamp), (LOG_APPEND_TIME, NOW));
+            assert_eq!(h.compression(), codec);
+            let stored = validate_one(&b).unwrap();
+            assert_eq!(stored, h, "the bytes say so too, under a valid CRC");
+        }
     }
 
     #[test]

@@ -106,6 +106,29 @@ def test_describe_configs_with_kafka_names_and_defaults(broker):
     assert configs["segment.bytes"].value == "1073741824"
     assert configs["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
     assert configs["cleanup.policy"].value == "delete"
+    # Every config Kafka 3.9 lists for a topic is there; those Corelog does
+    # not let vary are read-only, and refused at any other value.
+    kafka_39 = {
+        "cleanup.policy", "compression.gzip.level", "compression.lz4.level", "compression.type",
+        "compression.zstd.level", "delete.retention.ms", "file.delete.delay.ms", "flush.messages",
+        "flush.ms", "follower.replication.throttled.replicas", "index.interval.bytes",
+        "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
+        "max.compaction.lag.ms", "max.message.bytes", "message.downconversion.enable",
+        "message.format.version", "message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
+        "message.timestamp.difference.max.ms", "message.timestamp.type", "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms", "min.insync.replicas", "preallocate", "remote.storage.enable",
+        "retention.bytes", "retention.ms", "segment.bytes", "segment.index.bytes", "segment.jitter.ms",
+        "segment.ms", "unclean.leader.election.enable",
+    }
+    assert set(configs) == kafka_39, set(configs) ^ kafka_39
+    assert (configs["message.timestamp.type"].value, configs["message.timestamp.type"].is_read_only) == \
+        ("CreateTime", False)
+    assert configs["unclean.leader.election.enable"].value == "false"
+    assert (configs["compression.type"].value, configs["compression.type"].is_read_only) == ("producer", True)
+    assert create(broker.bootstrap, [NewTopic(f"{name}-z", 1, 1, config={"compression.type": "zstd"})]) == \
+        {f"{name}-z": KafkaError.INVALID_CONFIG}
+    assert create(broker.bootstrap, [NewTopic(f"{name}-p", 1, 1, config={"compression.type": "producer"})]) == \
+        {f"{name}-p": None}
     missing = ConfigResource("topic", "no-such-topic")
     with pytest.raises(KafkaException) as failed:
         admin.describe_configs([missing])[missing].result(TIMEOUT_S)

@@ -2,7 +2,8 @@
 librdkafka's admin API: a preferred election says why it has nothing to
 do; an unclean one brings a partition whose every ISR member is down back
 on a live replica outside the ISR, as Kafka's does (what only the ISR
-held is then gone: the price the operator chose), and the old ISR member,
+held is then gone: the price the operator chose), as does a topic's own
+`unclean.leader.election.enable=true` without asking, and the old ISR member,
 back, truncates what only it held and follows. Real nodes on loopback;
 every wait is bounded."""
 
@@ -32,7 +33,11 @@ def test_unclean_election_brings_back_a_partition_whose_isr_is_down(make_cluster
     c = make_cluster(nodes=4, voters=3).start()
     topic = f"el-{uuid.uuid4().hex[:6]}"
     nt = NewTopic(topic, 1, replica_assignment=[[3000, 4000]], config={"min.insync.replicas": "1"})
-    assert create(c.bootstraps(), [nt]) == {topic: None}
+    # The same placement, but the topic allows unclean elections itself.
+    auto = f"{topic}-auto"
+    na = NewTopic(auto, 1, replica_assignment=[[3000, 4000]],
+                  config={"min.insync.replicas": "1", "unclean.leader.election.enable": "true"})
+    assert create(c.bootstraps(), [nt, na]) == {topic: None, auto: None}
     quorum = ",".join(c.nodes[n].bootstrap for n in (1, 2))
     assert elect(quorum, ElectionType.PREFERRED, topic, (0, 9)) == {
         0: KafkaError.ELECTION_NOT_NEEDED,
@@ -41,7 +46,8 @@ def test_unclean_election_brings_back_a_partition_whose_isr_is_down(make_cluster
     before = [f"before-{i}" for i in range(50)]
     acked, failed = produce_acked(c.bootstraps(), topic, before)
     assert failed == [] and sorted(acked.values()) == list(range(50))
-    wait_until(lambda: partition_state(quorum, topic)[2] == [3000, 4000], TIMEOUT_S, "both in the ISR")
+    for t in (topic, auto):
+        wait_until(lambda: partition_state(quorum, t)[2] == [3000, 4000], TIMEOUT_S, "both in the ISR")
 
     # Node 4 down: node 3 alone in the ISR takes records node 4 lacks.
     c.nodes[4].kill()
@@ -55,6 +61,10 @@ def test_unclean_election_brings_back_a_partition_whose_isr_is_down(make_cluster
     wait_until(lambda: partition_state(quorum, topic)[0] == -1, FENCE_WAIT_S, "the partition offline")
     c.nodes[4].start()
     wait_until(lambda: 4000 in metadata(quorum)[0], FENCE_WAIT_S, "node 4 registered again")
+    # The topic that allows it got node 4 as its leader, alone in the ISR,
+    # as node 4 came back; the other one did not.
+    wait_until(lambda: partition_state(quorum, auto)[:3:2] == (4000, [4000]), TIMEOUT_S,
+               "an unclean election of the topic that allows them")
     assert partition_state(quorum, topic)[0] == -1
     assert elect(quorum, ElectionType.PREFERRED, topic) == {0: KafkaError.PREFERRED_LEADER_NOT_AVAILABLE}
 

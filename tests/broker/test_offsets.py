@@ -1,5 +1,6 @@
 """ListOffsets (earliest, latest, by timestamp, max timestamp) and watermarks."""
 
+import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -53,6 +54,38 @@ def test_offsets_by_time_are_per_record_inside_a_compressed_batch(broker):
     msgs = c.consume(5, timeout=TIMEOUT_S)
     assert [m.timestamp()[1] - base for m in msgs] == [0, 10, 40, 20, 30]
     c.close()
+
+
+def test_log_append_time_topics_carry_the_brokers_clock(broker):
+    """message.timestamp.type=LogAppendTime: the broker stamps each batch;
+    the producer's delivery report and every consumer see its time, not
+    the producer's (here a day old, which the topic would otherwise keep)."""
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+    topic = f"lat-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"message.timestamp.type": "LogAppendTime"})])[topic].result(
+        TIMEOUT_S)
+    old = int(time.time() * 1000) - 86_400_000
+    reports = []
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 50})
+    before = int(time.time() * 1000)
+    for i in range(10):
+        p.produce(topic, f"v{i}".encode(), partition=0, timestamp=old + i,
+                  on_delivery=lambda err, m: reports.append((err, m.timestamp())))
+    assert p.flush(TIMEOUT_S) == 0
+    after = int(time.time() * 1000)
+    assert all(err is None for err, _ in reports), reports
+    assert all(kind == TIMESTAMP_LOG_APPEND_TIME and before <= ts <= after for _, (kind, ts) in reports), reports
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    for _ in range(40):
+        got += [m for m in c.consume(10, timeout=0.5) if m.error() is None]
+        if len(got) >= 10:
+            break
+    c.close()
+    assert len(got) == 10
+    assert all(m.timestamp()[0] == TIMESTAMP_LOG_APPEND_TIME and before <= m.timestamp()[1] <= after for m in got)
 
 
 def test_long_poll_is_woken_by_an_append(broker):

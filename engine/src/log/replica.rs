@@ -234,6 +234,11 @@ impl<D: Disk> PartitionLog<D> {
         self.check_writer(Writer::Follower)?;
         let mut st = self.inner.state.borrow_mut();
         self.place(&mut st, batches, &headers);
-        Ok(AppendInfo { base_offset, last_offset: end_offset - 1, end_offset })
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: end_offset - 1,
+            end_offset,
+            log_append_time: crate::types::NO_TIMESTAMP,
+        })
     }
 }

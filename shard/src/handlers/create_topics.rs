@@ -12,7 +12,7 @@ use net::kafka_protocol;
 
 use super::metadata::ask_controller;
 use super::{respond, HandlerResult};
-use crate::configs::{effective, TOPIC_CONFIGS};
+use crate::configs::{effective, is_fixed, listed_topic_configs};
 use crate::controller::TopicSpec;
 use crate::shard::Shard;
 
@@ -55,14 +55,15 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     r.replication_factor =
                         meta.partitions.first().map_or(0, |p| p.replicas.len() as i16);
                     r.configs = Some(
-                        TOPIC_CONFIGS
-                            .iter()
-                            .map(|(name, _)| {
+                        listed_topic_configs()
+                            .into_iter()
+                            .map(|name| {
                                 let (value, source) = effective(name, &meta.configs, &shard.config);
                                 CreatableTopicConfigs::default()
                                     .with_name(StrBytes::from_static_str(name))
                                     .with_value(Some(StrBytes::from_string(value)))
                                     .with_config_source(source)
+                                    .with_read_only(is_fixed(name))
                             })
                             .collect(),
                     );

@@ -11,7 +11,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
-use crate::configs::{config_type, documentation, effective, TOPIC_CONFIGS};
+use crate::configs::{config_type, documentation, effective, is_fixed, listed_topic_configs};
 use crate::shard::Shard;
 
 /// Kafka's resource type of a topic.
@@ -42,19 +42,20 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 )));
                 return result;
             };
-            result.configs = TOPIC_CONFIGS
-                .iter()
-                .filter(|(name, _)| {
+            result.configs = listed_topic_configs()
+                .into_iter()
+                .filter(|name| {
                     r.configuration_keys
                         .as_ref()
                         .is_none_or(|keys| keys.iter().any(|k| k.as_str() == *name))
                 })
-                .map(|(name, _)| {
+                .map(|name| {
                     let (value, source) = effective(name, &topic.configs, &shard.config);
                     let mut c = DescribeConfigsResourceResult::default()
                         .with_name(StrBytes::from_static_str(name))
                         .with_value(Some(StrBytes::from_string(value)))
-                        .with_config_source(source);
+                        .with_config_source(source)
+                        .with_read_only(is_fixed(name));
                     if version >= 3 {
                         c.config_type = config_type(name);
                         if req.include_documentation {

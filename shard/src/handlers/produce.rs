@@ -224,6 +224,8 @@ async fn respond_when_acked(
                         (Ok((log, info, _)), Ok(())) => {
                             r.error_code = NONE;
                             r.base_offset = info.base_offset;
+                            // LogAppendTime topics: the time the batches got.
+                            r.log_append_time_ms = info.log_append_time;
                             if version >= 5 {
                                 r.log_start_offset = log.log_start_offset();
                             }

@@ -4,7 +4,8 @@
 //! gives a partition without a leader to a live replica, from the ISR if
 //! one is live, else from outside it: the operator's explicit choice to
 //! take whatever that replica holds over waiting for the ISR (Kafka's
-//! `unclean.leader.election.enable` for one request; never automatic).
+//! `unclean.leader.election.enable` for one request; automatic only on a
+//! topic that sets it: `nodes.rs`).
 //!
 //! Pure, like the rest of the machine: one `partition` record per
 //! election, with the next leader and partition epochs.

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use net::kafka_protocol::error::ResponseError;
 
-use crate::configs::{config_type, log_config, LIST_CONFIG, TOPIC_CONFIGS};
+use crate::configs::{config_type, default_of, log_config, LIST_CONFIG};
 use crate::error::{ControllerError, Refusal};
 use crate::groups::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, OFFSETS_TOPIC_REPLICATION_FACTOR};
 use crate::ids::NodeId;
@@ -522,7 +522,10 @@ impl Proposer<'_> {
         let mut altered = topic.clone();
         altered.configs = configs;
         if altered != *topic {
-            self.records.push(MetadataRecord::Topic(altered));
+            let record = MetadataRecord::Topic(altered);
+            let after = self.image.apply(&record);
+            self.records.push(record);
+            self.records.extend(nodes::elect_leaderless_in(&after, |t| t.name == name));
         }
         Ok(())
     }
@@ -541,7 +544,7 @@ pub fn apply_config_changes(
 ) -> Result<BTreeMap<String, String>, String> {
     let mut out = configs.clone();
     for c in changes {
-        let Some(&(_, default)) = TOPIC_CONFIGS.iter().find(|(n, _)| *n == c.name) else {
+        let Some(default) = default_of(&c.name) else {
             return Err(format!("unknown or unsupported topic config {:?}", c.name));
         };
         let value = c.value.clone().unwrap_or_default();

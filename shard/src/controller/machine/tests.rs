@@ -764,3 +764,45 @@ fn operators_elect_preferred_and_unclean_leaders() {
         [Err(ResponseError::EligibleLeadersNotAvailable)]
     );
 }
+
+/// `unclean.leader.election.enable=true` on a topic: once no ISR member is
+/// live, its first live replica leads alone, when the leader is fenced or
+/// at once when the config is set on an offline partition. Without it the
+/// partition stays offline.
+#[test]
+fn unclean_elections_happen_only_where_the_topic_allows_them() {
+    let mut image = cluster(&[(1, 1), (2, 1), (3, 1)]);
+    let mut careful = spec("careful", -1);
+    careful.assignments = vec![(0, vec![1000, 2000])];
+    let mut eager = spec("eager", -1);
+    eager.assignments = vec![(0, vec![1000, 3000])];
+    eager.configs.insert("unclean.leader.election.enable".into(), "true".into());
+    let create = Command::CreateTopics { topics: vec![careful, eager], validate_only: false };
+    run(&mut image, create, &mut ids());
+    for t in ["careful", "eager"] {
+        shrink_to_leader(&mut image, t, 0);
+        assert_eq!(image.partition(t, 0).unwrap().isr, vec![b(1000)]);
+    }
+    let careful_before = image.partition("careful", 0).unwrap().clone();
+    run(&mut image, Command::FenceNode(NodeId(1)), &mut ids());
+    let eager_now = image.partition("eager", 0).unwrap();
+    assert_eq!((eager_now.leader, eager_now.isr.clone()), (Some(b(3000)), vec![b(3000)]));
+    let offline = image.partition("careful", 0).unwrap().clone();
+    assert_eq!((offline.leader, offline.isr.clone()), (None, vec![b(1000)]), "no unclean election");
+    // Setting the config elects at once.
+    let alter = Command::AlterConfigs {
+        topics: vec![(
+            "careful".into(),
+            vec![ConfigChange {
+                name: "unclean.leader.election.enable".into(),
+                op: ConfigOp::Set,
+                value: Some("true".into()),
+            }],
+        )],
+        validate_only: false,
+    };
+    run(&mut image, alter, &mut ids());
+    let careful_now = image.partition("careful", 0).unwrap();
+    assert_eq!((careful_now.leader, careful_now.isr.clone()), (Some(b(2000)), vec![b(2000)]));
+    assert_eq!(careful_now.leader_epoch, careful_before.leader_epoch.next().next());
+}
