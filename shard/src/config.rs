@@ -87,6 +87,38 @@ pub fn partitions_allowed(files: u64) -> usize {
     ((files - files / FILES_RESERVED_SHARE) / FILES_PER_PARTITION).max(1) as usize
 }
 
+impl Default for NodeConfig {
+    /// `corelog serve` without flags (Kafka's defaults where Kafka has
+    /// one), but one shard: the binary sets one per core.
+    fn default() -> NodeConfig {
+        NodeConfig {
+            data_dir: "corelog-data".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            shards: 1,
+            node_id: 0,
+            flush: Flush::Fsync,
+            auto_create_topics: true,
+            default_partitions: 1,
+            default_replication_factor: 1,
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            maintenance_interval_ms: 15_000,
+            offsets_segment_bytes: 100 * 1024 * 1024,
+            zero_copy_fetch: true,
+            compaction_bytes_per_sec: 64_000_000,
+            advertised_host: None,
+            advertised_port: None,
+            metrics_port: Some(9644),
+            partitions_max: None,
+            connections_max_idle: crate::admission::CONNECTIONS_MAX_IDLE,
+            request_arrival_timeout: crate::admission::REQUEST_ARRIVAL_TIMEOUT,
+            controller_quorum: None,
+            metadata_snapshot_entries: crate::cluster::SNAPSHOT_ENTRIES,
+        }
+    }
+}
+
 impl NodeConfig {
     /// Shard `k` of node `n` is broker `n * 1000 + k`.
     pub fn broker(&self, shard: ShardId) -> BrokerId {

@@ -29,6 +29,7 @@
 //! - [`ids`], [`error`]: typed numbers and errors.
 
 pub mod admission;
+pub mod broker_configs;
 pub mod cluster;
 pub mod config;
 pub mod configs;

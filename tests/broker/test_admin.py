@@ -135,6 +135,26 @@ def test_describe_configs_with_kafka_names_and_defaults(broker):
     assert failed.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+def test_describe_configs_of_each_broker(make_broker):
+    """BROKER resources: each shard is a broker and describes itself (its
+    id, its listener), with the node's flags as static configs."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource
+
+    b = make_broker(shards=2, extra_args=["--num-partitions", "3"]).start()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    for broker_id in (0, 1):
+        r = ConfigResource("broker", str(broker_id))
+        configs = admin.describe_configs([r])[r].result(TIMEOUT_S)
+        assert configs["broker.id"].value == str(broker_id)
+        assert configs["listeners"].value == f"PLAINTEXT://127.0.0.1:{b.port + broker_id}"
+        assert (configs["num.partitions"].value, configs["num.partitions"].source) == \
+            ("3", ConfigSource.STATIC_BROKER_CONFIG.value)
+        assert (configs["message.max.bytes"].value, configs["message.max.bytes"].source) == \
+            ("1048588", ConfigSource.DEFAULT_CONFIG.value)
+        assert configs["log.dirs"].value == str(b.data_dir)
+        assert all(c.is_read_only for c in configs.values())
+
+
 def test_describe_cluster(broker):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     cluster = admin.describe_cluster(request_timeout=TIMEOUT_S).result(TIMEOUT_S)

@@ -53,29 +53,8 @@ const USAGE: &str = "usage: corelog serve [options]
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let mut config = NodeConfig {
-        data_dir: "corelog-data".into(),
-        host: "127.0.0.1".into(),
-        port: 9092,
         shards: std::thread::available_parallelism().map(|n| n.get() as u16).unwrap_or(1),
-        node_id: 0,
-        flush: Flush::Fsync,
-        auto_create_topics: true,
-        default_partitions: 1,
-        default_replication_factor: 1,
-        min_insync_replicas: 1,
-        replica_lag_time_max_ms: 30_000,
-        maintenance_interval_ms: 15_000,
-        offsets_segment_bytes: 100 * 1024 * 1024,
-        zero_copy_fetch: true,
-        compaction_bytes_per_sec: 64_000_000,
-        advertised_host: None,
-        advertised_port: None,
-        metrics_port: Some(9644),
-        partitions_max: None,
-        connections_max_idle: shard::admission::CONNECTIONS_MAX_IDLE,
-        request_arrival_timeout: shard::admission::REQUEST_ARRIVAL_TIMEOUT,
-        controller_quorum: None,
-        metadata_snapshot_entries: shard::cluster::SNAPSHOT_ENTRIES,
+        ..NodeConfig::default()
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {

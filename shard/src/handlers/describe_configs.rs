@@ -1,7 +1,10 @@
-//! DescribeConfigs v1-v4 for topics: every topic config Corelog applies, with
-//! Kafka's names and defaults, and where each value comes from.
+//! DescribeConfigs v1-v4: a topic's configs (every name Kafka lists, with
+//! Corelog's value and where it comes from: [`crate::configs`]), and a
+//! broker's (this shard's, asked by its id or by the empty name:
+//! [`crate::broker_configs`]).
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
@@ -11,11 +14,13 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
+use crate::broker_configs::broker_configs;
 use crate::configs::{config_type, documentation, effective, is_fixed, listed_topic_configs};
 use crate::shard::Shard;
 
-/// Kafka's resource type of a topic.
+/// Kafka's resource types of a topic and of a broker.
 const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: DescribeConfigsRequest = request.decode_body()?;
@@ -28,10 +33,14 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if r.resource_type == BROKER {
+                return describe_broker(shard, r, version, result);
+            }
             if r.resource_type != TOPIC {
                 result.error_code = ResponseError::InvalidRequest.code();
-                result.error_message =
-                    Some(StrBytes::from_static_str("only topic configs can be described"));
+                result.error_message = Some(StrBytes::from_static_str(
+                    "only topic and broker configs can be described",
+                ));
                 return result;
             }
             let Some(topic) = image.topics.get(r.resource_name.as_str()) else {
@@ -69,4 +78,45 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         })
         .collect();
     respond(request, &DescribeConfigsResponse::default().with_results(results))
+}
+
+/// A BROKER resource: this shard's configs, read-only. Kafka answers only
+/// for the broker asked (by its id; the empty name is its dynamic
+/// defaults, of which Corelog has none beyond what it describes).
+fn describe_broker(
+    shard: &Shard,
+    r: &DescribeConfigsResource,
+    version: i16,
+    mut result: DescribeConfigsResult,
+) -> DescribeConfigsResult {
+    let me = shard.broker();
+    let name = r.resource_name.as_str();
+    if !name.is_empty() && name != me.0.to_string() {
+        result.error_code = ResponseError::InvalidRequest.code();
+        result.error_message = Some(StrBytes::from_string(format!(
+            "unexpected broker id {name}: this is broker {}",
+            me.0
+        )));
+        return result;
+    }
+    result.configs = broker_configs(&shard.config, me.shard())
+        .into_iter()
+        .filter(|c| {
+            r.configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == c.name))
+        })
+        .map(|c| {
+            let mut out = DescribeConfigsResourceResult::default()
+                .with_name(StrBytes::from_static_str(c.name))
+                .with_value(c.value.map(StrBytes::from_string))
+                .with_config_source(c.source)
+                .with_read_only(true);
+            if version >= 3 {
+                out.config_type = c.config_type;
+            }
+            out
+        })
+        .collect();
+    result
 }
