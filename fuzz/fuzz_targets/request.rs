@@ -62,6 +62,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::OffsetForLeaderEpoch => drop(req.decode_body::<OffsetForLeaderEpochRequest>()?),
         ApiKey::ElectLeaders => drop(req.decode_body::<ElectLeadersRequest>()?),
         ApiKey::DeleteRecords => drop(req.decode_body::<DeleteRecordsRequest>()?),
+        ApiKey::DescribeLogDirs => drop(req.decode_body::<DescribeLogDirsRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

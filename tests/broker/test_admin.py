@@ -155,6 +155,41 @@ def test_describe_configs_of_each_broker(make_broker):
         assert all(c.is_read_only for c in configs.values())
 
 
+def test_describe_log_dirs_through_kafka_python(make_broker):
+    """Each shard (a broker) reports the partitions it holds, with their
+    bytes, in the node's directory, with the file system's size (v4)."""
+    import os
+    from kafka import KafkaAdminClient, KafkaProducer
+
+    b = make_broker(shards=2).start()
+    topic = f"ld-{uuid.uuid4().hex[:8]}"
+    assert create(b.bootstrap, [NewTopic(topic, 2, 1)]) == {topic: None}
+    p = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all")
+    for i in range(200):
+        p.send(topic, b"x" * 100, partition=i % 2)
+    p.flush(TIMEOUT_S)
+    p.close()
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        answers = admin.describe_log_dirs({topic: [0, 1]})
+    finally:
+        admin.close()
+    fs = os.statvfs(b.data_dir)
+    seen = {}
+    for answer in answers:
+        (d,) = answer["log_dirs"]
+        assert d["error_code"] == 0 and d["log_dir"] == str(b.data_dir)
+        assert d["total_bytes"] == fs.f_blocks * fs.f_frsize and 0 < d["usable_bytes"] <= d["total_bytes"]
+        for t in d["topics"]:
+            assert t["name"] == topic
+            for part in t["partitions"]:
+                assert part["partition_index"] not in seen, "each partition on one broker"
+                seen[part["partition_index"]] = (answer["broker"], part["partition_size"], part["offset_lag"])
+    assert sorted(seen) == [0, 1]
+    assert {broker for broker, _, _ in seen.values()} == {0, 1}, "one partition per shard"
+    assert all(size > 100 * 100 and lag == 0 for _, size, lag in seen.values()), seen
+
+
 def test_describe_cluster(broker):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     cluster = admin.describe_cluster(request_timeout=TIMEOUT_S).result(TIMEOUT_S)

@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0}
 
 
 class Ctx:
@@ -707,6 +707,16 @@ def body_delete_records(w, v, c):
     w.tags()
 
 
+def body_describe_log_dirs(w, v, c):
+    def topic(w, name):
+        w.string(name)
+        w.array([0, 1], lambda w, p: w.i32(p))
+        w.tags()
+
+    w.array([c.topic], topic)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded). Produce v0-v2 are
 # advertised but refused by design (docs/decisions.md #17).
 ENCODERS = {
@@ -730,6 +740,7 @@ ENCODERS = {
     22: ("InitProducerId", body_init_producer_id, 0),
     23: ("OffsetForLeaderEpoch", body_offset_for_leader_epoch, 2),
     32: ("DescribeConfigs", body_describe_configs, 1),
+    35: ("DescribeLogDirs", body_describe_log_dirs, 1),
     37: ("CreatePartitions", body_create_partitions, 0),
     42: ("DeleteGroups", body_delete_groups, 0),
     43: ("ElectLeaders", body_elect_leaders, 0),
