@@ -297,6 +297,11 @@ impl<D: Disk> PartitionLog<D> {
         self.inner.acked_end.get()
     }
 
+    /// The idempotent producers this log remembers (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::producers::ActiveProducer> {
+        self.inner.state.borrow().producers.active()
+    }
+
     /// The reason the log refuses writes, if it does.
     pub fn failure(&self) -> Option<StorageFailure> {
         self.inner.state.borrow().failed.clone()

@@ -20,7 +20,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::batch::BatchHeader;
-use crate::types::Offset;
+use crate::types::{Offset, Timestamp, NO_TIMESTAMP};
 
 /// Batches remembered per producer: Kafka's limit on in-flight requests per
 /// connection for idempotent producers (`max.in.flight.requests.per.connection`
@@ -48,7 +48,24 @@ struct Producer {
     batches: VecDeque<ProducerBatch>,
     /// Log offset of its newest batch, for forgetting the idlest producer.
     last_offset: Offset,
+    /// `maxTimestamp` of its newest batch (DescribeProducers).
+    last_timestamp: Timestamp,
 }
+
+/// A producer as DescribeProducers reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence of its newest batch.
+    pub last_sequence: i32,
+    pub last_timestamp: Timestamp,
+}
+
+/// The first byte of a version-2 snapshot. Version 1 (no timestamps)
+/// starts with its producer count, whose first byte is 0 (at most
+/// [`PRODUCERS_PER_PARTITION_MAX`]).
+const SNAPSHOT_V2: u8 = 2;
 
 /// Why a batch of an idempotent producer is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +212,9 @@ impl ProducerStates {
             epoch: h.producer_epoch,
             batches: VecDeque::new(),
             last_offset: batch.last_offset,
+            last_timestamp: NO_TIMESTAMP,
         });
+        p.last_timestamp = h.max_timestamp;
         self.by_last_offset.remove(&(p.last_offset, h.producer_id));
         self.by_last_offset.insert((batch.last_offset, h.producer_id));
         if h.producer_epoch != p.epoch {
@@ -215,13 +234,32 @@ impl ProducerStates {
         debug_assert_eq!(self.producers.len(), self.by_last_offset.len());
     }
 
+    /// Every producer remembered, by id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut out: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, p)| ActiveProducer {
+                producer_id,
+                epoch: p.epoch,
+                last_sequence: p.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: p.last_timestamp,
+            })
+            .collect();
+        out.sort_unstable_by_key(|p| p.producer_id);
+        out
+    }
+
     /// The snapshot format (all big-endian), written by the log as
-    /// `<offset:020>.producers`: `count: u32`, then per producer
-    /// `producer_id: i64`, `epoch: i16`, `batches: u8`, then per batch
-    /// `first_seq: i32`, `last_seq: i32`, `base_offset: i64`,
-    /// `last_offset: i64`; then a CRC-32 (IEEE) of everything before it.
+    /// `<offset:020>.producers`, version 2: the byte 2, `count: u32`, then
+    /// per producer `producer_id: i64`, `epoch: i16`, `last_timestamp:
+    /// i64`, `batches: u8`, then per batch `first_seq: i32`, `last_seq:
+    /// i32`, `base_offset: i64`, `last_offset: i64`; then a CRC-32 (IEEE)
+    /// of everything before it. Version 1 (read, never written) had no
+    /// leading byte and no timestamps.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + self.producers.len() * 64);
+        let mut out = Vec::with_capacity(5 + self.producers.len() * 72);
+        out.push(SNAPSHOT_V2);
         out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort_unstable();
@@ -229,6 +267,7 @@ impl ProducerStates {
             let p = &self.producers[&id];
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&p.epoch.to_be_bytes());
+            out.extend_from_slice(&p.last_timestamp.to_be_bytes());
             out.push(p.batches.len() as u8);
             for b in &p.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -248,7 +287,8 @@ impl ProducerStates {
         if crc32fast::hash(body).to_be_bytes() != crc {
             return None;
         }
-        let mut at = 0usize;
+        let v2 = body.first() == Some(&SNAPSHOT_V2);
+        let mut at = usize::from(v2);
         let mut take = |n: usize| {
             let s = body.get(at..at + n)?;
             at += n;
@@ -259,6 +299,8 @@ impl ProducerStates {
         for _ in 0..count {
             let id = i64::from_be_bytes(take(8)?.try_into().ok()?);
             let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
+            let last_timestamp =
+                if v2 { i64::from_be_bytes(take(8)?.try_into().ok()?) } else { NO_TIMESTAMP };
             let n = take(1)?[0];
             let mut batches = VecDeque::new();
             for _ in 0..n {
@@ -270,7 +312,10 @@ impl ProducerStates {
                 });
             }
             let last_offset = batches.back().map_or(-1, |b| b.last_offset);
-            producers.insert(id, Producer { epoch, batches, last_offset });
+            producers.insert(id, Producer { epoch, batches, last_offset, last_timestamp });
+        }
+        if take(1).is_some() {
+            return None; // bytes left over: not a snapshot of this format
         }
         let by_last_offset = producers.iter().map(|(&id, p)| (p.last_offset, id)).collect();
         Some(ProducerStates { producers, by_last_offset })
@@ -359,5 +404,40 @@ mod tests {
         bad[5] ^= 1;
         assert_eq!(ProducerStates::decode(&bad), None);
         assert_eq!(ProducerStates::decode(&bytes[..3]), None);
+    }
+
+    /// A version-1 snapshot (before timestamps) still loads, its
+    /// producers' last timestamps unknown until their next batch.
+    #[test]
+    fn version_1_snapshots_load_without_timestamps() {
+        let mut s = ProducerStates::default();
+        let mut b = batch(7, 3, 10, 2, 100);
+        b.max_timestamp = 1_700_000_000_000;
+        s.apply(&b);
+        assert_eq!(
+            s.active(),
+            vec![ActiveProducer {
+                producer_id: 7,
+                epoch: 3,
+                last_sequence: 11,
+                last_timestamp: 1_700_000_000_000
+            }]
+        );
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&1u32.to_be_bytes());
+        v1.extend_from_slice(&7i64.to_be_bytes());
+        v1.extend_from_slice(&3i16.to_be_bytes());
+        v1.push(1);
+        for v in [10i32, 11] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [100i64, 101] {
+            v1.extend_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        let loaded = ProducerStates::decode(&v1).unwrap();
+        assert_eq!(loaded.active()[0].last_timestamp, NO_TIMESTAMP);
+        assert_eq!(loaded.check(&[batch(7, 3, 10, 2, -1)]), s.check(&[batch(7, 3, 10, 2, -1)]));
     }
 }

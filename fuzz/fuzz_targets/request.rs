@@ -63,6 +63,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::ElectLeaders => drop(req.decode_body::<ElectLeadersRequest>()?),
         ApiKey::DeleteRecords => drop(req.decode_body::<DeleteRecordsRequest>()?),
         ApiKey::DescribeLogDirs => drop(req.decode_body::<DescribeLogDirsRequest>()?),
+        ApiKey::DescribeProducers => drop(req.decode_body::<DescribeProducersRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
 
 
 class Ctx:
@@ -717,6 +717,16 @@ def body_describe_log_dirs(w, v, c):
     w.tags()
 
 
+def body_describe_producers(w, v, c):
+    def topic(w, name):
+        w.string(name)
+        w.array([0, 1], lambda w, p: w.i32(p))
+        w.tags()
+
+    w.array([c.topic], topic)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded). Produce v0-v2 are
 # advertised but refused by design (docs/decisions.md #17).
 ENCODERS = {
@@ -748,6 +758,7 @@ ENCODERS = {
     47: ("OffsetDelete", body_offset_delete, 0),
     55: ("DescribeQuorum", body_describe_quorum, 0),
     60: ("DescribeCluster", body_describe_cluster, 0),
+    61: ("DescribeProducers", body_describe_producers, 0),
 }
 
 

@@ -332,3 +332,36 @@ def test_librdkafka_idempotent_producer_under_injected_retries(make_broker):
     # value would repeat.
     assert values == list(range(n)), "every record once, in order, despite the retries"
 
+
+
+def test_describe_producers_through_kafka_python(make_broker):
+    """DescribeProducers (KIP-664): the partition's idempotent producer with
+    its epoch, last sequence and last batch time, before and after a
+    restart (the producers' snapshot keeps the time)."""
+    from kafka import KafkaAdminClient
+    from kafka.structs import TopicPartition as KTopicPartition
+
+    b = make_broker(shards=1).start()
+    topic = f"dp-{uuid.uuid4().hex[:8]}"
+    create(b.bootstrap, topic, 1)
+    before = int(time.time() * 1000)
+    p = Producer({"bootstrap.servers": b.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i in range(30):
+        p.produce(topic, f"v{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+    after = int(time.time() * 1000)
+
+    def describe():
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        try:
+            states = admin.describe_producers([KTopicPartition(topic, 0)])
+        finally:
+            admin.close()
+        return states[KTopicPartition(topic, 0)].active_producers
+
+    (state,) = describe()
+    assert (state.producer_epoch, state.last_sequence) == (0, 29)
+    assert before <= state.last_timestamp <= after
+    assert (state.coordinator_epoch, state.current_transaction_start_offset) == (-1, -1)
+    b.restart()
+    assert describe() == [state]

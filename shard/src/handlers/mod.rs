@@ -17,6 +17,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_quorum;
 mod elect_leaders;
 pub(crate) mod fetch;
@@ -68,6 +69,7 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
         ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request),
+        ApiKey::DescribeProducers => describe_producers::handle(shard, request),
         ApiKey::IncrementalAlterConfigs => alter_configs::handle(shard, request).await,
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
         ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
