@@ -64,6 +64,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::DeleteRecords => drop(req.decode_body::<DeleteRecordsRequest>()?),
         ApiKey::DescribeLogDirs => drop(req.decode_body::<DescribeLogDirsRequest>()?),
         ApiKey::DescribeProducers => drop(req.decode_body::<DescribeProducersRequest>()?),
+        ApiKey::AlterConfigs => drop(req.decode_body::<AlterConfigsRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

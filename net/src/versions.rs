@@ -35,6 +35,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::AlterConfigs, 0, 2),
 ];
 
 /// The range ApiVersions reports for `api`: the served range, except for
@@ -103,6 +104,7 @@ mod tests {
         within::<DeleteRecordsRequest>(ApiKey::DeleteRecords);
         within::<DescribeLogDirsRequest>(ApiKey::DescribeLogDirs);
         within::<DescribeProducersRequest>(ApiKey::DescribeProducers);
+        within::<AlterConfigsRequest>(ApiKey::AlterConfigs);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
         assert!(!supports(ApiKey::AddPartitionsToTxn, 0));
         assert_eq!(advertised(ApiKey::Produce, 3, 9), (0, 9));

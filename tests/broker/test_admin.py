@@ -190,6 +190,74 @@ def test_describe_log_dirs_through_kafka_python(make_broker):
     assert all(size > 100 * 100 and lag == 0 for _, size, lag in seen.values()), seen
 
 
+def legacy_alter_configs(bootstrap, resources):
+    """One AlterConfigs v0 request, written by hand (clients fill in the
+    configs left out, which would hide what the broker does with them):
+    [(resource type, name, {config: value})] -> [(error code, name)]."""
+    import socket
+    import struct
+
+    def string(v):
+        if v is None:
+            return struct.pack(">h", -1)
+        return struct.pack(">h", len(v)) + v.encode()
+
+    body = struct.pack(">i", len(resources))
+    for kind, name, configs in resources:
+        body += struct.pack(">b", kind) + string(name) + struct.pack(">i", len(configs))
+        body += b"".join(string(k) + string(v) for k, v in configs.items())
+    body += struct.pack(">b", 0)  # validate_only
+    frame = struct.pack(">hhi", 33, 0, 7) + string("legacy-test") + body
+    host, port = bootstrap.split(":")
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT_S) as s:
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+
+        def read(n):
+            out = b""
+            while len(out) < n:
+                chunk = s.recv(n - len(out))
+                assert chunk, "connection closed"
+                out += chunk
+            return out
+
+        (size,) = struct.unpack(">i", read(4))
+        data = read(size)
+    correlation, _throttle, count = struct.unpack(">iii", data[:12])
+    assert correlation == 7
+    at, out = 12, []
+    for _ in range(count):
+        (code,) = struct.unpack(">h", data[at:at + 2])
+        at += 2
+        (n,) = struct.unpack(">h", data[at:at + 2])
+        at += 2 + max(n, 0)
+        at += 1  # resource type
+        (n,) = struct.unpack(">h", data[at:at + 2])
+        out.append((code, data[at + 2:at + 2 + n].decode()))
+        at += 2 + n
+    return out
+
+
+def test_legacy_alter_configs_replaces_a_topics_configs(broker):
+    """AlterConfigs (not incremental), as Sarama's ClusterAdmin and older
+    tools send it: the entries become the topic's whole set of configs;
+    broker configs are read-only."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource
+
+    name = f"lac-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, [NewTopic(name, 1, 1, config={"retention.ms": "3600000", "segment.bytes": "1048576"})])
+    assert legacy_alter_configs(broker.bootstrap, [(2, name, {"retention.ms": "7200000"}), (4, "0", {})]) == [
+        (0, name), (KafkaError.INVALID_REQUEST, "0")]
+    r = ConfigResource("topic", name)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # alive until the result
+    configs = admin.describe_configs([r])[r].result(TIMEOUT_S)
+    assert (configs["retention.ms"].value, configs["retention.ms"].source) == \
+        ("7200000", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+    assert (configs["segment.bytes"].value, configs["segment.bytes"].source) == \
+        ("1073741824", ConfigSource.DEFAULT_CONFIG.value), "not in the new set: back to the default"
+    assert legacy_alter_configs(broker.bootstrap, [(2, name, {"retention.ms": "soon"})]) == [
+        (KafkaError.INVALID_CONFIG, name)]
+
+
 def test_describe_cluster(broker):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     cluster = admin.describe_cluster(request_timeout=TIMEOUT_S).result(TIMEOUT_S)

@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
 
 
 class Ctx:
@@ -627,6 +627,23 @@ def body_incremental_alter_configs(w, v, c):
     w.tags()
 
 
+def body_alter_configs(w, v, c):
+    def config(w, kv):
+        w.string(kv[0])
+        w.string(kv[1])
+        w.tags()
+
+    def resource(w, _):
+        w.i8(2)
+        w.string(c.topic)
+        w.array([("retention.ms", "3600000")], config)
+        w.tags()
+
+    w.array([c.topic], resource)
+    w.boolean(True)  # validate only
+    w.tags()
+
+
 def body_offset_delete(w, v, c):
     w.string(c.group)
 
@@ -750,6 +767,7 @@ ENCODERS = {
     22: ("InitProducerId", body_init_producer_id, 0),
     23: ("OffsetForLeaderEpoch", body_offset_for_leader_epoch, 2),
     32: ("DescribeConfigs", body_describe_configs, 1),
+    33: ("AlterConfigs", body_alter_configs, 0),
     35: ("DescribeLogDirs", body_describe_log_dirs, 1),
     37: ("CreatePartitions", body_create_partitions, 0),
     42: ("DeleteGroups", body_delete_groups, 0),

@@ -71,6 +71,7 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request),
         ApiKey::DescribeProducers => describe_producers::handle(shard, request),
         ApiKey::IncrementalAlterConfigs => alter_configs::handle(shard, request).await,
+        ApiKey::AlterConfigs => alter_configs::handle_legacy(shard, request).await,
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
         ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
