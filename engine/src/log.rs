@@ -361,7 +361,7 @@ impl<D: Disk> PartitionLog<D> {
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, AppendError> {
         let rules = self.inner.config.borrow().validation_rules(self.inner.clock.now_ms());
-        let headers = validate_for_append(&mut batches, &rules)?;
+        let mut headers = validate_for_append(&mut batches, &rules)?;
         let records: i64 = headers.iter().map(|h| h.records_count as i64).sum();
         if records - 1 > i32::MAX as i64 {
             // One segment must hold a whole append (see `prepare_space`).
@@ -374,6 +374,11 @@ impl<D: Disk> PartitionLog<D> {
         self.prepare_space(total as u64, records).await?;
         self.check_writable()?;
         self.check_writer(Writer::Leader(leader_epoch))?;
+        let log_append_time = if rules.log_append_time {
+            self.restamp(&mut batches, &mut headers, rules.now_ms)
+        } else {
+            NO_TIMESTAMP
+        };
 
         // From here to the end nothing awaits: offsets are assigned, the
         // bytes stamped, copied to the tail and cached in one step.
@@ -404,8 +409,31 @@ impl<D: Disk> PartitionLog<D> {
             stamped.push(h);
         }
         self.place(st, batches, &stamped);
-        let log_append_time = if rules.log_append_time { rules.now_ms } else { NO_TIMESTAMP };
         Ok(AppendInfo { base_offset, last_offset: offset - 1, end_offset: offset, log_append_time })
+    }
+
+    /// LogAppendTime: stamps the batches again with the clock of the moment
+    /// their offsets are assigned (validation stamped them before the
+    /// append waited for room and the lock), so that stamps follow offsets
+    /// as Kafka's, stamped under its log's lock. Returns the stamp.
+    fn restamp(
+        &self,
+        batches: &mut BytesMut,
+        headers: &mut [BatchHeader],
+        stamped: Timestamp,
+    ) -> Timestamp {
+        let now = self.inner.clock.now_ms().max(stamped);
+        if now != stamped {
+            let mut at = 0;
+            for h in headers.iter_mut() {
+                let batch = &mut batches[at..at + h.size];
+                crate::batch::set_max_timestamp(batch, now); // and the CRC
+                h.max_timestamp = now;
+                h.crc = crate::batch::batch_crc(batch);
+                at += h.size;
+            }
+        }
+        now
     }
 
     /// Puts batches whose headers are final (offsets and epochs stamped,

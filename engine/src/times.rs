@@ -65,14 +65,16 @@ pub fn for_each_record_time(
     Ok(())
 }
 
-/// The first record at or after `timestamp`: its offset and timestamp.
+/// The first record at or past offset `from` whose timestamp is at or
+/// after `timestamp`: its offset and timestamp.
 pub fn first_at_or_after(
     batch: &[u8],
     timestamp: Timestamp,
+    from: Offset,
 ) -> Result<Option<(Offset, Timestamp)>, BatchError> {
     let mut found = None;
     for_each_record_time(batch, |offset, ts| {
-        if ts >= timestamp {
+        if offset >= from && ts >= timestamp {
             found = Some((offset, ts));
         }
         found.is_none()
@@ -80,12 +82,13 @@ pub fn first_at_or_after(
     Ok(found)
 }
 
-/// The first record carrying the batch's largest timestamp: its offset and
-/// timestamp (ListOffsets `MAX_TIMESTAMP`, KIP-734).
-pub fn first_at_max(batch: &[u8]) -> Result<Option<(Offset, Timestamp)>, BatchError> {
+/// The first record at or past offset `from` carrying the largest
+/// timestamp among them: its offset and timestamp (ListOffsets
+/// `MAX_TIMESTAMP`, KIP-734).
+pub fn first_at_max(batch: &[u8], from: Offset) -> Result<Option<(Offset, Timestamp)>, BatchError> {
     let mut best: Option<(Offset, Timestamp)> = None;
     for_each_record_time(batch, |offset, ts| {
-        if best.is_none_or(|(_, b)| ts > b) {
+        if offset >= from && best.is_none_or(|(_, b)| ts > b) {
             best = Some((offset, ts));
         }
         true
@@ -119,10 +122,13 @@ mod tests {
     fn per_record_offsets_plain_and_compressed() {
         let plain = batch_with(&[0, 30, 10, 30, 20]);
         for b in [plain.clone(), gzip(&plain)] {
-            assert_eq!(first_at_max(&b).unwrap(), Some((101, T + 30)));
-            assert_eq!(first_at_or_after(&b, T + 15).unwrap(), Some((101, T + 30)));
-            assert_eq!(first_at_or_after(&b, T).unwrap(), Some((100, T)));
-            assert_eq!(first_at_or_after(&b, T + 31).unwrap(), None);
+            assert_eq!(first_at_max(&b, 0).unwrap(), Some((101, T + 30)));
+            assert_eq!(first_at_max(&b, 102).unwrap(), Some((103, T + 30)));
+            assert_eq!(first_at_max(&b, 104).unwrap(), Some((104, T + 20)));
+            assert_eq!(first_at_or_after(&b, T + 15, 0).unwrap(), Some((101, T + 30)));
+            assert_eq!(first_at_or_after(&b, T + 15, 102).unwrap(), Some((103, T + 30)));
+            assert_eq!(first_at_or_after(&b, T, 0).unwrap(), Some((100, T)));
+            assert_eq!(first_at_or_after(&b, T + 31, 0).unwrap(), None);
         }
     }
 
@@ -132,8 +138,8 @@ mod tests {
         b[21..23].copy_from_slice(&LOG_APPEND_TIME.to_be_bytes());
         crate::batch::set_max_timestamp(&mut b, T + 99);
         set_crc(&mut b);
-        assert_eq!(first_at_max(&b).unwrap(), Some((100, T + 99)));
-        assert_eq!(first_at_or_after(&b, T + 50).unwrap(), Some((100, T + 99)));
+        assert_eq!(first_at_max(&b, 0).unwrap(), Some((100, T + 99)));
+        assert_eq!(first_at_or_after(&b, T + 50, 0).unwrap(), Some((100, T + 99)));
     }
 
     #[test]
@@ -142,6 +148,6 @@ mod tests {
         let at = HEADER_BYTES;
         b[at] = 0x7f; // the first record's length runs past the batch
         set_crc(&mut b);
-        assert!(first_at_max(&b).is_err());
+        assert!(first_at_max(&b, 0).is_err());
     }
 }

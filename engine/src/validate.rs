@@ -150,8 +150,14 @@ pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHea
             header.attributes = attributes;
             header.max_timestamp = rules.now_ms;
             header.crc = crate::batch::batch_crc(batch);
-        } else if max_timestamp != header.max_timestamp {
+        } else if max_timestamp != header.max_timestamp || header.attributes & LOG_APPEND_TIME != 0
+        {
+            // CreateTime: a producer's LogAppendTime bit is cleared, as
+            // Kafka sets the topic's timestamp type.
+            let attributes = header.attributes & !LOG_APPEND_TIME;
+            batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
             crate::batch::set_max_timestamp(batch, max_timestamp);
+            header.attributes = attributes;
             header.max_timestamp = max_timestamp;
             header.crc = crate::batch::batch_crc(batch);
         }
@@ -458,6 +464,16 @@ mod tests {
             let stored = validate_one(&b).unwrap();
             assert_eq!(stored, h, "the bytes say so too, under a valid CRC");
         }
+    }
+
+    #[test]
+    fn a_producers_log_append_time_bit_is_cleared_on_create_time_topics() {
+        let mut b = build(&[(None, Some(b"v"))], NOW);
+        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&LOG_APPEND_TIME.to_be_bytes());
+        set_crc(&mut b);
+        let h = validate_for_append(&mut b, &rules()).unwrap()[0];
+        assert_eq!((h.attributes & LOG_APPEND_TIME, h.max_timestamp), (0, NOW));
+        assert_eq!(validate_one(&b).unwrap(), h);
     }
 
     #[test]

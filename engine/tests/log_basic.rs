@@ -274,6 +274,11 @@ fn the_log_start_moves_durably_and_never_back() {
         assert!(matches!(log.read(70, 1 << 20, 120).await, Err(LogError::OffsetOutOfRange { .. })));
         assert!(!read_all(&log, 71, 1 << 20).await.is_empty());
         assert_eq!(log.advance_log_start(10).await.unwrap(), 71, "never back");
+        // Lookups by time skip what is gone, inside the straddling batch too
+        // (batch `tag` holds offsets 2 tag and 2 tag + 1 at T0 + tag).
+        assert_eq!(log.offset_for_timestamp(T0).await.unwrap(), Some((71, T0 + 35)));
+        assert_eq!(log.offset_for_timestamp(T0 + 36).await.unwrap(), Some((72, T0 + 36)));
+        assert_eq!(log.offset_of_max_timestamp().await.unwrap(), Some((T0 + 59, 118)));
     });
     env.disk.crash(3);
     let env2 = env.restart();

@@ -130,6 +130,7 @@ def test_help_on_every_command_and_subcommand():
     ["topic", "delete-records", "t"],
     ["topic", "delete-records", "t", "--offset", "0=-2"],
     ["topic", "delete-records", "t", "--offset", "x=5"],
+    ["topic", "delete-records", "t", "--offset", "0=1", "--timeout-ms", "90000"],
     ["group", "reset-offsets", "g", "--topic", "t"],
     ["group", "reset-offsets", "g", "--topic", "t", "--to-earliest", "--to-latest"],
     ["group", "reset-offsets", "g", "--topic", "t", "--to-datetime", "yesterday"],

@@ -66,6 +66,10 @@ def test_deleted_records_are_gone_for_good(make_broker):
     assert delete_records(b.bootstrap, topic, 123).low_watermark == 123
     assert earliest(b.bootstrap, topic) == 123
     assert first_read(b.bootstrap, topic) == (123, "v123")
+    # Offsets by time skip what is gone, within the batch holding 123 too.
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "unused"})
+    assert c.offsets_for_times([TopicPartition(topic, 0, 0)], timeout=TIMEOUT_S)[0].offset == 123
+    c.close()
     # Below the start a consumer without a reset policy is told so.
     assert first_read(b.bootstrap, topic, 50) == KafkaError._AUTO_OFFSET_RESET
     # Never back, and never past the high watermark.

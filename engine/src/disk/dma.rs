@@ -259,8 +259,10 @@ impl Disk for DmaDisk {
     }
 
     /// `syncfs(2)` has no io_uring operation: this blocks the calling
-    /// shard's thread until the file system is synced. Only a shard that is
-    /// stopping calls it (once or twice), so nothing else waits behind it.
+    /// shard's thread until the file system is synced. A stopping shard
+    /// calls it (once or twice), and otherwise only rare repairs of one
+    /// log (a diverged suffix cut, a checkpoint rewritten at open), where
+    /// the shard's other work waits behind it.
     /// Through the page cache (a few kilobytes; no device write each, as a
     /// DMA file would need), with the create, write and close on the ring
     /// so that many files' directory updates overlap; the rename blocks,

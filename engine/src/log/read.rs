@@ -190,43 +190,60 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
-    /// The first record whose timestamp is at or after `timestamp`: its
-    /// offset and timestamp (ListOffsets by time). `None` if every record is
-    /// older.
+    /// The first record at or past the log start whose timestamp is at or
+    /// after `timestamp`: its offset and timestamp (ListOffsets by time).
+    /// `None` if every record is older.
     pub async fn offset_for_timestamp(
         &self,
         timestamp: Timestamp,
     ) -> Result<Option<(Offset, Timestamp)>, LogError> {
-        let Some((base, max_timestamp)) = self.batch_for_timestamp(timestamp).await? else {
-            return Ok(None);
-        };
-        // Within the batch, the first record at or after the timestamp
-        // (Kafka answers per record, compressed batches included).
-        let Some(bytes) = self.batch_at(base).await? else {
-            return Ok(Some((base, max_timestamp)));
-        };
-        let found = crate::times::first_at_or_after(&bytes, timestamp).map_err(|e| {
-            LogError::Corrupt { segment_base: base, position: 0, reason: e.to_string() }
-        })?;
-        Ok(found.or(Some((base, max_timestamp))))
+        let log_start = self.log_start_offset();
+        let mut from = log_start;
+        loop {
+            let Some((base, last, max_timestamp)) =
+                self.batch_for_timestamp(timestamp, from).await?
+            else {
+                return Ok(None);
+            };
+            // Within the batch, the first record at or after the timestamp
+            // (Kafka answers per record, compressed batches included).
+            let at = base.max(log_start);
+            let Some(bytes) = self.batch_at(at).await? else {
+                return Ok(Some((at, max_timestamp)));
+            };
+            let found =
+                crate::times::first_at_or_after(&bytes, timestamp, log_start).map_err(|e| {
+                    LogError::Corrupt { segment_base: base, position: 0, reason: e.to_string() }
+                })?;
+            match found {
+                Some(found) => return Ok(Some(found)),
+                // Its matching records are all below the log start (the
+                // batch straddles it): on to the next batch.
+                None if base < log_start => from = last + 1,
+                None => return Ok(Some((base, max_timestamp))),
+            }
+        }
     }
 
     /// The record with the largest timestamp below the acknowledged end
     /// (the first of them): its timestamp and offset (ListOffsets
     /// `MAX_TIMESTAMP`, KIP-734). Segments remember the batch; the record
-    /// is found in it.
+    /// is found in it. `None` when that batch is gone below the log start
+    /// (records deleted by DeleteRecords).
     pub async fn offset_of_max_timestamp(&self) -> Result<Option<(Timestamp, Offset)>, LogError> {
         let Some((ts, base)) = self.max_timestamp() else { return Ok(None) };
+        let log_start = self.log_start_offset();
         if base >= self.inner.acked_end.get() {
             return Ok(None);
         }
-        let Some(bytes) = self.batch_at(base).await? else { return Ok(Some((ts, base))) };
-        let found = crate::times::first_at_max(&bytes).map_err(|e| LogError::Corrupt {
-            segment_base: base,
-            position: 0,
-            reason: e.to_string(),
+        let at = base.max(log_start);
+        let Some(bytes) = self.batch_at(at).await? else { return Ok(None) };
+        let found = crate::times::first_at_max(&bytes, log_start).map_err(|e| {
+            LogError::Corrupt { segment_base: base, position: 0, reason: e.to_string() }
         })?;
-        Ok(Some(found.map_or((ts, base), |(offset, ts)| (ts, offset))))
+        // Only when that batch is the segment's record with the largest
+        // timestamp (not a later one the read found past the log start).
+        Ok(found.filter(|&(_, t)| t == ts).map(|(offset, ts)| (ts, offset)))
     }
 
     /// The bytes of the batch holding `offset` (perhaps with more after
@@ -239,18 +256,20 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
-    /// The first batch whose `maxTimestamp >= timestamp`, below the
-    /// acknowledged end: its base offset and max timestamp.
+    /// The first batch whose `maxTimestamp >= timestamp` and whose last
+    /// offset is at or past `from`, below the acknowledged end: its base
+    /// offset, last offset and max timestamp.
     async fn batch_for_timestamp(
         &self,
         timestamp: Timestamp,
-    ) -> Result<Option<(Offset, Timestamp)>, LogError> {
+        from: Offset,
+    ) -> Result<Option<(Offset, Offset, Timestamp)>, LogError> {
         let acked = self.inner.acked_end.get();
         let candidates: Vec<_> = {
             let st = self.inner.state.borrow();
             st.segments
                 .values()
-                .filter(|s| s.max_timestamp >= timestamp)
+                .filter(|s| s.max_timestamp >= timestamp && s.next_offset > from)
                 .map(|s| {
                     let start_rel = s.time_index.scan_start(timestamp);
                     let from = s.index.lookup(start_rel).map(|e| e.position as u64).unwrap_or(0);
@@ -262,21 +281,31 @@ impl<D: Disk> PartitionLog<D> {
                 })
                 .collect()
         };
-        for (base, file, from, limit) in candidates {
-            let found = find_batch(file.as_ref(), from, limit, |h| h.max_timestamp >= timestamp)
-                .await
-                .map_err(|e| self.corrupt_or_io(base, e))?;
+        let wanted =
+            |max_timestamp: Timestamp, last: Offset| max_timestamp >= timestamp && last >= from;
+        for (base, file, position, limit) in candidates {
+            let found = find_batch(file.as_ref(), position, limit, |h| {
+                wanted(h.max_timestamp, h.last_offset())
+            })
+            .await
+            .map_err(|e| self.corrupt_or_io(base, e))?;
             if let Some((_, h)) = found {
                 if h.base_offset < acked {
-                    return Ok(Some((h.base_offset, h.max_timestamp)));
+                    return Ok(Some((h.base_offset, h.last_offset(), h.max_timestamp)));
                 }
                 return Ok(None);
             }
             let st = self.inner.state.borrow();
-            if let Some(b) =
-                st.cache.iter().find(|b| b.segment_base == base && b.max_timestamp >= timestamp)
+            if let Some(b) = st
+                .cache
+                .iter()
+                .find(|b| b.segment_base == base && wanted(b.max_timestamp, b.last_offset))
             {
-                return Ok((b.base_offset < acked).then_some((b.base_offset, b.max_timestamp)));
+                return Ok((b.base_offset < acked).then_some((
+                    b.base_offset,
+                    b.last_offset,
+                    b.max_timestamp,
+                )));
             }
         }
         Ok(None)

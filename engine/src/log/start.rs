@@ -3,12 +3,14 @@
 //! `log-start-offset` checkpoint ([`OffsetCheckpoint`]) until retention
 //! deletes the segments below it.
 //!
-//! On the log's shard. Moving the start is durable before it returns: a
-//! record a client was told is deleted never comes back after a crash.
-//! It never moves back, and never past the high watermark.
+//! On the log's shard. Moving the start is durable before it returns (the
+//! checkpoint is fdatasynced through a temporary name and a directory
+//! sync, all on the ring): a record a client was told is deleted never
+//! comes back after a crash. It never moves back, and never past the high
+//! watermark.
 
 use super::{read_optional, PartitionLog};
-use crate::disk::Disk;
+use crate::disk::{write_file_atomic, Disk};
 use crate::error::{IoContext, LogError};
 use crate::log::OffsetCheckpoint;
 use crate::types::Offset;
@@ -22,6 +24,42 @@ impl<D: Disk> PartitionLog<D> {
     /// and the segments wholly below it are deleted. `offset` may not pass
     /// the high watermark. Durable when it returns; returns the new start.
     pub async fn advance_log_start(&self, offset: Offset) -> Result<Offset, LogError> {
+        self.check_log_start(offset)?;
+        if offset <= self.first_segment_base() {
+            return Ok(self.log_start_offset()); // durable as the segments are
+        }
+        // Otherwise on, even when another call already moved the start past
+        // `offset`: its checkpoint may not be written yet, and this call's
+        // answer must not come before it is.
+        {
+            let _maintenance = self.inner.maintenance_lock.lock().await;
+            self.check_log_start(offset)?;
+            self.inner.log_start.set(self.inner.log_start.get().max(offset));
+            self.inner.state.borrow_mut().epochs.truncate_from_start(offset);
+        }
+        self.delete_segments_before(offset).await?;
+        // Where the segments left start at or past it, their deletion made
+        // it durable (a follower following its leader's retention stops
+        // here); otherwise the checkpoint keeps it. The value written is
+        // read under the lock, so a slower call never writes a lower one.
+        let _maintenance = self.inner.maintenance_lock.lock().await;
+        let start = self.inner.log_start.get();
+        if self.first_segment_base() < start {
+            let path = self.inner.dir.join(LOG_START_FILE);
+            write_file_atomic(self.inner.disk.as_ref(), &path, &OffsetCheckpoint(start).encode())
+                .await
+                .ctx(|| format!("writing {}", path.display()))?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    fn first_segment_base(&self) -> Offset {
+        *self.inner.state.borrow().segments.keys().next().expect("at least one segment")
+    }
+
+    /// The log start may move to `offset`: not below 0 nor past the high
+    /// watermark.
+    fn check_log_start(&self, offset: Offset) -> Result<(), LogError> {
         let hw = self.high_watermark();
         if offset > hw || offset < 0 {
             return Err(LogError::OffsetOutOfRange {
@@ -30,24 +68,7 @@ impl<D: Disk> PartitionLog<D> {
                 log_end: hw,
             });
         }
-        if offset <= self.log_start_offset() {
-            return Ok(self.log_start_offset());
-        }
-        {
-            let _maintenance = self.inner.maintenance_lock.lock().await;
-            let path = self.inner.dir.join(LOG_START_FILE);
-            let disk = &self.inner.disk;
-            disk.replace_file(&path, &OffsetCheckpoint(offset).encode())
-                .await
-                .ctx(|| format!("writing {}", path.display()))?;
-            disk.sync_filesystem(&self.inner.dir)
-                .await
-                .ctx(|| format!("syncing {}", path.display()))?;
-            self.inner.log_start.set(self.inner.log_start.get().max(offset));
-            self.inner.state.borrow_mut().epochs.truncate_from_start(offset);
-        }
-        self.delete_segments_before(offset).await?;
-        Ok(self.log_start_offset())
+        Ok(())
     }
 
     /// Reads the log start checkpoint at open, if there is a sound one;

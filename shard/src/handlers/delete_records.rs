@@ -8,7 +8,8 @@
 //! Refused, per partition: a follower (`NOT_LEADER_OR_FOLLOWER`), an
 //! offset past the high watermark (`OFFSET_OUT_OF_RANGE`), a topic whose
 //! `cleanup.policy` has no `delete` (`POLICY_VIOLATION`, as Kafka), a
-//! replica that does not follow in time (`REQUEST_TIMED_OUT`).
+//! replica that does not follow in time (`REQUEST_TIMED_OUT`), a leader
+//! deposed meanwhile (`NOT_LEADER_OR_FOLLOWER`).
 
 use std::time::Duration;
 
@@ -31,7 +32,6 @@ const HIGH_WATERMARK: i64 = -1;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: DeleteRecordsRequest = request.decode_body()?;
-    let image = shard.metadata.image();
     let mut topics = Vec::with_capacity(req.topics.len());
     // (topic index, partition index, partition id, offset) still to be
     // followed by the other replicas.
@@ -43,6 +43,8 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             let mut r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
+            // The image of the moment: an earlier partition's move awaited.
+            let image = shard.metadata.image();
             match delete_before(shard, &image, name, p.partition_index, p.offset).await {
                 Ok((id, offset)) => waiting.push((ti, partitions.len(), id, offset)),
                 Err(e) => r.error_code = e.code(),
@@ -56,30 +58,36 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         );
     }
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64).min(PRODUCE_WAIT_MAX);
-    let low_watermarks = |waiting: &[(usize, usize, _, i64)]| {
+    // Per partition: its low watermark once it reached the offset, or why
+    // not (this shard no longer leads it: NOT_LEADER_OR_FOLLOWER).
+    let states = |waiting: &[(usize, usize, _, i64)]| {
+        let image = shard.metadata.image();
         waiting
             .iter()
-            .map(|&(_, _, id, offset)| {
-                let low = shard.replicas.low_watermark(id, &shard.metadata.image());
-                low.filter(|&l| l >= offset)
+            .map(|&(_, _, id, offset)| match shard.replicas.low_watermark(id, &image) {
+                None => Err(ResponseError::NotLeaderOrFollower),
+                Some(low) if low >= offset => Ok(Some(low)),
+                Some(_) => Ok(None),
             })
             .collect::<Vec<_>>()
     };
     let _ = within(timeout, async {
         loop {
-            let changed = shard.replicas.log_starts_changed();
-            if low_watermarks(&waiting).iter().all(Option::is_some) {
+            let moved = shard.replicas.log_starts_changed();
+            let roles = shard.replicas.roles_changed();
+            if states(&waiting).iter().all(|s| !matches!(s, Ok(None))) {
                 return;
             }
-            changed.await;
+            futures_lite::future::or(moved, roles).await;
         }
     })
     .await;
-    for ((ti, pi, _, _), low) in waiting.iter().zip(low_watermarks(&waiting)) {
+    for ((ti, pi, _, _), state) in waiting.iter().zip(states(&waiting)) {
         let r = &mut topics[*ti].partitions[*pi];
-        match low {
-            Some(low) => r.low_watermark = low,
-            None => r.error_code = ResponseError::RequestTimedOut.code(),
+        match state {
+            Ok(Some(low)) => r.low_watermark = low,
+            Ok(None) => r.error_code = ResponseError::RequestTimedOut.code(),
+            Err(e) => r.error_code = e.code(),
         }
     }
     respond(request, &DeleteRecordsResponse::default().with_topics(topics))

@@ -40,8 +40,9 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     match p.timestamp {
                         EARLIEST => r.offset = log.log_start_offset(),
                         LATEST => r.offset = log.high_watermark(),
-                        // The record with the largest timestamp that
-                        // consumers can read (below the high watermark).
+                        // The record with the largest timestamp, when
+                        // consumers can read it (below the high watermark;
+                        // otherwise no answer, as Kafka).
                         MAX_TIMESTAMP if request.version >= 7 => {
                             match log.offset_of_max_timestamp().await {
                                 Ok(Some((ts, offset))) if offset < log.high_watermark() => {
@@ -53,11 +54,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                             }
                         }
                         ts if ts >= 0 => match log.offset_for_timestamp(ts).await {
-                            Ok(Some((offset, found))) => {
+                            // Only what consumers can read, as Kafka.
+                            Ok(Some((offset, found))) if offset < log.high_watermark() => {
                                 r.offset = offset;
                                 r.timestamp = found;
                             }
-                            Ok(None) => {}
+                            Ok(_) => {}
                             Err(e) => r.error_code = log_error_code(&e),
                         },
                         _ => r.error_code = ResponseError::InvalidRequest.code(),

@@ -13,7 +13,7 @@
 //! retries by [`RETRY_MAX`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -139,6 +139,10 @@ pub struct Fetcher {
     /// channel rather than TCP.
     local: Option<flume::Sender<LocalFetch>>,
     partitions: RefCell<BTreeMap<PartitionId, Followed>>,
+    /// Partitions whose log start is being moved after the leader's, by a
+    /// task of its own: at most one each, and never in the fetch loop's
+    /// way (the move waits for the log's maintenance lock).
+    moving_starts: Rc<RefCell<HashSet<PartitionId>>>,
     changed: Notify,
     stopped: Cell<bool>,
 }
@@ -156,6 +160,7 @@ impl Fetcher {
             addr: RefCell::new(addr),
             local,
             partitions: RefCell::default(),
+            moving_starts: Rc::default(),
             changed: Notify::default(),
             stopped: Cell::new(false),
         })
@@ -327,6 +332,7 @@ impl Fetcher {
                 }
                 match self.apply_partition(id, sent, data).await {
                     Ok(Some(end)) => appended.push((
+                        id,
                         sent.log.clone(),
                         end,
                         data.high_watermark,
@@ -337,14 +343,19 @@ impl Fetcher {
                 }
             }
         }
-        let me = self.me;
-        let durable = appended.iter().map(|(log, end, hw, start)| async move {
-            if log.wait_acked(*end).await.is_ok() {
+        let durable = appended.iter().map(|(_, log, end, hw, _)| async move {
+            let durable = log.wait_acked(*end).await.is_ok();
+            if durable {
                 log.set_high_watermark(*hw);
-                follow_log_start(me, log, *start).await;
             }
+            durable
         });
-        join_all(durable).await;
+        let durable = join_all(durable).await;
+        for ((id, log, _, _, start), durable) in appended.into_iter().zip(durable) {
+            if durable {
+                self.follow_log_start(id, log, start);
+            }
+        }
     }
 
     /// One partition's answer: `Ok(Some(end))` when batches up to `end`
@@ -390,7 +401,7 @@ impl Fetcher {
         match data.records.as_ref().filter(|r| !r.is_empty()) {
             None => {
                 log.set_high_watermark(data.high_watermark);
-                follow_log_start(self.me, log, data.log_start_offset).await;
+                self.follow_log_start(id, log.clone(), data.log_start_offset);
                 Ok(None)
             }
             Some(records) => match log.append_replicated(BytesMut::from(&records[..])).await {
@@ -421,6 +432,25 @@ impl Fetcher {
         }
     }
 
+    /// Moves a follower's log start up to its leader's (DeleteRecords or
+    /// retention on the leader), as far as its own high watermark allows,
+    /// in a task of its own; the leader's DeleteRecords waits for it.
+    fn follow_log_start(&self, id: PartitionId, log: PartitionLog<DmaDisk>, leader_start: i64) {
+        let to = leader_start.min(log.high_watermark());
+        if to <= log.log_start_offset() || !self.moving_starts.borrow_mut().insert(id) {
+            return;
+        }
+        let (me, moving) = (self.me, self.moving_starts.clone());
+        glommio::spawn_local(async move {
+            if let Err(e) = log.advance_log_start(to).await {
+                let dir = log.dir().display().to_string();
+                warn!("replica {me}: cannot move the log start of {dir} to {to}: {e}");
+            }
+            moving.borrow_mut().remove(&id);
+        })
+        .detach();
+    }
+
     fn set_fetch_from(&self, id: PartitionId, from: Option<i64>) {
         if let Some(f) = self.partitions.borrow_mut().get_mut(&id) {
             f.fetch_from = from;
@@ -432,21 +462,6 @@ impl Fetcher {
     fn back_off(&self, id: PartitionId) {
         if let Some(f) = self.partitions.borrow_mut().get_mut(&id) {
             f.retry_at = Some(Instant::now() + PARTITION_RETRY);
-        }
-    }
-}
-
-/// Moves a follower's log start up to its leader's (DeleteRecords on the
-/// leader), as far as its own high watermark allows; the leader's
-/// DeleteRecords waits for it.
-async fn follow_log_start(me: BrokerId, log: &PartitionLog<DmaDisk>, leader_start: i64) {
-    let to = leader_start.min(log.high_watermark());
-    if to > log.log_start_offset() {
-        if let Err(e) = log.advance_log_start(to).await {
-            warn!(
-                "replica {me}: cannot move the log start of {} to {to}: {e}",
-                log.dir().display()
-            );
         }
     }
 }

@@ -62,8 +62,13 @@ for consumers, and their segments are deleted.
 
   --offset PARTITION=OFFSET delete the partition's records before OFFSET;
                             -1: all of them, up to the high watermark (repeatable)
-  --timeout-ms MS           how long the leader waits for its followers (default 30000)
+  --timeout-ms MS           how long the leader waits for its followers
+                            (default 30000, at most 50000)
   --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+
+/// The longest wait the CLI asks of a leader: its connection gives up on
+/// an answer after a minute (`client::conn::RESPONSE_TIMEOUT`).
+const DELETE_RECORDS_TIMEOUT_MAX_MS: i32 = 50_000;
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let Some((sub, args)) = subcommand("topic", USAGE, &args)? else { return Ok(()) };
@@ -269,6 +274,11 @@ fn delete_records(args: Vec<String>) -> Result<()> {
         return Err(p.usage("nothing to delete: give --offset PARTITION=OFFSET"));
     }
     let timeout_ms = p.num::<i32>("--timeout-ms", "milliseconds")?.unwrap_or(30_000);
+    if !(0..=DELETE_RECORDS_TIMEOUT_MAX_MS).contains(&timeout_ms) {
+        return Err(p.usage(format!(
+            "--timeout-ms must be 0 to {DELETE_RECORDS_TIMEOUT_MAX_MS} (the CLI waits for the answer at most a minute)"
+        )));
+    }
     let outcome =
         topics::delete_records(&mut Client::new(p.bootstrap()), name, &before, timeout_ms)
             .with_context(|| format!("deleting records of topic {name}"))?;
