@@ -31,25 +31,24 @@ impl<D: Disk> PartitionLog<D> {
         // Otherwise on, even when another call already moved the start past
         // `offset`: its checkpoint may not be written yet, and this call's
         // answer must not come before it is.
-        {
-            let _maintenance = self.inner.maintenance_lock.lock().await;
-            self.check_log_start(offset)?;
-            self.inner.log_start.set(self.inner.log_start.get().max(offset));
-            self.inner.state.borrow_mut().epochs.truncate_from_start(offset);
-        }
         self.delete_segments_before(offset).await?;
         // Where the segments left start at or past it, their deletion made
         // it durable (a follower following its leader's retention stops
-        // here); otherwise the checkpoint keeps it. The value written is
-        // read under the lock, so a slower call never writes a lower one.
+        // here); otherwise the checkpoint keeps it. Under the lock, the
+        // value written is the highest asked so far, so a slower call never
+        // writes a lower one; the start moves (and a follower's fetches
+        // report it) only once it is durable.
         let _maintenance = self.inner.maintenance_lock.lock().await;
-        let start = self.inner.log_start.get();
+        self.check_log_start(offset)?;
+        let start = self.inner.log_start.get().max(offset);
         if self.first_segment_base() < start {
             let path = self.inner.dir.join(LOG_START_FILE);
             write_file_atomic(self.inner.disk.as_ref(), &path, &OffsetCheckpoint(start).encode())
                 .await
                 .ctx(|| format!("writing {}", path.display()))?;
         }
+        self.inner.log_start.set(start);
+        self.inner.state.borrow_mut().epochs.truncate_from_start(start);
         Ok(self.log_start_offset())
     }
 
