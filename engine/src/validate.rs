@@ -238,17 +238,17 @@ fn check_records(records: &[u8], h: &BatchHeader, rules: &Rules) -> Result<Times
         if rules.compacted && !has_key {
             return Err(invalid("a compacted topic takes only records with keys"));
         }
-        let timestamp = h
-            .base_timestamp
-            .checked_add(timestamp_delta)
-            .ok_or(BatchError::InvalidTimestamp { index, timestamp: h.base_timestamp })?;
-        if !rules.log_append_time
-            && timestamp != NO_TIMESTAMP
-            && !(oldest..=newest).contains(&timestamp)
-        {
-            return Err(BatchError::InvalidTimestamp { index, timestamp });
+        // LogAppendTime replaces the records' timestamps: not checked.
+        if !rules.log_append_time {
+            let timestamp = h
+                .base_timestamp
+                .checked_add(timestamp_delta)
+                .ok_or(BatchError::InvalidTimestamp { index, timestamp: h.base_timestamp })?;
+            if timestamp != NO_TIMESTAMP && !(oldest..=newest).contains(&timestamp) {
+                return Err(BatchError::InvalidTimestamp { index, timestamp });
+            }
+            max_timestamp = max_timestamp.max(timestamp);
         }
-        max_timestamp = max_timestamp.max(timestamp);
         r.at = end;
     }
     if r.at != records.len() {
@@ -455,6 +455,11 @@ mod tests {
     #[test]
     fn log_append_time_stamps_the_batch_and_leaves_the_records_unbounded() {
         let rules = Rules { log_append_time: true, timestamp_before_max_ms: 1000, ..rules() };
+        // Old, and one whose delta overflows: neither matters under LogAppendTime.
+        let overflowing =
+            crate::batch::build_timed(&[(None, Some(b"v")), (None, None)], NOW, &[0, i64::MAX]);
+        let h = validate_for_append(&mut overflowing.clone(), &rules).unwrap()[0];
+        assert_eq!(h.max_timestamp, NOW);
         for codec in [0, 1] {
             let plain = build(&[(None, Some(b"v")), (None, Some(b"w"))], 1);
             let mut b = if codec == 0 { plain } else { gzip(&plain) };

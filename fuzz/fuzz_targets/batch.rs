@@ -1,6 +1,7 @@
 //! The records section of a produce request for one partition, through the
-//! engine's append validation (`engine::validate::validate_for_append`)
-//! and the engine's record parser (`engine::batch::parse_records`).
+//! engine's append validation (`engine::validate::validate_for_append`),
+//! the engine's record parser (`engine::batch::parse_records`) and its
+//! record-time walk for ListOffsets (`engine::times`).
 //!
 //! Input: a mode byte, then the data.
 //! - Mode byte odd: the data is taken as is (CRC failures, truncation).
@@ -10,18 +11,23 @@
 //!   `batchLength`, magic 2 and CRC-32C, so that mutations reach the
 //!   header rules, the record walk and decompression instead of failing
 //!   the CRC.
-//! - Mode bits 1-3 pick the rules: compacted topic (records need keys),
-//!   a small `max.message.bytes`, timestamp bounds around a fixed clock.
+//! - Mode bits 1-4 pick the rules: compacted topic (records need keys),
+//!   a small `max.message.bytes`, timestamp bounds around a fixed clock,
+//!   LogAppendTime.
 //!
 //! Checks beyond "no panic": an accepted request is whole batches that
 //! still pass the structural check (CRC recomputed after `maxTimestamp`
 //! was rewritten) with the headers returned, and every accepted
 //! uncompressed batch parses with `parse_records` into `recordsCount`
-//! records (compaction parses what the validator accepted).
+//! records (compaction parses what the validator accepted), and the
+//! record-time walk of every accepted batch, compressed or not, visits
+//! its offsets in order from its base, at most `recordsCount` of them (a
+//! LogAppendTime batch at the broker's clock).
 #![no_main]
 
 use engine::batch::{parse_records, set_crc, validate_one, HEADER_BYTES, LOG_OVERHEAD, MAGIC_V2};
-use engine::validate::{validate_for_append, Rules};
+use engine::times::for_each_record_time;
+use engine::validate::{validate_for_append, Rules, LOG_APPEND_TIME};
 use libfuzzer_sys::fuzz_target;
 
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -37,6 +43,7 @@ fn rules(mode: u8) -> Rules {
         r.timestamp_before_max_ms = 7 * 24 * 3600 * 1000;
         r.timestamp_after_max_ms = 3600 * 1000;
     }
+    r.log_append_time = mode & 0b1_0000 != 0;
     r
 }
 
@@ -78,6 +85,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(records) = parse_records(&buf[s..]) {
             let _ = records.iter().map(|r| r.raw.len()).sum::<usize>();
         }
+        let _ = for_each_record_time(&buf[s..], |_, _| true);
     }
     let rules = rules(mode);
     match validate_for_append(&mut buf, &rules) {
@@ -89,6 +97,18 @@ fuzz_target!(|data: &[u8]| {
                 let again = validate_one(batch).expect("an accepted batch stays intact");
                 assert_eq!(&again, h, "returned header differs from the stored one");
                 assert!(h.size <= rules.max_batch_bytes);
+                let mut seen = Vec::new();
+                for_each_record_time(batch, |offset, ts| {
+                    seen.push((offset, ts));
+                    true
+                })
+                .expect("an accepted batch's records walk");
+                assert!(seen.len() <= h.records_count as usize);
+                assert!(seen.iter().enumerate().all(|(i, (o, _))| *o == h.base_offset + i as i64));
+                if rules.log_append_time {
+                    assert_eq!((h.attributes & LOG_APPEND_TIME, h.max_timestamp), (LOG_APPEND_TIME, rules.now_ms));
+                    assert!(seen.iter().all(|(_, ts)| *ts == rules.now_ms));
+                }
                 if h.compression() == 0 {
                     let records = parse_records(batch).unwrap_or_else(|e| {
                         panic!("validate_for_append accepted a batch parse_records refuses: {e}")
