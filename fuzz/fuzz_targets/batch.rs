@@ -106,7 +106,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(seen.len() <= h.records_count as usize);
                 assert!(seen.iter().enumerate().all(|(i, (o, _))| *o == h.base_offset + i as i64));
                 if rules.log_append_time {
-                    assert_eq!((h.attributes & LOG_APPEND_TIME, h.max_timestamp), (LOG_APPEND_TIME, rules.now_ms));
+                    assert_eq!(
+                        (h.attributes & LOG_APPEND_TIME, h.max_timestamp),
+                        (LOG_APPEND_TIME, rules.now_ms)
+                    );
                     assert!(seen.iter().all(|(_, ts)| *ts == rules.now_ms));
                 }
                 if h.compression() == 0 {
