@@ -323,6 +323,27 @@ pub fn with_compressed_records(batch: &[u8], codec: i16, records: &[u8]) -> Vec<
     out
 }
 
+/// Attribute bit 3: the broker stamped the batch with its append time
+/// (LogAppendTime), which is then every record's timestamp.
+pub const LOG_APPEND_TIME: i16 = 0x08;
+
+/// Sets a batch's timestamp type (bit 3 of its attributes: LogAppendTime
+/// or CreateTime) and its `maxTimestamp`, then its CRC, computed once;
+/// returns the new attributes and CRC for its header.
+pub fn set_timestamps(
+    batch: &mut [u8],
+    log_append_time: bool,
+    max_timestamp: Timestamp,
+) -> (i16, u32) {
+    let old = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
+    let attributes = if log_append_time { old | LOG_APPEND_TIME } else { old & !LOG_APPEND_TIME };
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = batch_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    (attributes, crc)
+}
+
 /// Sets a batch's `maxTimestamp` and recomputes its CRC (validation, when
 /// a producer's value differs from its records').
 pub fn set_max_timestamp(batch: &mut [u8], max_timestamp: Timestamp) {

@@ -69,6 +69,7 @@ mod epochs;
 mod open;
 mod read;
 mod replica;
+mod space;
 mod start;
 mod trim;
 pub use compact::{
@@ -282,9 +283,13 @@ impl<D: Disk> PartitionLog<D> {
     /// The first offset reads may ask for: the first segment's base, or
     /// past it where DeleteRecords moved it ([`Self::advance_log_start`]).
     pub fn log_start_offset(&self) -> Offset {
-        let first =
-            *self.inner.state.borrow().segments.keys().next().expect("at least one segment");
-        first.max(self.inner.log_start.get())
+        self.first_segment_base().max(self.inner.log_start.get())
+    }
+
+    /// The base offset of the oldest segment (there is always one: the
+    /// active segment is never deleted).
+    fn first_segment_base(&self) -> Offset {
+        *self.inner.state.borrow().segments.keys().next().expect("at least one segment")
     }
 
     pub fn log_end_offset(&self) -> Offset {
@@ -427,9 +432,8 @@ impl<D: Disk> PartitionLog<D> {
             let mut at = 0;
             for h in headers.iter_mut() {
                 let batch = &mut batches[at..at + h.size];
-                crate::batch::set_max_timestamp(batch, now); // and the CRC
+                (h.attributes, h.crc) = crate::batch::set_timestamps(batch, true, now);
                 h.max_timestamp = now;
-                h.crc = crate::batch::batch_crc(batch);
                 at += h.size;
             }
         }
@@ -486,112 +490,6 @@ impl<D: Disk> PartitionLog<D> {
         if let Some(f) = &st.failed {
             return Err(AppendError::Storage(f.clone()));
         }
-        Ok(())
-    }
-
-    /// Rolls the active segment if `total` more bytes do not fit in it or it is
-    /// too old, and checks that the disk has room for them. A full disk is reported as
-    /// [`AppendError::NoSpace`] before any offset is assigned.
-    ///
-    /// A segment also rolls before any of the `records` new offsets would be
-    /// more than `i32::MAX` past its base offset (Kafka's rule: relative
-    /// offsets in the indexes stay in range), and offsets that would pass
-    /// `i64::MAX` are refused.
-    async fn prepare_space(&self, total: u64, records: i64) -> Result<(), AppendError> {
-        let inner = &*self.inner;
-        let config = inner.config.borrow().clone();
-        let now = inner.clock.now_ms();
-        let (roll, size, reserved) = {
-            let st = inner.state.borrow();
-            let (&base, seg) = st.segments.iter().next_back().expect("active segment");
-            let Some(last) = st.log_end.checked_add(records - 1) else {
-                return Err(AppendError::Batch(BatchError::Invalid(
-                    "offsets would pass the largest offset, i64::MAX",
-                )));
-            };
-            // Far from its base even when empty (a damaged index can claim
-            // offsets no batch backs): a new segment at the log end.
-            let far = last - base > i32::MAX as i64;
-            let roll = far
-                || !seg.is_empty()
-                    && (seg.size + total > config.segment_bytes
-                        || now.saturating_sub(seg.created_ms) >= config.segment_ms);
-            (roll, seg.size, seg.reserved)
-        };
-        if roll {
-            self.roll(now).await?;
-            return self.reserve(0, 0, total).await;
-        }
-        self.reserve(size, reserved, total).await
-    }
-
-    /// Makes sure the active segment's file can grow past `size + total`:
-    /// the disk promises the bytes (see `DiskFile::reserve`) before any
-    /// offset is assigned.
-    async fn reserve(&self, size: u64, reserved: u64, total: u64) -> Result<(), AppendError> {
-        let needed = align_up(size + total);
-        if needed <= reserved {
-            return Ok(());
-        }
-        let target = needed;
-        let file = self.active_file();
-        match file.reserve(target).await {
-            Ok(()) => {
-                let mut st = self.inner.state.borrow_mut();
-                st.segments.values_mut().next_back().expect("active segment").reserved = target;
-                Ok(())
-            }
-            Err(e) => match StorageFailure::from_io("reserving space for the segment", &e) {
-                StorageFailure::NoSpace => Err(AppendError::NoSpace),
-                other => Err(self.fail(other)),
-            },
-        }
-    }
-
-    fn active_file(&self) -> Rc<D::File> {
-        self.inner
-            .state
-            .borrow()
-            .segments
-            .values()
-            .next_back()
-            .expect("active segment")
-            .file
-            .clone()
-    }
-
-    /// Starts a new segment at the log end offset; the old one is closed on
-    /// disk by the flusher once its data is written.
-    async fn roll(&self, now: Timestamp) -> Result<(), AppendError> {
-        let inner = &*self.inner;
-        let base = inner.state.borrow().log_end;
-        let path = segment_path(&inner.dir, base, LOG_SUFFIX);
-        let created = async {
-            let file = inner.disk.open(&path, true).await?;
-            inner.disk.sync_dir(&inner.dir).await?;
-            Ok::<_, std::io::Error>(file)
-        }
-        .await;
-        let file = match created {
-            Ok(f) => f,
-            Err(e) => {
-                return Err(match StorageFailure::from_io("creating a segment", &e) {
-                    StorageFailure::NoSpace => AppendError::NoSpace,
-                    other => self.fail(other),
-                })
-            }
-        };
-        let mut st = inner.state.borrow_mut();
-        let st = &mut *st;
-        let old_file = st.segments.values().next_back().expect("active segment").file.clone();
-        let old_base = *st.segments.keys().next_back().expect("active segment");
-        if let Some(chunk) = st.tail.seal(inner.disk.as_ref()) {
-            st.pending.push(PendingWrite { file: old_file, chunk });
-        }
-        st.to_close.push((old_base, base));
-        st.segments.insert(base, Segment::new(base, Rc::new(file), now));
-        st.tail = Tail::new(inner.disk.as_ref(), 0, &[]);
-        inner.flush.note_appended(&self.inner, st, 0);
         Ok(())
     }
 

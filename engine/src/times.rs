@@ -8,10 +8,10 @@
 //! reads what was validated when it was appended, and still never panics
 //! or allocates on a count it read.
 
-use crate::batch::{validate_one, BatchError, HEADER_BYTES};
+use crate::batch::{validate_one, BatchError, HEADER_BYTES, LOG_APPEND_TIME};
 use crate::compression::decompress_into;
 use crate::types::{Offset, Timestamp};
-use crate::validate::{Reader, DECOMPRESSED_BATCH_BYTES_MAX, LOG_APPEND_TIME};
+use crate::validate::{Reader, DECOMPRESSED_BATCH_BYTES_MAX};
 
 /// Calls `f(offset, timestamp)` for each record of `batch` (a whole stored
 /// batch) in order, until `f` answers `false`.
@@ -135,9 +135,7 @@ mod tests {
     #[test]
     fn log_append_time_batches_answer_their_first_record() {
         let mut b = batch_with(&[0, 5, 3]);
-        b[21..23].copy_from_slice(&LOG_APPEND_TIME.to_be_bytes());
-        crate::batch::set_max_timestamp(&mut b, T + 99);
-        set_crc(&mut b);
+        crate::batch::set_timestamps(&mut b, true, T + 99);
         assert_eq!(first_at_max(&b, 0).unwrap(), Some((100, T + 99)));
         assert_eq!(first_at_or_after(&b, T + 50, 0).unwrap(), Some((100, T + 99)));
     }

@@ -32,12 +32,9 @@
 
 use std::cell::RefCell;
 
-use crate::batch::{validate_one, BatchError, BatchHeader, HEADER_BYTES, MAGIC_V2};
-
-/// Where a batch's attributes are (two bytes, big-endian), and their
-/// timestamp-type bit: set, the broker stamped the batch (LogAppendTime).
-const ATTRIBUTES_AT: usize = 21;
-pub const LOG_APPEND_TIME: i16 = 0x08;
+use crate::batch::{
+    set_timestamps, validate_one, BatchError, BatchHeader, HEADER_BYTES, LOG_APPEND_TIME, MAGIC_V2,
+};
 use crate::compression::decompress_into;
 use crate::types::{Timestamp, NO_TIMESTAMP};
 
@@ -143,23 +140,15 @@ pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHea
                 result
             })?
         };
-        if rules.log_append_time {
-            let attributes = header.attributes | LOG_APPEND_TIME;
-            batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-            crate::batch::set_max_timestamp(batch, rules.now_ms);
-            header.attributes = attributes;
-            header.max_timestamp = rules.now_ms;
-            header.crc = crate::batch::batch_crc(batch);
-        } else if max_timestamp != header.max_timestamp || header.attributes & LOG_APPEND_TIME != 0
-        {
-            // CreateTime: a producer's LogAppendTime bit is cleared, as
-            // Kafka sets the topic's timestamp type.
-            let attributes = header.attributes & !LOG_APPEND_TIME;
-            batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-            crate::batch::set_max_timestamp(batch, max_timestamp);
-            header.attributes = attributes;
+        // LogAppendTime: stamped with the broker's clock. CreateTime: the
+        // records' largest timestamp, and a producer's LogAppendTime bit
+        // cleared, as Kafka sets the topic's timestamp type.
+        let lat = rules.log_append_time;
+        let max_timestamp = if lat { rules.now_ms } else { max_timestamp };
+        let was_lat = header.attributes & LOG_APPEND_TIME != 0;
+        if (lat, max_timestamp) != (was_lat, header.max_timestamp) {
+            (header.attributes, header.crc) = set_timestamps(batch, lat, max_timestamp);
             header.max_timestamp = max_timestamp;
-            header.crc = crate::batch::batch_crc(batch);
         }
         headers.push(header);
         at += header.size;
@@ -474,8 +463,7 @@ mod tests {
     #[test]
     fn a_producers_log_append_time_bit_is_cleared_on_create_time_topics() {
         let mut b = build(&[(None, Some(b"v"))], NOW);
-        b[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&LOG_APPEND_TIME.to_be_bytes());
-        set_crc(&mut b);
+        set_timestamps(&mut b, true, NOW);
         let h = validate_for_append(&mut b, &rules()).unwrap()[0];
         assert_eq!((h.attributes & LOG_APPEND_TIME, h.max_timestamp), (0, NOW));
         assert_eq!(validate_one(&b).unwrap(), h);

@@ -25,9 +25,11 @@
 //! LogAppendTime batch at the broker's clock).
 #![no_main]
 
-use engine::batch::{parse_records, set_crc, validate_one, HEADER_BYTES, LOG_OVERHEAD, MAGIC_V2};
+use engine::batch::{
+    parse_records, set_crc, validate_one, HEADER_BYTES, LOG_APPEND_TIME, LOG_OVERHEAD, MAGIC_V2,
+};
 use engine::times::for_each_record_time;
-use engine::validate::{validate_for_append, Rules, LOG_APPEND_TIME};
+use engine::validate::{validate_for_append, Rules};
 use libfuzzer_sys::fuzz_target;
 
 const NOW_MS: i64 = 1_700_000_000_000;

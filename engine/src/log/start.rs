@@ -52,10 +52,6 @@ impl<D: Disk> PartitionLog<D> {
         Ok(self.log_start_offset())
     }
 
-    fn first_segment_base(&self) -> Offset {
-        *self.inner.state.borrow().segments.keys().next().expect("at least one segment")
-    }
-
     /// The log start may move to `offset`: not below 0 nor past the high
     /// watermark.
     fn check_log_start(&self, offset: Offset) -> Result<(), LogError> {

@@ -37,14 +37,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         .iter()
         .zip(outcomes)
         .map(|(r, outcome)| {
-            let mut response = AlterConfigsResourceResponse::default()
+            let (code, message) = error_fields(outcome);
+            AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            if let Err(refused) = outcome {
-                response.error_code = refused.code();
-                response.error_message = Some(StrBytes::from_string(refused.message));
-            }
-            response
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     respond(request, &IncrementalAlterConfigsResponse::default().with_responses(responses))
@@ -93,14 +91,12 @@ pub async fn handle_legacy(shard: &Shard, request: &Request) -> HandlerResult {
         .iter()
         .zip(outcomes)
         .map(|(r, outcome)| {
-            let mut response = Out::default()
+            let (code, message) = error_fields(outcome);
+            Out::default()
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            if let Err(refused) = outcome {
-                response.error_code = refused.code();
-                response.error_message = Some(StrBytes::from_string(refused.message));
-            }
-            response
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     respond(request, &AlterConfigsResponse::default().with_responses(responses))
@@ -122,6 +118,14 @@ async fn decide(
         Outcomes::of_changes(shard.controller.ask(command).await)
     };
     parsed.into_iter().map(|p| p.and_then(|_| outcomes.next_outcome())).collect()
+}
+
+/// A resource's `error_code` and `error_message`.
+fn error_fields(outcome: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(refused) => (refused.code(), Some(StrBytes::from_string(refused.message))),
+    }
 }
 
 /// Only topics' configs change; a broker's are its node's flags.

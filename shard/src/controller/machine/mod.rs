@@ -15,6 +15,8 @@
 //! - [`isr`]: ISR changes leaders ask for; [`elect`]: elections operators ask for.
 
 pub mod elect;
+#[cfg(test)]
+mod elect_tests;
 pub mod isr;
 pub mod nodes;
 pub mod placement;
