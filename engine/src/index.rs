@@ -62,6 +62,12 @@ impl OffsetIndex {
         i.checked_sub(1).map(|i| self.entries[i].position).filter(|&p| p > after)
     }
 
+    /// The first entry at or after `position`, if any.
+    pub fn first_at_or_after(&self, position: u32) -> Option<OffsetEntry> {
+        let i = self.entries.partition_point(|e| e.position < position);
+        self.entries.get(i).copied()
+    }
+
     pub fn last(&self) -> Option<OffsetEntry> {
         self.entries.last().copied()
     }

@@ -20,7 +20,8 @@
 //! - [`log`]: [`PartitionLog`], the public face: append, read, truncate, retention.
 //! - [`flush`]: [`Flusher`], the shard's write-and-fdatasync loop (group commit).
 //! - [`recovery`]: scanning segments after an unclean shutdown.
-//! - [`producers`]: idempotent producers' sequences per partition.
+//! - [`producers`]: idempotent and transactional producers' state per partition.
+//! - [`txn`]: transaction markers and the aborted-transactions index format.
 //! - [`stats`]: latency histograms and read counters for metrics.
 //! - [`sync`]: tiny single-threaded async primitives the engine needs.
 
@@ -43,6 +44,7 @@ pub mod sync;
 mod tail;
 pub mod testkit;
 pub mod times;
+pub mod txn;
 pub mod types;
 pub mod validate;
 

@@ -31,11 +31,16 @@
 //! holds where each leader epoch starts ([`crate::epochs`]), exact up to
 //! the log end it was written at (by `close` and after a truncation);
 //! `open` completes it from the batches after that, in the same replay.
+//! `<base:020>.txnindex` lists the aborted transactions whose markers the
+//! segment holds ([`crate::txn`]), written when the segment closes; `open`
+//! trusts its entries below the offset its replay starts from and finds
+//! the others again in the replay.
 //!
 //! This file holds the state and appending; the rest is beside it in
 //! `log/`: `open.rs` (opening, recovery, replay), `read.rs` (reads,
 //! timestamps), `trim.rs` (truncation, retention), `replica.rs` (high
-//! watermark, follower appends), `epochs.rs`, `close.rs`, `compact.rs`.
+//! watermark, follower appends), `txn.rs` (markers, the last stable
+//! offset, aborted transactions), `epochs.rs`, `close.rs`, `compact.rs`.
 
 use std::cell::{Cell, Ref, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -60,6 +65,7 @@ use crate::segment::{
 };
 use crate::sync::Notify;
 use crate::tail::{SealedChunk, Tail};
+use crate::txn::{parse_marker, TXN_INDEX_SUFFIX};
 use crate::types::{LeaderEpoch, Offset, Timestamp, NO_TIMESTAMP};
 use crate::validate::validate_for_append;
 
@@ -72,6 +78,7 @@ mod replica;
 mod space;
 mod start;
 mod trim;
+mod txn;
 pub use compact::{
     CompactionReport, Pacer, RatePacer, Unpaced, COMPACTION_KEYS_MAX, COMPACTION_YIELD_BYTES,
 };
@@ -117,11 +124,17 @@ impl<D: Disk> ReadChunk<D> {
 pub struct ReadResult<D: Disk> {
     pub chunks: Vec<ReadChunk<D>>,
     pub bytes: usize,
+    /// Every batch read ends below this offset, and no batch at or past it
+    /// was read: the offset after the last batch, or a little past it (a
+    /// file range's end is known by position; the next index entry names
+    /// an offset at or after it). The requested offset when nothing was
+    /// read. Bounds the aborted transactions a fetch reports.
+    pub upper_bound: Offset,
 }
 
 impl<D: Disk> ReadResult<D> {
-    fn empty() -> Self {
-        ReadResult { chunks: Vec::new(), bytes: 0 }
+    fn empty(offset: Offset) -> Self {
+        ReadResult { chunks: Vec::new(), bytes: 0, upper_bound: offset }
     }
 }
 
@@ -450,10 +463,18 @@ impl<D: Disk> PartitionLog<D> {
         let interval = inner.config.borrow().index_interval_bytes;
         let total = batches.len();
         let (&segment_base, segment) = st.segments.iter_mut().next_back().expect("active segment");
+        let mut at = 0;
         for h in headers {
             segment.note_batch(h, segment.size, interval);
-            st.producers.apply(h);
+            let marker = h.is_control().then(|| parse_marker(h, &batches[at..at + h.size]));
+            if let Some(done) = st.producers.apply(h, marker.flatten()) {
+                if done.aborted {
+                    let lso = st.producers.next_unstable(done.producer_id, done.last_offset + 1);
+                    segment.aborted.push(done, lso);
+                }
+            }
             st.epochs.assign(h.leader_epoch, h.base_offset);
+            at += h.size;
         }
         let start_position = st.tail.end();
         let mut sealed = Vec::new();
@@ -667,9 +688,15 @@ impl<D: Disk> LogInner<D> {
         let _maintenance = self.maintenance_lock.lock().await;
         let plans = self.take_closable();
         for plan in plans {
+            let (base, stored) = (plan.base_offset(), plan.txn_entries());
             if let Err(e) = plan.run(self.disk.as_ref(), &self.dir, true).await {
                 self.fail(StorageFailure::from_io("closing a segment", &e));
                 return;
+            }
+            // Its aborted transactions are in the file now, not in memory.
+            if let (Some(n), Some(seg)) = (stored, self.state.borrow_mut().segments.get_mut(&base))
+            {
+                seg.aborted = crate::segment::TxnEntries::Stored(n);
             }
         }
     }

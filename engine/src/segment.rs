@@ -1,5 +1,6 @@
 //! One segment: a `<base_offset:020>.log` file of record batches with its
-//! offset and time indexes (formats in [`crate::index`]).
+//! offset and time indexes (formats in [`crate::index`]) and its
+//! aborted-transactions index (format in [`crate::txn`]).
 //!
 //! Owned by the partition's shard, inside a [`crate::PartitionLog`]. It holds
 //! the segment's in-memory bookkeeping; it does no I/O of its own except
@@ -18,6 +19,7 @@ use std::rc::Rc;
 use crate::batch::BatchHeader;
 use crate::disk::{write_file_atomic, Disk, DiskFile};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::txn::{AbortedTxn, TXN_INDEX_SUFFIX};
 use crate::types::{Offset, Timestamp, NO_TIMESTAMP};
 
 pub const LOG_SUFFIX: &str = "log";
@@ -57,6 +59,49 @@ pub struct Segment<D: Disk> {
     pub max_timestamp_offset: Offset,
     /// When the segment was created or opened, for `segment.ms`.
     pub created_ms: Timestamp,
+    /// The aborted transactions whose markers the segment holds.
+    pub aborted: TxnEntries,
+}
+
+/// Where a segment's aborted-transactions entries are: in memory while it
+/// can still change (the active segment, a rolled one not yet closed), in
+/// its `.txnindex` file afterwards, so that memory does not grow with the
+/// number of aborts in the log (an entry takes 34 bytes for a marker of
+/// about 80). A file is written only when there are entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnEntries {
+    Memory(Vec<AbortedTxn>),
+    /// This many entries, in the segment's `.txnindex`.
+    Stored(usize),
+}
+
+impl TxnEntries {
+    pub fn len(&self) -> usize {
+        match self {
+            TxnEntries::Memory(v) => v.len(),
+            TxnEntries::Stored(n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Notes an aborted transaction whose marker this (active) segment
+    /// just took, with the first unstable offset after it.
+    pub fn push(&mut self, done: crate::txn::CompletedTxn, last_stable_offset: Offset) {
+        let entry = AbortedTxn {
+            producer_id: done.producer_id,
+            first_offset: done.first_offset,
+            last_offset: done.last_offset,
+            last_stable_offset,
+        };
+        match self {
+            TxnEntries::Memory(v) => v.push(entry),
+            // Appends go to the active segment, whose entries are in memory.
+            TxnEntries::Stored(_) => debug_assert!(false, "marker placed in a closed segment"),
+        }
+    }
 }
 
 impl<D: Disk> Segment<D> {
@@ -73,6 +118,7 @@ impl<D: Disk> Segment<D> {
             max_timestamp: NO_TIMESTAMP,
             max_timestamp_offset: base_offset,
             created_ms,
+            aborted: TxnEntries::Memory(Vec::new()),
         }
     }
 
@@ -153,12 +199,16 @@ impl<D: Disk> Segment<D> {
             size: self.size,
             index: self.index.encode(),
             time_index: self.time_index.encode(),
+            txn_index: match &self.aborted {
+                TxnEntries::Memory(v) => Some(AbortedTxn::encode_all(v)),
+                TxnEntries::Stored(_) => None,
+            },
         }
     }
 }
 
 /// The I/O of closing a segment: truncate the file to its logical size,
-/// fdatasync it, write both index files. Idempotent. Not `durable`: no
+/// fdatasync it, write its index files. Idempotent. Not `durable`: no
 /// fdatasync or directory sync; the caller syncs the file system after.
 pub struct ClosePlan<D: Disk> {
     base_offset: Offset,
@@ -166,6 +216,9 @@ pub struct ClosePlan<D: Disk> {
     size: u64,
     index: Vec<u8>,
     time_index: Vec<u8>,
+    /// The `.txnindex` contents, `None` when the file already holds them;
+    /// empty: no file.
+    txn_index: Option<Vec<u8>>,
 }
 
 impl<D: Disk> ClosePlan<D> {
@@ -176,11 +229,43 @@ impl<D: Disk> ClosePlan<D> {
         if durable {
             self.file.fdatasync().await?;
             write_file_atomic(disk, &index, &self.index).await?;
-            write_file_atomic(disk, &time_index, &self.time_index).await
+            write_file_atomic(disk, &time_index, &self.time_index).await?;
         } else {
             disk.replace_file(&index, &self.index).await?;
-            disk.replace_file(&time_index, &self.time_index).await
+            disk.replace_file(&time_index, &self.time_index).await?;
         }
+        let Some(txn_index) = self.txn_index else { return Ok(()) };
+        write_txn_index(disk, dir, self.base_offset, &txn_index, durable).await
+    }
+
+    /// The entries this plan writes to the `.txnindex`, if it writes them.
+    pub fn txn_entries(&self) -> Option<usize> {
+        self.txn_index.as_ref().map(|b| b.len() / crate::txn::TXN_ENTRY_BYTES)
+    }
+
+    pub fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+}
+
+/// Writes a segment's `.txnindex` (or removes it when `bytes` is empty).
+pub async fn write_txn_index<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    base_offset: Offset,
+    bytes: &[u8],
+    durable: bool,
+) -> std::io::Result<()> {
+    let path = segment_path(dir, base_offset, TXN_INDEX_SUFFIX);
+    if bytes.is_empty() {
+        if disk.exists(&path).await? {
+            disk.remove_file(&path).await?;
+        }
+        Ok(())
+    } else if durable {
+        write_file_atomic(disk, &path, bytes).await
+    } else {
+        disk.replace_file(&path, bytes).await
     }
 }
 

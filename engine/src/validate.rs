@@ -10,8 +10,10 @@
 //! - structure: length, magic 2, CRC-32C, size against `max.message.bytes`;
 //! - counts: `recordsCount > 0` and `lastOffsetDelta + 1 == recordsCount`
 //!   for every batch, compressed or not, so offsets stay dense;
-//! - attributes: a known codec, no control batch, no transactional batch
-//!   (no transaction coordinator is served yet);
+//! - attributes: a known codec, no control batch (markers are the
+//!   broker's: [`crate::PartitionLog::append_marker`]), a transactional
+//!   batch only with a producer id (whether its transaction may take it is
+//!   the broker's check, KIP-890);
 //! - producer fields: a batch with a producer id has a non-negative epoch
 //!   and base sequence;
 //! - records (decompressed first when compressed, within
@@ -174,10 +176,8 @@ fn check_header(h: &BatchHeader) -> Result<(), BatchError> {
     if h.is_control() {
         return Err(BatchError::Invalid("control batches are written by the broker only"));
     }
-    if h.is_transactional() {
-        return Err(BatchError::Invalid(
-            "transactional batches need a transaction coordinator, which this broker does not serve",
-        ));
+    if h.is_transactional() && h.producer_id < 0 {
+        return Err(BatchError::Invalid("a transactional batch without a producer id"));
     }
     if h.producer_id >= 0 && (h.producer_epoch < 0 || h.base_sequence < 0) {
         return Err(BatchError::Invalid("a producer id with a negative epoch or base sequence"));

@@ -28,6 +28,12 @@ pub fn append_error_code(e: &AppendError) -> i16 {
         AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch.code()
         }
+        AppendError::Sequence(SequenceError::InvalidTxnState { .. }) => {
+            ResponseError::InvalidTxnState.code()
+        }
+        AppendError::Sequence(SequenceError::CoordinatorFenced { .. }) => {
+            ResponseError::TransactionCoordinatorFenced.code()
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! every advertised version hands out distinct ids; the same batch sent
 //! twice is stored once and answered with its first offset, also after a
 //! SIGKILL of the broker; a sequence gap gets `OUT_OF_ORDER_SEQUENCE_NUMBER`
-//! and an old epoch `INVALID_PRODUCER_EPOCH`.
+//! and an old epoch `INVALID_PRODUCER_EPOCH`. A transactional batch is
+//! refused (`INVALID_TXN_STATE`) while no coordinator could end it.
 
 mod common;
 
@@ -12,6 +13,7 @@ use net::kafka_protocol::messages::*;
 const NONE: i16 = 0;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
+const INVALID_TXN_STATE: i16 = 48;
 
 fn init_producer_id(c: &mut Client, version: i16) -> (i64, i16) {
     let r: InitProducerIdResponse = c.call(
@@ -68,6 +70,13 @@ fn duplicates_are_stored_once_and_sequence_errors_are_refused() {
     // A new epoch starts at sequence 0; the old one is fenced.
     assert_eq!(produce(&mut p, topic, pid, 1, 0, 1), (NONE, 6));
     assert_eq!(produce(&mut p, topic, pid, 0, 6, 1).0, INVALID_PRODUCER_EPOCH);
+    // A transaction no coordinator would end never opens: nothing is
+    // appended, and the producer goes on where it was.
+    let mut batch = engine::batch::build(&[(None, Some(&b"t"[..]))], 1_700_000_000_000);
+    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    engine::batch::set_producer(&mut batch, pid, 1, 1);
+    assert_eq!(produce_batch(&mut p, topic, batch).0, INVALID_TXN_STATE);
+    assert_eq!(produce(&mut p, topic, pid, 1, 1, 1), (NONE, 7));
 
     // Producer ids are never handed out twice, even across the SIGKILL.
     let mut c = Client::connect(broker.port);

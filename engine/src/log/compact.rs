@@ -19,7 +19,11 @@
 //!    Batches left without records are dropped, except the segment's last,
 //!    kept empty so that offsets stay contiguous across segments.
 //!    Compressed batches and control batches are kept whole: the engine
-//!    never decompresses, so their keys are not known.
+//!    never decompresses, so their keys are not known. Transactional
+//!    batches (markers included) are kept whole and their keys left out
+//!    of the map: an aborted record must never supersede a committed one,
+//!    and which were aborted is not looked up yet (so a transactional
+//!    topic compacts only its non-transactional records).
 //! 3. **Swap.** The new file is synced, its index files removed, and it is
 //!    renamed over `<base>.log` (atomic: a crash leaves the old file or the
 //!    new one, either readable; missing indexes are rebuilt on open), then
@@ -161,7 +165,7 @@ impl<D: Disk> PartitionLog<D> {
         for seg in closed.iter().filter(|s| s.next_offset > dirty_from) {
             let mut keys: Vec<(u128, Offset)> = Vec::new();
             self.for_each_batch(seg, pacer, |h, bytes| {
-                if h.compression() != 0 || h.is_control() {
+                if h.compression() != 0 || h.is_control() || h.is_transactional() {
                     return Ok(());
                 }
                 for r in parse_records(bytes).map_err(|e| corrupt(seg.base, e))? {
@@ -292,7 +296,11 @@ impl<D: Disk> PartitionLog<D> {
         let mut out: Vec<u8> = Vec::new();
         let mut removed = 0u64;
         self.for_each_batch(seg, pacer, |h, bytes| {
-            if h.compression() != 0 || h.is_control() || h.records_count == 0 {
+            if h.compression() != 0
+                || h.is_control()
+                || h.is_transactional()
+                || h.records_count == 0
+            {
                 out.extend_from_slice(bytes);
                 return Ok(());
             }
@@ -389,6 +397,8 @@ impl<D: Disk> PartitionLog<D> {
         let interval = inner.config.borrow().index_interval_bytes;
         let created = inner.state.borrow().segments[&seg.base].created_ms;
         let mut new = Segment::<D>::new(seg.base, file, created);
+        // Offsets do not change: its aborted transactions stay as they are.
+        new.aborted = inner.state.borrow().segments[&seg.base].aborted.clone();
         let mut at = 0usize;
         while at < data.len() {
             let h = validate_one(&data[at..]).map_err(|e| corrupt(seg.base, e))?;

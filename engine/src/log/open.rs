@@ -52,7 +52,7 @@ impl<D: Disk> PartitionLog<D> {
                 // Data before this segment was lost: what follows cannot be
                 // served without a gap, so it goes (Kafka truncates the log
                 // at the first invalid batch, not the segment).
-                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
                     let p = segment_path(&dir, base, suffix);
                     if disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
                         disk.remove_file(&p).await.ctx(|| format!("removing {}", p.display()))?;
@@ -145,8 +145,9 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Rebuilds the producers' state: the newest snapshot at or below the
     /// log end (newer ones describe data a crash took back, and go), then
-    /// every batch after it; and the leader epochs, likewise from their
-    /// checkpoint.
+    /// every batch after it; the aborted transactions of the markers in
+    /// those batches (the segments' indexes keep their older entries); and
+    /// the leader epochs, likewise from their checkpoint.
     pub(super) async fn load_producers(&self) -> Result<(), LogError> {
         let inner = &*self.inner;
         let log_end = self.log_end_offset();
@@ -187,9 +188,19 @@ impl<D: Disk> PartitionLog<D> {
         epochs.truncate_from_end(log_end);
         epochs.truncate_from_start(log_start);
         let epochs_from = covered.clamp(log_start, log_end);
-        self.replay(from.min(epochs_from), |h, _| {
+        let mut aborted = Vec::new();
+        self.replay(from.min(epochs_from), |h, bytes| {
             if h.base_offset >= from {
-                state.apply(h);
+                let marker = h.is_control().then(|| crate::txn::parse_marker(h, bytes));
+                if let Some(done) = state.apply(h, marker.flatten()).filter(|d| d.aborted) {
+                    aborted.push(crate::txn::AbortedTxn {
+                        producer_id: done.producer_id,
+                        first_offset: done.first_offset,
+                        last_offset: done.last_offset,
+                        last_stable_offset: state
+                            .next_unstable(done.producer_id, done.last_offset + 1),
+                    });
+                }
             }
             if h.last_offset() >= epochs_from {
                 epochs.assign(h.leader_epoch, h.base_offset.max(log_start));
@@ -202,6 +213,7 @@ impl<D: Disk> PartitionLog<D> {
             st.producers = state;
             st.epochs = epochs;
         }
+        self.rebuild_txn_indexes(from, aborted).await?;
         // The log lost data the checkpoint described (recovery cut it, or
         // a truncation): rewrite it, durably, before anything is appended,
         // or a later open would take its entries for the new batches'.
@@ -339,6 +351,25 @@ impl<D: Disk> PartitionLog<D> {
         }
         seg.reserved = outcome.valid_end;
         debug_assert_eq!(seg.size, outcome.valid_end);
+        // Its aborted transactions: a closed segment's stay in the file,
+        // the active one's come into memory (the replay corrects both).
+        let txn_path = segment_path(dir, base, TXN_INDEX_SUFFIX);
+        let txn_index = read_optional(disk, &txn_path).await?;
+        let entries = match txn_index.as_deref().map(crate::txn::AbortedTxn::decode_all) {
+            None => Vec::new(),
+            Some(Some(v)) => v,
+            Some(None) => {
+                report
+                    .notes
+                    .push(format!("segment {base}: damaged {}, ignored", txn_path.display()));
+                Vec::new()
+            }
+        };
+        seg.aborted = if is_last || txn_index.is_none() {
+            crate::segment::TxnEntries::Memory(entries)
+        } else {
+            crate::segment::TxnEntries::Stored(entries.len())
+        };
         if full_scan && !is_last {
             // Persist the rebuilt indexes of a closed segment.
             seg.close_plan()

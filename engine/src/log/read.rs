@@ -32,6 +32,7 @@ impl<D: Disk> PartitionLog<D> {
             }
             out.bytes += more.bytes;
             out.chunks.extend(more.chunks);
+            out.upper_bound = more.upper_bound;
             next = after;
         }
         Ok(out)
@@ -55,7 +56,7 @@ impl<D: Disk> PartitionLog<D> {
         }
         let upper = upper.min(self.inner.acked_end.get());
         if offset >= upper {
-            return Ok((ReadResult::empty(), None));
+            return Ok((ReadResult::empty(offset), None));
         }
         // Everything needed from the state, taken before any await.
         let (segment_base, file, mut limit, limit_offset, index_entry, index) = {
@@ -97,7 +98,7 @@ impl<D: Disk> PartitionLog<D> {
         else {
             // Nothing here (a compacted segment's gap): the next segment.
             let next = (limit_offset < upper).then_some(limit_offset);
-            return Ok((ReadResult::empty(), next.filter(|&n| n > offset)));
+            return Ok((ReadResult::empty(offset), next.filter(|&n| n > offset)));
         };
         let end = if limit - start <= max_bytes as u64 {
             limit
@@ -106,17 +107,22 @@ impl<D: Disk> PartitionLog<D> {
             match index.last_position_in(start as u32, up_to) {
                 Some(p) => p as u64,
                 None if first || first_batch.size <= max_bytes => start + first_batch.size as u64,
-                None => return Ok((ReadResult::empty(), None)),
+                None => return Ok((ReadResult::empty(offset), None)),
             }
         };
         let len = end - start;
         let path = segment_path(&self.inner.dir, segment_base, LOG_SUFFIX);
         let next = (end == limit && limit_offset < upper).then_some(limit_offset);
+        let upper_bound = match index.first_at_or_after(end as u32) {
+            Some(e) if end < limit => segment_base + e.relative_offset as i64,
+            _ => limit_offset,
+        };
         self.inner.file_reads.set(self.inner.file_reads.get() + 1);
         Ok((
             ReadResult {
                 chunks: vec![ReadChunk::File { file, path, segment_base, position: start, len }],
                 bytes: len as usize,
+                upper_bound: upper_bound.min(upper),
             },
             next,
         ))
@@ -130,7 +136,7 @@ impl<D: Disk> PartitionLog<D> {
         first: bool,
     ) -> ReadResult<D> {
         let from = st.cache.partition_point(|b| b.last_offset < offset);
-        let mut result = ReadResult::empty();
+        let mut result = ReadResult::empty(offset);
         for b in st.cache.iter().skip(from) {
             if b.last_offset >= upper
                 || ((result.bytes > 0 || !first) && result.bytes + b.bytes.len() > max_bytes)
@@ -139,6 +145,7 @@ impl<D: Disk> PartitionLog<D> {
             }
             result.bytes += b.bytes.len();
             result.chunks.push(ReadChunk::Memory(b.bytes.clone()));
+            result.upper_bound = b.last_offset + 1;
         }
         result
     }

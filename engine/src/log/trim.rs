@@ -68,7 +68,16 @@ impl<D: Disk> PartitionLog<D> {
         // The segment's index files (if it was closed before) describe bytes
         // that are going: remove them so that recovery rebuilds rather than
         // trusts them; closing the segment again writes them anew.
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        // Its aborted transactions below the cut stay (in memory: it is the
+        // active segment now); the replay below finds the rest.
+        let aborted = self.inner.state.borrow().segments[&segment_base].aborted.clone();
+        let mut kept = match aborted {
+            crate::segment::TxnEntries::Memory(v) => v,
+            crate::segment::TxnEntries::Stored(0) => Vec::new(),
+            crate::segment::TxnEntries::Stored(_) => self.read_txn_index(segment_base).await?,
+        };
+        kept.retain(|e| e.last_offset < new_end);
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             let p = segment_path(&self.inner.dir, segment_base, suffix);
             if self.inner.disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
                 self.inner
@@ -83,6 +92,7 @@ impl<D: Disk> PartitionLog<D> {
         // Rebuild the segment's bookkeeping up to the cut.
         let interval = self.inner.config.borrow().index_interval_bytes;
         let mut seg = Segment::<D>::new(segment_base, file.clone(), self.inner.clock.now_ms());
+        seg.aborted = crate::segment::TxnEntries::Memory(kept);
         let outcome = scan(file.as_ref(), position, 0, segment_base, segment_base, |h, pos| {
             seg.note_batch(h, pos, interval)
         })
@@ -138,7 +148,7 @@ impl<D: Disk> PartitionLog<D> {
 
     async fn remove_segment_files(&self, base: Offset) -> Result<(), LogError> {
         let disk = &self.inner.disk;
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             let p = segment_path(&self.inner.dir, base, suffix);
             if disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
                 disk.remove_file(&p).await.ctx(|| format!("removing {}", p.display()))?;

@@ -1,9 +1,9 @@
 //! DescribeProducers v0 (KIP-664, `kafka-transactions.sh
-//! describe-producers`): the idempotent producers a replica of each
-//! partition remembers, with their epoch, last sequence and last batch
-//! timestamp. Any replica answers (the admin client may pick one by
-//! broker id), as in Kafka; no transaction is ever open yet, so
-//! `current_txn_start_offset` is -1.
+//! describe-producers`): the producers a replica of each partition
+//! remembers, with their epoch, last sequence, last batch timestamp, the
+//! coordinator epoch of their last marker and the first offset of their
+//! open transaction (-1: none). Any replica answers (the admin client may
+//! pick one by broker id), as in Kafka.
 
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -39,8 +39,8 @@ pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                                         .with_producer_epoch(p.epoch.into())
                                         .with_last_sequence(p.last_sequence)
                                         .with_last_timestamp(p.last_timestamp)
-                                        .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_coordinator_epoch(p.coordinator_epoch)
+                                        .with_current_txn_start_offset(p.txn_start_offset)
                                 })
                                 .collect()
                         }

@@ -1,6 +1,8 @@
 //! Fetch v4-v16 (topics by id from v13): whole batches from each partition's log on this shard, at
 //! most `partition_max_bytes` per partition and `max_bytes` in all (but at
-//! least one batch, KIP-74), up to the high watermark (the acknowledged end).
+//! least one batch, KIP-74), up to the high watermark (the acknowledged
+//! end), or under read_committed up to the last stable offset, with the
+//! aborted transactions the batches read overlap.
 //! Below `min_bytes` the request waits, up to `max_wait_ms`, for any of its
 //! partitions to grow. No fetch sessions: `session_id` is always 0, so
 //! clients send full fetches.
@@ -26,8 +28,10 @@ use bytes::{Bytes, BytesMut};
 use engine::ReadChunk;
 use futures_util::future::select_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use net::codec::{DecodeError, Request};
 use net::errors::log_error_code;
 use net::kafka_protocol;
@@ -151,6 +155,9 @@ async fn read_all(
     // may read from a follower, and the leader sends a client in another
     // follower's rack to that follower.
     let from_followers = replica.is_none() && version >= 11;
+    // read_committed (isolation_level 1) reads below the last stable
+    // offset and is told which transactions in what it read were aborted.
+    let committed = replica.is_none() && req.isolation_level == 1;
     let rack = req.rack_id.as_str();
     for t in &req.topics {
         let name = topic_name(&image, t, version);
@@ -179,7 +186,7 @@ async fn read_all(
             if let (Ok(log), Some(follower)) = (&log, elsewhere) {
                 data.preferred_read_replica = BrokerId(follower.0);
                 data.high_watermark = log.high_watermark();
-                data.last_stable_offset = log.high_watermark();
+                data.last_stable_offset = log.last_stable_offset();
                 data.log_start_offset = log.log_start_offset();
                 partitions.push(data);
                 continue;
@@ -211,11 +218,13 @@ async fn read_all(
                 Err(e) => data.error_code = e.code(),
                 Ok(log) => {
                     let high_watermark = log.high_watermark();
+                    let last_stable = log.last_stable_offset();
                     data.high_watermark = high_watermark;
-                    data.last_stable_offset = high_watermark;
+                    data.last_stable_offset = last_stable;
                     // Followers read what this leader holds durably.
                     let upper = match replica {
                         Some(_) => log.acked_end_offset(),
+                        None if committed => last_stable,
                         None => high_watermark,
                     };
                     if version >= 5 {
@@ -230,9 +239,18 @@ async fn read_all(
                         let read =
                             read_partition(&log, p.fetch_offset, limit.max(1), upper, splice).await;
                         let bytes_out = match &read {
-                            Ok(Records::Bytes(b)) => b.len(),
-                            Ok(Records::Spliced(s)) => s.len,
+                            Ok((Records::Bytes(b), _)) => b.len(),
+                            Ok((Records::Spliced(s), _)) => s.len,
                             Err(_) => 0,
+                        };
+                        let read = match read {
+                            Ok((records, upper_bound)) if committed && bytes_out > 0 => {
+                                aborted_in(&log, p.fetch_offset, upper_bound).await.map(|list| {
+                                    data.aborted_transactions = Some(list);
+                                    records
+                                })
+                            }
+                            other => other.map(|(records, _)| records),
                         };
                         if let Some(name) = &name {
                             reads.push((name.clone(), p.partition, bytes_out as u64));
@@ -369,14 +387,35 @@ struct Spliced {
 /// nothing else in a response repeats by chance.
 const MARKER_BYTES: usize = 16;
 
+/// The aborted transactions a read_committed read of `[from, upper)`
+/// overlaps, as the response lists them.
+async fn aborted_in(
+    log: &engine::PartitionLog<engine::disk::DmaDisk>,
+    from: i64,
+    upper: i64,
+) -> Result<Vec<AbortedTransaction>, i16> {
+    let list = log.aborted_transactions(from, upper).await.map_err(|e| log_error_code(&e))?;
+    Ok(list
+        .into_iter()
+        .map(|a| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(a.producer_id))
+                .with_first_offset(a.first_offset)
+        })
+        .collect())
+}
+
+/// Reads a partition's records, and an offset at or past the end of what
+/// was read (see `ReadResult::upper_bound`).
 async fn read_partition(
     log: &engine::PartitionLog<engine::disk::DmaDisk>,
     offset: i64,
     max_bytes: usize,
-    high_watermark: i64,
+    upper: i64,
     splice: bool,
-) -> Result<Records, i16> {
-    let read = log.read(offset, max_bytes, high_watermark).await.map_err(|e| log_error_code(&e))?;
+) -> Result<(Records, i64), i16> {
+    let read = log.read(offset, max_bytes, upper).await.map_err(|e| log_error_code(&e))?;
+    let upper_bound = read.upper_bound;
     let cold = read.chunks.iter().any(|c| matches!(c, ReadChunk::File { .. }));
     if cold && splice {
         let parts = read
@@ -388,20 +427,20 @@ async fn read_partition(
             })
             .collect();
         let marker = *uuid::Uuid::new_v4().as_bytes();
-        return Ok(Records::Spliced(Spliced { marker, parts, len: read.bytes }));
+        return Ok((Records::Spliced(Spliced { marker, parts, len: read.bytes }), upper_bound));
     }
     if read.chunks.len() == 1 {
         return log
             .read_bytes(&read.chunks[0])
             .await
-            .map(Records::Bytes)
+            .map(|b| (Records::Bytes(b), upper_bound))
             .map_err(|e| log_error_code(&e));
     }
     let mut out = BytesMut::with_capacity(read.bytes);
     for chunk in &read.chunks {
         out.extend_from_slice(&log.read_bytes(chunk).await.map_err(|e| log_error_code(&e))?);
     }
-    Ok(Records::Bytes(out.freeze()))
+    Ok((Records::Bytes(out.freeze()), upper_bound))
 }
 
 /// The response frame, in parts when some records are spliced.

@@ -1,7 +1,9 @@
 //! ListOffsets v1-v7: earliest (-2), latest (-1, the high watermark), max
 //! timestamp (-3, v7: the record with the largest timestamp), or the first
 //! record at or after a timestamp. Answers are per record, inside
-//! compressed batches too, as Kafka's.
+//! compressed batches too, as Kafka's. Under `isolation_level=1`
+//! (read_committed, v2+) what a consumer can read ends at the last stable
+//! offset instead of the high watermark.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -37,15 +39,20 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             match led_log(shard, &image, name, p.partition_index, current) {
                 Err(e) => r.error_code = e.code(),
                 Ok(log) => {
+                    let visible = match req.isolation_level {
+                        1 => log.last_stable_offset(),
+                        _ => log.high_watermark(),
+                    };
                     match p.timestamp {
                         EARLIEST => r.offset = log.log_start_offset(),
-                        LATEST => r.offset = log.high_watermark(),
+                        LATEST => r.offset = visible,
                         // The record with the largest timestamp, when
-                        // consumers can read it (below the high watermark;
-                        // otherwise no answer, as Kafka).
+                        // consumers can read it (below the high watermark
+                        // or the last stable offset; otherwise no answer,
+                        // as Kafka).
                         MAX_TIMESTAMP if request.version >= 7 => {
                             match log.offset_of_max_timestamp().await {
-                                Ok(Some((ts, offset))) if offset < log.high_watermark() => {
+                                Ok(Some((ts, offset))) if offset < visible => {
                                     r.timestamp = ts;
                                     r.offset = offset;
                                 }
@@ -55,7 +62,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                         }
                         ts if ts >= 0 => match log.offset_for_timestamp(ts).await {
                             // Only what consumers can read, as Kafka.
-                            Ok(Some((offset, found))) if offset < log.high_watermark() => {
+                            Ok(Some((offset, found))) if offset < visible => {
                                 r.offset = offset;
                                 r.timestamp = found;
                             }

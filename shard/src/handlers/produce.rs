@@ -97,6 +97,18 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
                     (Some(_), None) => {
                         Err(PartitionError::code(ResponseError::CorruptMessage.code()))
                     }
+                    // No transaction coordinator yet: a transaction no
+                    // coordinator would ever end must not open (it would
+                    // hold the last stable offset for good).
+                    (Some(_), Some(records)) if has_transactional_batch(records) => {
+                        Err(PartitionError {
+                            code: ResponseError::InvalidTxnState.code(),
+                            message: Some(
+                                "transactional batches need a transaction coordinator, which this broker does not serve yet".into(),
+                            ),
+                            record_index: None,
+                        })
+                    }
                     (Some(log), Some(records)) => {
                         match log.append(BytesMut::from(&records[..]), epoch).await {
                             Ok(info) => {
@@ -133,6 +145,23 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
     Reply::Later(Box::pin(async move {
         respond_when_acked(&shard, &request, acks, timeout, results).await
     }))
+}
+
+/// Whether any batch header in `records` has the transactional bit (a
+/// walk over headers only; a damaged length ends it, the append's
+/// validation reports that).
+fn has_transactional_batch(records: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(h) = engine::batch::BatchHeader::parse(&records[at..]) {
+        if h.is_transactional() {
+            return true;
+        }
+        if h.size < engine::batch::HEADER_BYTES {
+            return false;
+        }
+        at = at.saturating_add(h.size).min(records.len());
+    }
+    false
 }
 
 /// A partition's append: its log, offsets and the leader epoch it was
