@@ -147,6 +147,8 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     pub removed_segments: usize,
     pub rebuilt_indexes: usize,
+    /// `.txnindex` files found damaged (rebuilt by a replay of the log).
+    pub damaged_txn_indexes: usize,
     pub notes: Vec<String>,
 }
 
@@ -229,6 +231,9 @@ pub(crate) struct LogInner<D: Disk> {
     /// The high watermark last written to (or read from) its checkpoint
     /// file ([`replica::OffsetCheckpoint`]); -1: none.
     checkpointed_hw: Cell<Offset>,
+    /// A damaged `.txnindex` was found at open: the next load of the
+    /// producers' state replays the whole log.
+    txn_index_damaged: Cell<bool>,
     /// The log start DeleteRecords set (`log-start-offset`); the first
     /// segment's base counts when it is higher.
     log_start: Cell<Offset>,
@@ -315,6 +320,13 @@ impl<D: Disk> PartitionLog<D> {
         self.inner.acked_end.get()
     }
 
+    /// Whether `producer_id` has a transaction open here at `epoch`, and
+    /// the offset of its last marker since the log opened (the guard of
+    /// [`Self::append_guarded`]).
+    pub fn producer_txn(&self, producer_id: i64, epoch: i16) -> (bool, Option<Offset>) {
+        self.inner.state.borrow().producers.txn_of(producer_id, epoch)
+    }
+
     /// The idempotent producers this log remembers (DescribeProducers).
     pub fn active_producers(&self) -> Vec<crate::producers::ActiveProducer> {
         self.inner.state.borrow().producers.active()
@@ -375,8 +387,24 @@ impl<D: Disk> PartitionLog<D> {
     /// [`Self::wait_acked`] for `end_offset` returns.
     pub async fn append(
         &self,
+        batches: BytesMut,
+        leader_epoch: LeaderEpoch,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_guarded(batches, leader_epoch, None).await
+    }
+
+    /// [`Self::append`] of a producer's transactional batches after the
+    /// broker asked the coordinator whether the transaction holds this
+    /// partition (KIP-890): `guard` is the producer id and its last marker
+    /// as [`Self::producer_txn`] saw them before asking. A marker appended
+    /// meanwhile ended the transaction the answer was about, so the append
+    /// is refused (`InvalidTxnState`) rather than open a transaction no
+    /// coordinator knows of.
+    pub async fn append_guarded(
+        &self,
         mut batches: BytesMut,
         leader_epoch: LeaderEpoch,
+        guard: Option<(i64, Option<Offset>)>,
     ) -> Result<AppendInfo, AppendError> {
         let rules = self.inner.config.borrow().validation_rules(self.inner.clock.now_ms());
         let mut headers = validate_for_append(&mut batches, &rules)?;
@@ -402,6 +430,13 @@ impl<D: Disk> PartitionLog<D> {
         // bytes stamped, copied to the tail and cached in one step.
         let mut st = self.inner.state.borrow_mut();
         let st = &mut *st;
+        if let Some((producer_id, last_marker)) = guard {
+            if st.producers.txn_of(producer_id, -1).1 != last_marker {
+                return Err(AppendError::Sequence(
+                    crate::producers::SequenceError::InvalidTxnState { producer_id, txn_first: -1 },
+                ));
+            }
+        }
         // Idempotent producers: a retried batch gets its original offsets.
         match st.producers.check(&headers) {
             Err(e) => return Err(AppendError::Sequence(e)),
@@ -653,6 +688,7 @@ impl<D: Disk> LogInner<D> {
                 true => end.min(self.high_watermark_target.get()),
             };
             self.high_watermark.set(self.high_watermark.get().max(hw));
+            st.producers.forget_replicated(self.high_watermark.get());
         }
         // Batches below the acknowledged end are on disk for good; the cache
         // keeps only the most recent ones.

@@ -64,6 +64,10 @@ struct Producer {
     coordinator_epoch: i32,
     /// The first offset of its open transaction.
     txn_first: Option<Offset>,
+    /// The offset of its last marker appended since the log opened (not
+    /// in the snapshot): a broker's KIP-890 check compares it before and
+    /// after asking the coordinator.
+    last_marker: Option<Offset>,
 }
 
 /// A producer as DescribeProducers reports it.
@@ -321,6 +325,7 @@ impl ProducerStates {
             last_timestamp: NO_TIMESTAMP,
             coordinator_epoch: -1,
             txn_first: None,
+            last_marker: None,
         });
         p.last_timestamp = h.max_timestamp;
         if p.txn_first.is_none() {
@@ -338,10 +343,11 @@ impl ProducerStates {
             p.batches.clear();
         }
         p.coordinator_epoch = m.coordinator_epoch;
+        p.last_marker = Some(h.base_offset);
         let first = p.txn_first.take();
         if let Some(first) = first {
             self.ongoing.remove(&(first, h.producer_id));
-            self.by_last_offset.insert((h.base_offset, h.producer_id));
+            self.by_last_offset.insert((h.last_offset(), h.producer_id));
         }
         let first_offset = first.unwrap_or(h.base_offset);
         self.completed.push_back((first_offset, h.base_offset));
@@ -363,6 +369,15 @@ impl ProducerStates {
         debug_assert_eq!(self.producers.len(), self.by_last_offset.len() + self.ongoing.len());
     }
 
+    /// Whether `producer_id` has a transaction open at `epoch`, and the
+    /// offset of its last marker since the log opened.
+    pub fn txn_of(&self, producer_id: i64, epoch: i16) -> (bool, Option<Offset>) {
+        match self.producers.get(&producer_id) {
+            Some(p) => (p.epoch == epoch && p.txn_first.is_some(), p.last_marker),
+            None => (false, None),
+        }
+    }
+
     /// The first offset of an open transaction other than `producer_id`'s,
     /// else `after`: an aborted transaction's `last_stable_offset`.
     pub fn next_unstable(&self, producer_id: i64, after: Offset) -> Offset {
@@ -375,12 +390,19 @@ impl ProducerStates {
     /// `None` when there is none. Forgets the ended transactions the high
     /// watermark passed.
     pub fn first_unstable(&mut self, high_watermark: Offset) -> Option<Offset> {
-        while self.completed.front().is_some_and(|(_, marker)| *marker < high_watermark) {
-            self.completed.pop_front();
-        }
+        self.forget_replicated(high_watermark);
         let open = self.ongoing.first().map(|(first, _)| *first);
         let ended = self.completed.iter().map(|(first, _)| *first).min();
         open.into_iter().chain(ended).min()
+    }
+
+    /// Forgets the ended transactions whose markers are below the high
+    /// watermark (called as it moves, so the queue stays as short as the
+    /// markers not yet replicated).
+    pub fn forget_replicated(&mut self, high_watermark: Offset) {
+        while self.completed.front().is_some_and(|(_, marker)| *marker < high_watermark) {
+            self.completed.pop_front();
+        }
     }
 
     /// Every producer remembered, by id.
@@ -493,6 +515,7 @@ impl ProducerStates {
                 last_timestamp,
                 coordinator_epoch,
                 txn_first,
+                last_marker: None,
             };
             if states.producers.insert(id, p).is_some() {
                 return None; // an id twice: not a snapshot this code wrote

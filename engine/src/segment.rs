@@ -234,8 +234,12 @@ impl<D: Disk> ClosePlan<D> {
             disk.replace_file(&index, &self.index).await?;
             disk.replace_file(&time_index, &self.time_index).await?;
         }
+        // Durably even at a clean stop (it is rare): the producer snapshot
+        // written beside it is trusted without the clean marker, and the
+        // entries below it are only in this file.
         let Some(txn_index) = self.txn_index else { return Ok(()) };
-        write_txn_index(disk, dir, self.base_offset, &txn_index, durable).await
+        write_txn_index(disk, dir, self.base_offset, &txn_index, durable || !txn_index.is_empty())
+            .await
     }
 
     /// The entries this plan writes to the `.txnindex`, if it writes them.

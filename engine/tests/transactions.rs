@@ -13,7 +13,7 @@ use engine::disk::MemDisk;
 use engine::producers::SequenceError;
 use engine::testkit::{seed, Rng};
 use engine::txn::{AbortedTxn, Marker};
-use engine::{AppendError, Flush, PartitionLog};
+use engine::{AppendError, Flush, LogConfig, PartitionLog};
 
 /// A transactional batch of `pid` at `epoch`, first sequence `seq`.
 fn txn_batch(tag: u64, records: usize, pid: i64, epoch: i16, seq: i32) -> BytesMut {
@@ -186,4 +186,46 @@ async fn check_ranges(log: &PartitionLog<MemDisk>, all: &Aborts, end: i64, rng: 
         }
         assert!(last < read.upper_bound && read.upper_bound <= upper.max(from), "{from}..{upper}");
     }
+}
+
+/// A truncation inside a segment whose aborted transactions are partly in
+/// its file (from a clean close) keeps them through a crash before the
+/// segment closes again; a damaged file is rebuilt from the log.
+#[test]
+fn a_truncation_keeps_older_aborts_through_a_crash_and_damage_is_rebuilt() {
+    let env = Env::new(Flush::Fsync);
+    let first = env.run(async {
+        let log = env.open(LogConfig::default()).await;
+        let info = log.append(txn_batch(1, 2, 7, 0, 0), 0).await.unwrap();
+        let m = log.append_marker(7, 0, marker(false), 0).await.unwrap();
+        log.wait_acked(m.end_offset).await.unwrap();
+        log.close().await.unwrap();
+        (7, info.base_offset, m.base_offset)
+    });
+    let env = env.restart();
+    env.run(async {
+        let log = env.open(LogConfig::default()).await;
+        let snapshot_at = log.log_end_offset();
+        for tag in 10..14 {
+            let info = log.append(batch(tag, 2, 10), 0).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+        }
+        assert_eq!(log.truncate_to(snapshot_at).await.unwrap(), snapshot_at);
+        env.disk.crash(1);
+    });
+    let env = env.restart();
+    env.run(async {
+        let log = env.open(LogConfig::default()).await;
+        assert_eq!(ranges(&aborted(&log, 0, log.log_end_offset()).await), vec![first]);
+        log.close().await.unwrap();
+    });
+    // Damage the only segment's index: the next open rebuilds it.
+    let path = dir().join(format!("{:020}.txnindex", 0));
+    env.disk.flip_bit(&path, 1, 0);
+    let env = env.restart();
+    env.run(async {
+        let log = env.open(LogConfig::default()).await;
+        assert_eq!(log.recovery_report().damaged_txn_indexes, 1);
+        assert_eq!(ranges(&aborted(&log, 0, log.log_end_offset()).await), vec![first]);
+    });
 }

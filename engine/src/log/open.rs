@@ -130,6 +130,7 @@ impl<D: Disk> PartitionLog<D> {
             replicated: Cell::new(false),
             writer: Cell::new(Writer::Anyone),
             checkpointed_hw: Cell::new(-1),
+            txn_index_damaged: Cell::new(report.damaged_txn_indexes > 0),
             log_start: Cell::new(0),
             recovery: report,
             compacted_to: Cell::new(0),
@@ -161,9 +162,18 @@ impl<D: Disk> PartitionLog<D> {
         snapshots.sort_unstable();
         let mut state = ProducerStates::default();
         let mut from = self.log_start_offset();
+        // A damaged aborted-transactions index is rebuilt by replaying the
+        // whole log: no snapshot then.
+        if inner.txn_index_damaged.replace(false) {
+            snapshots.clear();
+        }
         while let Some(at) = snapshots.pop() {
             let path = segment_path(&inner.dir, at, PRODUCERS_SUFFIX);
-            if at > log_end {
+            // Newer than the log (a crash took the data back), or older
+            // than its start (retention removed batches it would need to
+            // be replayed from: an open transaction's marker among them
+            // would never be seen).
+            if at > log_end || at < from {
                 inner
                     .disk
                     .remove_file(&path)
@@ -190,7 +200,7 @@ impl<D: Disk> PartitionLog<D> {
         let epochs_from = covered.clamp(log_start, log_end);
         let mut aborted = Vec::new();
         self.replay(from.min(epochs_from), |h, bytes| {
-            if h.base_offset >= from {
+            if h.last_offset() >= from {
                 let marker = h.is_control().then(|| crate::txn::parse_marker(h, bytes));
                 if let Some(done) = state.apply(h, marker.flatten()).filter(|d| d.aborted) {
                     aborted.push(crate::txn::AbortedTxn {
@@ -355,17 +365,22 @@ impl<D: Disk> PartitionLog<D> {
         // the active one's come into memory (the replay corrects both).
         let txn_path = segment_path(dir, base, TXN_INDEX_SUFFIX);
         let txn_index = read_optional(disk, &txn_path).await?;
-        let entries = match txn_index.as_deref().map(crate::txn::AbortedTxn::decode_all) {
+        let decoded = txn_index.as_deref().map(crate::txn::AbortedTxn::decode_all);
+        let damaged = matches!(decoded, Some(None));
+        let entries = match decoded {
             None => Vec::new(),
             Some(Some(v)) => v,
             Some(None) => {
-                report
-                    .notes
-                    .push(format!("segment {base}: damaged {}, ignored", txn_path.display()));
+                report.notes.push(format!(
+                    "segment {base}: damaged {}, rebuilt from a replay of the log",
+                    txn_path.display()
+                ));
+                report.damaged_txn_indexes += 1;
                 Vec::new()
             }
         };
-        seg.aborted = if is_last || txn_index.is_none() {
+        // A damaged file is in memory (empty) until the replay rewrites it.
+        seg.aborted = if is_last || txn_index.is_none() || damaged {
             crate::segment::TxnEntries::Memory(entries)
         } else {
             crate::segment::TxnEntries::Stored(entries.len())

@@ -152,6 +152,7 @@ impl<D: Disk> PartitionLog<D> {
         let hw = target.min(inner.acked_end.get());
         if hw > inner.high_watermark.get() {
             inner.high_watermark.set(hw);
+            inner.state.borrow_mut().producers.forget_replicated(hw);
             inner.acked.notify();
         }
         inner.high_watermark.get()

@@ -50,6 +50,15 @@ impl<D: Disk> PartitionLog<D> {
                     ))
                 })?;
         let new_end = header.base_offset;
+        // Its aborted transactions below the cut stay, read before anything
+        // changes; the replay below finds the rest.
+        let aborted = self.inner.state.borrow().segments[&segment_base].aborted.clone();
+        let mut kept = match aborted {
+            crate::segment::TxnEntries::Memory(v) => v,
+            crate::segment::TxnEntries::Stored(0) => Vec::new(),
+            crate::segment::TxnEntries::Stored(_) => self.read_txn_index(segment_base).await?,
+        };
+        kept.retain(|e| e.last_offset < new_end);
         // Later segments go entirely.
         let later: Vec<Offset> = {
             let st = self.inner.state.borrow();
@@ -68,16 +77,20 @@ impl<D: Disk> PartitionLog<D> {
         // The segment's index files (if it was closed before) describe bytes
         // that are going: remove them so that recovery rebuilds rather than
         // trusts them; closing the segment again writes them anew.
-        // Its aborted transactions below the cut stay (in memory: it is the
-        // active segment now); the replay below finds the rest.
-        let aborted = self.inner.state.borrow().segments[&segment_base].aborted.clone();
-        let mut kept = match aborted {
-            crate::segment::TxnEntries::Memory(v) => v,
-            crate::segment::TxnEntries::Stored(0) => Vec::new(),
-            crate::segment::TxnEntries::Stored(_) => self.read_txn_index(segment_base).await?,
-        };
-        kept.retain(|e| e.last_offset < new_end);
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+        // The kept aborted transactions are written again, durably (a crash
+        // before the segment closes must find those below the snapshot the
+        // replay starts from), and stay in memory: it is the active segment.
+        let bytes = crate::txn::AbortedTxn::encode_all(&kept);
+        crate::segment::write_txn_index(
+            self.inner.disk.as_ref(),
+            &self.inner.dir,
+            segment_base,
+            &bytes,
+            true,
+        )
+        .await
+        .ctx(|| format!("rewriting the aborted-transactions index of segment {segment_base}"))?;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             let p = segment_path(&self.inner.dir, segment_base, suffix);
             if self.inner.disk.exists(&p).await.ctx(|| format!("checking {}", p.display()))? {
                 self.inner

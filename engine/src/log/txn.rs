@@ -53,8 +53,12 @@ impl<D: Disk> PartitionLog<D> {
     /// ended by a marker the high watermark has not passed) if lower.
     pub fn last_stable_offset(&self) -> Offset {
         let hw = self.high_watermark();
+        let start = self.log_start_offset();
         let mut st = self.inner.state.borrow_mut();
-        st.producers.first_unstable(hw).map_or(hw, |first| first.min(hw))
+        let first = st.producers.first_unstable(hw).map_or(hw, |first| first.min(hw));
+        // A transaction whose start retention removed holds no earlier
+        // than the log start (Kafka clamps the same way).
+        first.max(start.min(hw))
     }
 
     /// The aborted transactions a read of `[from, upper)` overlaps (their
