@@ -65,6 +65,9 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::DescribeLogDirs => drop(req.decode_body::<DescribeLogDirsRequest>()?),
         ApiKey::DescribeProducers => drop(req.decode_body::<DescribeProducersRequest>()?),
         ApiKey::AlterConfigs => drop(req.decode_body::<AlterConfigsRequest>()?),
+        ApiKey::AddPartitionsToTxn => drop(req.decode_body::<AddPartitionsToTxnRequest>()?),
+        ApiKey::EndTxn => drop(req.decode_body::<EndTxnRequest>()?),
+        ApiKey::WriteTxnMarkers => drop(req.decode_body::<WriteTxnMarkersRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

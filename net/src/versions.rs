@@ -36,6 +36,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The range ApiVersions reports for `api`: the served range, except for
@@ -105,8 +108,11 @@ mod tests {
         within::<DescribeLogDirsRequest>(ApiKey::DescribeLogDirs);
         within::<DescribeProducersRequest>(ApiKey::DescribeProducers);
         within::<AlterConfigsRequest>(ApiKey::AlterConfigs);
+        within::<AddPartitionsToTxnRequest>(ApiKey::AddPartitionsToTxn);
+        within::<EndTxnRequest>(ApiKey::EndTxn);
+        within::<WriteTxnMarkersRequest>(ApiKey::WriteTxnMarkers);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
-        assert!(!supports(ApiKey::AddPartitionsToTxn, 0));
+        assert!(!supports(ApiKey::TxnOffsetCommit, 0));
         assert_eq!(advertised(ApiKey::Produce, 3, 9), (0, 9));
         assert!(!supports(ApiKey::Produce, 2), "advertised, refused");
     }

@@ -48,6 +48,7 @@ pub mod replica;
 pub mod response;
 pub mod shard;
 pub mod splice;
+pub mod txns;
 
 pub use config::NodeConfig;
 pub use node::run;

@@ -357,6 +357,7 @@ async fn shard_main(
             glommio::timer::sleep(crate::groups::TICK).await;
             ticking.groups.tick();
             ticking.groups.persist(&ticking.partitions, &ticking.metadata.image()).await;
+            crate::handlers::txn::tick(&ticking).await;
         }
     })
     .detach();

@@ -5,6 +5,7 @@
 //! - [`Replicas`]: which of them it leads or follows, and replication.
 //! - [`MetadataCache`]: its copy of the metadata image.
 //! - [`Coordinator`]: the consumer groups it coordinates, and their records.
+//! - [`Transactions`]: the transactional ids it coordinates.
 //! - [`ControllerClient`]: its requests to the node's controller.
 //! - [`Connections`] and [`RequestBytes`]: what it admits.
 //!
@@ -28,6 +29,7 @@ use crate::ids::{BrokerId, NodeId, ShardId};
 use crate::metadata::{MetadataCache, MetadataImage};
 use crate::partitions::Partitions;
 use crate::replica::Replicas;
+use crate::txns::{Transactions, TRANSACTION_TOPIC, TRANSACTION_TOPIC_PARTITIONS};
 
 /// Messages a shard receives from other shards.
 pub enum ShardMsg {
@@ -45,6 +47,7 @@ pub struct Shard {
     pub partitions: Partitions,
     pub replicas: Replicas,
     pub groups: Coordinator,
+    pub txns: Transactions,
     pub controller: ControllerClient,
     pub connections: Connections,
     /// Request bytes held by this shard's connections (`queued.max.request.bytes`).
@@ -80,6 +83,7 @@ impl Shard {
             config,
             partitions,
             groups: Coordinator::default(),
+            txns: Transactions::default(),
             controller,
             connections: Connections::default(),
             request_bytes: RequestBytes::new(crate::admission::QUEUED_REQUEST_BYTES_MAX),
@@ -150,6 +154,25 @@ impl Shard {
                 _ => {}
             }
         }
+        // Likewise the transactional ids of `__transaction_state`, loaded
+        // again when the partition's leader epoch (the coordinator epoch)
+        // moved.
+        for p in 0..TRANSACTION_TOPIC_PARTITIONS {
+            let meta = image.partition(TRANSACTION_TOPIC, p);
+            let epoch = meta.filter(|m| m.leader == Some(self.broker())).map(|m| m.leader_epoch.0);
+            let loaded = self.txns.coordinator_epoch(p);
+            if epoch == loaded {
+                continue;
+            }
+            if loaded.is_some() {
+                self.txns.unload(p);
+            }
+            if let (Some(epoch), Some(log)) = (epoch, self.partitions.log(TRANSACTION_TOPIC, p)) {
+                if let Err(e) = self.txns.load(p, epoch, &log).await {
+                    warn!("shard {}: cannot load {TRANSACTION_TOPIC}-{p}: {e}", self.id);
+                }
+            }
+        }
         self.metadata.set_image(image);
     }
 
@@ -159,6 +182,7 @@ impl Shard {
         self.stop.notify();
         self.replicas.stop();
         self.groups.stop();
+        self.txns.stop();
         self.groups.persist(&self.partitions, &self.metadata.image()).await;
         loop {
             let done = self.request_done.notified();

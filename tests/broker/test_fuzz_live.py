@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 26: 3, 27: 1, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
 
 
 class Ctx:
@@ -577,6 +577,55 @@ def body_init_producer_id(w, v, c):
     w.tags()
 
 
+def _txn_topics(w, c):
+    def topic(w, name):
+        w.string(name)
+        w.array([0, 1], lambda w, p: w.i32(p))
+        w.tags()
+
+    w.array([c.topic], topic)
+
+
+def body_add_partitions_to_txn(w, v, c):
+    if v <= 3:
+        w.string(f"fz-tid-{c.group}")
+        w.i64(c.pid)
+        w.i16(c.epoch)
+        _txn_topics(w, c)
+    else:
+        def txn(w, verify_only):
+            w.string(f"fz-tid-{c.group}")
+            w.i64(c.pid)
+            w.i16(c.epoch)
+            w.boolean(verify_only)
+            _txn_topics(w, c)
+            w.tags()
+
+        w.array([False, True], txn)
+    w.tags()
+
+
+def body_end_txn(w, v, c):
+    w.string(f"fz-tid-{c.group}")
+    w.i64(c.pid)
+    w.i16(c.epoch)
+    w.boolean(True)
+    w.tags()
+
+
+def body_write_txn_markers(w, v, c):
+    def marker(w, _):
+        w.i64(c.pid)
+        w.i16(c.epoch)
+        w.boolean(False)
+        _txn_topics(w, c)
+        w.i32(0)  # coordinator epoch
+        w.tags()
+
+    w.array([0], marker)
+    w.tags()
+
+
 def body_describe_configs(w, v, c):
     def resource(w, _):
         w.i8(2)  # topic
@@ -766,6 +815,9 @@ ENCODERS = {
     21: ("DeleteRecords", body_delete_records, 0),
     22: ("InitProducerId", body_init_producer_id, 0),
     23: ("OffsetForLeaderEpoch", body_offset_for_leader_epoch, 2),
+    24: ("AddPartitionsToTxn", body_add_partitions_to_txn, 0),
+    26: ("EndTxn", body_end_txn, 0),
+    27: ("WriteTxnMarkers", body_write_txn_markers, 1),
     32: ("DescribeConfigs", body_describe_configs, 1),
     33: ("AlterConfigs", body_alter_configs, 0),
     35: ("DescribeLogDirs", body_describe_log_dirs, 1),

@@ -257,6 +257,7 @@ fn command_json(c: &Command) -> Value {
             })).collect::<Vec<_>>()])).collect::<Vec<_>>(),
         }),
         Command::AllocateProducerIds => json!({"kind": "producer_ids"}),
+        Command::CreateTransactionTopic => json!({"kind": "transaction_topic"}),
         Command::AlterPartitions { changes } => json!({
             "kind": "alter_partitions",
             "changes": changes.iter().map(|c| json!({
@@ -396,6 +397,7 @@ fn command_of(v: &Value) -> Result<Command, String> {
                 .collect::<Result<_, String>>()?,
         }),
         Some("producer_ids") => Ok(Command::AllocateProducerIds),
+        Some("transaction_topic") => Ok(Command::CreateTransactionTopic),
         Some("alter_partitions") => Ok(Command::AlterPartitions {
             changes: field(v, "changes")?
                 .as_array()
@@ -556,6 +558,7 @@ mod tests {
                 validate_only: false,
             },
             Command::AllocateProducerIds,
+            Command::CreateTransactionTopic,
             Command::AlterPartitions {
                 changes: vec![IsrChange {
                     topic: "t".into(),

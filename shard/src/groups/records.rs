@@ -147,29 +147,34 @@ pub fn offset_value(c: &Committed) -> Vec<u8> {
     out
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// Reads the big-endian fields of a stored key or value (shared with the
+/// transaction coordinator's records).
+pub(crate) struct Reader<'a> {
+    pub bytes: &'a [u8],
+    pub at: usize,
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+    pub fn take(&mut self, n: usize) -> Result<&[u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| format!("record ends early at byte {}", self.at))?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
     }
-    fn i16(&mut self) -> Result<i16, String> {
+    pub fn i8(&mut self) -> Result<i8, String> {
+        Ok(self.take(1)?[0] as i8)
+    }
+    pub fn i16(&mut self) -> Result<i16, String> {
         Ok(i16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
     }
-    fn i32(&mut self) -> Result<i32, String> {
+    pub fn i32(&mut self) -> Result<i32, String> {
         Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    pub fn i64(&mut self) -> Result<i64, String> {
         Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
-    fn string(&mut self) -> Result<String, String> {
+    pub fn string(&mut self) -> Result<String, String> {
         let len = self.i16()?;
         let len = usize::try_from(len).map_err(|_| format!("negative string length {len}"))?;
         String::from_utf8(self.take(len)?.to_vec()).map_err(|_| "string is not UTF-8".into())

@@ -20,12 +20,14 @@ use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Reply};
 use crate::context::ConnContext;
+use crate::controller::Command;
 use crate::groups::records::{self, partition_for, Committed};
 use crate::groups::{
     answer, check_group_id, JoinAnswer, JoinRequest, SyncAnswer, OFFSETS_TOPIC,
     OFFSETS_TOPIC_PARTITIONS,
 };
 use crate::shard::Shard;
+use crate::txns::TRANSACTION_TOPIC;
 
 /// DescribeGroups v3+ when the client did not ask for operations.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -50,7 +52,11 @@ pub fn locate(shard: &Shard, group: &str) -> Result<i32, i16> {
     }
 }
 
-pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
+/// FindCoordinator v0-v4: the broker leading the key's partition of
+/// `__consumer_offsets` (key type 0, groups) or `__transaction_state` (key
+/// type 1, transactional ids, v1+). The first transactional key makes the
+/// controller create `__transaction_state`, as Kafka does.
+pub async fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
     let req: FindCoordinatorRequest = request.decode_body()?;
     let version = request.version;
     let keys: Vec<String> = if version >= 4 {
@@ -58,6 +64,12 @@ pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
     } else {
         vec![req.key.to_string()]
     };
+    let transactional = req.key_type == 1;
+    if transactional && !shard.metadata.image().topics.contains_key(TRANSACTION_TOPIC) {
+        if let Err(e) = shard.controller.ask(Command::CreateTransactionTopic).await {
+            log::warn!("shard {}: cannot create {TRANSACTION_TOPIC}: {e}", shard.id);
+        }
+    }
     let image = shard.metadata.image();
     let entries: Vec<CoordinatorEntry> = keys
         .into_iter()
@@ -72,18 +84,17 @@ pub fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
                 e.error_message = Some(s(msg));
                 e
             };
-            if req.key_type != 0 {
-                return fail(
-                    e,
-                    ResponseError::CoordinatorNotAvailable,
-                    "transactions are not supported yet",
-                );
-            }
-            if check_group_id(&key).is_err() {
-                return fail(e, ResponseError::InvalidRequest, "invalid group id");
-            }
-            let p = partition_for(&key, OFFSETS_TOPIC_PARTITIONS);
-            let owner = image.leader(OFFSETS_TOPIC, p);
+            let owner = match req.key_type {
+                0 if check_group_id(&key).is_err() => {
+                    return fail(e, ResponseError::InvalidRequest, "invalid group id");
+                }
+                0 => image.leader(OFFSETS_TOPIC, partition_for(&key, OFFSETS_TOPIC_PARTITIONS)),
+                1 if crate::txns::check_transactional_id(&key).is_err() => {
+                    return fail(e, ResponseError::InvalidRequest, "invalid transactional id");
+                }
+                1 => image.leader(TRANSACTION_TOPIC, crate::txns::partition_for(&key)),
+                _ => return fail(e, ResponseError::InvalidRequest, "unknown key type"),
+            };
             match owner.and_then(|o| Some((o, image.endpoint(o)?))) {
                 None => fail(e, ResponseError::CoordinatorNotAvailable, "no coordinator yet"),
                 Some((owner, (host, port))) => {

@@ -1,25 +1,37 @@
-//! InitProducerId v0-v4 for idempotent producers: a fresh producer id with
-//! epoch 0. Ids come in blocks from the controller, whose metadata log
+//! InitProducerId v0-v4. For idempotent producers: a fresh producer id
+//! with epoch 0. Ids come in blocks from the controller, whose metadata log
 //! records every block handed out, so no id is given twice, even across
 //! restarts. A request with a previous id and epoch (v3+, after a fatal
 //! sequence error) gets a fresh id too, as Kafka answers producers without
-//! a transactional id. Transactional ids are refused until transactions
-//! exist (`COORDINATOR_NOT_AVAILABLE`, as FindCoordinator says for them).
+//! a transactional id. With a transactional id, the id's coordinator
+//! answers ([`super::txn::init_producer_id`]): the id's producer id with
+//! its epoch bumped, fencing older instances.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use net::codec::Request;
 use net::kafka_protocol;
+use std::rc::Rc;
 
 use super::{respond, HandlerResult};
 use crate::shard::Shard;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Rc<Shard>, request: &Request) -> HandlerResult {
     let req: InitProducerIdRequest = request.decode_body()?;
     let mut response =
         InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        response.error_code = ResponseError::CoordinatorNotAvailable.code();
+    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        let expected = (req.producer_id.0, req.producer_epoch);
+        match super::txn::init_producer_id(shard, id, req.transaction_timeout_ms, expected).await {
+            Ok((pid, epoch)) => {
+                response.producer_id = ProducerId(pid);
+                response.producer_epoch = epoch;
+            }
+            Err(c) if c == ResponseError::ProducerFenced.code() && request.version < 4 => {
+                response.error_code = ResponseError::InvalidProducerEpoch.code();
+            }
+            Err(c) => response.error_code = c,
+        }
         return respond(request, &response);
     }
     match shard.controller.next_producer_id().await {

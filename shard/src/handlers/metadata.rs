@@ -143,7 +143,7 @@ fn topic_response(image: &MetadataImage, t: &TopicMeta, version: i16) -> Metadat
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
         .with_topic_id(if version >= 10 { uuid::Uuid::from_bytes(t.id) } else { uuid::Uuid::nil() })
         .with_partitions(partitions)
-        .with_is_internal(version >= 1 && t.name == crate::groups::OFFSETS_TOPIC)
+        .with_is_internal(version >= 1 && crate::controller::machine::is_internal(&t.name))
         .with_topic_authorized_operations(OPERATIONS_OMITTED)
 }
 

@@ -28,6 +28,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+pub(crate) mod txn;
 
 use kafka_protocol::messages::ApiKey;
 use net::codec::{DecodeError, Request};
@@ -57,6 +58,8 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
         ApiKey::JoinGroup => groups::join_group(shard, request, context),
         ApiKey::SyncGroup => groups::sync_group(shard, request),
         ApiKey::OffsetCommit => offsets::offset_commit(shard, request).await,
+        ApiKey::InitProducerId => Reply::Now(init_producer_id::handle(shard, request).await),
+        ApiKey::EndTxn => Reply::Now(txn::end_txn(shard, request).await),
         _ => Reply::Now(handle_now(shard, request).await),
     }
 }
@@ -77,14 +80,15 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request),
         ApiKey::DescribeQuorum => describe_quorum::handle(shard, request).await,
-        ApiKey::FindCoordinator => groups::find_coordinator(shard, request),
+        ApiKey::FindCoordinator => groups::find_coordinator(shard, request).await,
         ApiKey::Heartbeat => groups::heartbeat(shard, request),
         ApiKey::LeaveGroup => groups::leave_group(shard, request),
         ApiKey::DescribeGroups => groups::describe_groups(shard, request),
         ApiKey::ListGroups => groups::list_groups(shard, request),
         ApiKey::DeleteGroups => groups::delete_groups(shard, request).await,
         ApiKey::OffsetFetch => offsets::offset_fetch(shard, request),
-        ApiKey::InitProducerId => init_producer_id::handle(shard, request).await,
+        ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(shard, request).await,
+        ApiKey::WriteTxnMarkers => txn::write_txn_markers(shard, request).await,
         ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request),
         ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,

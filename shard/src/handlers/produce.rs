@@ -78,7 +78,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
             let epoch = meta.map_or(0, |m| m.leader_epoch.0);
             let outcome = match meta.map(|m| m.leader) {
                 // Internal topics are written by the broker only, as in Kafka.
-                Some(_) if name == crate::groups::OFFSETS_TOPIC => {
+                Some(_) if crate::controller::machine::is_internal(name) => {
                     Err(PartitionError::code(ResponseError::InvalidTopicException.code()))
                 }
                 None => Err(PartitionError::code(ResponseError::UnknownTopicOrPartition.code())),
@@ -97,30 +97,24 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
                     (Some(_), None) => {
                         Err(PartitionError::code(ResponseError::CorruptMessage.code()))
                     }
-                    // No transaction coordinator yet: a transaction no
-                    // coordinator would ever end must not open (it would
-                    // hold the last stable offset for good).
-                    (Some(_), Some(records)) if has_transactional_batch(records) => {
-                        Err(PartitionError {
-                            code: ResponseError::InvalidTxnState.code(),
-                            message: Some(
-                                "transactional batches need a transaction coordinator, which this broker does not serve yet".into(),
-                            ),
-                            record_index: None,
-                        })
-                    }
                     (Some(log), Some(records)) => {
-                        match log.append(BytesMut::from(&records[..]), epoch).await {
-                            Ok(info) => {
-                                shard.metrics.partition(name, p.index, |c| {
-                                    c.records_in += (info.end_offset - info.base_offset) as u64;
-                                    c.bytes_in += records.len() as u64;
-                                    c.produce_requests += 1;
-                                });
-                                Ok((log, info, epoch))
-                            }
-                            Err(e) => Err(PartitionError::of(&e)),
-                        }
+                        let appended = if has_transactional_batch(records) {
+                            let tid = req.transactional_id.as_ref().map(|t| t.0.as_str());
+                            append_transactional(shard, tid, name, p.index, &log, records, epoch)
+                                .await
+                        } else {
+                            log.append(BytesMut::from(&records[..]), epoch)
+                                .await
+                                .map_err(|e| PartitionError::of(&e))
+                        };
+                        appended.map(|info| {
+                            shard.metrics.partition(name, p.index, |c| {
+                                c.records_in += (info.end_offset - info.base_offset) as u64;
+                                c.bytes_in += records.len() as u64;
+                                c.produce_requests += 1;
+                            });
+                            (log, info, epoch)
+                        })
                     }
                 },
             };
@@ -145,6 +139,46 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
     Reply::Later(Box::pin(async move {
         respond_when_acked(&shard, &request, acks, timeout, results).await
     }))
+}
+
+/// A producer's transactional batches: before the first of its
+/// transaction in this partition, the coordinator of `tid` is asked
+/// whether the transaction holds the partition (KIP-890), and the append
+/// is refused if a marker ended the transaction meanwhile; later batches
+/// of the same open transaction append at once.
+async fn append_transactional(
+    shard: &Shard,
+    tid: Option<&str>,
+    topic: &str,
+    partition: i32,
+    log: &PartitionLog<DmaDisk>,
+    records: &[u8],
+    epoch: i32,
+) -> Result<AppendInfo, PartitionError> {
+    let invalid = |message: &str| PartitionError {
+        code: ResponseError::InvalidTxnState.code(),
+        message: Some(message.to_string()),
+        record_index: None,
+    };
+    let Some(tid) = tid.filter(|t| !t.is_empty()) else {
+        return Err(invalid("transactional batches need the request's transactional id"));
+    };
+    let Some(h) = engine::batch::BatchHeader::parse(records).filter(|h| h.is_transactional())
+    else {
+        return Err(invalid("a request mixing transactional and other batches"));
+    };
+    let (open, last_marker) = log.producer_txn(h.producer_id, h.producer_epoch);
+    let guard = if open {
+        None
+    } else {
+        crate::handlers::txn::verify(shard, tid, h.producer_id, h.producer_epoch, topic, partition)
+            .await
+            .map_err(PartitionError::code)?;
+        Some((h.producer_id, last_marker))
+    };
+    log.append_guarded(BytesMut::from(records), epoch, guard)
+        .await
+        .map_err(|e| PartitionError::of(&e))
 }
 
 /// Whether any batch header in `records` has the transactional bit (a

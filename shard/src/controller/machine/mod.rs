@@ -34,6 +34,7 @@ use crate::ids::NodeId;
 use crate::metadata::{
     validate_topic_name, MetadataImage, MetadataRecord, NodeMeta, PartitionMeta, TopicMeta,
 };
+use crate::txns::TRANSACTION_TOPIC;
 
 /// Most partitions one topic may have: bounds the work (and files) one
 /// CreateTopics can cause.
@@ -144,6 +145,9 @@ pub enum Command {
     },
     /// A block of [`PRODUCER_ID_BLOCK`] fresh producer ids.
     AllocateProducerIds,
+    /// `__transaction_state`, if the image lacks it (Kafka creates it at
+    /// the first FindCoordinator for a transactional id).
+    CreateTransactionTopic,
     /// ISR changes partitions' leaders ask for (AlterPartition).
     AlterPartitions {
         changes: Vec<isr::IsrChange>,
@@ -263,6 +267,13 @@ pub fn propose(
             let (records, outcomes) = elect::elect(image, unclean, &partitions);
             p.records = records;
             Answer::Outcomes(outcomes)
+        }
+        Command::CreateTransactionTopic => {
+            if !image.topics.contains_key(TRANSACTION_TOPIC) && image.live_nodes().next().is_some()
+            {
+                p.records.push(MetadataRecord::Topic(transaction_topic(image, limits, new_id())));
+            }
+            Answer::Done
         }
         Command::AllocateProducerIds => {
             let start = image.next_producer_id;
@@ -448,7 +459,7 @@ impl Proposer<'_> {
             let code = ResponseError::UnknownTopicOrPartition;
             return Err(Refusal::new(code, format!("topic '{name}' does not exist")));
         }
-        if name == OFFSETS_TOPIC {
+        if is_internal(name) {
             let code = ResponseError::InvalidTopicException;
             return Err(Refusal::new(code, format!("'{name}' is internal and cannot be deleted")));
         }
@@ -462,10 +473,10 @@ impl Proposer<'_> {
             let code = ResponseError::UnknownTopicOrPartition;
             return Err(Refusal::new(code, format!("topic '{name}' does not exist")));
         };
-        if name == OFFSETS_TOPIC {
+        if is_internal(name) {
             return Err(Refusal::new(
                 ResponseError::InvalidRequest,
-                format!("'{name}' is internal: its partition count places the groups"),
+                format!("'{name}' is internal: its partition count places its keys"),
             ));
         }
         let current = topic.partitions.len() as i32;
@@ -587,6 +598,18 @@ pub fn apply_config_changes(
         }
     }
     Ok(out)
+}
+
+/// The topics the brokers write themselves: never deleted, never grown.
+pub fn is_internal(name: &str) -> bool {
+    name == OFFSETS_TOPIC || name == TRANSACTION_TOPIC
+}
+
+/// `__transaction_state`: Kafka's 50 partitions
+/// (`transaction.state.log.num.partitions`), replicated as
+/// `__consumer_offsets`, compacted.
+fn transaction_topic(image: &MetadataImage, limits: &Limits, id: [u8; 16]) -> TopicMeta {
+    TopicMeta { name: TRANSACTION_TOPIC.to_string(), ..offsets_topic(image, limits, id) }
 }
 
 /// `__consumer_offsets`: Kafka's 50 partitions, round robin over the

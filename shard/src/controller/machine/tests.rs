@@ -105,6 +105,22 @@ fn bootstrap_writes_what_is_missing_once() {
 }
 
 #[test]
+fn the_transaction_topic_is_made_once_on_demand_and_stays() {
+    let mut image = bootstrapped();
+    assert!(!image.topics.contains_key(crate::txns::TRANSACTION_TOPIC));
+    run(&mut image, Command::CreateTransactionTopic, &mut ids());
+    let txns = &image.topics[crate::txns::TRANSACTION_TOPIC];
+    assert_eq!(txns.partitions.len(), 50);
+    assert_eq!(txns.configs.get("cleanup.policy").map(String::as_str), Some("compact"));
+    let again = propose(&image, &limits(), Command::CreateTransactionTopic, &mut ids());
+    assert!(again.records.is_empty());
+    let name = crate::txns::TRANSACTION_TOPIC.to_string();
+    let delete =
+        propose(&image, &limits(), Command::DeleteTopics { names: vec![name] }, &mut ids());
+    assert!(delete.records.is_empty(), "internal: never deleted");
+}
+
+#[test]
 fn topics_are_placed_round_robin_and_checked_in_request_order() {
     let mut image = bootstrapped();
     let command = Command::CreateTopics {

@@ -1,0 +1,620 @@
+//! The transaction coordinator at work: InitProducerId with a
+//! transactional id, AddPartitionsToTxn v0-v4 (v4's batched form with
+//! `verify_only`, KIP-890), EndTxn v0-v3, and WriteTxnMarkers v1 on the
+//! partitions' side; and what the coordinator does on its own: writing its
+//! records to `__transaction_state` (acks=all), writing the COMMIT or ABORT
+//! markers of a prepared transaction to every partition of it, aborting
+//! transactions past their timeout, and answering a leader's KIP-890
+//! check before a producer's first transactional batch in a partition.
+//!
+//! On the shard that leads the id's `__transaction_state` partition; the
+//! rules are [`crate::txns::state`]'s, the state [`crate::txns`]'. Markers
+//! for partitions this shard leads are appended here; for any other they
+//! go as a WriteTxnMarkers request to the leader's endpoint (TCP, also
+//! between shards of one node for now), retried until written or until
+//! this shard stops coordinating the id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, EndTxnRequest, EndTxnResponse,
+    ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use log::{info, warn};
+use net::codec::Request;
+use net::kafka_protocol;
+
+use super::{led_log, respond, HandlerResult};
+use crate::replica::wire::Wire;
+use crate::shard::Shard;
+use crate::txns::records::{self, TxnRecord, TxnStatus};
+use crate::txns::state::{self, End, Init};
+use crate::txns::{check_transactional_id, partition_for, TRANSACTION_TOPIC};
+
+/// How long one WriteTxnMarkers or KIP-890 check to another broker may
+/// take before it is retried (markers) or answered retriable (produce).
+const PEER_CALL_LIMIT: Duration = Duration::from_secs(10);
+
+/// Waits between rounds of markers that did not all land: the first, and
+/// the longest (the wait doubles up to it).
+const MARKER_RETRY_FIRST: Duration = Duration::from_millis(50);
+const MARKER_RETRY_MAX: Duration = Duration::from_secs(1);
+
+fn now_ms() -> i64 {
+    engine::Clock::now_ms(&engine::SystemClock)
+}
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// Older versions know `INVALID_PRODUCER_EPOCH` where newer ones say
+/// `PRODUCER_FENCED` (Kafka maps it the same way).
+fn fenced_as(code_: i16, old: bool) -> i16 {
+    if old && code_ == code(ResponseError::ProducerFenced) {
+        code(ResponseError::InvalidProducerEpoch)
+    } else {
+        code_
+    }
+}
+
+/// The `__transaction_state` partition of `id` if this shard coordinates it
+/// and has loaded it; otherwise the error code to answer with.
+pub fn locate(shard: &Shard, id: &str) -> Result<i32, i16> {
+    check_transactional_id(id)?;
+    let p = partition_for(id);
+    let image = shard.metadata.image();
+    match image.partition(TRANSACTION_TOPIC, p) {
+        None => Err(code(ResponseError::CoordinatorNotAvailable)),
+        Some(m) if m.leader != Some(shard.broker()) => Err(code(ResponseError::NotCoordinator)),
+        Some(m) if shard.txns.coordinator_epoch(p) != Some(m.leader_epoch.0) => {
+            Err(code(ResponseError::CoordinatorLoadInProgress))
+        }
+        Some(_) => Ok(p),
+    }
+}
+
+/// [`locate`], and the id's stored state unless a write for it is on its
+/// way (`CONCURRENT_TRANSACTIONS`).
+fn located(shard: &Shard, id: &str) -> Result<(i32, Option<TxnRecord>), i16> {
+    let p = locate(shard, id)?;
+    if shard.txns.is_busy(id) {
+        return Err(code(ResponseError::ConcurrentTransactions));
+    }
+    Ok((p, shard.txns.get(id)))
+}
+
+/// Writes `record` as `id`'s state, durably on the partition's ISR, then
+/// applies it; `was` is the state it replaces. Refused while another write
+/// for the id is on its way.
+async fn transition(
+    shard: &Shard,
+    p: i32,
+    id: &str,
+    was: Option<TxnRecord>,
+    record: TxnRecord,
+) -> Result<(), i16> {
+    if !shard.txns.begin(id, &record) {
+        return Err(code(ResponseError::ConcurrentTransactions));
+    }
+    let written = write_record(shard, p, id, &record).await;
+    shard.txns.finish(id, written.is_ok().then_some(record), was);
+    written
+}
+
+async fn write_record(shard: &Shard, p: i32, id: &str, record: &TxnRecord) -> Result<(), i16> {
+    let not_coordinator = code(ResponseError::NotCoordinator);
+    let log = shard.partitions.log(TRANSACTION_TOPIC, p).ok_or(not_coordinator)?;
+    let epoch = shard.txns.coordinator_epoch(p).ok_or(not_coordinator)?;
+    let (k, v) = (records::key(id), records::value(record));
+    let batch = engine::batch::build(&[(Some(&k[..]), Some(&v[..]))], now_ms());
+    let info = log.append(BytesMut::from(&batch[..]), epoch).await.map_err(|e| {
+        warn!("{TRANSACTION_TOPIC}-{p}: writing the state of '{id}': {e}");
+        code(ResponseError::NotCoordinator)
+    })?;
+    crate::groups::wait_committed(&log, info.end_offset).await
+}
+
+/// InitProducerId for a transactional id: its producer id and new epoch.
+pub async fn init_producer_id(
+    shard: &Rc<Shard>,
+    id: &str,
+    timeout_ms: i32,
+    expected: (i64, i16),
+) -> Result<(i64, i16), i16> {
+    let p = locate(shard, id)?;
+    let mut fresh = None;
+    loop {
+        if shard.txns.is_busy(id) {
+            return Err(code(ResponseError::ConcurrentTransactions));
+        }
+        let current = shard.txns.get(id);
+        match state::init(current.as_ref(), timeout_ms, expected, fresh, now_ms())? {
+            Init::NeedProducerId => {
+                let next = shard.controller.next_producer_id().await;
+                fresh = Some(next.map_err(|_| code(ResponseError::CoordinatorNotAvailable))?);
+            }
+            Init::Current(pid, epoch) => return Ok((pid, epoch)),
+            Init::Write(r) => {
+                let answer = (r.producer_id, r.epoch);
+                transition(shard, p, id, current, r).await?;
+                return Ok(answer);
+            }
+            Init::AbortFirst(r) => {
+                info!("transactional id '{id}': a new producer aborts its open transaction");
+                transition(shard, p, id, current, r).await?;
+                spawn_completion(shard, id);
+                return Err(code(ResponseError::ConcurrentTransactions));
+            }
+        }
+    }
+}
+
+pub async fn end_txn(shard: &Rc<Shard>, request: &Request) -> HandlerResult {
+    let req: EndTxnRequest = request.decode_body()?;
+    let id = req.transactional_id.0.to_string();
+    let outcome = async {
+        let (p, current) = located(shard, &id)?;
+        let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+        match state::end(current.as_ref(), pid, epoch, req.committed, now_ms())? {
+            End::Done => Ok(()),
+            End::Prepare(r) => {
+                transition(shard, p, &id, current, r).await?;
+                spawn_completion(shard, &id);
+                Ok(())
+            }
+        }
+    };
+    let error = outcome.await.err().unwrap_or(0);
+    let response = EndTxnResponse::default().with_error_code(fenced_as(error, request.version < 2));
+    respond(request, &response)
+}
+
+pub async fn add_partitions_to_txn(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: AddPartitionsToTxnRequest = request.decode_body()?;
+    let old = request.version < 2;
+    if request.version <= 3 {
+        let txn = AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(req.v3_and_below_transactional_id.clone())
+            .with_producer_id(req.v3_and_below_producer_id)
+            .with_producer_epoch(req.v3_and_below_producer_epoch)
+            .with_topics(req.v3_and_below_topics.clone());
+        let result = add_one(shard, &txn, old).await;
+        let response = AddPartitionsToTxnResponse::default()
+            .with_results_by_topic_v3_and_below(result.topic_results);
+        return respond(request, &response);
+    }
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for txn in &req.transactions {
+        results.push(add_one(shard, txn, false).await);
+    }
+    respond(request, &AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
+}
+
+/// One transaction of AddPartitionsToTxn: its partitions added (or, with
+/// `verify_only`, checked), one code per partition.
+async fn add_one(
+    shard: &Shard,
+    txn: &AddPartitionsToTxnTransaction,
+    old: bool,
+) -> AddPartitionsToTxnResult {
+    let id = txn.transactional_id.0.to_string();
+    let image = shard.metadata.image();
+    let wanted: Vec<(String, i32)> = txn
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |&p| (t.name.0.to_string(), p)))
+        .collect();
+    let unknown: BTreeSet<(String, i32)> = wanted
+        .iter()
+        .filter(|(t, p)| {
+            image.partition(t, *p).is_none() || crate::controller::machine::is_internal(t)
+        })
+        .cloned()
+        .collect();
+    let codes: BTreeMap<(String, i32), i16> = if !unknown.is_empty() {
+        let not_attempted = code(ResponseError::OperationNotAttempted);
+        let unknown_code = code(ResponseError::UnknownTopicOrPartition);
+        wanted
+            .iter()
+            .map(|tp| (tp.clone(), if unknown.contains(tp) { unknown_code } else { not_attempted }))
+            .collect()
+    } else {
+        let (pid, epoch) = (txn.producer_id.0, txn.producer_epoch);
+        let outcome = if txn.verify_only {
+            verify_here(shard, &id, pid, epoch, &wanted)
+        } else {
+            add_here(shard, &id, pid, epoch, &wanted).await
+        };
+        let c = fenced_as(outcome.err().unwrap_or(0), old);
+        wanted.iter().map(|tp| (tp.clone(), c)).collect()
+    };
+    let mut by_topic: BTreeMap<&str, Vec<AddPartitionsToTxnPartitionResult>> = BTreeMap::new();
+    for ((t, p), c) in &codes {
+        by_topic.entry(t).or_default().push(
+            AddPartitionsToTxnPartitionResult::default()
+                .with_partition_index(*p)
+                .with_partition_error_code(*c),
+        );
+    }
+    let topic_results = by_topic
+        .into_iter()
+        .map(|(t, results)| {
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(TopicName(s(t)))
+                .with_results_by_partition(results)
+        })
+        .collect();
+    AddPartitionsToTxnResult::default()
+        .with_transactional_id(txn.transactional_id.clone())
+        .with_topic_results(topic_results)
+}
+
+async fn add_here(
+    shard: &Shard,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    wanted: &[(String, i32)],
+) -> Result<(), i16> {
+    let (p, current) = located(shard, id)?;
+    let partitions: BTreeSet<(String, i32)> = wanted.iter().cloned().collect();
+    match state::add_partitions(current.as_ref(), pid, epoch, &partitions, now_ms())? {
+        None => Ok(()),
+        Some(r) => transition(shard, p, id, current, r).await,
+    }
+}
+
+fn verify_here(
+    shard: &Shard,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    wanted: &[(String, i32)],
+) -> Result<(), i16> {
+    let (_, current) = located(shard, id)?;
+    wanted.iter().try_for_each(|tp| state::verify(current.as_ref(), pid, epoch, tp))
+}
+
+/// KIP-890's check before a producer's first transactional batch in a
+/// partition (`topic`-`partition`): asks the coordinator of `id`, here or
+/// over TCP. The error is the one the produce answers with.
+pub async fn verify(
+    shard: &Shard,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+    partition: i32,
+) -> Result<(), i16> {
+    let retriable = code(ResponseError::NotEnoughReplicas);
+    check_transactional_id(id).map_err(|_| code(ResponseError::InvalidTxnState))?;
+    let image = shard.metadata.image();
+    let coordinator = image.leader(TRANSACTION_TOPIC, partition_for(id)).ok_or(retriable)?;
+    let wanted = [(topic.to_string(), partition)];
+    let outcome = if coordinator == shard.broker() {
+        verify_here(shard, id, pid, epoch, &wanted)
+    } else {
+        let (host, port) = image.endpoint(coordinator).ok_or(retriable)?;
+        let (host, port) = (host.to_string(), port);
+        drop(image);
+        let txn = AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(s(id)))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![partition])]);
+        let req = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
+        let call = async {
+            let mut wire = Wire::connect(&host, port).await.ok()?;
+            let r: AddPartitionsToTxnResponse =
+                wire.call(ApiKey::AddPartitionsToTxn, 4, &req, PEER_CALL_LIMIT).await.ok()?;
+            if r.error_code != 0 {
+                return Some(Err(r.error_code));
+            }
+            let c = r.results_by_transaction.first()?.topic_results.first()?;
+            let c = c.results_by_partition.first()?.partition_error_code;
+            Some(if c == 0 { Ok(()) } else { Err(c) })
+        };
+        call.await.unwrap_or(Err(retriable))
+    };
+    outcome.map_err(|c| match ResponseError::try_from_code(c) {
+        Some(ResponseError::ProducerFenced) => code(ResponseError::InvalidProducerEpoch),
+        Some(
+            ResponseError::NotCoordinator
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::ConcurrentTransactions,
+        ) => retriable,
+        _ => c,
+    })
+}
+
+/// Completes `id`'s prepared transaction in a task of its own, unless one
+/// is at it already.
+pub fn spawn_completion(shard: &Rc<Shard>, id: &str) {
+    if !shard.txns.set_unfinished(id, true) {
+        return;
+    }
+    let (shard, id) = (shard.clone(), id.to_string());
+    glommio::spawn_local(async move {
+        complete(&shard, &id).await;
+        shard.txns.set_unfinished(&id, false);
+    })
+    .detach();
+}
+
+/// Writes the markers of `id`'s prepared transaction to every partition
+/// in it (retrying those that fail), then its Complete record.
+async fn complete(shard: &Shard, id: &str) {
+    let p = partition_for(id);
+    let Some(coordinator_epoch) = shard.txns.coordinator_epoch(p) else { return };
+    let Some(prepared) = shard.txns.get(id) else { return };
+    let commit = match prepared.status {
+        TxnStatus::PrepareCommit => true,
+        TxnStatus::PrepareAbort => false,
+        _ => return,
+    };
+    let marker =
+        Marker { pid: prepared.producer_id, epoch: prepared.epoch, commit, coordinator_epoch };
+    let mut pending = prepared.partitions.clone();
+    let mut wait = MARKER_RETRY_FIRST;
+    loop {
+        if shard.stopping() || shard.txns.coordinator_epoch(p) != Some(coordinator_epoch) {
+            return; // the next coordinator completes it
+        }
+        match send_markers(shard, &marker, &pending).await {
+            Ok(left) => pending = left,
+            Err(Fenced) => return,
+        }
+        if pending.is_empty() {
+            let Some(done) = state::complete(&prepared, now_ms()) else { return };
+            match transition(shard, p, id, Some(prepared.clone()), done).await {
+                Ok(()) => return,
+                Err(c) => warn!("transactional id '{id}': completing: error {c}; retrying"),
+            }
+        }
+        glommio::timer::sleep(wait).await;
+        wait = (wait * 2).min(MARKER_RETRY_MAX);
+    }
+}
+
+/// The marker of one transaction.
+#[derive(Debug, Clone, Copy)]
+struct Marker {
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+}
+
+/// This coordinator was deposed: its markers are refused.
+struct Fenced;
+
+/// Writes `marker` to each partition of `pending` through its leader; the
+/// partitions still to do are returned.
+async fn send_markers(
+    shard: &Shard,
+    marker: &Marker,
+    pending: &BTreeSet<(String, i32)>,
+) -> Result<BTreeSet<(String, i32)>, Fenced> {
+    let image = shard.metadata.image();
+    let mut left = BTreeSet::new();
+    let mut by_leader: BTreeMap<crate::ids::BrokerId, Vec<(String, i32)>> = BTreeMap::new();
+    for (t, p) in pending {
+        match image.partition(t, *p) {
+            None => {} // deleted: nothing to mark
+            Some(m) => match m.leader {
+                Some(b) => by_leader.entry(b).or_default().push((t.clone(), *p)),
+                None => {
+                    left.insert((t.clone(), *p));
+                }
+            },
+        }
+    }
+    let me = shard.broker();
+    for (leader, parts) in by_leader {
+        let codes = if leader == me {
+            write_markers_here(shard, marker, &parts).await
+        } else {
+            match image.endpoint(leader) {
+                Some((host, port)) => send_to(host, port, marker, &parts).await,
+                None => parts.iter().map(|tp| (tp.clone(), -1)).collect(),
+            }
+        };
+        for (tp, c) in codes {
+            match ResponseError::try_from_code(c) {
+                None if c == 0 => {}
+                Some(ResponseError::TransactionCoordinatorFenced) => return Err(Fenced),
+                // Gone, or already past this producer epoch: nothing to write.
+                Some(
+                    ResponseError::UnknownTopicOrPartition | ResponseError::InvalidProducerEpoch,
+                ) => {
+                    warn!(
+                        "marker of producer {} for {}-{}: error {c}, skipped",
+                        marker.pid, tp.0, tp.1
+                    );
+                }
+                _ => {
+                    left.insert(tp);
+                }
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// WriteTxnMarkers to another broker; -1 for every partition when the call
+/// itself failed.
+async fn send_to(
+    host: &str,
+    port: u16,
+    marker: &Marker,
+    parts: &[(String, i32)],
+) -> Vec<((String, i32), i16)> {
+    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in parts {
+        topics.entry(t).or_default().push(*p);
+    }
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(marker.pid))
+            .with_producer_epoch(marker.epoch)
+            .with_transaction_result(marker.commit)
+            .with_coordinator_epoch(marker.coordinator_epoch)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partition_indexes(ps)
+                    })
+                    .collect(),
+            )]);
+    let call = async {
+        let mut wire = Wire::connect(host, port).await.ok()?;
+        let r: WriteTxnMarkersResponse =
+            wire.call(ApiKey::WriteTxnMarkers, 1, &request, PEER_CALL_LIMIT).await.ok()?;
+        let m = r.markers.into_iter().next()?;
+        Some(
+            m.topics
+                .into_iter()
+                .flat_map(|t| {
+                    let name = t.name.0.to_string();
+                    t.partitions
+                        .into_iter()
+                        .map(move |p| ((name.clone(), p.partition_index), p.error_code))
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    match call.await {
+        Some(codes) => codes,
+        None => parts.iter().map(|tp| (tp.clone(), -1)).collect(),
+    }
+}
+
+/// Appends `marker` to each of `parts` this shard leads and waits until
+/// each is on its partition's ISR (markers are acks=all writes).
+async fn write_markers_here(
+    shard: &Shard,
+    marker: &Marker,
+    parts: &[(String, i32)],
+) -> Vec<((String, i32), i16)> {
+    let image = shard.metadata.image();
+    let mut appended = Vec::with_capacity(parts.len());
+    let mut codes = Vec::with_capacity(parts.len());
+    if marker.pid < 0 || marker.epoch < 0 {
+        let c = code(ResponseError::InvalidProducerIdMapping);
+        return parts.iter().map(|tp| (tp.clone(), c)).collect();
+    }
+    for (t, p) in parts {
+        let log = match led_log(shard, &image, t, *p, -1) {
+            Ok(log) => log,
+            Err(e) => {
+                codes.push(((t.clone(), *p), e.code()));
+                continue;
+            }
+        };
+        let leader_epoch = image.partition(t, *p).map_or(0, |m| m.leader_epoch.0);
+        let m = engine::txn::Marker {
+            commit: marker.commit,
+            coordinator_epoch: marker.coordinator_epoch,
+        };
+        match log.append_marker(marker.pid, marker.epoch, m, leader_epoch).await {
+            Ok(info) => appended.push(((t.clone(), *p), log, info.end_offset)),
+            Err(e) => codes.push(((t.clone(), *p), net::errors::append_error_code(&e))),
+        }
+    }
+    for (tp, log, end) in appended {
+        let c = match crate::admission::within(PEER_CALL_LIMIT, log.wait_high_watermark(end)).await
+        {
+            Some(Ok(())) => 0,
+            Some(Err(e)) => net::errors::append_error_code(&e),
+            None => code(ResponseError::RequestTimedOut),
+        };
+        codes.push((tp, c));
+    }
+    codes
+}
+
+pub async fn write_txn_markers(shard: &Shard, request: &Request) -> HandlerResult {
+    let req: WriteTxnMarkersRequest = request.decode_body()?;
+    let mut results = Vec::with_capacity(req.markers.len());
+    for m in &req.markers {
+        let marker = Marker {
+            pid: m.producer_id.0,
+            epoch: m.producer_epoch,
+            commit: m.transaction_result,
+            coordinator_epoch: m.coordinator_epoch,
+        };
+        let parts: Vec<(String, i32)> = m
+            .topics
+            .iter()
+            .flat_map(|t| t.partition_indexes.iter().map(move |&p| (t.name.0.to_string(), p)))
+            .collect();
+        let codes = write_markers_here(shard, &marker, &parts).await;
+        let mut by_topic: BTreeMap<String, Vec<WritableTxnMarkerPartitionResult>> = BTreeMap::new();
+        for ((t, p), c) in codes {
+            by_topic.entry(t).or_default().push(
+                WritableTxnMarkerPartitionResult::default()
+                    .with_partition_index(p)
+                    .with_error_code(c),
+            );
+        }
+        let topics = by_topic
+            .into_iter()
+            .map(|(t, partitions)| {
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(TopicName(s(&t)))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        results.push(
+            WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics),
+        );
+    }
+    respond(request, &WriteTxnMarkersResponse::default().with_markers(results))
+}
+
+/// The coordinator's periodic work: aborts transactions past their
+/// timeout (fencing their producer) and completes prepared ones no task is
+/// completing (after a restart or a failure).
+pub async fn tick(shard: &Rc<Shard>) {
+    let (expired, stalled) = shard.txns.due(now_ms());
+    for (id, aborted) in expired {
+        let Ok(p) = locate(shard, &id) else { continue };
+        let current = shard.txns.get(&id);
+        info!("transactional id '{id}': open past its timeout, aborted");
+        if transition(shard, p, &id, current, aborted).await.is_ok() {
+            spawn_completion(shard, &id);
+        }
+    }
+    for id in stalled {
+        spawn_completion(shard, &id);
+    }
+}

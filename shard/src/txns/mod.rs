@@ -1,0 +1,218 @@
+//! The transaction coordinator's state on one shard: the transactional ids
+//! whose `__transaction_state` partition this shard leads, each with its
+//! last stored record ([`records`]), and the rules that change them
+//! ([`state`]).
+//!
+//! Runs on the shard's own executor; all state is shard-local (`RefCell`,
+//! never borrowed across an `.await`). A record is applied here only once
+//! it is durable in the partition (the handlers write it, then call
+//! [`Transactions::apply`]); while one is on its way the id is busy and
+//! other requests for it are told `CONCURRENT_TRANSACTIONS`, as Kafka's
+//! pending state does. The coordinator epoch of a partition is its leader
+//! epoch when it was loaded: markers carry it, so a deposed coordinator's
+//! late markers are refused by the partitions. This module must not touch
+//! another shard's ids: a request for one gets `NOT_COORDINATOR`.
+
+pub mod records;
+pub mod state;
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+use engine::disk::DmaDisk;
+use engine::{LogError, PartitionLog};
+use log::info;
+
+use records::{TxnRecord, TxnStatus};
+
+/// Kafka's internal topic of transaction states, and its partition count
+/// (`transaction.state.log.num.partitions`): 50, as Kafka, so ids land on
+/// the same partition numbers.
+pub const TRANSACTION_TOPIC: &str = "__transaction_state";
+pub const TRANSACTION_TOPIC_PARTITIONS: i32 = 50;
+
+/// Longest transactional id accepted: Kafka bounds it only by the
+/// request size; Corelog keeps each stored key small.
+pub const TRANSACTIONAL_ID_BYTES_MAX: usize = 1024;
+
+/// Transactional ids one shard coordinates. Kafka forgets an idle id after
+/// `transactional.id.expiration.ms` (7 days); Corelog bounds the count
+/// instead: past it, a new id is refused (`COORDINATOR_NOT_AVAILABLE`)
+/// until older ones are forgotten. 100,000 ids of a few hundred bytes
+/// each is a few tens of MiB per shard.
+pub const TRANSACTIONAL_IDS_MAX: usize = 100_000;
+
+/// The `__transaction_state` partition of a transactional id: Kafka's
+/// `abs(hashCode) % 50`.
+pub fn partition_for(transactional_id: &str) -> i32 {
+    crate::groups::records::partition_for(transactional_id, TRANSACTION_TOPIC_PARTITIONS)
+}
+
+/// Why a transactional id cannot be served here.
+pub fn check_transactional_id(id: &str) -> Result<(), i16> {
+    if id.is_empty() || id.len() > TRANSACTIONAL_ID_BYTES_MAX {
+        return Err(net::kafka_protocol::error::ResponseError::InvalidRequest.code());
+    }
+    Ok(())
+}
+
+struct Entry {
+    record: TxnRecord,
+    /// A record for this id is being written.
+    busy: bool,
+}
+
+/// The ids this shard coordinates.
+#[derive(Default)]
+pub struct Transactions {
+    ids: RefCell<HashMap<String, Entry>>,
+    /// Loaded partitions and their coordinator epochs.
+    loaded: RefCell<HashMap<i32, i32>>,
+    /// Prepared ids whose markers a task is writing (the handlers'
+    /// completion); a prepared id outside it is picked up by the tick.
+    unfinished: RefCell<HashSet<String>>,
+}
+
+impl Transactions {
+    /// Replays one `__transaction_state` partition into memory, with
+    /// `coordinator_epoch` (its leader epoch here). Prepared transactions
+    /// found are returned: their markers must be written again (the tick
+    /// finds them).
+    pub async fn load(
+        &self,
+        partition: i32,
+        coordinator_epoch: i32,
+        log: &PartitionLog<DmaDisk>,
+    ) -> Result<Vec<String>, String> {
+        let mut found: HashMap<String, Option<TxnRecord>> = HashMap::new();
+        log.replay(log.log_start_offset(), |header, batch| {
+            if header.is_control() {
+                return Ok(());
+            }
+            let invalid =
+                |e: String| LogError::Invalid(format!("{TRANSACTION_TOPIC}-{partition}: {e}"));
+            for r in engine::batch::parse_records(batch).map_err(|e| invalid(e.to_string()))? {
+                let key = r.key.ok_or_else(|| invalid("record without a key".into()))?;
+                let (id, value) = records::decode(key, r.value).map_err(invalid)?;
+                found.insert(id, value);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut prepared = Vec::new();
+        let mut ids = self.ids.borrow_mut();
+        for (id, record) in found {
+            match record {
+                None => {
+                    ids.remove(&id);
+                }
+                Some(record) => {
+                    if matches!(record.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort) {
+                        prepared.push(id.clone());
+                    }
+                    ids.insert(id, Entry { record, busy: false });
+                }
+            }
+        }
+        self.loaded.borrow_mut().insert(partition, coordinator_epoch);
+        info!(
+            "{TRANSACTION_TOPIC}-{partition}: loaded at coordinator epoch {coordinator_epoch}, {} to complete",
+            prepared.len()
+        );
+        Ok(prepared)
+    }
+
+    /// Forgets the ids of a partition this shard no longer leads.
+    pub fn unload(&self, partition: i32) {
+        self.loaded.borrow_mut().remove(&partition);
+        self.ids.borrow_mut().retain(|id, _| partition_for(id) != partition);
+        self.unfinished.borrow_mut().retain(|id| partition_for(id) != partition);
+    }
+
+    pub fn stop(&self) {
+        self.loaded.borrow_mut().clear();
+        self.ids.borrow_mut().clear();
+    }
+
+    /// The coordinator epoch of a loaded partition.
+    pub fn coordinator_epoch(&self, partition: i32) -> Option<i32> {
+        self.loaded.borrow().get(&partition).copied()
+    }
+
+    /// The stored state of `id`.
+    pub fn get(&self, id: &str) -> Option<TxnRecord> {
+        self.ids.borrow().get(id).map(|e| e.record.clone())
+    }
+
+    /// Takes `id` for a write: `false` if a write for it is already on its
+    /// way, or if it is new and the shard holds [`TRANSACTIONAL_IDS_MAX`].
+    pub fn begin(&self, id: &str, new: &TxnRecord) -> bool {
+        let mut ids = self.ids.borrow_mut();
+        if let Some(e) = ids.get_mut(id) {
+            return !std::mem::replace(&mut e.busy, true);
+        }
+        if ids.len() >= TRANSACTIONAL_IDS_MAX {
+            return false;
+        }
+        // A placeholder until the first record is durable: busy, so no
+        // other request sees it as stored.
+        ids.insert(id.to_string(), Entry { record: new.clone(), busy: true });
+        true
+    }
+
+    /// The write taken by [`Self::begin`] is durable (`Some`) or failed.
+    /// `was`: the state before, restored on failure (`None`: the id was new).
+    pub fn finish(&self, id: &str, written: Option<TxnRecord>, was: Option<TxnRecord>) {
+        let mut ids = self.ids.borrow_mut();
+        match (written, was) {
+            (Some(record), _) | (None, Some(record)) => {
+                ids.insert(id.to_string(), Entry { record, busy: false });
+            }
+            (None, None) => {
+                ids.remove(id);
+            }
+        }
+    }
+
+    /// Whether `id` is busy with a write.
+    pub fn is_busy(&self, id: &str) -> bool {
+        self.ids.borrow().get(id).is_some_and(|e| e.busy)
+    }
+
+    /// Notes that a task writes `id`'s markers (or is done); `false` if
+    /// that was noted already.
+    pub fn set_unfinished(&self, id: &str, unfinished: bool) -> bool {
+        let mut set = self.unfinished.borrow_mut();
+        if unfinished {
+            set.insert(id.to_string())
+        } else {
+            set.remove(id)
+        }
+    }
+
+    /// Open transactions past their timeout at `now`, and prepared ones
+    /// whose markers no task is writing (after a failure): (id, record).
+    pub fn due(&self, now: i64) -> (Vec<(String, TxnRecord)>, Vec<String>) {
+        let ids = self.ids.borrow();
+        let unfinished = self.unfinished.borrow();
+        let mut expired = Vec::new();
+        let mut stalled = Vec::new();
+        for (id, e) in ids.iter().filter(|(_, e)| !e.busy) {
+            if let Some(r) = state::expire(&e.record, now) {
+                expired.push((id.clone(), r));
+            } else if matches!(e.record.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
+                && !unfinished.contains(id)
+            {
+                stalled.push(id.clone());
+            }
+        }
+        (expired, stalled)
+    }
+
+    /// Every id with its state, for ListTransactions.
+    pub fn list(&self) -> Vec<(String, TxnRecord)> {
+        let ids = self.ids.borrow();
+        ids.iter().filter(|(_, e)| !e.busy).map(|(id, e)| (id.clone(), e.record.clone())).collect()
+    }
+}
