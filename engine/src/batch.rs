@@ -367,6 +367,15 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequenc
     set_crc(batch);
 }
 
+/// Marks a built batch as transactional (attribute bit 4) and recomputes
+/// its CRC: for the broker's own transactional writes, tests and tools.
+pub fn set_transactional(batch: &mut [u8]) {
+    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
+    let attributes = attributes | TRANSACTIONAL_FLAG;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_crc(batch);
+}
+
 /// Sets a batch's record count and length to match its bytes, and its CRC
 /// (compaction, after removing records).
 pub fn set_count_and_crc(batch: &mut [u8], records_count: i32) {

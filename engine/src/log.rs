@@ -88,6 +88,26 @@ pub use start::LOG_START_FILE;
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 const PRODUCERS_SUFFIX: &str = "producers";
 
+/// What an append checks of its batches' producers, beyond validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerCheck {
+    /// Epochs and sequences: a client's produce ([`PartitionLog::append`]).
+    Sequences,
+    /// As `Sequences`, for a producer's transactional batches after the
+    /// broker asked the coordinator whether the transaction holds this
+    /// partition (KIP-890): `last_marker` is the producer's last marker as
+    /// [`PartitionLog::producer_txn`] saw it before asking. A marker
+    /// appended meanwhile ended the transaction the answer was about, so
+    /// the append is refused (`InvalidTxnState`) rather than open a
+    /// transaction no coordinator knows of.
+    Verified { producer_id: i64, last_marker: Option<Offset> },
+    /// As `Verified`, but epochs only: the broker's own transactional
+    /// writes for a producer (TxnOffsetCommit into `__consumer_offsets`),
+    /// which carry its id and epoch but none of its sequences, as Kafka's
+    /// coordinator writes.
+    Coordinator { producer_id: i64, last_marker: Option<Offset> },
+}
+
 /// What an accepted append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -322,7 +342,7 @@ impl<D: Disk> PartitionLog<D> {
 
     /// Whether `producer_id` has a transaction open here at `epoch`, and
     /// the offset of its last marker since the log opened (the guard of
-    /// [`Self::append_guarded`]).
+    /// [`ProducerCheck::Verified`]).
     pub fn producer_txn(&self, producer_id: i64, epoch: i16) -> (bool, Option<Offset>) {
         self.inner.state.borrow().producers.txn_of(producer_id, epoch)
     }
@@ -390,21 +410,16 @@ impl<D: Disk> PartitionLog<D> {
         batches: BytesMut,
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, AppendError> {
-        self.append_guarded(batches, leader_epoch, None).await
+        self.append_checked(batches, leader_epoch, ProducerCheck::Sequences).await
     }
 
-    /// [`Self::append`] of a producer's transactional batches after the
-    /// broker asked the coordinator whether the transaction holds this
-    /// partition (KIP-890): `guard` is the producer id and its last marker
-    /// as [`Self::producer_txn`] saw them before asking. A marker appended
-    /// meanwhile ended the transaction the answer was about, so the append
-    /// is refused (`InvalidTxnState`) rather than open a transaction no
-    /// coordinator knows of.
-    pub async fn append_guarded(
+    /// [`Self::append`] with what is checked of the batches' producers
+    /// chosen by the caller (see [`ProducerCheck`]).
+    pub async fn append_checked(
         &self,
         mut batches: BytesMut,
         leader_epoch: LeaderEpoch,
-        guard: Option<(i64, Option<Offset>)>,
+        check: ProducerCheck,
     ) -> Result<AppendInfo, AppendError> {
         let rules = self.inner.config.borrow().validation_rules(self.inner.clock.now_ms());
         let mut headers = validate_for_append(&mut batches, &rules)?;
@@ -430,15 +445,23 @@ impl<D: Disk> PartitionLog<D> {
         // bytes stamped, copied to the tail and cached in one step.
         let mut st = self.inner.state.borrow_mut();
         let st = &mut *st;
-        if let Some((producer_id, last_marker)) = guard {
+        if let ProducerCheck::Verified { producer_id, last_marker }
+        | ProducerCheck::Coordinator { producer_id, last_marker } = check
+        {
             if st.producers.txn_of(producer_id, -1).1 != last_marker {
                 return Err(AppendError::Sequence(
                     crate::producers::SequenceError::InvalidTxnState { producer_id, txn_first: -1 },
                 ));
             }
         }
+        let checked = match check {
+            ProducerCheck::Coordinator { .. } => {
+                st.producers.check_epochs(&headers).map(|()| Check::Append)
+            }
+            _ => st.producers.check(&headers),
+        };
         // Idempotent producers: a retried batch gets its original offsets.
-        match st.producers.check(&headers) {
+        match checked {
             Err(e) => return Err(AppendError::Sequence(e)),
             Ok(Check::Duplicate(b)) => {
                 return Ok(AppendInfo {

@@ -253,6 +253,23 @@ impl ProducerStates {
         Ok(Check::Append)
     }
 
+    /// Checks only the producers' epochs (not their sequences) of an
+    /// append: the broker's own writes for a producer.
+    pub fn check_epochs(&self, headers: &[BatchHeader]) -> Result<(), SequenceError> {
+        for h in headers.iter().filter(|h| h.producer_id >= 0) {
+            if let Some(p) = self.producers.get(&h.producer_id) {
+                if h.producer_epoch < p.epoch {
+                    return Err(SequenceError::InvalidProducerEpoch {
+                        producer_id: h.producer_id,
+                        epoch: h.producer_epoch,
+                        current: p.epoch,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a transaction marker for `producer_id` before it is appended:
     /// its epoch is the producer's or newer, its coordinator epoch no older
     /// than the last marker's.

@@ -68,6 +68,8 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::AddPartitionsToTxn => drop(req.decode_body::<AddPartitionsToTxnRequest>()?),
         ApiKey::EndTxn => drop(req.decode_body::<EndTxnRequest>()?),
         ApiKey::WriteTxnMarkers => drop(req.decode_body::<WriteTxnMarkersRequest>()?),
+        ApiKey::AddOffsetsToTxn => drop(req.decode_body::<AddOffsetsToTxnRequest>()?),
+        ApiKey::TxnOffsetCommit => drop(req.decode_body::<TxnOffsetCommitRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

@@ -39,6 +39,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
 ];
 
 /// The range ApiVersions reports for `api`: the served range, except for
@@ -111,8 +113,10 @@ mod tests {
         within::<AddPartitionsToTxnRequest>(ApiKey::AddPartitionsToTxn);
         within::<EndTxnRequest>(ApiKey::EndTxn);
         within::<WriteTxnMarkersRequest>(ApiKey::WriteTxnMarkers);
+        within::<AddOffsetsToTxnRequest>(ApiKey::AddOffsetsToTxn);
+        within::<TxnOffsetCommitRequest>(ApiKey::TxnOffsetCommit);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
-        assert!(!supports(ApiKey::TxnOffsetCommit, 0));
+        assert!(!supports(ApiKey::DescribeTransactions, 0));
         assert_eq!(advertised(ApiKey::Produce, 3, 9), (0, 9));
         assert!(!supports(ApiKey::Produce, 2), "advertised, refused");
     }

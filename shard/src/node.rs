@@ -357,7 +357,14 @@ async fn shard_main(
             glommio::timer::sleep(crate::groups::TICK).await;
             ticking.groups.tick();
             ticking.groups.persist(&ticking.partitions, &ticking.metadata.image()).await;
-            crate::handlers::txn::tick(&ticking).await;
+        }
+    })
+    .detach();
+    let coordinating = shard.clone();
+    glommio::spawn_local(async move {
+        while !coordinating.stopping() {
+            glommio::timer::sleep(crate::txns::TICK).await;
+            crate::handlers::txn::tick(&coordinating).await;
         }
     })
     .detach();

@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 26: 3, 27: 1, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
 
 
 class Ctx:
@@ -626,6 +626,41 @@ def body_write_txn_markers(w, v, c):
     w.tags()
 
 
+def body_add_offsets_to_txn(w, v, c):
+    w.string(f"fz-tid-{c.group}")
+    w.i64(c.pid)
+    w.i16(c.epoch)
+    w.string(c.group)
+    w.tags()
+
+
+def body_txn_offset_commit(w, v, c):
+    w.string(f"fz-tid-{c.group}")
+    w.string(c.group)
+    w.i64(c.pid)
+    w.i16(c.epoch)
+    if v >= 3:
+        w.i32(-1)  # generation
+        w.string("")  # member id
+        w.string(None)  # group instance id
+
+    def partition(w, p):
+        w.i32(p)
+        w.i64(1)
+        if v >= 2:
+            w.i32(-1)
+        w.string("")
+        w.tags()
+
+    def topic(w, name):
+        w.string(name)
+        w.array([0, 1], partition)
+        w.tags()
+
+    w.array([c.topic], topic)
+    w.tags()
+
+
 def body_describe_configs(w, v, c):
     def resource(w, _):
         w.i8(2)  # topic
@@ -816,8 +851,10 @@ ENCODERS = {
     22: ("InitProducerId", body_init_producer_id, 0),
     23: ("OffsetForLeaderEpoch", body_offset_for_leader_epoch, 2),
     24: ("AddPartitionsToTxn", body_add_partitions_to_txn, 0),
+    25: ("AddOffsetsToTxn", body_add_offsets_to_txn, 0),
     26: ("EndTxn", body_end_txn, 0),
     27: ("WriteTxnMarkers", body_write_txn_markers, 1),
+    28: ("TxnOffsetCommit", body_txn_offset_commit, 0),
     32: ("DescribeConfigs", body_describe_configs, 1),
     33: ("AlterConfigs", body_alter_configs, 0),
     35: ("DescribeLogDirs", body_describe_log_dirs, 1),

@@ -10,7 +10,7 @@ with nothing stuck and nothing aborted readable."""
 import signal
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import wait_until
@@ -38,38 +38,37 @@ def consumer(bootstrap, isolation):
     })
 
 
-def read_until_end(bootstrap, topic, partitions, isolation):
-    """Every record `isolation` lets a consumer read, up to where it can
-    read now (the last stable offset or the high watermark), as
-    (partition, offset, value)."""
+def read_all(bootstrap, topic, partitions, isolation, expected):
+    """Reads from the start until exactly the values `expected` (a sorted
+    list) arrived; fails on any other value or when they do not all come.
+    Markers are written after EndTxn answers, so committed records become
+    readable a little later: the wait is for them, bounded."""
     c = consumer(bootstrap, isolation)
-    ends = {}
-    for p in range(partitions):
-        low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT_S)
-        ends[p] = high
     c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     got = []
-    done = set()
 
-    def caught_up():
+    def arrived():
         for m in c.consume(500, 0.2):
             if m.error() is None:
                 got.append((m.partition(), m.offset(), m.value().decode()))
-        for p in range(partitions):
-            pos = c.position([TopicPartition(topic, p)])[0].offset
-            if pos >= ends[p] or (isolation == "read_committed" and pos >= 0 and _stable(c, topic, p) <= pos):
-                done.add(p)
-        return len(done) == partitions
+                assert m.value().decode() in expected, f"unexpected {m.value()!r} ({isolation})"
+        return len(got) >= len(expected)
 
-    wait_until(caught_up, TIMEOUT_S, f"{isolation} consumer caught up")
+    wait_until(arrived, TIMEOUT_S, f"{isolation} records")
     c.close()
+    assert values(got) == expected
     return got
 
 
-def _stable(c, topic, p):
-    # librdkafka reports the last stable offset as the high watermark of
-    # a read_committed consumer.
-    return c.get_watermark_offsets(TopicPartition(topic, p), cached=True)[1]
+def stable_and_high(bootstrap, topic, partition):
+    """(last stable offset, high watermark): ListOffsets LATEST as a
+    read_committed and a read_uncommitted consumer ask it."""
+    out = []
+    for isolation in ("read_committed", "read_uncommitted"):
+        c = consumer(bootstrap, isolation)
+        out.append(c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S)[1])
+        c.close()
+    return tuple(out)
 
 
 def values(records):
@@ -94,17 +93,15 @@ def test_committed_records_are_visible_aborted_ones_never_and_markers_take_offse
         p.produce(topic, value=f"c2-{i}", partition=i % 2)
     p.commit_transaction(TIMEOUT_S)
 
-    committed = read_until_end(broker.bootstrap, topic, 2, "read_committed")
     expected = sorted([f"c1-{i}" for i in range(10)] + [f"c2-{i}" for i in range(4)])
-    assert values(committed) == expected
-    uncommitted = read_until_end(broker.bootstrap, topic, 2, "read_uncommitted")
-    assert values(uncommitted) == sorted(expected + [f"a-{i}" for i in range(6)])
+    read_all(broker.bootstrap, topic, 2, "read_committed", expected)
+    uncommitted = read_all(broker.bootstrap, topic, 2, "read_uncommitted",
+                           sorted(expected + [f"a-{i}" for i in range(6)]))
     # Three markers per partition, each one offset: 10 records per
-    # partition plus 3 markers end at 13.
-    c = consumer(broker.bootstrap, "read_uncommitted")
+    # partition plus 3 markers end at 13, stable once the last is written.
     for part in range(2):
-        assert c.get_watermark_offsets(TopicPartition(topic, part), timeout=TIMEOUT_S)[1] == 10 + 3
-    c.close()
+        wait_until(lambda: stable_and_high(broker.bootstrap, topic, part) == (13, 13), TIMEOUT_S,
+                   "every marker written")
     offsets = sorted(o for q, o, _ in uncommitted if q == 0)
     assert len(offsets) == 10 and offsets[-1] == 11, f"markers leave gaps: {offsets}"
 
@@ -120,17 +117,12 @@ def test_an_open_transaction_holds_back_later_records_of_every_producer(broker):
     plain.produce(topic, value="plain", partition=0)
     assert plain.flush(TIMEOUT_S) == 0
 
-    assert values(read_until_end(broker.bootstrap, topic, 1, "read_uncommitted")) == ["in-txn", "plain"]
-    c = consumer(broker.bootstrap, "read_committed")
-    c.assign([TopicPartition(topic, 0, 0)])
-    seen = [m for m in c.consume(10, 2.0) if m.error() is None]
-    assert seen == [], "nothing past the open transaction's first offset"
+    read_all(broker.bootstrap, topic, 1, "read_uncommitted", ["in-txn", "plain"])
+    # The open transaction holds the last stable offset at its first record.
+    assert stable_and_high(broker.bootstrap, topic, 0) == (0, 2)
     tx.commit_transaction(TIMEOUT_S)
-    got = []
-    wait_until(lambda: got.extend(m.value().decode() for m in c.consume(10, 0.2) if m.error() is None)
-               or len(got) >= 2, TIMEOUT_S, "records after the commit")
-    assert got == ["in-txn", "plain"]
-    c.close()
+    wait_until(lambda: stable_and_high(broker.bootstrap, topic, 0) == (3, 3), TIMEOUT_S, "the commit")
+    read_all(broker.bootstrap, topic, 1, "read_committed", ["in-txn", "plain"])
 
 
 def test_a_new_instance_fences_the_old_one_and_aborts_its_transaction(broker):
@@ -150,26 +142,24 @@ def test_a_new_instance_fences_the_old_one_and_aborts_its_transaction(broker):
         raise AssertionError("the fenced producer committed")
     except KafkaException as e:
         assert e.args[0].fatal() or e.args[0].txn_requires_abort(), e
-    assert values(read_until_end(broker.bootstrap, topic, 1, "read_committed")) == ["fresh"]
+    read_all(broker.bootstrap, topic, 1, "read_committed", ["fresh"])
 
 
 def test_a_transaction_past_its_timeout_is_aborted_by_the_coordinator(broker):
     topic = f"tx-{uuid.uuid4().hex[:8]}"
     create(broker.bootstrap, topic, 1)
-    tx = txn_producer(broker.bootstrap, f"tid-{topic}", **{"transaction.timeout.ms": 2000})
+    tx = txn_producer(broker.bootstrap, f"tid-{topic}", **{"transaction.timeout.ms": 5000})
     tx.begin_transaction()
     tx.produce(topic, value="forgotten", partition=0)
     tx.flush(TIMEOUT_S)
     plain = Producer({"bootstrap.servers": broker.bootstrap})
     plain.produce(topic, value="after", partition=0)
     assert plain.flush(TIMEOUT_S) == 0
+    assert stable_and_high(broker.bootstrap, topic, 0) == (0, 2)
     # The coordinator aborts it: read_committed readers get past it.
-    c = consumer(broker.bootstrap, "read_committed")
-    c.assign([TopicPartition(topic, 0, 0)])
-    got = []
-    wait_until(lambda: got.extend(m.value().decode() for m in c.consume(10, 0.2) if m.error() is None)
-               or got == ["after"], TIMEOUT_S, "the expired transaction aborted")
-    c.close()
+    wait_until(lambda: stable_and_high(broker.bootstrap, topic, 0) == (3, 3), TIMEOUT_S,
+               "the expired transaction aborted")
+    read_all(broker.bootstrap, topic, 1, "read_committed", ["after"])
 
 
 def test_a_broker_killed_mid_transaction_comes_back_with_nothing_stuck(make_broker):
@@ -191,5 +181,51 @@ def test_a_broker_killed_mid_transaction_comes_back_with_nothing_stuck(make_brok
     again.begin_transaction()
     again.produce(topic, value="second", partition=1)
     again.commit_transaction(TIMEOUT_S)
-    assert values(read_until_end(b.bootstrap, topic, 2, "read_committed")) == ["first", "second"]
-    assert len(read_until_end(b.bootstrap, topic, 2, "read_uncommitted")) == 6
+    read_all(b.bootstrap, topic, 2, "read_committed", ["first", "second"])
+    read_all(b.bootstrap, topic, 2, "read_uncommitted",
+             sorted(["first", "second"] + [f"torn-{i}" for i in range(4)]))
+
+
+def test_offsets_sent_to_a_transaction_are_committed_with_it_and_only_then(broker):
+    src, dst = f"src-{uuid.uuid4().hex[:8]}", f"dst-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, src, 1)
+    create(broker.bootstrap, dst, 1)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        plain.produce(src, value=f"v{i}", partition=0)
+    assert plain.flush(TIMEOUT_S) == 0
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"g-{src}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed"})
+    c.assign([TopicPartition(src, 0, 0)])
+    inputs = []
+    wait_until(lambda: inputs.extend(m for m in c.consume(10, 0.2) if m.error() is None)
+               or len(inputs) >= 10, TIMEOUT_S, "the inputs")
+    p = txn_producer(broker.bootstrap, f"tid-{src}")
+    p.begin_transaction()
+    for m in inputs:
+        p.produce(dst, value=m.value().decode().upper(), partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, 10)], c.consumer_group_metadata(), TIMEOUT_S)
+
+    def committed(timeout=TIMEOUT_S):
+        return c.committed([TopicPartition(src, 0)], timeout=timeout)[0].offset
+
+    # A read_committed consumer asks for stable offsets (KIP-447): while
+    # the transaction holds one it is told to wait (librdkafka retries
+    # until its timeout), never given the offset from before.
+    try:
+        got = committed(timeout=2)
+        raise AssertionError(f"an offset while the transaction is open: {got}")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError._TIMED_OUT, e
+    p.commit_transaction(TIMEOUT_S)
+
+    wait_until(lambda: committed() == 10, TIMEOUT_S, "offsets committed with the transaction")
+    # An aborted transaction's offsets never count.
+    p.begin_transaction()
+    p.produce(dst, value="never", partition=0)
+    p.send_offsets_to_transaction([TopicPartition(src, 0, 3)], c.consumer_group_metadata(), TIMEOUT_S)
+    p.abort_transaction(TIMEOUT_S)
+    wait_until(lambda: stable_and_high(broker.bootstrap, dst, 0) == (13, 13), TIMEOUT_S, "the abort")
+    assert committed() == 10
+    c.close()
+    read_all(broker.bootstrap, dst, 1, "read_committed", sorted(f"V{i}" for i in range(10)))

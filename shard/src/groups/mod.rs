@@ -26,6 +26,7 @@
 mod group;
 mod persist;
 pub mod records;
+pub mod txn_offsets;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -195,6 +196,9 @@ pub struct Coordinator {
     groups: RefCell<HashMap<String, Group>>,
     /// `__consumer_offsets` partitions whose records are loaded.
     loaded: RefCell<HashSet<i32>>,
+    /// Offsets of open transactions, by partition and producer
+    /// ([`txn_offsets`]).
+    txn_offsets: RefCell<HashMap<(i32, i64), Vec<txn_offsets::PendingOffset>>>,
 }
 
 /// Why a group request cannot be served here.
@@ -210,19 +214,40 @@ impl Coordinator {
     pub async fn load(&self, partition: i32, log: &PartitionLog<DmaDisk>) -> Result<(), String> {
         let mut count = 0usize;
         log.replay(log.log_start_offset(), |header, batch| {
+            // A transaction's marker: its offsets apply or go.
+            if header.is_control() {
+                if let Some(m) = engine::txn::parse_marker(header, batch) {
+                    self.end_txn_offsets(partition, header.producer_id, m.commit);
+                }
+                return Ok(());
+            }
             let invalid =
                 |e: String| LogError::Invalid(format!("{OFFSETS_TOPIC}-{partition}: {e}"));
+            let mut held = Vec::new();
             for r in engine::batch::parse_records(batch).map_err(|e| invalid(e.to_string()))? {
                 let key = r.key.ok_or_else(|| invalid("record without a key".into()))?;
                 // Offsets of records, not positions: compaction leaves gaps.
                 let record_offset = header.base_offset.saturating_add(r.offset_delta);
                 match records::decode(key, r.value).map_err(invalid)? {
+                    OffsetsRecord::Offset { group, topic, partition: p, value: Some(value) }
+                        if header.is_transactional() =>
+                    {
+                        held.push(txn_offsets::PendingOffset {
+                            group,
+                            tp: (topic, p),
+                            value,
+                            record_offset,
+                        });
+                    }
                     OffsetsRecord::Offset { group, topic, partition: p, value } => {
                         self.apply(&group, (topic, p), value, record_offset);
                     }
                     OffsetsRecord::Group { group, value } => self.apply_group(&group, value),
                 }
                 count += 1;
+            }
+            if !held.is_empty() {
+                self.hold_txn_offsets(partition, header.producer_id, held);
             }
             Ok(())
         })
@@ -614,6 +639,7 @@ impl Coordinator {
         if !self.loaded.borrow_mut().remove(&partition) {
             return;
         }
+        self.drop_txn_offsets(partition);
         let ours = |g: &Group| records::partition_for(&g.id, OFFSETS_TOPIC_PARTITIONS) == partition;
         self.answer_waiting(|g| ours(g));
         let mut groups = self.groups.borrow_mut();

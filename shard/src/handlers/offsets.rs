@@ -185,6 +185,28 @@ pub fn offset_fetch(shard: &Shard, request: &Request) -> HandlerResult {
                     rows
                 }
             };
+            // KIP-447: a consumer asking for stable offsets (read_committed)
+            // waits while a transaction holds one of the partition's.
+            let rows = if req.require_stable {
+                let unstable = ResponseError::UnstableOffsetCommit.code();
+                rows.into_iter()
+                    .map(|(name, ps)| {
+                        let ps = ps
+                            .into_iter()
+                            .map(|(p, c, code)| {
+                                let tp = (name.0.to_string(), p);
+                                match shard.groups.has_unstable_offset(&id, &tp) {
+                                    true if code == 0 => (p, None, unstable),
+                                    _ => (p, c, code),
+                                }
+                            })
+                            .collect();
+                        (name, ps)
+                    })
+                    .collect()
+            } else {
+                rows
+            };
             (group, 0, rows)
         })
         .collect();
@@ -295,14 +317,13 @@ pub async fn offset_delete(shard: &Shard, request: &Request) -> HandlerResult {
     let topics = req
         .topics
         .iter()
-        .zip(codes)
+        .zip(with_write_outcome(codes, written))
         .map(|(t, codes)| {
             let partitions = t
                 .partitions
                 .iter()
                 .zip(codes)
                 .map(|(p, code)| {
-                    let code = if code == 0 { written.err().unwrap_or(0) } else { code };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(code)
@@ -314,4 +335,14 @@ pub async fn offset_delete(shard: &Shard, request: &Request) -> HandlerResult {
         })
         .collect();
     respond(request, &OffsetDeleteResponse::default().with_topics(topics))
+}
+
+/// Per topic, per partition: the error found before the write, or the
+/// write's outcome for a partition that was written.
+pub(super) fn with_write_outcome(codes: Vec<Vec<i16>>, written: Result<(), i16>) -> Vec<Vec<i16>> {
+    let outcome = written.err().unwrap_or(0);
+    codes
+        .into_iter()
+        .map(|row| row.into_iter().map(|c| if c == 0 { outcome } else { c }).collect())
+        .collect()
 }

@@ -143,9 +143,9 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
 
 /// A producer's transactional batches: before the first of its
 /// transaction in this partition, the coordinator of `tid` is asked
-/// whether the transaction holds the partition (KIP-890), and the append
-/// is refused if a marker ended the transaction meanwhile; later batches
-/// of the same open transaction append at once.
+/// whether the transaction holds the partition (KIP-890); later batches of
+/// the same open transaction append at once. Either way the append is
+/// refused if a marker of the producer landed meanwhile.
 async fn append_transactional(
     shard: &Shard,
     tid: Option<&str>,
@@ -163,22 +163,40 @@ async fn append_transactional(
     let Some(tid) = tid.filter(|t| !t.is_empty()) else {
         return Err(invalid("transactional batches need the request's transactional id"));
     };
-    let Some(h) = engine::batch::BatchHeader::parse(records).filter(|h| h.is_transactional())
-    else {
-        return Err(invalid("a request mixing transactional and other batches"));
+    let Some(h) = one_transactional_producer(records) else {
+        return Err(invalid("transactional batches of one producer and epoch only, per partition"));
     };
+    // The guard holds even without asking: a marker landing while this
+    // append waits for room ends the transaction it would join.
     let (open, last_marker) = log.producer_txn(h.producer_id, h.producer_epoch);
-    let guard = if open {
-        None
-    } else {
+    if !open {
         crate::handlers::txn::verify(shard, tid, h.producer_id, h.producer_epoch, topic, partition)
             .await
             .map_err(PartitionError::code)?;
-        Some((h.producer_id, last_marker))
-    };
-    log.append_guarded(BytesMut::from(records), epoch, guard)
+    }
+    let check = engine::ProducerCheck::Verified { producer_id: h.producer_id, last_marker };
+    log.append_checked(BytesMut::from(records), epoch, check)
         .await
         .map_err(|e| PartitionError::of(&e))
+}
+
+/// The first header of `records` if every batch is transactional, of the
+/// same producer and epoch (only its first batch is checked with the
+/// coordinator, so no other producer may slip in beside it).
+fn one_transactional_producer(records: &[u8]) -> Option<engine::batch::BatchHeader> {
+    let first = engine::batch::BatchHeader::parse(records)?;
+    let mut at = 0;
+    while let Some(h) = engine::batch::BatchHeader::parse(&records[at..]) {
+        let same = (h.producer_id, h.producer_epoch) == (first.producer_id, first.producer_epoch);
+        if !h.is_transactional() || !same {
+            return None;
+        }
+        if h.size < engine::batch::HEADER_BYTES {
+            break; // damaged: the append's validation says so
+        }
+        at = at.saturating_add(h.size).min(records.len());
+    }
+    Some(first)
 }
 
 /// Whether any batch header in `records` has the transactional bit (a

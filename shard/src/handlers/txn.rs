@@ -42,6 +42,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{led_log, respond, HandlerResult};
+use crate::groups::OFFSETS_TOPIC;
 use crate::replica::wire::Wire;
 use crate::shard::Shard;
 use crate::txns::records::{self, TxnRecord, TxnStatus};
@@ -71,7 +72,7 @@ fn s(v: &str) -> StrBytes {
 
 /// Older versions know `INVALID_PRODUCER_EPOCH` where newer ones say
 /// `PRODUCER_FENCED` (Kafka maps it the same way).
-fn fenced_as(code_: i16, old: bool) -> i16 {
+pub(crate) fn fenced_as(code_: i16, old: bool) -> i16 {
     if old && code_ == code(ResponseError::ProducerFenced) {
         code(ResponseError::InvalidProducerEpoch)
     } else {
@@ -106,8 +107,9 @@ fn located(shard: &Shard, id: &str) -> Result<(i32, Option<TxnRecord>), i16> {
 }
 
 /// Writes `record` as `id`'s state, durably on the partition's ISR, then
-/// applies it; `was` is the state it replaces. Refused while another write
-/// for the id is on its way.
+/// applies it; `was` is the state it replaces, as the caller read it with
+/// nothing awaited since. Refused while another write for the id is on
+/// its way or if its state changed.
 async fn transition(
     shard: &Shard,
     p: i32,
@@ -115,25 +117,40 @@ async fn transition(
     was: Option<TxnRecord>,
     record: TxnRecord,
 ) -> Result<(), i16> {
-    if !shard.txns.begin(id, &record) {
-        return Err(code(ResponseError::ConcurrentTransactions));
-    }
-    let written = write_record(shard, p, id, &record).await;
-    shard.txns.finish(id, written.is_ok().then_some(record), was);
+    let ticket = shard.txns.begin(id, was.as_ref(), &record)?;
+    let written = write_record(shard, p, ticket.epoch, id, &record).await;
+    shard.txns.finish(id, ticket, written.is_ok().then_some(record), was);
     written
 }
 
-async fn write_record(shard: &Shard, p: i32, id: &str, record: &TxnRecord) -> Result<(), i16> {
+/// Appends the record at the coordinator epoch (the partition's leader
+/// epoch when loaded: a deposed coordinator's write is refused by the log)
+/// and waits for the ISR. Failures are answered as Kafka's coordinator
+/// answers them, so clients look for the coordinator again.
+async fn write_record(
+    shard: &Shard,
+    p: i32,
+    epoch: i32,
+    id: &str,
+    record: &TxnRecord,
+) -> Result<(), i16> {
     let not_coordinator = code(ResponseError::NotCoordinator);
     let log = shard.partitions.log(TRANSACTION_TOPIC, p).ok_or(not_coordinator)?;
-    let epoch = shard.txns.coordinator_epoch(p).ok_or(not_coordinator)?;
     let (k, v) = (records::key(id), records::value(record));
     let batch = engine::batch::build(&[(Some(&k[..]), Some(&v[..]))], now_ms());
     let info = log.append(BytesMut::from(&batch[..]), epoch).await.map_err(|e| {
         warn!("{TRANSACTION_TOPIC}-{p}: writing the state of '{id}': {e}");
-        code(ResponseError::NotCoordinator)
+        match e {
+            engine::AppendError::Closed | engine::AppendError::Fenced(_) => not_coordinator,
+            _ => code(ResponseError::CoordinatorNotAvailable),
+        }
     })?;
-    crate::groups::wait_committed(&log, info.end_offset).await
+    crate::groups::wait_committed(&log, info.end_offset).await.map_err(|c| {
+        match ResponseError::try_from_code(c) {
+            Some(ResponseError::NotLeaderOrFollower) => not_coordinator,
+            _ => code(ResponseError::CoordinatorNotAvailable),
+        }
+    })
 }
 
 /// InitProducerId for a transactional id: its producer id and new epoch.
@@ -151,6 +168,9 @@ pub async fn init_producer_id(
         }
         let current = shard.txns.get(id);
         match state::init(current.as_ref(), timeout_ms, expected, fresh, now_ms())? {
+            Init::NeedProducerId if current.is_none() && shard.txns.is_full() => {
+                return Err(code(ResponseError::CoordinatorNotAvailable));
+            }
             Init::NeedProducerId => {
                 let next = shard.controller.next_producer_id().await;
                 fresh = Some(next.map_err(|_| code(ResponseError::CoordinatorNotAvailable))?);
@@ -271,7 +291,7 @@ async fn add_one(
         .with_topic_results(topic_results)
 }
 
-async fn add_here(
+pub(crate) async fn add_here(
     shard: &Shard,
     id: &str,
     pid: i64,
@@ -293,7 +313,10 @@ fn verify_here(
     epoch: i16,
     wanted: &[(String, i32)],
 ) -> Result<(), i16> {
-    let (_, current) = located(shard, id)?;
+    // The stored state, even while a write for the id is on its way (the
+    // partition's guard refuses the append if a marker lands meanwhile).
+    locate(shard, id)?;
+    let current = shard.txns.get(id);
     wanted.iter().try_for_each(|tp| state::verify(current.as_ref(), pid, epoch, tp))
 }
 
@@ -356,13 +379,11 @@ pub async fn verify(
 /// Completes `id`'s prepared transaction in a task of its own, unless one
 /// is at it already.
 pub fn spawn_completion(shard: &Rc<Shard>, id: &str) {
-    if !shard.txns.set_unfinished(id, true) {
-        return;
-    }
+    let Some(token) = shard.txns.claim_completion(id) else { return };
     let (shard, id) = (shard.clone(), id.to_string());
     glommio::spawn_local(async move {
         complete(&shard, &id).await;
-        shard.txns.set_unfinished(&id, false);
+        shard.txns.release_completion(&id, token);
     })
     .detach();
 }
@@ -382,15 +403,26 @@ async fn complete(shard: &Shard, id: &str) {
         Marker { pid: prepared.producer_id, epoch: prepared.epoch, commit, coordinator_epoch };
     let mut pending = prepared.partitions.clone();
     let mut wait = MARKER_RETRY_FIRST;
+    // Still this coordinator's, still this transaction: else another
+    // coordinator (or task) completes it, and no marker of this one may
+    // land in a later transaction of the producer.
+    let ours = || {
+        !shard.stopping()
+            && shard.txns.coordinator_epoch(p) == Some(coordinator_epoch)
+            && shard.txns.get(id).as_ref() == Some(&prepared)
+    };
     loop {
-        if shard.stopping() || shard.txns.coordinator_epoch(p) != Some(coordinator_epoch) {
-            return; // the next coordinator completes it
+        if !ours() {
+            return;
         }
         match send_markers(shard, &marker, &pending).await {
             Ok(left) => pending = left,
             Err(Fenced) => return,
         }
         if pending.is_empty() {
+            if !ours() {
+                return;
+            }
             let Some(done) = state::complete(&prepared, now_ms()) else { return };
             match transition(shard, p, id, Some(prepared.clone()), done).await {
                 Ok(()) => return,
@@ -512,10 +544,11 @@ async fn send_to(
                 .collect::<Vec<_>>(),
         )
     };
-    match call.await {
-        Some(codes) => codes,
-        None => parts.iter().map(|tp| (tp.clone(), -1)).collect(),
-    }
+    // Every partition asked for gets a code: one the answer left out
+    // failed (it is retried), never written.
+    let answered: BTreeMap<(String, i32), i16> =
+        call.await.unwrap_or_default().into_iter().collect();
+    parts.iter().map(|tp| (tp.clone(), answered.get(tp).copied().unwrap_or(-1))).collect()
 }
 
 /// Appends `marker` to each of `parts` this shard leads and waits until
@@ -530,6 +563,17 @@ async fn write_markers_here(
     let mut codes = Vec::with_capacity(parts.len());
     if marker.pid < 0 || marker.epoch < 0 {
         let c = code(ResponseError::InvalidProducerIdMapping);
+        return parts.iter().map(|tp| (tp.clone(), c)).collect();
+    }
+    // A coordinator epoch no coordinator has (a client's WriteTxnMarkers
+    // would otherwise fence every real marker of the producer for good):
+    // refused, retriable, as a coordinator ahead of this image is.
+    let highest = image
+        .topics
+        .get(TRANSACTION_TOPIC)
+        .and_then(|t| t.partitions.iter().map(|p| p.leader_epoch.0).max());
+    if highest.is_none_or(|h| marker.coordinator_epoch > h) {
+        let c = code(ResponseError::CoordinatorNotAvailable);
         return parts.iter().map(|tp| (tp.clone(), c)).collect();
     }
     for (t, p) in parts {
@@ -557,6 +601,11 @@ async fn write_markers_here(
             Some(Err(e)) => net::errors::append_error_code(&e),
             None => code(ResponseError::RequestTimedOut),
         };
+        // The group coordinator (this shard leads the partition) applies
+        // or drops the transaction's offsets.
+        if c == 0 && tp.0 == OFFSETS_TOPIC {
+            shard.groups.end_txn_offsets(tp.1, marker.pid, marker.commit);
+        }
         codes.push((tp, c));
     }
     codes
@@ -606,9 +655,14 @@ pub async fn write_txn_markers(shard: &Shard, request: &Request) -> HandlerResul
 /// completing (after a restart or a failure).
 pub async fn tick(shard: &Rc<Shard>) {
     let (expired, stalled) = shard.txns.due(now_ms());
-    for (id, aborted) in expired {
+    for id in expired {
         let Ok(p) = locate(shard, &id) else { continue };
+        // Read again: earlier writes of this loop awaited, and the id may
+        // have moved on meanwhile (its producer ended the transaction).
         let current = shard.txns.get(&id);
+        let Some(aborted) = current.as_ref().and_then(|c| state::expire(c, now_ms())) else {
+            continue;
+        };
         info!("transactional id '{id}': open past its timeout, aborted");
         if transition(shard, p, &id, current, aborted).await.is_ok() {
             spawn_completion(shard, &id);

@@ -16,8 +16,8 @@
 pub mod records;
 pub mod state;
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use engine::disk::DmaDisk;
 use engine::{LogError, PartitionLog};
@@ -41,6 +41,12 @@ pub const TRANSACTIONAL_ID_BYTES_MAX: usize = 1024;
 /// until older ones are forgotten. 100,000 ids of a few hundred bytes
 /// each is a few tens of MiB per shard.
 pub const TRANSACTIONAL_IDS_MAX: usize = 100_000;
+
+/// How often the coordinator looks for transactions past their timeout
+/// and prepared ones no task completes (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` is 10 s;
+/// an abort is late by at most this much).
+pub const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The `__transaction_state` partition of a transactional id: Kafka's
 /// `abs(hashCode) % 50`.
@@ -69,8 +75,16 @@ pub struct Transactions {
     /// Loaded partitions and their coordinator epochs.
     loaded: RefCell<HashMap<i32, i32>>,
     /// Prepared ids whose markers a task is writing (the handlers'
-    /// completion); a prepared id outside it is picked up by the tick.
-    unfinished: RefCell<HashSet<String>>,
+    /// completion), with its claim; a prepared id outside it is picked up
+    /// by the tick.
+    completing: RefCell<HashMap<String, u64>>,
+    next_token: Cell<u64>,
+}
+
+/// A write taken by [`Transactions::begin`], at a coordinator epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    pub epoch: i32,
 }
 
 impl Transactions {
@@ -127,7 +141,7 @@ impl Transactions {
     pub fn unload(&self, partition: i32) {
         self.loaded.borrow_mut().remove(&partition);
         self.ids.borrow_mut().retain(|id, _| partition_for(id) != partition);
-        self.unfinished.borrow_mut().retain(|id| partition_for(id) != partition);
+        self.completing.borrow_mut().retain(|id, _| partition_for(id) != partition);
     }
 
     pub fn stop(&self) {
@@ -145,25 +159,60 @@ impl Transactions {
         self.ids.borrow().get(id).map(|e| e.record.clone())
     }
 
-    /// Takes `id` for a write: `false` if a write for it is already on its
-    /// way, or if it is new and the shard holds [`TRANSACTIONAL_IDS_MAX`].
-    pub fn begin(&self, id: &str, new: &TxnRecord) -> bool {
+    /// Takes `id` for a write of `new` over `expected` (what the caller
+    /// read, with nothing awaited since): refused with
+    /// `CONCURRENT_TRANSACTIONS` if a write for it is on its way or its
+    /// state changed, `NOT_COORDINATOR` if its partition is not loaded,
+    /// `COORDINATOR_NOT_AVAILABLE` for a new id beyond
+    /// [`TRANSACTIONAL_IDS_MAX`]. The ticket names the coordinator epoch the
+    /// write is made at.
+    pub fn begin(
+        &self,
+        id: &str,
+        expected: Option<&TxnRecord>,
+        new: &TxnRecord,
+    ) -> Result<Ticket, i16> {
+        use net::kafka_protocol::error::ResponseError;
+        let epoch = self
+            .coordinator_epoch(partition_for(id))
+            .ok_or(ResponseError::NotCoordinator.code())?;
         let mut ids = self.ids.borrow_mut();
-        if let Some(e) = ids.get_mut(id) {
-            return !std::mem::replace(&mut e.busy, true);
+        let count = ids.len();
+        match ids.get_mut(id) {
+            Some(e) if e.busy || Some(&e.record) != expected => {
+                Err(ResponseError::ConcurrentTransactions.code())
+            }
+            Some(e) => {
+                e.busy = true;
+                Ok(Ticket { epoch })
+            }
+            None if expected.is_some() => Err(ResponseError::ConcurrentTransactions.code()),
+            None if count >= TRANSACTIONAL_IDS_MAX => {
+                Err(ResponseError::CoordinatorNotAvailable.code())
+            }
+            None => {
+                // A placeholder until the first record is durable: busy, so
+                // no other request sees it as stored.
+                ids.insert(id.to_string(), Entry { record: new.clone(), busy: true });
+                Ok(Ticket { epoch })
+            }
         }
-        if ids.len() >= TRANSACTIONAL_IDS_MAX {
-            return false;
-        }
-        // A placeholder until the first record is durable: busy, so no
-        // other request sees it as stored.
-        ids.insert(id.to_string(), Entry { record: new.clone(), busy: true });
-        true
     }
 
     /// The write taken by [`Self::begin`] is durable (`Some`) or failed.
-    /// `was`: the state before, restored on failure (`None`: the id was new).
-    pub fn finish(&self, id: &str, written: Option<TxnRecord>, was: Option<TxnRecord>) {
+    /// `was`: the state before, restored on failure (`None`: the id was
+    /// new). Nothing changes if the partition was unloaded or loaded again
+    /// meanwhile (the load read the log).
+    pub fn finish(
+        &self,
+        id: &str,
+        ticket: Ticket,
+        written: Option<TxnRecord>,
+        was: Option<TxnRecord>,
+    ) {
+        if self.coordinator_epoch(partition_for(id)) != Some(ticket.epoch) {
+            return;
+        }
         let mut ids = self.ids.borrow_mut();
         match (written, was) {
             (Some(record), _) | (None, Some(record)) => {
@@ -175,34 +224,51 @@ impl Transactions {
         }
     }
 
+    /// Whether a new id would be refused ([`TRANSACTIONAL_IDS_MAX`]).
+    pub fn is_full(&self) -> bool {
+        self.ids.borrow().len() >= TRANSACTIONAL_IDS_MAX
+    }
+
     /// Whether `id` is busy with a write.
     pub fn is_busy(&self, id: &str) -> bool {
         self.ids.borrow().get(id).is_some_and(|e| e.busy)
     }
 
-    /// Notes that a task writes `id`'s markers (or is done); `false` if
-    /// that was noted already.
-    pub fn set_unfinished(&self, id: &str, unfinished: bool) -> bool {
-        let mut set = self.unfinished.borrow_mut();
-        if unfinished {
-            set.insert(id.to_string())
-        } else {
-            set.remove(id)
+    /// Claims the completion of `id`'s prepared transaction for one task:
+    /// `None` if a task holds it already.
+    pub fn claim_completion(&self, id: &str) -> Option<u64> {
+        let mut tasks = self.completing.borrow_mut();
+        if tasks.contains_key(id) {
+            return None;
+        }
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        tasks.insert(id.to_string(), token);
+        Some(token)
+    }
+
+    /// The task holding `token` is done with `id` (a task of an earlier
+    /// load does not release a later one's claim).
+    pub fn release_completion(&self, id: &str, token: u64) {
+        let mut tasks = self.completing.borrow_mut();
+        if tasks.get(id) == Some(&token) {
+            tasks.remove(id);
         }
     }
 
-    /// Open transactions past their timeout at `now`, and prepared ones
-    /// whose markers no task is writing (after a failure): (id, record).
-    pub fn due(&self, now: i64) -> (Vec<(String, TxnRecord)>, Vec<String>) {
+    /// Ids whose open transactions ran past their timeout at `now`, and
+    /// prepared ones whose markers no task is writing (after a failure or
+    /// a load).
+    pub fn due(&self, now: i64) -> (Vec<String>, Vec<String>) {
         let ids = self.ids.borrow();
-        let unfinished = self.unfinished.borrow();
+        let completing = self.completing.borrow();
         let mut expired = Vec::new();
         let mut stalled = Vec::new();
         for (id, e) in ids.iter().filter(|(_, e)| !e.busy) {
-            if let Some(r) = state::expire(&e.record, now) {
-                expired.push((id.clone(), r));
+            if state::expire(&e.record, now).is_some() {
+                expired.push(id.clone());
             } else if matches!(e.record.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
-                && !unfinished.contains(id)
+                && !completing.contains_key(id)
             {
                 stalled.push(id.clone());
             }
