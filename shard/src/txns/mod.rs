@@ -130,10 +130,12 @@ impl Transactions {
             }
         }
         self.loaded.borrow_mut().insert(partition, coordinator_epoch);
-        info!(
-            "{TRANSACTION_TOPIC}-{partition}: loaded at coordinator epoch {coordinator_epoch}, {} to complete",
-            prepared.len()
-        );
+        if !prepared.is_empty() {
+            info!(
+                "{TRANSACTION_TOPIC}-{partition}: loaded at coordinator epoch {coordinator_epoch}, {} prepared to complete",
+                prepared.len()
+            );
+        }
         Ok(prepared)
     }
 
