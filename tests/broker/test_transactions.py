@@ -7,7 +7,10 @@ old one and aborts its open transaction; a transaction past its timeout
 is aborted by the coordinator; a broker killed mid-transaction comes back
 with nothing stuck and nothing aborted readable."""
 
+import os
 import signal
+import subprocess
+import sys
 import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -229,3 +232,33 @@ def test_offsets_sent_to_a_transaction_are_committed_with_it_and_only_then(broke
     assert committed() == 10
     c.close()
     read_all(broker.bootstrap, dst, 1, "read_committed", sorted(f"V{i}" for i in range(10)))
+
+
+def test_a_consume_transform_produce_app_killed_mid_run_outputs_each_input_once(broker):
+    """Exactly once across a SIGKILL: the app (tests/broker/txn_app.py)
+    is killed while it works through the input, restarted with the same
+    group and transactional id, and every input's output is readable by
+    read_committed exactly once."""
+    src, dst = f"src-{uuid.uuid4().hex[:8]}", f"dst-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, src, 2)
+    create(broker.bootstrap, dst, 2)
+    n = 3000
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for i in range(n):
+        plain.produce(src, value=f"{i}", partition=i % 2)
+    assert plain.flush(TIMEOUT_S) == 0
+    app_args = [sys.executable, os.path.join(os.path.dirname(__file__), "txn_app.py"),
+                broker.bootstrap, src, dst, f"g-{src}", f"tid-{src}"]
+    first = subprocess.Popen(app_args, stdout=subprocess.PIPE, text=True)
+    try:
+        # Killed once some outputs exist, most likely inside a transaction.
+        wait_until(lambda: stable_and_high(broker.bootstrap, dst, 0)[1] > 200, TIMEOUT_S, "the app at work")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(TIMEOUT_S)
+    second = subprocess.Popen(app_args, stdout=subprocess.PIPE, text=True)
+    try:
+        read_all(broker.bootstrap, dst, 2, "read_committed", sorted(f"out-{i}" for i in range(n)))
+    finally:
+        second.send_signal(signal.SIGKILL)
+        second.wait(TIMEOUT_S)
