@@ -74,6 +74,30 @@ def stable_and_high(bootstrap, topic, partition):
     return tuple(out)
 
 
+def java_partition(name, partitions=50):
+    """Kafka's partition of a group or transactional id: abs(Java
+    String.hashCode) % 50."""
+    h = 0
+    for ch in name:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def group_apart_from(tid, prefix):
+    """A group name whose coordinator is another shard than `tid`'s (the
+    internal topics' partitions alternate over a node's two shards), so
+    TxnOffsetCommit's check with the transaction coordinator crosses
+    shards."""
+    return next(g for g in (f"{prefix}-{i}" for i in range(1000))
+                if java_partition(g) % 2 != java_partition(tid) % 2)
+
+
+def leader_of(bootstrap, topic, partition):
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=TIMEOUT_S)
+    return md.topics[topic].partitions[partition].leader
+
+
 def values(records):
     return sorted(v for _, _, v in records)
 
@@ -197,13 +221,17 @@ def test_offsets_sent_to_a_transaction_are_committed_with_it_and_only_then(broke
     for i in range(10):
         plain.produce(src, value=f"v{i}", partition=0)
     assert plain.flush(TIMEOUT_S) == 0
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"g-{src}",
+    tid = f"tid-{src}"
+    group = group_apart_from(tid, f"g-{src}")
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
                   "enable.auto.commit": False, "isolation.level": "read_committed"})
     c.assign([TopicPartition(src, 0, 0)])
     inputs = []
     wait_until(lambda: inputs.extend(m for m in c.consume(10, 0.2) if m.error() is None)
                or len(inputs) >= 10, TIMEOUT_S, "the inputs")
-    p = txn_producer(broker.bootstrap, f"tid-{src}")
+    p = txn_producer(broker.bootstrap, tid)
+    assert leader_of(broker.bootstrap, "__transaction_state", java_partition(tid)) != \
+        leader_of(broker.bootstrap, "__consumer_offsets", java_partition(group)), "coordinators apart"
     p.begin_transaction()
     for m in inputs:
         p.produce(dst, value=m.value().decode().upper(), partition=0)
@@ -248,7 +276,7 @@ def test_a_consume_transform_produce_app_killed_mid_run_outputs_each_input_once(
         plain.produce(src, value=f"{i}", partition=i % 2)
     assert plain.flush(TIMEOUT_S) == 0
     app_args = [sys.executable, os.path.join(os.path.dirname(__file__), "txn_app.py"),
-                broker.bootstrap, src, dst, f"g-{src}", f"tid-{src}"]
+                broker.bootstrap, src, dst, group_apart_from(f"tid-{src}", f"g-{src}"), f"tid-{src}"]
     first = subprocess.Popen(app_args, stdout=subprocess.PIPE, text=True)
     try:
         # Killed once some outputs exist, most likely inside a transaction.

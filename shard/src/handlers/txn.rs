@@ -249,7 +249,12 @@ async fn add_one(
     let unknown: BTreeSet<(String, i32)> = wanted
         .iter()
         .filter(|(t, p)| {
-            image.partition(t, *p).is_none() || crate::controller::machine::is_internal(t)
+            // Clients add internal topics only through AddOffsetsToTxn; a
+            // group coordinator's check (`verify_only`) names its
+            // `__consumer_offsets` partition.
+            let internal = crate::controller::machine::is_internal(t);
+            let offsets_check = txn.verify_only && t == OFFSETS_TOPIC;
+            image.partition(t, *p).is_none() || internal && !offsets_check
         })
         .cloned()
         .collect();

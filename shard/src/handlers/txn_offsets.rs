@@ -60,9 +60,22 @@ pub async fn txn_offset_commit(shard: &Shard, request: &Request) -> HandlerResul
             shard.groups.check_commit(&group, req.generation_id, &req.member_id)?;
         }
         let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
+        // The guard is read before asking: a marker landing while the
+        // coordinator answers refuses the write.
+        let log = shard.partitions.log(OFFSETS_TOPIC, p);
+        let log = log.ok_or(ResponseError::NotCoordinator.code())?;
+        let (_, last_marker) = log.producer_txn(pid, epoch);
         let tid = req.transactional_id.0.as_str();
-        super::txn::verify(shard, tid, pid, epoch, OFFSETS_TOPIC, p).await?;
-        Ok(p)
+        super::txn::verify(shard, tid, pid, epoch, OFFSETS_TOPIC, p).await.map_err(|c| {
+            // Retriable for a transactional commit, as Kafka answers it.
+            match ResponseError::try_from_code(c) {
+                Some(ResponseError::NotEnoughReplicas) => {
+                    ResponseError::CoordinatorNotAvailable.code()
+                }
+                _ => c,
+            }
+        })?;
+        Ok((p, last_marker))
     }
     .await;
     let mut codes: Vec<Vec<i16>> = Vec::with_capacity(req.topics.len());
@@ -100,7 +113,9 @@ pub async fn txn_offset_commit(shard: &Shard, request: &Request) -> HandlerResul
     }
     drop(image);
     let written = match allowed {
-        Ok(p) if !entries.is_empty() => write(shard, p, &group, &req, entries).await,
+        Ok((p, last_marker)) if !entries.is_empty() => {
+            write(shard, p, last_marker, &group, &req, entries).await.map_err(as_commit_error)
+        }
         _ => Ok(()),
     };
     let topics = req
@@ -131,6 +146,7 @@ pub async fn txn_offset_commit(shard: &Shard, request: &Request) -> HandlerResul
 async fn write(
     shard: &Shard,
     p: i32,
+    last_marker: Option<i64>,
     group: &str,
     req: &TxnOffsetCommitRequest,
     entries: Vec<((String, i32), Committed)>,
@@ -138,7 +154,6 @@ async fn write(
     let not_coordinator = ResponseError::NotCoordinator.code();
     let log = shard.partitions.log(OFFSETS_TOPIC, p).ok_or(not_coordinator)?;
     let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
-    let (_, last_marker) = log.producer_txn(pid, epoch);
     let keys: Vec<Vec<u8>> =
         entries.iter().map(|((t, q), _)| records::offset_key(group, t, *q)).collect();
     let values: Vec<Vec<u8>> = entries.iter().map(|(_, c)| records::offset_value(c)).collect();
@@ -171,4 +186,24 @@ async fn write(
         return Err(not_coordinator);
     }
     Ok(())
+}
+
+/// A write's failure as Kafka answers an offsets commit
+/// (`maybeConvertOffsetCommitError`): codes clients retry by finding the
+/// coordinator again, not abort on.
+fn as_commit_error(c: i16) -> i16 {
+    match ResponseError::try_from_code(c) {
+        Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
+            ResponseError::NotCoordinator.code()
+        }
+        Some(
+            ResponseError::NotEnoughReplicas
+            | ResponseError::NotEnoughReplicasAfterAppend
+            | ResponseError::RequestTimedOut,
+        ) => ResponseError::CoordinatorNotAvailable.code(),
+        Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge) => {
+            ResponseError::InvalidCommitOffsetSize.code()
+        }
+        _ => c,
+    }
 }
