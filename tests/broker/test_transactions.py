@@ -264,7 +264,8 @@ def test_offsets_sent_to_a_transaction_are_committed_with_it_and_only_then(broke
 
 def test_a_consume_transform_produce_app_killed_mid_run_outputs_each_input_once(broker):
     """Exactly once across a SIGKILL: the app (tests/broker/txn_app.py)
-    is killed while it works through the input, restarted with the same
+    is killed inside a transaction whose outputs and offsets were sent
+    but not committed, restarted with the same
     group and transactional id, and every input's output is readable by
     read_committed exactly once."""
     src, dst = f"src-{uuid.uuid4().hex[:8]}", f"dst-{uuid.uuid4().hex[:8]}"
@@ -277,13 +278,13 @@ def test_a_consume_transform_produce_app_killed_mid_run_outputs_each_input_once(
     assert plain.flush(TIMEOUT_S) == 0
     app_args = [sys.executable, os.path.join(os.path.dirname(__file__), "txn_app.py"),
                 broker.bootstrap, src, dst, group_apart_from(f"tid-{src}", f"g-{src}"), f"tid-{src}"]
-    first = subprocess.Popen(app_args, stdout=subprocess.PIPE, text=True)
+    # It kills itself in its 5th transaction, outputs and offsets sent,
+    # not committed.
+    first = subprocess.Popen(app_args + ["5"], stdout=subprocess.PIPE, text=True)
     try:
-        # Killed once some outputs exist, most likely inside a transaction.
-        wait_until(lambda: stable_and_high(broker.bootstrap, dst, 0)[1] > 200, TIMEOUT_S, "the app at work")
+        assert first.wait(TIMEOUT_S) == -signal.SIGKILL
     finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(TIMEOUT_S)
+        first.kill()
     second = subprocess.Popen(app_args, stdout=subprocess.PIPE, text=True)
     try:
         read_all(broker.bootstrap, dst, 2, "read_committed", sorted(f"out-{i}" for i in range(n)))

@@ -4,8 +4,14 @@ as stream processors run it: read a batch of `src` as a group member
 that also commits the group's input offsets, repeat until killed. The
 tests SIGKILL it mid-run and start it again.
 
-Usage: txn_app.py BOOTSTRAP SRC DST GROUP TRANSACTIONAL_ID"""
+Usage: txn_app.py BOOTSTRAP SRC DST GROUP TRANSACTIONAL_ID [DIE_IN_TXN]
 
+With DIE_IN_TXN = N the app SIGKILLs itself in its N-th transaction,
+after its outputs and offsets were sent and before the commit: the
+worst moment, chosen rather than hoped for."""
+
+import os
+import signal
 import sys
 
 from confluent_kafka import Consumer, Producer
@@ -13,6 +19,8 @@ from confluent_kafka import Consumer, Producer
 
 def main():
     bootstrap, src, dst, group, tid = sys.argv[1:6]
+    die_in = int(sys.argv[6]) if len(sys.argv) > 6 else -1
+    transactions = 0
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
                   "isolation.level": "read_committed", "auto.offset.reset": "earliest",
                   "session.timeout.ms": 6000})
@@ -28,6 +36,10 @@ def main():
         for m in batch:
             p.produce(dst, value=b"out-" + m.value(), partition=m.partition())
         p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 60)
+        transactions += 1
+        if transactions == die_in:
+            p.flush(60)
+            os.kill(os.getpid(), signal.SIGKILL)
         p.commit_transaction(60)
 
 
