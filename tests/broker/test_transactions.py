@@ -260,6 +260,21 @@ def test_offsets_sent_to_a_transaction_are_committed_with_it_and_only_then(broke
     assert committed() == 10
     c.close()
     read_all(broker.bootstrap, dst, 1, "read_committed", sorted(f"V{i}" for i in range(10)))
+    # After a SIGKILL the group coordinator replays `__consumer_offsets`:
+    # the committed transaction's offsets count, the aborted one's never.
+    broker.stop(signal.SIGKILL)
+    broker.start()
+    again = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                      "enable.auto.commit": False, "isolation.level": "read_committed"})
+
+    def committed_again():
+        try:
+            return again.committed([TopicPartition(src, 0)], timeout=5)[0].offset
+        except KafkaException:
+            return None  # the coordinator still loading
+
+    wait_until(lambda: committed_again() == 10, TIMEOUT_S, "the offsets after a restart")
+    again.close()
 
 
 def test_a_consume_transform_produce_app_killed_mid_run_outputs_each_input_once(broker):
