@@ -58,7 +58,7 @@ use crate::epochs::{LeaderEpochCache, CHECKPOINT_FILE};
 use crate::error::{AppendError, IoContext, LogError, StorageFailure};
 use crate::flush::{FlushShared, Flusher};
 use crate::limits::{BLOCK_BYTES, LOOKUP_READ_BYTES};
-use crate::producers::{Check, ProducerStates};
+use crate::producers::{Check, ProducerCheck, ProducerStates};
 use crate::recovery::scan;
 use crate::segment::{
     parse_log_name, segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
@@ -87,26 +87,6 @@ pub use start::LOG_START_FILE;
 
 const CLEAN_SHUTDOWN_FILE: &str = "clean_shutdown";
 const PRODUCERS_SUFFIX: &str = "producers";
-
-/// What an append checks of its batches' producers, beyond validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProducerCheck {
-    /// Epochs and sequences: a client's produce ([`PartitionLog::append`]).
-    Sequences,
-    /// As `Sequences`, for a producer's transactional batches after the
-    /// broker asked the coordinator whether the transaction holds this
-    /// partition (KIP-890): `last_marker` is the producer's last marker as
-    /// [`PartitionLog::producer_txn`] saw it before asking. A marker
-    /// appended meanwhile ended the transaction the answer was about, so
-    /// the append is refused (`InvalidTxnState`) rather than open a
-    /// transaction no coordinator knows of.
-    Verified { producer_id: i64, last_marker: Option<Offset> },
-    /// As `Verified`, but epochs only: the broker's own transactional
-    /// writes for a producer (TxnOffsetCommit into `__consumer_offsets`),
-    /// which carry its id and epoch but none of its sequences, as Kafka's
-    /// coordinator writes.
-    Coordinator { producer_id: i64, last_marker: Option<Offset> },
-}
 
 /// What an accepted append was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

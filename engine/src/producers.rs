@@ -138,6 +138,26 @@ pub enum Check {
     Duplicate(ProducerBatch),
 }
 
+/// What an append checks of its batches' producers, beyond validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerCheck {
+    /// Epochs and sequences: a client's produce ([`crate::PartitionLog::append`]).
+    Sequences,
+    /// As `Sequences`, for a producer's transactional batches after the
+    /// broker asked the coordinator whether the transaction holds this
+    /// partition (KIP-890): `last_marker` is the producer's last marker as
+    /// [`crate::PartitionLog::producer_txn`] saw it before asking. A marker
+    /// appended meanwhile ended the transaction the answer was about, so
+    /// the append is refused (`InvalidTxnState`) rather than open a
+    /// transaction no coordinator knows of.
+    Verified { producer_id: i64, last_marker: Option<Offset> },
+    /// As `Verified`, but epochs only: the broker's own transactional
+    /// writes for a producer (TxnOffsetCommit into `__consumer_offsets`),
+    /// which carry its id and epoch but none of its sequences, as Kafka's
+    /// coordinator writes.
+    Coordinator { producer_id: i64, last_marker: Option<Offset> },
+}
+
 /// The producers of one partition.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStates {

@@ -81,7 +81,8 @@ impl AbortedTxn {
         if !bytes.len().is_multiple_of(TXN_ENTRY_BYTES) {
             return None;
         }
-        let i64_at = |e: &[u8], at: usize| i64::from_be_bytes(e[at..at + 8].try_into().unwrap());
+        let i64_at =
+            |e: &[u8], at: usize| i64::from_be_bytes(e[at..at + 8].try_into().expect("8 bytes"));
         bytes
             .chunks_exact(TXN_ENTRY_BYTES)
             .map(|e| {
@@ -132,7 +133,7 @@ pub fn parse_marker(header: &BatchHeader, bytes: &[u8]) -> Option<Marker> {
     if value.len() < 6 {
         return None;
     }
-    let coordinator_epoch = i32::from_be_bytes(value[2..6].try_into().unwrap());
+    let coordinator_epoch = i32::from_be_bytes(value[2..6].try_into().expect("4 bytes"));
     Some(Marker { commit, coordinator_epoch })
 }
 
