@@ -70,6 +70,8 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::WriteTxnMarkers => drop(req.decode_body::<WriteTxnMarkersRequest>()?),
         ApiKey::AddOffsetsToTxn => drop(req.decode_body::<AddOffsetsToTxnRequest>()?),
         ApiKey::TxnOffsetCommit => drop(req.decode_body::<TxnOffsetCommitRequest>()?),
+        ApiKey::DescribeTransactions => drop(req.decode_body::<DescribeTransactionsRequest>()?),
+        ApiKey::ListTransactions => drop(req.decode_body::<ListTransactionsRequest>()?),
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

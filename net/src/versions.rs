@@ -41,6 +41,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The range ApiVersions reports for `api`: the served range, except for
@@ -115,8 +117,10 @@ mod tests {
         within::<WriteTxnMarkersRequest>(ApiKey::WriteTxnMarkers);
         within::<AddOffsetsToTxnRequest>(ApiKey::AddOffsetsToTxn);
         within::<TxnOffsetCommitRequest>(ApiKey::TxnOffsetCommit);
+        within::<DescribeTransactionsRequest>(ApiKey::DescribeTransactions);
+        within::<ListTransactionsRequest>(ApiKey::ListTransactions);
         assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
-        assert!(!supports(ApiKey::DescribeTransactions, 0));
+        assert!(!supports(ApiKey::ListTransactions, 2));
         assert_eq!(advertised(ApiKey::Produce, 3, 9), (0, 9));
         assert!(!supports(ApiKey::Produce, 2), "advertised, refused");
     }

@@ -276,7 +276,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
 
 
 class Ctx:
@@ -828,6 +828,19 @@ def body_describe_producers(w, v, c):
     w.tags()
 
 
+def body_describe_transactions(w, v, c):
+    w.array([f"fz-tid-{c.group}", "fz-unknown-tid"], lambda w, t: w.string(t))
+    w.tags()
+
+
+def body_list_transactions(w, v, c):
+    w.array(["Ongoing", "NoSuchState"], lambda w, t: w.string(t))
+    w.array([c.pid], lambda w, p: w.i64(p))
+    if v >= 1:
+        w.i64(1000)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded). Produce v0-v2 are
 # advertised but refused by design (docs/decisions.md #17).
 ENCODERS = {
@@ -866,6 +879,8 @@ ENCODERS = {
     55: ("DescribeQuorum", body_describe_quorum, 0),
     60: ("DescribeCluster", body_describe_cluster, 0),
     61: ("DescribeProducers", body_describe_producers, 0),
+    65: ("DescribeTransactions", body_describe_transactions, 0),
+    66: ("ListTransactions", body_list_transactions, 0),
 }
 
 

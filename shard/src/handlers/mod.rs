@@ -29,6 +29,7 @@ mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
 pub(crate) mod txn;
+mod txn_admin;
 mod txn_offsets;
 
 use kafka_protocol::messages::ApiKey;
@@ -92,6 +93,8 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::WriteTxnMarkers => txn::write_txn_markers(shard, request).await,
         ApiKey::AddOffsetsToTxn => txn_offsets::add_offsets_to_txn(shard, request).await,
         ApiKey::TxnOffsetCommit => txn_offsets::txn_offset_commit(shard, request).await,
+        ApiKey::DescribeTransactions => txn_admin::describe_transactions(shard, request),
+        ApiKey::ListTransactions => txn_admin::list_transactions(shard, request),
         ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request),
         ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,

@@ -62,10 +62,23 @@ pub fn check_transactional_id(id: &str) -> Result<(), i16> {
     Ok(())
 }
 
+/// The marker of one transaction, as the coordinator writes it to each
+/// partition of the transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Marker {
+    pub pid: i64,
+    pub epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
 struct Entry {
     record: TxnRecord,
     /// A record for this id is being written.
     busy: bool,
+    /// `record` is durable (false: a new id's placeholder until its first
+    /// record is).
+    stored: bool,
 }
 
 /// The ids this shard coordinates.
@@ -125,7 +138,7 @@ impl Transactions {
                     if matches!(record.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort) {
                         prepared.push(id.clone());
                     }
-                    ids.insert(id, Entry { record, busy: false });
+                    ids.insert(id, Entry { record, busy: false, stored: true });
                 }
             }
         }
@@ -195,7 +208,10 @@ impl Transactions {
             None => {
                 // A placeholder until the first record is durable: busy, so
                 // no other request sees it as stored.
-                ids.insert(id.to_string(), Entry { record: new.clone(), busy: true });
+                ids.insert(
+                    id.to_string(),
+                    Entry { record: new.clone(), busy: true, stored: false },
+                );
                 Ok(Ticket { epoch })
             }
         }
@@ -218,7 +234,7 @@ impl Transactions {
         let mut ids = self.ids.borrow_mut();
         match (written, was) {
             (Some(record), _) | (None, Some(record)) => {
-                ids.insert(id.to_string(), Entry { record, busy: false });
+                ids.insert(id.to_string(), Entry { record, busy: false, stored: true });
             }
             (None, None) => {
                 ids.remove(id);
@@ -278,9 +294,22 @@ impl Transactions {
         (expired, stalled)
     }
 
-    /// Every id with its state, for ListTransactions.
+    /// The durable state of `id`, also while a write for it is on its
+    /// way (DescribeTransactions).
+    pub fn stored(&self, id: &str) -> Option<TxnRecord> {
+        self.ids.borrow().get(id).filter(|e| e.stored).map(|e| e.record.clone())
+    }
+
+    /// Every id with its durable state (ListTransactions).
     pub fn list(&self) -> Vec<(String, TxnRecord)> {
         let ids = self.ids.borrow();
-        ids.iter().filter(|(_, e)| !e.busy).map(|(id, e)| (id.clone(), e.record.clone())).collect()
+        ids.iter().filter(|(_, e)| e.stored).map(|(id, e)| (id.clone(), e.record.clone())).collect()
+    }
+
+    /// Whether a `__transaction_state` partition in `led` (this shard's,
+    /// with their leader epochs) is not loaded at its epoch yet.
+    pub fn loading(&self, led: impl IntoIterator<Item = (i32, i32)>) -> bool {
+        let loaded = self.loaded.borrow();
+        led.into_iter().any(|(p, epoch)| loaded.get(&p) != Some(&epoch))
     }
 }

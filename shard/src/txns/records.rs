@@ -59,6 +59,11 @@ impl TxnStatus {
         .copied()
     }
 
+    /// The state called `name` (Kafka's names, case-sensitive as Kafka).
+    pub fn from_name(name: &str) -> Option<TxnStatus> {
+        (0..8).filter_map(TxnStatus::from_code).find(|s| s.name() == name)
+    }
+
     /// The name DescribeTransactions and ListTransactions report, Kafka's.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,0 +1,110 @@
+"""Transactions administered through a real admin client (kafka-python's
+KIP-664 tooling, what `kafka-transactions.sh` does): ListTransactions on
+every broker lists each transactional id once, on its coordinator, with
+Kafka's filters; DescribeTransactions shows an open transaction's
+partitions, timeout and start; find-hanging finds it; and an operator's
+abort (DescribeProducers, then WriteTxnMarkers to the partition's leader)
+ends it in that partition, so read_committed readers move past it."""
+
+import time
+import uuid
+
+import kafka.errors as Errors
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin._transactions import AbortTransactionSpec
+from kafka.structs import TopicPartition as KTopicPartition
+
+from conftest import wait_until
+from test_transactions import TIMEOUT_S, create, read_all, stable_and_high, txn_producer
+
+TXN_TIMEOUT_MS = 120_000
+
+
+def listed(admin, **filters):
+    """(transactional id, producer id, state) of every broker's listing,
+    and how many brokers listed each id."""
+    seen = {}
+    rows = set()
+    for listings in admin.list_transactions(**filters).values():
+        for t in listings:
+            seen[t.transactional_id] = seen.get(t.transactional_id, 0) + 1
+            rows.add((t.transactional_id, t.producer_id, t.state.value))
+    assert all(n == 1 for n in seen.values()), f"an id listed by several brokers: {seen}"
+    return rows
+
+
+def test_transactions_are_listed_described_found_hanging_and_aborted(broker):
+    topic = f"txa-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, topic, 2)
+    open_tid, done_tid = f"open-{topic}", f"done-{topic}"
+
+    before = int(time.time() * 1000)
+    hanging = txn_producer(broker.bootstrap, open_tid, **{"transaction.timeout.ms": TXN_TIMEOUT_MS})
+    hanging.begin_transaction()
+    for i in range(6):
+        hanging.produce(topic, value=f"open-{i}", partition=i % 2)
+    assert hanging.flush(TIMEOUT_S) == 0
+    after = int(time.time() * 1000)
+    done = txn_producer(broker.bootstrap, done_tid)
+    done.begin_transaction()
+    for i in range(4):
+        done.produce(topic, value=f"done-{i}", partition=i % 2)
+    done.commit_transaction(TIMEOUT_S)
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        described = admin.describe_transactions([open_tid, done_tid])
+        d = described[open_tid]
+        assert d.state.value == "Ongoing"
+        assert d.topic_partitions == {KTopicPartition(topic, 0), KTopicPartition(topic, 1)}
+        assert d.transaction_timeout_ms == TXN_TIMEOUT_MS
+        assert before <= d.transaction_start_time_ms <= after
+        assert described[done_tid].state.value == "CompleteCommit"
+        open_pid, done_pid = d.producer_id, described[done_tid].producer_id
+        assert open_pid != done_pid
+        with pytest.raises(Errors.TransactionalIdNotFoundError):
+            admin.describe_transactions([f"never-{topic}"])
+
+        both = {(open_tid, open_pid, "Ongoing"), (done_tid, done_pid, "CompleteCommit")}
+        assert listed(admin) >= both
+        assert (open_tid, open_pid, "Ongoing") in listed(admin, state_filters=["Ongoing"])
+        assert all(s == "Ongoing" for _, _, s in listed(admin, state_filters=["Ongoing"]))
+        assert listed(admin, producer_id_filters=[done_pid]) == {(done_tid, done_pid, "CompleteCommit")}
+        assert listed(admin, state_filters=["NoSuchState"]) == set()
+        # Running longer than an hour: none of these; longer than 0 ms: both.
+        assert listed(admin, producer_id_filters=[open_pid, done_pid], duration_filter_ms=3_600_000) == set()
+        assert listed(admin, producer_id_filters=[open_pid, done_pid], duration_filter_ms=0) == both
+
+        # A threshold of 0 (the tool adds 5 minutes to the timeout given).
+        found = [h for h in admin.find_hanging_transactions(max_transaction_timeout_ms=-300_000)
+                 if h["transactional_id"] == open_tid]
+        assert len(found) == 1 and found[0]["topic_partitions"] == sorted(d.topic_partitions)
+
+        # The operator's abort of partition 0, as `kafka-transactions.sh
+        # abort` does it: the producer's epoch and coordinator epoch from
+        # DescribeProducers, then WriteTxnMarkers to the leader.
+        tp = KTopicPartition(topic, 0)
+        (state,) = [p for p in admin.describe_producers([tp])[tp].active_producers
+                    if p.producer_id == open_pid]
+        assert state.current_transaction_start_offset >= 0
+        admin.abort_transaction(AbortTransactionSpec(tp, open_pid, state.producer_epoch,
+                                                     state.coordinator_epoch))
+        (state,) = [p for p in admin.describe_producers([tp])[tp].active_producers
+                    if p.producer_id == open_pid]
+        assert state.current_transaction_start_offset == -1
+    finally:
+        admin.close()
+
+    # Partition 0 is stable again: 3 + 2 records and 2 markers; partition
+    # 1 still held by the open transaction's first record.
+    assert stable_and_high(broker.bootstrap, topic, 0) == (7, 7)
+    lso1, high1 = stable_and_high(broker.bootstrap, topic, 1)
+    assert (lso1, high1) == (0, 6)
+    # The producer still commits: partition 1's records become readable,
+    # partition 0's stay aborted.
+    hanging.commit_transaction(TIMEOUT_S)
+    expected = sorted([f"done-{i}" for i in range(4)] + ["open-1", "open-3", "open-5"])
+    read_all(broker.bootstrap, topic, 2, "read_committed", expected)
+    wait_until(lambda: stable_and_high(broker.bootstrap, topic, 1) == (7, 7), TIMEOUT_S,
+               "partition 1's commit marker")
