@@ -40,6 +40,7 @@ pub mod error;
 pub mod groups;
 pub mod handlers;
 pub mod ids;
+pub mod local;
 pub mod metadata;
 pub mod metrics;
 pub mod node;

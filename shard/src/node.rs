@@ -20,9 +20,9 @@ use crate::config::{partitions_allowed, NodeConfig};
 use crate::controller::client::ControllerClient;
 use crate::controller::{self, ControllerMsg};
 use crate::ids::ShardId;
+use crate::local::{LocalCall, LocalCalls, LOCAL_CALLS_QUEUED_MAX};
 use crate::metrics::MetricsRequest;
 use crate::partitions::Partitions;
-use crate::replica::local::{LocalFetch, LocalFetches, LOCAL_FETCHES_QUEUED_MAX};
 use crate::shard::{Shard, ShardMsg};
 
 /// Controller requests queued at most; shards wait beyond (bounded memory).
@@ -95,9 +95,9 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
     // A clean stop asks the member (shard 0, in a cluster) to unregister.
     let (unregister_tx, unregister_rx) = flume::bounded::<flume::Sender<()>>(1);
     let inboxes: Vec<_> = (0..config.shards).map(|_| flume::unbounded::<ShardMsg>()).collect();
-    // Replica fetches between shards of this node (replica::local).
-    let local_fetches: Vec<LocalFetches> =
-        (0..config.shards).map(|_| flume::bounded(LOCAL_FETCHES_QUEUED_MAX)).collect();
+    // Calls between shards of this node (crate::local).
+    let local_fetches: Vec<LocalCalls> =
+        (0..config.shards).map(|_| flume::bounded(LOCAL_CALLS_QUEUED_MAX)).collect();
     let local_senders: Vec<_> = local_fetches.iter().map(|(tx, _)| tx.clone()).collect();
     let peers: Vec<_> = inboxes.iter().map(|(tx, _)| tx.clone()).collect();
     let metrics: Vec<_> =
@@ -257,9 +257,9 @@ struct Channels {
     controller_rx: Option<flume::Receiver<ControllerMsg>>,
     peers: Option<Vec<flume::Sender<ShardMsg>>>,
     unregister: Option<flume::Receiver<flume::Sender<()>>>,
-    /// This shard's inbox of local replica fetches, and every shard's sender.
-    local_inbox: flume::Receiver<LocalFetch>,
-    local_senders: Vec<flume::Sender<LocalFetch>>,
+    /// This shard's inbox of local calls, and every shard's sender.
+    local_inbox: flume::Receiver<LocalCall>,
+    local_senders: Vec<flume::Sender<LocalCall>>,
 }
 
 async fn shard_main(
@@ -306,7 +306,7 @@ async fn shard_main(
     let splicer = start_splicer(id, config.zero_copy_fetch);
     let shard =
         Rc::new(Shard::new(id, config.clone(), partitions, controller, splicer, local_senders));
-    glommio::spawn_local(crate::replica::local::serve(shard.clone(), local_inbox)).detach();
+    glommio::spawn_local(crate::local::serve(shard.clone(), local_inbox)).detach();
     if let (Some(rx), Some(peers), Some(unregister)) = (controller_rx, peers, unregister) {
         match config.controller_quorum.clone() {
             None => {

@@ -48,6 +48,8 @@ pub struct Shard {
     pub replicas: Replicas,
     pub groups: Coordinator,
     pub txns: Transactions,
+    /// Every shard of this node's inbox of local calls, by shard id.
+    pub local: Vec<flume::Sender<crate::local::LocalCall>>,
     pub controller: ControllerClient,
     pub connections: Connections,
     /// Request bytes held by this shard's connections (`queued.max.request.bytes`).
@@ -73,13 +75,14 @@ impl Shard {
         partitions: Partitions,
         controller: ControllerClient,
         splicer: Option<Rc<crate::splice::Splicer>>,
-        local_fetches: Vec<flume::Sender<crate::replica::local::LocalFetch>>,
+        local: Vec<flume::Sender<crate::local::LocalCall>>,
     ) -> Shard {
         let lag = std::time::Duration::from_millis(config.replica_lag_time_max_ms);
         Shard {
             id,
             metadata: MetadataCache::new(config.broker(id)),
-            replicas: Replicas::new(config.broker(id), lag, local_fetches),
+            replicas: Replicas::new(config.broker(id), lag, local.clone()),
+            local,
             config,
             partitions,
             groups: Coordinator::default(),

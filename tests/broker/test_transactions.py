@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import wait_until
+from test_metrics import scrape, total
 
 TIMEOUT_S = 60
 
@@ -131,6 +132,13 @@ def test_committed_records_are_visible_aborted_ones_never_and_markers_take_offse
                    "every marker written")
     offsets = sorted(o for q, o, _ in uncommitted if q == 0)
     assert len(offsets) == 10 and offsets[-1] == 11, f"markers leave gaps: {offsets}"
+    # The two partitions are on the node's two shards: the coordinator's
+    # markers for the other shard's partition went over the shards'
+    # channel, never as a WriteTxnMarkers request to its socket.
+    assert len({leader_of(broker.bootstrap, topic, q) for q in range(2)}) == 2
+    samples, _ = scrape(broker)
+    assert total(samples, "corelog_requests_total", api="EndTxn") == 3
+    assert total(samples, "corelog_requests_total", api="WriteTxnMarkers") == 0
 
 
 def test_an_open_transaction_holds_back_later_records_of_every_producer(broker):

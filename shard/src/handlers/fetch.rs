@@ -55,7 +55,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
 }
 
 /// A follower's fetch from another shard of this node
-/// ([`crate::replica::local`]): answered as over TCP, records in memory.
+/// ([`crate::local`]): answered as over TCP, records in memory.
 pub async fn serve_local(shard: &Shard, req: &FetchRequest, version: i16) -> FetchResponse {
     serve(shard, req, version, false).await.0
 }

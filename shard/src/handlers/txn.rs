@@ -9,10 +9,11 @@
 //!
 //! On the shard that leads the id's `__transaction_state` partition; the
 //! rules are [`crate::txns::state`]'s, the state [`crate::txns`]'. Markers
-//! for partitions this shard leads are appended here; for any other they
-//! go as a WriteTxnMarkers request to the leader's endpoint (TCP, also
-//! between shards of one node for now), retried until written or until
-//! this shard stops coordinating the id.
+//! for partitions this shard leads are appended here; for those another
+//! shard of this node leads they go over its channel ([`crate::local`]);
+//! for any other as a WriteTxnMarkers request to the leader's endpoint
+//! (TCP); retried until written or until this shard stops coordinating
+//! the id. KIP-890 checks reach the coordinator the same ways.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -43,11 +44,12 @@ use net::kafka_protocol;
 
 use super::{led_log, respond, HandlerResult};
 use crate::groups::OFFSETS_TOPIC;
+use crate::local::{self, LocalCall};
 use crate::replica::wire::Wire;
 use crate::shard::Shard;
 use crate::txns::records::{self, TxnRecord, TxnStatus};
 use crate::txns::state::{self, End, Init};
-use crate::txns::{check_transactional_id, partition_for, TRANSACTION_TOPIC};
+use crate::txns::{check_transactional_id, partition_for, Marker, TRANSACTION_TOPIC};
 
 /// How long one WriteTxnMarkers or KIP-890 check to another broker may
 /// take before it is retried (markers) or answered retriable (produce).
@@ -311,7 +313,7 @@ pub(crate) async fn add_here(
     }
 }
 
-fn verify_here(
+pub(crate) fn verify_here(
     shard: &Shard,
     id: &str,
     pid: i64,
@@ -343,6 +345,19 @@ pub async fn verify(
     let wanted = [(topic.to_string(), partition)];
     let outcome = if coordinator == shard.broker() {
         verify_here(shard, id, pid, epoch, &wanted)
+    } else if let Some(peer) = local_peer(shard, coordinator) {
+        drop(image);
+        let [partition] = wanted;
+        let id = id.to_string();
+        local::call(peer, PEER_CALL_LIMIT, |reply| LocalCall::Verify {
+            id,
+            pid,
+            epoch,
+            partition,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(retriable))
     } else {
         let (host, port) = image.endpoint(coordinator).ok_or(retriable)?;
         let (host, port) = (host.to_string(), port);
@@ -439,15 +454,6 @@ async fn complete(shard: &Shard, id: &str) {
     }
 }
 
-/// The marker of one transaction.
-#[derive(Debug, Clone, Copy)]
-struct Marker {
-    pid: i64,
-    epoch: i16,
-    commit: bool,
-    coordinator_epoch: i32,
-}
-
 /// This coordinator was deposed: its markers are refused.
 struct Fenced;
 
@@ -476,6 +482,14 @@ async fn send_markers(
     for (leader, parts) in by_leader {
         let codes = if leader == me {
             write_markers_here(shard, marker, &parts).await
+        } else if let Some(peer) = local_peer(shard, leader) {
+            let asked = parts.clone();
+            let call = local::call(peer, PEER_CALL_LIMIT, |reply| LocalCall::Markers {
+                marker: *marker,
+                partitions: asked,
+                reply,
+            });
+            call.await.unwrap_or_else(|| parts.iter().map(|tp| (tp.clone(), -1)).collect())
         } else {
             match image.endpoint(leader) {
                 Some((host, port)) => send_to(host, port, marker, &parts).await,
@@ -504,8 +518,16 @@ async fn send_markers(
     Ok(left)
 }
 
-/// WriteTxnMarkers to another broker; -1 for every partition when the call
-/// itself failed.
+/// The channel to `broker` if it is another shard of this node.
+fn local_peer(shard: &Shard, broker: crate::ids::BrokerId) -> Option<&flume::Sender<LocalCall>> {
+    let me = shard.broker();
+    (broker != me && broker.node() == me.node())
+        .then(|| shard.local.get(usize::from(broker.shard().0)))
+        .flatten()
+}
+
+/// WriteTxnMarkers to another node's broker; -1 for every partition when
+/// the call itself failed.
 async fn send_to(
     host: &str,
     port: u16,
@@ -558,7 +580,7 @@ async fn send_to(
 
 /// Appends `marker` to each of `parts` this shard leads and waits until
 /// each is on its partition's ISR (markers are acks=all writes).
-async fn write_markers_here(
+pub(crate) async fn write_markers_here(
     shard: &Shard,
     marker: &Marker,
     parts: &[(String, i32)],

@@ -29,10 +29,10 @@ use kafka_protocol::protocol::StrBytes;
 use log::{info, warn};
 use net::kafka_protocol;
 
-use super::local::LocalFetch;
 use super::wire::{Wire, WireError};
 use crate::admission::within;
 use crate::ids::{BrokerId, LeaderEpoch, PartitionId};
+use crate::local::LocalCall;
 use engine::sync::Notify;
 
 /// The Fetch version replicas speak: the last with `replica_id` in the
@@ -80,14 +80,14 @@ async fn call_tcp(
 }
 
 /// One fetch from a leader on another shard of this node, over its
-/// channel ([`super::local`]).
+/// channel ([`crate::local`]).
 async fn call_local(
-    peer: &flume::Sender<LocalFetch>,
+    peer: &flume::Sender<LocalCall>,
     request: FetchRequest,
 ) -> Result<FetchResponse, WireError> {
     let (reply, answer) = flume::bounded(1);
     let exchange = async {
-        peer.send_async(LocalFetch { request, reply })
+        peer.send_async(LocalCall::Fetch { request, reply })
             .await
             .map_err(|_| WireError::Protocol("the leader's shard is gone".into()))?;
         answer
@@ -137,7 +137,7 @@ pub struct Fetcher {
     addr: RefCell<(String, u16)>,
     /// The leader's shard, when it is on this node: fetches go over its
     /// channel rather than TCP.
-    local: Option<flume::Sender<LocalFetch>>,
+    local: Option<flume::Sender<LocalCall>>,
     partitions: RefCell<BTreeMap<PartitionId, Followed>>,
     /// Partitions whose log start is being moved after the leader's, by a
     /// task of its own: at most one each, and never in the fetch loop's
@@ -152,7 +152,7 @@ impl Fetcher {
         me: BrokerId,
         leader: BrokerId,
         addr: (String, u16),
-        local: Option<flume::Sender<LocalFetch>>,
+        local: Option<flume::Sender<LocalCall>>,
     ) -> Rc<Fetcher> {
         Rc::new(Fetcher {
             me,

@@ -11,7 +11,6 @@
 
 pub mod fetcher;
 pub mod leader;
-pub mod local;
 pub mod wire;
 
 use std::cell::RefCell;
@@ -48,8 +47,8 @@ pub struct Replicas {
     lag: Duration,
     led: RefCell<HashMap<PartitionId, Led>>,
     fetchers: RefCell<HashMap<BrokerId, Rc<Fetcher>>>,
-    /// Every shard of this node's inbox of local fetches, by shard id.
-    local: Vec<flume::Sender<local::LocalFetch>>,
+    /// Every shard of this node's inbox of local calls, by shard id.
+    local: Vec<flume::Sender<crate::local::LocalCall>>,
     /// Some led partition wants an ISR change.
     isr_wanted: Notify,
     /// Roles changed (a new image): waiters re-check their leadership.
@@ -62,7 +61,7 @@ impl Replicas {
     pub fn new(
         me: BrokerId,
         lag: Duration,
-        local: Vec<flume::Sender<local::LocalFetch>>,
+        local: Vec<flume::Sender<crate::local::LocalCall>>,
     ) -> Replicas {
         Replicas {
             me,
