@@ -18,10 +18,13 @@
 //! Clients' produce and fetch traffic never crosses cores. [`serve`] runs
 //! on every shard and only receives and spawns, so it never waits on
 //! another shard: two shards calling each other cannot deadlock. Each
-//! caller waits for its answer (bounded by its own limit), so a shard
-//! holds about one call per waiting caller of the node's other shards:
-//! one per follower fetcher, per completing transaction, per produce
-//! waiting for a check.
+//! caller waits for its answer at most its own limit, and what the call
+//! does is bounded by the same limits (a fetch's long poll, a marker's
+//! wait for its ISR), so a shard holds about one call per caller of the
+//! node's other shards: one per follower fetcher, per completing
+//! transaction, per produce waiting for a check, and for at most a limit
+//! more those callers gave up on. A call is work in flight like a request:
+//! a stopping shard takes none and waits for those it runs.
 
 use std::future::Future;
 use std::rc::Rc;
@@ -29,12 +32,12 @@ use std::time::Duration;
 
 use net::kafka_protocol::messages::{FetchRequest, FetchResponse};
 
-use crate::shard::Shard;
+use crate::shard::{RequestGuard, Shard};
 use crate::txns::Marker;
 
-/// Calls queued for one shard before callers wait: far more than its
-/// fetchers and coordinators have in flight at once, and a full queue
-/// only makes callers wait (never fails them).
+/// Calls queued for one shard before callers wait (within their limit):
+/// far more than the node's fetchers and coordinators have in flight at
+/// once.
 pub const LOCAL_CALLS_QUEUED_MAX: usize = 256;
 
 /// A (topic, partition) with its error code (0: done).
@@ -85,26 +88,39 @@ pub async fn call<T>(
 /// a task of its own.
 pub async fn serve(shard: Rc<Shard>, inbox: flume::Receiver<LocalCall>) {
     while let Ok(c) = inbox.recv_async().await {
+        if shard.stopping() {
+            // Dropped unanswered: the caller retries elsewhere or later.
+            continue;
+        }
+        let guard = shard.start_request();
         let shard = shard.clone();
         match c {
-            LocalCall::Fetch { request, reply } => spawn(reply, async move {
+            LocalCall::Fetch { request, reply } => spawn(guard, reply, async move {
                 let version = crate::replica::fetcher::REPLICA_FETCH_VERSION;
                 crate::handlers::fetch::serve_local(&shard, &request, version).await
             }),
-            LocalCall::Markers { marker, partitions, reply } => spawn(reply, async move {
+            LocalCall::Markers { marker, partitions, reply } => spawn(guard, reply, async move {
                 crate::handlers::txn::write_markers_here(&shard, &marker, &partitions).await
             }),
-            LocalCall::Verify { id, pid, epoch, partition, reply } => spawn(reply, async move {
-                crate::handlers::txn::verify_here(&shard, &id, pid, epoch, &[partition])
-            }),
+            LocalCall::Verify { id, pid, epoch, partition, reply } => {
+                spawn(guard, reply, async move {
+                    crate::handlers::txn::verify_here(&shard, &id, pid, epoch, &[partition])
+                })
+            }
         }
     }
 }
 
-fn spawn<T: 'static>(reply: flume::Sender<T>, answer: impl Future<Output = T> + 'static) {
+/// Answers `reply` in a task of its own, counted in flight until done.
+fn spawn<T: 'static>(
+    guard: RequestGuard,
+    reply: flume::Sender<T>,
+    answer: impl Future<Output = T> + 'static,
+) {
     glommio::spawn_local(async move {
         // The caller may have given up waiting: nothing to tell.
         let _ = reply.send(answer.await);
+        drop(guard);
     })
     .detach();
 }

@@ -54,6 +54,10 @@ def test_transactions_are_listed_described_found_hanging_and_aborted(broker):
 
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
+        # EndTxn answers once PrepareCommit is stored; CompleteCommit
+        # follows once every marker is written.
+        wait_until(lambda: admin.describe_transactions([done_tid])[done_tid].state.value
+                   == "CompleteCommit", TIMEOUT_S, "the committed transaction complete")
         described = admin.describe_transactions([open_tid, done_tid])
         d = described[open_tid]
         assert d.state.value == "Ongoing"

@@ -621,13 +621,17 @@ pub(crate) async fn write_markers_here(
             Err(e) => codes.push(((t.clone(), *p), net::errors::append_error_code(&e))),
         }
     }
-    for (tp, log, end) in appended {
+    // Every partition's wait at once: the call takes one limit at most.
+    let waits = appended.into_iter().map(|(tp, log, end)| async move {
         let c = match crate::admission::within(PEER_CALL_LIMIT, log.wait_high_watermark(end)).await
         {
             Some(Ok(())) => 0,
             Some(Err(e)) => net::errors::append_error_code(&e),
             None => code(ResponseError::RequestTimedOut),
         };
+        (tp, c)
+    });
+    for (tp, c) in futures_util::future::join_all(waits).await {
         // The group coordinator (this shard leads the partition) applies
         // or drops the transaction's offsets.
         if c == 0 && tp.0 == OFFSETS_TOPIC {

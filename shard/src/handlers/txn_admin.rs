@@ -28,7 +28,6 @@ use super::txn::locate;
 use super::{respond, HandlerResult};
 use crate::shard::Shard;
 use crate::txns::records::{TxnRecord, TxnStatus};
-use crate::txns::{TRANSACTION_TOPIC, TRANSACTION_TOPIC_PARTITIONS};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -48,12 +47,12 @@ pub fn describe_transactions(shard: &Shard, request: &Request) -> HandlerResult 
         .iter()
         .map(|id| {
             let out = Described::default().with_transactional_id(id.clone());
-            let found = locate(shard, id).and_then(|_| {
-                shard
-                    .txns
-                    .stored(id)
-                    .filter(|r| r.status != TxnStatus::Dead)
-                    .ok_or(ResponseError::TransactionalIdNotFound.code())
+            // An id no producer could have (empty, too long) is not found.
+            let not_found = ResponseError::TransactionalIdNotFound.code();
+            let invalid = ResponseError::InvalidRequest.code();
+            let located = locate(shard, id).map_err(|c| if c == invalid { not_found } else { c });
+            let found = located.and_then(|_| {
+                shard.txns.stored(id).filter(|r| r.status != TxnStatus::Dead).ok_or(not_found)
             });
             match found {
                 Err(code) => out.with_error_code(code),
@@ -87,16 +86,11 @@ fn described(out: Described, r: &TxnRecord) -> Described {
 /// `unknown_state_filters` (and match nothing); `Dead` ids are never
 /// listed; the duration filter keeps transactions started more than that
 /// many milliseconds ago. `COORDINATOR_LOAD_IN_PROGRESS` while a
-/// partition this shard leads is loading.
+/// partition of this shard is being loaded.
 pub fn list_transactions(shard: &Shard, request: &Request) -> HandlerResult {
     let req: ListTransactionsRequest = request.decode_body()?;
     let mut response = ListTransactionsResponse::default();
-    let image = shard.metadata.image();
-    let led = (0..TRANSACTION_TOPIC_PARTITIONS).filter_map(|p| {
-        let m = image.partition(TRANSACTION_TOPIC, p)?;
-        (m.leader == Some(shard.broker())).then_some((p, m.leader_epoch.0))
-    });
-    if shard.txns.loading(led) {
+    if shard.txns.is_loading() {
         response.error_code = ResponseError::CoordinatorLoadInProgress.code();
         return respond(request, &response);
     }

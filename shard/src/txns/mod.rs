@@ -92,6 +92,8 @@ pub struct Transactions {
     /// by the tick.
     completing: RefCell<HashMap<String, u64>>,
     next_token: Cell<u64>,
+    /// Partitions being loaded now.
+    loading: Cell<usize>,
 }
 
 /// A write taken by [`Transactions::begin`], at a coordinator epoch.
@@ -111,6 +113,18 @@ impl Transactions {
         coordinator_epoch: i32,
         log: &PartitionLog<DmaDisk>,
     ) -> Result<Vec<String>, String> {
+        self.loading.set(self.loading.get() + 1);
+        let replayed = self.replay(partition, log).await;
+        self.loading.set(self.loading.get() - 1);
+        Ok(self.install(partition, coordinator_epoch, replayed?))
+    }
+
+    /// Each id's last record in the partition (`None`: forgotten).
+    async fn replay(
+        &self,
+        partition: i32,
+        log: &PartitionLog<DmaDisk>,
+    ) -> Result<HashMap<String, Option<TxnRecord>>, String> {
         let mut found: HashMap<String, Option<TxnRecord>> = HashMap::new();
         log.replay(log.log_start_offset(), |header, batch| {
             if header.is_control() {
@@ -127,6 +141,16 @@ impl Transactions {
         })
         .await
         .map_err(|e| e.to_string())?;
+        Ok(found)
+    }
+
+    /// Installs a replayed partition's ids.
+    fn install(
+        &self,
+        partition: i32,
+        coordinator_epoch: i32,
+        found: HashMap<String, Option<TxnRecord>>,
+    ) -> Vec<String> {
         let mut prepared = Vec::new();
         let mut ids = self.ids.borrow_mut();
         for (id, record) in found {
@@ -149,7 +173,7 @@ impl Transactions {
                 prepared.len()
             );
         }
-        Ok(prepared)
+        prepared
     }
 
     /// Forgets the ids of a partition this shard no longer leads.
@@ -306,10 +330,8 @@ impl Transactions {
         ids.iter().filter(|(_, e)| e.stored).map(|(id, e)| (id.clone(), e.record.clone())).collect()
     }
 
-    /// Whether a `__transaction_state` partition in `led` (this shard's,
-    /// with their leader epochs) is not loaded at its epoch yet.
-    pub fn loading(&self, led: impl IntoIterator<Item = (i32, i32)>) -> bool {
-        let loaded = self.loaded.borrow();
-        led.into_iter().any(|(p, epoch)| loaded.get(&p) != Some(&epoch))
+    /// Whether a partition is being loaded now.
+    pub fn is_loading(&self) -> bool {
+        self.loading.get() > 0
     }
 }
