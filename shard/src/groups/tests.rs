@@ -75,6 +75,11 @@ fn members_join_sync_and_rebalance_through_the_state_machine() {
 
     // The follower's sync waits for the leader's assignment.
     let b_sync = waiting(c.sync("g", 2, &b, None, None, None, vec![]));
+    // Until the leader's assignment a plain commit waits for it; a
+    // transaction's commit goes ahead, as in Kafka.
+    assert_eq!(c.describe("g").unwrap().state, GroupState::CompletingRebalance);
+    assert_eq!(c.check_commit("g", 2, &a), Err(ResponseError::RebalanceInProgress.code()));
+    assert_eq!(c.check_txn_commit("g", 2, &a, None), Ok(()));
     assert_eq!(c.heartbeat("g", 2, &b, None), NONE, "heartbeats go on meanwhile");
     let assignments = vec![(a.clone(), "A".into()), (b.clone(), "B".into())];
     assert_eq!(&now(c.sync("g", 2, &a, None, None, None, assignments)).assignment[..], b"A");
@@ -90,6 +95,13 @@ fn members_join_sync_and_rebalance_through_the_state_machine() {
     assert_eq!(c.check_commit("g", 2, &a), Ok(()));
     assert_eq!(c.check_commit("g", 1, &a), Err(ResponseError::IllegalGeneration.code()));
     assert_eq!(c.check_commit("g", -1, ""), Err(ResponseError::UnknownMemberId.code()));
+    // A transaction's commit: the member and generation when given.
+    assert_eq!(c.check_txn_commit("g", 2, &a, None), Ok(()));
+    assert_eq!(c.check_txn_commit("g", -1, "", None), Ok(()));
+    let stale = Err(ResponseError::IllegalGeneration.code());
+    assert_eq!(c.check_txn_commit("g", 1, &a, None), stale);
+    let unknown = Err(ResponseError::UnknownMemberId.code());
+    assert_eq!(c.check_txn_commit("g", 2, "who", None), unknown);
 
     // `b` leaves: `a` rejoins alone into generation 3.
     assert_eq!(c.leave("g", &[(b.clone(), None)]).unwrap(), vec![NONE]);

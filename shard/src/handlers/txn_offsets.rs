@@ -54,10 +54,12 @@ pub async fn txn_offset_commit(shard: &Shard, request: &Request) -> HandlerResul
     let now = engine::Clock::now_ms(&engine::SystemClock);
     let allowed = async {
         let p = locate_group(shard, &group)?;
-        // A member of the group (v3+) must be of its current generation;
-        // without one the commit is a producer's own, as Kafka allows.
-        if request.version >= 3 && (req.generation_id >= 0 || !req.member_id.is_empty()) {
-            shard.groups.check_commit(&group, req.generation_id, &req.member_id)?;
+        // The member and generation a v3+ commit names must be the
+        // group's; without them the commit is a producer's own, as Kafka
+        // allows.
+        if request.version >= 3 {
+            let instance = req.group_instance_id.as_deref();
+            shard.groups.check_txn_commit(&group, req.generation_id, &req.member_id, instance)?;
         }
         let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
         // The guard is read before asking: a marker landing while the
