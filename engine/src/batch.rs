@@ -323,6 +323,18 @@ pub fn with_compressed_records(batch: &[u8], codec: i16, records: &[u8]) -> Vec<
     out
 }
 
+/// Makes `batch`, a compressed batch's header followed by its records
+/// uncompressed, a valid uncompressed batch: the codec bits cleared, the
+/// length and the CRC set.
+pub fn set_uncompressed(batch: &mut [u8]) {
+    let length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes =
+        i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]) & !COMPRESSION_MASK;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    set_crc(batch);
+}
+
 /// Attribute bit 3: the broker stamped the batch with its append time
 /// (LogAppendTime), which is then every record's timestamp.
 pub const LOG_APPEND_TIME: i16 = 0x08;

@@ -34,6 +34,7 @@ pub mod epochs;
 pub mod error;
 pub mod flush;
 pub mod index;
+pub mod legacy;
 pub mod limits;
 pub mod log;
 pub mod producers;

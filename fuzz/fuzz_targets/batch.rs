@@ -89,10 +89,28 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = for_each_record_time(&buf[s..], |_, _| true);
     }
+    // The same bytes as an old client's message set (Produce v0-v2).
+    let _ = engine::legacy::upconvert(rest);
     let rules = rules(mode);
     match validate_for_append(&mut buf, &rules) {
         Ok(headers) => {
             assert!(!headers.is_empty());
+            // Fetch v0-v3's view: every record of every accepted data
+            // batch comes back as a message, and the messages convert
+            // back into one batch of that many records (small inputs:
+            // a large one may hold a 64 MiB decompression, too slow here).
+            let magic = (mode >> 5) & 1;
+            if buf.len() <= 1024 {
+                let set = engine::legacy::downconvert(&buf, 0, magic, usize::MAX);
+                let records: i32 =
+                    headers.iter().filter(|h| !h.is_control()).map(|h| h.records_count).sum();
+                match engine::legacy::upconvert(&set) {
+                    Ok(batch) => assert_eq!(validate_one(&batch).unwrap().records_count, records),
+                    Err(_) => assert!(set.is_empty() && records == 0, "{records} records, none"),
+                }
+            } else {
+                let _ = engine::legacy::downconvert(&buf, 0, magic, 1 << 20);
+            }
             let mut at = 0;
             for h in &headers {
                 let batch = &buf[at..at + h.size];

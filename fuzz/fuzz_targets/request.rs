@@ -26,7 +26,7 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         return Ok(());
     }
     match req.api {
-        ApiKey::Produce => produce(req.decode_body::<ProduceRequest>()?),
+        ApiKey::Produce => produce(req.decode_body::<ProduceRequest>()?, req.version),
         ApiKey::Fetch => drop(req.decode_body::<FetchRequest>()?),
         ApiKey::ListOffsets => drop(req.decode_body::<ListOffsetsRequest>()?),
         ApiKey::Metadata => {
@@ -79,13 +79,25 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
 }
 
 /// What the Produce handler does with each partition's records before any
-/// offset is assigned: the engine's validation, under default topic configs.
-fn produce(req: ProduceRequest) {
+/// offset is assigned: v0-v2's message formats converted to a batch, then
+/// the engine's validation, under default topic configs.
+fn produce(req: ProduceRequest, version: i16) {
     let rules = engine::LogConfig::default().validation_rules(1_700_000_000_000);
     for topic in &req.topic_data {
         let _ = shard::metadata::validate_topic_name(topic.name.0.as_str());
         for p in &topic.partition_data {
             if let Some(records) = &p.records {
+                let records = if version < 3 && engine::legacy::is_legacy(records) {
+                    match engine::legacy::upconvert(records) {
+                        Ok(batch) => Bytes::from(batch),
+                        Err(e) => {
+                            let _ = e.to_string();
+                            continue;
+                        }
+                    }
+                } else {
+                    records.clone()
+                };
                 let mut batches = BytesMut::from(&records[..]);
                 if let Err(e) = engine::validate::validate_for_append(&mut batches, &rules) {
                     let e = engine::AppendError::Batch(e);

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use crate::versions;
+use crate::{legacy, versions};
 
 /// A request whose header is decoded; the body is decoded by its handler.
 #[derive(Debug, Clone)]
@@ -18,8 +18,13 @@ pub struct Request {
     pub header: RequestHeader,
     pub api: ApiKey,
     pub version: i16,
-    /// The body's bytes (a slice of the frame).
+    /// The body's bytes (a slice of the frame), in the layout of
+    /// `body_version`.
     pub body: Bytes,
+    /// `version`, or for a version older than the codec knows, the oldest
+    /// it does: the body was rewritten in its layout ([`crate::legacy`]),
+    /// and the response is encoded in it, then rewritten back.
+    pub body_version: i16,
     /// An ApiVersions request of a version we do not serve: answered with
     /// `UNSUPPORTED_VERSION` in version 0 (KIP-511).
     pub unsupported_api_versions: bool,
@@ -70,7 +75,15 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
     let header_version = api.request_header_version(version.min(max));
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| DecodeError::Malformed { api: key, version, reason: e.to_string() })?;
-    Ok(Request { header, api, version, body: frame, unsupported_api_versions })
+    let (body, body_version) = match legacy::upgraded_version(api, version) {
+        None => (frame, version),
+        Some(to) => {
+            let body = legacy::upgrade(api, version, &frame)
+                .map_err(|reason| DecodeError::Malformed { api: key, version, reason })?;
+            (body, to)
+        }
+    };
+    Ok(Request { header, api, version, body, body_version, unsupported_api_versions })
 }
 
 impl Request {
@@ -79,7 +92,7 @@ impl Request {
     /// three trailing bytes.
     pub fn decode_body<T: Decodable>(&self) -> Result<T, DecodeError> {
         let mut body = self.body.clone();
-        T::decode(&mut body, self.version).map_err(|e| DecodeError::Malformed {
+        T::decode(&mut body, self.body_version).map_err(|e| DecodeError::Malformed {
             api: self.api as i16,
             version: self.version,
             reason: e.to_string(),
@@ -100,6 +113,18 @@ pub fn encode_response<T: Encodable>(
         request.api.response_header_version(version)
     };
     let header = ResponseHeader::default().with_correlation_id(request.header.correlation_id);
+    if version != request.body_version && version == request.version {
+        // An old version: encoded in the body's layout, then rewritten.
+        let mut modern = Vec::with_capacity(body.compute_size(request.body_version).unwrap_or(0));
+        body.encode(&mut modern, request.body_version).map_err(|e| e.to_string())?;
+        let old = legacy::downgrade(request.api, version, &modern)?;
+        let size = header.compute_size(header_version).map_err(|e| e.to_string())? + old.len();
+        let mut buf = BytesMut::with_capacity(4 + size);
+        buf.put_i32(size as i32);
+        header.encode(&mut buf, header_version).map_err(|e| e.to_string())?;
+        buf.extend_from_slice(&old);
+        return Ok(buf.freeze());
+    }
     let size = header.compute_size(header_version).map_err(|e| e.to_string())?
         + body.compute_size(version).map_err(|e| e.to_string())?;
     let mut buf = BytesMut::with_capacity(4 + size);
@@ -167,7 +192,7 @@ mod tests {
         assert!(matches!(decode_request(f.freeze()), Err(DecodeError::UnknownApi(999))));
         let f = frame(ApiKey::Fetch, 4, &kafka_protocol::messages::FetchRequest::default());
         let mut f = BytesMut::from(&f[..]);
-        f[2..4].copy_from_slice(&3i16.to_be_bytes());
+        f[2..4].copy_from_slice(&17i16.to_be_bytes());
         assert!(matches!(decode_request(f.freeze()), Err(DecodeError::UnsupportedVersion { .. })));
     }
 

@@ -15,6 +15,7 @@
 pub mod codec;
 pub mod errors;
 pub mod frame;
+pub mod legacy;
 pub mod versions;
 
 pub use kafka_protocol;

@@ -6,15 +6,15 @@ use kafka_protocol::messages::ApiKey;
 
 /// (API, lowest version, highest version) served.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 9),
-    (ApiKey::Fetch, 4, 16),
-    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Produce, 0, 9),
+    (ApiKey::Fetch, 0, 16),
+    (ApiKey::ListOffsets, 0, 7),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 3),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
     (ApiKey::CreatePartitions, 0, 3),
-    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeQuorum, 0, 1),
@@ -23,17 +23,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::OffsetCommit, 0, 8),
+    (ApiKey::OffsetFetch, 0, 8),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
-    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeLogDirs, 0, 4),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::AddPartitionsToTxn, 0, 4),
@@ -44,20 +44,6 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
 ];
-
-/// The range ApiVersions reports for `api`: the served range, except for
-/// Produce, reported from version 0 as Kafka 4.0 does (KAFKA-18659):
-/// librdkafka before 2.8 enables compression only if the broker's Produce
-/// range includes v0–v2, and otherwise sends every batch uncompressed
-/// without a word. Clients pick the highest common version, so v0–v2
-/// requests come only from clients that cannot speak v3; they are refused
-/// like any unserved version (docs/decisions.md #17).
-pub fn advertised(api: ApiKey, min: i16, max: i16) -> (i16, i16) {
-    match api {
-        ApiKey::Produce => (0, max),
-        _ => (min, max),
-    }
-}
 
 /// The served range of `api`, if it is served at all.
 pub fn range(api: ApiKey) -> Option<(i16, i16)> {
@@ -74,13 +60,18 @@ mod tests {
     use super::*;
     use kafka_protocol::protocol::Message;
 
-    /// Every advertised range lies within what the codec can decode.
+    /// Every served version is one the codec decodes, or one rewritten
+    /// into the oldest it does ([`crate::legacy`]).
     #[test]
     fn advertised_versions_are_decodable() {
         use kafka_protocol::messages::*;
         fn within<M: Message>(api: ApiKey) {
             let (min, max) = range(api).unwrap();
-            assert!(M::VERSIONS.min <= min && max <= M::VERSIONS.max, "{api:?} {min}..={max}");
+            for v in min..=max {
+                let body_version = crate::legacy::upgraded_version(api, v).unwrap_or(v);
+                let known = M::VERSIONS.min <= body_version && body_version <= M::VERSIONS.max;
+                assert!(known, "{api:?} v{v}");
+            }
         }
         within::<ProduceRequest>(ApiKey::Produce);
         within::<FetchRequest>(ApiKey::Fetch);
@@ -119,9 +110,8 @@ mod tests {
         within::<TxnOffsetCommitRequest>(ApiKey::TxnOffsetCommit);
         within::<DescribeTransactionsRequest>(ApiKey::DescribeTransactions);
         within::<ListTransactionsRequest>(ApiKey::ListTransactions);
-        assert!(supports(ApiKey::Fetch, 4) && !supports(ApiKey::Fetch, 3));
+        assert!(supports(ApiKey::Fetch, 0) && !supports(ApiKey::Fetch, 17));
         assert!(!supports(ApiKey::ListTransactions, 2));
-        assert_eq!(advertised(ApiKey::Produce, 3, 9), (0, 9));
-        assert!(!supports(ApiKey::Produce, 2), "advertised, refused");
+        assert!(!supports(ApiKey::WriteTxnMarkers, 0));
     }
 }

@@ -66,8 +66,10 @@ def still_serving(broker):
         pytest.param(request(1, 99, 1), id="unknown-fetch-version"),
         pytest.param(request(3, 1, 1, body=b"\x00\x00\x00\x05\x00"), id="undecodable-metadata-body"),
         pytest.param(request(17, 0, 1), id="sasl-handshake-not-served"),
-        # Reported by ApiVersions (as Kafka 4.0 does), never served.
-        pytest.param(request(0, 2, 1), id="produce-v2-refused"),
+        # An old version, rewritten before decoding (decision 46): a body
+        # that does not parse is refused all the same.
+        pytest.param(request(0, 2, 1, body=b"\x00\x01"), id="undecodable-produce-v2-body"),
+        pytest.param(request(2, 0, 1, body=b"\xff\xff\xff\xff\x7f\xff\xff\xff"), id="list-offsets-v0-lying-count"),
     ],
 )
 def test_bad_frames_close_only_their_connection(broker, payload):

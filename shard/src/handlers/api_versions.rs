@@ -1,5 +1,4 @@
-//! ApiVersions: the table of `net::versions`, nothing else (Produce reported
-//! from v0, as Kafka 4.0 does: see `net::versions::advertised`). A version
+//! ApiVersions: the table of `net::versions`, nothing else. A version
 //! newer than we serve gets `UNSUPPORTED_VERSION` in version 0 with the
 //! table (KIP-511), so the client can retry with one we serve.
 
@@ -15,7 +14,6 @@ pub fn handle(request: &Request) -> HandlerResult {
     let api_keys = net::versions::SUPPORTED
         .iter()
         .map(|&(api, min, max)| {
-            let (min, max) = net::versions::advertised(api, min, max);
             ApiVersion::default()
                 .with_api_key(api as i16)
                 .with_min_version(min)

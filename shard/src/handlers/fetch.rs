@@ -1,8 +1,10 @@
-//! Fetch v4-v16 (topics by id from v13): whole batches from each partition's log on this shard, at
-//! most `partition_max_bytes` per partition and `max_bytes` in all (but at
-//! least one batch, KIP-74), up to the high watermark (the acknowledged
-//! end), or under read_committed up to the last stable offset, with the
-//! aborted transactions the batches read overlap.
+//! Fetch v0-v16 (topics by id from v13; v0-v3 in message formats v0 and
+//! v1, converted from the log's batches, [`LEGACY_BELOW`]): whole batches
+//! from each partition's log on this shard, at most `partition_max_bytes`
+//! per partition and `max_bytes` in all (but at least one batch, KIP-74),
+//! up to the high watermark (the acknowledged end), or under
+//! read_committed up to the last stable offset, with the aborted
+//! transactions the batches read overlap.
 //! Below `min_bytes` the request waits, up to `max_wait_ms`, for any of its
 //! partitions to grow. No fetch sessions: `session_id` is always 0, so
 //! clients send full fetches.
@@ -22,6 +24,7 @@
 //! Without a side ring, cold data is read into memory and every batch's
 //! CRC checked before it is sent.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -49,9 +52,54 @@ pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
 
 pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let req: FetchRequest = request.decode_body()?;
-    let splice = shard.splicer.is_some();
-    let (response, spliced) = serve(shard, &req, request.version, splice).await;
+    let legacy = request.version < LEGACY_BELOW;
+    let splice = shard.splicer.is_some() && !legacy;
+    let (mut response, spliced) = serve(shard, &req, request.version, splice).await;
+    if legacy {
+        downconvert(&req, &mut response, request.version);
+    }
     respond_spliced(request, &response, spliced)
+}
+
+/// Fetch v0-v3 carry message formats v0 (v0-v1) and v1 (v2-v3), not
+/// record batches: their records are read into memory and converted
+/// ([`engine::legacy::downconvert`]), never spliced.
+const LEGACY_BELOW: i16 = 4;
+
+/// Rewrites every partition's batches in the message format of `version`,
+/// each partition within its `partition_max_bytes` and all within the
+/// response's limit (the conversion may grow them: compressed batches come
+/// out uncompressed), but at least one record while the limit is not
+/// reached, as Kafka bounds its down-conversion.
+fn downconvert(req: &FetchRequest, response: &mut FetchResponse, version: i16) {
+    let magic = if version <= 1 { 0 } else { 1 };
+    let mut left = match usize::try_from(req.max_bytes) {
+        Ok(n) if n > 0 => n.min(FETCH_RESPONSE_BYTES_MAX),
+        _ => FETCH_RESPONSE_BYTES_MAX,
+    };
+    // What each partition asked: its fetch offset and byte limit (the
+    // first entry of a partition named twice, as the read took it).
+    let mut asked: HashMap<(&str, i32), (i64, usize)> = HashMap::new();
+    for t in &req.topics {
+        for q in &t.partitions {
+            let limit = q.partition_max_bytes.max(0) as usize;
+            asked.entry((t.topic.0.as_str(), q.partition)).or_insert((q.fetch_offset, limit));
+        }
+    }
+    for t in &mut response.responses {
+        for p in &mut t.partitions {
+            let key = (t.topic.0.as_str(), p.partition_index);
+            let (from, max) = asked.get(&key).copied().unwrap_or((i64::MAX, 0));
+            if let Some(records) = p.records.as_mut().filter(|r| !r.is_empty()) {
+                let set = match left {
+                    0 => Vec::new(),
+                    _ => engine::legacy::downconvert(records, from, magic, max.min(left)),
+                };
+                left = left.saturating_sub(set.len());
+                *records = set.into();
+            }
+        }
+    }
 }
 
 /// A follower's fetch from another shard of this node

@@ -1,12 +1,14 @@
-//! Produce v3-v9: appends each partition's batches (all or none per
-//! partition) to its log on this shard, in request order, then (in the
-//! pipelined phase) waits until every append is acknowledged: acks=1 once
-//! the leader holds it durably (under `--flush fsync`), acks=-1 once the
-//! high watermark covers it (every ISR member holds it durably; with one
-//! replica, the same moment), within the request's `timeout_ms`
-//! (`REQUEST_TIMED_OUT` past it: a deposed leader cut off from the others
-//! never acknowledges). acks=0 gets no response; if any partition failed,
-//! the connection is closed instead, as Kafka does, so the client notices.
+//! Produce v0-v9 (v0-v2's message formats v0 and v1 converted to record
+//! batch v2 first, [`engine::legacy`]): appends each partition's batches
+//! (all or none per partition) to its log on this shard, in request
+//! order, then (in the pipelined phase) waits until every append is
+//! acknowledged: acks=1 once the leader holds it durably (under `--flush
+//! fsync`), acks=-1 once the high watermark covers it (every ISR member
+//! holds it durably; with one replica, the same moment), within the
+//! request's `timeout_ms` (`REQUEST_TIMED_OUT` past it: a deposed leader
+//! cut off from the others never acknowledges). acks=0 gets no response;
+//! if any partition failed, the connection is closed instead, as Kafka
+//! does, so the client notices.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -98,6 +100,19 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
                         Err(PartitionError::code(ResponseError::CorruptMessage.code()))
                     }
                     (Some(log), Some(records)) => {
+                        let upconverted;
+                        let records = match legacy_records(request.version, records) {
+                            Ok(None) => records,
+                            Ok(Some(batch)) => {
+                                upconverted = batch;
+                                &upconverted
+                            }
+                            Err(e) => {
+                                let e = AppendError::Batch(e);
+                                partitions.push((p.index, Err(PartitionError::of(&e))));
+                                continue;
+                            }
+                        };
                         let appended = if has_transactional_batch(records) {
                             let tid = req.transactional_id.as_ref().map(|t| t.0.as_str());
                             append_transactional(shard, tid, name, p.index, &log, records, epoch)
@@ -178,6 +193,19 @@ async fn append_transactional(
     log.append_checked(BytesMut::from(records), epoch, check)
         .await
         .map_err(|e| PartitionError::of(&e))
+}
+
+/// Produce v0-v2's records in message format v0 or v1 (Kafka before 0.11),
+/// as one record batch v2 (`None`: already v2, which Kafka 3.9 accepted in
+/// any version). The log only holds v2.
+fn legacy_records(
+    version: i16,
+    records: &bytes::Bytes,
+) -> Result<Option<bytes::Bytes>, engine::batch::BatchError> {
+    if version >= 3 || !engine::legacy::is_legacy(records) {
+        return Ok(None);
+    }
+    engine::legacy::upconvert(records).map(|b| Some(b.into()))
 }
 
 /// The first header of `records` if every batch is transactional, of the
