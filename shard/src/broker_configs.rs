@@ -110,6 +110,12 @@ pub fn broker_configs(node: &NodeConfig, shard: ShardId) -> Vec<BrokerConfig> {
             Some("30000"),
             LONG,
         ),
+        (
+            "transactional.id.expiration.ms",
+            Some(node.transactional_id_expiration_ms.to_string()),
+            Some("604800000"),
+            INT,
+        ),
         ("unclean.leader.election.enable", Some("false".into()), Some("false"), BOOLEAN),
     ];
     entries

@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// Kafka's `replica.lag.time.max.ms`: a follower not caught up with its
     /// leader for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// Kafka's `transactional.id.expiration.ms`: a transactional id with no
+    /// transaction open and no change for this long is forgotten.
+    pub transactional_id_expiration_ms: u64,
     /// How often each shard runs retention and compaction on its logs.
     pub maintenance_interval_ms: u64,
     /// Compaction I/O budget per shard (Kafka's
@@ -103,6 +106,7 @@ impl Default for NodeConfig {
             default_replication_factor: 1,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
+            transactional_id_expiration_ms: 604_800_000,
             maintenance_interval_ms: 15_000,
             offsets_segment_bytes: 100 * 1024 * 1024,
             zero_copy_fetch: true,

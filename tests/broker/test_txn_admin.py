@@ -6,6 +6,7 @@ partitions, timeout and start; find-hanging finds it; and an operator's
 abort (DescribeProducers, then WriteTxnMarkers to the partition's leader)
 ends it in that partition, so read_committed readers move past it."""
 
+import signal
 import time
 import uuid
 
@@ -112,3 +113,51 @@ def test_transactions_are_listed_described_found_hanging_and_aborted(broker):
     read_all(broker.bootstrap, topic, 2, "read_committed", expected)
     wait_until(lambda: stable_and_high(broker.bootstrap, topic, 1) == (7, 7), TIMEOUT_S,
                "partition 1's commit marker")
+
+
+def test_an_idle_transactional_id_is_forgotten_for_good_an_open_one_never(make_broker):
+    """`--transactional-id-expiration-ms` (Kafka's
+    transactional.id.expiration.ms): an id with no open transaction and no
+    change for that long is forgotten (a tombstone: still forgotten after a
+    SIGKILL and restart) and starts afresh with a new producer id; an id
+    whose transaction is open is kept whatever its age."""
+    b = make_broker(shards=1, extra_args=["--transactional-id-expiration-ms", "2000"]).start()
+    topic = f"txe-{uuid.uuid4().hex[:8]}"
+    create(b.bootstrap, topic, 1)
+    open_tid, idle_tid = f"open-{topic}", f"idle-{topic}"
+    held = txn_producer(b.bootstrap, open_tid, **{"transaction.timeout.ms": TXN_TIMEOUT_MS})
+    held.begin_transaction()
+    held.produce(topic, value="held", partition=0)
+    assert held.flush(TIMEOUT_S) == 0
+    idle = txn_producer(b.bootstrap, idle_tid)
+    idle.begin_transaction()
+    idle.produce(topic, value="done", partition=0)
+    idle.commit_transaction(TIMEOUT_S)
+
+    def state(admin, tid):
+        try:
+            return admin.describe_transactions([tid])[tid]
+        except Errors.TransactionalIdNotFoundError:
+            return None
+
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        first_pid = state(admin, idle_tid).producer_id
+        wait_until(lambda: state(admin, idle_tid) is None, TIMEOUT_S, "the idle id forgotten")
+        # The open one changed last before the idle one did: kept.
+        assert state(admin, open_tid).state.value == "Ongoing"
+    finally:
+        admin.close()
+    b.stop(signal.SIGKILL)
+    b.start()
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        wait_until(lambda: state(admin, open_tid) is not None, TIMEOUT_S, "the coordinator loaded")
+        assert state(admin, idle_tid) is None, "the tombstone replayed"
+        again = txn_producer(b.bootstrap, idle_tid)
+        again.begin_transaction()
+        again.produce(topic, value="again", partition=0)
+        again.commit_transaction(TIMEOUT_S)
+        assert state(admin, idle_tid).producer_id != first_pid
+    finally:
+        admin.close()

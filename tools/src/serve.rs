@@ -29,6 +29,9 @@ const USAGE: &str = "usage: corelog serve [options]
                                without min.insync.replicas (default 1)
   --replica-lag-time-max-ms MS a follower not caught up for MS leaves the ISR
                                (default 30000, Kafka's replica.lag.time.max.ms)
+  --transactional-id-expiration-ms MS
+                               a transactional id idle for MS is forgotten (default
+                               604800000, Kafka's transactional.id.expiration.ms)
   --log-maintenance-ms MS      how often each shard applies retention and compacts
                                (default 15000, Kafka's log.cleaner.backoff.ms)
   --log-cleaner-io-bytes-per-sec N
@@ -113,6 +116,13 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 if config.replica_lag_time_max_ms == 0 {
                     bail!("--replica-lag-time-max-ms must be positive");
                 }
+            }
+            "--transactional-id-expiration-ms" => {
+                let ms: u64 = value.parse().map_err(|_| bad("not a number"))?;
+                if ms == 0 || ms > i32::MAX as u64 {
+                    bail!("--transactional-id-expiration-ms must be 1 to {}", i32::MAX);
+                }
+                config.transactional_id_expiration_ms = ms;
             }
             "--log-maintenance-ms" => {
                 config.maintenance_interval_ms = value.parse().map_err(|_| bad("not a number"))?;

@@ -120,12 +120,26 @@ async fn transition(
     record: TxnRecord,
 ) -> Result<(), i16> {
     let ticket = shard.txns.begin(id, was.as_ref(), &record)?;
-    let written = write_record(shard, p, ticket.epoch, id, &record).await;
+    let written = write_record(shard, p, ticket.epoch, id, Some(&record)).await;
     shard.txns.finish(id, ticket, written.is_ok().then_some(record), was);
     written
 }
 
-/// Appends the record at the coordinator epoch (the partition's leader
+/// Forgets `id`, idle past `transactional.id.expiration.ms` in `was`: a
+/// tombstone durable on the ISR, then out of memory (Kafka's expiration).
+/// Nothing happens if the id moved on meanwhile.
+async fn forget(shard: &Shard, p: i32, id: &str, was: TxnRecord) {
+    let Ok(ticket) = shard.txns.begin(id, Some(&was), &was) else { return };
+    let written = write_record(shard, p, ticket.epoch, id, None).await;
+    if written.is_ok() {
+        info!("transactional id '{id}': idle since {} ms, forgotten", was.last_update_ms);
+        shard.txns.forget(id, ticket);
+    } else {
+        shard.txns.finish(id, ticket, None, Some(was));
+    }
+}
+
+/// Appends the record (`None`: a tombstone) at the coordinator epoch (the partition's leader
 /// epoch when loaded: a deposed coordinator's write is refused by the log)
 /// and waits for the ISR. Failures are answered as Kafka's coordinator
 /// answers them, so clients look for the coordinator again.
@@ -134,12 +148,12 @@ async fn write_record(
     p: i32,
     epoch: i32,
     id: &str,
-    record: &TxnRecord,
+    record: Option<&TxnRecord>,
 ) -> Result<(), i16> {
     let not_coordinator = code(ResponseError::NotCoordinator);
     let log = shard.partitions.log(TRANSACTION_TOPIC, p).ok_or(not_coordinator)?;
-    let (k, v) = (records::key(id), records::value(record));
-    let batch = engine::batch::build(&[(Some(&k[..]), Some(&v[..]))], now_ms());
+    let (k, v) = (records::key(id), record.map(records::value));
+    let batch = engine::batch::build(&[(Some(&k[..]), v.as_deref())], now_ms());
     let info = log.append(BytesMut::from(&batch[..]), epoch).await.map_err(|e| {
         warn!("{TRANSACTION_TOPIC}-{p}: writing the state of '{id}': {e}");
         match e {
@@ -685,7 +699,13 @@ pub async fn write_txn_markers(shard: &Shard, request: &Request) -> HandlerResul
 /// timeout (fencing their producer) and completes prepared ones no task is
 /// completing (after a restart or a failure).
 pub async fn tick(shard: &Rc<Shard>) {
-    let (expired, stalled) = shard.txns.due(now_ms());
+    let expiration = i64::try_from(shard.config.transactional_id_expiration_ms).unwrap_or(i64::MAX);
+    let due = shard.txns.due(now_ms(), expiration);
+    for (id, was) in due.idle {
+        let Ok(p) = locate(shard, &id) else { continue };
+        forget(shard, p, &id, was).await;
+    }
+    let (expired, stalled) = (due.expired, due.stalled);
     for id in expired {
         let Ok(p) = locate(shard, &id) else { continue };
         // Read again: earlier writes of this loop awaited, and the id may

@@ -35,11 +35,11 @@ pub const TRANSACTION_TOPIC_PARTITIONS: i32 = 50;
 /// request size; Corelog keeps each stored key small.
 pub const TRANSACTIONAL_ID_BYTES_MAX: usize = 1024;
 
-/// Transactional ids one shard coordinates. Kafka forgets an idle id after
-/// `transactional.id.expiration.ms` (7 days); Corelog bounds the count
-/// instead: past it, a new id is refused (`COORDINATOR_NOT_AVAILABLE`)
-/// until older ones are forgotten. 100,000 ids of a few hundred bytes
-/// each is a few tens of MiB per shard.
+/// Transactional ids one shard coordinates. An idle id is forgotten after
+/// `transactional.id.expiration.ms` (7 days, as Kafka); Corelog also
+/// bounds the count: past it, a new id is refused
+/// (`COORDINATOR_NOT_AVAILABLE`) until older ones are forgotten. 100,000
+/// ids of a few hundred bytes each is a few tens of MiB per shard.
 pub const TRANSACTIONAL_IDS_MAX: usize = 100_000;
 
 /// How often the coordinator looks for transactions past their timeout
@@ -94,6 +94,19 @@ pub struct Transactions {
     next_token: Cell<u64>,
     /// Partitions being loaded now.
     loading: Cell<usize>,
+}
+
+/// What [`Transactions::due`] finds.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// Open transactions past their timeout: to abort.
+    pub expired: Vec<String>,
+    /// Prepared transactions no task completes (after a failure or a
+    /// load): to complete.
+    pub stalled: Vec<String>,
+    /// Ids idle past `transactional.id.expiration.ms`, with the state
+    /// read: to forget.
+    pub idle: Vec<(String, TxnRecord)>,
 }
 
 /// A write taken by [`Transactions::begin`], at a coordinator epoch.
@@ -298,24 +311,31 @@ impl Transactions {
         }
     }
 
-    /// Ids whose open transactions ran past their timeout at `now`, and
-    /// prepared ones whose markers no task is writing (after a failure or
-    /// a load).
-    pub fn due(&self, now: i64) -> (Vec<String>, Vec<String>) {
+    /// The ids with work for the coordinator's tick at `now`.
+    pub fn due(&self, now: i64, expiration_ms: i64) -> Due {
         let ids = self.ids.borrow();
         let completing = self.completing.borrow();
-        let mut expired = Vec::new();
-        let mut stalled = Vec::new();
-        for (id, e) in ids.iter().filter(|(_, e)| !e.busy) {
+        let mut due = Due::default();
+        for (id, e) in ids.iter().filter(|(_, e)| !e.busy && e.stored) {
             if state::expire(&e.record, now).is_some() {
-                expired.push(id.clone());
+                due.expired.push(id.clone());
             } else if matches!(e.record.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort)
                 && !completing.contains_key(id)
             {
-                stalled.push(id.clone());
+                due.stalled.push(id.clone());
+            } else if state::idle(&e.record, now, expiration_ms) && !completing.contains_key(id) {
+                due.idle.push((id.clone(), e.record.clone()));
             }
         }
-        (expired, stalled)
+        due
+    }
+
+    /// Forgets `id` after its tombstone was written with `ticket`
+    /// (nothing changes if the partition was loaded again meanwhile).
+    pub fn forget(&self, id: &str, ticket: Ticket) {
+        if self.coordinator_epoch(partition_for(id)) == Some(ticket.epoch) {
+            self.ids.borrow_mut().remove(id);
+        }
     }
 
     /// The durable state of `id`, also while a write for it is on its

@@ -226,6 +226,14 @@ pub fn expire(current: &TxnRecord, now: i64) -> Option<TxnRecord> {
     })
 }
 
+/// Whether an id in `r` is idle past `expiration_ms` at `now`: no
+/// transaction open or ending, and no change since (Kafka's
+/// `transactional.id.expiration.ms`, checked on the same states).
+pub fn idle(r: &TxnRecord, now: i64, expiration_ms: i64) -> bool {
+    matches!(r.status, TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort)
+        && r.last_update_ms.saturating_add(expiration_ms) <= now
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,8 +276,10 @@ mod tests {
         );
         assert!(add_partitions(Some(&r), 7, 0, &parts(&[("a", 0)]), 21).is_err());
         assert!(verify(Some(&r), 7, 0, &("a".into(), 0)).is_err(), "a late produce cannot join");
+        assert!(!idle(&r, 1_000_000, 10), "a transaction ending is never idle");
         let r = complete(&r, 30).unwrap();
         assert_eq!((r.status, r.partitions.len()), (TxnStatus::CompleteCommit, 0));
+        assert!(!idle(&r, 39, 10) && idle(&r, 40, 10), "idle from the last change on");
         assert_eq!(end(Some(&r), 7, 0, true, 31), Ok(End::Done), "a retried commit");
         assert_eq!(end(Some(&r), 7, 0, false, 31), Err(ResponseError::InvalidTxnState.code()));
         // A new producer instance bumps the epoch; the old one is fenced.
