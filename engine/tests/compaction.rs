@@ -162,3 +162,74 @@ fn a_failed_compaction_changes_nothing() {
         });
     }
 }
+
+/// A transactional batch of producer `pid` (epoch 0) from sequence `seq`.
+fn txn_keyed(records: &[(&str, Option<String>)], pid: i64, seq: i32) -> BytesMut {
+    let mut b = keyed(records);
+    engine::batch::set_producer(&mut b, pid, 0, seq);
+    engine::batch::set_transactional(&mut b);
+    b
+}
+
+/// Every data record readable, offset → (key, value); and the markers.
+async fn data_and_markers(log: &PartitionLog<MemDisk>) -> (View, usize) {
+    let bytes = read_all(log, log.log_start_offset(), 1 << 20).await;
+    let (mut out, mut markers, mut at) = (View::new(), 0, 0);
+    while at < bytes.len() {
+        let h = engine::batch::validate_one(&bytes[at..]).unwrap();
+        if h.is_control() {
+            markers += 1;
+        } else {
+            for r in engine::batch::parse_records(&bytes[at..at + h.size]).unwrap() {
+                let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+                let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+                out.insert(h.base_offset + r.offset_delta, (key, value));
+            }
+        }
+        at += h.size;
+    }
+    (out, markers)
+}
+
+#[test]
+fn aborted_transactions_go_committed_ones_compact_open_ones_stay_whole() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(compacted()).await;
+        let put = |b: BytesMut| async {
+            let info = log.append(b, 0).await.unwrap();
+            log.wait_acked(info.end_offset).await.unwrap();
+        };
+        let v = |s: &str| Some(s.to_string());
+        put(keyed(&[("k0", v("plain0")), ("k2", v("plain2"))])).await;
+        // Producer 100 aborts, producer 200 commits, both writing k0.
+        put(txn_keyed(&[("k0", v("aborted0")), ("k1", v("aborted1"))], 100, 0)).await;
+        put(txn_keyed(&[("k0", v("committed0"))], 200, 0)).await;
+        let m = engine::txn::Marker { commit: false, coordinator_epoch: 0 };
+        log.wait_acked(log.append_marker(100, 0, m, 0).await.unwrap().end_offset).await.unwrap();
+        let m = engine::txn::Marker { commit: true, coordinator_epoch: 0 };
+        log.wait_acked(log.append_marker(200, 0, m, 0).await.unwrap().end_offset).await.unwrap();
+        // Producer 300's transaction stays open, over k2.
+        put(txn_keyed(&[("k2", v("open2"))], 300, 0)).await;
+        for i in 0..60 {
+            put(keyed(&[(&format!("f{}", i % 7), v(&format!("fill{i}")))])).await;
+        }
+        let stable = log.last_stable_offset();
+        let (before, markers) = data_and_markers(&log).await;
+        let report = log.compact().await.unwrap();
+        assert!(report.segments_rewritten > 0, "{report:?}");
+        let (after, markers_after) = data_and_markers(&log).await;
+        let values: Vec<&str> = after.values().filter_map(|(_, v)| v.as_deref()).collect();
+        assert!(!values.iter().any(|v| v.starts_with("aborted")), "aborted records removed");
+        assert!(values.contains(&"committed0") && !values.contains(&"plain0"), "k0: the commit");
+        // The open transaction is kept whole and supersedes nothing yet.
+        assert!(values.contains(&"open2") && values.contains(&"plain2"), "{values:?}");
+        assert_eq!(markers_after, markers, "markers kept");
+        for (o, r) in &after {
+            assert_eq!(before.get(o), Some(r), "offset {o}");
+        }
+        assert_eq!(log.last_stable_offset(), stable);
+        let aborted = log.aborted_transactions(0, log.log_end_offset()).await.unwrap();
+        assert_eq!(aborted.iter().map(|a| a.producer_id).collect::<Vec<_>>(), vec![100]);
+    });
+}

@@ -11,6 +11,8 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from conftest import wait_until
+
 TIMEOUT_S = 60
 FAST = ["--log-maintenance-ms", "100"]
 
@@ -119,3 +121,44 @@ def test_committed_offsets_survive_compaction_of_consumer_offsets(make_broker):
     assert b.stop(signal.SIGKILL) != 0
     b.start()
     assert committed() == 50
+
+
+def test_compaction_removes_aborted_transactions_and_compacts_committed_ones(make_broker):
+    """A compacted topic written by a transactional producer: the cleaner
+    removes the aborted transactions' records (even a read_uncommitted
+    consumer stops seeing them) and compacts the committed ones like any
+    record, so the latest committed value per key is what remains."""
+    from test_transactions import txn_producer
+
+    b = make_broker(extra_args=FAST).start()
+    topic = f"compact-txn-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    configs = {"cleanup.policy": "compact", "segment.bytes": "1024", "delete.retention.ms": "86400000"}
+    admin.create_topics([NewTopic(topic, 1, 1, config=configs)])[topic].result(TIMEOUT_S)
+    p = txn_producer(b.bootstrap, f"tid-{topic}", **{"batch.num.messages": 1})
+    for round_ in range(30):
+        p.begin_transaction()
+        for k in range(3):
+            p.produce(topic, key=f"k{k}", value=f"{round_}-{'abort' if round_ % 3 == 0 else 'commit'}",
+                      partition=0)
+        if round_ % 3 == 0:
+            p.flush(TIMEOUT_S)
+            p.abort_transaction(TIMEOUT_S)
+        else:
+            p.commit_transaction(TIMEOUT_S)
+    # Plain records after them, so that every transaction's segment closes.
+    plain = Producer({"bootstrap.servers": b.bootstrap, "batch.num.messages": 1})
+    for i in range(40):
+        plain.produce(topic, key=f"f{i % 5}", value=f"fill{i}", partition=0)
+    assert plain.flush(TIMEOUT_S) == 0
+
+    def aborted_gone():
+        values = [v.decode() for _, _, v in read_partition(b.bootstrap, topic) if v is not None]
+        return not any(v.endswith("abort") for v in values)
+
+    wait_until(aborted_gone, TIMEOUT_S, "the aborted records compacted away")
+    got = read_partition(b.bootstrap, topic)
+    ks = {k: v for k, v in latest(got).items() if k.startswith(b"k")}
+    assert ks == {f"k{k}".encode(): b"29-commit" for k in range(3)}
+    # The committed rounds compacted too: far fewer than 20 rounds' records.
+    assert sum(1 for _, k, _ in got if k.startswith(b"k")) < 20 * 3

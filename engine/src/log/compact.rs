@@ -18,12 +18,14 @@
 //!    than `delete.retention.ms`. Offsets never change (gaps are normal).
 //!    Batches left without records are dropped, except the segment's last,
 //!    kept empty so that offsets stay contiguous across segments.
-//!    Compressed batches and control batches are kept whole: the engine
-//!    never decompresses, so their keys are not known. Transactional
-//!    batches (markers included) are kept whole and their keys left out
-//!    of the map: an aborted record must never supersede a committed one,
-//!    and which were aborted is not looked up yet (so a transactional
-//!    topic compacts only its non-transactional records).
+//!    Compressed batches and control batches (markers) are kept whole:
+//!    the engine never decompresses, so their keys are not known.
+//!    Transactional batches go by their transaction's fate ([`Fates`]),
+//!    as Kafka's cleaner: an aborted one is removed whole (read_committed
+//!    readers never saw it, and its key must never supersede a committed
+//!    record); a committed one is compacted like any other; one at or past
+//!    the last stable offset (its transaction open, or decided after the
+//!    round began) is kept whole and its keys left out of the map.
 //! 3. **Swap.** The new file is synced, its index files removed, and it is
 //!    renamed over `<base>.log` (atomic: a crash leaves the old file or the
 //!    new one, either readable; missing indexes are rebuilt on open), then
@@ -159,13 +161,14 @@ impl<D: Disk> PartitionLog<D> {
             report.compacted_to = dirty_from;
             return Ok(report);
         }
+        let fates = self.fates(&closed).await?;
         // 1. The key map over the dirty segments.
         let mut latest: HashMap<u128, Offset> = HashMap::new();
         let mut end = dirty_from;
         for seg in closed.iter().filter(|s| s.next_offset > dirty_from) {
             let mut keys: Vec<(u128, Offset)> = Vec::new();
             self.for_each_batch(seg, pacer, |h, bytes| {
-                if h.compression() != 0 || h.is_control() || h.is_transactional() {
+                if fates.of(h) != Fate::Compact {
                     return Ok(());
                 }
                 for r in parse_records(bytes).map_err(|e| corrupt(seg.base, e))? {
@@ -188,7 +191,7 @@ impl<D: Disk> PartitionLog<D> {
         let horizon = self.inner.clock.now_ms().saturating_sub(config.delete_retention_ms);
         for seg in closed.iter().filter(|s| s.next_offset <= end) {
             if let Some((before, after, removed)) =
-                self.rewrite(seg, &latest, horizon, pacer).await?
+                self.rewrite(seg, &latest, &fates, horizon, pacer).await?
             {
                 report.segments_rewritten += 1;
                 report.records_removed += removed;
@@ -283,6 +286,17 @@ impl<D: Disk> PartitionLog<D> {
         Ok(())
     }
 
+    /// The transactions' fates over the closed segments `closed`.
+    async fn fates(&self, closed: &[Closed<D::File>]) -> Result<Fates, LogError> {
+        let stable = self.last_stable_offset();
+        let end = closed.last().map_or(stable, |s| s.next_offset);
+        let mut aborted: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for a in self.aborted_transactions(self.log_start_offset(), end).await? {
+            aborted.entry(a.producer_id).or_default().push((a.first_offset, a.last_offset));
+        }
+        Ok(Fates { stable, aborted })
+    }
+
     /// Rewrites one segment without superseded records and expired
     /// tombstones, then swaps it in. `None` if nothing would change or the
     /// segment changed meanwhile; else (bytes before, after, records removed).
@@ -290,19 +304,33 @@ impl<D: Disk> PartitionLog<D> {
         &self,
         seg: &Closed<D::File>,
         latest: &HashMap<u128, Offset>,
+        fates: &Fates,
         horizon: Timestamp,
         pacer: &mut impl Pacer,
     ) -> Result<Option<(u64, u64, u64)>, LogError> {
         let mut out: Vec<u8> = Vec::new();
         let mut removed = 0u64;
         self.for_each_batch(seg, pacer, |h, bytes| {
-            if h.compression() != 0
-                || h.is_control()
-                || h.is_transactional()
-                || h.records_count == 0
-            {
-                out.extend_from_slice(bytes);
-                return Ok(());
+            match fates.of(h) {
+                Fate::Keep => {
+                    out.extend_from_slice(bytes);
+                    return Ok(());
+                }
+                Fate::Drop => {
+                    removed += h.records_count.max(0) as u64;
+                    if h.last_offset() + 1 == seg.next_offset {
+                        // Kept empty (and plain) for contiguous offsets.
+                        let mut empty = rebuild(bytes, &[]);
+                        crate::batch::set_uncompressed(&mut empty);
+                        out.extend_from_slice(&empty);
+                    }
+                    return Ok(());
+                }
+                Fate::Compact if h.records_count == 0 => {
+                    out.extend_from_slice(bytes);
+                    return Ok(());
+                }
+                Fate::Compact => {}
             }
             let records = parse_records(bytes).map_err(|e| corrupt(seg.base, e))?;
             let keep: Vec<&[u8]> = records
@@ -429,6 +457,48 @@ impl<D: Disk> PartitionLog<D> {
 /// A batch with only `records` (raw encodings, in order) left: same base
 /// offset, `lastOffsetDelta`, timestamps, producer fields and attributes
 /// (so offsets and sequences are preserved), new count, length and CRC.
+/// What compaction does with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Kept whole, its keys unknown or not to be trusted.
+    Keep,
+    /// Removed whole: a batch of an aborted transaction.
+    Drop,
+    /// Its records compacted by key.
+    Compact,
+}
+
+/// The transactions' fates for one round: what was aborted (by producer,
+/// the offsets from its first batch to its marker) and the last stable
+/// offset when the round began (below it every transaction is decided).
+struct Fates {
+    stable: Offset,
+    aborted: HashMap<i64, Vec<(Offset, Offset)>>,
+}
+
+impl Fates {
+    fn of(&self, h: &BatchHeader) -> Fate {
+        if h.is_control() {
+            return Fate::Keep;
+        }
+        if h.is_transactional() {
+            if h.last_offset() >= self.stable {
+                return Fate::Keep;
+            }
+            let aborted = self.aborted.get(&h.producer_id).is_some_and(|spans| {
+                spans.iter().any(|&(first, last)| first <= h.base_offset && h.base_offset <= last)
+            });
+            if aborted {
+                return Fate::Drop;
+            }
+        }
+        if h.compression() != 0 {
+            return Fate::Keep;
+        }
+        Fate::Compact
+    }
+}
+
 fn rebuild(batch: &[u8], records: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + records.iter().map(|r| r.len()).sum::<usize>());
     out.extend_from_slice(&batch[..HEADER_BYTES]);
