@@ -111,7 +111,10 @@ fn located(shard: &Shard, id: &str) -> Result<(i32, Option<TxnRecord>), i16> {
 /// Writes `record` as `id`'s state, durably on the partition's ISR, then
 /// applies it; `was` is the state it replaces, as the caller read it with
 /// nothing awaited since. Refused while another write for the id is on
-/// its way or if its state changed.
+/// its way or if its state changed. A write made durable while the
+/// partition was loaded again (a new coordinator epoch) is answered
+/// `NOT_COORDINATOR`, as Kafka answers it: whether the load read it is
+/// not known, and the client's retry finds out.
 async fn transition(
     shard: &Shard,
     p: i32,
@@ -121,8 +124,11 @@ async fn transition(
 ) -> Result<(), i16> {
     let ticket = shard.txns.begin(id, was.as_ref(), &record)?;
     let written = write_record(shard, p, ticket.epoch, id, Some(&record)).await;
-    shard.txns.finish(id, ticket, written.is_ok().then_some(record), was);
-    written
+    let applied = shard.txns.finish(id, ticket, written.is_ok().then_some(record), was);
+    match written {
+        Ok(()) if !applied => Err(code(ResponseError::NotCoordinator)),
+        other => other,
+    }
 }
 
 /// Forgets `id`, idle past `transactional.id.expiration.ms` in `was`: a

@@ -257,16 +257,16 @@ impl Transactions {
     /// The write taken by [`Self::begin`] is durable (`Some`) or failed.
     /// `was`: the state before, restored on failure (`None`: the id was
     /// new). Nothing changes if the partition was unloaded or loaded again
-    /// meanwhile (the load read the log).
+    /// meanwhile (the load read the log): then `false`.
     pub fn finish(
         &self,
         id: &str,
         ticket: Ticket,
         written: Option<TxnRecord>,
         was: Option<TxnRecord>,
-    ) {
+    ) -> bool {
         if self.coordinator_epoch(partition_for(id)) != Some(ticket.epoch) {
-            return;
+            return false;
         }
         let mut ids = self.ids.borrow_mut();
         match (written, was) {
@@ -277,6 +277,7 @@ impl Transactions {
                 ids.remove(id);
             }
         }
+        true
     }
 
     /// Whether a new id would be refused ([`TRANSACTIONAL_IDS_MAX`]).
@@ -353,5 +354,50 @@ impl Transactions {
     /// Whether a partition is being loaded now.
     pub fn is_loading(&self) -> bool {
         self.loading.get() > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: TxnStatus, last_update_ms: i64) -> TxnRecord {
+        TxnRecord {
+            producer_id: 7,
+            epoch: 0,
+            timeout_ms: 60_000,
+            status,
+            partitions: Default::default(),
+            last_update_ms,
+            start_ms: -1,
+        }
+    }
+
+    #[test]
+    fn writes_apply_at_their_epoch_only_and_idle_ids_are_due_to_forget() {
+        let t = Transactions::default();
+        let p = partition_for("tid");
+        t.loaded.borrow_mut().insert(p, 1);
+        let r = record(TxnStatus::Empty, 100);
+        let ticket = t.begin("tid", None, &r).unwrap();
+        assert!(t.is_busy("tid") && t.stored("tid").is_none(), "a placeholder, not stored");
+        // The partition is loaded again at a new epoch meanwhile: the
+        // write is not applied (the load read the log) and says so.
+        t.unload(p);
+        t.loaded.borrow_mut().insert(p, 2);
+        assert!(!t.finish("tid", ticket, Some(r.clone()), None));
+        assert!(t.get("tid").is_none());
+        let ticket = t.begin("tid", None, &r).unwrap();
+        assert!(t.finish("tid", ticket, Some(r.clone()), None));
+        assert_eq!(t.stored("tid"), Some(r.clone()));
+
+        let due = t.due(1_099, 1_000);
+        assert!(due.idle.is_empty() && due.expired.is_empty() && due.stalled.is_empty());
+        let due = t.due(1_100, 1_000);
+        assert_eq!(due.idle, vec![("tid".to_string(), r.clone())]);
+        let ticket = t.begin("tid", Some(&r), &r).unwrap();
+        assert!(t.due(5_000, 1_000).idle.is_empty(), "busy: not due");
+        t.forget("tid", ticket);
+        assert!(t.get("tid").is_none() && t.list().is_empty());
     }
 }
