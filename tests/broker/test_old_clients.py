@@ -89,6 +89,34 @@ def test_old_clients_produce_and_consume_every_codec(broker, fallback):
     c.close()
 
 
+@pytest.mark.parametrize("fallback", ["0.10.0", "0.9.0"])
+def test_old_group_members_join_consume_and_commit(broker, fallback):
+    """JoinGroup, SyncGroup and Heartbeat v0 with OffsetCommit and
+    OffsetFetch of their time: a subscribed consumer of librdkafka in the
+    old mode gets the partitions, reads everything and commits it."""
+    topic = f"oldg-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, topic, 2)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(40):
+        p.produce(topic, value=f"v{i}", partition=i % 2)
+    assert p.flush(TIMEOUT_S) == 0
+    group = f"g-{topic}"
+    c = Consumer({**old(broker.bootstrap, fallback), "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < 40 and time.monotonic() < deadline:
+        for m in c.consume(100, 0.2):
+            assert m.error() is None, m.error()
+            got.append(m.value().decode())
+    assert sorted(got) == sorted(f"v{i}" for i in range(40))
+    c.commit(asynchronous=False)
+    committed = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=TIMEOUT_S)
+    assert [tp.offset for tp in committed] == [20, 20]
+    c.close()
+
+
 def test_old_consumers_read_what_modern_producers_wrote(broker):
     """zstd batches with headers (neither exists before v2) and a
     transaction's records with its marker: old consumers get every record
