@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """The cost of old message formats (decision 46), through librdkafka
 (confluent-kafka) in one run against one broker, in alternating rounds:
-produce throughput of a producer told the broker is 0.10.0 (Produce v2,
-message format v1, up-converted to record batches) and 0.9.0 (Produce v1,
-format v0) against a current one (Produce v9, batches stored as sent);
-then consume throughput of consumers in the same modes (Fetch v2 and v1:
-every record converted from the log's batches, in memory) against a
-current one (Fetch v16, cold data spliced), over the same data. Starts
+produce throughput of a producer told the broker is 0.9.0 (Produce v1,
+message format v0, up-converted to record batches; from 0.10 librdkafka
+asks ApiVersions and speaks the current protocol) against a current one
+(Produce v9, batches stored as sent); then consume throughput of a
+consumer in the same mode (Fetch v1: every record converted from the
+log's batches, in memory) against a current one (Fetch v16, cold data
+spliced), over the same data. Starts
 its own `corelog serve` (release build) unless --bootstrap is given;
 prints one JSON object.
 
@@ -29,7 +30,6 @@ from librdkafka_perf import start_broker  # noqa: E402
 
 MODES = {
     "current": {},
-    "0.10.0": {"api.version.request": False, "broker.version.fallback": "0.10.0"},
     "0.9.0": {"api.version.request": False, "broker.version.fallback": "0.9.0"},
 }
 

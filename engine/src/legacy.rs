@@ -133,9 +133,14 @@ fn mend_lz4_header_checksum(frame: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The record batch v2 holding the messages of the message set `set`, in
-/// order (compressed wrappers opened, one level deep as Kafka allows).
-pub fn upconvert(set: &[u8]) -> Result<Vec<u8>, BatchError> {
+/// The record batches v2 holding the messages of the message set `set`,
+/// in order (compressed wrappers opened, one level deep as Kafka allows),
+/// each of at most `max_batch_bytes` (the topic's `max.message.bytes`:
+/// Kafka limits each old message, not the set, and recompresses a
+/// compressed one; here its messages come out uncompressed, so they are
+/// split over as many batches as that takes). A single message too large
+/// alone makes a batch too large alone, refused as Kafka refuses it.
+pub fn upconvert(set: &[u8], max_batch_bytes: usize) -> Result<Vec<u8>, BatchError> {
     let outer = messages(set)?;
     let mut inner_sets: Vec<Vec<u8>> = Vec::new();
     let mut expanded = 0usize;
@@ -186,8 +191,31 @@ pub fn upconvert(set: &[u8]) -> Result<Vec<u8>, BatchError> {
     if records.is_empty() {
         return Err(BatchError::Invalid("no messages"));
     }
-    // The first timestamp given is the base; a message without one keeps
-    // none (its delta reaches -1).
+    let mut out = Vec::new();
+    let (mut first, mut bytes) = (0, HEADER_BYTES);
+    for (i, m) in records.iter().enumerate() {
+        // An upper bound of the record's encoding: its varints at their
+        // longest, its key and value.
+        let size =
+            RECORD_OVERHEAD_MAX + m.key.map_or(0, <[u8]>::len) + m.value.map_or(0, <[u8]>::len);
+        if i > first && bytes + size > max_batch_bytes {
+            out.extend_from_slice(&one_batch(&records[first..i]));
+            (first, bytes) = (i, HEADER_BYTES);
+        }
+        bytes += size;
+    }
+    out.extend_from_slice(&one_batch(&records[first..]));
+    Ok(out)
+}
+
+/// A record's bytes beyond its key and value, at most: its length,
+/// timestamp and offset deltas, key and value lengths as varints at their
+/// longest, its attributes and header count.
+const RECORD_OVERHEAD_MAX: usize = 5 + 1 + 10 + 5 + 5 + 5 + 1;
+
+/// One batch of `records`: the first timestamp given is the base; a
+/// message without one keeps none (its delta reaches -1).
+fn one_batch(records: &[Message<'_>]) -> Vec<u8> {
     let base = records.iter().map(|m| m.timestamp).find(|&t| t >= 0).unwrap_or(NO_TIMESTAMP);
     let pairs: Vec<KeyValue<'_>> = records.iter().map(|m| (m.key, m.value)).collect();
     let deltas: Vec<i64> = records
@@ -197,7 +225,7 @@ pub fn upconvert(set: &[u8]) -> Result<Vec<u8>, BatchError> {
             t.saturating_sub(base)
         })
         .collect();
-    Ok(batch::build_timed(&pairs, base, &deltas))
+    batch::build_timed(&pairs, base, &deltas)
 }
 
 /// The data records from offset `from` of the v2 batches in `batches`
@@ -308,6 +336,29 @@ fn put_message(
 mod tests {
     use super::*;
 
+    fn upconvert_one(set: &[u8]) -> Result<Vec<u8>, BatchError> {
+        upconvert(set, usize::MAX)
+    }
+
+    #[test]
+    fn a_large_set_is_split_over_batches_within_the_limit() {
+        let value = [7u8; 100];
+        let msgs: Vec<Msg<'_>> = (0..50).map(|i| (None, Some(&value[..]), 1000 + i)).collect();
+        for codec in [0, 1] {
+            let batches = upconvert(&set(1, codec, &msgs), 1000).unwrap();
+            let (mut at, mut records, mut count) = (0, Vec::new(), 0);
+            while at < batches.len() {
+                let h = batch::validate_one(&batches[at..]).unwrap();
+                assert!(h.size <= 1000, "{} bytes", h.size);
+                records.extend(fields(&batches[at..at + h.size]));
+                (at, count) = (at + h.size, count + 1);
+            }
+            assert!(count > 5, "{count} batches");
+            let ts: Vec<i64> = records.iter().map(|r| r.2).collect();
+            assert_eq!(ts, (1000..1050).collect::<Vec<_>>(), "codec {codec}");
+        }
+    }
+
     /// A message's key, value and timestamp.
     type Msg<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
     type Owned = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
@@ -358,7 +409,7 @@ mod tests {
             (Some(b"k3"), None, 990),
         ];
         for codec in [0, 1] {
-            let batch = upconvert(&set(1, codec, msgs)).unwrap();
+            let batch = upconvert_one(&set(1, codec, msgs)).unwrap();
             let want: Vec<_> = msgs
                 .iter()
                 .map(|(k, v, t)| (k.map(<[u8]>::to_vec), v.map(<[u8]>::to_vec), *t))
@@ -371,14 +422,14 @@ mod tests {
     #[test]
     fn a_message_without_a_timestamp_keeps_none_beside_others() {
         let batch =
-            upconvert(&set(1, 0, &[(None, Some(b"a"), -1), (None, Some(b"b"), 50)])).unwrap();
+            upconvert_one(&set(1, 0, &[(None, Some(b"a"), -1), (None, Some(b"b"), 50)])).unwrap();
         let ts: Vec<i64> = fields(&batch).iter().map(|f| f.2).collect();
         assert_eq!(ts, vec![-1, 50]);
     }
 
     #[test]
     fn magic_0_messages_have_no_timestamp() {
-        let batch = upconvert(&set(0, 0, &[(Some(b"k"), Some(b"v"), 77)])).unwrap();
+        let batch = upconvert_one(&set(0, 0, &[(Some(b"k"), Some(b"v"), 77)])).unwrap();
         assert_eq!(fields(&batch), vec![(Some(b"k".to_vec()), Some(b"v".to_vec()), NO_TIMESTAMP)]);
     }
 
@@ -387,16 +438,16 @@ mod tests {
         let mut bad = set(1, 0, &[(Some(b"k"), Some(b"v"), 1)]);
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(matches!(upconvert(&bad), Err(BatchError::Corrupt(_))));
+        assert!(matches!(upconvert_one(&bad), Err(BatchError::Corrupt(_))));
         let good = set(1, 0, &[(Some(b"k"), Some(b"v"), 1)]);
-        assert!(upconvert(&good[..good.len() - 1]).is_err());
-        assert!(upconvert(&[]).is_err());
+        assert!(upconvert_one(&good[..good.len() - 1]).is_err());
+        assert!(upconvert_one(&[]).is_err());
         let mut magic2 = good.clone();
         magic2[16] = 2;
         let crc = crc32fast::hash(&magic2[16..]);
         magic2[12..16].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(
-            upconvert(&magic2),
+            upconvert_one(&magic2),
             Err(BatchError::Corrupt("message magic is neither 0 nor 1"))
         );
     }
@@ -431,7 +482,7 @@ mod tests {
                 assert_eq!(ts, vec![500, 503, 900]);
             }
             // Round trip: back to one v2 batch.
-            assert_eq!(fields(&upconvert(&set).unwrap()).len(), 3);
+            assert_eq!(fields(&upconvert(&set, usize::MAX).unwrap()).len(), 3);
         }
         // A limit below the first message still gives it; then stops.
         let one = downconvert(&log, 0, 1, 1);

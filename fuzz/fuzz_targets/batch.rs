@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = for_each_record_time(&buf[s..], |_, _| true);
     }
     // The same bytes as an old client's message set (Produce v0-v2).
-    let _ = engine::legacy::upconvert(rest);
+    let _ = engine::legacy::upconvert(rest, 1 << 20);
     let rules = rules(mode);
     match validate_for_append(&mut buf, &rules) {
         Ok(headers) => {
@@ -104,8 +104,17 @@ fuzz_target!(|data: &[u8]| {
                 let set = engine::legacy::downconvert(&buf, 0, magic, usize::MAX);
                 let records: i32 =
                     headers.iter().filter(|h| !h.is_control()).map(|h| h.records_count).sum();
-                match engine::legacy::upconvert(&set) {
-                    Ok(batch) => assert_eq!(validate_one(&batch).unwrap().records_count, records),
+                match engine::legacy::upconvert(&set, rules.max_batch_bytes) {
+                    Ok(batches) => {
+                        let mut at = 0;
+                        let mut converted = 0;
+                        while at < batches.len() {
+                            let h = validate_one(&batches[at..]).unwrap();
+                            converted += h.records_count;
+                            at += h.size;
+                        }
+                        assert_eq!(converted, records);
+                    }
                     Err(_) => assert!(set.is_empty() && records == 0, "{records} records, none"),
                 }
             } else {

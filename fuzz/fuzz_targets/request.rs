@@ -88,7 +88,7 @@ fn produce(req: ProduceRequest, version: i16) {
         for p in &topic.partition_data {
             if let Some(records) = &p.records {
                 let records = if version < 3 && engine::legacy::is_legacy(records) {
-                    match engine::legacy::upconvert(records) {
+                    match engine::legacy::upconvert(records, rules.max_batch_bytes) {
                         Ok(batch) => Bytes::from(batch),
                         Err(e) => {
                             let _ = e.to_string();

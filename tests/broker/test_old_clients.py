@@ -1,12 +1,15 @@
 """Clients that never negotiate versions, as Linux distributions still
-ship them: librdkafka (and Debian's kcat) told the broker is 0.10.0, 0.9.0
-or 0.8.2 (`api.version.request=false`) speak Produce v2/v1/v0 with
-message formats v1/v0 in every codec, Fetch v2/v1/v0, OffsetCommit and
-OffsetFetch of their time; the raw requests Sarama 1.22 (DescribeConfigs
-v0), kafka-go 0.2.1 (CreateTopics v0) and Burrow 1.2.1 (ListOffsets v0)
-send are answered in their own layouts. The log holds record batches v2
-only: modern clients read what old ones wrote, and old ones read what
-modern ones wrote (headers dropped, markers skipped)."""
+ship them: librdkafka (and Debian's kcat) told the broker is 0.9.0 or
+0.8.2 (`api.version.request=false`; from 0.10 librdkafka asks
+ApiVersions whatever it is told) speak Produce v1/v0 with message format
+v0 in every codec, Fetch v1/v0, the group and offset APIs of their time;
+kafka-python pinned to `api_version=(0, 10, 1)` or `(0, 10, 0)` speaks
+Produce v2 with message format v1 and Fetch v3/v2; the raw requests
+Sarama 1.22 (DescribeConfigs v0), kafka-go 0.2.1 (CreateTopics v0) and
+Burrow 1.2.1 (ListOffsets v0) send are answered in their own layouts.
+The log holds record batches v2 only: current clients read what old ones
+wrote, and old ones read what current ones wrote (headers dropped,
+markers skipped)."""
 
 import socket
 import struct
@@ -16,6 +19,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from test_fuzz_live import Reader, recv_frame
 from test_transactions import TIMEOUT_S, create, leader_of, txn_producer
@@ -45,11 +49,10 @@ def consume_all(conf, topic, n, start=0):
     return got
 
 
-@pytest.mark.parametrize("fallback", ["0.10.0", "0.9.0", "0.8.2"])
+@pytest.mark.parametrize("fallback", ["0.9.0", "0.8.2"])
 def test_old_clients_produce_and_consume_every_codec(broker, fallback):
     topic = f"old-{uuid.uuid4().hex[:8]}"
     create(broker.bootstrap, topic, 1)
-    before = int(time.time() * 1000)
     expected = []
     for codec in CODECS:
         p = Producer(old(broker.bootstrap, fallback, **{"compression.codec": codec}))
@@ -60,16 +63,12 @@ def test_old_clients_produce_and_consume_every_codec(broker, fallback):
                       on_delivery=lambda e, _: e is not None and failed.append(e))
             expected.append((key, f"{codec}-{i}"))
         assert p.flush(TIMEOUT_S) == 0 and failed == [], failed
-    after = int(time.time() * 1000)
     n = len(expected)
 
     got = consume_all(old(broker.bootstrap, fallback), topic, n)
     assert [(o, k, v) for o, k, v, _, _ in got] == [(i, k, v) for i, (k, v) in enumerate(expected)]
-    if fallback == "0.10.0":
-        # Message format v1 has CreateTime timestamps; v0 has none.
-        assert all(t == 1 and before <= ts <= after for *_, t, ts in got), got
-    else:
-        assert all(t == 0 for *_, t, _ in got), got
+    # Message format v0 has no timestamps.
+    assert all(t == 0 for *_, t, _ in got), got
     # The log holds record batches v2: a modern consumer reads the same.
     modern = consume_all({"bootstrap.servers": broker.bootstrap}, topic, n)
     assert [(o, k, v) for o, k, v, _, _ in modern] == [(o, k, v) for o, k, v, _, _ in got]
@@ -89,11 +88,11 @@ def test_old_clients_produce_and_consume_every_codec(broker, fallback):
     c.close()
 
 
-@pytest.mark.parametrize("fallback", ["0.10.0", "0.9.0"])
+@pytest.mark.parametrize("fallback", ["0.9.0"])
 def test_old_group_members_join_consume_and_commit(broker, fallback):
     """JoinGroup, SyncGroup and Heartbeat v0 with OffsetCommit and
     OffsetFetch of their time: a subscribed consumer of librdkafka in the
-    old mode gets the partitions, reads everything and commits it."""
+    0.9.0 mode gets the partitions, reads everything and commits it."""
     topic = f"oldg-{uuid.uuid4().hex[:8]}"
     create(broker.bootstrap, topic, 2)
     p = Producer({"bootstrap.servers": broker.bootstrap})
@@ -117,6 +116,44 @@ def test_old_group_members_join_consume_and_commit(broker, fallback):
     c.close()
 
 
+@pytest.mark.parametrize("api_version", [(0, 10, 1), (0, 10, 0)])
+def test_kafka_python_pinned_to_0_10_writes_and_reads_message_format_v1(broker, api_version):
+    """Produce v2 with message format v1 (timestamps, plain and gzip'd
+    sets) and Fetch v3/v2 back, as kafka-python pinned to 0.10 sends them;
+    a current consumer reads the same records."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.structs import TopicPartition as KTP
+
+    topic = f"kp-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, topic, 1)
+    before = int(time.time() * 1000)
+    sent = []
+    for codec in [None, "gzip"]:
+        p = KafkaProducer(bootstrap_servers=broker.bootstrap, api_version=api_version,
+                          compression_type=codec, acks=1, linger_ms=50)
+        futures = [p.send(topic, key=f"k{i}".encode(), value=f"{codec}-{i}".encode(), partition=0)
+                   for i in range(5)]
+        p.flush(TIMEOUT_S)
+        sent += [(f.get(TIMEOUT_S).offset, f"k{i}", f"{codec}-{i}") for i, f in enumerate(futures)]
+        p.close()
+    after = int(time.time() * 1000)
+    assert [o for o, _, _ in sent] == list(range(10))
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=api_version,
+                      consumer_timeout_ms=1000)
+    c.assign([KTP(topic, 0)])
+    c.seek_to_beginning()
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < 10 and time.monotonic() < deadline:
+        got += [(m.offset, m.key.decode(), m.value.decode(), m.timestamp_type, m.timestamp) for m in c]
+    c.close()
+    assert [(o, k, v) for o, k, v, _, _ in got] == sent
+    # Message format v1's CreateTime timestamps, kept through the batches.
+    assert all(t == 0 and before <= ts <= after for *_, t, ts in got), got
+    current = consume_all({"bootstrap.servers": broker.bootstrap}, topic, 10)
+    assert [(o, k, v) for o, k, v, _, _ in current] == sent
+
+
 def test_old_consumers_read_what_modern_producers_wrote(broker):
     """zstd batches with headers (neither exists before v2) and a
     transaction's records with its marker: old consumers get every record
@@ -138,9 +175,22 @@ def test_old_consumers_read_what_modern_producers_wrote(broker):
 
     modern = consume_all({"bootstrap.servers": broker.bootstrap}, topic, 26)
     assert modern[-1][1:3] == (None, "last") and modern[-1][0] == 26, "the marker took offset 25"
-    for fallback in ["0.10.0", "0.9.0"]:
+    for fallback in ["0.9.0", "0.8.2"]:
         got = consume_all(old(broker.bootstrap, fallback), topic, 26)
         assert [(o, k, v) for o, k, v, _, _ in got] == [(o, k, v) for o, k, v, _, _ in modern]
+    # Message format v1 (Fetch v3), through kafka-python pinned to 0.10.1.
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition as KTP
+
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=(0, 10, 1), consumer_timeout_ms=1000)
+    c.assign([KTP(topic, 0)])
+    c.seek_to_beginning()
+    got = []
+    deadline = time.monotonic() + TIMEOUT_S
+    while len(got) < 26 and time.monotonic() < deadline:
+        got += [(m.offset, m.key.decode() if m.key else None, m.value.decode()) for m in c]
+    c.close()
+    assert got == [(o, k, v) for o, k, v, _, _ in modern]
 
 
 def test_an_old_consumer_starts_in_the_middle_of_a_large_batch(broker):
@@ -155,11 +205,11 @@ def test_an_old_consumer_starts_in_the_middle_of_a_large_batch(broker):
     for i in range(200):
         p.produce(topic, value=f"{i:04}" + "x" * 300, partition=0)
     assert p.flush(TIMEOUT_S) == 0
-    conf = old(broker.bootstrap, "0.10.0", **{"fetch.message.max.bytes": 4000})
+    conf = old(broker.bootstrap, "0.9.0", **{"fetch.message.max.bytes": 4000})
     got = consume_all(conf, topic, 50, start=150)
     assert [(o, v[:4]) for o, _, v, _, _ in got] == [(i, f"{i:04}") for i in range(150, 200)]
-    # librdkafka would grow its fetch size past records it skips; a client
-    # that does not would wait forever. Fetch v2 as such a client sends it.
+    # librdkafka grows its fetch size past records it skips; a client that
+    # does not would wait forever. Fetch v2 as such a client sends it.
     body = (struct.pack(">iiii", -1, 0, 0, 1) + s16(topic)
             + struct.pack(">iiqi", 1, 0, 150, 4000))
     r = raw(broker, 1, 2, body, shard=leader_of(broker.bootstrap, topic, 0))
@@ -233,3 +283,22 @@ def test_burrow_list_offsets_v0_sarama_describe_configs_v0_kafka_go_create_topic
     assert r.pos == len(r.data)
     assert configs["retention.ms"] == ("3600000", 0)
     assert configs["cleanup.policy"] == ("delete", 1)
+
+
+def test_an_old_compressed_set_within_the_limit_is_taken_whatever_its_size_uncompressed(broker):
+    """Kafka limits each old message (a compressed set is one) by
+    max.message.bytes; the set is stored uncompressed here, over as many
+    batches as keep each within the limit, so it is never refused for
+    the size its messages take uncompressed."""
+    topic = f"oldz-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={"max.message.bytes": "10000"})])[topic].result(TIMEOUT_S)
+    p = Producer(old(broker.bootstrap, "0.9.0", **{"compression.codec": "gzip", "linger.ms": 200,
+                                                    "batch.num.messages": 1000}))
+    failed = []
+    for i in range(100):
+        p.produce(topic, value=f"{i:03}" + "x" * 1000, partition=0,
+                  on_delivery=lambda e, _: e is not None and failed.append(e))
+    assert p.flush(TIMEOUT_S) == 0 and failed == [], failed
+    got = consume_all({"bootstrap.servers": broker.bootstrap}, topic, 100)
+    assert [(o, v[:3]) for o, _, v, _, _ in got] == [(i, f"{i:03}") for i in range(100)]

@@ -101,7 +101,8 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
                     }
                     (Some(log), Some(records)) => {
                         let upconverted;
-                        let records = match legacy_records(request.version, records) {
+                        let max = log.config().batch_bytes_max();
+                        let records = match legacy_records(request.version, records, max) {
                             Ok(None) => records,
                             Ok(Some(batch)) => {
                                 upconverted = batch;
@@ -196,16 +197,18 @@ async fn append_transactional(
 }
 
 /// Produce v0-v2's records in message format v0 or v1 (Kafka before 0.11),
-/// as one record batch v2 (`None`: already v2, which Kafka 3.9 accepted in
-/// any version). The log only holds v2.
+/// as record batches v2 of at most `max_batch_bytes` each (`None`:
+/// already v2, which Kafka 3.9 accepted in any version). The log only
+/// holds v2.
 fn legacy_records(
     version: i16,
     records: &bytes::Bytes,
+    max_batch_bytes: usize,
 ) -> Result<Option<bytes::Bytes>, engine::batch::BatchError> {
     if version >= 3 || !engine::legacy::is_legacy(records) {
         return Ok(None);
     }
-    engine::legacy::upconvert(records).map(|b| Some(b.into()))
+    engine::legacy::upconvert(records, max_batch_bytes).map(|b| Some(b.into()))
 }
 
 /// The first header of `records` if every batch is transactional, of the
