@@ -164,8 +164,17 @@ impl Client {
 
 /// Version `i` of `api`, clamped to its advertised range.
 pub fn v(api: ApiKey, i: i16) -> i16 {
-    let (min, max) = versions::range(api).expect("advertised");
+    let (min, max) = codec_range(api);
     i.clamp(min, max)
+}
+
+/// The served versions of `api` the codec encodes: those older are
+/// rewritten by the broker (`net::legacy`) and tested with the clients
+/// that send them (tests/broker/test_old_clients.py).
+pub fn codec_range(api: ApiKey) -> (i16, i16) {
+    let (min, max) = versions::range(api).expect("advertised");
+    let first = (min..=max).find(|&v| net::legacy::upgraded_version(api, v).is_none());
+    (first.expect("a version the codec knows"), max)
 }
 
 pub fn s(x: &str) -> StrBytes {
