@@ -209,10 +209,15 @@ fn aborted_transactions_go_committed_ones_compact_open_ones_stay_whole() {
         log.wait_acked(log.append_marker(100, 0, m, 0).await.unwrap().end_offset).await.unwrap();
         let m = engine::txn::Marker { commit: true, coordinator_epoch: 0 };
         log.wait_acked(log.append_marker(200, 0, m, 0).await.unwrap().end_offset).await.unwrap();
-        // Producer 300's transaction stays open, over k2.
-        put(txn_keyed(&[("k2", v("open2"))], 300, 0)).await;
-        for i in 0..60 {
+        for i in 0..30 {
             put(keyed(&[(&format!("f{}", i % 7), v(&format!("fill{i}")))])).await;
+        }
+        // Producer 300's transaction stays open, over k2: nothing from it
+        // on is cleaned (not even plain records), as readers cannot all
+        // see it yet.
+        put(txn_keyed(&[("k2", v("open2"))], 300, 0)).await;
+        for i in 0..30 {
+            put(keyed(&[("k2", v(&format!("late{i}")))])).await;
         }
         let stable = log.last_stable_offset();
         let (before, markers) = data_and_markers(&log).await;
@@ -222,9 +227,26 @@ fn aborted_transactions_go_committed_ones_compact_open_ones_stay_whole() {
         let values: Vec<&str> = after.values().filter_map(|(_, v)| v.as_deref()).collect();
         assert!(!values.iter().any(|v| v.starts_with("aborted")), "aborted records removed");
         assert!(values.contains(&"committed0") && !values.contains(&"plain0"), "k0: the commit");
-        // The open transaction is kept whole and supersedes nothing yet.
+        // The open transaction and what follows it are untouched: every
+        // late k2 is still there, and plain2 below is not superseded.
         assert!(values.contains(&"open2") && values.contains(&"plain2"), "{values:?}");
+        assert_eq!(values.iter().filter(|v| v.starts_with("late")).count(), 30);
+        assert!(report.compacted_to <= stable, "{report:?} past {stable}");
         assert_eq!(markers_after, markers, "markers kept");
+        // The aborted batch stays as an empty one: its producer's
+        // sequence is there for a replay after a crash.
+        let bytes = read_all(&log, log.log_start_offset(), 1 << 20).await;
+        let mut at = 0;
+        let mut empty_of_100 = 0;
+        while at < bytes.len() {
+            let h = engine::batch::validate_one(&bytes[at..]).unwrap();
+            if h.producer_id == 100 && !h.is_control() {
+                assert_eq!(h.records_count, 0);
+                empty_of_100 += 1;
+            }
+            at += h.size;
+        }
+        assert_eq!(empty_of_100, 1);
         for (o, r) in &after {
             assert_eq!(before.get(o), Some(r), "offset {o}");
         }

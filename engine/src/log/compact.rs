@@ -2,8 +2,10 @@
 //! keeping only the latest record of each key.
 //!
 //! Runs on the partition's shard, started by the broker's cleaner task, one
-//! log at a time per shard. It reads and writes only closed, acknowledged
-//! segments (never the active one) and must not stall appends: it takes the
+//! log at a time per shard. It reads and writes only closed segments wholly
+//! below the last stable offset (never the active one, never what a
+//! reader cannot see yet: Kafka's first uncleanable offset) and must not
+//! stall appends: it takes the
 //! maintenance lock only for the short swap of one segment, and yields to
 //! the executor after every [`COMPACTION_YIELD_BYTES`] it processes.
 //!
@@ -21,11 +23,11 @@
 //!    Compressed batches and control batches (markers) are kept whole:
 //!    the engine never decompresses, so their keys are not known.
 //!    Transactional batches go by their transaction's fate ([`Fates`]),
-//!    as Kafka's cleaner: an aborted one is removed whole (read_committed
-//!    readers never saw it, and its key must never supersede a committed
-//!    record); a committed one is compacted like any other; one at or past
-//!    the last stable offset (its transaction open, or decided after the
-//!    round began) is kept whole and its keys left out of the map.
+//!    as Kafka's cleaner: an aborted one loses all its records, kept as an
+//!    empty batch so that its producer's sequence survives a replay
+//!    (read_committed readers never saw them, and their keys must never
+//!    supersede a committed record); a committed one is compacted like any
+//!    other.
 //! 3. **Swap.** The new file is synced, its index files removed, and it is
 //!    renamed over `<base>.log` (atomic: a crash leaves the old file or the
 //!    new one, either readable; missing indexes are rebuilt on open), then
@@ -155,13 +157,20 @@ impl<D: Disk> PartitionLog<D> {
         if !config.cleanup_compact {
             return Ok(report);
         }
-        let closed = self.closed_segments();
+        // Only what every reader may see is cleaned: the closed segments
+        // wholly below the last stable offset (itself at most the high
+        // watermark), as Kafka's first uncleanable offset. A record past
+        // it may yet be truncated (not replicated) or hidden from
+        // read_committed readers, and must not supersede one they read.
+        let stable = self.last_stable_offset();
+        let mut closed = self.closed_segments();
+        closed.retain(|s| s.next_offset <= stable);
         let dirty_from = self.inner.compacted_to.get();
         if !closed.iter().any(|s| s.next_offset > dirty_from) {
             report.compacted_to = dirty_from;
             return Ok(report);
         }
-        let fates = self.fates(&closed).await?;
+        let fates = self.fates(stable).await?;
         // 1. The key map over the dirty segments.
         let mut latest: HashMap<u128, Offset> = HashMap::new();
         let mut end = dirty_from;
@@ -286,12 +295,10 @@ impl<D: Disk> PartitionLog<D> {
         Ok(())
     }
 
-    /// The transactions' fates over the closed segments `closed`.
-    async fn fates(&self, closed: &[Closed<D::File>]) -> Result<Fates, LogError> {
-        let stable = self.last_stable_offset();
-        let end = closed.last().map_or(stable, |s| s.next_offset);
+    /// The transactions' fates below the last stable offset `stable`.
+    async fn fates(&self, stable: Offset) -> Result<Fates, LogError> {
         let mut aborted: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
-        for a in self.aborted_transactions(self.log_start_offset(), end).await? {
+        for a in self.aborted_transactions(self.log_start_offset(), stable).await? {
             aborted.entry(a.producer_id).or_default().push((a.first_offset, a.last_offset));
         }
         Ok(Fates { stable, aborted })
@@ -317,13 +324,13 @@ impl<D: Disk> PartitionLog<D> {
                     return Ok(());
                 }
                 Fate::Drop => {
+                    // Kept as an empty batch (its header, plain): its
+                    // producer's sequence and epoch stay for a replay
+                    // after a crash, and offsets stay contiguous.
                     removed += h.records_count.max(0) as u64;
-                    if h.last_offset() + 1 == seg.next_offset {
-                        // Kept empty (and plain) for contiguous offsets.
-                        let mut empty = rebuild(bytes, &[]);
-                        crate::batch::set_uncompressed(&mut empty);
-                        out.extend_from_slice(&empty);
-                    }
+                    let mut empty = rebuild(bytes, &[]);
+                    crate::batch::set_uncompressed(&mut empty);
+                    out.extend_from_slice(&empty);
                     return Ok(());
                 }
                 Fate::Compact if h.records_count == 0 => {
@@ -454,9 +461,6 @@ impl<D: Disk> PartitionLog<D> {
     }
 }
 
-/// A batch with only `records` (raw encodings, in order) left: same base
-/// offset, `lastOffsetDelta`, timestamps, producer fields and attributes
-/// (so offsets and sequences are preserved), new count, length and CRC.
 /// What compaction does with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fate {
@@ -499,6 +503,9 @@ impl Fates {
     }
 }
 
+/// A batch with only `records` (raw encodings, in order) left: same base
+/// offset, `lastOffsetDelta`, timestamps, producer fields and attributes
+/// (so offsets and sequences are preserved), new count, length and CRC.
 fn rebuild(batch: &[u8], records: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + records.iter().map(|r| r.len()).sum::<usize>());
     out.extend_from_slice(&batch[..HEADER_BYTES]);

@@ -707,10 +707,6 @@ pub async fn write_txn_markers(shard: &Shard, request: &Request) -> HandlerResul
 pub async fn tick(shard: &Rc<Shard>) {
     let expiration = i64::try_from(shard.config.transactional_id_expiration_ms).unwrap_or(i64::MAX);
     let due = shard.txns.due(now_ms(), expiration);
-    for (id, was) in due.idle {
-        let Ok(p) = locate(shard, &id) else { continue };
-        forget(shard, p, &id, was).await;
-    }
     let (expired, stalled) = (due.expired, due.stalled);
     for id in expired {
         let Ok(p) = locate(shard, &id) else { continue };
@@ -727,5 +723,10 @@ pub async fn tick(shard: &Rc<Shard>) {
     }
     for id in stalled {
         spawn_completion(shard, &id);
+    }
+    // Last: forgetting idle ids never delays an abort that holds readers.
+    for (id, was) in due.idle {
+        let Ok(p) = locate(shard, &id) else { continue };
+        forget(shard, p, &id, was).await;
     }
 }
