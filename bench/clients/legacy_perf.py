@@ -22,11 +22,12 @@ import statistics
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from librdkafka_perf import start_broker  # noqa: E402
+from txn_perf import consume  # noqa: E402
 
 MODES = {
     "current": {},
@@ -48,21 +49,6 @@ def produce(bootstrap, topic, records, mode, value):
                 p.poll(0.001)
     assert p.flush(120) == 0
     return records / (time.perf_counter() - start)
-
-
-def consume(bootstrap, topic, partitions, mode, expected):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "perf", "enable.auto.commit": False,
-                  "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760,
-                  "fetch.message.max.bytes": 10_485_760, "log_level": 3, **MODES[mode]})
-    c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(partitions)])
-    got = 0
-    start = time.perf_counter()
-    deadline = start + 300
-    while got < expected and time.perf_counter() < deadline:
-        got += sum(1 for m in c.consume(100_000, 1.0) if m.error() is None)
-    rate = got / (time.perf_counter() - start)
-    c.close()
-    return rate, got
 
 
 def main():
@@ -95,7 +81,8 @@ def main():
         # The same data (a current producer's batches) read by each mode.
         for _ in range(args.rounds):
             for mode in MODES:
-                rate, got = consume(args.bootstrap, data, args.partitions, mode, args.records)
+                rate, got = consume(args.bootstrap, data, args.partitions, "read_uncommitted", args.records,
+                                    {"fetch.message.max.bytes": 10_485_760, "log_level": 3, **MODES[mode]})
                 assert got == args.records, (mode, got)
                 consumed[mode].append(rate)
         out = {

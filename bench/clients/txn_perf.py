@@ -58,10 +58,12 @@ def produce(bootstrap, topic, records, group, transactional, value, tag):
     return records / (time.perf_counter() - start), latencies
 
 
-def consume(bootstrap, topic, partitions, isolation, expected):
+def consume(bootstrap, topic, partitions, isolation, expected, extra=None):
+    """Reads `expected` records of `topic` from the start (`extra`: more
+    consumer settings); returns (records/s, records read)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "perf", "enable.auto.commit": False,
                   "isolation.level": isolation, "fetch.max.bytes": 52_428_800,
-                  "max.partition.fetch.bytes": 10_485_760})
+                  "max.partition.fetch.bytes": 10_485_760, **(extra or {})})
     c.assign([TopicPartition(topic, i, OFFSET_BEGINNING) for i in range(partitions)])
     got = 0
     start = time.perf_counter()

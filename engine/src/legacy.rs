@@ -170,7 +170,7 @@ pub fn upconvert(set: &[u8], max_batch_bytes: usize) -> Result<Vec<u8>, BatchErr
             records.push(m);
             continue;
         }
-        let set = inner.next().expect("one decompressed set per wrapper");
+        let set = inner.next().ok_or(BatchError::Corrupt("a compressed message lost its set"))?;
         for i in messages(set)? {
             if i.codec != 0 {
                 return Err(BatchError::Corrupt("a compressed message inside a compressed one"));

@@ -11,6 +11,8 @@
 //! the markers, and call in here once each is durable, as the load does
 //! when it meets them in the log.
 
+use net::kafka_protocol::error::ResponseError;
+
 use super::records::Committed;
 use super::Coordinator;
 
@@ -25,6 +27,34 @@ pub struct PendingOffset {
 }
 
 impl Coordinator {
+    /// Whether a transaction's commit (TxnOffsetCommit v3+) naming
+    /// `member_id` (empty: none), `generation` (-1: none) and
+    /// `instance_id` may go ahead, as Kafka's coordinator decides it: the
+    /// member and generation are checked when given, and a rebalance in
+    /// progress does not refuse it (the transaction holds its offsets until
+    /// it ends; a consumer of a later generation fences it then).
+    pub fn check_txn_commit(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), i16> {
+        let groups = self.groups.borrow();
+        let g = groups.get(group);
+        let static_member = instance_id.and_then(|i| g.and_then(|g| g.static_member(i)));
+        if static_member.is_some_and(|m| m != member_id) {
+            return Err(ResponseError::FencedInstanceId.code());
+        }
+        if !member_id.is_empty() && !g.is_some_and(|g| g.members.contains_key(member_id)) {
+            return Err(ResponseError::UnknownMemberId.code());
+        }
+        if generation >= 0 && g.map(|g| g.generation) != Some(generation) {
+            return Err(ResponseError::IllegalGeneration.code());
+        }
+        Ok(())
+    }
+
     /// Holds a transaction's offsets (durable in `partition`) until its
     /// marker. A later commit of the same group and partition in the same
     /// transaction replaces an earlier one, so what is held is bounded by

@@ -101,8 +101,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
                     }
                     (Some(log), Some(records)) => {
                         let upconverted;
-                        let max = log.config().batch_bytes_max();
-                        let records = match legacy_records(request.version, records, max) {
+                        let records = match legacy_records(request.version, records, &log) {
                             Ok(None) => records,
                             Ok(Some(batch)) => {
                                 upconverted = batch;
@@ -197,17 +196,18 @@ async fn append_transactional(
 }
 
 /// Produce v0-v2's records in message format v0 or v1 (Kafka before 0.11),
-/// as record batches v2 of at most `max_batch_bytes` each (`None`:
+/// as record batches v2 each within the log's largest batch (`None`:
 /// already v2, which Kafka 3.9 accepted in any version). The log only
-/// holds v2.
+/// holds v2. Current versions pay one comparison here.
 fn legacy_records(
     version: i16,
     records: &bytes::Bytes,
-    max_batch_bytes: usize,
+    log: &PartitionLog<DmaDisk>,
 ) -> Result<Option<bytes::Bytes>, engine::batch::BatchError> {
     if version >= 3 || !engine::legacy::is_legacy(records) {
         return Ok(None);
     }
+    let max_batch_bytes = log.config().batch_bytes_max();
     engine::legacy::upconvert(records, max_batch_bytes).map(|b| Some(b.into()))
 }
 
