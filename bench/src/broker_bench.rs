@@ -19,7 +19,7 @@ use crate::load::client::{self, Leaders};
 use crate::load::compress::Codec;
 use crate::load::consume::{self, ConsumeSpec};
 use crate::load::kcat;
-use crate::load::produce::{self, ProduceSpec};
+use crate::load::produce::{self, ProduceSpec, ProducerKind};
 use crate::load::progress::Progress;
 use crate::load::Outcome;
 use crate::report;
@@ -49,6 +49,10 @@ pub struct LoadArgs {
     pub broker_flags: Vec<String>,
     /// Repetitions of each measured phase (min/median/max reported).
     pub runs: usize,
+    pub producer: ProducerKind,
+    /// Records per connection between waits for every acknowledgment: a
+    /// transaction's size; 0 for none.
+    pub group_records: u64,
 }
 
 impl LoadArgs {
@@ -71,6 +75,8 @@ impl LoadArgs {
             flush: "fsync".into(),
             broker_flags: Vec::new(),
             runs: if quick { 1 } else { 3 },
+            producer: ProducerKind::Plain,
+            group_records: 0,
         }
     }
 
@@ -87,6 +93,8 @@ impl LoadArgs {
             rate: self.rate,
             stamp: false,
             compression: self.compression,
+            producer: self.producer,
+            group_records: self.group_records,
         }
     }
 
@@ -104,6 +112,8 @@ impl LoadArgs {
             "keys": self.keys,
             "rate": self.rate,
             "runs": self.runs,
+            "producer": self.producer.name(),
+            "group_records": self.group_records,
         })
     }
 }
@@ -375,6 +385,7 @@ pub fn consume_phase(
         to,
         record_size,
         stamped: false,
+        read_committed: false,
     };
     repeated(runs, |_| {
         let cpu = CpuMeter::start(target);
@@ -423,6 +434,7 @@ fn produce_and_consume_once(
         to,
         record_size: spec.record_size,
         stamped: spec.stamp,
+        read_committed: false,
     };
     let consumer = {
         let (leaders, progress) = (leaders.clone(), Progress::new(&format!("{label} (consumer)")));
@@ -460,20 +472,27 @@ pub fn kcat_produce(
     Ok(o.json())
 }
 
-/// Reading all of `topic` with kcat (librdkafka), as JSON.
+/// Offsets from the earliest to the latest of `topic`: its records, when
+/// it holds no transaction markers.
+pub fn offsets_span(leaders: &Leaders, topic: &str) -> Result<u64> {
+    let from = client::offsets(leaders, topic, -2)?;
+    let to = client::offsets(leaders, topic, -1)?;
+    let span: i64 = to.iter().map(|(p, e)| e - from.get(p).copied().unwrap_or(0)).sum();
+    Ok(span.max(0) as u64)
+}
+
+/// Reading all of `topic` with kcat (librdkafka), `expected` records, as
+/// JSON.
 pub fn kcat_consume(
     target: &Target,
-    leaders: &Leaders,
     topic: &str,
+    expected: u64,
     record_size: usize,
 ) -> Result<Value> {
     if !kcat::available() {
         return Ok(json!({"error": "kcat is not installed"}));
     }
-    let from = client::offsets(leaders, topic, -2)?;
-    let to = client::offsets(leaders, topic, -1)?;
-    let expected: i64 = to.iter().map(|(p, e)| e - from.get(p).copied().unwrap_or(0)).sum();
-    let o = kcat::consume(&target.bootstrap, topic, expected.max(0) as u64, record_size)?;
+    let o = kcat::consume(&target.bootstrap, topic, expected, record_size)?;
     println!("{}", o.summary("  kcat (librdkafka) reading the same"));
     Ok(o.json())
 }
@@ -530,7 +549,7 @@ pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     if args.bootstrap.is_none() {
         produce_phase(&target, &leaders, &args.produce_spec(), "load", 1)?;
     }
-    let mut fields = consume_phase(
+    let r = consume_phase(
         &target,
         &leaders,
         &args.topic,
@@ -539,9 +558,11 @@ pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
         "consume",
         args.runs,
         None,
-    )?
-    .json;
-    fields["librdkafka_kcat"] = kcat_consume(&target, &leaders, &args.topic, args.record_size)?;
+    )?;
+    let mut fields = r.json;
+    // As many as the generator's consumer counted (markers are no records).
+    fields["librdkafka_kcat"] =
+        kcat_consume(&target, &args.topic, r.median.records, args.record_size)?;
     let v = result("consume", args, &target, fields);
     target.stop()?;
     report::write(&common.results_dir, "consume", &v)

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::broker_bench::{self, LoadArgs};
+use crate::load::produce::ProducerKind;
 use crate::Common;
 
 pub const USAGE: &str = "usage: corelog bench <benchmark> [--quick|--full] [options]
@@ -22,6 +23,8 @@ broker benchmarks (start their own broker unless --bootstrap is given):
   durability          fsync vs interval flush: latency at 25/50/75/100% of peak
   traps               64 connections, keyed small batches, retention while producing,
                       large records vs fio
+  transactions        idempotent vs transactional producers in groups of 100 and
+                      10,000 records, then read_committed vs read_uncommitted
 
 engine benchmarks (no broker, against fio on the same disk):
   engine-append       append throughput and acknowledgment latency
@@ -52,10 +55,18 @@ broker benchmarks:
   --runs N            repetitions of each measured phase, min/median/max reported
                       (default 3; --quick 1)
   --compression C     none, gzip, snappy, lz4 or zstd (default none; e2e: none only)
+  --producer KIND     plain, idempotent or transactional (default plain; the last two
+                      need --acks all)
+  --group-records N   records per connection between waits for all its acknowledgments:
+                      a flush, or a transaction with --producer transactional
+                      (default: no waits; transactional: 10,000)
 
 engine benchmarks:
   --partitions N      logs written at once (default 4)
   --in-flight N       appends in flight per partition (default 16)";
+
+/// A transaction's records per connection when `--group-records` is not given.
+const TRANSACTION_RECORDS: u64 = 10_000;
 
 /// Length of an `e2e` run without `--records`, at its rate.
 const E2E_QUICK_SECONDS: f64 = 5.0;
@@ -131,6 +142,8 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
                     value(it.next(), &a)?.split_whitespace().map(String::from).collect()
             }
             "--rate" => load.rate = Some(number::<f64>(it.next(), &a)?),
+            "--producer" => load.producer = ProducerKind::parse(&value(it.next(), &a)?)?,
+            "--group-records" => load.group_records = number(it.next(), &a)?,
             "--compression" => {
                 load.compression = crate::load::compress::Codec::parse(&value(it.next(), &a)?)?
             }
@@ -145,6 +158,9 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
     if let Some(p) = partitions_set {
         common.partitions = p;
         load.partitions = i32::try_from(p)?;
+    }
+    if load.producer == ProducerKind::Transactional && load.group_records == 0 {
+        load.group_records = TRANSACTION_RECORDS;
     }
     if let Some(n) = in_flight_set {
         common.in_flight = n;
@@ -172,6 +188,7 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
         Some("scaling") => crate::experiments::scaling(&load, &common),
         Some("durability") => crate::experiments::durability::run(&load, &common),
         Some("traps") => crate::experiments::traps::run(&load, &common),
+        Some("transactions") => crate::experiments::transactions::run(&load, &common),
         Some("engine-append") => crate::engine_append::run(&common).map(|_| ()),
         Some("engine-read") => crate::engine_read::run(&common).map(|_| ()),
         Some("compaction-latency") => crate::compaction_latency::run(&common).map(|_| ()),

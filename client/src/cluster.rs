@@ -21,6 +21,9 @@ use crate::error::{check, KafkaError};
 /// served by Kafka 3.x/4.x and Corelog.
 pub const METADATA_ADMIN_VERSION: i16 = 12;
 pub const FIND_COORDINATOR_VERSION: i16 = 3;
+/// FindCoordinator's key types: a group, a transactional id.
+pub const COORDINATOR_GROUP: i8 = 0;
+pub const COORDINATOR_TRANSACTION: i8 = 1;
 pub const DESCRIBE_QUORUM_VERSION: i16 = 1;
 
 /// The metadata quorum: its leader (a node id), the leader's epoch, the
@@ -372,25 +375,30 @@ impl Client {
         if let Some(addr) = self.coordinators.get(group) {
             return Ok(addr.clone());
         }
+        let addr = self.find_coordinator(group, COORDINATOR_GROUP)?;
+        self.coordinators.insert(group.to_string(), addr.clone());
+        Ok(addr)
+    }
+
+    /// Asks for the coordinator of `key` (a group, or a transactional id
+    /// with [`COORDINATOR_TRANSACTION`]), retrying while the cluster is
+    /// still electing or loading it (bounded by [`RETRY_FOR`]).
+    pub fn find_coordinator(&mut self, key: &str, key_type: i8) -> Result<String> {
         let deadline = Instant::now() + RETRY_FOR;
         loop {
             let r: FindCoordinatorResponse = self.call_bootstrap(
                 ApiKey::FindCoordinator,
                 FIND_COORDINATOR_VERSION,
-                &FindCoordinatorRequest::default().with_key(str(group)).with_key_type(0),
+                &FindCoordinatorRequest::default().with_key(str(key)).with_key_type(key_type),
             )?;
             match check(r.error_code, r.error_message.as_ref()) {
-                Ok(()) => {
-                    let addr = format!("{}:{}", r.host, r.port);
-                    self.coordinators.insert(group.to_string(), addr.clone());
-                    return Ok(addr);
-                }
+                Ok(()) => return Ok(format!("{}:{}", r.host, r.port)),
                 Err(e) if retriable(&e) && Instant::now() < deadline => {
                     std::thread::sleep(RETRY_BACKOFF)
                 }
                 Err(e) => {
                     return Err(anyhow::Error::new(e))
-                        .with_context(|| format!("finding the coordinator of group {group}"))
+                        .with_context(|| format!("finding the coordinator of {key:?}"))
                 }
             }
         }

@@ -21,6 +21,7 @@
 //! - [`member`]: a consumer group member with the range assignor.
 //! - [`records`]: produce and fetch, batches with keys and headers, decoding.
 //! - [`compress`]: gzip, snappy, lz4, zstd batches, both ways.
+//! - [`txn`]: producer ids, and a transaction's control calls.
 //! - [`partitioner`]: murmur2, as Java's default partitioner places keys.
 //! - [`error`]: Kafka error codes with their names.
 
@@ -33,6 +34,7 @@ pub mod member;
 pub mod partitioner;
 pub mod records;
 pub mod topics;
+pub mod txn;
 
 pub use cluster::{leaders, offsets, Client, Leaders, Metadata};
 pub use conn::{encode_frame, name, set_correlation, skip_response_header_tags, Conn};

@@ -70,3 +70,56 @@ def test_consume_and_end_to_end_count_every_record(broker, tmp_path):
     check_summary(e2e["produce"], "p99_us")
     consumed = run_bench(broker, tmp_path, "consume", "--topic", topic, "--partitions", "3", "--runs", "1")
     assert consumed["records"] == 18000, "consume reads the whole topic from the beginning"
+
+
+def producers(bootstrap, topic, partition):
+    """The partition's active producers as DescribeProducers reports them."""
+    from kafka import KafkaAdminClient
+    from kafka.structs import TopicPartition as KTopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return admin.describe_producers([KTopicPartition(topic, partition)])[
+            KTopicPartition(topic, partition)].active_producers
+    finally:
+        admin.close()
+
+
+def test_idempotent_and_transactional_loads_stamp_sequences_and_commit_every_group(broker, tmp_path):
+    """Two partitions on the broker's two shards: one connection each,
+    1,500 records per partition in requests of 100. Idempotent, the
+    partition's producer has sequences up to 1,499 (each request stamped
+    in turn) and no transaction; transactional, groups of 500 records are
+    three committed transactions per partition: three markers, nothing
+    left open, and read_committed reads every record (librdkafka's, and
+    the generator's own consumer, which counts no marker as a record)."""
+    from confluent_kafka import TopicPartition
+
+    from conftest import wait_until
+    from test_transactions import TIMEOUT_S, consumer, stable_and_high
+
+    for kind in ["idempotent", "transactional"]:
+        topic = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+        result = run_bench(broker, tmp_path, "produce", "--topic", topic, "--partitions", "2",
+                           "--records", "3000", "--batch-records", "100", "--producer", kind,
+                           "--group-records", "500", "--runs", "1")
+        assert result["records"] == 3000
+        assert result["config"]["producer"] == kind
+        assert result["groups"] == 6, "three groups per connection"
+        assert 0 < result["group_p50_us"] <= result["group_p99_us"]
+        markers = 3 if kind == "transactional" else 0
+        for p in range(2):
+            # EndTxn is answered before its markers are written: wait for them.
+            wait_until(lambda: stable_and_high(broker.bootstrap, topic, p) == (1500 + markers, 1500 + markers),
+                       TIMEOUT_S, f"the last stable offset of partition {p}")
+            (state,) = producers(broker.bootstrap, topic, p)
+            assert (state.last_sequence, state.current_transaction_start_offset) == (1499, -1), state
+        c = consumer(broker.bootstrap, "read_committed")
+        c.assign([TopicPartition(topic, p, 0) for p in range(2)])
+        got = []
+        wait_until(lambda: got.extend(m for m in c.consume(500, 0.2) if m.error() is None)
+                   or len(got) >= 3000, TIMEOUT_S, "read_committed records")
+        c.close()
+        assert len(got) == 3000 and len({(m.partition(), m.offset()) for m in got}) == 3000
+        consumed = run_bench(broker, tmp_path, "consume", "--topic", topic, "--partitions", "2", "--runs", "1")
+        assert consumed["records"] == 3000

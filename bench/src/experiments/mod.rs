@@ -8,19 +8,22 @@
 //! - [`durability`]: fsync vs interval flush, latency at 25-100% of peak.
 //! - [`traps`]: many connections, keyed small batches, retention while
 //!   producing, large records vs the raw disk.
+//! - [`transactions`]: idempotent vs transactional producers, and
+//!   read_committed vs read_uncommitted consumers.
 //!
 //! Runs on the benchmark process's main thread; each phase's load runs on
 //! the generator's threads.
 
 pub mod durability;
+pub mod transactions;
 pub mod traps;
 
 use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::broker_bench::{
-    consume_phase, kcat_consume, kcat_produce, produce_and_consume, produce_phase, stored_bytes,
-    LoadArgs, Target, RECORD_FRAMING_BYTES,
+    consume_phase, kcat_consume, kcat_produce, offsets_span, produce_and_consume, produce_phase,
+    stored_bytes, LoadArgs, Target, RECORD_FRAMING_BYTES,
 };
 use crate::load::produce::ProduceSpec;
 use crate::svg::{Chart, Series};
@@ -127,6 +130,8 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         rate: None,
         stamp: false,
         compression: crate::load::compress::Codec::None,
+        producer: crate::load::produce::ProducerKind::Plain,
+        group_records: 0,
     };
 
     // The producer cases' data stays until the consumer cases read it
@@ -165,7 +170,8 @@ pub fn kafka_2014(args: &LoadArgs, common: &Common) -> Result<()> {
         "from the beginning, one connection per shard",
     );
     let kcat_leaders = target.topic("kafka-2014-kcat", 6)?;
-    single["librdkafka_kcat"] = kcat_consume(&target, &kcat_leaders, "kafka-2014-kcat", 100)?;
+    let kcat_records = offsets_span(&kcat_leaders, "kafka-2014-kcat")?;
+    single["librdkafka_kcat"] = kcat_consume(&target, "kafka-2014-kcat", kcat_records, 100)?;
     rows.push(single);
 
     let r = consume_phase(

@@ -43,6 +43,10 @@ pub struct ConsumeSpec {
     pub record_size: usize,
     /// Read the producers' send-time stamps (end-to-end latency).
     pub stamped: bool,
+    /// Fetch with `read_committed` isolation (up to the last stable
+    /// offset) instead of `read_uncommitted`. The aborted transactions a
+    /// response lists are not subtracted: the topics read so have none.
+    pub read_committed: bool,
 }
 
 /// Consumes every partition from `spec.from` to `spec.to`.
@@ -104,10 +108,10 @@ fn fetch_lane(
             })
             .collect();
         if wanted.is_empty() {
-            return Ok((records, bytes, hist));
+            return Ok(super::LaneCounts::new(records, bytes, hist));
         }
         if last_progress.elapsed() > STALL_TIMEOUT {
-            bail!("consumer of {addr}: no new record for {} s", STALL_TIMEOUT.as_secs());
+            bail!("consumer of {addr}: nothing new for {} s", STALL_TIMEOUT.as_secs());
         }
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -115,6 +119,7 @@ fn fetch_lane(
             .with_min_bytes(1)
             .with_max_bytes(FETCH_BYTES_MAX)
             .with_session_epoch(-1)
+            .with_isolation_level(i8::from(spec.read_committed))
             .with_topics(vec![FetchTopic::default()
                 .with_topic(client::name(&spec.topic))
                 .with_partitions(wanted)]);
@@ -135,9 +140,10 @@ fn fetch_lane(
                 }
                 let Some(data) = p.records.as_deref() else { continue };
                 let offset = next.get_mut(&p.partition_index).context("unasked partition")?;
+                let before = *offset;
                 let (n, b) =
                     count_batches(data, offset, spec.stamped.then_some((base, &mut hist)))?;
-                if n > 0 {
+                if *offset > before {
                     last_progress = Instant::now();
                 }
                 records += n;
@@ -150,7 +156,9 @@ fn fetch_lane(
 
 /// Counts the records at or after `*next` in the whole batches of `data`
 /// (a fetch may end with a partial batch), advances `*next` past them, and
-/// records stamped latencies. Returns (records, batch bytes).
+/// records stamped latencies. Transaction markers (control batches) take
+/// offsets but are no records a consumer sees: they are not counted.
+/// Returns (records, batch bytes).
 fn count_batches(
     data: &[u8],
     next: &mut i64,
@@ -161,7 +169,10 @@ fn count_batches(
         if h.size < batch::HEADER_BYTES || at + h.size > data.len() {
             break;
         }
-        if h.last_offset() >= *next {
+        if h.last_offset() >= *next && h.is_control() {
+            bytes += h.size as u64;
+            *next = h.last_offset() + 1;
+        } else if h.last_offset() >= *next {
             let n = if h.base_offset >= *next {
                 h.records_count.max(0) as u64
             } else {
@@ -220,6 +231,24 @@ mod tests {
         assert_eq!(records, 3 + 3);
         assert_eq!(next, 18, "the partial batch is fetched again");
         assert_eq!(bytes as usize, data.len() - (partial.len() - 1));
+    }
+
+    #[test]
+    fn markers_take_offsets_but_are_not_counted_as_records() {
+        let mut data = stamped_batch(0, 5, 7);
+        let mut marker = engine::txn::build_marker(
+            7,
+            0,
+            engine::txn::Marker { commit: true, coordinator_epoch: 0 },
+            0,
+        );
+        batch::stamp(&mut marker, 5, 0);
+        data.extend_from_slice(&marker);
+        data.extend(stamped_batch(6, 2, 7));
+        let mut next = 0;
+        let (records, bytes) = count_batches(&data, &mut next, None).unwrap();
+        assert_eq!((records, next), (5 + 2, 8));
+        assert_eq!(bytes as usize, data.len());
     }
 
     #[test]

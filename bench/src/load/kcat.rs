@@ -118,6 +118,8 @@ fn outcome(records: u64, record_size: usize, elapsed: Duration) -> Outcome {
         batch_bytes: 0,
         elapsed,
         latency_us: super::histogram(),
+        group_us: super::histogram(),
+        txn: super::TxnTimes::new(),
     }
 }
 

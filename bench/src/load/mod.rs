@@ -5,7 +5,9 @@
 //! Runs on plain threads of the benchmark process, two per connection (a
 //! writer and a reader), never inside a broker. Producers send pre-built
 //! record batches (built once, re-sent with a new correlation id: no work
-//! per record), with up to `in_flight` requests pipelined per connection;
+//! per record; an idempotent or transactional producer also stamps its
+//! producer id and sequences into each batch and computes its CRC again,
+//! as a Kafka producer does), with up to `in_flight` requests pipelined per connection;
 //! consumers count records from batch headers without decoding records.
 //! The end-to-end mode stamps each batch's first record with its send time
 //! and reads it back at the consumer.
@@ -52,6 +54,55 @@ pub struct Outcome {
     /// Per record, in microseconds: acknowledgment latency (producer) or
     /// send-to-receive latency (end-to-end consumer). Empty otherwise.
     pub latency_us: Histogram<u64>,
+    /// Per group of a producer that waits between groups (a transaction,
+    /// or a flush), in microseconds: from its start to its last
+    /// acknowledgment, or to its commit's answer. Empty otherwise.
+    pub group_us: Histogram<u64>,
+    /// A transactional producer's control calls.
+    pub txn: TxnTimes,
+}
+
+/// Where a transaction's time goes beside its produces: its calls to the
+/// coordinator, in microseconds each, and the CONCURRENT_TRANSACTIONS
+/// answers (the previous transaction's markers still being written)
+/// that AddPartitionsToTxn retried.
+#[derive(Debug, Clone)]
+pub struct TxnTimes {
+    /// AddPartitionsToTxn, retries included.
+    pub add_partitions_us: Histogram<u64>,
+    pub end_txn_us: Histogram<u64>,
+    pub concurrent_retries: u64,
+}
+
+impl TxnTimes {
+    pub fn new() -> TxnTimes {
+        TxnTimes { add_partitions_us: histogram(), end_txn_us: histogram(), concurrent_retries: 0 }
+    }
+
+    fn add(&mut self, other: &TxnTimes) -> Result<()> {
+        let histograms = |e| anyhow::anyhow!("histograms: {e:?}");
+        self.add_partitions_us.add(&other.add_partitions_us).map_err(histograms)?;
+        self.end_txn_us.add(&other.end_txn_us).map_err(histograms)?;
+        self.concurrent_retries += other.concurrent_retries;
+        Ok(())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let q = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
+        serde_json::json!({
+            "add_partitions_p50_us": q(&self.add_partitions_us, 0.5),
+            "add_partitions_p99_us": q(&self.add_partitions_us, 0.99),
+            "end_txn_p50_us": q(&self.end_txn_us, 0.5),
+            "end_txn_p99_us": q(&self.end_txn_us, 0.99),
+            "concurrent_retries": self.concurrent_retries,
+        })
+    }
+}
+
+impl Default for TxnTimes {
+    fn default() -> TxnTimes {
+        TxnTimes::new()
+    }
 }
 
 impl Outcome {
@@ -88,7 +139,16 @@ impl Outcome {
             "p50_us": has.then_some(p50),
             "p99_us": has.then_some(p99),
             "p999_us": has.then_some(p999),
+            "groups": self.group_us.len(),
+            "group_p50_us": self.group_percentile(0.5),
+            "group_p99_us": self.group_percentile(0.99),
+            "transactions": (!self.txn.end_txn_us.is_empty()).then(|| self.txn.json()),
         })
+    }
+
+    /// A quantile of the group latencies, when groups were measured.
+    pub fn group_percentile(&self, q: f64) -> Option<u64> {
+        (!self.group_us.is_empty()).then(|| self.group_us.value_at_quantile(q))
     }
 
     /// One line for the terminal.
@@ -103,12 +163,38 @@ impl Outcome {
         if let Some((p50, p99, p999)) = self.percentiles() {
             s += &format!(", latency p50 {p50} µs, p99 {p99} µs, p99.9 {p999} µs");
         }
+        if let (Some(p50), Some(p99)) = (self.group_percentile(0.5), self.group_percentile(0.99)) {
+            s += &format!("; {} groups, p50 {p50} µs, p99 {p99} µs", self.group_us.len());
+        }
+        let t = &self.txn;
+        if !t.end_txn_us.is_empty() {
+            s += &format!(
+                "; AddPartitionsToTxn p50 {} µs, EndTxn p50 {} µs, {} CONCURRENT_TRANSACTIONS retries",
+                t.add_partitions_us.value_at_quantile(0.5),
+                t.end_txn_us.value_at_quantile(0.5),
+                t.concurrent_retries
+            );
+        }
         s
     }
 }
 
-/// What one connection's thread reports: records, batch bytes, latencies.
-pub type LaneResult = Result<(u64, u64, Histogram<u64>)>;
+/// What one connection's thread did.
+pub struct LaneCounts {
+    pub records: u64,
+    pub batch_bytes: u64,
+    pub latency_us: Histogram<u64>,
+    pub group_us: Histogram<u64>,
+    pub txn: TxnTimes,
+}
+
+impl LaneCounts {
+    pub fn new(records: u64, batch_bytes: u64, latency_us: Histogram<u64>) -> LaneCounts {
+        LaneCounts { records, batch_bytes, latency_us, group_us: histogram(), txn: TxnTimes::new() }
+    }
+}
+
+pub type LaneResult = Result<LaneCounts>;
 
 /// Joins the lanes' threads and adds up what they did (the first error
 /// wins). `elapsed` and `payload_bytes` are left for the caller.
@@ -119,14 +205,19 @@ pub fn join_lanes(handles: Vec<std::thread::JoinHandle<LaneResult>>) -> Result<O
         batch_bytes: 0,
         elapsed: Duration::ZERO,
         latency_us: histogram(),
+        group_us: histogram(),
+        txn: TxnTimes::new(),
     };
     let mut first_error = None;
     for h in handles {
         match h.join().map_err(|_| anyhow::anyhow!("load thread panicked"))? {
-            Ok((records, batch_bytes, hist)) => {
-                outcome.records += records;
-                outcome.batch_bytes += batch_bytes;
-                outcome.latency_us.add(&hist).map_err(|e| anyhow::anyhow!("histograms: {e:?}"))?;
+            Ok(lane) => {
+                outcome.records += lane.records;
+                outcome.batch_bytes += lane.batch_bytes;
+                let histograms = |e| anyhow::anyhow!("histograms: {e:?}");
+                outcome.latency_us.add(&lane.latency_us).map_err(histograms)?;
+                outcome.group_us.add(&lane.group_us).map_err(histograms)?;
+                outcome.txn.add(&lane.txn)?;
             }
             Err(e) => first_error = first_error.or(Some(e)),
         }

@@ -9,6 +9,14 @@
 //! a request go; with a target rate, from its scheduled send time (no
 //! coordinated omission: a stalled broker shows as latency, not as fewer
 //! samples).
+//!
+//! An idempotent or transactional producer stamps each batch with its
+//! producer id, epoch and sequence before sending it (and its CRC again),
+//! as a Kafka producer does. Producing in groups (`group_records`), a
+//! connection waits for every acknowledgment of a group before the next
+//! one: a flush, or for a transactional producer the transaction's end
+//! (AddPartitionsToTxn before its first request, EndTxn after its last
+//! acknowledgment, on a connection to the coordinator).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +31,7 @@ use net::kafka_protocol::messages::produce_request::{PartitionProduceData, Topic
 use net::kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use net::kafka_protocol::protocol::Decodable;
 
+use super::client::txn::{self, ProducerIdentity, Transactions};
 use super::client::{self, Conn, Leaders};
 use super::compress::{compress_batch, Codec};
 use super::progress::Progress;
@@ -35,6 +44,39 @@ pub const FRAME_VARIANTS: usize = 4;
 /// Size of the send-time stamp written into the first record of each batch
 /// in end-to-end mode: nanoseconds since the run's start, big-endian.
 pub const STAMP_BYTES: usize = 8;
+
+/// A transactional producer's `transaction.timeout.ms` (Kafka's default).
+pub const TRANSACTION_TIMEOUT_MS: i32 = 60_000;
+
+/// Which producer the generator plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerKind {
+    /// No producer id (Kafka clients before idempotence was the default).
+    Plain,
+    /// A producer id per connection, sequences per partition.
+    Idempotent,
+    /// A `transactional.id` per connection; every group a transaction.
+    Transactional,
+}
+
+impl ProducerKind {
+    pub fn parse(s: &str) -> Result<ProducerKind> {
+        match s {
+            "plain" => Ok(ProducerKind::Plain),
+            "idempotent" => Ok(ProducerKind::Idempotent),
+            "transactional" => Ok(ProducerKind::Transactional),
+            other => bail!("producer {other:?}: expected plain, idempotent or transactional"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProducerKind::Plain => "plain",
+            ProducerKind::Idempotent => "idempotent",
+            ProducerKind::Transactional => "transactional",
+        }
+    }
+}
 
 /// What to produce.
 #[derive(Debug, Clone)]
@@ -57,15 +99,24 @@ pub struct ProduceSpec {
     /// Stamp each batch's first record with its send time (end-to-end mode).
     pub stamp: bool,
     pub compression: Codec,
+    pub producer: ProducerKind,
+    /// Records per connection between waits for every acknowledgment
+    /// (rounded up to whole requests): a transaction, or a flush; 0 for
+    /// no waits. A transactional producer needs groups.
+    pub group_records: u64,
 }
 
 /// One connection's pre-built traffic.
 struct Lane {
     addr: String,
+    partitions: Vec<i32>,
+    /// Its `transactional.id`, for a transactional producer.
+    transactional_id: Option<String>,
     frames: Vec<Vec<u8>>,
-    /// Where each batch's stamp and CRC-covered range lie in each frame:
-    /// (batch start, batch end, stamp position), all frame offsets.
-    stamps: Vec<Vec<(usize, usize, usize)>>,
+    /// Where each batch lies in each frame, and its first value (the
+    /// stamp's place): (batch start, batch end, value start), all frame
+    /// offsets.
+    batches: Vec<Vec<(usize, usize, usize)>>,
     requests: u64,
     records_per_request: u64,
     batch_bytes_per_request: u64,
@@ -88,10 +139,32 @@ pub fn run(
         !spec.stamp || spec.compression == Codec::None,
         "end-to-end mode sends uncompressed batches (a stamp would need a new compression per request)"
     );
+    anyhow::ensure!(
+        spec.producer == ProducerKind::Plain || spec.acks == -1,
+        "an {} producer needs acks=all, as Kafka's producers do",
+        spec.producer.name()
+    );
+    anyhow::ensure!(
+        spec.producer != ProducerKind::Transactional || spec.group_records > 0,
+        "a transactional producer needs a transaction size (records per group)"
+    );
+    anyhow::ensure!(
+        !spec.stamp || spec.producer != ProducerKind::Transactional,
+        "end-to-end mode counts offsets, and transaction markers take offsets too"
+    );
+    anyhow::ensure!(
+        spec.group_records == 0 || spec.acks != 0,
+        "groups wait for acknowledgments: acks=0 has none"
+    );
     let mut rng = Rng::new(0x0C0D_E106 ^ spec.record_size as u64);
     let mut lanes = Vec::new();
-    for (addr, lane_partitions, requests) in plan(leaders, spec)? {
-        lanes.push(build_lane(&addr, &lane_partitions, spec, requests, &mut rng)?);
+    // Distinct per process and run, so that runs never fence each other.
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let run_id = format!("{}-{}", std::process::id(), RUNS.fetch_add(1, Ordering::Relaxed));
+    for (i, (addr, lane_partitions, requests)) in plan(leaders, spec)?.into_iter().enumerate() {
+        let tid = (spec.producer == ProducerKind::Transactional)
+            .then(|| format!("corelog-bench-{run_id}-{i}"));
+        lanes.push(build_lane(&addr, &lane_partitions, tid, spec, requests, &mut rng)?);
     }
     let total: u64 = lanes.iter().map(|l| l.requests * l.records_per_request).sum();
     progress.start(total);
@@ -157,20 +230,28 @@ pub fn records_per_partition(leaders: &Leaders, spec: &ProduceSpec) -> Result<BT
 fn build_lane(
     addr: &str,
     partitions: &[i32],
+    transactional_id: Option<String>,
     spec: &ProduceSpec,
     requests: u64,
     rng: &mut Rng,
 ) -> Result<Lane> {
     let mut frames = Vec::new();
-    let mut stamps = Vec::new();
+    let mut places_all = Vec::new();
     let mut batch_bytes = 0;
     for _ in 0..FRAME_VARIANTS {
         let batches: Vec<Vec<u8>> = partitions
             .iter()
-            .map(|_| compress_batch(&make_batch(spec, rng), spec.compression))
+            .map(|_| {
+                let mut b = compress_batch(&make_batch(spec, rng), spec.compression)?;
+                if transactional_id.is_some() {
+                    batch::set_transactional(&mut b);
+                }
+                Ok(b)
+            })
             .collect::<Result<_>>()?;
         batch_bytes = batches.iter().map(|b| b.len() as u64).sum();
         let request = ProduceRequest::default()
+            .with_transactional_id(transactional_id.as_deref().map(|t| client::conn::str(t).into()))
             .with_acks(spec.acks)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![TopicProduceData::default()
@@ -189,21 +270,21 @@ fn build_lane(
         let frame = client::encode_frame(ApiKey::Produce, client::PRODUCE_VERSION, 0, &request)?;
         let mut at = 0;
         let mut places = Vec::new();
-        if spec.stamp {
-            for b in &batches {
-                let start = find(&frame, b, at).context("batch not found in its frame")?;
-                let value_at = first_value_at(b)?;
-                places.push((start, start + b.len(), start + value_at));
-                at = start + b.len();
-            }
+        for b in &batches {
+            let start = find(&frame, b, at).context("batch not found in its frame")?;
+            let value_at = if spec.stamp { first_value_at(b)? } else { 0 };
+            places.push((start, start + b.len(), start + value_at));
+            at = start + b.len();
         }
         frames.push(frame);
-        stamps.push(places);
+        places_all.push(places);
     }
     Ok(Lane {
         addr: addr.to_string(),
+        partitions: partitions.to_vec(),
+        transactional_id,
         frames,
-        stamps,
+        batches: places_all,
         requests,
         records_per_request: (spec.batch_records * partitions.len()) as u64,
         batch_bytes_per_request: batch_bytes,
@@ -240,7 +321,7 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Sends one lane's requests and takes their responses; returns the
-/// records acknowledged, their batch bytes and the latency histogram.
+/// records acknowledged, their batch bytes and the latency histograms.
 fn drive(
     mut lane: Lane,
     spec: &ProduceSpec,
@@ -249,6 +330,15 @@ fn drive(
     base: Instant,
     progress: &Progress,
 ) -> super::LaneResult {
+    let mut txns = match &lane.transactional_id {
+        Some(tid) => Some(Transactions::init(&lane.addr, tid, TRANSACTION_TIMEOUT_MS)?),
+        None => None,
+    };
+    let identity: Option<ProducerIdentity> = match (spec.producer, &txns) {
+        (ProducerKind::Plain, _) => None,
+        (_, Some(t)) => Some(t.producer),
+        (_, None) => Some(txn::init_idempotent(&mut Conn::connect(&lane.addr)?)?),
+    };
     let mut writer = Conn::connect(&lane.addr)?;
     let acks = spec.acks;
     // The window: a permit per outstanding request (the reader holds one
@@ -258,6 +348,14 @@ fn drive(
     let (time_tx, time_rx) = mpsc::channel::<Instant>();
     let requests = lane.requests;
     let records_per_request = lane.records_per_request;
+    // Producing in groups, the reader says which request it has taken the
+    // answer of, and the writer waits for a group's last one.
+    let per_group = match spec.group_records {
+        0 => None,
+        n => Some(n.div_ceil(records_per_request).max(1)),
+    };
+    let (done_tx, done_rx) = mpsc::channel::<u64>();
+    let done_tx = per_group.map(|_| done_tx);
     let acked = Arc::new(AtomicU64::new(0));
     let reader = if acks != 0 {
         let mut conn = writer.try_clone()?;
@@ -276,6 +374,10 @@ fn drive(
                         hist.saturating_record_n(us, records_per_request);
                         acked.fetch_add(records_per_request, Ordering::Relaxed);
                         progress.add(records_per_request);
+                        if let Some(done) = &done_tx {
+                            // The writer stops listening only when it failed.
+                            let _ = done.send(i);
+                        }
                     }
                     Ok(hist)
                 })
@@ -285,6 +387,13 @@ fn drive(
         None
     };
     let interval = rate.map(|r| Duration::from_secs_f64(records_per_request as f64 / r));
+    let mut group_us = super::histogram();
+    let mut txn_times = super::TxnTimes::new();
+    let micros = |since: Instant| since.elapsed().as_micros().max(1) as u64;
+    let mut group_start = Instant::now();
+    // A transaction begun and not ended: aborted if the lane fails, so
+    // that it does not hold readers back until it times out.
+    let mut open = false;
     let mut write_error = None;
     for i in 0..requests {
         let scheduled = interval.map(|every| {
@@ -295,6 +404,18 @@ fn drive(
             }
             at
         });
+        if per_group.is_some_and(|n| i % n == 0) {
+            group_start = scheduled.unwrap_or_else(Instant::now);
+            if let Some(t) = &mut txns {
+                let called = Instant::now();
+                if let Err(e) = t.add_partitions(&spec.topic, &lane.partitions) {
+                    write_error = Some(e);
+                    break;
+                }
+                txn_times.add_partitions_us.saturating_record(micros(called));
+                open = true;
+            }
+        }
         if acks != 0 && permit_tx.send(()).is_err() {
             break; // the reader failed; its error is reported below
         }
@@ -307,11 +428,18 @@ fn drive(
         let v = i as usize % lane.frames.len();
         let frame = &mut lane.frames[v];
         client::set_correlation(frame, i as i32 + 1);
-        if spec.stamp {
-            let nanos = sent.saturating_duration_since(base).as_nanos() as u64;
-            for &(b_start, b_end, value_at) in &lane.stamps[v] {
+        let nanos = sent.saturating_duration_since(base).as_nanos() as u64;
+        // Kafka's sequences wrap to 0 after i32::MAX.
+        let sequence = ((i * spec.batch_records as u64) % (1 << 31)) as i32;
+        for &(b_start, b_end, value_at) in &lane.batches[v] {
+            if spec.stamp {
                 frame[value_at..value_at + STAMP_BYTES].copy_from_slice(&nanos.to_be_bytes());
-                batch::set_crc(&mut frame[b_start..b_end]);
+            }
+            match identity {
+                // Sets the CRC too.
+                Some(p) => batch::set_producer(&mut frame[b_start..b_end], p.id, p.epoch, sequence),
+                None if spec.stamp => batch::set_crc(&mut frame[b_start..b_end]),
+                None => {}
             }
         }
         if let Err(e) = writer.write_frame(frame) {
@@ -322,19 +450,54 @@ fn drive(
             acked.fetch_add(records_per_request, Ordering::Relaxed);
             progress.add(records_per_request);
         }
+        if per_group.is_some_and(|n| (i + 1) % n == 0 || i + 1 == requests) {
+            if !answered(i, &done_rx) {
+                break; // the reader failed; its error is reported below
+            }
+            if let Some(t) = &mut txns {
+                let called = Instant::now();
+                if let Err(e) = t.end(true) {
+                    write_error = Some(e);
+                    break;
+                }
+                txn_times.end_txn_us.saturating_record(micros(called));
+                open = false;
+            }
+            group_us.saturating_record(micros(group_start));
+        }
     }
     drop((permit_tx, time_tx));
     let read = match reader {
         Some(r) => r.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?,
         None => Ok(super::histogram()),
     };
+    if open && (write_error.is_some() || read.is_err()) {
+        if let Some(t) = &mut txns {
+            // Best effort: the lane's own error is the one reported.
+            let _ = t.end(false);
+        }
+    }
     // A failed write also stops the reader; the write error is the cause.
     if let Some(e) = write_error {
         return Err(e);
     }
     let hist = read?;
     let records = acked.load(Ordering::Relaxed);
-    Ok((records, records / records_per_request * lane.batch_bytes_per_request, hist))
+    let batch_bytes = records / records_per_request * lane.batch_bytes_per_request;
+    txn_times.concurrent_retries = txns.map_or(0, |t| t.concurrent_retries);
+    Ok(super::LaneCounts { records, batch_bytes, latency_us: hist, group_us, txn: txn_times })
+}
+
+/// Waits until request `last`'s answer is in; false if the reader
+/// stopped first (it failed, and says why).
+fn answered(last: u64, done: &mpsc::Receiver<u64>) -> bool {
+    loop {
+        match done.recv() {
+            Ok(i) if i >= last => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Fails on any partition error in a Produce response.
