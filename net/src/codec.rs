@@ -72,7 +72,10 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
         return Err(DecodeError::UnsupportedVersion { api, version });
     }
     // An unknown, newer ApiVersions is parsed with the newest header we know.
-    let header_version = api.request_header_version(version.min(max));
+    let header_version = match legacy::header_versions(api, version) {
+        Some((request, _)) => request,
+        None => api.request_header_version(version.min(max)),
+    };
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| DecodeError::Malformed { api: key, version, reason: e.to_string() })?;
     let (body, body_version) = match legacy::upgraded_version(api, version) {
@@ -109,6 +112,8 @@ pub fn encode_response<T: Encodable>(
 ) -> Result<Bytes, String> {
     let header_version = if request.api == ApiKey::ApiVersions {
         0
+    } else if let Some((_, response)) = legacy::header_versions(request.api, version) {
+        response
     } else {
         request.api.response_header_version(version)
     };

@@ -4,7 +4,8 @@
 //! DeleteTopics v0, DescribeConfigs v0, OffsetCommit v0-v1, OffsetFetch
 //! v0, OffsetForLeaderEpoch v0-v1 and DescribeLogDirs v0, as clients that
 //! never negotiate versions send them (Debian's Sarama 1.22, kafka-go
-//! 0.2.1, Burrow 1.2.1; librdkafka with `api.version.request=false`).
+//! 0.2.1, Burrow 1.2.1; librdkafka with `api.version.request=false`), and
+//! WriteTxnMarkers v0 (v1 made flexible, with its headers: [`header_versions`]).
 //!
 //! Each is rewritten, bytes to bytes, into the oldest version the codec
 //! knows ([`upgrade`]), with the fields the old one lacks at the values
@@ -12,9 +13,11 @@
 //! [`crate::codec::Request::version`] and decide by it what differs beyond
 //! the layout (the records' format in Produce and Fetch, ListOffsets v0's
 //! offset list). The response, encoded in that oldest version, is rewritten
-//! back into the old layout ([`downgrade`]). Every layout here is Kafka's
-//! non-flexible one: integers big-endian, strings `i16` length + UTF-8,
-//! bytes and arrays `i32` length (-1: null).
+//! back into the old layout ([`downgrade`]). Every old layout here is
+//! Kafka's non-flexible one: integers big-endian, strings `i16` length +
+//! UTF-8, bytes and arrays `i32` length (-1: null); the one flexible
+//! layout rewritten (WriteTxnMarkers v1) has compact lengths (unsigned
+//! varint, length + 1) and a tag buffer closing each structure.
 //!
 //! Pure functions of the bytes, bounded by them; a body that does not
 //! parse is an error, never a panic.
@@ -36,9 +39,18 @@ pub fn upgraded_version(api: ApiKey, version: i16) -> Option<i16> {
         (ApiKey::OffsetFetch, 0) => 1,
         (ApiKey::OffsetForLeaderEpoch, 0..=1) => 2,
         (ApiKey::DescribeLogDirs, 0) => 1,
+        (ApiKey::WriteTxnMarkers, 0) => 1,
         _ => return None,
     };
     Some(to)
+}
+
+/// The request and response header versions of an old `version` whose
+/// headers the codec would get wrong: those of an API whose oldest known
+/// version is already flexible (header v2 and v1), where the old one had
+/// non-flexible headers (v1 and v0).
+pub fn header_versions(api: ApiKey, version: i16) -> Option<(i16, i16)> {
+    (api == ApiKey::WriteTxnMarkers && version == 0).then_some((1, 0))
 }
 
 /// Reads Kafka's non-flexible primitives from a body.
@@ -108,6 +120,51 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// An unsigned varint: a flexible version's lengths and tag counts.
+    fn uvarint(&mut self) -> Result<usize, String> {
+        let mut v = 0usize;
+        for shift in (0..35).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(format!("a varint longer than 5 bytes at byte {}", self.at))
+    }
+
+    /// A compact array's element count (0, null, as none), bounded by the
+    /// bytes left as [`Reader::count`] is.
+    fn compact_count(&mut self) -> Result<usize, String> {
+        let n = self.uvarint()?.saturating_sub(1);
+        if n > self.buf.len() - self.at {
+            return Err(format!("an array of {n} cannot fit in the body"));
+        }
+        Ok(n)
+    }
+
+    /// A compact, non-null string, without its length.
+    fn compact_string(&mut self) -> Result<&'a [u8], String> {
+        match self.uvarint()? {
+            0 => Err(format!("a null string at byte {}", self.at)),
+            n => self.take(n - 1),
+        }
+    }
+
+    /// Skips a tag buffer (no tagged field of these APIs is kept).
+    fn skip_tags(&mut self) -> Result<(), String> {
+        let fields = self.uvarint()?;
+        if fields > self.buf.len() - self.at {
+            return Err(format!("{fields} tagged fields cannot fit in the body"));
+        }
+        for _ in 0..fields {
+            self.uvarint()?; // tag
+            let size = self.uvarint()?;
+            self.take(size)?;
+        }
+        Ok(())
+    }
+
     fn rest(&mut self) -> &'a [u8] {
         let out = &self.buf[self.at..];
         self.at = self.buf.len();
@@ -117,6 +174,23 @@ impl<'a> Reader<'a> {
 
 fn put_count(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as i32).to_be_bytes());
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// A non-flexible string (with its `i16` length, -1 for null) as a
+/// compact one.
+fn put_compact_string(out: &mut Vec<u8>, prefixed: &[u8]) {
+    let value = &prefixed[2..];
+    let null = i16::from_be_bytes([prefixed[0], prefixed[1]]) < 0;
+    put_uvarint(out, if null { 0 } else { value.len() + 1 });
+    out.extend_from_slice(value);
 }
 
 /// Copies an array of topics (a name, then an array of partitions) from
@@ -213,6 +287,27 @@ pub fn upgrade(api: ApiKey, version: i16, body: &[u8]) -> Result<Bytes, String> 
         // The same layout in both versions.
         ApiKey::DeleteTopics | ApiKey::OffsetFetch | ApiKey::DescribeLogDirs => {
             out.extend_from_slice(body);
+        }
+        // v1 is v0 made flexible: compact lengths, a tag buffer after each
+        // structure.
+        ApiKey::WriteTxnMarkers => {
+            let markers = r.count()?;
+            put_uvarint(&mut out, markers + 1);
+            for _ in 0..markers {
+                out.extend_from_slice(r.take(11)?); // producer id and epoch, result
+                let topics = r.count()?;
+                put_uvarint(&mut out, topics + 1);
+                for _ in 0..topics {
+                    put_compact_string(&mut out, r.string()?);
+                    let partitions = r.count()?;
+                    put_uvarint(&mut out, partitions + 1);
+                    out.extend_from_slice(r.take(partitions * 4)?);
+                    out.push(0);
+                }
+                out.extend_from_slice(r.take(4)?); // coordinator_epoch
+                out.push(0);
+            }
+            out.push(0);
         }
         other => return Err(format!("{other:?} v{version} is not rewritten")),
     }
@@ -336,6 +431,30 @@ pub fn downgrade(api: ApiKey, version: i16, body: &[u8]) -> Result<Vec<u8>, Stri
         }
         ApiKey::OffsetCommit | ApiKey::OffsetFetch | ApiKey::DescribeLogDirs => {
             out.extend_from_slice(r.rest());
+        }
+        // v1 is v0 made flexible.
+        ApiKey::WriteTxnMarkers => {
+            let markers = r.compact_count()?;
+            put_count(&mut out, markers);
+            for _ in 0..markers {
+                out.extend_from_slice(r.take(8)?); // producer_id
+                let topics = r.compact_count()?;
+                put_count(&mut out, topics);
+                for _ in 0..topics {
+                    let name = r.compact_string()?;
+                    out.extend_from_slice(&(name.len() as i16).to_be_bytes());
+                    out.extend_from_slice(name);
+                    let partitions = r.compact_count()?;
+                    put_count(&mut out, partitions);
+                    for _ in 0..partitions {
+                        out.extend_from_slice(r.take(6)?); // index, error_code
+                        r.skip_tags()?;
+                    }
+                    r.skip_tags()?;
+                }
+                r.skip_tags()?;
+            }
+            r.skip_tags()?;
         }
         other => return Err(format!("{other:?} v{version} is not rewritten")),
     }

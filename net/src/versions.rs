@@ -38,7 +38,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 3),
-    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
@@ -112,6 +112,6 @@ mod tests {
         within::<ListTransactionsRequest>(ApiKey::ListTransactions);
         assert!(supports(ApiKey::Fetch, 0) && !supports(ApiKey::Fetch, 17));
         assert!(!supports(ApiKey::ListTransactions, 2));
-        assert!(!supports(ApiKey::WriteTxnMarkers, 0));
+        assert!(supports(ApiKey::WriteTxnMarkers, 0) && !supports(ApiKey::WriteTxnMarkers, 2));
     }
 }

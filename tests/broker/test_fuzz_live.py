@@ -893,7 +893,7 @@ ENCODERS = {
     24: ("AddPartitionsToTxn", body_add_partitions_to_txn, 0),
     25: ("AddOffsetsToTxn", body_add_offsets_to_txn, 0),
     26: ("EndTxn", body_end_txn, 0),
-    27: ("WriteTxnMarkers", body_write_txn_markers, 1),
+    27: ("WriteTxnMarkers", body_write_txn_markers, 0),
     28: ("TxnOffsetCommit", body_txn_offset_commit, 0),
     32: ("DescribeConfigs", body_describe_configs, 0),
     33: ("AlterConfigs", body_alter_configs, 0),

@@ -161,3 +161,53 @@ def test_an_idle_transactional_id_is_forgotten_for_good_an_open_one_never(make_b
         assert state(admin, idle_tid).producer_id != first_pid
     finally:
         admin.close()
+
+
+def test_write_txn_markers_v0_aborts_as_v1_does(broker):
+    """WriteTxnMarkers v0 (Kafka 3.9 served it; its non-flexible layout
+    and headers are rewritten into v1's): an operator's abort sent in v0
+    to the partition's leader ends the open transaction there, answered in
+    v0's layout."""
+    import socket
+    import struct
+
+    from test_fuzz_live import recv_frame
+    from test_transactions import leader_of
+
+    topic = f"txv0-{uuid.uuid4().hex[:8]}"
+    create(broker.bootstrap, topic, 1)
+    p = txn_producer(broker.bootstrap, f"open-{topic}", **{"transaction.timeout.ms": TXN_TIMEOUT_MS})
+    p.begin_transaction()
+    p.produce(topic, value="open", partition=0)
+    assert p.flush(TIMEOUT_S) == 0
+    assert stable_and_high(broker.bootstrap, topic, 0) == (0, 1)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        tp = KTopicPartition(topic, 0)
+        (state,) = admin.describe_producers([tp])[tp].active_producers
+    finally:
+        admin.close()
+
+    name = topic.encode()
+    body = (struct.pack(">iqhbi", 1, state.producer_id, state.producer_epoch, 0, 1)
+            + struct.pack(">h", len(name)) + name + struct.pack(">ii", 1, 0)
+            + struct.pack(">i", state.coordinator_epoch))
+    client_id = b"v0-tool"
+    header = struct.pack(">hhih", 27, 0, 77, len(client_id)) + client_id  # request header v1
+    port = broker.port + leader_of(broker.bootstrap, topic, 0)
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as s:
+        s.sendall(struct.pack(">i", len(header + body)) + header + body)
+        frame = recv_frame(s)
+    # Response header v0 (the correlation id alone), then v0's body.
+    expected = (struct.pack(">iiqi", 77, 1, state.producer_id, 1) + struct.pack(">h", len(name)) + name
+                + struct.pack(">iih", 1, 0, 0))
+    assert frame == expected
+    assert stable_and_high(broker.bootstrap, topic, 0) == (2, 2), "the record and its abort marker"
+    # The producer's commit leaves that record aborted; its next
+    # transaction's record is the only one read_committed reads.
+    p.commit_transaction(TIMEOUT_S)
+    p.begin_transaction()
+    p.produce(topic, value="after", partition=0)
+    p.commit_transaction(TIMEOUT_S)
+    read_all(broker.bootstrap, topic, 1, "read_committed", ["after"])
+    read_all(broker.bootstrap, topic, 1, "read_uncommitted", ["after", "open"])

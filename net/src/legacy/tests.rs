@@ -201,3 +201,63 @@ fn truncated_or_lying_bodies_are_errors() {
     assert!(upgrade(ApiKey::ListOffsets, 0, &lying).is_err());
     assert!(downgrade(ApiKey::Produce, 0, &[0, 0, 0, 1]).is_err());
 }
+
+#[test]
+fn write_txn_markers_v0_is_v1_without_compact_lengths_or_tags() {
+    // Two markers, the first over two topics, as a v0 coordinator sends them.
+    let v0 = W::default()
+        .i32(2)
+        .i64(7)
+        .i16(3)
+        .i8(1)
+        .i32(2)
+        .s("a")
+        .i32(2)
+        .i32(0)
+        .i32(1)
+        .s("bb")
+        .i32(0)
+        .i32(9)
+        .i64(8)
+        .i16(0)
+        .i8(0)
+        .i32(0)
+        .i32(4)
+        .0;
+    let req: WriteTxnMarkersRequest = decoded(ApiKey::WriteTxnMarkers, 0, &v0);
+    let m = &req.markers;
+    assert_eq!(m.len(), 2);
+    assert_eq!((m[0].producer_id.0, m[0].producer_epoch, m[0].transaction_result), (7, 3, true));
+    assert_eq!(
+        (m[0].topics[0].name.0.as_str(), &m[0].topics[0].partition_indexes[..]),
+        ("a", &[0, 1][..])
+    );
+    assert_eq!((m[0].topics[1].name.0.as_str(), m[0].topics[1].partition_indexes.len()), ("bb", 0));
+    assert_eq!(
+        (m[0].coordinator_epoch, m[1].producer_id.0, m[1].transaction_result),
+        (9, 8, false)
+    );
+    assert_eq!((m[1].topics.len(), m[1].coordinator_epoch), (0, 4));
+
+    use write_txn_markers_response::*;
+    let partition = |i, e| {
+        WritableTxnMarkerPartitionResult::default().with_partition_index(i).with_error_code(e)
+    };
+    let response = WriteTxnMarkersResponse::default().with_markers(vec![
+        WritableTxnMarkerResult::default().with_producer_id(7.into()).with_topics(vec![
+            WritableTxnMarkerTopicResult::default()
+                .with_name(TopicName(name("a")))
+                .with_partitions(vec![partition(0, 0), partition(1, 6)]),
+        ]),
+        WritableTxnMarkerResult::default().with_producer_id(8.into()),
+    ]);
+    let expected =
+        W::default().i32(2).i64(7).i32(1).s("a").i32(2).i32(0).i16(0).i32(1).i16(6).i64(8).i32(0).0;
+    assert_eq!(downgraded(ApiKey::WriteTxnMarkers, 0, &response), expected);
+    assert_eq!(header_versions(ApiKey::WriteTxnMarkers, 0), Some((1, 0)));
+    assert_eq!(header_versions(ApiKey::WriteTxnMarkers, 1), None);
+
+    // A lying count or a truncated marker is an error, not a panic.
+    assert!(upgrade(ApiKey::WriteTxnMarkers, 0, &W::default().i32(i32::MAX).0).is_err());
+    assert!(upgrade(ApiKey::WriteTxnMarkers, 0, &v0[..v0.len() - 1]).is_err());
+}

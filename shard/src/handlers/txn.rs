@@ -1,6 +1,6 @@
 //! The transaction coordinator at work: InitProducerId with a
 //! transactional id, AddPartitionsToTxn v0-v4 (v4's batched form with
-//! `verify_only`, KIP-890), EndTxn v0-v3, and WriteTxnMarkers v1 on the
+//! `verify_only`, KIP-890), EndTxn v0-v3, and WriteTxnMarkers v0-v1 on the
 //! partitions' side; and what the coordinator does on its own: writing its
 //! records to `__transaction_state` (acks=all), writing the COMMIT or ABORT
 //! markers of a prepared transaction to every partition of it, aborting
