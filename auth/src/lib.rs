@@ -1,0 +1,62 @@
+//! Authentication as Kafka's SASL mechanisms do it, as pure functions of
+//! the bytes exchanged: no sockets, no storage, no clock. A shard runs an
+//! exchange per connection on its own core; the credentials it checks
+//! against come from the caller (the metadata image, later), and what an
+//! exchange proves is a user name, never a decision about what that user
+//! may do (authorization lives elsewhere).
+//!
+//! - [`scram`]: SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), the
+//!   server side of the exchange and the salted credential it checks
+//!   ([`ScramCredential`], Kafka's layout: salt, iterations, stored key,
+//!   server key; never the password).
+//! - [`plain`]: SASL PLAIN (RFC 4616), checked against the same SCRAM
+//!   credentials, so that one stored secret serves both mechanisms.
+//!
+//! Errors are [`AuthError`]: what the client is told (Kafka's words, never
+//! a secret) and whether it was the credentials or the message that failed.
+
+pub mod plain;
+pub mod scram;
+
+pub use scram::{Mechanism, ScramCredential, ScramServer};
+
+/// Why an exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Unknown user, wrong password or proof: one answer for all, as
+    /// Kafka gives (`SASL_AUTHENTICATION_FAILED`).
+    InvalidCredentials,
+    /// A message that does not follow the mechanism's grammar, or asks
+    /// for what is not served (channel binding, delegation tokens).
+    Malformed(String),
+    /// The broker could not go on (no random bytes from the system).
+    Internal(String),
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::InvalidCredentials => {
+                f.write_str("Authentication failed: Invalid username or password")
+            }
+            AuthError::Malformed(why) => write!(f, "Authentication failed: {why}"),
+            AuthError::Internal(why) => write!(f, "Authentication failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Equality in time independent of where the inputs differ (keys and
+/// proofs).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Bytes from the operating system's generator (nonces and salts).
+pub(crate) fn random_bytes(n: usize) -> Result<Vec<u8>, AuthError> {
+    let mut out = vec![0u8; n];
+    getrandom::getrandom(&mut out)
+        .map_err(|e| AuthError::Internal(format!("no random bytes from the system: {e}")))?;
+    Ok(out)
+}

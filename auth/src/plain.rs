@@ -1,0 +1,71 @@
+//! SASL PLAIN (RFC 4616) as Kafka serves it: one message,
+//! `AUTHZID NUL USER NUL PASSWORD`, the authorization id empty or the
+//! user itself. The password is checked against the user's stored SCRAM
+//! credential (either mechanism's), so PLAIN needs no second store of
+//! secrets. Only over TLS does PLAIN keep the password from the network;
+//! that is the operator's choice of listener, as in Kafka.
+
+use crate::{AuthError, ScramCredential};
+
+/// Longest PLAIN message taken: RFC 4616 allows 255 bytes per field.
+pub const MESSAGE_BYTES_MAX: usize = 3 * 255 + 2;
+
+/// Checks a PLAIN message; answers the authenticated user. `credential`
+/// finds a stored credential of the user, if any.
+pub fn authenticate(
+    message: &[u8],
+    credential: impl FnOnce(&str) -> Option<ScramCredential>,
+) -> Result<String, AuthError> {
+    if message.len() > MESSAGE_BYTES_MAX {
+        return Err(AuthError::Malformed("a PLAIN message longer than any valid one".into()));
+    }
+    let mut parts = message.split(|&b| b == 0);
+    let (Some(authzid), Some(user), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(AuthError::Malformed("expected authzid, username and password".into()));
+    };
+    let user = std::str::from_utf8(user)
+        .map_err(|_| AuthError::Malformed("a user name not in UTF-8".into()))?;
+    if user.is_empty() || password.is_empty() {
+        return Err(AuthError::Malformed("username and password must not be empty".into()));
+    }
+    if !authzid.is_empty() && authzid != user.as_bytes() {
+        return Err(AuthError::Malformed(
+            "Client requested an authorization id that is different from username".into(),
+        ));
+    }
+    match credential(user) {
+        Some(c) if c.matches_password(password) => Ok(user.to_string()),
+        _ => Err(AuthError::InvalidCredentials),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scram::{Mechanism, ITERATIONS_MIN};
+
+    #[test]
+    fn the_password_of_the_stored_credential_logs_in_and_nothing_else() {
+        let stored =
+            ScramCredential::generate(Mechanism::ScramSha256, b"pw", ITERATIONS_MIN).unwrap();
+        let lookup = |user: &str| (user == "alice").then(|| stored.clone());
+        assert_eq!(authenticate(b"\0alice\0pw", lookup).unwrap(), "alice");
+        assert_eq!(authenticate(b"alice\0alice\0pw", lookup).unwrap(), "alice");
+        assert_eq!(authenticate(b"\0alice\0pW", lookup), Err(AuthError::InvalidCredentials));
+        assert_eq!(authenticate(b"\0bob\0pw", lookup), Err(AuthError::InvalidCredentials));
+        for bad in [
+            &b"bob\0alice\0pw"[..],
+            b"\0alice",
+            b"\0alice\0pw\0more",
+            b"\0\0pw",
+            b"\0alice\0",
+            b"\0\xff\0pw",
+        ] {
+            assert!(matches!(authenticate(bad, lookup), Err(AuthError::Malformed(_))), "{bad:?}");
+        }
+        let huge = [b'a'; MESSAGE_BYTES_MAX + 1];
+        assert!(matches!(authenticate(&huge, lookup), Err(AuthError::Malformed(_))));
+    }
+}
