@@ -2,8 +2,8 @@
 //! the bytes exchanged: no sockets, no storage, no clock. A shard runs an
 //! exchange per connection on its own core; the credentials it checks
 //! against come from the caller (the metadata image, later), and what an
-//! exchange proves is a user name, never a decision about what that user
-//! may do (authorization lives elsewhere).
+//! exchange proves is a user name; what that user may do is [`acl`]'s
+//! decision, from the bindings the caller gives it.
 //!
 //! - [`scram`]: SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), the
 //!   server side of the exchange and the salted credential it checks
@@ -11,13 +11,17 @@
 //!   server key; never the password).
 //! - [`plain`]: SASL PLAIN (RFC 4616), checked against the same SCRAM
 //!   credentials, so that one stored secret serves both mechanisms.
+//! - [`acl`]: ACL bindings and the decision they make ([`Authorizer`],
+//!   Kafka's StandardAuthorizer semantics), and DescribeAcls' filters.
 //!
 //! Errors are [`AuthError`]: what the client is told (Kafka's words, never
 //! a secret) and whether it was the credentials or the message that failed.
 
+pub mod acl;
 pub mod plain;
 pub mod scram;
 
+pub use acl::{AclBinding, AclFilter, Authorizer};
 pub use scram::{Mechanism, ScramCredential, ScramServer};
 
 /// Why an exchange failed.
@@ -48,9 +52,11 @@ impl std::fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 /// Equality in time independent of where the inputs differ (keys and
-/// proofs).
+/// proofs), with `subtle` (already in the tree through the hashes), whose
+/// comparison the optimizer cannot turn into an early exit.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// Bytes from the operating system's generator (nonces and salts).

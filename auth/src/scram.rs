@@ -3,10 +3,12 @@
 //! and the salted credential it checks.
 //!
 //! The exchange (every message UTF-8, fields `k=v` joined by commas):
-//! - client-first: a GS2 header (`n,,` or `n,a=AUTHZID,`; channel binding
-//!   `p=` is refused) then the bare message `n=USER,r=CLIENT_NONCE`, with
-//!   optional extensions (`tokenauth=true`, Kafka's delegation tokens, is
-//!   refused: none are issued here).
+//! - client-first: a GS2 header (`n,,` or `n,a=AUTHZID,`, or `y` for `n`:
+//!   a client that could bind but thinks the server cannot, as no -PLUS
+//!   mechanism is offered; channel binding `p=` is refused) then the bare
+//!   message `n=USER,r=CLIENT_NONCE`, with optional extensions `KEY=VALUE`
+//!   (`tokenauth=true`, Kafka's delegation tokens, is refused: none are
+//!   issued here).
 //! - server-first: `r=CLIENT_NONCE SERVER_NONCE,s=BASE64(SALT),i=ITERATIONS`.
 //! - client-final: `c=BASE64(GS2 header),r=NONCE,p=BASE64(ClientProof)`.
 //! - server-final: `v=BASE64(ServerSignature)`.
@@ -107,7 +109,9 @@ impl Mechanism {
 
 /// A user's stored SCRAM secret for one mechanism: what Kafka keeps
 /// (`UserScramCredentialRecord`: salt, iterations, stored key, server
-/// key), never the password.
+/// key), never the password. Its `PartialEq` compares in variable time:
+/// for images and records, never for checking a client's input (the
+/// checks above use [`constant_time_eq`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ScramCredential {
     pub mechanism: Mechanism,
@@ -158,8 +162,17 @@ impl ScramCredential {
         ScramCredential::derive(mechanism, password, &random_bytes(SALT_BYTES)?, iterations)
     }
 
+    /// Whether its iterations are within Kafka's bounds: a stored record
+    /// outside them is never used (a huge count would hold a core).
+    pub fn iterations_allowed(&self) -> bool {
+        (ITERATIONS_MIN..=ITERATIONS_MAX).contains(&self.iterations)
+    }
+
     /// Whether `password` is this credential's (SASL PLAIN's check).
     pub fn matches_password(&self, password: &[u8]) -> bool {
+        if !self.iterations_allowed() {
+            return false;
+        }
         let salted = self.mechanism.salted_password(password, &self.salt, self.iterations);
         let client_key = self.mechanism.hmac(&salted, b"Client Key");
         constant_time_eq(&self.mechanism.hash(&client_key), &self.stored_key)
@@ -203,9 +216,10 @@ impl ScramServer {
         self.first_with_nonce(message, &server_nonce, credential)
     }
 
-    /// [`ScramServer::first`] with the server's half of the nonce given
-    /// (tests replay RFC 7677's exchange with it).
-    pub(crate) fn first_with_nonce(
+    /// [`ScramServer::first`] with the server's half of the nonce given:
+    /// for replaying a recorded exchange (tests and the fuzzer replay RFC
+    /// 7677's). A broker calls [`ScramServer::first`].
+    pub fn first_with_nonce(
         &mut self,
         message: &[u8],
         server_nonce: &str,
@@ -220,15 +234,25 @@ impl ScramServer {
         let mut fields = bare.split(',');
         let user = unescape(field(fields.next(), "n")?)?;
         let client_nonce = field(fields.next(), "r")?;
-        if client_nonce.is_empty() {
-            return Err(malformed("an empty client nonce"));
+        // RFC 5802's printable: ASCII without spaces, and no comma.
+        if client_nonce.is_empty()
+            || !client_nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+        {
+            return Err(malformed("a client nonce that is empty or not printable"));
         }
         for extension in fields {
-            if extension == "tokenauth=true" {
+            let (key, value) = extension
+                .split_once('=')
+                .ok_or_else(|| malformed("an extension without a value"))?;
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(malformed("an extension name that is not letters"));
+            }
+            if key == "tokenauth" && value.eq_ignore_ascii_case("true") {
                 return Err(malformed("delegation tokens are not supported"));
             }
         }
-        if let Some(authzid) = gs2_header.strip_prefix("n,a=").and_then(|a| a.strip_suffix(',')) {
+        if let Some(authzid) = gs2_header[2..].strip_prefix("a=").and_then(|a| a.strip_suffix(','))
+        {
             if unescape(authzid)? != user {
                 return Err(malformed(
                     "Client requested an authorization id that is different from username",
@@ -236,7 +260,7 @@ impl ScramServer {
             }
         }
         let credential = credential(&user)
-            .filter(|c| c.mechanism == self.mechanism)
+            .filter(|c| c.mechanism == self.mechanism && c.iterations_allowed())
             .ok_or(AuthError::InvalidCredentials)?;
         let nonce = format!("{client_nonce}{server_nonce}");
         let server_first = format!(
@@ -302,8 +326,8 @@ fn text(message: &[u8]) -> Result<&str, AuthError> {
     std::str::from_utf8(message).map_err(|_| malformed("a SCRAM message not in UTF-8"))
 }
 
-/// The GS2 header (`n,,` or `n,a=AUTHZID,`; `y` too, a client that could
-/// bind but thinks the server cannot) and the bare message after it.
+/// The GS2 header (`n,,` or `n,a=AUTHZID,`, `y` as `n`) and the bare
+/// message after it; any other header is refused.
 fn split_gs2(message: &str) -> Result<(&str, &str), AuthError> {
     if message.starts_with("p=") {
         return Err(malformed("channel binding is not supported"));
@@ -312,6 +336,10 @@ fn split_gs2(message: &str) -> Result<(&str, &str), AuthError> {
         return Err(malformed("a client-first message without a GS2 header"));
     }
     let end = message[2..].find(',').ok_or_else(|| malformed("a GS2 header without its end"))?;
+    let authzid = &message[2..2 + end];
+    if !(authzid.is_empty() || authzid.starts_with("a=")) {
+        return Err(malformed("a GS2 header with something else than an authorization id"));
+    }
     Ok(message.split_at(2 + end + 1))
 }
 

@@ -30,8 +30,36 @@ fn rfc_7677_exchange_is_answered_byte_for_byte() {
     );
 }
 
+#[test]
+fn scram_sha_512_answers_what_python_s_hashlib_computes() {
+    // The RFC 7677 exchange's messages with SHA-512; the proof and the
+    // server signature computed with Python's hashlib.pbkdf2_hmac and hmac,
+    // an implementation apart from this one.
+    const FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==";
+    const SERVER_FINAL: &str = "v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==";
+    let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+    let stored = ScramCredential::derive(Mechanism::ScramSha512, b"pencil", &salt, 4096).unwrap();
+    let mut server = ScramServer::new(Mechanism::ScramSha512);
+    server
+        .first_with_nonce(RFC_CLIENT_FIRST.as_bytes(), RFC_SERVER_NONCE, |_| Some(stored))
+        .unwrap();
+    let (last, _) = server.finish(FINAL.as_bytes()).unwrap();
+    assert_eq!(String::from_utf8(last).unwrap(), SERVER_FINAL);
+}
+
 /// A client's final message from RFC 5802's formulas, with the password.
 fn client_final(m: Mechanism, password: &str, client_first: &str, server_first: &str) -> String {
+    client_final_with(m, password, client_first, server_first, "")
+}
+
+/// [`client_final`] with `extra` (extensions) between the nonce and the proof.
+fn client_final_with(
+    m: Mechanism,
+    password: &str,
+    client_first: &str,
+    server_first: &str,
+    extra: &str,
+) -> String {
     let bare = client_first.splitn(3, ',').nth(2).unwrap();
     let gs2 = &client_first[..client_first.len() - bare.len()];
     let nonce = server_first.split(',').next().unwrap().strip_prefix("r=").unwrap();
@@ -39,7 +67,7 @@ fn client_final(m: Mechanism, password: &str, client_first: &str, server_first: 
     let iterations: u32 = server_first.split(',').nth(2).unwrap()[2..].parse().unwrap();
     let salted = m.salted_password(password.as_bytes(), &salt.unwrap(), iterations);
     let client_key = m.hmac(&salted, b"Client Key");
-    let without_proof = format!("c={},r={nonce}", STANDARD.encode(gs2));
+    let without_proof = format!("c={},r={nonce}{extra}", STANDARD.encode(gs2));
     let auth_message = format!("{bare},{server_first},{without_proof}");
     let signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
     let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
@@ -106,7 +134,22 @@ fn names_are_unescaped_and_authorization_ids_must_be_the_user() {
     assert_eq!(seen, "a,b=c");
     let (_, user) = login(Mechanism::ScramSha256, &stored, "n,a=bob,n=bob,r=n1", "pw").unwrap();
     assert_eq!(user, "bob");
+    let (_, user) = login(Mechanism::ScramSha256, &stored, "y,,n=bob,r=n1", "pw").unwrap();
+    assert_eq!(user, "bob", "y: a client that could bind, to a server that cannot");
+    let (_, user) = login(Mechanism::ScramSha256, &stored, "n,a=a=2Cb,n=a=2Cb,r=n1", "pw").unwrap();
+    assert_eq!(user, "a,b", "an escaped authorization id");
+    let (_, user) =
+        login(Mechanism::ScramSha256, &stored, "n,,n=bob,r=n1,ext=1,other=", "pw").unwrap();
+    assert_eq!(user, "bob", "extensions are taken and ignored");
     for bad in [
+        "y,a=eve,n=bob,r=n1",
+        "n,junk,n=bob,r=n1",
+        "n,,n=bob,r=n1,tokenauth=TRUE",
+        "n,,n=bob,r=n1,=v",
+        "n,,n=bob,r=n1,noequals",
+        "n,,n=bob,r=n1,k1=v",
+        "n,,n=bob,r=a b",
+        "n,,n=bob,r=a\u{7f}",
         "n,a=eve,n=bob,r=n1",
         "n,,n=b=4Fb,r=n1",
         "n,,n=,r=n1",
@@ -148,6 +191,32 @@ fn tampered_or_out_of_turn_final_messages_fail() {
     let mut server = ScramServer::new(m);
     server.first(b"n,,n=user,r=abc", |_| Some(stored.clone())).unwrap();
     assert!(server.first(b"n,,n=user,r=abc", |_| Some(stored.clone())).is_err(), "first twice");
+}
+
+#[test]
+fn client_final_extensions_are_part_of_what_the_proof_signs() {
+    let m = Mechanism::ScramSha256;
+    let stored = rfc_credential();
+    let exchange = |drop_extension: bool| {
+        let mut server = ScramServer::new(m);
+        let first = server.first(b"n,,n=user,r=abc", |_| Some(stored.clone())).unwrap();
+        let first = std::str::from_utf8(&first).unwrap();
+        let last = client_final_with(m, "pencil", "n,,n=user,r=abc", first, ",ext=1");
+        let last = if drop_extension { last.replacen(",ext=1", "", 1) } else { last };
+        server.finish(last.as_bytes())
+    };
+    assert!(exchange(false).is_ok());
+    assert_eq!(exchange(true).unwrap_err(), AuthError::InvalidCredentials);
+}
+
+#[test]
+fn a_stored_credential_outside_kafka_s_iterations_is_never_used() {
+    let mut stored = rfc_credential();
+    stored.iterations = u32::MAX;
+    assert!(!stored.matches_password(b"pencil"), "no check runs at all");
+    let mut server = ScramServer::new(Mechanism::ScramSha256);
+    let got = server.first(b"n,,n=user,r=abc", |_| Some(stored.clone()));
+    assert_eq!(got.unwrap_err(), AuthError::InvalidCredentials);
 }
 
 #[test]
