@@ -70,6 +70,14 @@ impl Mechanism {
         }
     }
 
+    /// Bytes of this mechanism's hash (and of its salted passwords).
+    pub fn hash_bytes(self) -> usize {
+        match self {
+            Mechanism::ScramSha256 => 32,
+            Mechanism::ScramSha512 => 64,
+        }
+    }
+
     fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
             Mechanism::ScramSha256 => Sha256::digest(data).to_vec(),
@@ -136,20 +144,31 @@ impl ScramCredential {
         salt: &[u8],
         iterations: u32,
     ) -> Result<ScramCredential, AuthError> {
-        if !(ITERATIONS_MIN..=ITERATIONS_MAX).contains(&iterations) {
-            return Err(AuthError::Malformed(format!(
-                "{iterations} iterations: {} takes {ITERATIONS_MIN} to {ITERATIONS_MAX}",
-                mechanism.name()
-            )));
-        }
+        check_iterations(mechanism, iterations)?;
         let salted = mechanism.salted_password(password, salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
+        ScramCredential::from_salted_password(mechanism, salt, &salted, iterations)
+    }
+
+    /// The credential of an already salted password (`Hi(password, salt,
+    /// iterations)`), as AlterUserScramCredentials carries it: the admin
+    /// client salts, the broker never sees the password.
+    pub fn from_salted_password(
+        mechanism: Mechanism,
+        salt: &[u8],
+        salted_password: &[u8],
+        iterations: u32,
+    ) -> Result<ScramCredential, AuthError> {
+        check_iterations(mechanism, iterations)?;
+        if salt.is_empty() || salted_password.is_empty() {
+            return Err(AuthError::Malformed("an empty salt or salted password".into()));
+        }
+        let client_key = mechanism.hmac(salted_password, b"Client Key");
         Ok(ScramCredential {
             mechanism,
             salt: salt.to_vec(),
             iterations,
             stored_key: mechanism.hash(&client_key),
-            server_key: mechanism.hmac(&salted, b"Server Key"),
+            server_key: mechanism.hmac(salted_password, b"Server Key"),
         })
     }
 
@@ -313,6 +332,17 @@ impl ScramServer {
         let server_signature = m.hmac(&credential.server_key, auth_message.as_bytes());
         Ok((format!("v={}", STANDARD.encode(server_signature)).into_bytes(), user))
     }
+}
+
+/// Kafka's bounds on a credential's iterations.
+fn check_iterations(mechanism: Mechanism, iterations: u32) -> Result<(), AuthError> {
+    if !(ITERATIONS_MIN..=ITERATIONS_MAX).contains(&iterations) {
+        return Err(AuthError::Malformed(format!(
+            "{iterations} iterations: {} takes {ITERATIONS_MIN} to {ITERATIONS_MAX}",
+            mechanism.name()
+        )));
+    }
+    Ok(())
 }
 
 fn malformed(why: &str) -> AuthError {

@@ -72,6 +72,12 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::TxnOffsetCommit => drop(req.decode_body::<TxnOffsetCommitRequest>()?),
         ApiKey::DescribeTransactions => drop(req.decode_body::<DescribeTransactionsRequest>()?),
         ApiKey::ListTransactions => drop(req.decode_body::<ListTransactionsRequest>()?),
+        ApiKey::DescribeUserScramCredentials => {
+            drop(req.decode_body::<DescribeUserScramCredentialsRequest>()?)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            drop(req.decode_body::<AlterUserScramCredentialsRequest>()?)
+        }
         // decode_request refuses every API that is not served.
         other => panic!("decode_request accepted {other:?}, which is not served"),
     }

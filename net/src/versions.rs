@@ -39,6 +39,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::WriteTxnMarkers, 0, 1),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
@@ -106,6 +108,8 @@ mod tests {
         within::<AddPartitionsToTxnRequest>(ApiKey::AddPartitionsToTxn);
         within::<EndTxnRequest>(ApiKey::EndTxn);
         within::<WriteTxnMarkersRequest>(ApiKey::WriteTxnMarkers);
+        within::<DescribeUserScramCredentialsRequest>(ApiKey::DescribeUserScramCredentials);
+        within::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials);
         within::<AddOffsetsToTxnRequest>(ApiKey::AddOffsetsToTxn);
         within::<TxnOffsetCommitRequest>(ApiKey::TxnOffsetCommit);
         within::<DescribeTransactionsRequest>(ApiKey::DescribeTransactions);

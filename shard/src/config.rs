@@ -35,6 +35,10 @@ pub struct NodeConfig {
     /// Kafka's `transactional.id.expiration.ms`: a transactional id with no
     /// transaction open and no change for this long is forgotten.
     pub transactional_id_expiration_ms: u64,
+    /// `--scram-credential` seeds: written into a new metadata log with
+    /// its cluster id, ignored once the log exists (salted at startup;
+    /// `Debug` shows no key).
+    pub scram_credentials: Vec<(String, auth::ScramCredential)>,
     /// How often each shard runs retention and compaction on its logs.
     pub maintenance_interval_ms: u64,
     /// Compaction I/O budget per shard (Kafka's
@@ -107,6 +111,7 @@ impl Default for NodeConfig {
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
             transactional_id_expiration_ms: 604_800_000,
+            scram_credentials: Vec::new(),
             maintenance_interval_ms: 15_000,
             offsets_segment_bytes: 100 * 1024 * 1024,
             zero_copy_fetch: true,

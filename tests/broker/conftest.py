@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from confluent_kafka import KafkaException
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("CORELOG_BIN", os.path.join(ROOT, "target", "debug", "corelog"))
@@ -135,6 +136,19 @@ def make_broker(tmp_path):
         print(f"---- broker log ({b.data_dir}) ----\n" + b.log())
         if b.proc is not None:
             b.stop(signal.SIGKILL)
+
+
+def error_codes(futures, timeout_s=30):
+    """An admin call's futures by key as {key: None, or the Kafka error
+    code it failed with}."""
+    out = {}
+    for key, f in futures.items():
+        try:
+            f.result(timeout_s)
+            out[key] = None
+        except KafkaException as e:
+            out[key] = e.args[0].code()
+    return out
 
 
 def wait_until(predicate, timeout_s=30, what="condition"):

@@ -9,11 +9,11 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import Cluster
-from conftest import BINARY, wait_until
+from conftest import BINARY, error_codes, wait_until
 from test_epochs import FENCED_LEADER_EPOCH, offset_for_leader_epoch, produce
 
 TIMEOUT_S = 30
@@ -57,14 +57,8 @@ def broker_views(cluster):
 
 def create(bootstrap, topics, timeout_s=TIMEOUT_S):
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    out = {}
-    for name, f in admin.create_topics(topics, operation_timeout=timeout_s, request_timeout=timeout_s).items():
-        try:
-            f.result(timeout_s)
-            out[name] = None
-        except KafkaException as e:
-            out[name] = e.args[0].code()
-    return out
+    return error_codes(admin.create_topics(topics, operation_timeout=timeout_s, request_timeout=timeout_s),
+                       timeout_s)
 
 
 def controller_node(cluster):

@@ -277,7 +277,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 50: 0, 51: 0, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
 
 
 class Ctx:
@@ -869,6 +869,34 @@ def body_list_transactions(w, v, c):
     w.tags()
 
 
+def body_describe_user_scram_credentials(w, v, c):
+    def user(w, name):
+        w.string(name)
+        w.tags()
+
+    w.array([f"fz-user-{c.group}", "nobody"], user)
+    w.tags()
+
+
+def body_alter_user_scram_credentials(w, v, c):
+    def deletion(w, name):
+        w.string(name)
+        w.i8(1)  # SCRAM-SHA-256
+        w.tags()
+
+    def upsertion(w, name):
+        w.string(name)
+        w.i8(2)  # SCRAM-SHA-512
+        w.i32(4096)
+        w.bytes_(b"salt-of-the-fuzzer")
+        w.bytes_(bytes(64))
+        w.tags()
+
+    w.array(["nobody"], deletion)
+    w.array([f"fz-user-{c.group}"], upsertion)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded).
 ENCODERS = {
     0: ("Produce", body_produce, 0),
@@ -903,6 +931,8 @@ ENCODERS = {
     43: ("ElectLeaders", body_elect_leaders, 0),
     44: ("IncrementalAlterConfigs", body_incremental_alter_configs, 0),
     47: ("OffsetDelete", body_offset_delete, 0),
+    50: ("DescribeUserScramCredentials", body_describe_user_scram_credentials, 0),
+    51: ("AlterUserScramCredentials", body_alter_user_scram_credentials, 0),
     55: ("DescribeQuorum", body_describe_quorum, 0),
     60: ("DescribeCluster", body_describe_cluster, 0),
     61: ("DescribeProducers", body_describe_producers, 0),

@@ -32,6 +32,11 @@ const USAGE: &str = "usage: corelog serve [options]
   --transactional-id-expiration-ms MS
                                a transactional id idle for MS is forgotten (default
                                604800000, Kafka's transactional.id.expiration.ms)
+  --scram-credential USER:MECHANISM:PASSWORD
+                               a SCRAM credential (MECHANISM SCRAM-SHA-256 or
+                               SCRAM-SHA-512, 4096 iterations) written when the node
+                               creates its metadata log, as kafka-storage format
+                               --add-scram; repeatable; ignored once the log exists
   --log-maintenance-ms MS      how often each shard applies retention and compacts
                                (default 15000, Kafka's log.cleaner.backoff.ms)
   --log-cleaner-io-bytes-per-sec N
@@ -124,6 +129,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 }
                 config.transactional_id_expiration_ms = ms;
             }
+            "--scram-credential" => config.scram_credentials.push(scram_seed(&value)?),
             "--log-maintenance-ms" => {
                 config.maintenance_interval_ms = value.parse().map_err(|_| bad("not a number"))?;
                 if config.maintenance_interval_ms == 0 {
@@ -192,4 +198,30 @@ fn parse_flush(v: &str) -> Option<Flush> {
             .filter(|&ms| ms > 0)
             .map(|ms| Flush::Interval { ms }),
     }
+}
+
+/// `USER:MECHANISM:PASSWORD` as a salted credential (the password may hold
+/// colons; the user may not).
+fn scram_seed(value: &str) -> Result<(String, auth::ScramCredential)> {
+    // Never the value itself in a message: it holds a password.
+    let bad = || anyhow::anyhow!("--scram-credential: expected USER:MECHANISM:PASSWORD");
+    let mut parts = value.splitn(3, ':');
+    let (Some(user), Some(mechanism), Some(password)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if user.is_empty() || password.is_empty() {
+        return Err(bad());
+    }
+    // Not echoed either: with the fields swapped it is the password.
+    let mechanism = auth::Mechanism::parse(mechanism).ok_or_else(|| {
+        anyhow::anyhow!("--scram-credential: the mechanism is not SCRAM-SHA-256 or SCRAM-SHA-512")
+    })?;
+    let credential = auth::ScramCredential::generate(
+        mechanism,
+        password.as_bytes(),
+        auth::scram::ITERATIONS_MIN,
+    )
+    .map_err(|e| anyhow::anyhow!("--scram-credential: {e}"))?;
+    Ok((user.to_string(), credential))
 }

@@ -68,6 +68,8 @@ struct State {
     file: RaftLogFile<DmaDisk>,
     peers: BTreeMap<u64, flume::Sender<Vec<u8>>>,
     limits: Limits,
+    /// `--scram-credential` seeds for the bootstrap of a new log.
+    scram_seeds: Vec<(String, auth::ScramCredential)>,
     /// Entries applied between two snapshots (`--metadata-snapshot-entries`).
     snapshot_entries: u64,
     image: Arc<MetadataImage>,
@@ -143,6 +145,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
         file,
         peers,
         limits,
+        scram_seeds: shard.config.scram_credentials.clone(),
         snapshot_entries: shard.config.metadata_snapshot_entries,
         image: Arc::new(image),
         applied,
@@ -329,7 +332,8 @@ impl State {
         let bootstrap = every_controller_registered
             && (self.image.cluster_id.is_empty() || !self.image.topics.contains_key(OFFSETS_TOPIC));
         if bootstrap && !self.queued(&|c| matches!(c, Command::Bootstrap { .. })) {
-            self.enqueue(Command::Bootstrap { cluster_id: random_id() }, None);
+            let scram = self.scram_seeds.clone();
+            self.enqueue(Command::Bootstrap { cluster_id: random_id(), scram }, None);
         }
     }
 

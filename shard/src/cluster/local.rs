@@ -102,7 +102,10 @@ impl Controller<EngineMetadataLog<engine::disk::DmaDisk>> {
             .await
             .map_err(|e| e.to_string())?;
         controller
-            .commit(Command::Bootstrap { cluster_id: random_id() })
+            .commit(Command::Bootstrap {
+                cluster_id: random_id(),
+                scram: config.scram_credentials.clone(),
+            })
             .await
             .map_err(|e| e.to_string())?;
         let image = &controller.image;

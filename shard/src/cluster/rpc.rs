@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::controller::machine::isr::IsrChange;
+use crate::controller::ScramChange;
 use crate::controller::{
     Answer, Command, ConfigChange, ConfigOp, Outcome, PartitionsSpec, QuorumState, TopicOutcome,
     TopicSpec,
@@ -258,6 +259,20 @@ fn command_json(c: &Command) -> Value {
         }),
         Command::AllocateProducerIds => json!({"kind": "producer_ids"}),
         Command::CreateTransactionTopic => json!({"kind": "transaction_topic"}),
+        // Salted credentials travel between controllers as the records
+        // they become.
+        Command::AlterScram { changes } => json!({
+            "kind": "alter_scram",
+            "changes": changes.iter().map(|c| match c {
+                ScramChange::Upsert { user, credential } => MetadataRecord::Scram {
+                    user: user.clone(),
+                    credential: credential.clone(),
+                },
+                ScramChange::Delete { user, mechanism } => {
+                    MetadataRecord::ScramDelete { user: user.clone(), mechanism: *mechanism }
+                }
+            }.to_json()).collect::<Vec<_>>(),
+        }),
         Command::AlterPartitions { changes } => json!({
             "kind": "alter_partitions",
             "changes": changes.iter().map(|c| json!({
@@ -274,7 +289,14 @@ fn command_json(c: &Command) -> Value {
         }),
         // Node changes and bootstrap are the controller's own; they never
         // travel, but encode for completeness of the format.
-        Command::Bootstrap { cluster_id } => json!({"kind": "bootstrap", "cluster_id": cluster_id}),
+        Command::Bootstrap { cluster_id, scram } => json!({
+            "kind": "bootstrap",
+            "cluster_id": cluster_id,
+            "scram": scram.iter().map(|(user, credential)| MetadataRecord::Scram {
+                user: user.clone(),
+                credential: credential.clone(),
+            }.to_json()).collect::<Vec<_>>(),
+        }),
         Command::RegisterNode(n) => {
             json!({"kind": "register", "node": MetadataRecord::Node(n.clone()).to_json()})
         }
@@ -398,6 +420,22 @@ fn command_of(v: &Value) -> Result<Command, String> {
         }),
         Some("producer_ids") => Ok(Command::AllocateProducerIds),
         Some("transaction_topic") => Ok(Command::CreateTransactionTopic),
+        Some("alter_scram") => Ok(Command::AlterScram {
+            changes: field(v, "changes")?
+                .as_array()
+                .ok_or("changes")?
+                .iter()
+                .map(|c| match MetadataRecord::from_json(c, NodeId(0))? {
+                    MetadataRecord::Scram { user, credential } => {
+                        Ok(ScramChange::Upsert { user, credential })
+                    }
+                    MetadataRecord::ScramDelete { user, mechanism } => {
+                        Ok(ScramChange::Delete { user, mechanism })
+                    }
+                    other => Err(format!("a SCRAM change as {other:?}")),
+                })
+                .collect::<Result<_, String>>()?,
+        }),
         Some("alter_partitions") => Ok(Command::AlterPartitions {
             changes: field(v, "changes")?
                 .as_array()
@@ -579,6 +617,19 @@ mod tests {
             let Request::Command(again) = again else { panic!() };
             assert_eq!(format!("{again:?}"), format!("{c:?}"));
         }
+        // A credential's Debug hides its keys: compared whole.
+        let m = auth::Mechanism::ScramSha512;
+        let changes = vec![
+            ScramChange::Upsert {
+                user: "alice".into(),
+                credential: auth::ScramCredential::derive(m, b"pw", b"salt", 4096).unwrap(),
+            },
+            ScramChange::Delete { user: "bob".into(), mechanism: m },
+        ];
+        let c = Command::AlterScram { changes: changes.clone() };
+        let again = Request::decode(&Request::Command(c).encode()).unwrap();
+        let Request::Command(Command::AlterScram { changes: again }) = again else { panic!() };
+        assert_eq!(again, changes);
         let topic = TopicMeta {
             name: "t".into(),
             id: [1; 16],

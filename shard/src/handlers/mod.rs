@@ -28,6 +28,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod scram;
 pub(crate) mod txn;
 mod txn_admin;
 mod txn_offsets;
@@ -98,6 +99,8 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request),
         ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,
+        ApiKey::DescribeUserScramCredentials => scram::describe(shard, request),
+        ApiKey::AlterUserScramCredentials => scram::alter(shard, request).await,
         other => Err(DecodeError::UnknownApi(other as i16)),
     }
 }

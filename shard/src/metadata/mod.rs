@@ -12,6 +12,7 @@ pub mod records;
 
 use std::collections::BTreeMap;
 
+use auth::scram::{Mechanism, ScramCredential};
 pub use cache::MetadataCache;
 pub use records::MetadataRecord;
 
@@ -93,6 +94,9 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicMeta>,
     /// The first producer id not handed out yet.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user and mechanism (SASL's secrets: salted,
+    /// never passwords).
+    pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
 }
 
 impl MetadataImage {
@@ -149,6 +153,20 @@ impl MetadataImage {
                 next.topics.remove(name);
             }
             MetadataRecord::ProducerIds { next: n } => next.next_producer_id = *n,
+            MetadataRecord::Scram { user, credential } => {
+                next.scram
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(credential.mechanism, credential.clone());
+            }
+            MetadataRecord::ScramDelete { user, mechanism } => {
+                if let Some(of_user) = next.scram.get_mut(user) {
+                    of_user.remove(mechanism);
+                    if of_user.is_empty() {
+                        next.scram.remove(user);
+                    }
+                }
+            }
         }
     }
 
@@ -163,6 +181,13 @@ impl MetadataImage {
         out.extend(self.topics.values().map(|t| MetadataRecord::Topic(t.clone())));
         if self.next_producer_id != 0 {
             out.push(MetadataRecord::ProducerIds { next: self.next_producer_id });
+        }
+        for (user, of_user) in &self.scram {
+            out.extend(
+                of_user
+                    .values()
+                    .map(|c| MetadataRecord::Scram { user: user.clone(), credential: c.clone() }),
+            );
         }
         out
     }

@@ -14,6 +14,8 @@
 //! | `partition` | `topic`, `partition`, `state` | one partition's new state |
 //! | `delete_topic` | `name` | the topic and its data are gone |
 //! | `producer_ids` | `next` | producer ids below `next` are handed out |
+//! | `scram` | `user`, `mechanism`, `salt`, `iterations`, `stored_key`, `server_key` (bytes in hex) | a user's SCRAM credential for one mechanism (`SCRAM-SHA-256`), new or replaced: never a password |
+//! | `scram_delete` | `user`, `mechanism` | that credential is gone |
 //!
 //! A partition's state is the array `[replicas, isr, leader, leader_epoch,
 //! partition_epoch]`, e.g. `[[1000,2001],[1000],1000,4,7]`, leader `-1` for
@@ -24,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use auth::scram::{Mechanism, ScramCredential};
 use serde_json::{json, Value};
 
 use super::{NodeMeta, PartitionMeta, TopicMeta};
@@ -41,6 +44,8 @@ pub enum MetadataRecord {
     Partition { topic: String, partition: i32, state: PartitionMeta },
     DeleteTopic { name: String },
     ProducerIds { next: i64 },
+    Scram { user: String, credential: ScramCredential },
+    ScramDelete { user: String, mechanism: Mechanism },
 }
 
 impl MetadataRecord {
@@ -79,6 +84,18 @@ impl MetadataRecord {
             }),
             MetadataRecord::DeleteTopic { name } => json!({"type": "delete_topic", "name": name}),
             MetadataRecord::ProducerIds { next } => json!({"type": "producer_ids", "next": next}),
+            MetadataRecord::Scram { user, credential: c } => json!({
+                "type": "scram",
+                "user": user,
+                "mechanism": c.mechanism.name(),
+                "salt": hex_bytes(&c.salt),
+                "iterations": c.iterations,
+                "stored_key": hex_bytes(&c.stored_key),
+                "server_key": hex_bytes(&c.server_key),
+            }),
+            MetadataRecord::ScramDelete { user, mechanism } => json!({
+                "type": "scram_delete", "user": user, "mechanism": mechanism.name(),
+            }),
         }
     }
 
@@ -145,6 +162,21 @@ impl MetadataRecord {
             }),
             Some("delete_topic") => Ok(MetadataRecord::DeleteTopic { name: f.string("name")? }),
             Some("producer_ids") => Ok(MetadataRecord::ProducerIds { next: f.i64("next")? }),
+            Some("scram") => Ok(MetadataRecord::Scram {
+                user: f.string("user")?,
+                credential: ScramCredential {
+                    mechanism: f.mechanism()?,
+                    salt: f.hex("salt")?,
+                    iterations: u32::try_from(f.i32("iterations")?)
+                        .map_err(|_| "iterations is not a count")?,
+                    stored_key: f.hex("stored_key")?,
+                    server_key: f.hex("server_key")?,
+                },
+            }),
+            Some("scram_delete") => Ok(MetadataRecord::ScramDelete {
+                user: f.string("user")?,
+                mechanism: f.mechanism()?,
+            }),
             _ => Err(format!("unknown metadata record: {v}")),
         }
     }
@@ -168,6 +200,18 @@ impl Fields<'_> {
 
     fn i32(&self, name: &str) -> Result<i32, String> {
         i32::try_from(self.i64(name)?).map_err(|_| format!("{name} is not a 32-bit number"))
+    }
+
+    /// Bytes in hex; an error names the field, never its (secret) value.
+    fn hex(&self, name: &str) -> Result<Vec<u8>, String> {
+        let s = self.string(name)?;
+        unhex_bytes(&s).ok_or_else(|| format!("{name} is not hex digits ({} characters)", s.len()))
+    }
+
+    fn mechanism(&self) -> Result<Mechanism, String> {
+        let name = self.string("mechanism")?;
+        Mechanism::parse(&name)
+            .ok_or_else(|| format!("mechanism {name:?} is not a SCRAM mechanism"))
     }
 
     fn node(&self, name: &str) -> Result<NodeId, String> {
@@ -226,7 +270,20 @@ fn legacy_partitions(shards: &Value, node: NodeId) -> Result<Vec<PartitionMeta>,
 }
 
 fn hex(id: &[u8; 16]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+    hex_bytes(id)
+}
+
+fn hex_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes from hex digits (a credential's salt and keys: at most a few
+/// hundred bytes, bounded by the record).
+fn unhex_bytes(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
 }
 
 fn unhex(s: &str) -> Result<[u8; 16], String> {

@@ -13,6 +13,8 @@
 //! - [`placement`]: where new partitions' replicas and leaders go.
 //! - [`nodes`]: registration and fencing, and the leader elections they cause.
 //! - [`isr`]: ISR changes leaders ask for; [`elect`]: elections operators ask for.
+//! - SCRAM credentials ([`ScramChange`]): set and deleted as records, the
+//!   salting done before (by the admin client, or at startup for seeds).
 
 pub mod elect;
 #[cfg(test)]
@@ -25,6 +27,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashSet};
 
+use auth::scram::{Mechanism, ScramCredential};
 use net::kafka_protocol::error::ResponseError;
 
 use crate::configs::{config_type, default_of, log_config, LIST_CONFIG};
@@ -116,6 +119,9 @@ pub enum Command {
     /// `__consumer_offsets` once a node is live; whichever the image lacks.
     Bootstrap {
         cluster_id: String,
+        /// `--scram-credential` seeds, written with the cluster id only
+        /// (into a new metadata log, as `kafka-storage format --add-scram`).
+        scram: Vec<(String, ScramCredential)>,
     },
     /// A node starts (or restarts): it is live.
     RegisterNode(NodeMeta),
@@ -158,6 +164,18 @@ pub enum Command {
         unclean: bool,
         partitions: Vec<(String, i32)>,
     },
+    /// SCRAM credential changes (AlterUserScramCredentials), one outcome
+    /// each, in order.
+    AlterScram {
+        changes: Vec<ScramChange>,
+    },
+}
+
+/// One change of a user's SCRAM credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScramChange {
+    Upsert { user: String, credential: ScramCredential },
+    Delete { user: String, mechanism: Mechanism },
 }
 
 /// What the asker is told once the records are committed.
@@ -215,9 +233,14 @@ pub fn propose(
 ) -> Proposal {
     let mut p = Proposer { image, limits, records: Vec::new(), seen: HashSet::new() };
     let answer = match command {
-        Command::Bootstrap { cluster_id } => {
+        Command::Bootstrap { cluster_id, scram } => {
             if image.cluster_id.is_empty() {
                 p.records.push(MetadataRecord::Cluster { id: cluster_id });
+                p.records.extend(
+                    scram
+                        .into_iter()
+                        .map(|(user, credential)| MetadataRecord::Scram { user, credential }),
+                );
             }
             if !image.topics.contains_key(OFFSETS_TOPIC) && image.live_nodes().next().is_some() {
                 p.records.push(MetadataRecord::Topic(offsets_topic(image, limits, new_id())));
@@ -275,6 +298,9 @@ pub fn propose(
             }
             Answer::Done
         }
+        Command::AlterScram { changes } => {
+            Answer::Outcomes(changes.into_iter().map(|c| p.alter_scram(c)).collect())
+        }
         Command::AllocateProducerIds => {
             let start = image.next_producer_id;
             let end = start.saturating_add(PRODUCER_ID_BLOCK);
@@ -296,6 +322,36 @@ struct Proposer<'a> {
 }
 
 impl Proposer<'_> {
+    /// A SCRAM credential set, or deleted if it exists (Kafka's
+    /// `RESOURCE_NOT_FOUND` otherwise).
+    fn alter_scram(&mut self, change: ScramChange) -> Outcome {
+        match change {
+            // Checked by the handler that asked; again here, where the
+            // record is made, for a command from any node.
+            ScramChange::Upsert { user, credential } => {
+                if user.is_empty() || !credential.iterations_allowed() {
+                    return Err(Refusal::new(
+                        ResponseError::UnacceptableCredential,
+                        "an empty user name or iterations out of bounds",
+                    ));
+                }
+                self.records.push(MetadataRecord::Scram { user, credential });
+            }
+            ScramChange::Delete { user, mechanism } => {
+                let exists =
+                    self.image.scram.get(&user).is_some_and(|c| c.contains_key(&mechanism));
+                if !exists {
+                    return Err(Refusal::new(
+                        ResponseError::ResourceNotFound,
+                        "Attempt to delete a user credential that does not exist",
+                    ));
+                }
+                self.records.push(MetadataRecord::ScramDelete { user, mechanism });
+            }
+        }
+        Ok(())
+    }
+
     fn only_validating(&mut self, validate_only: bool) {
         if validate_only {
             self.records.clear();

@@ -84,7 +84,7 @@ pub(super) fn cluster(nodes: &[(i32, u16)]) -> MetadataImage {
     for &(id, shards) in nodes {
         run(&mut image, Command::RegisterNode(node(id, shards)), &mut ids());
     }
-    run(&mut image, Command::Bootstrap { cluster_id: "c".into() }, &mut ids());
+    run(&mut image, Command::Bootstrap { cluster_id: "c".into(), scram: vec![] }, &mut ids());
     image
 }
 
@@ -99,9 +99,47 @@ fn bootstrap_writes_what_is_missing_once() {
     let offsets = &image.topics[OFFSETS_TOPIC];
     assert_eq!(offsets.partitions.len(), OFFSETS_TOPIC_PARTITIONS as usize);
     assert_eq!(&leaders(offsets)[..4], &[0, 1, 0, 1]);
-    let again =
-        propose(&image, &limits(), Command::Bootstrap { cluster_id: "d".into() }, &mut ids());
+    let again = propose(
+        &image,
+        &limits(),
+        Command::Bootstrap { cluster_id: "d".into(), scram: vec![] },
+        &mut ids(),
+    );
     assert!(again.records.is_empty());
+}
+
+#[test]
+fn scram_seeds_go_into_a_new_log_only_and_changes_replay_from_records() {
+    use auth::scram::{Mechanism, ScramCredential, ITERATIONS_MIN};
+    let credential = |m| ScramCredential::derive(m, b"pw", b"salt", ITERATIONS_MIN).unwrap();
+    let seed = ("alice".to_string(), credential(Mechanism::ScramSha256));
+    let mut image = MetadataImage::default();
+    let bootstrap = |s: Vec<_>| Command::Bootstrap { cluster_id: "c".into(), scram: s };
+    run(&mut image, bootstrap(vec![seed.clone()]), &mut ids());
+    assert_eq!(image.scram["alice"][&Mechanism::ScramSha256], seed.1);
+    let later = ("bob".to_string(), credential(Mechanism::ScramSha256));
+    assert!(propose(&image, &limits(), bootstrap(vec![later]), &mut ids()).records.is_empty());
+
+    let changes = vec![
+        ScramChange::Upsert {
+            user: "alice".into(),
+            credential: credential(Mechanism::ScramSha512),
+        },
+        ScramChange::Delete { user: "carol".into(), mechanism: Mechanism::ScramSha256 },
+        ScramChange::Delete { user: "alice".into(), mechanism: Mechanism::ScramSha256 },
+    ];
+    let answer = run(&mut image, Command::AlterScram { changes }, &mut ids());
+    let Answer::Outcomes(o) = answer else { panic!("{answer:?}") };
+    assert_eq!(o[0], Ok(()));
+    assert_eq!(o[1].as_ref().unwrap_err().code(), code(ResponseError::ResourceNotFound));
+    assert_eq!(o[2], Ok(()));
+    assert_eq!(image.scram["alice"].keys().collect::<Vec<_>>(), [&Mechanism::ScramSha512]);
+    // A snapshot's records rebuild the same credentials.
+    let rebuilt = MetadataImage::default().applied(&image.to_records());
+    assert_eq!(rebuilt.scram, image.scram);
+    let last = ScramChange::Delete { user: "alice".into(), mechanism: Mechanism::ScramSha512 };
+    run(&mut image, Command::AlterScram { changes: vec![last] }, &mut ids());
+    assert!(image.scram.is_empty(), "a user without credentials is gone");
 }
 
 #[test]
