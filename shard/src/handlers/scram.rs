@@ -90,18 +90,21 @@ pub async fn alter(shard: &Shard, request: &Request) -> HandlerResult {
     // refusal sticks; a second alteration of a user accepted so far
     // refuses it as a duplicate. One result per user, in order of mention.
     let mut users: Vec<(String, Result<ScramChange, Refusal>)> = Vec::new();
-    let mut alter = |user: String, change: Result<ScramChange, Refusal>| match users
-        .iter_mut()
-        .find(|(u, _)| *u == user)
-    {
-        Some((_, Err(_))) => {}
-        Some((_, earlier)) => {
-            *earlier = Err(Refusal::new(
-                ResponseError::DuplicateResource,
-                "A user credential cannot be altered twice in the same request",
-            ))
+    // Where each user is in `users`: a request may name many users.
+    let mut at = BTreeMap::<String, usize>::new();
+    let mut alter = |user: String, change: Result<ScramChange, Refusal>| match at.get(&user) {
+        Some(&i) => {
+            if users[i].1.is_ok() {
+                users[i].1 = Err(Refusal::new(
+                    ResponseError::DuplicateResource,
+                    "A user credential cannot be altered twice in the same request",
+                ));
+            }
         }
-        None => users.push((user, change)),
+        None => {
+            at.insert(user.clone(), users.len());
+            users.push((user, change));
+        }
     };
     let image = shard.metadata.image();
     for d in &req.deletions {
