@@ -230,14 +230,19 @@ pub fn free_bytes(dir: &Path) -> Result<u64> {
 
 /// A base port with `n` free ports from it; each call of one process
 /// starts its search elsewhere (a cluster's nodes take several ranges
-/// before any listens).
+/// before any listens). Below Linux's ephemeral range (32768 and up by
+/// default), where the outgoing connections of clients and of the nodes
+/// themselves could take a port between this check and the node's bind
+/// (a CI run lost a controller port that way).
 fn free_ports(n: u16) -> Result<u16> {
+    const LOW: u32 = 20_000;
+    const EPHEMERAL: u32 = 32_768;
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = EPHEMERAL - LOW - u32::from(n);
     for attempt in 0..200u32 {
         let step = (call * 200 + attempt).wrapping_mul(104_729);
-        let base =
-            21_000 + (std::process::id().wrapping_mul(7919).wrapping_add(step) % 20_000) as u16;
+        let base = (LOW + std::process::id().wrapping_mul(7919).wrapping_add(step) % span) as u16;
         let held: Vec<_> = (base..base + n)
             .filter_map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
