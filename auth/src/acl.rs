@@ -120,7 +120,22 @@ impl Operation {
     ];
 
     pub fn code(self) -> i8 {
-        2 + Operation::ALL.iter().position(|&o| o == self).expect("listed") as i8
+        use Operation::*;
+        match self {
+            All => 2,
+            Read => 3,
+            Write => 4,
+            Create => 5,
+            Delete => 6,
+            Alter => 7,
+            Describe => 8,
+            ClusterAction => 9,
+            DescribeConfigs => 10,
+            AlterConfigs => 11,
+            IdempotentWrite => 12,
+            CreateTokens => 13,
+            DescribeTokens => 14,
+        }
     }
 
     pub fn from_code(code: i8) -> Option<Operation> {

@@ -109,9 +109,8 @@ impl Transactions {
             .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
                 .with_name(name(topic))
                 .with_partitions(partitions.to_vec())]);
-        let deadline = Instant::now() + RETRY_FOR;
-        loop {
-            let r: AddPartitionsToTxnResponse = self.coordinator.call(
+        self.until_not_concurrent("AddPartitionsToTxn", |coordinator| {
+            let r: AddPartitionsToTxnResponse = coordinator.call(
                 ApiKey::AddPartitionsToTxn,
                 ADD_PARTITIONS_TO_TXN_VERSION,
                 &request,
@@ -127,20 +126,8 @@ impl Transactions {
                 .collect();
             let not_attempted = ResponseError::OperationNotAttempted.code();
             let code = codes.iter().copied().find(|&c| c != not_attempted);
-            let code = code.or(codes.first().copied()).unwrap_or(0);
-            match check(code, None) {
-                Ok(()) => return Ok(()),
-                Err(e)
-                    if e.is(ResponseError::ConcurrentTransactions) && Instant::now() < deadline =>
-                {
-                    self.concurrent_retries += 1;
-                    std::thread::sleep(CONCURRENT_BACKOFF)
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("AddPartitionsToTxn for {:?}", self.tid))
-                }
-            }
-        }
+            Ok(code.or(codes.first().copied()).unwrap_or(0))
+        })
     }
 
     /// Commits (or aborts) the open transaction. The answer comes once
@@ -151,11 +138,23 @@ impl Transactions {
             .with_producer_id(self.producer.id.into())
             .with_producer_epoch(self.producer.epoch)
             .with_committed(commit);
+        self.until_not_concurrent("EndTxn", |coordinator| {
+            let r: EndTxnResponse = coordinator.call(ApiKey::EndTxn, END_TXN_VERSION, &request)?;
+            Ok(r.error_code)
+        })
+    }
+
+    /// Makes `call` (one request to the coordinator, answering its error
+    /// code) until it is answered with anything but
+    /// CONCURRENT_TRANSACTIONS, within [`RETRY_FOR`].
+    fn until_not_concurrent(
+        &mut self,
+        what: &str,
+        mut call: impl FnMut(&mut Conn) -> Result<i16>,
+    ) -> Result<()> {
         let deadline = Instant::now() + RETRY_FOR;
         loop {
-            let r: EndTxnResponse =
-                self.coordinator.call(ApiKey::EndTxn, END_TXN_VERSION, &request)?;
-            match check(r.error_code, None) {
+            match check(call(&mut self.coordinator)?, None) {
                 Ok(()) => return Ok(()),
                 Err(e)
                     if e.is(ResponseError::ConcurrentTransactions) && Instant::now() < deadline =>
@@ -163,7 +162,7 @@ impl Transactions {
                     self.concurrent_retries += 1;
                     std::thread::sleep(CONCURRENT_BACKOFF)
                 }
-                Err(e) => return Err(e).with_context(|| format!("EndTxn for {:?}", self.tid)),
+                Err(e) => return Err(e).with_context(|| format!("{what} for {:?}", self.tid)),
             }
         }
     }

@@ -7,6 +7,7 @@ mod common;
 
 use bytes::BytesMut;
 use common::*;
+use engine::batch::BatchHeader;
 use engine::disk::{Fault, MemDisk};
 use engine::{Flush, LogConfig, PartitionLog};
 use std::collections::BTreeMap;
@@ -24,21 +25,23 @@ fn keyed(records: &[(&str, Option<String>)]) -> BytesMut {
     BytesMut::from(&engine::batch::build(&kv, T0)[..])
 }
 
-/// Every record readable: offset → (key, value).
+/// Every data record readable: offset → (key, value).
 type View = BTreeMap<i64, (String, Option<String>)>;
 
 async fn view(log: &PartitionLog<MemDisk>) -> View {
+    data_and_markers(log).await.0
+}
+
+/// Every batch readable, with its header.
+async fn batches(log: &PartitionLog<MemDisk>) -> Vec<(BatchHeader, Vec<u8>)> {
     let bytes = read_all(log, log.log_start_offset(), 1 << 20).await;
-    let mut out = View::new();
+    let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
         let h = engine::batch::validate_one(&bytes[at..]).unwrap();
-        for r in engine::batch::parse_records(&bytes[at..at + h.size]).unwrap() {
-            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-            let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
-            out.insert(h.base_offset + r.offset_delta, (key, value));
-        }
-        at += h.size;
+        let size = h.size;
+        out.push((h, bytes[at..at + size].to_vec()));
+        at += size;
     }
     out
 }
@@ -173,20 +176,17 @@ fn txn_keyed(records: &[(&str, Option<String>)], pid: i64, seq: i32) -> BytesMut
 
 /// Every data record readable, offset → (key, value); and the markers.
 async fn data_and_markers(log: &PartitionLog<MemDisk>) -> (View, usize) {
-    let bytes = read_all(log, log.log_start_offset(), 1 << 20).await;
-    let (mut out, mut markers, mut at) = (View::new(), 0, 0);
-    while at < bytes.len() {
-        let h = engine::batch::validate_one(&bytes[at..]).unwrap();
+    let (mut out, mut markers) = (View::new(), 0);
+    for (h, b) in batches(log).await {
         if h.is_control() {
             markers += 1;
-        } else {
-            for r in engine::batch::parse_records(&bytes[at..at + h.size]).unwrap() {
-                let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
-                let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
-                out.insert(h.base_offset + r.offset_delta, (key, value));
-            }
+            continue;
         }
-        at += h.size;
+        for r in engine::batch::parse_records(&b).unwrap() {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+            out.insert(h.base_offset + r.offset_delta, (key, value));
+        }
     }
     (out, markers)
 }
@@ -235,18 +235,13 @@ fn aborted_transactions_go_committed_ones_compact_open_ones_stay_whole() {
         assert_eq!(markers_after, markers, "markers kept");
         // The aborted batch stays as an empty one: its producer's
         // sequence is there for a replay after a crash.
-        let bytes = read_all(&log, log.log_start_offset(), 1 << 20).await;
-        let mut at = 0;
-        let mut empty_of_100 = 0;
-        while at < bytes.len() {
-            let h = engine::batch::validate_one(&bytes[at..]).unwrap();
-            if h.producer_id == 100 && !h.is_control() {
-                assert_eq!(h.records_count, 0);
-                empty_of_100 += 1;
-            }
-            at += h.size;
-        }
-        assert_eq!(empty_of_100, 1);
+        let of_100: Vec<i32> = batches(&log)
+            .await
+            .iter()
+            .filter(|(h, _)| h.producer_id == 100 && !h.is_control())
+            .map(|(h, _)| h.records_count)
+            .collect();
+        assert_eq!(of_100, [0], "one empty batch of the aborted producer");
         for (o, r) in &after {
             assert_eq!(before.get(o), Some(r), "offset {o}");
         }

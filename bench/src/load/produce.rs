@@ -428,11 +428,11 @@ fn drive(
         let v = i as usize % lane.frames.len();
         let frame = &mut lane.frames[v];
         client::set_correlation(frame, i as i32 + 1);
-        let nanos = sent.saturating_duration_since(base).as_nanos() as u64;
+        let stamp = spec.stamp.then(|| sent.saturating_duration_since(base).as_nanos() as u64);
         // Kafka's sequences wrap to 0 after i32::MAX.
         let sequence = ((i * spec.batch_records as u64) % (1 << 31)) as i32;
         for &(b_start, b_end, value_at) in &lane.batches[v] {
-            if spec.stamp {
+            if let Some(nanos) = stamp {
                 frame[value_at..value_at + STAMP_BYTES].copy_from_slice(&nanos.to_be_bytes());
             }
             match identity {
