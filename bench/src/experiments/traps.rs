@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::broker_bench::{produce_phase, LoadArgs, Target};
+use crate::broker_bench::{produce_phase, stored_bytes, LoadArgs, Target};
 use crate::load::client;
 use crate::load::produce::ProduceSpec;
 use crate::{fio, report, Common};
@@ -29,9 +29,22 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
     let base = args.produce_spec();
     let mut cases = Vec::new();
 
+    // Large records against the raw disk, the last case, with fio after it.
+    let large = ProduceSpec {
+        topic: "traps-large".into(),
+        record_size: 100_000,
+        batch_records: 10,
+        records: if quick { 5_000 } else { 50_000 },
+        ..base.clone()
+    };
+    let fio_bytes: u64 = if quick { 1 << 30 } else { 4 << 30 };
+
+    // Each case's topic is deleted after it, so the disk must hold the
+    // largest case (or fio's file, written once the broker has stopped).
+    let largest = [stored_bytes(&base, args.runs), stored_bytes(&large, args.runs), fio_bytes];
+    target.ensure_space(&common.dir, largest.into_iter().max().unwrap_or(0))?;
+
     // The easy path first, as the reference the traps compare with.
-    // Each case's topic is deleted after it; the largest case stores this.
-    target.ensure_space(&common.dir, 3 * 50_000 * 100_000)?;
     let leaders = target.topic("traps-baseline", args.partitions)?;
     let baseline = ProduceSpec { topic: "traps-baseline".into(), ..base.clone() };
     let r = produce_phase(&target, &leaders, &baseline, "baseline", args.runs)?;
@@ -103,19 +116,12 @@ pub fn run(args: &LoadArgs, common: &Common) -> Result<()> {
         "rounds": retention_rounds,
     }));
 
-    // Large records against the raw disk, measured right after.
+    // Large records against the raw disk (fio measured right after).
     target.delete_topic("traps-retention")?;
     let leaders = target.topic("traps-large", args.partitions)?;
-    let large = ProduceSpec {
-        topic: "traps-large".into(),
-        record_size: 100_000,
-        batch_records: 10,
-        records: if quick { 5_000 } else { 50_000 },
-        ..base.clone()
-    };
     let r = produce_phase(&target, &leaders, &large, "100 KB records", args.runs)?;
     target.stop()?;
-    let fio_json = raw_disk(&common.dir, if quick { 1 << 30 } else { 4 << 30 });
+    let fio_json = raw_disk(&common.dir, fio_bytes);
     let ratio =
         fio_json["mb_per_sec"].as_f64().map(|f| report::round2(r.median.batch_mb_per_sec() / f));
     cases.push(json!({
