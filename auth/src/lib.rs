@@ -24,6 +24,33 @@ pub mod scram;
 pub use acl::{AclBinding, AclFilter, Authorizer};
 pub use scram::{Mechanism, ScramCredential, ScramServer};
 
+/// The SASL mechanisms a listener may serve, by Kafka's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaslMechanism {
+    Plain,
+    Scram(Mechanism),
+}
+
+impl SaslMechanism {
+    pub const ALL: [SaslMechanism; 3] = [
+        SaslMechanism::Plain,
+        SaslMechanism::Scram(Mechanism::ScramSha256),
+        SaslMechanism::Scram(Mechanism::ScramSha512),
+    ];
+
+    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::Scram(m) => m.name(),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SaslMechanism> {
+        SaslMechanism::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
 /// Why an exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {

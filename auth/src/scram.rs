@@ -315,7 +315,10 @@ impl ScramServer {
         if binding != STANDARD.encode(gs2_header.as_bytes()) {
             return Err(malformed("channel binding does not match the GS2 header"));
         }
-        if field(fields.next(), "r")? != nonce {
+        // Kafka's rule: the nonce ends with the server's (RFC 5802 wants
+        // it equal). librdkafka before 2.1 sends its own half once more in
+        // front; the proof signs what was sent, so this admits no replay.
+        if !field(fields.next(), "r")?.ends_with(nonce.as_str()) {
             return Err(malformed("the nonce does not match the server's"));
         }
         let proof = STANDARD.decode(proof).map_err(|_| malformed("a proof not in base64"))?;

@@ -72,6 +72,8 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::TxnOffsetCommit => drop(req.decode_body::<TxnOffsetCommitRequest>()?),
         ApiKey::DescribeTransactions => drop(req.decode_body::<DescribeTransactionsRequest>()?),
         ApiKey::ListTransactions => drop(req.decode_body::<ListTransactionsRequest>()?),
+        ApiKey::SaslHandshake => drop(req.decode_body::<SaslHandshakeRequest>()?),
+        ApiKey::SaslAuthenticate => drop(req.decode_body::<SaslAuthenticateRequest>()?),
         ApiKey::DescribeUserScramCredentials => {
             drop(req.decode_body::<DescribeUserScramCredentialsRequest>()?)
         }

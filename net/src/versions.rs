@@ -45,6 +45,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The served range of `api`, if it is served at all.
@@ -114,6 +116,8 @@ mod tests {
         within::<TxnOffsetCommitRequest>(ApiKey::TxnOffsetCommit);
         within::<DescribeTransactionsRequest>(ApiKey::DescribeTransactions);
         within::<ListTransactionsRequest>(ApiKey::ListTransactions);
+        within::<SaslHandshakeRequest>(ApiKey::SaslHandshake);
+        within::<SaslAuthenticateRequest>(ApiKey::SaslAuthenticate);
         assert!(supports(ApiKey::Fetch, 0) && !supports(ApiKey::Fetch, 17));
         assert!(!supports(ApiKey::ListTransactions, 2));
         assert!(supports(ApiKey::WriteTxnMarkers, 0) && !supports(ApiKey::WriteTxnMarkers, 2));

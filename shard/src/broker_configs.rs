@@ -33,9 +33,18 @@ pub struct BrokerConfig {
 /// The configs of broker `shard` of this node, sorted by name.
 pub fn broker_configs(node: &NodeConfig, shard: ShardId) -> Vec<BrokerConfig> {
     let broker = node.broker(shard).0.to_string();
-    let listener = format!("PLAINTEXT://{}:{}", node.host, node.port_of(shard));
-    let advertised =
-        format!("PLAINTEXT://{}:{}", node.advertised_host(), node.advertised_port_of(shard));
+    // This shard's port of every listener, as Kafka lists them.
+    let of_shard = |all: Vec<crate::listener::Listener>| {
+        let each: Vec<String> = all
+            .into_iter()
+            .map(|l| crate::listener::Listener { port: l.port_of(shard), ..l }.to_string())
+            .collect();
+        each.join(",")
+    };
+    let listener = of_shard(node.listeners());
+    let advertised = of_shard(node.advertised_listeners());
+    let mechanisms: Vec<&str> = node.sasl_mechanisms.iter().map(|m| m.name()).collect();
+    let reauth_ms = node.connections_max_reauth.map_or(0, |d| d.as_millis() as u64);
     let voters = node.controller_quorum.as_ref().map(|q| {
         q.voters.iter().map(|v| format!("{}@{}", v.node.0, v.addr())).collect::<Vec<_>>().join(",")
     });
@@ -66,6 +75,7 @@ pub fn broker_configs(node: &NodeConfig, shard: ShardId) -> Vec<BrokerConfig> {
             Some("600000"),
             LONG,
         ),
+        ("connections.max.reauth.ms", Some(reauth_ms.to_string()), Some("0"), LONG),
         ("controller.quorum.voters", voters, None, LIST_CONFIG),
         (
             "default.replication.factor",
@@ -109,6 +119,13 @@ pub fn broker_configs(node: &NodeConfig, shard: ShardId) -> Vec<BrokerConfig> {
             Some(node.replica_lag_time_max_ms.to_string()),
             Some("30000"),
             LONG,
+        ),
+        ("sasl.enabled.mechanisms", Some(mechanisms.join(",")), Some("GSSAPI"), LIST_CONFIG),
+        (
+            "security.inter.broker.protocol",
+            Some(node.protocol.name().to_string()),
+            Some("PLAINTEXT"),
+            STRING,
         ),
         (
             "transactional.id.expiration.ms",

@@ -9,14 +9,25 @@ use std::path::PathBuf;
 use engine::Flush;
 
 use crate::ids::{BrokerId, NodeId, ShardId, NODE_ID_MAX};
+use crate::listener::{Listener, SecurityProtocol};
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// Absolute path of the data directory.
     pub data_dir: PathBuf,
+    /// The first listener's host and port (shard `k` on `port + k`): the
+    /// one brokers reach each other on, and the metrics endpoint's host.
     pub host: String,
-    /// Shard `k` listens on `port + k`.
     pub port: u16,
+    /// `--listener`s beyond the first, which `host` and `port` give with
+    /// its protocol in `protocol` (see [`NodeConfig::listeners`]).
+    pub protocol: SecurityProtocol,
+    pub more_listeners: Vec<Listener>,
+    /// SASL mechanisms served on SASL listeners (`--sasl-mechanisms`).
+    pub sasl_mechanisms: Vec<auth::SaslMechanism>,
+    /// Kafka's `connections.max.reauth.ms`: a SASL session's lifetime, past
+    /// which the client must re-authenticate (KIP-368); `None`: unlimited.
+    pub connections_max_reauth: Option<std::time::Duration>,
     pub shards: u16,
     pub node_id: i32,
     pub flush: Flush,
@@ -102,6 +113,10 @@ impl Default for NodeConfig {
             data_dir: "corelog-data".into(),
             host: "127.0.0.1".into(),
             port: 9092,
+            protocol: SecurityProtocol::Plaintext,
+            more_listeners: Vec::new(),
+            sasl_mechanisms: auth::SaslMechanism::ALL.to_vec(),
+            connections_max_reauth: None,
             shards: 1,
             node_id: 0,
             flush: Flush::Fsync,
@@ -136,6 +151,27 @@ impl NodeConfig {
 
     pub fn port_of(&self, shard: ShardId) -> u16 {
         self.port + shard.0
+    }
+
+    /// Every listener, the inter-broker one first.
+    pub fn listeners(&self) -> Vec<Listener> {
+        let first = Listener { protocol: self.protocol, host: self.host.clone(), port: self.port };
+        std::iter::once(first).chain(self.more_listeners.iter().cloned()).collect()
+    }
+
+    /// Every listener as clients are told to reach it: `--advertised-host`
+    /// replaces each one's host, `--advertised-port` the first one's port.
+    pub fn advertised_listeners(&self) -> Vec<Listener> {
+        let mut all = self.listeners();
+        for (i, l) in all.iter_mut().enumerate() {
+            if let Some(host) = &self.advertised_host {
+                l.host = host.clone();
+            }
+            if i == 0 {
+                l.port = self.advertised_port_of(ShardId(0));
+            }
+        }
+        all
     }
 
     /// The host clients connect to.

@@ -34,7 +34,7 @@ use engine::sync::Notify;
 use futures_lite::io::BufReader;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use log::{debug, warn};
+use log::{debug, info, warn};
 use net::codec::decode_request;
 use net::frame::{read_frame_body, read_frame_size};
 use net::kafka_protocol::messages::ApiKey;
@@ -42,7 +42,9 @@ use net::kafka_protocol::messages::ApiKey;
 use crate::admission::{within, BytesPermit};
 use crate::context::ConnContext;
 use crate::handlers;
+use crate::listener::SecurityProtocol;
 use crate::response::{Out, Part, Reply};
+use crate::sasl::{Session, Verdict};
 use crate::shard::{RequestGuard, Shard};
 use crate::splice::{Pipe, Splicer};
 
@@ -69,8 +71,15 @@ struct Pipeline {
     writer_done: Cell<bool>,
 }
 
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
-    let context = ConnContext { peer: stream.peer_addr().ok() };
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtocol) {
+    let mut context = ConnContext {
+        peer: stream.peer_addr().ok(),
+        protocol,
+        principal: crate::context::ANONYMOUS.to_string(),
+    };
+    let config = &shard.config;
+    let mut session =
+        Session::new(protocol, &config.sasl_mechanisms, config.connections_max_reauth);
     let peer = context.peer_name();
     let _ = stream.set_nodelay(true);
     let socket = stream.as_raw_fd();
@@ -156,6 +165,14 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 debug!("shard {}: closing connection from {peer}: idle", shard.id);
                 break;
             }
+            Some(Ok(Some(n))) if n > session.request_bytes_max(Instant::now()).unwrap_or(n) => {
+                warn!(
+                    "shard {}: closing connection from {peer}: a {n}-byte request before authentication",
+                    shard.id
+                );
+                shard.metrics.protocol_error();
+                break;
+            }
             Some(Ok(Some(n))) => n,
             Some(Ok(None)) => break,
             Some(Err(e)) => {
@@ -184,6 +201,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
+        let started = Instant::now();
+        if session.expects_raw_token() {
+            let verdict = session.raw_token(&frame, &shard.metadata.image(), started);
+            context.principal = session.principal();
+            let (reply, close) = sasl_reply(&shard, &peer, verdict);
+            let guard = shard.start_request();
+            let item = Item::Reply(reply, guard, ApiKey::SaslAuthenticate, started, permit);
+            pipeline.queue.borrow_mut().push_back(item);
+            pipeline.changed.notify();
+            if close {
+                break;
+            }
+            continue;
+        }
         let request = match decode_request(frame) {
             Ok(r) => r,
             Err(e) => {
@@ -192,9 +223,19 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 break;
             }
         };
-        let started = Instant::now();
+        let sasl_api = matches!(request.api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
         let guard = shard.start_request();
-        let reply = handlers::handle(&shard, &request, &context).await;
+        let (reply, close) = if sasl_api || !session.authenticated(started) {
+            let verdict = session.admit(&request, &shard.metadata.image(), started);
+            context.principal = session.principal();
+            shard.metrics.reauthenticated(session.take_reauthentications());
+            match verdict {
+                Verdict::Serve => (handlers::handle(&shard, &request, &context).await, false),
+                other => sasl_reply(&shard, &peer, other),
+            }
+        } else {
+            (handlers::handle(&shard, &request, &context).await, false)
+        };
         if let Reply::Now(Err(e)) = &reply {
             debug!(
                 "shard {}: request {:?} v{} failed: {e}; body {:02x?}",
@@ -212,10 +253,39 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
             permit,
         ));
         pipeline.changed.notify();
+        if close {
+            break;
+        }
     }
     pipeline.queue.borrow_mut().push_back(Item::Close);
     pipeline.changed.notify();
     writer.await;
+}
+
+/// The reply to a request the SASL session answered, and whether the
+/// connection closes after it (logged here, with the client's address).
+fn sasl_reply(shard: &Shard, peer: &str, verdict: Verdict) -> (Reply, bool) {
+    match verdict {
+        // A raw token is never served as a request: nothing to send.
+        Verdict::Serve => (Reply::Now(Ok(None)), false),
+        Verdict::Answer(answer) => (Reply::Now(answer), false),
+        Verdict::Close { answer, delay, why } => {
+            let reply = if delay.is_zero() {
+                warn!("shard {}: closing connection from {peer}: {why}", shard.id);
+                shard.metrics.protocol_error();
+                Reply::Now(answer)
+            } else {
+                // Kafka's level for a failed login: a client's error.
+                info!("shard {}: closing connection from {peer}: {why}", shard.id);
+                shard.metrics.authentication_failed();
+                Reply::Later(Box::pin(async move {
+                    glommio::timer::sleep(delay).await;
+                    answer
+                }))
+            };
+            (reply, true)
+        }
+    }
 }
 
 /// Counts a connection in `corelog_connections_active` while alive, also

@@ -14,7 +14,8 @@
 //! - [`node`]: starting and stopping the shards of one node.
 //! - [`cluster`]: the controllers that feed the metadata state machine (a
 //!   single node's, the quorum's) and every node's link to the active one.
-//! - [`conn`]: one client connection: frames in, responses out, in order.
+//! - [`conn`]: one client connection: frames in, responses out, in order;
+//!   [`sasl`]: its authentication on a SASL listener.
 //! - [`handlers`]: the Kafka APIs.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`shard`]: one shard as a set of services, and how they change together.
@@ -25,7 +26,8 @@
 //! - [`metrics`]: each shard's counters and their Prometheus rendering.
 //! - [`admission`]: what a shard admits: connections, request bytes, timeouts.
 //! - [`response`], [`context`]: what handlers answer, and whom.
-//! - [`config`], [`configs`]: the node's flags, topic configs.
+//! - [`config`], [`listener`], [`configs`]: the node's flags and
+//!   listeners, topic configs.
 //! - [`ids`], [`error`]: typed numbers and errors.
 
 pub mod admission;
@@ -40,6 +42,7 @@ pub mod error;
 pub mod groups;
 pub mod handlers;
 pub mod ids;
+pub mod listener;
 pub mod local;
 pub mod metadata;
 pub mod metrics;
@@ -47,6 +50,7 @@ pub mod node;
 pub mod partitions;
 pub mod replica;
 pub mod response;
+pub mod sasl;
 pub mod shard;
 pub mod splice;
 pub mod txns;

@@ -20,6 +20,7 @@ use crate::config::{partitions_allowed, NodeConfig};
 use crate::controller::client::ControllerClient;
 use crate::controller::{self, ControllerMsg};
 use crate::ids::ShardId;
+use crate::listener::SecurityProtocol;
 use crate::local::{LocalCall, LocalCalls, LOCAL_CALLS_QUEUED_MAX};
 use crate::metrics::MetricsRequest;
 use crate::partitions::Partitions;
@@ -48,6 +49,18 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         return Err(format!(
             "--shards must be 1 to {} (broker ids are node id * 1000 + shard)",
             crate::ids::SHARDS_PER_NODE_MAX
+        ));
+    }
+    crate::listener::check(&config.listeners(), config.shards)?;
+    if let Some(l) = config.listeners().iter().find(|l| l.protocol.is_tls()) {
+        return Err(format!("listener {l}: TLS listeners are not served yet"));
+    }
+    if config.controller_quorum.is_some() && config.protocol != SecurityProtocol::Plaintext {
+        // Brokers fetch from each other on the first listener, and do not
+        // authenticate to each other yet.
+        return Err(format!(
+            "the first --listener carries traffic between brokers and must be PLAINTEXT in a cluster (not {})",
+            config.protocol
         ));
     }
     for (what, port) in [("ports", Some(config.port)), ("advertised ports", config.advertised_port)]
@@ -162,15 +175,17 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         None => "off".into(),
     };
     let last_shard = ShardId(config.shards - 1);
-    let last_port = config.port_of(last_shard);
+    let listening: Vec<String> = config
+        .listeners()
+        .iter()
+        .map(|l| format!("{}://{}:{}..={}", l.protocol, l.host, l.port, l.port_of(last_shard)))
+        .collect();
     info!(
-        "corelog {} node {} serving {} shards on {}:{}..={} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}, metrics {}, partitions at most {}",
+        "corelog {} node {} serving {} shards on {} (brokers {}..={}), data {}, flush {:?}, zero-copy fetch {}, metrics {}, partitions at most {}",
         env!("CARGO_PKG_VERSION"),
         config.node_id,
         config.shards,
-        config.host,
-        config.port,
-        last_port,
+        listening.join(", "),
         config.broker(ShardId(0)),
         config.broker(last_shard),
         config.data_dir.display(),
@@ -332,15 +347,20 @@ async fn shard_main(
         }
         _ => return,
     }
-    let addr = (config.host.as_str(), config.port_of(id));
-    let listener = match glommio::net::TcpListener::bind(addr) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ =
-                ready.send(Err(format!("shard {id} cannot listen on {}:{}: {e}", addr.0, addr.1)));
-            return;
+    let mut sockets = Vec::new();
+    for l in config.listeners() {
+        let port = l.port_of(id);
+        match glommio::net::TcpListener::bind((l.host.as_str(), port)) {
+            Ok(socket) => sockets.push((socket, l.protocol)),
+            Err(e) => {
+                let _ = ready.send(Err(format!(
+                    "shard {id} cannot listen on {}:{port} ({}): {e}",
+                    l.host, l.protocol
+                )));
+                return;
+            }
         }
-    };
+    }
     let maintaining = shard.clone();
     glommio::spawn_local(async move {
         let every = Duration::from_millis(maintaining.config.maintenance_interval_ms);
@@ -381,44 +401,10 @@ async fn shard_main(
     })
     .detach();
     let _ = ready.send(Ok(id));
-    let accepting = shard.clone();
-    let acceptor = glommio::spawn_local(async move {
-        let mut backoff = ACCEPT_BACKOFF_MIN;
-        let mut refused = 0u64;
-        loop {
-            match listener.accept().await {
-                Ok(stream) => {
-                    backoff = ACCEPT_BACKOFF_MIN;
-                    let ip = stream.peer_addr().ok().map(|a| a.ip());
-                    let Some(why) = accepting.connections.refusal(ip) else {
-                        glommio::spawn_local(crate::conn::serve(accepting.clone(), stream))
-                            .detach();
-                        continue;
-                    };
-                    // Closed at once: the client sees the refusal instead of
-                    // waiting in the backlog. Logged once per 1,000.
-                    if refused.is_multiple_of(1000) {
-                        warn!(
-                            "shard {}: refusing a connection: {why} ({} refused so far)",
-                            accepting.id,
-                            refused + 1
-                        );
-                    }
-                    refused += 1;
-                    drop(stream);
-                }
-                Err(e) => {
-                    // Out of descriptors (or buffers): pause, doubling, so the
-                    // connections already open keep being served.
-                    if backoff == ACCEPT_BACKOFF_MIN {
-                        warn!("shard {}: accept failed: {e}; retrying with backoff", accepting.id);
-                    }
-                    glommio::timer::sleep(backoff).await;
-                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                }
-            }
-        }
-    });
+    let acceptors: Vec<_> = sockets
+        .into_iter()
+        .map(|(socket, protocol)| glommio::spawn_local(accept(shard.clone(), socket, protocol)))
+        .collect();
     // Images keep being applied while shutting down: a request in flight may
     // wait for the controller, which waits for every shard's acknowledgment.
     let (stop_tx, stop_rx) = flume::bounded::<flume::Sender<()>>(1);
@@ -438,11 +424,52 @@ async fn shard_main(
     })
     .detach();
     let Ok(done) = stop_rx.recv_async().await else { return };
-    acceptor.cancel().await;
+    for acceptor in acceptors {
+        acceptor.cancel().await;
+    }
     shard.shutdown().await;
     flusher.stop();
     flusher_task.await;
     let _ = done.send(());
+}
+
+/// Accepts the connections of one listener of this shard, for ever.
+async fn accept(shard: Rc<Shard>, socket: glommio::net::TcpListener, protocol: SecurityProtocol) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut refused = 0u64;
+    loop {
+        match socket.accept().await {
+            Ok(stream) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                let ip = stream.peer_addr().ok().map(|a| a.ip());
+                let Some(why) = shard.connections.refusal(ip) else {
+                    glommio::spawn_local(crate::conn::serve(shard.clone(), stream, protocol))
+                        .detach();
+                    continue;
+                };
+                // Closed at once: the client sees the refusal instead of
+                // waiting in the backlog. Logged once per 1,000.
+                if refused.is_multiple_of(1000) {
+                    warn!(
+                        "shard {}: refusing a connection: {why} ({} refused so far)",
+                        shard.id,
+                        refused + 1
+                    );
+                }
+                refused += 1;
+                drop(stream);
+            }
+            Err(e) => {
+                // Out of descriptors (or buffers): pause, doubling, so the
+                // connections already open keep being served.
+                if backoff == ACCEPT_BACKOFF_MIN {
+                    warn!("shard {}: accept failed: {e}; retrying with backoff", shard.id);
+                }
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
 }
 
 /// Takes an exclusive lock on `<data>/.lock` for the life of the process, so
@@ -510,18 +537,20 @@ fn check_ports(config: &NodeConfig) -> Result<(), String> {
 
 fn ports_in_use(config: &NodeConfig) -> Result<(), String> {
     use std::net::ToSocketAddrs;
-    for shard in 0..config.shards {
-        let port = config.port_of(ShardId(shard));
-        let addr = (config.host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve --host {}: {e}", config.host))?
-            .next()
-            .ok_or_else(|| format!("--host {} has no address", config.host))?;
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-            return Err(format!(
-                "cannot listen on {}:{port} (shard {shard}): the port is in use by another process",
-                config.host
-            ));
+    for l in config.listeners() {
+        for shard in 0..config.shards {
+            let port = l.port_of(ShardId(shard));
+            let addr = (l.host.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {}: {e}", l.host))?
+                .next()
+                .ok_or_else(|| format!("{} has no address", l.host))?;
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+                return Err(format!(
+                    "cannot listen on {}:{port} (shard {shard}, {}): the port is in use by another process",
+                    l.host, l.protocol
+                ));
+            }
         }
     }
     Ok(())

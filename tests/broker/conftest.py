@@ -46,14 +46,19 @@ def free_port_range(n):
 class Broker:
     """One `corelog serve` process."""
 
-    def __init__(self, data_dir, shards=2, extra_args=(), env=None):
+    def __init__(self, data_dir, shards=2, extra_args=(), env=None, listeners=None):
         self.data_dir = str(data_dir)
         self.env = None if env is None else {**os.environ, **env}
         self.shards = shards
         self.extra_args = list(extra_args)
-        # The shards' ports, then the metrics port.
-        self.port = free_port_range(shards + 1)
-        self.metrics_port = self.port + shards
+        # Each listener's shards' ports (one PLAINTEXT from --port without
+        # `listeners`, else `--listener NAME://...` each), then the metrics port.
+        names = listeners or ("PLAINTEXT",)
+        base = free_port_range(shards * len(names) + 1)
+        self.listener_ports = {name: base + i * shards for i, name in enumerate(names)}
+        self.explicit_listeners = listeners is not None
+        self.port = base
+        self.metrics_port = base + shards * len(names)
         self.proc = None
         self.stderr_lines = []
 
@@ -65,8 +70,16 @@ class Broker:
     def metrics_url(self):
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    def bootstrap_of(self, listener):
+        return f"127.0.0.1:{self.listener_ports[listener]}"
+
     def start(self):
-        args = [BINARY, "serve", "--data-dir", self.data_dir, "--port", str(self.port),
+        if self.explicit_listeners:
+            where = [a for name, port in self.listener_ports.items()
+                     for a in ("--listener", f"{name}://127.0.0.1:{port}")]
+        else:
+            where = ["--port", str(self.port)]
+        args = [BINARY, "serve", "--data-dir", self.data_dir, *where,
                 "--shards", str(self.shards), "--metrics-port", str(self.metrics_port)] + self.extra_args
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=self.env)
@@ -126,8 +139,9 @@ def make_broker(tmp_path):
     """A factory for brokers with custom flags; all are stopped at the end."""
     made = []
 
-    def make(shards=2, extra_args=(), data_dir=None, env=None):
-        b = Broker(data_dir or tmp_path / f"data{len(made)}", shards=shards, extra_args=extra_args, env=env)
+    def make(shards=2, extra_args=(), data_dir=None, env=None, listeners=None):
+        b = Broker(data_dir or tmp_path / f"data{len(made)}", shards=shards, extra_args=extra_args, env=env,
+                   listeners=listeners)
         made.append(b)
         return b
 

@@ -65,7 +65,7 @@ def still_serving(broker):
         pytest.param(request(9999, 0, 1), id="unknown-api-key"),
         pytest.param(request(1, 99, 1), id="unknown-fetch-version"),
         pytest.param(request(3, 1, 1, body=b"\x00\x00\x00\x05\x00"), id="undecodable-metadata-body"),
-        pytest.param(request(17, 0, 1), id="sasl-handshake-not-served"),
+        pytest.param(request(17, 0, 1), id="sasl-handshake-without-a-body"),
         # An old version, rewritten before decoding (decision 46): a body
         # that does not parse is refused all the same.
         pytest.param(request(0, 2, 1, body=b"\x00\x01"), id="undecodable-produce-v2-body"),

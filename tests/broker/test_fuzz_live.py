@@ -277,7 +277,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 50: 0, 51: 0, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 17: 99, 36: 2, 50: 0, 51: 0, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
 
 
 class Ctx:
@@ -869,6 +869,15 @@ def body_list_transactions(w, v, c):
     w.tags()
 
 
+def body_sasl_handshake(w, v, c):
+    w.string("SCRAM-SHA-256")
+
+
+def body_sasl_authenticate(w, v, c):
+    w.bytes_(b"n,,n=fz-user,r=fuzz-nonce")
+    w.tags()
+
+
 def body_describe_user_scram_credentials(w, v, c):
     def user(w, name):
         w.string(name)
@@ -912,6 +921,7 @@ ENCODERS = {
     14: ("SyncGroup", body_sync_group, 0),
     15: ("DescribeGroups", body_describe_groups, 0),
     16: ("ListGroups", body_list_groups, 0),
+    17: ("SaslHandshake", body_sasl_handshake, 0),
     18: ("ApiVersions", body_api_versions, 0),
     19: ("CreateTopics", body_create_topics, 0),
     20: ("DeleteTopics", body_delete_topics, 0),
@@ -926,6 +936,7 @@ ENCODERS = {
     32: ("DescribeConfigs", body_describe_configs, 0),
     33: ("AlterConfigs", body_alter_configs, 0),
     35: ("DescribeLogDirs", body_describe_log_dirs, 0),
+    36: ("SaslAuthenticate", body_sasl_authenticate, 0),
     37: ("CreatePartitions", body_create_partitions, 0),
     42: ("DeleteGroups", body_delete_groups, 0),
     43: ("ElectLeaders", body_elect_leaders, 0),

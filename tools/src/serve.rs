@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use engine::Flush;
+use shard::listener::Listener;
 use shard::NodeConfig;
 
 const USAGE: &str = "usage: corelog serve [options]
@@ -9,6 +10,16 @@ const USAGE: &str = "usage: corelog serve [options]
   --data-dir DIR               data directory (default ./corelog-data)
   --host HOST                  address to listen on and advertise (default 127.0.0.1)
   --port PORT                  port of shard 0; shard k listens on PORT+k (default 9092)
+  --listener NAME://HOST:PORT  a listener instead of --host/--port, repeatable; NAME is
+                               PLAINTEXT or SASL_PLAINTEXT (SSL and SASL_SSL: not yet);
+                               shard k listens on PORT+k of each; brokers talk to each
+                               other on the first one (PLAINTEXT in a cluster)
+  --sasl-mechanisms LIST       SASL mechanisms of SASL listeners (default
+                               PLAIN,SCRAM-SHA-256,SCRAM-SHA-512); credentials are the
+                               SCRAM ones (--scram-credential, AlterUserScramCredentials)
+  --connections-max-reauth-ms MS
+                               a SASL session lasts MS, then the client re-authenticates
+                               on its connection or is closed (default 0: for ever)
   --shards N                   shards, one per core (default: the number of cores)
   --node-id ID                 node id; shard k is broker ID*1000+k (default 0)
   --controller-quorum ID@HOST:PORT,...
@@ -41,9 +52,11 @@ const USAGE: &str = "usage: corelog serve [options]
                                (default 15000, Kafka's log.cleaner.backoff.ms)
   --log-cleaner-io-bytes-per-sec N
                                compaction read+write budget per shard (default 64000000)
-  --advertised-host HOST       host clients are told to connect to (default: --host)
-  --advertised-port PORT       port of shard 0 clients are told to connect to
-                               (default: --port), like Kafka's advertised.listeners
+  --advertised-host HOST       host clients are told to connect to, on every listener
+                               (default: the listener's)
+  --advertised-port PORT       port of shard 0 clients are told to connect to on the
+                               first listener (default: its own), like Kafka's
+                               advertised.listeners
   --offsets-topic-segment-bytes N
                                segment.bytes of __consumer_offsets when it is created
                                (default 104857600, Kafka's offsets.topic.segment.bytes)
@@ -64,6 +77,8 @@ pub fn run(args: Vec<String>) -> Result<()> {
         shards: std::thread::available_parallelism().map(|n| n.get() as u16).unwrap_or(1),
         ..NodeConfig::default()
     };
+    let mut listeners: Vec<Listener> = Vec::new();
+    let mut host_or_port = false;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -74,8 +89,30 @@ pub fn run(args: Vec<String>) -> Result<()> {
         let bad = |what: &str| anyhow::anyhow!("{flag} {value:?}: {what}");
         match flag.as_str() {
             "--data-dir" => config.data_dir = value.into(),
-            "--host" => config.host = value,
-            "--port" => config.port = value.parse().map_err(|_| bad("not a port"))?,
+            "--host" => {
+                config.host = value;
+                host_or_port = true;
+            }
+            "--port" => {
+                config.port = value.parse().map_err(|_| bad("not a port"))?;
+                host_or_port = true;
+            }
+            "--listener" => listeners.push(Listener::parse(&value).map_err(|e| bad(&e))?),
+            "--sasl-mechanisms" => {
+                config.sasl_mechanisms = value
+                    .split(',')
+                    .map(|m| {
+                        auth::SaslMechanism::parse(m.trim()).ok_or_else(|| {
+                            bad("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, comma-separated")
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            "--connections-max-reauth-ms" => {
+                let ms: u64 = value.parse().map_err(|_| bad("not a number"))?;
+                config.connections_max_reauth =
+                    (ms > 0).then(|| std::time::Duration::from_millis(ms));
+            }
             "--shards" => config.shards = value.parse().map_err(|_| bad("not a number"))?,
             "--node-id" => config.node_id = value.parse().map_err(|_| bad("not a number"))?,
             "--controller-quorum" => {
@@ -177,6 +214,14 @@ pub fn run(args: Vec<String>) -> Result<()> {
             }
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
+    }
+    if !listeners.is_empty() {
+        if host_or_port {
+            bail!("--listener replaces --host and --port: give one or the other");
+        }
+        let first = listeners.remove(0);
+        (config.protocol, config.host, config.port) = (first.protocol, first.host, first.port);
+        config.more_listeners = listeners;
     }
     if !(0..=2_000_000).contains(&config.node_id) {
         bail!("--node-id must be between 0 and 2000000");

@@ -60,14 +60,25 @@ fn client_final_with(
     server_first: &str,
     extra: &str,
 ) -> String {
+    let nonce = server_first.split(',').next().unwrap().strip_prefix("r=").unwrap();
+    client_final_sending(m, password, client_first, server_first, &format!("{nonce}{extra}"))
+}
+
+/// [`client_final`] sending `nonce_and_extra` after `r=`.
+fn client_final_sending(
+    m: Mechanism,
+    password: &str,
+    client_first: &str,
+    server_first: &str,
+    nonce_and_extra: &str,
+) -> String {
     let bare = client_first.splitn(3, ',').nth(2).unwrap();
     let gs2 = &client_first[..client_first.len() - bare.len()];
-    let nonce = server_first.split(',').next().unwrap().strip_prefix("r=").unwrap();
     let salt = STANDARD.decode(server_first.split(',').nth(1).unwrap().strip_prefix("s=").unwrap());
     let iterations: u32 = server_first.split(',').nth(2).unwrap()[2..].parse().unwrap();
     let salted = m.salted_password(password.as_bytes(), &salt.unwrap(), iterations);
     let client_key = m.hmac(&salted, b"Client Key");
-    let without_proof = format!("c={},r={nonce}{extra}", STANDARD.encode(gs2));
+    let without_proof = format!("c={},r={nonce_and_extra}", STANDARD.encode(gs2));
     let auth_message = format!("{bare},{server_first},{without_proof}");
     let signature = m.hmac(&m.hash(&client_key), auth_message.as_bytes());
     let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
@@ -97,6 +108,25 @@ fn both_mechanisms_log_in_with_the_password_and_only_with_it() {
         let wrong = login(m, &stored, "n,,n=alice,r=abcdef", "s3cret!");
         assert_eq!(wrong.unwrap_err(), AuthError::InvalidCredentials, "{}", m.name());
         assert!(stored.matches_password(b"s3cret") && !stored.matches_password(b"S3cret"));
+    }
+}
+
+#[test]
+fn a_final_nonce_must_end_with_the_server_s_as_kafka_checks_it() {
+    let m = Mechanism::ScramSha256;
+    let stored = ScramCredential::generate(m, b"pw", ITERATIONS_MIN).unwrap();
+    let first = "n,,n=alice,r=abc";
+    // Equal (RFC 5802); librdkafka 2.0's, its own nonce again in front;
+    // then a suffix, and the client's half alone.
+    for (sent, ok) in [("{}", true), ("abc{}", true), ("{}x", false), ("abc", false)] {
+        let mut server = ScramServer::new(m);
+        let server_first = server.first(first.as_bytes(), |_| Some(stored.clone())).unwrap();
+        let server_first = String::from_utf8(server_first).unwrap();
+        let full = server_first.split(',').next().unwrap().strip_prefix("r=").unwrap();
+        let nonce = sent.replace("{}", full);
+        let last = client_final_sending(m, "pw", first, &server_first, &nonce);
+        let result = server.finish(last.as_bytes());
+        assert_eq!(result.is_ok(), ok, "{sent}: {result:?}");
     }
 }
 

@@ -24,6 +24,7 @@ pub use machine::{
 use crate::config::NodeConfig;
 use crate::error::ControllerError;
 use crate::ids::{NodeId, ShardId};
+use crate::listener::SecurityProtocol;
 use crate::metadata::{MetadataRecord, NodeMeta};
 
 /// Directory name of the metadata log.
@@ -140,6 +141,16 @@ pub fn local_node(config: &NodeConfig) -> NodeMeta {
         id: NodeId(config.node_id),
         host: config.advertised_host().to_string(),
         port: config.advertised_port_of(ShardId(0)),
+        // Listed only beyond the default (older records leave it out).
+        listeners: {
+            let all = config.advertised_listeners();
+            let plain = all.len() == 1 && all[0].protocol == SecurityProtocol::Plaintext;
+            if plain {
+                Vec::new()
+            } else {
+                all
+            }
+        },
         shards: config.shards,
         rack: config.rack(),
         fenced: false,

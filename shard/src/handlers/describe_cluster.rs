@@ -1,5 +1,5 @@
 //! DescribeCluster v0-v1: the same brokers as Metadata (one per shard of
-//! every live node).
+//! every live node, at the listener the request came in on).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -8,18 +8,20 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::shard::Shard;
 
-pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let _: DescribeClusterRequest = request.decode_body()?;
     let image = shard.metadata.image();
     let brokers = image
         .live_brokers()
-        .map(|(b, n)| {
+        .filter_map(|(b, n)| Some((b, n, n.endpoint_on(b, context.protocol)?)))
+        .map(|(b, n, (host, port))| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.0))
-                .with_host(StrBytes::from_string(n.host.clone()))
-                .with_port(n.port_of(b))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(i32::from(port))
                 .with_rack(Some(StrBytes::from_string(n.rack.clone())))
         })
         .collect();

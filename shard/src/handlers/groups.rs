@@ -56,7 +56,11 @@ pub fn locate(shard: &Shard, group: &str) -> Result<i32, i16> {
 /// `__consumer_offsets` (key type 0, groups) or `__transaction_state` (key
 /// type 1, transactional ids, v1+). The first transactional key makes the
 /// controller create `__transaction_state`, as Kafka does.
-pub async fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn find_coordinator(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: FindCoordinatorRequest = request.decode_body()?;
     let version = request.version;
     let keys: Vec<String> = if version >= 4 {
@@ -95,7 +99,7 @@ pub async fn find_coordinator(shard: &Shard, request: &Request) -> HandlerResult
                 1 => image.leader(TRANSACTION_TOPIC, crate::txns::partition_for(&key)),
                 _ => return fail(e, ResponseError::InvalidRequest, "unknown key type"),
             };
-            match owner.and_then(|o| Some((o, image.endpoint(o)?))) {
+            match owner.and_then(|o| Some((o, image.endpoint_on(o, context.protocol)?))) {
                 None => fail(e, ResponseError::CoordinatorNotAvailable, "no coordinator yet"),
                 Some((owner, (host, port))) => {
                     e.node_id = BrokerId(owner.0);

@@ -1,5 +1,6 @@
 //! Metadata v0-v12: every shard of every live node is a broker (rack =
-//! the node); topics with their partitions' leaders, leader epochs,
+//! the node), at the listener the request came in on (a node without
+//! that listener is left out, as Kafka leaves it out); topics with their partitions' leaders, leader epochs,
 //! replicas and ISR. Unknown topics are created when auto-creation is on
 //! and the request allows it.
 
@@ -15,6 +16,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Outcomes};
+use crate::context::ConnContext;
 use crate::controller::{Command, TopicOutcome, TopicSpec};
 use crate::metadata::{validate_topic_name, MetadataImage, TopicMeta};
 use crate::shard::Shard;
@@ -22,7 +24,7 @@ use crate::shard::Shard;
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: MetadataRequest = request.decode_body()?;
     let version = request.version;
     // Which topics: all (null, or an empty list in v0), or the named ones.
@@ -95,11 +97,12 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     };
     let brokers = image
         .live_brokers()
-        .map(|(b, n)| {
+        .filter_map(|(b, n)| Some((b, n, n.endpoint_on(b, context.protocol)?)))
+        .map(|(b, n, (host, port))| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.0))
-                .with_host(StrBytes::from_string(n.host.clone()))
-                .with_port(n.port_of(b))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(i32::from(port))
                 .with_rack((version >= 1).then(|| StrBytes::from_string(n.rack.clone())))
         })
         .collect();

@@ -63,14 +63,14 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
         ApiKey::OffsetCommit => offsets::offset_commit(shard, request).await,
         ApiKey::InitProducerId => Reply::Now(init_producer_id::handle(shard, request).await),
         ApiKey::EndTxn => Reply::Now(txn::end_txn(shard, request).await),
-        _ => Reply::Now(handle_now(shard, request).await),
+        _ => Reply::Now(handle_now(shard, request, context).await),
     }
 }
 
-async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
+async fn handle_now(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     match request.api {
         ApiKey::ApiVersions => api_versions::handle(request),
-        ApiKey::Metadata => metadata::handle(shard, request).await,
+        ApiKey::Metadata => metadata::handle(shard, request, context).await,
         ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
         ApiKey::CreateTopics => create_topics::handle(shard, request).await,
         ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
@@ -81,9 +81,9 @@ async fn handle_now(shard: &Shard, request: &Request) -> HandlerResult {
         ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
         ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
         ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
-        ApiKey::DescribeCluster => describe_cluster::handle(shard, request),
+        ApiKey::DescribeCluster => describe_cluster::handle(shard, request, context),
         ApiKey::DescribeQuorum => describe_quorum::handle(shard, request).await,
-        ApiKey::FindCoordinator => groups::find_coordinator(shard, request).await,
+        ApiKey::FindCoordinator => groups::find_coordinator(shard, request, context).await,
         ApiKey::Heartbeat => groups::heartbeat(shard, request),
         ApiKey::LeaveGroup => groups::leave_group(shard, request),
         ApiKey::DescribeGroups => groups::describe_groups(shard, request),

@@ -17,6 +17,7 @@ pub use cache::MetadataCache;
 pub use records::MetadataRecord;
 
 use crate::ids::{BrokerId, LeaderEpoch, NodeId, PartitionEpoch, ShardId};
+use crate::listener::{Listener, SecurityProtocol};
 
 /// Kafka's limit on topic name length.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -26,10 +27,13 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeMeta {
     pub id: NodeId,
-    /// The advertised host of every shard.
+    /// Where brokers reach its shards (its first listener, advertised):
+    /// shard `k` at `host:port + k`.
     pub host: String,
-    /// Shard `k` is advertised at `port + k`.
     pub port: u16,
+    /// Every listener, advertised, the first one `host:port`; empty: one
+    /// PLAINTEXT listener at `host:port` (records from before listeners).
+    pub listeners: Vec<Listener>,
     pub shards: u16,
     pub rack: String,
     /// Missed its heartbeats: its brokers lead nothing and are not listed.
@@ -42,9 +46,22 @@ impl NodeMeta {
         (0..self.shards).map(|s| BrokerId::of(self.id, ShardId(s)))
     }
 
-    /// The port clients reach `broker`, one of its brokers, at.
-    pub fn port_of(&self, broker: BrokerId) -> i32 {
-        i32::from(self.port) + i32::from(broker.shard().0)
+    /// Where clients of `protocol`'s listener reach its shard 0 (shard `k`
+    /// at port + k), if it has that listener.
+    pub fn listener(&self, protocol: SecurityProtocol) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return (protocol == SecurityProtocol::Plaintext)
+                .then_some((self.host.as_str(), self.port));
+        }
+        self.listeners.iter().find(|l| l.protocol == protocol).map(|l| (l.host.as_str(), l.port))
+    }
+
+    /// Where clients of `protocol`'s listener reach `broker`, one of its
+    /// brokers.
+    pub fn endpoint_on(&self, broker: BrokerId, protocol: SecurityProtocol) -> Option<(&str, u16)> {
+        let (host, port) = self.listener(protocol)?;
+        let port = port.checked_add(broker.shard().0)?;
+        (broker.shard().0 < self.shards).then_some((host, port))
     }
 }
 
@@ -203,7 +220,14 @@ impl MetadataImage {
         self.partition(topic, partition)?.leader
     }
 
-    /// Where clients reach `broker`: its node's host, and port + shard.
+    /// Where clients of `protocol`'s listener reach `broker`, if its node
+    /// has that listener.
+    pub fn endpoint_on(&self, broker: BrokerId, protocol: SecurityProtocol) -> Option<(&str, u16)> {
+        self.nodes.get(&broker.node())?.endpoint_on(broker, protocol)
+    }
+
+    /// Where other brokers reach `broker`: its node's first listener, at
+    /// port + shard.
     pub fn endpoint(&self, broker: BrokerId) -> Option<(&str, u16)> {
         let node = self.nodes.get(&broker.node())?;
         let port = node.port.checked_add(broker.shard().0)?;
@@ -271,6 +295,14 @@ mod tests {
             id: NodeId(id),
             host: "h".into(),
             port: 9092,
+            listeners: if id == 2 {
+                vec![
+                    Listener::parse("PLAINTEXT://h:9092").unwrap(),
+                    Listener::parse("SASL_PLAINTEXT://h2:9192").unwrap(),
+                ]
+            } else {
+                Vec::new()
+            },
             shards: 2,
             rack: "r".into(),
             fenced: false,

@@ -7,7 +7,7 @@
 //! | `type` | fields | meaning |
 //! |---|---|---|
 //! | `cluster` | `id` (22 chars) | the cluster id, first record |
-//! | `node` | `id`, `host`, `port`, `shards`, `rack`, `fenced` | a node registered, or its new endpoint; its shard `k` is broker `id*1000+k` at `host:port+k` |
+//! | `node` | `id`, `host`, `port`, `shards`, `rack`, `fenced`, optional `listeners` | a node registered, or its new endpoint; its shard `k` is broker `id*1000+k` at `host:port+k`; `listeners` (`["SASL_PLAINTEXT://h:9093", ...]`, the first `host:port`) are where clients of each security protocol reach it, absent: PLAINTEXT at `host:port` only |
 //! | `fence` / `unfence` | `node` | the node missed its heartbeats / is back |
 //! | `unregister` | `node` | the node left the cluster (a clean stop) |
 //! | `topic` | `name`, `id` (32 hex), `partitions`, `configs` | a topic, or its new state (more partitions, new configs) |
@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use super::{NodeMeta, PartitionMeta, TopicMeta};
 use crate::ids::{BrokerId, LeaderEpoch, NodeId, PartitionEpoch, NODE_ID_MAX};
+use crate::listener::Listener;
 
 /// One change to the metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,15 +58,23 @@ impl MetadataRecord {
     pub fn to_json(&self) -> Value {
         match self {
             MetadataRecord::Cluster { id } => json!({"type": "cluster", "id": id}),
-            MetadataRecord::Node(n) => json!({
-                "type": "node",
-                "id": n.id.0,
-                "host": n.host,
-                "port": n.port,
-                "shards": n.shards,
-                "rack": n.rack,
-                "fenced": n.fenced,
-            }),
+            MetadataRecord::Node(n) => {
+                let mut v = json!({
+                    "type": "node",
+                    "id": n.id.0,
+                    "host": n.host,
+                    "port": n.port,
+                    "shards": n.shards,
+                    "rack": n.rack,
+                    "fenced": n.fenced,
+                });
+                if !n.listeners.is_empty() {
+                    let listeners: Vec<String> =
+                        n.listeners.iter().map(|l| l.to_string()).collect();
+                    v["listeners"] = json!(listeners);
+                }
+                v
+            }
             MetadataRecord::Fence { node } => json!({"type": "fence", "node": node.0}),
             MetadataRecord::Unfence { node } => json!({"type": "unfence", "node": node.0}),
             MetadataRecord::Unregister { node } => json!({"type": "unregister", "node": node.0}),
@@ -122,6 +131,15 @@ impl MetadataRecord {
                     .ok_or("shards is not a shard count")?,
                 rack: f.string("rack")?,
                 fenced: f.get("fenced")?.as_bool().ok_or("fenced is not a boolean")?,
+                listeners: match v.get("listeners") {
+                    None => Vec::new(),
+                    Some(l) => l
+                        .as_array()
+                        .ok_or("listeners is not an array")?
+                        .iter()
+                        .map(|l| Listener::parse(l.as_str().ok_or("a listener is not a string")?))
+                        .collect::<Result<_, _>>()?,
+                },
             })),
             Some("fence") => Ok(MetadataRecord::Fence { node: f.node("node")? }),
             Some("unfence") => Ok(MetadataRecord::Unfence { node: f.node("node")? }),

@@ -70,6 +70,8 @@ pub struct ShardMetrics {
     /// Connections closed for bad input (a malformed or oversized frame, an
     /// unknown API or version, a body that does not decode).
     protocol_errors: Cell<u64>,
+    authentications_failed: Cell<u64>,
+    reauthentications: Cell<u64>,
     io: Cell<IoTotals>,
 }
 
@@ -92,6 +94,14 @@ impl ShardMetrics {
 
     pub fn protocol_error(&self) {
         self.protocol_errors.set(self.protocol_errors.get() + 1);
+    }
+
+    pub fn authentication_failed(&self) {
+        self.authentications_failed.set(self.authentications_failed.get() + 1);
+    }
+
+    pub fn reauthenticated(&self, n: u64) {
+        self.reauthentications.set(self.reauthentications.get() + n);
     }
 
     /// Applies `f` to a partition's counters.
@@ -157,6 +167,8 @@ pub struct Snapshot {
     pub connections_active: u64,
     pub connections_accepted: u64,
     pub protocol_errors: u64,
+    pub authentications_failed: u64,
+    pub reauthentications: u64,
     /// Request bytes held now against `queued.max.request.bytes`.
     pub request_bytes_queued: u64,
     pub flush: FlushStats,
@@ -212,6 +224,8 @@ pub fn snapshot(m: &ShardMetrics, sources: Sources<'_>) -> Snapshot {
         connections_active: m.connections_active.get(),
         connections_accepted: m.connections_accepted.get(),
         protocol_errors: m.protocol_errors.get(),
+        authentications_failed: m.authentications_failed.get(),
+        reauthentications: m.reauthentications.get(),
         request_bytes_queued: request_bytes_queued as u64,
         flush: flusher.stats(),
         unwritten_bytes: flusher.unwritten_bytes() as u64,
@@ -303,6 +317,18 @@ pub fn render(snapshots: &[Snapshot], missing: &[ShardId], node_id: i32) -> Stri
             "counter",
             "Connections closed for bad input: malformed or oversized frames, unknown APIs or versions.",
             |s| s.protocol_errors,
+        ),
+        (
+            "corelog_failed_authentication_total",
+            "counter",
+            "SASL exchanges that failed (Kafka's failed-authentication-total): answered and closed after a delay.",
+            |s| s.authentications_failed,
+        ),
+        (
+            "corelog_successful_reauthentication_total",
+            "counter",
+            "SASL sessions renewed in band on their connection (KIP-368, --connections-max-reauth-ms).",
+            |s| s.reauthentications,
         ),
         (
             "corelog_request_bytes_queued",
@@ -556,6 +582,8 @@ mod tests {
             connections_active: 1,
             connections_accepted: 2,
             protocol_errors: 0,
+            authentications_failed: 0,
+            reauthentications: 0,
             request_bytes_queued: 0,
             flush: FlushStats::default(),
             unwritten_bytes: 0,

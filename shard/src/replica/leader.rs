@@ -215,6 +215,7 @@ mod tests {
                     id: NodeId(id),
                     host: "h".into(),
                     port: 9092,
+                    listeners: Vec::new(),
                     shards: 1,
                     rack: String::new(),
                     fenced: false,

@@ -20,6 +20,7 @@ pub(super) fn node(id: i32, shards: u16) -> NodeMeta {
         id: NodeId(id),
         host: "localhost".into(),
         port: 9092,
+        listeners: Vec::new(),
         shards,
         rack: format!("node-{id}"),
         fenced: false,
