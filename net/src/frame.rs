@@ -56,6 +56,15 @@ async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::
 /// Reads a frame's 4-byte size and checks it against the limits.
 /// `Ok(None)` when the peer closed the connection cleanly between frames.
 pub async fn read_frame_size<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<usize>, FrameError> {
+    read_frame_size_from(r, REQUEST_BYTES_MIN).await
+}
+
+/// [`read_frame_size`] for frames that are not Kafka requests and may be
+/// shorter (a SASL token after a v0 handshake: `\0u\0pw` is 5 bytes).
+pub async fn read_frame_size_from<R: AsyncRead + Unpin>(
+    r: &mut R,
+    min: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut size = [0u8; 4];
     let got = read_full(r, &mut size).await.map_err(FrameError::Io)?;
     if got == 0 {
@@ -65,7 +74,7 @@ pub async fn read_frame_size<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<u
         return Err(FrameError::Truncated { expected: 4, got });
     }
     let n = i32::from_be_bytes(size);
-    if n < REQUEST_BYTES_MIN as i32 || n as usize > REQUEST_BYTES_MAX {
+    if n < min as i32 || n as usize > REQUEST_BYTES_MAX {
         return Err(FrameError::BadSize(n));
     }
     Ok(Some(n as usize))

@@ -36,7 +36,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use log::{debug, info, warn};
 use net::codec::decode_request;
-use net::frame::{read_frame_body, read_frame_size};
+use net::frame::{read_frame_body, read_frame_size_from, REQUEST_BYTES_MIN};
 use net::kafka_protocol::messages::ApiKey;
 
 use crate::admission::{within, BytesPermit};
@@ -78,8 +78,12 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
         principal: crate::context::ANONYMOUS.to_string(),
     };
     let config = &shard.config;
-    let mut session =
-        Session::new(protocol, &config.sasl_mechanisms, config.connections_max_reauth);
+    let mut session = Session::new(
+        protocol,
+        &config.sasl_mechanisms,
+        config.connections_max_reauth,
+        shard.plain_budget.clone(),
+    );
     let peer = context.peer_name();
     let _ = stream.set_nodelay(true);
     let socket = stream.as_raw_fd();
@@ -160,7 +164,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
             continue;
         }
         let idle = shard.config.connections_max_idle;
-        let size = match within(idle, read_frame_size(&mut reader)).await {
+        let min = if session.expects_raw_token() { 0 } else { REQUEST_BYTES_MIN };
+        let size = match within(idle, read_frame_size_from(&mut reader, min)).await {
             None => {
                 debug!("shard {}: closing connection from {peer}: idle", shard.id);
                 break;
@@ -236,7 +241,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
         } else {
             (handlers::handle(&shard, &request, &context).await, false)
         };
-        if let Reply::Now(Err(e)) = &reply {
+        // Never a SASL body in the log: it holds a password or a proof.
+        if let (Reply::Now(Err(e)), false) = (&reply, sasl_api) {
             debug!(
                 "shard {}: request {:?} v{} failed: {e}; body {:02x?}",
                 shard.id,

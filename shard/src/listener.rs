@@ -117,7 +117,8 @@ pub fn check(listeners: &[Listener], shards: u16) -> Result<(), String> {
             if other.protocol == l.protocol {
                 return Err(format!("listener {} is given twice", l.protocol));
             }
-            let overlap = l.port < other.port + shards && other.port < l.port + shards;
+            let (a, b, n) = (u32::from(l.port), u32::from(other.port), u32::from(shards));
+            let overlap = a < b + n && b < a + n;
             if overlap && (l.host == other.host || is_any(&l.host) || is_any(&other.host)) {
                 return Err(format!(
                     "listeners {other} and {l} overlap: each takes {shards} ports (one per shard)"
@@ -164,6 +165,8 @@ mod tests {
         let twice = [l("PLAINTEXT://h:1000"), l("PLAINTEXT://h:2000")];
         assert!(check(&twice, 1).unwrap_err().contains("twice"));
         assert!(check(&[l("PLAINTEXT://h:65535")], 2).is_err());
+        let top = [l("PLAINTEXT://h:65535"), l("SSL://h:65534")];
+        assert!(check(&top, 1).is_ok());
         assert!(check(&[], 1).is_err());
     }
 }

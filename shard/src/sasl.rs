@@ -12,9 +12,18 @@
 //! costs a PBKDF2 derivation on this core (a few milliseconds); the delay
 //! after a failure bounds how often one connection can ask for it.
 //!
+//! Kafka's rules beyond the exchange: one ApiVersions before the
+//! handshake (a retry after UNSUPPORTED_VERSION aside); a failed,
+//! out-of-turn or unsupported exchange is answered and closed after
+//! [`FAILED_AUTHENTICATION_DELAY`]; once logged in, a handshake starts a
+//! re-authentication only when sessions have a lifetime and the last login
+//! is a second old (else ILLEGAL_SASL_STATE, and the connection stays), so
+//! a client cannot make its shard derive keys in a loop.
+//!
 //! Must not: log or echo a token, or let any other request through on a
 //! SASL listener before an exchange succeeds or after its session ended.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use auth::{plain, AuthError, SaslMechanism, ScramServer};
@@ -44,6 +53,48 @@ pub const UNAUTHENTICATED_REQUEST_BYTES_MAX: usize = 512 * 1024;
 /// that guessing passwords costs the guesser time.
 pub const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
 
+/// Kafka's shortest time between two logins on one connection
+/// (`MIN_REAUTH_INTERVAL`): a re-authentication asked sooner is refused.
+pub const REAUTHENTICATION_INTERVAL_MIN: Duration = Duration::from_secs(1);
+
+/// PLAIN logins a shard checks per second (and at once, after a quiet
+/// spell). Each costs a PBKDF2 derivation on the shard's core (4,096
+/// rounds or more, about a millisecond); a failed one costs its client
+/// only [`FAILED_AUTHENTICATION_DELAY`], so without a budget a thousand
+/// connections guessing passwords would take the core. 100 a second is a
+/// tenth of a core at most; past it a login fails (and the client retries
+/// with its backoff). SCRAM derives nothing on the server: it is not
+/// counted.
+pub const PLAIN_LOGINS_PER_SEC: u32 = 100;
+
+/// A shard's budget of PLAIN logins: a token bucket refilled at
+/// [`PLAIN_LOGINS_PER_SEC`], holding as many.
+pub struct PlainBudget {
+    tokens: std::cell::Cell<f64>,
+    refilled: std::cell::Cell<Instant>,
+}
+
+impl PlainBudget {
+    pub fn new(now: Instant) -> PlainBudget {
+        let full = f64::from(PLAIN_LOGINS_PER_SEC);
+        PlainBudget { tokens: std::cell::Cell::new(full), refilled: std::cell::Cell::new(now) }
+    }
+
+    /// Takes one login's worth, if there is one.
+    pub fn take(&self, now: Instant) -> bool {
+        let full = f64::from(PLAIN_LOGINS_PER_SEC);
+        let elapsed = now.saturating_duration_since(self.refilled.get()).as_secs_f64();
+        let tokens = (self.tokens.get() + elapsed * full).min(full);
+        self.refilled.set(now.max(self.refilled.get()));
+        let enough = tokens >= 1.0;
+        self.tokens.set(if enough { tokens - 1.0 } else { tokens });
+        enough
+    }
+}
+
+/// Characters of a client's mechanism name a log line repeats.
+const LOGGED_NAME_CHARS: usize = 64;
+
 /// What the connection does with a request, after the session saw it.
 pub enum Verdict {
     /// Not the session's: serve it as usual.
@@ -58,13 +109,24 @@ pub enum Verdict {
 /// One connection's SASL state.
 pub struct Session {
     protocol: SecurityProtocol,
+    plain_budget: Rc<PlainBudget>,
     mechanisms: Vec<SaslMechanism>,
     lifetime: Option<Duration>,
     exchange: Exchange,
-    /// The authenticated user, its mechanism, and when its session ends.
-    user: Option<(String, SaslMechanism, Option<Instant>)>,
+    /// The last successful login, if any.
+    login: Option<Login>,
+    /// An ApiVersions was answered before the first login.
+    versions_asked: bool,
     /// Re-authentications (KIP-368) not yet taken by the metrics.
     reauthentications: u64,
+}
+
+struct Login {
+    user: String,
+    mechanism: SaslMechanism,
+    at: Instant,
+    /// When the session ends (`None`: never).
+    expires: Option<Instant>,
 }
 
 enum Exchange {
@@ -91,21 +153,24 @@ impl Session {
         protocol: SecurityProtocol,
         mechanisms: &[SaslMechanism],
         lifetime: Option<Duration>,
+        plain_budget: Rc<PlainBudget>,
     ) -> Session {
         Session {
             protocol,
+            plain_budget,
             mechanisms: mechanisms.to_vec(),
             lifetime,
             exchange: Exchange::Idle,
-            user: None,
+            login: None,
+            versions_asked: false,
             reauthentications: 0,
         }
     }
 
     /// Kafka's principal of the connection: `User:NAME` once authenticated.
     pub fn principal(&self) -> String {
-        match &self.user {
-            Some((name, _, _)) => format!("User:{name}"),
+        match &self.login {
+            Some(login) => format!("User:{}", login.user),
             None => ANONYMOUS.to_string(),
         }
     }
@@ -120,7 +185,7 @@ impl Session {
         if !self.protocol.is_sasl() {
             return true;
         }
-        matches!(&self.user, Some((_, _, expires)) if expires.is_none_or(|e| now < e))
+        matches!(&self.login, Some(l) if l.expires.is_none_or(|e| now < e))
     }
 
     /// Largest request the connection may send now.
@@ -158,73 +223,86 @@ impl Session {
 
     /// A decoded request: the session's to answer, or to let through.
     pub fn admit(&mut self, request: &Request, image: &MetadataImage, now: Instant) -> Verdict {
+        let close = |why: String| Verdict::Close { answer: Ok(None), delay: Duration::ZERO, why };
         match request.api {
-            ApiKey::SaslHandshake => self.handshake(request),
+            ApiKey::SaslHandshake => self.handshake(request, now),
             ApiKey::SaslAuthenticate => self.authenticate(request, image, now),
-            ApiKey::ApiVersions => Verdict::Serve,
             _ if self.authenticated(now) => Verdict::Serve,
-            api => {
-                let why = if self.user.is_some() {
-                    format!("{api:?} after the session expired without re-authentication")
-                } else {
-                    format!("{api:?} before authentication")
-                };
-                Verdict::Close { answer: Ok(None), delay: Duration::ZERO, why }
+            _ if self.login.is_some() => close(format!(
+                "{:?} after the session expired without re-authentication",
+                request.api
+            )),
+            // Once before the handshake; a version we do not serve is
+            // answered with our versions and does not count (KIP-511).
+            ApiKey::ApiVersions
+                if matches!(self.exchange, Exchange::Idle) && !self.versions_asked =>
+            {
+                self.versions_asked = !request.unsupported_api_versions;
+                Verdict::Serve
             }
+            api => close(format!("{api:?} before authentication")),
         }
     }
 
-    fn handshake(&mut self, request: &Request) -> Verdict {
+    fn handshake(&mut self, request: &Request, now: Instant) -> Verdict {
         let req: SaslHandshakeRequest = match request.decode_body() {
             Ok(r) => r,
             Err(e) => return Verdict::Answer(Err(e)),
         };
-        let enabled: Vec<StrBytes> =
-            self.mechanisms.iter().map(|m| StrBytes::from_static_str(m.name())).collect();
-        let answer = |error: Option<ResponseError>| {
+        let answer = |error: Option<ResponseError>, mechanisms: Vec<StrBytes>| {
             let response = SaslHandshakeResponse::default()
                 .with_error_code(error.map_or(0, |e| e.code()))
-                .with_mechanisms(enabled.clone());
+                .with_mechanisms(mechanisms);
             respond(request, &response)
         };
         if !self.protocol.is_sasl() {
             // Kafka's answer on a listener without SASL; the connection stays.
-            return Verdict::Answer(answer(Some(ResponseError::IllegalSaslState)));
+            return Verdict::Answer(answer(Some(ResponseError::IllegalSaslState), Vec::new()));
         }
-        let reauthenticating = self.user.as_ref().map(|(_, m, _)| *m);
-        let close = |why: String, error: ResponseError| Verdict::Close {
-            answer: answer(Some(error)),
-            delay: Duration::ZERO,
+        let enabled: Vec<StrBytes> =
+            self.mechanisms.iter().map(|m| StrBytes::from_static_str(m.name())).collect();
+        let fail = |why: String, error: ResponseError| Verdict::Close {
+            answer: answer(Some(error), enabled.clone()),
+            delay: FAILED_AUTHENTICATION_DELAY,
             why,
         };
         if !matches!(self.exchange, Exchange::Idle) {
-            return close(
+            return fail(
                 "a SaslHandshake during an exchange".into(),
                 ResponseError::IllegalSaslState,
             );
         }
-        if reauthenticating.is_some() && request.version == 0 {
-            return close(
-                "re-authentication with a v0 SaslHandshake (KIP-368 needs v1)".into(),
-                ResponseError::IllegalSaslState,
-            );
+        if let Some(login) = &self.login {
+            let too_soon = now < login.at + REAUTHENTICATION_INTERVAL_MIN;
+            if self.lifetime.is_none() || too_soon {
+                // Not a re-authentication: Kafka answers it as a stray
+                // request of a logged-in client.
+                return Verdict::Answer(answer(Some(ResponseError::IllegalSaslState), Vec::new()));
+            }
+            if request.version == 0 {
+                return fail(
+                    "re-authentication with a v0 SaslHandshake (KIP-368 needs v1)".into(),
+                    ResponseError::IllegalSaslState,
+                );
+            }
         }
         let asked = req.mechanism.as_str();
         let Some(mechanism) = SaslMechanism::parse(asked).filter(|m| self.mechanisms.contains(m))
         else {
-            return close(
-                format!("SASL mechanism {asked:?} is not enabled"),
+            let name: String = asked.chars().take(LOGGED_NAME_CHARS).collect();
+            return fail(
+                format!("SASL mechanism {name:?} is not enabled"),
                 ResponseError::UnsupportedSaslMechanism,
             );
         };
-        if reauthenticating.is_some_and(|previous| previous != mechanism) {
-            return close(
+        if self.login.as_ref().is_some_and(|l| l.mechanism != mechanism) {
+            return fail(
                 "re-authentication with another SASL mechanism".into(),
                 ResponseError::IllegalSaslState,
             );
         }
         self.exchange = Exchange::Chosen { mechanism, raw: request.version == 0 };
-        Verdict::Answer(answer(None))
+        Verdict::Answer(answer(None, enabled))
     }
 
     fn authenticate(&mut self, request: &Request, image: &MetadataImage, now: Instant) -> Verdict {
@@ -246,14 +324,18 @@ impl Session {
             self.exchange,
             Exchange::Chosen { raw: false, .. } | Exchange::ScramFinal { raw: false, .. }
         );
-        if !self.protocol.is_sasl() || !in_turn {
+        if !in_turn {
             let message = "SaslAuthenticate out of turn".to_string();
             let answer =
                 answer(Some((ResponseError::IllegalSaslState, message.clone())), vec![], 0);
-            if !self.protocol.is_sasl() {
+            // On a listener without SASL, or between two logins: answered,
+            // and the connection stays (Kafka's KafkaApis).
+            let stray = !self.protocol.is_sasl()
+                || (self.login.is_some() && matches!(self.exchange, Exchange::Idle));
+            if stray {
                 return Verdict::Answer(answer);
             }
-            return Verdict::Close { answer, delay: Duration::ZERO, why: message };
+            return Verdict::Close { answer, delay: FAILED_AUTHENTICATION_DELAY, why: message };
         }
         match self.step(&req.auth_bytes, image, now) {
             Ok(Step::Continue(bytes)) => Verdict::Answer(answer(None, bytes, 0)),
@@ -286,6 +368,11 @@ impl Session {
         let (mechanism, last, user) = match std::mem::replace(&mut self.exchange, Exchange::Idle) {
             Exchange::Idle => return Err(AuthError::Malformed("no SaslHandshake first".into())),
             Exchange::Chosen { mechanism: SaslMechanism::Plain, .. } => {
+                if !self.plain_budget.take(now) {
+                    return Err(AuthError::Internal(format!(
+                        "more than {PLAIN_LOGINS_PER_SEC} PLAIN logins a second on this broker; retry"
+                    )));
+                }
                 // Any of the user's SCRAM credentials checks the password.
                 let user = plain::authenticate(token, |user| {
                     image.scram.get(user).and_then(|of_user| of_user.values().next().cloned())
@@ -304,8 +391,8 @@ impl Session {
                 (mechanism, last, user)
             }
         };
-        if let Some((previous, _, _)) = &self.user {
-            if previous != &user {
+        if let Some(previous) = &self.login {
+            if previous.user != user {
                 // KIP-368: a connection keeps its principal.
                 return Err(AuthError::Malformed(
                     "re-authentication as another user is not allowed".into(),
@@ -313,7 +400,8 @@ impl Session {
             }
             self.reauthentications += 1;
         }
-        self.user = Some((user, mechanism, self.lifetime.map(|l| now + l)));
+        let expires = self.lifetime.map(|l| now + l);
+        self.login = Some(Login { user, mechanism, at: now, expires });
         Ok(Step::Done(last))
     }
 }

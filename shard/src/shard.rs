@@ -54,6 +54,8 @@ pub struct Shard {
     pub connections: Connections,
     /// Request bytes held by this shard's connections (`queued.max.request.bytes`).
     pub request_bytes: Rc<RequestBytes>,
+    /// PLAIN logins this shard may still check ([`crate::sasl`]).
+    pub plain_budget: Rc<crate::sasl::PlainBudget>,
     /// Zero-copy sends of cold fetch data; `None` copies them instead
     /// (`--zero-copy-fetch false`, or no side ring could be set up).
     pub splicer: Option<Rc<crate::splice::Splicer>>,
@@ -90,6 +92,7 @@ impl Shard {
             controller,
             connections: Connections::default(),
             request_bytes: RequestBytes::new(crate::admission::QUEUED_REQUEST_BYTES_MAX),
+            plain_budget: Rc::new(crate::sasl::PlainBudget::new(std::time::Instant::now())),
             splicer,
             metrics: Default::default(),
             stopping: Cell::new(false),

@@ -18,6 +18,7 @@ use net::kafka_protocol;
 use super::{respond, HandlerResult, Outcomes};
 use crate::context::ConnContext;
 use crate::controller::{Command, TopicOutcome, TopicSpec};
+use crate::listener::SecurityProtocol;
 use crate::metadata::{validate_topic_name, MetadataImage, TopicMeta};
 use crate::shard::Shard;
 
@@ -59,7 +60,11 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
     }
     let image = shard.metadata.image();
     let topics: Vec<MetadataResponseTopic> = match wanted {
-        None => image.topics.values().map(|t| topic_response(&image, t, version)).collect(),
+        None => image
+            .topics
+            .values()
+            .map(|t| topic_response(&image, t, version, context.protocol))
+            .collect(),
         Some(wanted) => wanted
             .into_iter()
             .map(|w| {
@@ -68,7 +73,7 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
                     Err(id) => image.topic_by_id(id.as_bytes()),
                 };
                 match found {
-                    Some(t) => topic_response(&image, t, version),
+                    Some(t) => topic_response(&image, t, version, context.protocol),
                     None => {
                         let code = match &w {
                             Ok(name) if validate_topic_name(name).is_err() => {
@@ -118,7 +123,15 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
     respond(request, &response)
 }
 
-fn topic_response(image: &MetadataImage, t: &TopicMeta, version: i16) -> MetadataResponseTopic {
+/// A topic's partitions as the client on `protocol`'s listener sees them:
+/// a leader it cannot reach there (its node lacks that listener) is none,
+/// with LISTENER_NOT_FOUND from v6 on, as Kafka answers.
+fn topic_response(
+    image: &MetadataImage,
+    t: &TopicMeta,
+    version: i16,
+    protocol: SecurityProtocol,
+) -> MetadataResponseTopic {
     let ids = |b: &[crate::ids::BrokerId]| b.iter().map(|b| BrokerId(b.0)).collect::<Vec<_>>();
     let partitions = t
         .partitions
@@ -127,16 +140,20 @@ fn topic_response(image: &MetadataImage, t: &TopicMeta, version: i16) -> Metadat
         .map(|(i, p)| {
             let offline: Vec<_> =
                 p.replicas.iter().copied().filter(|&b| !image.is_live(b)).collect();
+            let unreachable = p.leader.is_some_and(|l| image.endpoint_on(l, protocol).is_none());
+            let leader = p.leader.filter(|_| !unreachable);
             let mut r = MetadataResponsePartition::default()
                 .with_partition_index(i as i32)
-                .with_leader_id(BrokerId(p.leader.map_or(-1, |l| l.0)))
+                .with_leader_id(BrokerId(leader.map_or(-1, |l| l.0)))
                 .with_leader_epoch(if version >= 7 { p.leader_epoch.0 } else { -1 })
                 .with_replica_nodes(ids(&p.replicas))
                 .with_isr_nodes(ids(&p.isr));
             if version >= 5 {
                 r.offline_replicas = ids(&offline);
             }
-            if p.leader.is_none() {
+            if unreachable && version >= 6 {
+                r.error_code = ResponseError::ListenerNotFound.code();
+            } else if leader.is_none() {
                 r.error_code = ResponseError::LeaderNotAvailable.code();
             }
             r
@@ -175,4 +192,57 @@ pub async fn ask_controller(
     let answer = shard.controller.ask(Command::CreateTopics { topics, validate_only }).await;
     let mut outcomes = Outcomes::of_topics(answer);
     (0..n).map(|_| outcomes.next_outcome()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{BrokerId as Broker, NodeId, ShardId};
+    use crate::listener::Listener;
+    use crate::metadata::{MetadataRecord, NodeMeta, PartitionMeta};
+
+    #[test]
+    fn a_leader_without_the_request_s_listener_is_no_leader() {
+        let node = |id: i32, listeners: Vec<Listener>| {
+            MetadataRecord::Node(NodeMeta {
+                id: NodeId(id),
+                host: "h".into(),
+                port: 9092,
+                listeners,
+                shards: 1,
+                rack: String::new(),
+                fenced: false,
+            })
+        };
+        let both = vec![
+            Listener::parse("PLAINTEXT://h:9092").unwrap(),
+            Listener::parse("SASL_PLAINTEXT://h:9192").unwrap(),
+        ];
+        let leader = |n| PartitionMeta::single(Broker::of(NodeId(n), ShardId(0)));
+        let topic = TopicMeta {
+            name: "t".into(),
+            id: [1; 16],
+            partitions: vec![leader(1), leader(2)],
+            configs: BTreeMap::new(),
+        };
+        // Node 2 has only the PLAINTEXT listener (a record without any).
+        let image = MetadataImage::default().applied(&[
+            node(1, both),
+            node(2, Vec::new()),
+            MetadataRecord::Topic(topic.clone()),
+        ]);
+        let sasl = SecurityProtocol::SaslPlaintext;
+        let seen = |version, protocol| {
+            topic_response(&image, &topic, version, protocol)
+                .partitions
+                .iter()
+                .map(|p| (p.leader_id.0, p.error_code))
+                .collect::<Vec<_>>()
+        };
+        let not_found = ResponseError::ListenerNotFound.code();
+        assert_eq!(seen(12, sasl), vec![(1000, 0), (-1, not_found)]);
+        let not_available = ResponseError::LeaderNotAvailable.code();
+        assert_eq!(seen(5, sasl), vec![(1000, 0), (-1, not_available)]);
+        assert_eq!(seen(12, SecurityProtocol::Plaintext), vec![(1000, 0), (2000, 0)]);
+    }
 }

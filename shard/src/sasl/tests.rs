@@ -64,8 +64,12 @@ fn closed(verdict: Verdict) -> (HandlerResult, Duration, String) {
     }
 }
 
+fn budget() -> Rc<PlainBudget> {
+    Rc::new(PlainBudget::new(Instant::now()))
+}
+
 fn sasl(lifetime: Option<Duration>) -> Session {
-    Session::new(SecurityProtocol::SaslPlaintext, &SaslMechanism::ALL, lifetime)
+    Session::new(SecurityProtocol::SaslPlaintext, &SaslMechanism::ALL, lifetime, budget())
 }
 
 fn plain_login(
@@ -91,6 +95,26 @@ fn nothing_but_api_versions_and_sasl_before_authentication() {
     let (answer, delay, why) = closed(s.admit(&metadata(), &image, now));
     assert!(matches!(answer, Ok(None)) && delay.is_zero(), "{why}");
     assert!(why.contains("before authentication"), "{why}");
+}
+
+#[test]
+fn one_api_versions_before_the_handshake_as_kafka_allows() {
+    let (image, now) = (image(), Instant::now());
+    let versions = |v| {
+        request(ApiKey::ApiVersions, v, &kafka_protocol::messages::ApiVersionsRequest::default())
+    };
+    let mut s = sasl(None);
+    // A version we do not serve is answered (KIP-511) and does not count.
+    let mut newer = versions(3);
+    newer.unsupported_api_versions = true;
+    assert!(matches!(s.admit(&newer, &image, now), Verdict::Serve));
+    assert!(matches!(s.admit(&versions(3), &image, now), Verdict::Serve));
+    let (_, _, why) = closed(s.admit(&versions(3), &image, now));
+    assert!(why.contains("ApiVersions before authentication"), "{why}");
+    // After the handshake, only the exchange.
+    let mut s = sasl(None);
+    let _ = answered(s.admit(&handshake(1, "PLAIN"), &image, now));
+    let _ = closed(s.admit(&versions(3), &image, now));
 }
 
 #[test]
@@ -124,7 +148,7 @@ fn a_wrong_password_is_answered_late_and_closes() {
             Some("Authentication failed: Invalid username or password")
         );
         assert_eq!(delay, FAILED_AUTHENTICATION_DELAY);
-        assert!(!why.contains(pw), "{why}");
+        assert!(why.starts_with("failed authentication"), "{why}");
         assert!(!s.authenticated(now));
     }
 }
@@ -133,8 +157,9 @@ fn a_wrong_password_is_answered_late_and_closes() {
 fn a_mechanism_not_enabled_is_refused_with_the_enabled_ones() {
     let (image, now) = (image(), Instant::now());
     let only_scram = [SaslMechanism::Scram(Mechanism::ScramSha512)];
-    let mut s = Session::new(SecurityProtocol::SaslPlaintext, &only_scram, None);
-    let (answer, _, _) = closed(s.admit(&handshake(1, "PLAIN"), &image, now));
+    let mut s = Session::new(SecurityProtocol::SaslPlaintext, &only_scram, None, budget());
+    let (answer, delay, _) = closed(s.admit(&handshake(1, "PLAIN"), &image, now));
+    assert_eq!(delay, FAILED_AUTHENTICATION_DELAY);
     let r: SaslHandshakeResponse = body(ApiKey::SaslHandshake, 1, answer);
     assert_eq!(r.error_code, ResponseError::UnsupportedSaslMechanism.code());
     assert_eq!(r.mechanisms, vec![StrBytes::from_static_str("SCRAM-SHA-512")]);
@@ -147,12 +172,13 @@ fn a_mechanism_not_enabled_is_refused_with_the_enabled_ones() {
 #[test]
 fn a_listener_without_sasl_answers_illegal_state_and_serves_everything() {
     let (image, now) = (image(), Instant::now());
-    let mut s = Session::new(SecurityProtocol::Plaintext, &SaslMechanism::ALL, None);
+    let mut s = Session::new(SecurityProtocol::Plaintext, &SaslMechanism::ALL, None, budget());
     assert!(s.authenticated(now));
     assert_eq!(s.principal(), "User:ANONYMOUS");
     let r: SaslHandshakeResponse =
         body(ApiKey::SaslHandshake, 1, answered(s.admit(&handshake(1, "PLAIN"), &image, now)));
     assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
+    assert!(r.mechanisms.is_empty());
     let r: SaslAuthenticateResponse =
         body(ApiKey::SaslAuthenticate, 2, answered(s.admit(&authenticate(2, b"x"), &image, now)));
     assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
@@ -190,28 +216,80 @@ fn out_of_turn_messages_close() {
 #[test]
 fn an_expired_session_must_reauthenticate_as_the_same_user() {
     let (image, now) = (image(), Instant::now());
-    let mut s = sasl(Some(Duration::from_secs(1)));
+    let second = Duration::from_secs(1);
+    let mut s = sasl(Some(second));
     let _ = answered(plain_login(&mut s, &image, now, "alice", "alice-secret"));
-    let later = now + Duration::from_secs(2);
+    let later = now + 2 * second;
     assert!(!s.authenticated(later));
     let (_, _, why) = closed(s.admit(&metadata(), &image, later));
     assert!(why.contains("expired"), "{why}");
 
     // In band, on the same connection: the same user again.
-    let mut s = sasl(Some(Duration::from_secs(1)));
+    let mut s = sasl(Some(second));
     let _ = answered(plain_login(&mut s, &image, now, "alice", "alice-secret"));
     assert_eq!(s.take_reauthentications(), 0);
     let _ = answered(plain_login(&mut s, &image, later, "alice", "alice-secret"));
     assert_eq!(s.take_reauthentications(), 1);
-    assert!(s.authenticated(later + Duration::from_millis(500)));
+    assert!(s.authenticated(later + second / 2));
     assert!(matches!(s.admit(&metadata(), &image, later), Verdict::Serve));
     // Another user, another mechanism, or a v0 handshake: closed.
-    let (_, _, why) = closed(plain_login(&mut s, &image, later, "bob", "bob-secret"));
+    let even_later = later + 2 * second;
+    let (_, _, why) = closed(plain_login(&mut s, &image, even_later, "bob", "bob-secret"));
     assert!(why.contains("another user"), "{why}");
-    let mut s = sasl(None);
+    let mut s = sasl(Some(second));
     let _ = answered(plain_login(&mut s, &image, now, "alice", "alice-secret"));
-    let (_, _, why) = closed(s.admit(&handshake(1, "SCRAM-SHA-256"), &image, now));
+    let (_, _, why) = closed(s.admit(&handshake(1, "SCRAM-SHA-256"), &image, later));
     assert!(why.contains("another SASL mechanism"), "{why}");
-    let (_, _, why) = closed(s.admit(&handshake(0, "PLAIN"), &image, now));
+    let mut s = sasl(Some(second));
+    let _ = answered(plain_login(&mut s, &image, now, "alice", "alice-secret"));
+    let (_, _, why) = closed(s.admit(&handshake(0, "PLAIN"), &image, later));
     assert!(why.contains("v0"), "{why}");
+}
+
+#[test]
+fn a_handshake_that_is_no_reauthentication_is_answered_and_the_connection_stays() {
+    let (image, now) = (image(), Instant::now());
+    // Sessions without a lifetime, and a login less than a second old:
+    // no key derivation in a loop.
+    for (lifetime, at) in [(None, now + HOUR), (Some(HOUR), now + Duration::from_millis(500))] {
+        let mut s = sasl(lifetime);
+        let _ = answered(plain_login(&mut s, &image, now, "alice", "alice-secret"));
+        let r: SaslHandshakeResponse =
+            body(ApiKey::SaslHandshake, 1, answered(s.admit(&handshake(1, "PLAIN"), &image, at)));
+        assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
+        let token = authenticate(2, b"\0alice\0alice-secret");
+        let r: SaslAuthenticateResponse =
+            body(ApiKey::SaslAuthenticate, 2, answered(s.admit(&token, &image, at)));
+        assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
+        assert!(matches!(s.admit(&metadata(), &image, at), Verdict::Serve));
+        assert_eq!(s.take_reauthentications(), 0);
+    }
+}
+
+#[test]
+fn plain_logins_past_the_shard_s_budget_fail_until_it_refills() {
+    let (image, now) = (image(), Instant::now());
+    let shared = Rc::new(PlainBudget::new(now));
+    let login = |at: Instant| {
+        let mut s = Session::new(
+            SecurityProtocol::SaslPlaintext,
+            &SaslMechanism::ALL,
+            None,
+            shared.clone(),
+        );
+        plain_login(&mut s, &image, at, "alice", "wrong")
+    };
+    // Wrong passwords spend the budget as right ones do.
+    for _ in 0..PLAIN_LOGINS_PER_SEC {
+        let (_, _, why) = closed(login(now));
+        assert!(why.contains("Invalid username or password"), "{why}");
+    }
+    let (_, _, why) = closed(login(now));
+    assert!(why.contains("PLAIN logins a second"), "{why}");
+    // A hundredth of a second later, one more.
+    let later = now + Duration::from_millis(10);
+    let (_, _, why) = closed(login(later));
+    assert!(why.contains("Invalid username or password"), "{why}");
+    let (_, _, why) = closed(login(later));
+    assert!(why.contains("PLAIN logins a second"), "{why}");
 }
