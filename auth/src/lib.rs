@@ -22,7 +22,7 @@ pub mod plain;
 pub mod scram;
 
 pub use acl::{AclBinding, AclFilter, Authorizer};
-pub use scram::{Mechanism, ScramCredential, ScramServer};
+pub use scram::{Mechanism, SaltedPassword, ScramCredential, ScramServer};
 
 /// The SASL mechanisms a listener may serve, by Kafka's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

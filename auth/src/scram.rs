@@ -115,6 +115,28 @@ impl Mechanism {
     }
 }
 
+/// What an admin client sends in AlterUserScramCredentials for
+/// `password`: a new random salt and `Hi(password, salt, iterations)`.
+/// The broker derives the stored credential from these
+/// ([`ScramCredential::from_salted_password`]) and never sees the password.
+pub struct SaltedPassword {
+    pub salt: Vec<u8>,
+    pub salted_password: Vec<u8>,
+}
+
+impl SaltedPassword {
+    pub fn new(
+        mechanism: Mechanism,
+        password: &[u8],
+        iterations: u32,
+    ) -> Result<SaltedPassword, AuthError> {
+        check_iterations(mechanism, iterations)?;
+        let salt = random_bytes(SALT_BYTES)?;
+        let salted_password = mechanism.salted_password(password, &salt, iterations);
+        Ok(SaltedPassword { salt, salted_password })
+    }
+}
+
 /// A user's stored SCRAM secret for one mechanism: what Kafka keeps
 /// (`UserScramCredentialRecord`: salt, iterations, stored key, server
 /// key), never the password. Its `PartialEq` compares in variable time:

@@ -22,6 +22,7 @@
 //! - [`records`]: produce and fetch, batches with keys and headers, decoding.
 //! - [`compress`]: gzip, snappy, lz4, zstd batches, both ways.
 //! - [`txn`]: producer ids, and a transaction's control calls.
+//! - [`users`]: SCRAM users, described and altered.
 //! - [`partitioner`]: murmur2, as Java's default partitioner places keys.
 //! - [`error`]: Kafka error codes with their names.
 
@@ -35,6 +36,7 @@ pub mod partitioner;
 pub mod records;
 pub mod topics;
 pub mod txn;
+pub mod users;
 
 pub use cluster::{leaders, offsets, Client, Leaders, Metadata};
 pub use conn::{encode_frame, name, set_correlation, skip_response_header_tags, Conn};

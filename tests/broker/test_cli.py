@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from conftest import BINARY, wait_until
@@ -106,12 +106,13 @@ COMMANDS = [
     ["topic"], ["topic", "create"], ["topic", "list"], ["topic", "describe"], ["topic", "delete"],
     ["topic", "alter-config"], ["topic", "delete-records"], ["group"], ["group", "list"], ["group", "describe"], ["group", "delete"],
     ["group", "reset-offsets"], ["cluster"], ["cluster", "describe"], ["produce"], ["consume"],
+    ["user"], ["user", "list"], ["user", "add"], ["user", "remove"],
 ]
 
 
 def test_help_on_every_command_and_subcommand():
     top = ok(["--help"])
-    for c in ["topic", "group", "cluster", "produce", "consume"]:
+    for c in ["topic", "group", "cluster", "user", "produce", "consume"]:
         assert f"  {c} " in top, top
     for cmd in COMMANDS:
         out = ok(cmd + ["--help"])
@@ -141,6 +142,11 @@ def test_help_on_every_command_and_subcommand():
     ["consume", "t", "--format", "xml"],
     ["consume", "t", "--group", "g", "--partition", "0"],
     ["cluster", "describe", "extra"],
+    ["user", "add"],
+    ["user", "add", "u", "--mechanism", "MD5"],
+    ["user", "add", "u", "--iterations", "100"],
+    ["user", "remove"],
+    ["user", "frobnicate"],
     ["frobnicate"],
 ])
 def test_usage_errors_exit_2_with_one_line(args):
@@ -618,3 +624,53 @@ def test_a_corelog_member_shares_a_group_with_a_librdkafka_member(broker):
         assert shared, "librdkafka's member held partitions 2 and 3 meanwhile"
     finally:
         c.close()
+
+
+def test_user_add_list_remove_and_log_in(make_broker, tmp_path):
+    b = make_broker(listeners=("PLAINTEXT", "SASL_PLAINTEXT")).start()
+    sasl = b.bootstrap_of("SASL_PLAINTEXT")
+
+    def producer(mechanism, user, password, errors):
+        return Producer({"bootstrap.servers": sasl, "security.protocol": "SASL_PLAINTEXT",
+                         "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password,
+                         "error_cb": errors.append})
+
+    def logs_in(mechanism, user, password):
+        p, delivered = producer(mechanism, user, password, []), []
+        p.produce("cli-users", b"x", on_delivery=lambda e, m: delivered.append(e is None))
+        p.flush(TIMEOUT_S)
+        return delivered == [True]
+
+    def refused(mechanism, user, password):
+        errors = []
+        p = producer(mechanism, user, password, errors)
+        p.produce("cli-users", b"x")
+
+        def seen():
+            p.poll(0.1)
+            return any(e.code() == KafkaError._AUTHENTICATION for e in errors)
+
+        wait_until(seen, TIMEOUT_S, "an authentication error")
+        p.purge()
+        return True
+
+    # The password from stdin, then from a file; never on the command line.
+    out = ok(["user", "add", "dana"], b.bootstrap, input=b"dana-pw\n")
+    assert "SCRAM-SHA-512 credential of user dana" in out
+    secret = tmp_path / "pw"
+    secret.write_text("dana-pw\n")
+    ok(["user", "add", "dana", "--mechanism", "SCRAM-SHA-256", "--iterations", "8192",
+        "--password-file", str(secret)], b.bootstrap)
+    assert ok(["user", "list"], b.bootstrap).split() == [
+        "USER", "MECHANISM", "ITERATIONS", "dana", "SCRAM-SHA-256", "8192", "dana", "SCRAM-SHA-512", "4096"]
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]:
+        assert logs_in(mechanism, "dana", "dana-pw"), mechanism
+    assert "RESOURCE_NOT_FOUND" in fails(["user", "list", "dana", "nobody"], b.bootstrap)
+    assert "no password" in fails(["user", "add", "erin"], b.bootstrap, input=b"")
+
+    ok(["user", "remove", "dana", "--mechanism", "SCRAM-SHA-256"], b.bootstrap)
+    assert ok(["user", "list", "dana"], b.bootstrap).split()[3:] == ["dana", "SCRAM-SHA-512", "4096"]
+    assert "SCRAM-SHA-512" in ok(["user", "remove", "dana"], b.bootstrap)
+    assert ok(["user", "list"], b.bootstrap).split() == ["USER", "MECHANISM", "ITERATIONS"]
+    assert "RESOURCE_NOT_FOUND" in fails(["user", "remove", "dana"], b.bootstrap)
+    assert refused("SCRAM-SHA-512", "dana", "dana-pw")

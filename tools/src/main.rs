@@ -13,6 +13,7 @@ commands:
   topic     create, list, describe, delete topics; alter their configs
   group     list, describe, delete consumer groups; reset their offsets
   cluster   describe the cluster: id, controller, brokers
+  user      list, add, remove SCRAM users (SASL logins)
   produce   lines from stdin to records of a topic
   consume   records of a topic to stdout
 
@@ -26,7 +27,7 @@ fn main() {
     let command = args.next();
     let result = match command.as_deref() {
         Some("serve") => serve::run(args.collect()),
-        Some(c @ ("topic" | "group" | "cluster" | "produce" | "consume")) => {
+        Some(c @ ("topic" | "group" | "cluster" | "user" | "produce" | "consume")) => {
             admin::run(c, args.collect())
         }
         Some("bench") => bench::cli::run(args.collect(), std::env::current_exe().ok()),
@@ -48,7 +49,7 @@ fn main() {
         // `serve` and `bench` keep exiting 2 on every error, as before.
         let admin = matches!(
             command.as_deref(),
-            Some("topic" | "group" | "cluster" | "produce" | "consume")
+            Some("topic" | "group" | "cluster" | "user" | "produce" | "consume")
         );
         let usage = e.downcast_ref::<admin::flags::UsageError>().is_some();
         std::process::exit(if admin && !usage { 1 } else { 2 });

@@ -131,6 +131,22 @@ fn a_final_nonce_must_end_with_the_server_s_as_kafka_checks_it() {
 }
 
 #[test]
+fn what_an_admin_client_sends_makes_a_credential_of_the_password() {
+    for m in Mechanism::ALL {
+        let sent = SaltedPassword::new(m, b"pw", ITERATIONS_MIN).unwrap();
+        let stored = ScramCredential::from_salted_password(
+            m,
+            &sent.salt,
+            &sent.salted_password,
+            ITERATIONS_MIN,
+        )
+        .unwrap();
+        assert!(stored.matches_password(b"pw") && !stored.matches_password(b"pW"));
+        assert!(SaltedPassword::new(m, b"pw", 100).is_err());
+    }
+}
+
+#[test]
 fn two_credentials_of_one_password_differ_by_their_salt() {
     let a = ScramCredential::generate(Mechanism::ScramSha512, b"pw", ITERATIONS_MIN).unwrap();
     let b = ScramCredential::generate(Mechanism::ScramSha512, b"pw", ITERATIONS_MIN).unwrap();

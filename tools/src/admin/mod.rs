@@ -1,5 +1,5 @@
 //! The admin, produce and consume commands of `corelog`: `topic`, `group`,
-//! `cluster`, `produce`, `consume`. Each speaks the Kafka protocol to
+//! `cluster`, `user`, `produce`, `consume`. Each speaks the Kafka protocol to
 //! `--bootstrap HOST:PORT` through the `client` crate, so it works against
 //! Apache Kafka as well as Corelog.
 //!
@@ -9,7 +9,7 @@
 //! exit 2, everything else 1.
 //!
 //! - [`flags`]: the flag parser and usage errors.
-//! - [`topic`], [`group`], [`cluster`]: administration.
+//! - [`topic`], [`group`], [`cluster`], [`user`]: administration.
 //! - [`produce`], [`consume`]: lines in, records out.
 //! - [`datetime`]: `--to-datetime` times.
 
@@ -20,6 +20,7 @@ pub mod flags;
 pub mod group;
 pub mod produce;
 pub mod topic;
+pub mod user;
 
 use anyhow::Result;
 
@@ -31,6 +32,7 @@ pub fn run(command: &str, args: Vec<String>) -> Result<()> {
         "topic" => topic::run(args),
         "group" => group::run(args),
         "cluster" => cluster::run(args),
+        "user" => user::run(args),
         "produce" => produce::run(args),
         "consume" => consume::run(args),
         other => Err(flags::usage("--help", format!("unknown command {other:?}"))),
