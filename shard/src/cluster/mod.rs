@@ -15,6 +15,7 @@
 //! - [`rpc`]: what nodes ask the controller, as JSON.
 //! - [`raft_log`]: a voter's writes in an engine log.
 
+mod acl_wire;
 pub mod controller;
 pub mod frame;
 pub mod local;

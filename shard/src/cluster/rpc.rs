@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::acl_wire;
 use crate::controller::machine::isr::IsrChange;
 use crate::controller::ScramChange;
 use crate::controller::{
@@ -273,6 +274,13 @@ fn command_json(c: &Command) -> Value {
                 }
             }.to_json()).collect::<Vec<_>>(),
         }),
+        Command::CreateAcls { bindings } => {
+            json!({"kind": "create_acls", "bindings": acl_wire::bindings_json(bindings)})
+        }
+        Command::DeleteAcls { filters } => json!({
+            "kind": "delete_acls",
+            "filters": filters.iter().map(acl_wire::filter_json).collect::<Vec<_>>(),
+        }),
         Command::AlterPartitions { changes } => json!({
             "kind": "alter_partitions",
             "changes": changes.iter().map(|c| json!({
@@ -436,6 +444,17 @@ fn command_of(v: &Value) -> Result<Command, String> {
                 })
                 .collect::<Result<_, String>>()?,
         }),
+        Some("create_acls") => {
+            Ok(Command::CreateAcls { bindings: acl_wire::bindings_of(field(v, "bindings")?)? })
+        }
+        Some("delete_acls") => Ok(Command::DeleteAcls {
+            filters: field(v, "filters")?
+                .as_array()
+                .ok_or("filters")?
+                .iter()
+                .map(acl_wire::filter_of)
+                .collect::<Result<_, String>>()?,
+        }),
         Some("alter_partitions") => Ok(Command::AlterPartitions {
             changes: field(v, "changes")?
                 .as_array()
@@ -518,6 +537,13 @@ fn answer_json(a: &Answer) -> Value {
                 Err(e) => json!({"error": refusal_json(e)}),
             }).collect::<Vec<_>>(),
         }),
+        Answer::Acls(outcomes) => json!({
+            "kind": "acls",
+            "outcomes": outcomes.iter().map(|o| match o {
+                Ok(bindings) => json!({"ok": acl_wire::bindings_json(bindings)}),
+                Err(e) => json!({"error": refusal_json(e)}),
+            }).collect::<Vec<_>>(),
+        }),
     }
 }
 
@@ -554,6 +580,16 @@ fn answer_of(v: &Value) -> Result<Answer, String> {
                 })
                 .collect::<Result<_, String>>()?,
         )),
+        Some("acls") => Ok(Answer::Acls(
+            outcomes()?
+                .iter()
+                .map(|o| match (o.get("ok"), o.get("error")) {
+                    (Some(b), _) => Ok(Ok(acl_wire::bindings_of(b)?)),
+                    (None, Some(e)) => Ok(Err(refusal_of(e)?)),
+                    _ => Err(format!("ACL outcome {o}")),
+                })
+                .collect::<Result<_, String>>()?,
+        )),
         Some("outcomes") => Ok(Answer::Outcomes(
             outcomes()?
                 .iter()
@@ -567,6 +603,22 @@ fn answer_of(v: &Value) -> Result<Answer, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use auth::acl::{
+        AclBinding, AclFilter, Operation, PatternFilter, PatternType, Permission, ResourceType,
+    };
+
+    fn acl() -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Group,
+            name: "g".into(),
+            pattern: PatternType::Literal,
+            principal: "User:alice".into(),
+            host: "10.0.0.1".into(),
+            operation: Operation::Read,
+            permission: Permission::Allow,
+        }
+    }
 
     #[test]
     fn requests_and_answers_survive_the_wire() {
@@ -611,6 +663,29 @@ mod tests {
                 unclean: true,
                 partitions: vec![("t".into(), 0), ("u".into(), 3)],
             },
+            Command::CreateAcls { bindings: vec![acl()] },
+            Command::DeleteAcls {
+                filters: vec![
+                    AclFilter {
+                        resource_type: Some(ResourceType::Topic),
+                        name: Some("orders".into()),
+                        pattern: PatternFilter::Match,
+                        principal: None,
+                        host: Some("*".into()),
+                        operation: None,
+                        permission: Some(Permission::Deny),
+                    },
+                    AclFilter {
+                        resource_type: None,
+                        name: None,
+                        pattern: PatternFilter::Exactly(PatternType::Prefixed),
+                        principal: Some("User:bob".into()),
+                        host: None,
+                        operation: Some(Operation::Read),
+                        permission: None,
+                    },
+                ],
+            },
         ];
         for c in commands {
             let again = Request::decode(&Request::Command(c.clone()).encode()).unwrap();
@@ -641,6 +716,7 @@ mod tests {
             Answer::ProducerIds { start: 1000, end: 2000 },
             Answer::Topics(vec![Ok(topic.clone()), Err(Refusal::from_code(36, "exists"))]),
             Answer::Outcomes(vec![Ok(()), Err(Refusal::from_code(3, "unknown"))]),
+            Answer::Acls(vec![Ok(vec![acl()]), Ok(vec![]), Err(Refusal::from_code(42, "bad"))]),
             Answer::Partitions(vec![
                 Ok(topic.partitions[0].clone()),
                 Err(Refusal::from_code(95, "stale")),

@@ -10,8 +10,9 @@
 pub mod cache;
 pub mod records;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use auth::acl::AclBinding;
 use auth::scram::{Mechanism, ScramCredential};
 pub use cache::MetadataCache;
 pub use records::MetadataRecord;
@@ -114,6 +115,8 @@ pub struct MetadataImage {
     /// SCRAM credentials by user and mechanism (SASL's secrets: salted,
     /// never passwords).
     pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
+    /// The ACL bindings in force (the super users come from the flags).
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataImage {
@@ -176,6 +179,12 @@ impl MetadataImage {
                     .or_default()
                     .insert(credential.mechanism, credential.clone());
             }
+            MetadataRecord::Acl(b) => {
+                next.acls.insert(b.clone());
+            }
+            MetadataRecord::AclDelete(b) => {
+                next.acls.remove(b);
+            }
             MetadataRecord::ScramDelete { user, mechanism } => {
                 if let Some(of_user) = next.scram.get_mut(user) {
                     of_user.remove(mechanism);
@@ -206,6 +215,7 @@ impl MetadataImage {
                     .map(|c| MetadataRecord::Scram { user: user.clone(), credential: c.clone() }),
             );
         }
+        out.extend(self.acls.iter().map(|b| MetadataRecord::Acl(b.clone())));
         out
     }
 
@@ -277,6 +287,16 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_fold() {
+        use auth::acl::{Operation, PatternType, Permission, ResourceType};
+        let acl = |principal: &str| AclBinding {
+            resource_type: ResourceType::Topic,
+            name: "orders-".into(),
+            pattern: PatternType::Prefixed,
+            principal: principal.into(),
+            host: "*".into(),
+            operation: Operation::Write,
+            permission: Permission::Allow,
+        };
         let b = |n: i32, s: u16| BrokerId::of(NodeId(n), ShardId(s));
         let moved = PartitionMeta {
             replicas: vec![b(1, 1), b(2, 0)],
@@ -330,6 +350,9 @@ mod tests {
             MetadataRecord::Topic(TopicMeta { name: "gone".into(), ..t.clone() }),
             MetadataRecord::DeleteTopic { name: "gone".into() },
             MetadataRecord::ProducerIds { next: 1000 },
+            MetadataRecord::Acl(acl("User:alice")),
+            MetadataRecord::Acl(acl("User:bob")),
+            MetadataRecord::AclDelete(acl("User:alice")),
         ];
         let mut image = MetadataImage::default();
         for r in &records {
@@ -345,6 +368,7 @@ mod tests {
         assert_eq!(image.leader("orders", 3), None);
         assert_eq!(image.leader("orders", -1), None);
         assert_eq!(image.topic_by_id(&[7; 16]).unwrap().name, "orders");
+        assert_eq!(image.acls.iter().collect::<Vec<_>>(), vec![&acl("User:bob")]);
         let rebuilt = image.to_records().iter().fold(MetadataImage::default(), |i, r| i.apply(r));
         assert_eq!(MetadataImage { epoch: image.epoch, ..rebuilt }, image);
         let live: Vec<_> = image.live_nodes().map(|n| n.id).collect();

@@ -16,6 +16,7 @@
 //! | `producer_ids` | `next` | producer ids below `next` are handed out |
 //! | `scram` | `user`, `mechanism`, `salt`, `iterations`, `stored_key`, `server_key` (bytes in hex) | a user's SCRAM credential for one mechanism (`SCRAM-SHA-256`), new or replaced: never a password |
 //! | `scram_delete` | `user`, `mechanism` | that credential is gone |
+//! | `acl` / `acl_delete` | `resource_type`, `name`, `pattern`, `principal`, `host`, `operation`, `permission` (the enums as Kafka's protocol numbers them) | an ACL binding added / removed |
 //!
 //! A partition's state is the array `[replicas, isr, leader, leader_epoch,
 //! partition_epoch]`, e.g. `[[1000,2001],[1000],1000,4,7]`, leader `-1` for
@@ -26,6 +27,7 @@
 
 use std::collections::BTreeMap;
 
+use auth::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use auth::scram::{Mechanism, ScramCredential};
 use serde_json::{json, Value};
 
@@ -47,6 +49,8 @@ pub enum MetadataRecord {
     ProducerIds { next: i64 },
     Scram { user: String, credential: ScramCredential },
     ScramDelete { user: String, mechanism: Mechanism },
+    Acl(AclBinding),
+    AclDelete(AclBinding),
 }
 
 impl MetadataRecord {
@@ -93,6 +97,8 @@ impl MetadataRecord {
             }),
             MetadataRecord::DeleteTopic { name } => json!({"type": "delete_topic", "name": name}),
             MetadataRecord::ProducerIds { next } => json!({"type": "producer_ids", "next": next}),
+            MetadataRecord::Acl(b) => acl_json("acl", b),
+            MetadataRecord::AclDelete(b) => acl_json("acl_delete", b),
             MetadataRecord::Scram { user, credential: c } => json!({
                 "type": "scram",
                 "user": user,
@@ -180,6 +186,8 @@ impl MetadataRecord {
             }),
             Some("delete_topic") => Ok(MetadataRecord::DeleteTopic { name: f.string("name")? }),
             Some("producer_ids") => Ok(MetadataRecord::ProducerIds { next: f.i64("next")? }),
+            Some("acl") => Ok(MetadataRecord::Acl(f.acl()?)),
+            Some("acl_delete") => Ok(MetadataRecord::AclDelete(f.acl()?)),
             Some("scram") => Ok(MetadataRecord::Scram {
                 user: f.string("user")?,
                 credential: ScramCredential {
@@ -198,6 +206,20 @@ impl MetadataRecord {
             _ => Err(format!("unknown metadata record: {v}")),
         }
     }
+}
+
+/// An ACL binding as a record of `kind` (`acl`, `acl_delete`).
+fn acl_json(kind: &str, b: &AclBinding) -> Value {
+    json!({
+        "type": kind,
+        "resource_type": b.resource_type.code(),
+        "name": b.name,
+        "pattern": b.pattern.code(),
+        "principal": b.principal,
+        "host": b.host,
+        "operation": b.operation.code(),
+        "permission": b.permission.code(),
+    })
 }
 
 /// Typed access to a record's fields, with errors that name the field.
@@ -224,6 +246,23 @@ impl Fields<'_> {
     fn hex(&self, name: &str) -> Result<Vec<u8>, String> {
         let s = self.string(name)?;
         unhex_bytes(&s).ok_or_else(|| format!("{name} is not hex digits ({} characters)", s.len()))
+    }
+
+    fn code<T>(&self, name: &str, from: impl Fn(i8) -> Option<T>) -> Result<T, String> {
+        let code = self.i64(name)?;
+        i8::try_from(code).ok().and_then(from).ok_or_else(|| format!("{name} {code} is not known"))
+    }
+
+    fn acl(&self) -> Result<AclBinding, String> {
+        Ok(AclBinding {
+            resource_type: self.code("resource_type", ResourceType::from_code)?,
+            name: self.string("name")?,
+            pattern: self.code("pattern", PatternType::from_code)?,
+            principal: self.string("principal")?,
+            host: self.string("host")?,
+            operation: self.code("operation", Operation::from_code)?,
+            permission: self.code("permission", Permission::from_code)?,
+        })
     }
 
     fn mechanism(&self) -> Result<Mechanism, String> {

@@ -15,6 +15,9 @@
 //! - [`isr`]: ISR changes leaders ask for; [`elect`]: elections operators ask for.
 //! - SCRAM credentials ([`ScramChange`]): set and deleted as records, the
 //!   salting done before (by the admin client, or at startup for seeds).
+//! - ACLs: bindings added (checked as Kafka checks them), and removed by
+//!   the filters of a DeleteAcls, matched against the image here, where
+//!   the records are made.
 
 pub mod elect;
 #[cfg(test)]
@@ -27,6 +30,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashSet};
 
+use auth::acl::{AclBinding, AclFilter};
 use auth::scram::{Mechanism, ScramCredential};
 use net::kafka_protocol::error::ResponseError;
 
@@ -169,6 +173,14 @@ pub enum Command {
     AlterScram {
         changes: Vec<ScramChange>,
     },
+    /// ACL bindings added (CreateAcls), one outcome each, in order.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// ACL bindings removed (DeleteAcls): per filter, those it matches.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 /// One change of a user's SCRAM credentials.
@@ -192,6 +204,8 @@ pub enum Answer {
     },
     /// Per ISR change: the partition after it, or why not.
     Partitions(Vec<isr::IsrOutcome>),
+    /// Per DeleteAcls filter: the bindings it removed, or why not.
+    Acls(Vec<Result<Vec<AclBinding>, Refusal>>),
 }
 
 impl Answer {
@@ -208,6 +222,9 @@ impl Answer {
             }
             Answer::Partitions(o) => {
                 Answer::Partitions(o.into_iter().map(|o| o.and(Err(error.clone()))).collect())
+            }
+            Answer::Acls(o) => {
+                Answer::Acls(o.into_iter().map(|o| o.and(Err(error.clone()))).collect())
             }
             Answer::Done | Answer::ProducerIds { .. } => {
                 return Err(ControllerError::Storage(message.to_string()))
@@ -301,6 +318,27 @@ pub fn propose(
         Command::AlterScram { changes } => {
             Answer::Outcomes(changes.into_iter().map(|c| p.alter_scram(c)).collect())
         }
+        Command::CreateAcls { bindings } => {
+            Answer::Outcomes(bindings.into_iter().map(|b| p.create_acl(b)).collect())
+        }
+        Command::DeleteAcls { filters } => {
+            // A binding two filters match is removed once, listed twice.
+            let mut removed = std::collections::BTreeSet::new();
+            let per_filter = filters
+                .iter()
+                .map(|f| {
+                    let matched: Vec<AclBinding> =
+                        image.acls.iter().filter(|b| f.matches(b)).cloned().collect();
+                    for b in &matched {
+                        if removed.insert(b.clone()) {
+                            p.records.push(MetadataRecord::AclDelete(b.clone()));
+                        }
+                    }
+                    Ok(matched)
+                })
+                .collect();
+            Answer::Acls(per_filter)
+        }
         Command::AllocateProducerIds => {
             let start = image.next_producer_id;
             let end = start.saturating_add(PRODUCER_ID_BLOCK);
@@ -348,6 +386,18 @@ impl Proposer<'_> {
                 }
                 self.records.push(MetadataRecord::ScramDelete { user, mechanism });
             }
+        }
+        Ok(())
+    }
+
+    /// An ACL binding added, unless Kafka would refuse it
+    /// (`INVALID_REQUEST`); one already in force is no new record.
+    fn create_acl(&mut self, binding: AclBinding) -> Outcome {
+        if let Some(why) = binding.invalid() {
+            return Err(Refusal::new(ResponseError::InvalidRequest, &why));
+        }
+        if !self.image.acls.contains(&binding) {
+            self.records.push(MetadataRecord::Acl(binding));
         }
         Ok(())
     }

@@ -144,6 +144,51 @@ fn scram_seeds_go_into_a_new_log_only_and_changes_replay_from_records() {
 }
 
 #[test]
+fn acls_are_added_checked_and_removed_by_the_filters_that_match_them() {
+    use auth::acl::ResourceType::{Cluster, Topic};
+    use auth::acl::{AclBinding, AclFilter, Operation, PatternFilter, PatternType, Permission};
+    let acl = |resource_type, name: &str, principal: &str, permission| AclBinding {
+        resource_type,
+        name: name.into(),
+        pattern: PatternType::Literal,
+        principal: principal.into(),
+        host: "*".into(),
+        operation: Operation::Read,
+        permission,
+    };
+    let alice = acl(Topic, "orders", "User:alice", Permission::Allow);
+    let bob = acl(Topic, "orders", "User:bob", Permission::Deny);
+    let mut image = MetadataImage::default();
+    let bindings =
+        vec![alice.clone(), bob.clone(), acl(Cluster, "other", "User:x", Permission::Allow)];
+    let answer = run(&mut image, Command::CreateAcls { bindings }, &mut ids());
+    let Answer::Outcomes(o) = answer else { panic!("{answer:?}") };
+    assert_eq!(o[..2], [Ok(()), Ok(())]);
+    assert_eq!(o[2].as_ref().unwrap_err().code(), code(ResponseError::InvalidRequest));
+    assert_eq!(image.acls.len(), 2);
+    // Adding one in force again makes no record.
+    let again = Command::CreateAcls { bindings: vec![alice.clone()] };
+    assert!(propose(&image, &limits(), again, &mut ids()).records.is_empty());
+
+    let any = AclFilter {
+        resource_type: Some(Topic),
+        name: Some("orders".into()),
+        pattern: PatternFilter::Any,
+        principal: None,
+        host: None,
+        operation: None,
+        permission: None,
+    };
+    let denies = AclFilter { permission: Some(Permission::Deny), ..any.clone() };
+    let nothing = AclFilter { name: Some("payments".into()), ..any.clone() };
+    let answer =
+        run(&mut image, Command::DeleteAcls { filters: vec![denies, nothing, any] }, &mut ids());
+    let Answer::Acls(o) = answer else { panic!("{answer:?}") };
+    assert_eq!(o, vec![Ok(vec![bob.clone()]), Ok(vec![]), Ok(vec![alice, bob])]);
+    assert!(image.acls.is_empty());
+}
+
+#[test]
 fn the_transaction_topic_is_made_once_on_demand_and_stays() {
     let mut image = bootstrapped();
     assert!(!image.topics.contains_key(crate::txns::TRANSACTION_TOPIC));
