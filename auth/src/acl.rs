@@ -247,27 +247,37 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        if self.super_users.contains(principal) {
-            return true;
-        }
-        let mut allowed = false;
-        for b in &self.bindings {
-            if !b.covers(resource_type, name) || !b.applies_to(principal, host) {
-                continue;
-            }
-            match b.permission {
-                Permission::Deny if b.operation.denies(operation) => return false,
-                Permission::Allow if b.operation.allows(operation) => allowed = true,
-                _ => {}
-            }
-        }
-        allowed
+        self.super_users.contains(principal)
+            || decide(&self.bindings, principal, host, operation, resource_type, name)
     }
 
     /// The bindings `filter` selects (DescribeAcls, DeleteAcls).
     pub fn matching<'a>(&'a self, filter: &'a AclFilter) -> impl Iterator<Item = &'a AclBinding> {
         self.bindings.iter().filter(move |b| filter.matches(b))
     }
+}
+
+/// [`Authorizer::authorize`] without super users: what `bindings` decide.
+pub fn decide<'a>(
+    bindings: impl IntoIterator<Item = &'a AclBinding>,
+    principal: &str,
+    host: &str,
+    operation: Operation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    let mut allowed = false;
+    for b in bindings {
+        if !b.covers(resource_type, name) || !b.applies_to(principal, host) {
+            continue;
+        }
+        match b.permission {
+            Permission::Deny if b.operation.denies(operation) => return false,
+            Permission::Allow if b.operation.allows(operation) => allowed = true,
+            _ => {}
+        }
+    }
+    allowed
 }
 
 /// How a filter selects patterns.
@@ -313,6 +323,41 @@ impl AclFilter {
             && self.operation.is_none_or(|o| o == b.operation)
             && self.permission.is_none_or(|p| p == b.permission)
     }
+}
+
+/// Whether `bindings` let `principal` from `host` do `operation` to some
+/// resource of `resource_type`: Kafka's `authorizeByResourceType`, with
+/// which an idempotent producer with WRITE on any topic may get a
+/// producer id (KIP-679). Some ALLOW that applies and that no applying
+/// DENY of the operation covers: a DENY of `*`, of the same literal name,
+/// or of a prefix of the ALLOW's name.
+pub fn allows_any<'a>(
+    bindings: impl IntoIterator<Item = &'a AclBinding> + Clone,
+    principal: &str,
+    host: &str,
+    operation: Operation,
+    resource_type: ResourceType,
+) -> bool {
+    let applying = || {
+        bindings
+            .clone()
+            .into_iter()
+            .filter(move |b| b.resource_type == resource_type && b.applies_to(principal, host))
+    };
+    let denies: Vec<&AclBinding> = applying()
+        .filter(|b| b.permission == Permission::Deny && b.operation.denies(operation))
+        .collect();
+    let covered = |allow: &AclBinding| {
+        denies.iter().any(|d| match d.pattern {
+            PatternType::Literal => {
+                d.name == WILDCARD
+                    || (allow.pattern == PatternType::Literal && d.name == allow.name)
+            }
+            PatternType::Prefixed => allow.name.starts_with(&d.name),
+        })
+    };
+    applying()
+        .any(|b| b.permission == Permission::Allow && b.operation.allows(operation) && !covered(b))
 }
 
 #[cfg(test)]

@@ -74,6 +74,9 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::ListTransactions => drop(req.decode_body::<ListTransactionsRequest>()?),
         ApiKey::SaslHandshake => drop(req.decode_body::<SaslHandshakeRequest>()?),
         ApiKey::SaslAuthenticate => drop(req.decode_body::<SaslAuthenticateRequest>()?),
+        ApiKey::DescribeAcls => drop(req.decode_body::<DescribeAclsRequest>()?),
+        ApiKey::CreateAcls => drop(req.decode_body::<CreateAclsRequest>()?),
+        ApiKey::DeleteAcls => drop(req.decode_body::<DeleteAclsRequest>()?),
         ApiKey::DescribeUserScramCredentials => {
             drop(req.decode_body::<DescribeUserScramCredentialsRequest>()?)
         }

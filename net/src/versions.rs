@@ -47,6 +47,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::SaslHandshake, 0, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The served range of `api`, if it is served at all.
@@ -118,6 +121,9 @@ mod tests {
         within::<ListTransactionsRequest>(ApiKey::ListTransactions);
         within::<SaslHandshakeRequest>(ApiKey::SaslHandshake);
         within::<SaslAuthenticateRequest>(ApiKey::SaslAuthenticate);
+        within::<DescribeAclsRequest>(ApiKey::DescribeAcls);
+        within::<CreateAclsRequest>(ApiKey::CreateAcls);
+        within::<DeleteAclsRequest>(ApiKey::DeleteAcls);
         assert!(supports(ApiKey::Fetch, 0) && !supports(ApiKey::Fetch, 17));
         assert!(!supports(ApiKey::ListTransactions, 2));
         assert!(supports(ApiKey::WriteTxnMarkers, 0) && !supports(ApiKey::WriteTxnMarkers, 2));

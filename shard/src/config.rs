@@ -28,6 +28,12 @@ pub struct NodeConfig {
     /// Kafka's `connections.max.reauth.ms`: a SASL session's lifetime, past
     /// which the client must re-authenticate (KIP-368); `None`: unlimited.
     pub connections_max_reauth: Option<std::time::Duration>,
+    /// `--authorizer on`: requests are checked against the ACLs (no ACL
+    /// means no); off, everything is allowed and the ACL APIs answer
+    /// SECURITY_DISABLED, as Kafka without an authorizer.
+    pub authorizer: bool,
+    /// Kafka's `super.users`: principals (`User:NAME`) allowed everything.
+    pub super_users: std::collections::BTreeSet<String>,
     pub shards: u16,
     pub node_id: i32,
     pub flush: Flush,
@@ -117,6 +123,8 @@ impl Default for NodeConfig {
             more_listeners: Vec::new(),
             sasl_mechanisms: auth::SaslMechanism::ALL.to_vec(),
             connections_max_reauth: None,
+            authorizer: false,
+            super_users: Default::default(),
             shards: 1,
             node_id: 0,
             flush: Flush::Fsync,

@@ -72,11 +72,7 @@ struct Pipeline {
 }
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtocol) {
-    let mut context = ConnContext {
-        peer: stream.peer_addr().ok(),
-        protocol,
-        principal: crate::context::ANONYMOUS.to_string(),
-    };
+    let mut context = ConnContext::new(stream.peer_addr().ok(), protocol);
     let config = &shard.config;
     let mut session = Session::new(
         protocol,

@@ -1,19 +1,27 @@
 //! A connection's context: who is at the other end, and on which
 //! listener. Handlers that answer differently per client take it
 //! (JoinGroup records the member's host; Metadata and FindCoordinator
-//! answer endpoints of the listener the request came in on).
+//! answer endpoints of the listener the request came in on), and ask it
+//! whether its principal may do what a request asks ([`ConnContext::may`]).
 //!
-//! Pure values, built by [`crate::conn`] once per connection on its shard;
-//! the principal changes when the client authenticates.
+//! Built by [`crate::conn`] once per connection on its shard; the
+//! principal changes when the client authenticates.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use auth::acl::{Operation, ResourceType};
+
+use crate::config::NodeConfig;
 use crate::listener::SecurityProtocol;
+use crate::metadata::MetadataImage;
 
 #[derive(Debug, Clone)]
 pub struct ConnContext {
     /// The client's address, if the socket still knows it.
     pub peer: Option<SocketAddr>,
+    /// The client's address as ACL bindings name hosts (Java's
+    /// `InetAddress.getHostAddress()`: `0:0:0:0:0:0:0:1`, not `::1`).
+    pub host: String,
     /// The protocol of the listener the connection came in on.
     pub protocol: SecurityProtocol,
     /// Kafka's principal: `User:NAME` once SASL authenticated the client,
@@ -25,8 +33,79 @@ pub struct ConnContext {
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 impl ConnContext {
+    pub fn new(peer: Option<SocketAddr>, protocol: SecurityProtocol) -> ConnContext {
+        ConnContext {
+            peer,
+            host: peer.map_or_else(String::new, |a| java_host(a.ip())),
+            protocol,
+            principal: ANONYMOUS.to_string(),
+        }
+    }
+
     /// `ip:port` of the client, or `?`.
     pub fn peer_name(&self) -> String {
         self.peer.map_or_else(|| "?".to_string(), |a| a.to_string())
+    }
+
+    /// Whether this connection's principal may do `operation` to the
+    /// resource `name` of `resource_type`: always with the authorizer off,
+    /// always for a super user, else as the image's ACLs decide (Kafka's
+    /// StandardAuthorizer; no ACL means no).
+    pub fn may(
+        &self,
+        config: &NodeConfig,
+        image: &MetadataImage,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        !config.authorizer
+            || config.super_users.contains(&self.principal)
+            || auth::acl::decide(
+                &image.acls,
+                &self.principal,
+                &self.host,
+                operation,
+                resource_type,
+                name,
+            )
+    }
+
+    /// [`ConnContext::may`] on the cluster resource.
+    pub fn may_on_cluster(
+        &self,
+        config: &NodeConfig,
+        image: &MetadataImage,
+        operation: Operation,
+    ) -> bool {
+        self.may(config, image, operation, ResourceType::Cluster, auth::acl::CLUSTER_NAME)
+    }
+}
+
+/// An address as Java prints it: IPv4 dotted (also when mapped into
+/// IPv6), IPv6 as eight hex groups without `::` compression.
+pub fn java_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let groups: Vec<String> = v6.segments().iter().map(|g| format!("{g:x}")).collect();
+                groups.join(":")
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_spelled_as_java_spells_them() {
+        assert_eq!(java_host("10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(java_host("::1".parse().unwrap()), "0:0:0:0:0:0:0:1");
+        assert_eq!(java_host("fe80::1:AB".parse().unwrap()), "fe80:0:0:0:0:0:1:ab");
+        assert_eq!(java_host("::ffff:10.0.0.7".parse().unwrap()), "10.0.0.7");
     }
 }

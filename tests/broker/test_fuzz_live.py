@@ -277,7 +277,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 17: 99, 36: 2, 50: 0, 51: 0, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 17: 99, 36: 2, 29: 2, 30: 2, 31: 2, 50: 0, 51: 0, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
 
 
 class Ctx:
@@ -869,6 +869,39 @@ def body_list_transactions(w, v, c):
     w.tags()
 
 
+def _acl_filter(w, c):
+    w.i8(2)  # TOPIC
+    w.string(f"fz-{c.group}")
+    w.i8(3)  # LITERAL
+    w.string("User:fz")
+    w.string("*")
+    w.i8(3)  # READ
+    w.i8(3)  # ALLOW
+
+
+def body_describe_acls(w, v, c):
+    _acl_filter(w, c)
+    w.tags()
+
+
+def body_create_acls(w, v, c):
+    def creation(w, _):
+        _acl_filter(w, c)
+        w.tags()
+
+    w.array([0], creation)
+    w.tags()
+
+
+def body_delete_acls(w, v, c):
+    def one(w, _):
+        _acl_filter(w, c)
+        w.tags()
+
+    w.array([0], one)
+    w.tags()
+
+
 def body_sasl_handshake(w, v, c):
     w.string("SCRAM-SHA-256")
 
@@ -933,6 +966,9 @@ ENCODERS = {
     26: ("EndTxn", body_end_txn, 0),
     27: ("WriteTxnMarkers", body_write_txn_markers, 0),
     28: ("TxnOffsetCommit", body_txn_offset_commit, 0),
+    29: ("DescribeAcls", body_describe_acls, 1),
+    30: ("CreateAcls", body_create_acls, 1),
+    31: ("DeleteAcls", body_delete_acls, 1),
     32: ("DescribeConfigs", body_describe_configs, 0),
     33: ("AlterConfigs", body_alter_configs, 0),
     35: ("DescribeLogDirs", body_describe_log_dirs, 0),

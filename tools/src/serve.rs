@@ -17,6 +17,12 @@ const USAGE: &str = "usage: corelog serve [options]
   --sasl-mechanisms LIST       SASL mechanisms of SASL listeners (default
                                PLAIN,SCRAM-SHA-256,SCRAM-SHA-512); credentials are the
                                SCRAM ones (--scram-credential, AlterUserScramCredentials)
+  --authorizer on|off          check every request against the ACLs (no ACL: denied);
+                               off (the default), everything is allowed and the ACL
+                               APIs answer SECURITY_DISABLED
+  --super-users User:NAME;User:NAME
+                               principals allowed everything (Kafka's super.users);
+                               User:ANONYMOUS is every PLAINTEXT connection
   --connections-max-reauth-ms MS
                                a SASL session lasts MS, then the client re-authenticates
                                on its connection or is closed (default 0: for ever)
@@ -107,6 +113,23 @@ pub fn run(args: Vec<String>) -> Result<()> {
                         })
                     })
                     .collect::<Result<_>>()?;
+            }
+            "--authorizer" => {
+                config.authorizer = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => bail!("--authorizer {value:?}: expected on or off"),
+                }
+            }
+            "--super-users" => {
+                for principal in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                    match principal.split_once(':') {
+                        Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {
+                            config.super_users.insert(principal.to_string());
+                        }
+                        _ => bail!("--super-users: {principal:?} is not User:NAME"),
+                    }
+                }
             }
             "--connections-max-reauth-ms" => {
                 let ms: u64 = value.parse().map_err(|_| bad("not a number"))?;

@@ -217,3 +217,25 @@ fn filters_select_as_describe_acls_does() {
     let alice = AclFilter { principal: Some("User:alice".into()), ..all };
     assert_eq!(a.matching(&alice).count(), 2);
 }
+
+#[test]
+fn write_on_any_topic_is_an_allow_somewhere_and_no_deny_everywhere() {
+    let any = |bindings: &[AclBinding], who| allows_any(bindings, who, "h", Write, Topic);
+    let orders = acl(Topic, "orders-", Prefixed, "User:alice", Write, Allow);
+    assert!(any(std::slice::from_ref(&orders), "User:alice"));
+    assert!(!any(std::slice::from_ref(&orders), "User:bob"));
+    // READ does not imply WRITE; ALL does.
+    assert!(!any(&[acl(Topic, "t", Literal, "User:bob", Read, Allow)], "User:bob"));
+    assert!(any(&[acl(Topic, "t", Literal, "User:bob", All, Allow)], "User:bob"));
+    // A deny on every topic wins; one on some topics does not.
+    let everywhere = acl(Topic, WILDCARD, Literal, "User:*", Write, Deny);
+    assert!(!any(&[orders.clone(), everywhere], "User:alice"));
+    let somewhere = acl(Topic, "orders-x", Literal, "User:alice", Write, Deny);
+    assert!(any(&[orders.clone(), somewhere], "User:alice"));
+    // A deny covering the allow's own pattern: nothing is left.
+    let same = acl(Topic, "t", Literal, "User:bob", Write, Deny);
+    assert!(!any(&[acl(Topic, "t", Literal, "User:bob", Write, Allow), same], "User:bob"));
+    let prefix = acl(Topic, "orders", Prefixed, "User:alice", Write, Deny);
+    assert!(!any(&[orders, prefix], "User:alice"));
+    assert!(!any(&[acl(Group, "g", Literal, "User:alice", Write, Allow)], "User:alice"));
+}

@@ -16,9 +16,11 @@ use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Outcomes};
 use crate::configs::listed_topic_configs;
+use crate::context::ConnContext;
 use crate::controller::{Command, ConfigChange, ConfigOp};
 use crate::error::Refusal;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
 /// Kafka's resource types of a topic and of a broker.
 const TOPIC: i8 = 2;
@@ -27,11 +29,11 @@ const BROKER: i8 = 4;
 /// One resource's changes for the controller, or its error code and message.
 type Parsed = Result<(String, Vec<ConfigChange>), Refusal>;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: IncrementalAlterConfigsRequest = request.decode_body()?;
     // Per resource: the changes for the controller, or the error at once.
     let parsed: Vec<Parsed> = req.resources.iter().map(parse_resource).collect();
-    let outcomes = decide(shard, parsed, req.validate_only).await;
+    let outcomes = decide(shard, context, parsed, req.validate_only).await;
     let responses = req
         .resources
         .iter()
@@ -52,7 +54,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
 /// configs. Sent to the controller as a DELETE of every other config
 /// Corelog lists, then a SET of each entry, in one command: the topic's
 /// configs end up exactly the entries whatever it set before.
-pub async fn handle_legacy(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle_legacy(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as Out;
     use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
     let req: AlterConfigsRequest = request.decode_body()?;
@@ -85,7 +91,7 @@ pub async fn handle_legacy(shard: &Shard, request: &Request) -> HandlerResult {
             Ok((r.resource_name.to_string(), deletes.into_iter().chain(sets).collect()))
         })
         .collect();
-    let outcomes = decide(shard, parsed, req.validate_only).await;
+    let outcomes = decide(shard, context, parsed, req.validate_only).await;
     let responses = req
         .resources
         .iter()
@@ -103,12 +109,31 @@ pub async fn handle_legacy(shard: &Shard, request: &Request) -> HandlerResult {
 }
 
 /// Asks the controller for the parsed resources' changes, in one command;
-/// one outcome per resource, in order.
+/// one outcome per resource, in order. A topic the client may not
+/// ALTER_CONFIGS is TOPIC_AUTHORIZATION_FAILED and not asked.
 async fn decide(
     shard: &Shard,
+    context: &ConnContext,
     parsed: Vec<Parsed>,
     validate_only: bool,
 ) -> Vec<Result<(), Refusal>> {
+    let image = shard.metadata.image();
+    let parsed: Vec<Parsed> = parsed
+        .into_iter()
+        .map(|p| {
+            p.and_then(|(topic, changes)| {
+                let op = Operation::AlterConfigs;
+                if context.may(&shard.config, &image, op, ResourceType::Topic, &topic) {
+                    Ok((topic, changes))
+                } else {
+                    Err(Refusal::new(
+                        ResponseError::TopicAuthorizationFailed,
+                        "Authorization failed.",
+                    ))
+                }
+            })
+        })
+        .collect();
     let asked: Vec<(String, Vec<ConfigChange>)> =
         parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
     let mut outcomes = if asked.is_empty() {

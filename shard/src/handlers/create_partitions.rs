@@ -9,15 +9,27 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Outcomes};
+use crate::context::ConnContext;
 use crate::controller::{Command, PartitionsSpec};
+use crate::error::Refusal;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
+use kafka_protocol::error::ResponseError;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: CreatePartitionsRequest = request.decode_body()?;
+    let image = shard.metadata.image();
+    let alterable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| context.may(&shard.config, &image, Operation::Alter, ResourceType::Topic, &t.name))
+        .collect();
     let asked: Vec<PartitionsSpec> = req
         .topics
         .iter()
-        .map(|t| PartitionsSpec {
+        .zip(&alterable)
+        .filter(|(_, &ok)| ok)
+        .map(|(t, _)| PartitionsSpec {
             name: t.name.0.to_string(),
             count: t.count,
             assignments: t.assignments.as_ref().map(|lists| {
@@ -30,9 +42,17 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     let results = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(alterable)
+        .map(|(t, ok)| {
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            if let Err(refused) = outcomes.next_outcome() {
+            let outcome = match ok {
+                true => outcomes.next_outcome(),
+                false => Err(Refusal::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.",
+                )),
+            };
+            if let Err(refused) = outcome {
                 r.error_code = refused.code();
                 r.error_message = Some(StrBytes::from_string(refused.message));
             }

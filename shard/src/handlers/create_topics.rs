@@ -11,17 +11,27 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::metadata::ask_controller;
-use super::{respond, HandlerResult};
+use super::{may_create, respond, HandlerResult};
 use crate::configs::{effective, is_fixed, listed_topic_configs};
+use crate::context::ConnContext;
 use crate::controller::TopicSpec;
+use crate::error::Refusal;
 use crate::shard::Shard;
+use kafka_protocol::error::ResponseError;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: CreateTopicsRequest = request.decode_body()?;
+    // CREATE on the cluster or the topic (Kafka's check); the others are
+    // not asked of the controller.
+    let image = shard.metadata.image();
+    let allowed: Vec<bool> =
+        req.topics.iter().map(|t| may_create(context, &shard.config, &image, &t.name)).collect();
     let specs: Vec<TopicSpec> = req
         .topics
         .iter()
-        .map(|t| TopicSpec {
+        .zip(&allowed)
+        .filter(|(_, &ok)| ok)
+        .map(|(t, _)| TopicSpec {
             name: t.name.0.to_string(),
             partitions: t.num_partitions,
             replication_factor: t.replication_factor,
@@ -37,12 +47,21 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .collect(),
         })
         .collect();
-    let outcomes = ask_controller(shard, specs, req.validate_only).await;
+    let mut outcomes = ask_controller(shard, specs, req.validate_only).await.into_iter();
     let topics = req
         .topics
         .iter()
-        .zip(outcomes)
-        .map(|(t, outcome)| {
+        .zip(allowed)
+        .map(|(t, ok)| {
+            let outcome = match ok {
+                true => outcomes.next().unwrap_or_else(|| {
+                    Err(Refusal::new(ResponseError::UnknownServerError, "no outcome"))
+                }),
+                false => Err(Refusal::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.",
+                )),
+            };
             let mut r = CreatableTopicResult::default().with_name(t.name.clone());
             let version = request.version;
             match outcome {

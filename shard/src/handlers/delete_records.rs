@@ -25,12 +25,14 @@ use net::kafka_protocol;
 use super::produce::PRODUCE_WAIT_MAX;
 use super::{led_log, respond, HandlerResult};
 use crate::admission::within;
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
 /// The high watermark, as the offset to delete before.
 const HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DeleteRecordsRequest = request.decode_body()?;
     let mut topics = Vec::with_capacity(req.topics.len());
     // (topic index, partition index, partition id, offset) still to be
@@ -45,6 +47,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .with_low_watermark(-1);
             // The image of the moment: an earlier partition's move awaited.
             let image = shard.metadata.image();
+            if !context.may(&shard.config, &image, Operation::Delete, ResourceType::Topic, name) {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                partitions.push(r);
+                continue;
+            }
             match delete_before(shard, &image, name, p.partition_index, p.offset).await {
                 Ok((id, offset)) => waiting.push((ti, partitions.len(), id, offset)),
                 Err(e) => r.error_code = e.code(),

@@ -9,11 +9,13 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Outcomes};
+use crate::context::ConnContext;
 use crate::controller::Command;
 use crate::error::Refusal;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DeleteTopicsRequest = request.decode_body()?;
     let version = request.version;
     // v6 names topics by name or id; earlier versions by name only.
@@ -31,7 +33,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
     } else {
         req.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
     };
-    let names: Vec<String> = wanted.iter().filter_map(|(n, _)| n.clone()).collect();
+    let deletable = |name: &str| {
+        context.may(&shard.config, &image, Operation::Delete, ResourceType::Topic, name)
+    };
+    let names: Vec<String> =
+        wanted.iter().filter_map(|(n, _)| n.clone()).filter(|n| deletable(n)).collect();
     let mut outcomes =
         Outcomes::of_changes(shard.controller.ask(Command::DeleteTopics { names }).await);
     let responses = wanted
@@ -51,6 +57,22 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                     ResponseError::UnknownTopicId,
                     format!("no topic with id {id}"),
                 )),
+                Some(n) if !deletable(n) => {
+                    // Nothing the client did not give, unless it may
+                    // describe the topic (Kafka's answer).
+                    let op = Operation::Describe;
+                    if !context.may(&shard.config, &image, op, ResourceType::Topic, n) {
+                        if id.is_nil() {
+                            r.topic_id = uuid::Uuid::nil();
+                        } else {
+                            r.name = None;
+                        }
+                    }
+                    Err(Refusal::new(
+                        ResponseError::TopicAuthorizationFailed,
+                        "Authorization failed.",
+                    ))
+                }
                 Some(_) => outcomes.next_outcome(),
             };
             if let Err(refused) = outcome {

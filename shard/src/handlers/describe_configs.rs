@@ -16,13 +16,15 @@ use net::kafka_protocol;
 use super::{respond, HandlerResult};
 use crate::broker_configs::broker_configs;
 use crate::configs::{config_type, documentation, effective, is_fixed, listed_topic_configs};
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
 /// Kafka's resource types of a topic and of a broker.
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DescribeConfigsRequest = request.decode_body()?;
     let version = request.version;
     let image = shard.metadata.image();
@@ -33,8 +35,22 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let config = &shard.config;
+            let op = Operation::DescribeConfigs;
             if r.resource_type == BROKER {
+                if !context.may_on_cluster(config, &image, op) {
+                    result.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                    result.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+                    return result;
+                }
                 return describe_broker(shard, r, version, result);
+            }
+            if r.resource_type == TOPIC
+                && !context.may(config, &image, op, ResourceType::Topic, &r.resource_name)
+            {
+                result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                result.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+                return result;
             }
             if r.resource_type != TOPIC {
                 result.error_code = ResponseError::InvalidRequest.code();

@@ -17,10 +17,22 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::Operation;
+use kafka_protocol::error::ResponseError;
 
-pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DescribeLogDirsRequest = request.decode_body()?;
+    let image = shard.metadata.image();
+    if !context.may_on_cluster(&shard.config, &image, Operation::Describe) {
+        // Kafka's answer: v3+ say why; earlier versions list nothing.
+        let mut response = DescribeLogDirsResponse::default();
+        if request.version >= 3 {
+            response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return respond(request, &response);
+    }
     // Null asks for every partition; otherwise those named that are here.
     let wanted = |topic: &str, index: i32| {
         req.topics.as_ref().is_none_or(|ts| {

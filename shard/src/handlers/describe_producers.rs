@@ -13,11 +13,17 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{held_log, respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
+use kafka_protocol::error::ResponseError;
 
-pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DescribeProducersRequest = request.decode_body()?;
     let image = shard.metadata.image();
+    let readable = |topic: &str| {
+        context.may(&shard.config, &image, Operation::Read, ResourceType::Topic, topic)
+    };
     let topics = req
         .topics
         .iter()
@@ -27,7 +33,11 @@ pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .iter()
                 .map(|&index| {
                     let mut r = PartitionResponse::default().with_partition_index(index);
-                    match held_log(shard, &image, &t.name, index, -1, true) {
+                    let log = match readable(&t.name) {
+                        true => held_log(shard, &image, &t.name, index, -1, true),
+                        false => Err(ResponseError::TopicAuthorizationFailed),
+                    };
+                    match log {
                         Err(e) => r.error_code = e.code(),
                         Ok(log) => {
                             r.active_producers = log

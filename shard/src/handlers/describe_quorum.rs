@@ -12,11 +12,18 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::controller::{QuorumState, METADATA_TOPIC};
 use crate::shard::Shard;
+use auth::acl::Operation;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DescribeQuorumRequest = request.decode_body()?;
+    let image = shard.metadata.image();
+    if !context.may_on_cluster(&shard.config, &image, Operation::Describe) {
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        return respond(request, &DescribeQuorumResponse::default().with_error_code(code));
+    }
     let wanted = |t: &str, p: i32| t == METADATA_TOPIC && p == 0;
     let asks_quorum = req
         .topics

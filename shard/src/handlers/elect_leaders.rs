@@ -13,14 +13,17 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Outcomes};
+use crate::context::ConnContext;
 use crate::controller::Command;
+use crate::error::Refusal;
 use crate::shard::Shard;
+use auth::acl::Operation;
 
 /// `election_type` values (v1+; v0 elects preferred leaders only).
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: ElectLeadersRequest = request.decode_body()?;
     let mut response = ElectLeadersResponse::default();
     let unclean = match (request.version, req.election_type) {
@@ -33,7 +36,7 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
         }
     };
     let everything = req.topic_partitions.is_none();
-    let partitions: Vec<(String, i32)> = match &req.topic_partitions {
+    let mut partitions: Vec<(String, i32)> = match &req.topic_partitions {
         Some(topics) => topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.0.to_string(), p)))
@@ -47,12 +50,30 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .collect()
         }
     };
-    let command = Command::ElectLeaders { unclean, partitions: partitions.clone() };
-    let mut outcomes = Outcomes::of_changes(shard.controller.ask(command).await);
+    let image = shard.metadata.image();
+    let outcomes: Vec<Result<(), Refusal>> =
+        if context.may_on_cluster(&shard.config, &image, Operation::Alter) {
+            let command = Command::ElectLeaders { unclean, partitions: partitions.clone() };
+            let mut outcomes = Outcomes::of_changes(shard.controller.ask(command).await);
+            partitions.iter().map(|_| outcomes.next_outcome()).collect()
+        } else {
+            // Kafka's answer: the request refused (v1+), each named
+            // partition too; an election of everything names none (no
+            // topic leaks to whom may not elect).
+            let denied = ResponseError::ClusterAuthorizationFailed;
+            if request.version >= 1 {
+                response.error_code = denied.code();
+            }
+            if everything {
+                partitions.clear();
+            }
+            let refusal = Refusal::new(denied, "Cluster authorization failed.");
+            partitions.iter().map(|_| Err(refusal.clone())).collect()
+        };
     let mut results: Vec<ReplicaElectionResult> = Vec::new();
-    for (topic, partition) in partitions {
+    for ((topic, partition), outcome) in partitions.into_iter().zip(outcomes) {
         let mut r = PartitionResult::default().with_partition_id(partition);
-        if let Err(refused) = outcomes.next_outcome() {
+        if let Err(refused) = outcome {
             if everything && refused.error == ResponseError::ElectionNotNeeded {
                 continue;
             }

@@ -40,7 +40,9 @@ use net::errors::log_error_code;
 use net::kafka_protocol;
 
 use super::{held_log, respond, HandlerResult, Out, Part};
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
 /// Longest wait a fetch may ask for; Kafka clients use 500 ms by default.
 pub const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
@@ -50,15 +52,91 @@ pub const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 /// response is held whole until sent, so this bounds a fetch's memory.
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
-    let req: FetchRequest = request.decode_body()?;
+/// `context`: the client's, when the authorizer is on (else `None`: all
+/// is allowed, and the hot path clones nothing).
+pub async fn handle(
+    shard: &Shard,
+    request: &Request,
+    context: Option<&ConnContext>,
+) -> HandlerResult {
+    let mut req: FetchRequest = request.decode_body()?;
     let legacy = request.version < LEGACY_BELOW;
     let splice = shard.splicer.is_some() && !legacy;
+    let mut denied = Vec::new();
+    if let Some(context) = context {
+        denied = authorize(shard, &mut req, request.version, context);
+        if req.topics.is_empty() && !denied.is_empty() {
+            // Nothing left to read: answered at once, as Kafka does.
+            let response = FetchResponse::default().with_responses(denied);
+            return respond(request, &response);
+        }
+    }
     let (mut response, spliced) = serve(shard, &req, request.version, splice).await;
+    response.responses.extend(denied);
     if legacy {
         downconvert(&req, &mut response, request.version);
     }
     respond_spliced(request, &response, spliced)
+}
+
+/// Kafka's checks: a follower's fetch needs CLUSTER_ACTION on the cluster,
+/// a consumer's READ on each topic; what is not allowed leaves the request
+/// and comes back as TOPIC_AUTHORIZATION_FAILED partitions.
+fn authorize(
+    shard: &Shard,
+    req: &mut FetchRequest,
+    version: i16,
+    context: &ConnContext,
+) -> Vec<FetchableTopicResponse> {
+    let image = shard.metadata.image();
+    let config = &shard.config;
+    let replica = if version <= 14 { req.replica_id.0 } else { req.replica_state.replica_id.0 };
+    let denied_code = ResponseError::TopicAuthorizationFailed.code();
+    if replica >= 0 {
+        if context.may_on_cluster(config, &image, Operation::ClusterAction) {
+            return Vec::new();
+        }
+        return std::mem::take(&mut req.topics)
+            .iter()
+            .map(|t| denied_topic(t, denied_code))
+            .collect();
+    }
+    let mut denied = Vec::new();
+    req.topics.retain(|t| {
+        // An unknown topic id is answered as such by the read.
+        let Some(name) = topic_name(&image, t, version) else { return true };
+        let readable = context.may(config, &image, Operation::Read, ResourceType::Topic, &name);
+        if !readable {
+            denied.push(denied_topic(t, denied_code));
+        }
+        readable
+    });
+    denied
+}
+
+/// A topic of the request answered `code` on each of its partitions.
+fn denied_topic(
+    t: &kafka_protocol::messages::fetch_request::FetchTopic,
+    code: i16,
+) -> FetchableTopicResponse {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_error_code(code)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(BrokerId(-1))
+                .with_records(Some(Bytes::new()))
+        })
+        .collect();
+    FetchableTopicResponse::default()
+        .with_topic(t.topic.clone())
+        .with_topic_id(t.topic_id)
+        .with_partitions(partitions)
 }
 
 /// Fetch v0-v3 carry message formats v0 (v0-v1) and v1 (v2-v3), not

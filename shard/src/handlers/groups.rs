@@ -28,6 +28,7 @@ use crate::groups::{
 };
 use crate::shard::Shard;
 use crate::txns::TRANSACTION_TOPIC;
+use auth::acl::{Operation, ResourceType};
 
 /// DescribeGroups v3+ when the client did not ask for operations.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -52,6 +53,21 @@ pub fn locate(shard: &Shard, group: &str) -> Result<i32, i16> {
     }
 }
 
+/// [`locate`], after Kafka's check that the client may do `operation` to
+/// the group (GROUP_AUTHORIZATION_FAILED, whatever the coordinator).
+pub fn locate_for(
+    shard: &Shard,
+    context: &ConnContext,
+    group: &str,
+    operation: Operation,
+) -> Result<i32, i16> {
+    let image = shard.metadata.image();
+    if !context.may(&shard.config, &image, operation, ResourceType::Group, group) {
+        return Err(ResponseError::GroupAuthorizationFailed.code());
+    }
+    locate(shard, group)
+}
+
 /// FindCoordinator v0-v4: the broker leading the key's partition of
 /// `__consumer_offsets` (key type 0, groups) or `__transaction_state` (key
 /// type 1, transactional ids, v1+). The first transactional key makes the
@@ -68,8 +84,16 @@ pub async fn find_coordinator(
     } else {
         vec![req.key.to_string()]
     };
-    let transactional = req.key_type == 1;
-    if transactional && !shard.metadata.image().topics.contains_key(TRANSACTION_TOPIC) {
+    let (resource, denied) = match req.key_type {
+        1 => (ResourceType::TransactionalId, ResponseError::TransactionalIdAuthorizationFailed),
+        _ => (ResourceType::Group, ResponseError::GroupAuthorizationFailed),
+    };
+    let image = shard.metadata.image();
+    let describable =
+        |key: &str| context.may(&shard.config, &image, Operation::Describe, resource, key);
+    // The transaction topic is made for a client that may use it only.
+    let transactional = req.key_type == 1 && keys.iter().any(|k| describable(k));
+    if transactional && !image.topics.contains_key(TRANSACTION_TOPIC) {
         if let Err(e) = shard.controller.ask(Command::CreateTransactionTopic).await {
             log::warn!("shard {}: cannot create {TRANSACTION_TOPIC}: {e}", shard.id);
         }
@@ -88,6 +112,12 @@ pub async fn find_coordinator(
                 e.error_message = Some(s(msg));
                 e
             };
+            if req.key_type > 1 {
+                return fail(e, ResponseError::InvalidRequest, "unknown key type");
+            }
+            if !context.may(&shard.config, &image, Operation::Describe, resource, &key) {
+                return fail(e, denied, "not authorized to describe the coordinator's key");
+            }
             let owner = match req.key_type {
                 0 if check_group_id(&key).is_err() => {
                     return fail(e, ResponseError::InvalidRequest, "invalid group id");
@@ -161,7 +191,7 @@ pub fn join_group(shard: &Shard, request: &Request, context: &ConnContext) -> Re
             if version >= 7 { a.protocol.map(s) } else { Some(s(a.protocol.unwrap_or_default())) };
         respond(request, &r)
     };
-    if let Err(code) = locate(shard, &group) {
+    if let Err(code) = locate_for(shard, context, &group, Operation::Read) {
         return Reply::Now(respond_with(
             request,
             JoinAnswer {
@@ -199,7 +229,7 @@ pub fn join_group(shard: &Shard, request: &Request, context: &ConnContext) -> Re
     }))
 }
 
-pub fn sync_group(shard: &Shard, request: &Request) -> Reply {
+pub fn sync_group(shard: &Shard, request: &Request, context: &ConnContext) -> Reply {
     let req: SyncGroupRequest = match request.decode_body() {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
@@ -215,7 +245,7 @@ pub fn sync_group(shard: &Shard, request: &Request) -> Reply {
         respond(request, &r)
     };
     let group = req.group_id.0.to_string();
-    if let Err(code) = locate(shard, &group) {
+    if let Err(code) = locate_for(shard, context, &group, Operation::Read) {
         return Reply::Now(respond_with(request, SyncAnswer { error: code, ..Default::default() }));
     }
     let pending = shard.groups.sync(
@@ -235,10 +265,10 @@ pub fn sync_group(shard: &Shard, request: &Request) -> Reply {
     }))
 }
 
-pub fn heartbeat(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn heartbeat(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: HeartbeatRequest = request.decode_body()?;
     let group = req.group_id.0.to_string();
-    let code = match locate(shard, &group) {
+    let code = match locate_for(shard, context, &group, Operation::Read) {
         Err(code) => code,
         Ok(_) => shard.groups.heartbeat(
             &group,
@@ -250,7 +280,7 @@ pub fn heartbeat(shard: &Shard, request: &Request) -> HandlerResult {
     respond(request, &HeartbeatResponse::default().with_error_code(code))
 }
 
-pub fn leave_group(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn leave_group(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: LeaveGroupRequest = request.decode_body()?;
     let version = request.version;
     let group = req.group_id.0.to_string();
@@ -262,7 +292,8 @@ pub fn leave_group(shard: &Shard, request: &Request) -> HandlerResult {
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let outcome = locate(shard, &group).and_then(|_| shard.groups.leave(&group, &members));
+    let outcome = locate_for(shard, context, &group, Operation::Read)
+        .and_then(|_| shard.groups.leave(&group, &members));
     let mut response = LeaveGroupResponse::default();
     match outcome {
         Err(code) => response.error_code = code,
@@ -283,7 +314,7 @@ pub fn leave_group(shard: &Shard, request: &Request) -> HandlerResult {
     respond(request, &response)
 }
 
-pub fn describe_groups(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn describe_groups(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DescribeGroupsRequest = request.decode_body()?;
     let version = request.version;
     let groups = req
@@ -294,7 +325,7 @@ pub fn describe_groups(shard: &Shard, request: &Request) -> HandlerResult {
             let mut d = DescribedGroup::default()
                 .with_group_id(g.clone())
                 .with_authorized_operations(OPERATIONS_OMITTED);
-            match locate(shard, &id) {
+            match locate_for(shard, context, &id, Operation::Describe) {
                 Err(code) => {
                     d.error_code = code;
                     d.group_state = s("");
@@ -332,8 +363,15 @@ pub fn describe_groups(shard: &Shard, request: &Request) -> HandlerResult {
     respond(request, &DescribeGroupsResponse::default().with_groups(groups))
 }
 
-pub fn list_groups(shard: &Shard, request: &Request) -> HandlerResult {
+/// ListGroups: every group with DESCRIBE on the cluster, else the groups
+/// the client may describe (Kafka's filter).
+pub fn list_groups(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: ListGroupsRequest = request.decode_body()?;
+    let image = shard.metadata.image();
+    let config = &shard.config;
+    let all = context.may_on_cluster(config, &image, Operation::Describe);
+    let visible =
+        |id: &str| all || context.may(config, &image, Operation::Describe, ResourceType::Group, id);
     let wanted: Vec<String> =
         req.states_filter.iter().map(|f| f.to_string().to_lowercase()).collect();
     let groups = shard
@@ -341,6 +379,7 @@ pub fn list_groups(shard: &Shard, request: &Request) -> HandlerResult {
         .list()
         .into_iter()
         .filter(|(_, _, state)| wanted.is_empty() || wanted.contains(&state.name().to_lowercase()))
+        .filter(|(id, _, _)| visible(id))
         .map(|(id, protocol_type, state)| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(s(id)))
@@ -355,12 +394,16 @@ pub fn list_groups(shard: &Shard, request: &Request) -> HandlerResult {
 }
 
 /// DeleteGroups: each empty group's offsets are deleted with tombstones.
-pub async fn delete_groups(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn delete_groups(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: DeleteGroupsRequest = request.decode_body()?;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
         let id = g.0.to_string();
-        let outcome = match locate(shard, &id) {
+        let outcome = match locate_for(shard, context, &id, Operation::Delete) {
             Err(code) => Err(code),
             Ok(p) => match shard.groups.check_delete(&id) {
                 Err(code) => Err(code),

@@ -14,13 +14,43 @@ use net::kafka_protocol;
 use std::rc::Rc;
 
 use super::{respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
-pub async fn handle(shard: &Rc<Shard>, request: &Request) -> HandlerResult {
+/// A transactional producer needs WRITE on its id; an idempotent one
+/// IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
+pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: InitProducerIdRequest = request.decode_body()?;
     let mut response =
         InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if let Some(id) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+    let image = shard.metadata.image();
+    let config = &shard.config;
+    let transactional = req.transactional_id.as_ref().filter(|t| !t.is_empty());
+    let denied = match transactional {
+        Some(id) => {
+            (!context.may(config, &image, Operation::Write, ResourceType::TransactionalId, id))
+                .then_some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        None => {
+            let allowed = context.may_on_cluster(config, &image, Operation::IdempotentWrite)
+                || !config.authorizer
+                || config.super_users.contains(&context.principal)
+                || auth::acl::allows_any(
+                    &image.acls,
+                    &context.principal,
+                    &context.host,
+                    Operation::Write,
+                    ResourceType::Topic,
+                );
+            (!allowed).then_some(ResponseError::ClusterAuthorizationFailed)
+        }
+    };
+    drop(image);
+    if let Some(e) = denied {
+        return respond(request, &response.with_error_code(e.code()));
+    }
+    if let Some(id) = transactional {
         let expected = (req.producer_id.0, req.producer_epoch);
         match super::txn::init_producer_id(shard, id, req.transaction_timeout_ms, expected).await {
             Ok((pid, epoch)) => {

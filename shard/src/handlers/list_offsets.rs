@@ -15,18 +15,22 @@ use net::errors::log_error_code;
 use net::kafka_protocol;
 
 use super::{led_log, respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: ListOffsetsRequest = request.decode_body()?;
     let image = shard.metadata.image();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = t.name.0.as_str();
+        let described =
+            context.may(&shard.config, &image, Operation::Describe, ResourceType::Topic, name);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let mut r = ListOffsetsPartitionResponse::default()
@@ -36,7 +40,11 @@ pub async fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                 .with_leader_epoch(-1);
             // v4+ name the leader epoch the client knows; v0-v3 none.
             let current = if request.version >= 4 { p.current_leader_epoch } else { -1 };
-            match led_log(shard, &image, name, p.partition_index, current) {
+            let log = match described {
+                true => led_log(shard, &image, name, p.partition_index, current),
+                false => Err(ResponseError::TopicAuthorizationFailed),
+            };
+            match log {
                 Err(e) => r.error_code = e.code(),
                 Ok(log) => {
                     let visible = match req.isolation_level {

@@ -15,12 +15,14 @@ use kafka_protocol::protocol::StrBytes;
 use net::codec::Request;
 use net::kafka_protocol;
 
+use super::may_create;
 use super::{respond, HandlerResult, Outcomes};
 use crate::context::ConnContext;
 use crate::controller::{Command, TopicOutcome, TopicSpec};
 use crate::listener::SecurityProtocol;
 use crate::metadata::{validate_topic_name, MetadataImage, TopicMeta};
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -42,6 +44,10 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
         ),
     };
     let allow_create = version < 4 || req.allow_auto_topic_creation;
+    let config = &shard.config;
+    let describable = |image: &MetadataImage, name: &str| {
+        context.may(config, image, Operation::Describe, ResourceType::Topic, name)
+    };
     if let (Some(wanted), true) = (&wanted, allow_create && shard.config.auto_create_topics) {
         let image = shard.metadata.image();
         let missing: Vec<String> = wanted
@@ -51,6 +57,8 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
                 !image.topics.contains_key(*n)
                     && validate_topic_name(n).is_ok()
                     && !n.starts_with("__")
+                    && describable(&image, n)
+                    && may_create(context, config, &image, n)
             })
             .cloned()
             .collect();
@@ -59,10 +67,13 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
         }
     }
     let image = shard.metadata.image();
+    let creating = allow_create && config.auto_create_topics;
     let topics: Vec<MetadataResponseTopic> = match wanted {
+        // Every topic the client may describe; the others are not named.
         None => image
             .topics
             .values()
+            .filter(|t| describable(&image, &t.name))
             .map(|t| topic_response(&image, t, version, context.protocol))
             .collect(),
         Some(wanted) => wanted
@@ -72,6 +83,25 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
                     Ok(name) => image.topics.get(name),
                     Err(id) => image.topic_by_id(id.as_bytes()),
                 };
+                // Kafka's: not describable, or missing where auto-creation
+                // was asked but the client may not create it.
+                let denied = match (&w, found) {
+                    (_, Some(t)) => !describable(&image, &t.name),
+                    (Ok(name), None) => {
+                        !describable(&image, name)
+                            || (creating && !may_create(context, config, &image, name))
+                    }
+                    (Err(_), None) => false,
+                };
+                if denied {
+                    return MetadataResponseTopic::default()
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_name(
+                            w.as_ref().ok().map(|n| TopicName(StrBytes::from_string(n.clone()))),
+                        )
+                        .with_topic_id(w.as_ref().err().copied().unwrap_or_default())
+                        .with_topic_authorized_operations(OPERATIONS_OMITTED);
+                }
                 match found {
                     Some(t) => topic_response(&image, t, version, context.protocol),
                     None => {

@@ -8,6 +8,7 @@
 //! for the waiting part (acknowledgments, fetch long polls), which the
 //! connection awaits in order while it already handles the next requests.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;
@@ -53,16 +54,21 @@ use engine::PartitionLog;
 /// Handles one request from the client of `context`.
 pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext) -> Reply {
     match request.api {
-        ApiKey::Produce => produce::handle(shard, request).await,
+        ApiKey::Produce => produce::handle(shard, request, context).await,
         ApiKey::Fetch => {
             let (shard, request) = (shard.clone(), request.clone());
-            Reply::Later(Box::pin(async move { fetch::handle(&shard, &request).await }))
+            let context = shard.config.authorizer.then(|| context.clone());
+            Reply::Later(Box::pin(async move {
+                fetch::handle(&shard, &request, context.as_ref()).await
+            }))
         }
         ApiKey::JoinGroup => groups::join_group(shard, request, context),
-        ApiKey::SyncGroup => groups::sync_group(shard, request),
-        ApiKey::OffsetCommit => offsets::offset_commit(shard, request).await,
-        ApiKey::InitProducerId => Reply::Now(init_producer_id::handle(shard, request).await),
-        ApiKey::EndTxn => Reply::Now(txn::end_txn(shard, request).await),
+        ApiKey::SyncGroup => groups::sync_group(shard, request, context),
+        ApiKey::OffsetCommit => offsets::offset_commit(shard, request, context).await,
+        ApiKey::InitProducerId => {
+            Reply::Now(init_producer_id::handle(shard, request, context).await)
+        }
+        ApiKey::EndTxn => Reply::Now(txn::end_txn(shard, request, context).await),
         _ => Reply::Now(handle_now(shard, request, context).await),
     }
 }
@@ -71,38 +77,54 @@ async fn handle_now(shard: &Shard, request: &Request, context: &ConnContext) -> 
     match request.api {
         ApiKey::ApiVersions => api_versions::handle(request),
         ApiKey::Metadata => metadata::handle(shard, request, context).await,
-        ApiKey::ListOffsets => list_offsets::handle(shard, request).await,
-        ApiKey::CreateTopics => create_topics::handle(shard, request).await,
-        ApiKey::DescribeConfigs => describe_configs::handle(shard, request).await,
-        ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request),
-        ApiKey::DescribeProducers => describe_producers::handle(shard, request),
-        ApiKey::IncrementalAlterConfigs => alter_configs::handle(shard, request).await,
-        ApiKey::AlterConfigs => alter_configs::handle_legacy(shard, request).await,
-        ApiKey::DeleteTopics => delete_topics::handle(shard, request).await,
-        ApiKey::DeleteRecords => delete_records::handle(shard, request).await,
-        ApiKey::CreatePartitions => create_partitions::handle(shard, request).await,
+        ApiKey::ListOffsets => list_offsets::handle(shard, request, context).await,
+        ApiKey::CreateTopics => create_topics::handle(shard, request, context).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(shard, request, context).await,
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(shard, request, context),
+        ApiKey::DescribeProducers => describe_producers::handle(shard, request, context),
+        ApiKey::IncrementalAlterConfigs => alter_configs::handle(shard, request, context).await,
+        ApiKey::AlterConfigs => alter_configs::handle_legacy(shard, request, context).await,
+        ApiKey::DeleteTopics => delete_topics::handle(shard, request, context).await,
+        ApiKey::DeleteRecords => delete_records::handle(shard, request, context).await,
+        ApiKey::CreatePartitions => create_partitions::handle(shard, request, context).await,
         ApiKey::DescribeCluster => describe_cluster::handle(shard, request, context),
-        ApiKey::DescribeQuorum => describe_quorum::handle(shard, request).await,
+        ApiKey::DescribeQuorum => describe_quorum::handle(shard, request, context).await,
         ApiKey::FindCoordinator => groups::find_coordinator(shard, request, context).await,
-        ApiKey::Heartbeat => groups::heartbeat(shard, request),
-        ApiKey::LeaveGroup => groups::leave_group(shard, request),
-        ApiKey::DescribeGroups => groups::describe_groups(shard, request),
-        ApiKey::ListGroups => groups::list_groups(shard, request),
-        ApiKey::DeleteGroups => groups::delete_groups(shard, request).await,
-        ApiKey::OffsetFetch => offsets::offset_fetch(shard, request),
-        ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(shard, request).await,
-        ApiKey::WriteTxnMarkers => txn::write_txn_markers(shard, request).await,
-        ApiKey::AddOffsetsToTxn => txn_offsets::add_offsets_to_txn(shard, request).await,
-        ApiKey::TxnOffsetCommit => txn_offsets::txn_offset_commit(shard, request).await,
-        ApiKey::DescribeTransactions => txn_admin::describe_transactions(shard, request),
-        ApiKey::ListTransactions => txn_admin::list_transactions(shard, request),
-        ApiKey::OffsetDelete => offsets::offset_delete(shard, request).await,
-        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request),
-        ApiKey::ElectLeaders => elect_leaders::handle(shard, request).await,
-        ApiKey::DescribeUserScramCredentials => scram::describe(shard, request),
-        ApiKey::AlterUserScramCredentials => scram::alter(shard, request).await,
+        ApiKey::Heartbeat => groups::heartbeat(shard, request, context),
+        ApiKey::LeaveGroup => groups::leave_group(shard, request, context),
+        ApiKey::DescribeGroups => groups::describe_groups(shard, request, context),
+        ApiKey::ListGroups => groups::list_groups(shard, request, context),
+        ApiKey::DeleteGroups => groups::delete_groups(shard, request, context).await,
+        ApiKey::OffsetFetch => offsets::offset_fetch(shard, request, context),
+        ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(shard, request, context).await,
+        ApiKey::WriteTxnMarkers => txn::write_txn_markers(shard, request, context).await,
+        ApiKey::AddOffsetsToTxn => txn_offsets::add_offsets_to_txn(shard, request, context).await,
+        ApiKey::TxnOffsetCommit => txn_offsets::txn_offset_commit(shard, request, context).await,
+        ApiKey::DescribeTransactions => txn_admin::describe_transactions(shard, request, context),
+        ApiKey::ListTransactions => txn_admin::list_transactions(shard, request, context),
+        ApiKey::OffsetDelete => offsets::offset_delete(shard, request, context).await,
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(shard, request, context),
+        ApiKey::ElectLeaders => elect_leaders::handle(shard, request, context).await,
+        ApiKey::DescribeUserScramCredentials => scram::describe(shard, request, context),
+        ApiKey::AlterUserScramCredentials => scram::alter(shard, request, context).await,
+        ApiKey::CreateAcls => acls::create(shard, request, context).await,
+        ApiKey::DescribeAcls => acls::describe(shard, request, context),
+        ApiKey::DeleteAcls => acls::delete(shard, request, context).await,
         other => Err(DecodeError::UnknownApi(other as i16)),
     }
+}
+
+/// Whether the client may create `topic`: CREATE on the cluster or on
+/// the topic (Kafka's CreateTopics and auto-creation check).
+pub fn may_create(
+    context: &ConnContext,
+    config: &crate::config::NodeConfig,
+    image: &MetadataImage,
+    topic: &str,
+) -> bool {
+    use auth::acl::{Operation, ResourceType};
+    context.may_on_cluster(config, image, Operation::Create)
+        || context.may(config, image, Operation::Create, ResourceType::Topic, topic)
 }
 
 /// The log of a partition this shard leads, for a request that names it

@@ -13,11 +13,19 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{led_log, respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
+use kafka_protocol::error::ResponseError;
 
-pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
+/// CLUSTER_ACTION on the cluster (followers) or DESCRIBE on each topic,
+/// whatever `replica_id` says: Kafka's check; TOPIC_AUTHORIZATION_FAILED
+/// for a partition of a topic neither allows.
+pub fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: OffsetForLeaderEpochRequest = request.decode_body()?;
     let image = shard.metadata.image();
+    let config = &shard.config;
+    let cluster_ok = context.may_on_cluster(config, &image, Operation::ClusterAction);
     let topics = req
         .topics
         .iter()
@@ -30,7 +38,16 @@ pub fn handle(shard: &Shard, request: &Request) -> HandlerResult {
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    match led_log(shard, &image, &t.topic, p.partition, p.current_leader_epoch) {
+                    let op = Operation::Describe;
+                    let denied = !cluster_ok
+                        && !context.may(config, &image, op, ResourceType::Topic, &t.topic);
+                    let log = match denied {
+                        true => Err(ResponseError::TopicAuthorizationFailed),
+                        false => {
+                            led_log(shard, &image, &t.topic, p.partition, p.current_leader_epoch)
+                        }
+                    };
+                    match log {
                         Ok(log) => {
                             (out.leader_epoch, out.end_offset) =
                                 log.end_offset_for_epoch(p.leader_epoch);

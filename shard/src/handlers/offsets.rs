@@ -22,22 +22,25 @@ use kafka_protocol::protocol::StrBytes;
 use net::codec::Request;
 use net::kafka_protocol;
 
-use super::groups::{append_offsets, locate, wait_offsets, write_offsets};
+use super::groups::{append_offsets, locate_for, wait_offsets, write_offsets};
 use super::{respond, HandlerResult, Reply};
+use crate::context::ConnContext;
 use crate::groups::records::Committed;
 use crate::groups::OFFSET_METADATA_BYTES_MAX;
 use crate::ids::{LeaderEpoch, Offset};
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
-pub async fn offset_commit(shard: &Rc<Shard>, request: &Request) -> Reply {
+pub async fn offset_commit(shard: &Rc<Shard>, request: &Request, context: &ConnContext) -> Reply {
     let req: OffsetCommitRequest = match request.decode_body() {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
     };
     let group = req.group_id.0.to_string();
     let image = shard.metadata.image();
+    let config = &shard.config;
     let now = engine::Clock::now_ms(&engine::SystemClock);
-    let allowed = locate(shard, &group).and_then(|p| {
+    let allowed = locate_for(shard, context, &group, Operation::Read).and_then(|p| {
         shard.groups.check_commit(&group, req.generation_id_or_member_epoch, &req.member_id)?;
         Ok(p)
     });
@@ -47,12 +50,16 @@ pub async fn offset_commit(shard: &Rc<Shard>, request: &Request) -> Reply {
     for t in &req.topics {
         let name = t.name.0.to_string();
         let exists = image.topics.get(&name);
+        let readable = context.may(config, &image, Operation::Read, ResourceType::Topic, &name);
         codes.push(
             t.partitions
                 .iter()
                 .map(|p| {
                     if let Err(code) = allowed {
                         return code;
+                    }
+                    if !readable {
+                        return ResponseError::TopicAuthorizationFailed.code();
                     }
                     let metadata = p.committed_metadata.as_deref().unwrap_or("");
                     if exists.is_none_or(|m| {
@@ -122,8 +129,12 @@ pub async fn offset_commit(shard: &Rc<Shard>, request: &Request) -> Reply {
 /// The partitions asked for, by topic.
 type Wanted = Vec<(TopicName, Vec<i32>)>;
 
-pub fn offset_fetch(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn offset_fetch(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: OffsetFetchRequest = request.decode_body()?;
+    let image = shard.metadata.image();
+    let config = &shard.config;
+    let describable =
+        |topic: &str| context.may(config, &image, Operation::Describe, ResourceType::Topic, topic);
     let version = request.version;
     // (group, wanted topics: None for all) as v8 batches them.
     let wanted: Vec<(GroupId, Option<Wanted>)> = if version >= 8 {
@@ -149,7 +160,7 @@ pub fn offset_fetch(shard: &Shard, request: &Request) -> HandlerResult {
         .into_iter()
         .map(|(group, topics)| {
             let id = group.0.to_string();
-            if let Err(code) = locate(shard, &id) {
+            if let Err(code) = locate_for(shard, context, &id, Operation::Describe) {
                 // Each asked partition carries the error too (all that v1 has).
                 let rows = topics
                     .unwrap_or_default()
@@ -162,16 +173,24 @@ pub fn offset_fetch(shard: &Shard, request: &Request) -> HandlerResult {
                 Some(topics) => topics
                     .into_iter()
                     .map(|(name, partitions)| {
+                        // A topic the client may not describe: Kafka's
+                        // TOPIC_AUTHORIZATION_FAILED on its partitions.
+                        let denied = !describable(&name.0);
                         let rows = partitions
                             .into_iter()
-                            .map(|p| (p, shard.groups.committed(&id, &name.0, p), 0))
+                            .map(|p| match denied {
+                                true => (p, None, ResponseError::TopicAuthorizationFailed.code()),
+                                false => (p, shard.groups.committed(&id, &name.0, p), 0),
+                            })
                             .collect();
                         (name, rows)
                     })
                     .collect(),
                 None => {
                     let mut rows: Rows = Vec::new();
-                    for ((topic, p), c) in shard.groups.all_committed(&id) {
+                    // Every committed offset, of the topics it may describe.
+                    let all = shard.groups.all_committed(&id);
+                    for ((topic, p), c) in all.into_iter().filter(|((t, _), _)| describable(t)) {
                         match rows.last_mut() {
                             Some((name, ps)) if name.0.as_str() == topic => {
                                 ps.push((p, Some(c), 0))
@@ -277,10 +296,14 @@ pub fn offset_fetch(shard: &Shard, request: &Request) -> HandlerResult {
 
 /// OffsetDelete: removes a group's committed offsets for partitions of
 /// topics no member subscribes to (`GROUP_SUBSCRIBED_TO_TOPIC` otherwise).
-pub async fn offset_delete(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn offset_delete(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: OffsetDeleteRequest = request.decode_body()?;
     let group = req.group_id.0.to_string();
-    let partition = match locate(shard, &group) {
+    let partition = match locate_for(shard, context, &group, Operation::Delete) {
         Ok(p) => match shard.groups.describe(&group) {
             None => Err(ResponseError::GroupIdNotFound.code()),
             Some(_) => Ok(p),
@@ -294,6 +317,7 @@ pub async fn offset_delete(shard: &Shard, request: &Request) -> HandlerResult {
         }
     };
     let subscribed = shard.groups.subscribed_topics(&group);
+    let image = shard.metadata.image();
     let mut entries = Vec::new();
     let mut codes: Vec<Vec<i16>> = Vec::new();
     for t in &req.topics {
@@ -302,6 +326,15 @@ pub async fn offset_delete(shard: &Shard, request: &Request) -> HandlerResult {
             t.partitions
                 .iter()
                 .map(|p| {
+                    if !context.may(
+                        &shard.config,
+                        &image,
+                        Operation::Read,
+                        ResourceType::Topic,
+                        &name,
+                    ) {
+                        return ResponseError::TopicAuthorizationFailed.code();
+                    }
                     if subscribed.contains(&name) {
                         return ResponseError::GroupSubscribedToTopic.code();
                     }

@@ -29,16 +29,18 @@ use net::errors::{append_error_code, NONE};
 use net::kafka_protocol;
 
 use super::metadata::create_default_topics;
-use super::{respond, HandlerResult, Reply};
+use super::{may_create, respond, HandlerResult, Reply};
 use crate::configs::min_insync_replicas;
+use crate::context::ConnContext;
 use crate::metadata::validate_topic_name;
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
 /// Longest an acks=all produce waits for its replicas, whatever its
 /// `timeout_ms` asks (Kafka's clients send 30 s).
 pub const PRODUCE_WAIT_MAX: Duration = Duration::from_secs(300);
 
-pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
+pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext) -> Reply {
     let req: ProduceRequest = match request.decode_body() {
         Ok(r) => r,
         Err(e) => return Reply::Now(Err(e)),
@@ -46,6 +48,22 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
     if !matches!(req.acks, -1..=1) {
         let code = ResponseError::InvalidRequiredAcks.code();
         return Reply::Now(respond(request, &uniform_response(&req, code)));
+    }
+    let config = &shard.config;
+    if let Some(id) = &req.transactional_id {
+        let image = shard.metadata.image();
+        if !context.may(config, &image, Operation::Write, ResourceType::TransactionalId, id) {
+            if req.acks == 0 {
+                // No response is read: closing is the only answer.
+                return Reply::Now(Err(DecodeError::Malformed {
+                    api: request.api as i16,
+                    version: request.version,
+                    reason: "acks=0 produce with a transactional id it may not write".into(),
+                }));
+            }
+            let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return Reply::Now(respond(request, &uniform_response(&req, code)));
+        }
     }
     if shard.config.auto_create_topics {
         let image = shard.metadata.image();
@@ -57,6 +75,8 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
                 !image.topics.contains_key(n)
                     && validate_topic_name(n).is_ok()
                     && !n.starts_with("__")
+                    && context.may(config, &image, Operation::Write, ResourceType::Topic, n)
+                    && may_create(context, config, &image, n)
             })
             .collect();
         missing.dedup();
@@ -78,7 +98,11 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request) -> Reply {
             let meta = image.partition(name, p.index);
             // Batches carry the epoch of the leader that appended them.
             let epoch = meta.map_or(0, |m| m.leader_epoch.0);
+            let writable = context.may(config, &image, Operation::Write, ResourceType::Topic, name);
             let outcome = match meta.map(|m| m.leader) {
+                _ if !writable => {
+                    Err(PartitionError::code(ResponseError::TopicAuthorizationFailed.code()))
+                }
                 // Internal topics are written by the broker only, as in Kafka.
                 Some(_) if crate::controller::machine::is_internal(name) => {
                     Err(PartitionError::code(ResponseError::InvalidTopicException.code()))

@@ -22,13 +22,21 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{respond, HandlerResult, Outcomes};
+use crate::context::ConnContext;
 use crate::controller::{Command, ScramChange};
 use crate::error::Refusal;
 use crate::shard::Shard;
+use auth::acl::Operation;
 
-pub fn describe(shard: &Shard, request: &Request) -> HandlerResult {
+pub fn describe(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: DescribeUserScramCredentialsRequest = request.decode_body()?;
     let image = shard.metadata.image();
+    if !context.may_on_cluster(&shard.config, &image, Operation::Describe) {
+        let response = DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")));
+        return respond(request, &response);
+    }
     let info = |user: &str| -> Option<Vec<CredentialInfo>> {
         let of_user = image.scram.get(user)?;
         Some(
@@ -84,7 +92,7 @@ pub fn describe(shard: &Shard, request: &Request) -> HandlerResult {
     respond(request, &DescribeUserScramCredentialsResponse::default().with_results(results))
 }
 
-pub async fn alter(shard: &Shard, request: &Request) -> HandlerResult {
+pub async fn alter(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: AlterUserScramCredentialsRequest = request.decode_body()?;
     // Kafka's two passes, deletions then upsertions: a user's first
     // refusal sticks; a second alteration of a user accepted so far
@@ -127,6 +135,14 @@ pub async fn alter(shard: &Shard, request: &Request) -> HandlerResult {
             Ok(ScramChange::Upsert { user: user.clone(), credential: salted(mechanism, u)? })
         });
         alter(user, change);
+    }
+    if !context.may_on_cluster(&shard.config, &image, Operation::Alter) {
+        for (_, change) in &mut users {
+            *change = Err(Refusal::new(
+                ResponseError::ClusterAuthorizationFailed,
+                "Authorization failed.",
+            ));
+        }
     }
     let changes: Vec<ScramChange> =
         users.iter().filter_map(|(_, c)| c.as_ref().ok().cloned()).collect();

@@ -43,6 +43,7 @@ use net::codec::Request;
 use net::kafka_protocol;
 
 use super::{led_log, respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::groups::OFFSETS_TOPIC;
 use crate::local::{self, LocalCall};
 use crate::replica::wire::Wire;
@@ -50,6 +51,7 @@ use crate::shard::Shard;
 use crate::txns::records::{self, TxnRecord, TxnStatus};
 use crate::txns::state::{self, End, Init};
 use crate::txns::{check_transactional_id, partition_for, Marker, TRANSACTION_TOPIC};
+use auth::acl::{Operation, ResourceType};
 
 /// How long one WriteTxnMarkers or KIP-890 check to another broker may
 /// take before it is retried (markers) or answered retriable (produce).
@@ -213,10 +215,16 @@ pub async fn init_producer_id(
     }
 }
 
-pub async fn end_txn(shard: &Rc<Shard>, request: &Request) -> HandlerResult {
+pub async fn end_txn(shard: &Rc<Shard>, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: EndTxnRequest = request.decode_body()?;
     let id = req.transactional_id.0.to_string();
+    let image = shard.metadata.image();
+    let writable =
+        context.may(&shard.config, &image, Operation::Write, ResourceType::TransactionalId, &id);
     let outcome = async {
+        if !writable {
+            return Err(code(ResponseError::TransactionalIdAuthorizationFailed));
+        }
         let (p, current) = located(shard, &id)?;
         let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
         match state::end(current.as_ref(), pid, epoch, req.committed, now_ms())? {
@@ -233,7 +241,13 @@ pub async fn end_txn(shard: &Rc<Shard>, request: &Request) -> HandlerResult {
     respond(request, &response)
 }
 
-pub async fn add_partitions_to_txn(shard: &Shard, request: &Request) -> HandlerResult {
+/// v0-v3 (clients) need WRITE on the transactional id and on each topic;
+/// v4+ (brokers verifying, KIP-890) CLUSTER_ACTION on the cluster.
+pub async fn add_partitions_to_txn(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: AddPartitionsToTxnRequest = request.decode_body()?;
     let old = request.version < 2;
     if request.version <= 3 {
@@ -242,24 +256,31 @@ pub async fn add_partitions_to_txn(shard: &Shard, request: &Request) -> HandlerR
             .with_producer_id(req.v3_and_below_producer_id)
             .with_producer_epoch(req.v3_and_below_producer_epoch)
             .with_topics(req.v3_and_below_topics.clone());
-        let result = add_one(shard, &txn, old).await;
+        let result = add_one(shard, &txn, old, Some(context)).await;
         let response = AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(result.topic_results);
         return respond(request, &response);
     }
+    let image = shard.metadata.image();
+    if !context.may_on_cluster(&shard.config, &image, Operation::ClusterAction) {
+        let code = code(ResponseError::ClusterAuthorizationFailed);
+        return respond(request, &AddPartitionsToTxnResponse::default().with_error_code(code));
+    }
     let mut results = Vec::with_capacity(req.transactions.len());
     for txn in &req.transactions {
-        results.push(add_one(shard, txn, false).await);
+        results.push(add_one(shard, txn, false, None).await);
     }
     respond(request, &AddPartitionsToTxnResponse::default().with_results_by_transaction(results))
 }
 
 /// One transaction of AddPartitionsToTxn: its partitions added (or, with
-/// `verify_only`, checked), one code per partition.
+/// `verify_only`, checked), one code per partition. `checks`: the client
+/// whose WRITE on the id and the topics is checked first.
 async fn add_one(
     shard: &Shard,
     txn: &AddPartitionsToTxnTransaction,
     old: bool,
+    checks: Option<&ConnContext>,
 ) -> AddPartitionsToTxnResult {
     let id = txn.transactional_id.0.to_string();
     let image = shard.metadata.image();
@@ -280,7 +301,28 @@ async fn add_one(
         })
         .cloned()
         .collect();
-    let codes: BTreeMap<(String, i32), i16> = if !unknown.is_empty() {
+    let may_write = |resource, name: &str| {
+        checks.is_none_or(|c| c.may(&shard.config, &image, Operation::Write, resource, name))
+    };
+    let denied_topics: BTreeSet<&str> = wanted
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .filter(|t| !may_write(ResourceType::Topic, t))
+        .collect();
+    let codes: BTreeMap<(String, i32), i16> = if !may_write(ResourceType::TransactionalId, &id) {
+        let denied = code(ResponseError::TransactionalIdAuthorizationFailed);
+        wanted.iter().map(|tp| (tp.clone(), denied)).collect()
+    } else if !denied_topics.is_empty() {
+        let not_attempted = code(ResponseError::OperationNotAttempted);
+        let denied = code(ResponseError::TopicAuthorizationFailed);
+        wanted
+            .iter()
+            .map(|tp| {
+                let c = if denied_topics.contains(tp.0.as_str()) { denied } else { not_attempted };
+                (tp.clone(), c)
+            })
+            .collect()
+    } else if !unknown.is_empty() {
         let not_attempted = code(ResponseError::OperationNotAttempted);
         let unknown_code = code(ResponseError::UnknownTopicOrPartition);
         wanted
@@ -662,8 +704,17 @@ pub(crate) async fn write_markers_here(
     codes
 }
 
-pub async fn write_txn_markers(shard: &Shard, request: &Request) -> HandlerResult {
+/// Brokers only: CLUSTER_ACTION on the cluster, else every partition is
+/// CLUSTER_AUTHORIZATION_FAILED and no marker is written.
+pub async fn write_txn_markers(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: WriteTxnMarkersRequest = request.decode_body()?;
+    let image = shard.metadata.image();
+    let allowed = context.may_on_cluster(&shard.config, &image, Operation::ClusterAction);
+    drop(image);
     let mut results = Vec::with_capacity(req.markers.len());
     for m in &req.markers {
         let marker = Marker {
@@ -677,7 +728,13 @@ pub async fn write_txn_markers(shard: &Shard, request: &Request) -> HandlerResul
             .iter()
             .flat_map(|t| t.partition_indexes.iter().map(move |&p| (t.name.0.to_string(), p)))
             .collect();
-        let codes = write_markers_here(shard, &marker, &parts).await;
+        let codes = match allowed {
+            true => write_markers_here(shard, &marker, &parts).await,
+            false => {
+                let denied = code(ResponseError::ClusterAuthorizationFailed);
+                parts.into_iter().map(|tp| (tp, denied)).collect()
+            }
+        };
         let mut by_topic: BTreeMap<String, Vec<WritableTxnMarkerPartitionResult>> = BTreeMap::new();
         for ((t, p), c) in codes {
             by_topic.entry(t).or_default().push(

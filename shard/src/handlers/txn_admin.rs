@@ -26,8 +26,10 @@ use net::kafka_protocol;
 
 use super::txn::locate;
 use super::{respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::shard::Shard;
 use crate::txns::records::{TxnRecord, TxnStatus};
+use auth::acl::{Operation, ResourceType};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -40,8 +42,14 @@ fn now_ms() -> i64 {
 /// DescribeTransactions: per id, its state as stored, or
 /// `NOT_COORDINATOR` / `COORDINATOR_LOAD_IN_PROGRESS` /
 /// `TRANSACTIONAL_ID_NOT_FOUND` (also for a `Dead` id, as Kafka).
-pub fn describe_transactions(shard: &Shard, request: &Request) -> HandlerResult {
+/// DESCRIBE on each transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+pub fn describe_transactions(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: DescribeTransactionsRequest = request.decode_body()?;
+    let image = shard.metadata.image();
     let states = req
         .transactional_ids
         .iter()
@@ -50,6 +58,11 @@ pub fn describe_transactions(shard: &Shard, request: &Request) -> HandlerResult 
             // An id no producer could have (empty, too long) is not found.
             let not_found = ResponseError::TransactionalIdNotFound.code();
             let invalid = ResponseError::InvalidRequest.code();
+            let op = Operation::Describe;
+            if !context.may(&shard.config, &image, op, ResourceType::TransactionalId, id) {
+                let denied = ResponseError::TransactionalIdAuthorizationFailed.code();
+                return out.with_error_code(denied);
+            }
             let located = locate(shard, id).map_err(|c| if c == invalid { not_found } else { c });
             let found = located.and_then(|_| {
                 shard.txns.stored(id).filter(|r| r.status != TxnStatus::Dead).ok_or(not_found)
@@ -87,8 +100,13 @@ fn described(out: Described, r: &TxnRecord) -> Described {
 /// listed; the duration filter keeps transactions started more than that
 /// many milliseconds ago. `COORDINATOR_LOAD_IN_PROGRESS` while a
 /// partition of this shard is being loaded.
-pub fn list_transactions(shard: &Shard, request: &Request) -> HandlerResult {
+/// The transactions whose ids the client may describe (Kafka's filter).
+pub fn list_transactions(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
     let req: ListTransactionsRequest = request.decode_body()?;
+    let image = shard.metadata.image();
+    let visible = |id: &str| {
+        context.may(&shard.config, &image, Operation::Describe, ResourceType::TransactionalId, id)
+    };
     let mut response = ListTransactionsResponse::default();
     if shard.txns.is_loading() {
         response.error_code = ResponseError::CoordinatorLoadInProgress.code();
@@ -109,7 +127,7 @@ pub fn list_transactions(shard: &Shard, request: &Request) -> HandlerResult {
         now: now_ms(),
     };
     let mut listed: Vec<(String, TxnRecord)> =
-        shard.txns.list().into_iter().filter(|(_, r)| filter.keeps(r)).collect();
+        shard.txns.list().into_iter().filter(|(id, r)| filter.keeps(r) && visible(id)).collect();
     listed.sort_by(|a, b| a.0.cmp(&b.0));
     response.transaction_states = listed
         .into_iter()

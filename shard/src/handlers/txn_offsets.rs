@@ -24,16 +24,31 @@ use net::kafka_protocol;
 
 use super::groups::locate as locate_group;
 use super::{respond, HandlerResult};
+use crate::context::ConnContext;
 use crate::groups::records::{self, partition_for, Committed};
 use crate::groups::txn_offsets::PendingOffset;
 use crate::groups::{OFFSETS_TOPIC, OFFSETS_TOPIC_PARTITIONS, OFFSET_METADATA_BYTES_MAX};
 use crate::ids::{LeaderEpoch, Offset};
 use crate::shard::Shard;
+use auth::acl::{Operation, ResourceType};
 
-pub async fn add_offsets_to_txn(shard: &Shard, request: &Request) -> HandlerResult {
+/// Needs WRITE on the transactional id and READ on the group.
+pub async fn add_offsets_to_txn(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: AddOffsetsToTxnRequest = request.decode_body()?;
     let group = req.group_id.0.as_str();
+    let image = shard.metadata.image();
+    let may = |op, rt, name: &str| context.may(&shard.config, &image, op, rt, name);
     let outcome = match crate::groups::check_group_id(group) {
+        _ if !may(Operation::Write, ResourceType::TransactionalId, &req.transactional_id) => {
+            Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+        }
+        _ if !may(Operation::Read, ResourceType::Group, group) => {
+            Err(ResponseError::GroupAuthorizationFailed.code())
+        }
         Err(c) => Err(c),
         Ok(()) => {
             let p = partition_for(group, OFFSETS_TOPIC_PARTITIONS);
@@ -47,12 +62,33 @@ pub async fn add_offsets_to_txn(shard: &Shard, request: &Request) -> HandlerResu
     respond(request, &AddOffsetsToTxnResponse::default().with_error_code(code))
 }
 
-pub async fn txn_offset_commit(shard: &Shard, request: &Request) -> HandlerResult {
+/// Needs WRITE on the transactional id, READ on the group and on each
+/// topic (TOPIC_AUTHORIZATION_FAILED for a topic's partitions).
+pub async fn txn_offset_commit(
+    shard: &Shard,
+    request: &Request,
+    context: &ConnContext,
+) -> HandlerResult {
     let req: TxnOffsetCommitRequest = request.decode_body()?;
     let group = req.group_id.0.to_string();
     let image = shard.metadata.image();
+    let config = &shard.config;
     let now = engine::Clock::now_ms(&engine::SystemClock);
+    let tid_ok = context.may(
+        config,
+        &image,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    );
+    let group_ok = context.may(config, &image, Operation::Read, ResourceType::Group, &group);
     let allowed = async {
+        if !tid_ok {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
+        }
+        if !group_ok {
+            return Err(ResponseError::GroupAuthorizationFailed.code());
+        }
         let p = locate_group(shard, &group)?;
         // The member and generation a v3+ commit names must be the
         // group's; without them the commit is a producer's own, as Kafka
@@ -85,9 +121,13 @@ pub async fn txn_offset_commit(shard: &Shard, request: &Request) -> HandlerResul
     for t in &req.topics {
         let name = t.name.0.to_string();
         let exists = image.topics.get(&name);
+        let readable = context.may(config, &image, Operation::Read, ResourceType::Topic, &name);
         let row = t.partitions.iter().map(|p| {
             if let Err(code) = allowed {
                 return code;
+            }
+            if !readable {
+                return ResponseError::TopicAuthorizationFailed.code();
             }
             let metadata = p.committed_metadata.as_deref().unwrap_or("");
             let known = exists.is_some_and(|m| {
