@@ -60,6 +60,18 @@ impl ResourceType {
     pub fn from_code(code: i8) -> Option<ResourceType> {
         ResourceType::ALL.into_iter().find(|t| t.code() == code)
     }
+
+    /// Kafka's name: `TOPIC`, `GROUP`, `CLUSTER`, `TRANSACTIONAL_ID`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceType::Topic => "TOPIC",
+            ResourceType::Group => "GROUP",
+            ResourceType::Cluster => "CLUSTER",
+            ResourceType::TransactionalId => "TRANSACTIONAL_ID",
+            ResourceType::DelegationToken => "DELEGATION_TOKEN",
+            ResourceType::User => "USER",
+        }
+    }
 }
 
 /// How a binding's resource name matches.
@@ -81,6 +93,13 @@ impl PatternType {
 
     pub fn from_code(code: i8) -> Option<PatternType> {
         [PatternType::Literal, PatternType::Prefixed].into_iter().find(|p| p.code() == code)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PatternType::Literal => "LITERAL",
+            PatternType::Prefixed => "PREFIXED",
+        }
     }
 }
 
@@ -142,6 +161,32 @@ impl Operation {
         Operation::ALL.into_iter().find(|o| o.code() == code)
     }
 
+    /// Kafka's name: `READ`, `CLUSTER_ACTION`, ...
+    pub fn name(self) -> &'static str {
+        use Operation::*;
+        match self {
+            All => "ALL",
+            Read => "READ",
+            Write => "WRITE",
+            Create => "CREATE",
+            Delete => "DELETE",
+            Alter => "ALTER",
+            Describe => "DESCRIBE",
+            ClusterAction => "CLUSTER_ACTION",
+            DescribeConfigs => "DESCRIBE_CONFIGS",
+            AlterConfigs => "ALTER_CONFIGS",
+            IdempotentWrite => "IDEMPOTENT_WRITE",
+            CreateTokens => "CREATE_TOKENS",
+            DescribeTokens => "DESCRIBE_TOKENS",
+        }
+    }
+
+    /// By Kafka's name or kafka-acls.sh's (`ClusterAction`), any case.
+    pub fn parse(name: &str) -> Option<Operation> {
+        let wanted: String = name.chars().filter(|c| *c != '_').collect();
+        Operation::ALL.into_iter().find(|o| o.name().replace('_', "").eq_ignore_ascii_case(&wanted))
+    }
+
     /// Whether an ALLOW of `self` allows `wanted`.
     fn allows(self, wanted: Operation) -> bool {
         use Operation::*;
@@ -173,6 +218,13 @@ impl Permission {
 
     pub fn from_code(code: i8) -> Option<Permission> {
         [Permission::Deny, Permission::Allow].into_iter().find(|p| p.code() == code)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Deny => "DENY",
+            Permission::Allow => "ALLOW",
+        }
     }
 }
 

@@ -22,10 +22,11 @@
 //! - [`records`]: produce and fetch, batches with keys and headers, decoding.
 //! - [`compress`]: gzip, snappy, lz4, zstd batches, both ways.
 //! - [`txn`]: producer ids, and a transaction's control calls.
-//! - [`users`]: SCRAM users, described and altered.
+//! - [`users`]: SCRAM users, described and altered; [`acls`]: ACLs.
 //! - [`partitioner`]: murmur2, as Java's default partitioner places keys.
 //! - [`error`]: Kafka error codes with their names.
 
+pub mod acls;
 pub mod cluster;
 pub mod compress;
 pub mod conn;

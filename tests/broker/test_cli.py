@@ -107,12 +107,13 @@ COMMANDS = [
     ["topic", "alter-config"], ["topic", "delete-records"], ["group"], ["group", "list"], ["group", "describe"], ["group", "delete"],
     ["group", "reset-offsets"], ["cluster"], ["cluster", "describe"], ["produce"], ["consume"],
     ["user"], ["user", "list"], ["user", "add"], ["user", "remove"],
+    ["acl"], ["acl", "add"], ["acl", "list"], ["acl", "remove"],
 ]
 
 
 def test_help_on_every_command_and_subcommand():
     top = ok(["--help"])
-    for c in ["topic", "group", "cluster", "user", "produce", "consume"]:
+    for c in ["topic", "group", "cluster", "user", "acl", "produce", "consume"]:
         assert f"  {c} " in top, top
     for cmd in COMMANDS:
         out = ok(cmd + ["--help"])
@@ -147,6 +148,15 @@ def test_help_on_every_command_and_subcommand():
     ["user", "add", "u", "--iterations", "100"],
     ["user", "remove"],
     ["user", "frobnicate"],
+    ["acl", "add", "--topic", "t", "--operation", "Read"],
+    ["acl", "add", "--allow-principal", "User:a", "--operation", "Read"],
+    ["acl", "add", "--topic", "t", "--allow-principal", "User:a"],
+    ["acl", "add", "--topic", "t", "--allow-principal", "alice", "--operation", "Read"],
+    ["acl", "add", "--topic", "t", "--group", "g", "--allow-principal", "User:a", "--operation", "Read"],
+    ["acl", "add", "--cluster", "--allow-principal", "User:a", "--operation", "Fly"],
+    ["acl", "add", "--topic", "t", "--resource-pattern-type", "match", "--allow-principal", "User:a",
+     "--operation", "Read"],
+    ["acl", "remove", "--operation", "Read"],
     ["frobnicate"],
 ])
 def test_usage_errors_exit_2_with_one_line(args):
@@ -674,3 +684,37 @@ def test_user_add_list_remove_and_log_in(make_broker, tmp_path):
     assert ok(["user", "list"], b.bootstrap).split() == ["USER", "MECHANISM", "ITERATIONS"]
     assert "RESOURCE_NOT_FOUND" in fails(["user", "remove", "dana"], b.bootstrap)
     assert refused("SCRAM-SHA-512", "dana", "dana-pw")
+
+
+def test_acl_add_list_remove_as_kafka_acls_prints_them(make_broker):
+    # Without the authorizer the broker answers SECURITY_DISABLED.
+    plain = make_broker().start()
+    assert "SECURITY_DISABLED" in fails(["acl", "list"], plain.bootstrap)
+    b = make_broker(extra_args=["--authorizer", "on", "--super-users", "User:ANONYMOUS"]).start()
+    out = ok(["acl", "add", "--topic", "orders-", "--resource-pattern-type", "prefixed",
+              "--allow-principal", "User:alice", "--operation", "Read", "--operation", "Write"], b.bootstrap)
+    pattern = "`ResourcePattern(resourceType=TOPIC, name=orders-, patternType=PREFIXED)`:"
+    assert out.splitlines()[:3] == [
+        f"Adding ACLs for resource {pattern}",
+        " \t(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)",
+        " \t(principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW)",
+    ]
+    ok(["acl", "add", "--group", "g", "--allow-principal", "User:bob", "--deny-principal", "User:eve",
+        "--operation", "Read"], b.bootstrap)
+    listed = ok(["acl", "list"], b.bootstrap)
+    assert f"Current ACLs for resource {pattern}" in listed
+    assert "(principal=User:eve, host=*, operation=READ, permissionType=DENY)" in listed
+    # MATCH: the patterns that cover a name.
+    matched = ok(["acl", "list", "--topic", "orders-eu", "--resource-pattern-type", "match"], b.bootstrap)
+    assert pattern in matched and "GROUP" not in matched
+    assert "User:bob" in ok(["acl", "list", "--principal", "User:bob"], b.bootstrap)
+    assert "User:alice" not in ok(["acl", "list", "--principal", "User:bob"], b.bootstrap)
+
+    removed = ok(["acl", "remove", "--group", "g", "--deny-principal", "User:eve"], b.bootstrap)
+    assert removed.splitlines()[1] == " \t(principal=User:eve, host=*, operation=READ, permissionType=DENY)"
+    ok(["acl", "remove", "--topic", "orders-", "--resource-pattern-type", "prefixed"], b.bootstrap)
+    left = ok(["acl", "list"], b.bootstrap)
+    assert "User:bob" in left and "User:eve" not in left and "orders-" not in left
+    # The CLUSTER resource has one name; the broker refuses a bad request.
+    ok(["acl", "add", "--cluster", "--allow-principal", "User:ops", "--operation", "Alter"], b.bootstrap)
+    assert "name=kafka-cluster" in ok(["acl", "list", "--cluster"], b.bootstrap)

@@ -14,6 +14,7 @@ commands:
   group     list, describe, delete consumer groups; reset their offsets
   cluster   describe the cluster: id, controller, brokers
   user      list, add, remove SCRAM users (SASL logins)
+  acl       add, list, remove ACLs (with serve --authorizer on)
   produce   lines from stdin to records of a topic
   consume   records of a topic to stdout
 
@@ -27,7 +28,7 @@ fn main() {
     let command = args.next();
     let result = match command.as_deref() {
         Some("serve") => serve::run(args.collect()),
-        Some(c @ ("topic" | "group" | "cluster" | "user" | "produce" | "consume")) => {
+        Some(c @ ("topic" | "group" | "cluster" | "user" | "acl" | "produce" | "consume")) => {
             admin::run(c, args.collect())
         }
         Some("bench") => bench::cli::run(args.collect(), std::env::current_exe().ok()),
@@ -49,7 +50,7 @@ fn main() {
         // `serve` and `bench` keep exiting 2 on every error, as before.
         let admin = matches!(
             command.as_deref(),
-            Some("topic" | "group" | "cluster" | "user" | "produce" | "consume")
+            Some("topic" | "group" | "cluster" | "user" | "acl" | "produce" | "consume")
         );
         let usage = e.downcast_ref::<admin::flags::UsageError>().is_some();
         std::process::exit(if admin && !usage { 1 } else { 2 });

@@ -239,3 +239,14 @@ fn write_on_any_topic_is_an_allow_somewhere_and_no_deny_everywhere() {
     assert!(!any(&[orders, prefix], "User:alice"));
     assert!(!any(&[acl(Group, "g", Literal, "User:alice", Write, Allow)], "User:alice"));
 }
+
+#[test]
+fn operations_parse_by_kafka_s_and_kafka_acls_names() {
+    for o in Operation::ALL {
+        assert_eq!(Operation::parse(o.name()), Some(o));
+        assert_eq!(Operation::from_code(o.code()), Some(o));
+    }
+    assert_eq!(Operation::parse("ClusterAction"), Some(ClusterAction));
+    assert_eq!(Operation::parse("describeconfigs"), Some(DescribeConfigs));
+    assert_eq!(Operation::parse("Any"), None);
+}

@@ -1,5 +1,5 @@
 //! The admin, produce and consume commands of `corelog`: `topic`, `group`,
-//! `cluster`, `user`, `produce`, `consume`. Each speaks the Kafka protocol to
+//! `cluster`, `user`, `acl`, `produce`, `consume`. Each speaks the Kafka protocol to
 //! `--bootstrap HOST:PORT` through the `client` crate, so it works against
 //! Apache Kafka as well as Corelog.
 //!
@@ -9,10 +9,11 @@
 //! exit 2, everything else 1.
 //!
 //! - [`flags`]: the flag parser and usage errors.
-//! - [`topic`], [`group`], [`cluster`], [`user`]: administration.
+//! - [`topic`], [`group`], [`cluster`], [`user`], [`acl`]: administration.
 //! - [`produce`], [`consume`]: lines in, records out.
 //! - [`datetime`]: `--to-datetime` times.
 
+pub mod acl;
 pub mod cluster;
 pub mod consume;
 pub mod datetime;
@@ -33,6 +34,7 @@ pub fn run(command: &str, args: Vec<String>) -> Result<()> {
         "group" => group::run(args),
         "cluster" => cluster::run(args),
         "user" => user::run(args),
+        "acl" => acl::run(args),
         "produce" => produce::run(args),
         "consume" => consume::run(args),
         other => Err(flags::usage("--help", format!("unknown command {other:?}"))),
