@@ -13,6 +13,8 @@
 //!   credentials, so that one stored secret serves both mechanisms.
 //! - [`acl`]: ACL bindings and the decision they make ([`Authorizer`],
 //!   Kafka's StandardAuthorizer semantics), and DescribeAcls' filters.
+//! - [`x500`]: the principal a TLS client certificate proves, its subject
+//!   as Kafka's default `ssl.principal.mapping.rules` names it.
 //!
 //! Errors are [`AuthError`]: what the client is told (Kafka's words, never
 //! a secret) and whether it was the credentials or the message that failed.
@@ -20,6 +22,7 @@
 pub mod acl;
 pub mod plain;
 pub mod scram;
+pub mod x500;
 
 pub use acl::{AclBinding, AclFilter, Authorizer};
 pub use scram::{Mechanism, SaltedPassword, ScramCredential, ScramServer};

@@ -29,10 +29,21 @@ impl std::fmt::Display for FrameError {
             FrameError::Truncated { expected, got } => {
                 write!(f, "connection closed after {got} of {expected} frame bytes")
             }
-            FrameError::BadSize(n) => write!(
-                f,
-                "frame size {n} outside [{REQUEST_BYTES_MIN}, {REQUEST_BYTES_MAX}] (socket.request.max.bytes)"
-            ),
+            FrameError::BadSize(n) => {
+                write!(
+                    f,
+                    "frame size {n} outside [{REQUEST_BYTES_MIN}, {REQUEST_BYTES_MAX}] (socket.request.max.bytes)"
+                )?;
+                // A TLS record's header (handshake, version 3.x) read as a
+                // size: the commonest misconfiguration, named.
+                if (*n as u32) >> 16 == 0x1603 {
+                    write!(
+                        f,
+                        "; it looks like a TLS handshake: a TLS client on a plaintext listener?"
+                    )?;
+                }
+                Ok(())
+            }
             FrameError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -148,6 +159,10 @@ mod tests {
         assert!(matches!(block_on(read_frame(&mut &neg[..])), Err(FrameError::BadSize(_))));
         let short = framed(b"0123456789")[..8].to_vec();
         assert!(matches!(block_on(read_frame(&mut &short[..])), Err(FrameError::Truncated { .. })));
+        let hello = [0x16, 0x03, 0x01, 0x02, 0x00];
+        let e = block_on(read_frame(&mut &hello[..])).unwrap_err().to_string();
+        assert!(e.contains("TLS client on a plaintext listener"), "{e}");
+        assert!(!FrameError::BadSize(-5).to_string().contains("TLS"));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct NodeConfig {
     /// means no); off, everything is allowed and the ACL APIs answer
     /// SECURITY_DISABLED, as Kafka without an authorizer.
     pub authorizer: bool,
+    /// The `--ssl-*` flags: the certificate of SSL and SASL_SSL listeners.
+    pub tls: Option<crate::tls::TlsSettings>,
     /// Kafka's `super.users`: principals (`User:NAME`) allowed everything.
     pub super_users: std::collections::BTreeSet<String>,
     pub shards: u16,
@@ -125,6 +127,7 @@ impl Default for NodeConfig {
             connections_max_reauth: None,
             authorizer: false,
             super_users: Default::default(),
+            tls: None,
             shards: 1,
             node_id: 0,
             flush: Flush::Fsync,

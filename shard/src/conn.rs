@@ -14,6 +14,12 @@
 //! [`crate::splice::Splicer`]; responses still leave in order, each whole
 //! before the next starts.
 //!
+//! On an SSL or SASL_SSL listener the connection is TLS (rustls, in user
+//! space) from its first byte: the handshake is bounded by
+//! `request_arrival_timeout`, a client certificate names the principal
+//! ([`crate::tls`]), and cold fetch data is read and encrypted rather
+//! than spliced.
+//!
 //! A connection that sends garbage, a frame above the size limit, an API or
 //! version we do not serve, or a body that does not decode is closed (after
 //! the replies to its earlier requests) with a log line; other connections
@@ -73,6 +79,64 @@ struct Pipeline {
 
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtocol) {
     let mut context = ConnContext::new(stream.peer_addr().ok(), protocol);
+    let peer = context.peer_name();
+    let _ = stream.set_nodelay(true);
+    let socket = stream.as_raw_fd();
+    debug!("shard {}: connection from {peer}", shard.id);
+    let _open = OpenConnection::new(shard.clone(), context.peer.map(|a| a.ip()));
+    if !protocol.is_tls() {
+        return serve_stream(shard, stream, socket, context).await;
+    }
+    let Some(certificates) = &shard.tls else {
+        warn!("shard {}: closing connection from {peer}: no TLS configuration", shard.id);
+        return;
+    };
+    let config = certificates.borrow_mut().current(Instant::now());
+    // The handshake is bounded as a request's arrival is: a client that
+    // connects and stalls holds nothing for long.
+    let arrival = shard.config.request_arrival_timeout;
+    let handshake = futures_rustls::TlsAcceptor::from(config).accept(stream);
+    let stream = match within(arrival, handshake).await {
+        Some(Ok(stream)) => stream,
+        failed => {
+            let why = match failed {
+                Some(Err(e)) => e.to_string(),
+                _ => format!("not done within {arrival:?}"),
+            };
+            // Kafka's level and count for a failed SSL handshake: a
+            // client's failed authentication.
+            info!(
+                "shard {}: closing connection from {peer}: TLS handshake failed: {why}",
+                shard.id
+            );
+            shard.metrics.authentication_failed();
+            return;
+        }
+    };
+    match crate::tls::principal(stream.get_ref().1.peer_certificates()) {
+        Some(Ok(principal)) => context.principal = principal,
+        Some(Err(e)) => {
+            warn!("shard {}: closing connection from {peer}: {e}", shard.id);
+            shard.metrics.authentication_failed();
+            return;
+        }
+        None => {}
+    }
+    // Encrypted in user space: cold fetch data is read and copied, never
+    // spliced past the encryption.
+    context.zero_copy = false;
+    serve_stream(shard, stream, socket, context).await
+}
+
+/// Serves requests on a connection's byte stream (the socket, or TLS over
+/// it); `socket` is the descriptor zero-copy sends go to when
+/// `context.zero_copy` allows them.
+async fn serve_stream<S>(shard: Rc<Shard>, stream: S, socket: RawFd, mut context: ConnContext)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
+    let protocol = context.protocol;
+    let peer = context.peer_name();
     let config = &shard.config;
     let mut session = Session::new(
         protocol,
@@ -80,11 +144,6 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
         config.connections_max_reauth,
         shard.plain_budget.clone(),
     );
-    let peer = context.peer_name();
-    let _ = stream.set_nodelay(true);
-    let socket = stream.as_raw_fd();
-    debug!("shard {}: connection from {peer}", shard.id);
-    let _open = OpenConnection::new(shard.clone(), context.peer.map(|a| a.ip()));
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
     let pipeline = Rc::new(Pipeline::default());
@@ -93,6 +152,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
     let writer_peer = peer.clone();
     let shard_id = shard.id;
     let splicer = shard.splicer.clone();
+    // Never a splice past TLS: its bytes would reach the client in clear.
+    let zero_copy = context.zero_copy;
     let writer_shard = shard.clone();
     let writer = glommio::spawn_local(async move {
         let p = writer_pipeline;
@@ -116,7 +177,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
             };
             drop(guard);
             let written = match result {
-                Ok(Some(Out::Frame(bytes))) => match write_half.write_all(&bytes).await {
+                // Flushed: TLS may hold the end of a frame in its buffer.
+                Ok(Some(Out::Frame(bytes))) => match write_all(&mut write_half, &bytes).await {
                     Ok(()) => true,
                     Err(e) => {
                         debug!("shard {shard_id}: connection from {writer_peer} lost: {e}");
@@ -124,7 +186,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
                     }
                 },
                 Ok(Some(Out::Parts(parts))) => {
-                    let sent = send_parts(parts, splicer.as_deref(), &mut pipe, socket).await;
+                    let splicer = splicer.as_deref().filter(|_| zero_copy);
+                    let sent = send_parts(parts, splicer, &mut pipe, socket).await;
                     if let Err(e) = &sent {
                         warn!("shard {shard_id}: closing connection from {writer_peer}: {e}");
                     }
@@ -205,7 +268,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
         let started = Instant::now();
         if session.expects_raw_token() {
             let verdict = session.raw_token(&frame, &shard.metadata.image(), started);
-            context.principal = session.principal();
+            if protocol.is_sasl() {
+                context.principal = session.principal();
+            }
             let (reply, close) = sasl_reply(&shard, &peer, verdict);
             let guard = shard.start_request();
             let item = Item::Reply(reply, guard, ApiKey::SaslAuthenticate, started, permit);
@@ -228,7 +293,9 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
         let guard = shard.start_request();
         let (reply, close) = if sasl_api || !session.authenticated(started) {
             let verdict = session.admit(&request, &shard.metadata.image(), started);
-            context.principal = session.principal();
+            if protocol.is_sasl() {
+                context.principal = session.principal();
+            }
             shard.metrics.reauthenticated(session.take_reauthentications());
             match verdict {
                 Verdict::Serve => (handlers::handle(&shard, &request, &context).await, false),
@@ -262,6 +329,15 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, protocol: SecurityProtoc
     pipeline.queue.borrow_mut().push_back(Item::Close);
     pipeline.changed.notify();
     writer.await;
+}
+
+/// Writes a whole frame and flushes it.
+async fn write_all<W: futures_lite::AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
 }
 
 /// The reply to a request the SASL session answered, and whether the
@@ -320,7 +396,8 @@ async fn send_parts(
     pipe: &mut Option<Pipe>,
     socket: RawFd,
 ) -> std::io::Result<()> {
-    let splicer = splicer.ok_or_else(|| std::io::Error::other("no side ring"))?;
+    let splicer =
+        splicer.ok_or_else(|| std::io::Error::other("no zero-copy path to this socket"))?;
     if pipe.is_none() {
         *pipe = Some(Pipe::new()?);
     }

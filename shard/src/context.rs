@@ -25,8 +25,12 @@ pub struct ConnContext {
     /// The protocol of the listener the connection came in on.
     pub protocol: SecurityProtocol,
     /// Kafka's principal: `User:NAME` once SASL authenticated the client,
-    /// `User:ANONYMOUS` on a PLAINTEXT listener.
+    /// the subject of its certificate on an SSL listener (`User:CN=..`),
+    /// `User:ANONYMOUS` on a PLAINTEXT listener or without a certificate.
     pub principal: String,
+    /// Cold fetch data may be spliced to this connection's socket: off
+    /// under TLS in user space, where every byte passes the encryption.
+    pub zero_copy: bool,
 }
 
 /// Kafka's principal of an unauthenticated connection.
@@ -39,6 +43,7 @@ impl ConnContext {
             host: peer.map_or_else(String::new, |a| java_host(a.ip())),
             protocol,
             principal: ANONYMOUS.to_string(),
+            zero_copy: true,
         }
     }
 

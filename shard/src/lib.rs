@@ -15,7 +15,8 @@
 //! - [`cluster`]: the controllers that feed the metadata state machine (a
 //!   single node's, the quorum's) and every node's link to the active one.
 //! - [`conn`]: one client connection: frames in, responses out, in order;
-//!   [`sasl`]: its authentication on a SASL listener.
+//!   [`sasl`]: its authentication on a SASL listener; [`tls`]: the
+//!   certificates of TLS listeners and the principals of client ones.
 //! - [`handlers`]: the Kafka APIs.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`shard`]: one shard as a set of services, and how they change together.
@@ -53,6 +54,7 @@ pub mod response;
 pub mod sasl;
 pub mod shard;
 pub mod splice;
+pub mod tls;
 pub mod txns;
 
 pub use config::NodeConfig;

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::disk::DmaDisk;
 use engine::{Flush, Flusher};
@@ -52,8 +52,23 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         ));
     }
     crate::listener::check(&config.listeners(), config.shards)?;
-    if let Some(l) = config.listeners().iter().find(|l| l.protocol.is_tls()) {
-        return Err(format!("listener {l}: TLS listeners are not served yet"));
+    let tls_listener = config.listeners().into_iter().find(|l| l.protocol.is_tls());
+    match (&tls_listener, &config.tls) {
+        (Some(l), None) => {
+            return Err(format!("listener {l} needs --ssl-certificate and --ssl-key"));
+        }
+        (None, Some(_)) => {
+            return Err("--ssl-* is given but no listener is SSL or SASL_SSL".into());
+        }
+        (Some(_), Some(settings)) => {
+            crate::tls::load(settings).map_err(|e| format!("TLS: {e}"))?;
+            if crate::tls::kernel_tls_available() {
+                info!("TLS: encryption in user space (rustls); cold fetches to TLS clients are copied, not spliced (kernel TLS is not used yet)");
+            } else {
+                info!("TLS: encryption in user space (rustls); cold fetches to TLS clients are copied, not spliced (this kernel has no kernel TLS: CONFIG_TLS)");
+            }
+        }
+        (None, None) => {}
     }
     if config.controller_quorum.is_some() && config.protocol != SecurityProtocol::Plaintext {
         // Brokers fetch from each other on the first listener, and do not
@@ -319,8 +334,25 @@ async fn shard_main(
     let partitions = Partitions::new(id, config.data_dir.clone(), disk, flusher.clone());
     let controller = ControllerClient::new(controller_tx);
     let splicer = start_splicer(id, config.zero_copy_fetch);
-    let shard =
-        Rc::new(Shard::new(id, config.clone(), partitions, controller, splicer, local_senders));
+    let tls = match &config.tls {
+        None => None,
+        Some(settings) => match crate::tls::Certificates::new(settings.clone(), Instant::now()) {
+            Ok(certificates) => Some(certificates),
+            Err(e) => {
+                let _ = ready.send(Err(format!("TLS: {e}")));
+                return;
+            }
+        },
+    };
+    let shard = Rc::new(Shard::new(
+        id,
+        config.clone(),
+        partitions,
+        controller,
+        splicer,
+        local_senders,
+        tls,
+    ));
     glommio::spawn_local(crate::local::serve(shard.clone(), local_inbox)).detach();
     if let (Some(rx), Some(peers), Some(unregister)) = (controller_rx, peers, unregister) {
         match config.controller_quorum.clone() {

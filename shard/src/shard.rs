@@ -59,6 +59,9 @@ pub struct Shard {
     /// Zero-copy sends of cold fetch data; `None` copies them instead
     /// (`--zero-copy-fetch false`, or no side ring could be set up).
     pub splicer: Option<Rc<crate::splice::Splicer>>,
+    /// The TLS configuration of SSL and SASL_SSL listeners, reloaded when
+    /// its files change; `None` without TLS listeners.
+    pub tls: Option<std::cell::RefCell<crate::tls::Certificates>>,
     /// This shard's counters (exported by `crate::metrics`).
     pub metrics: crate::metrics::ShardMetrics,
     /// No new requests are taken once set.
@@ -78,6 +81,7 @@ impl Shard {
         controller: ControllerClient,
         splicer: Option<Rc<crate::splice::Splicer>>,
         local: Vec<flume::Sender<crate::local::LocalCall>>,
+        tls: Option<crate::tls::Certificates>,
     ) -> Shard {
         let lag = std::time::Duration::from_millis(config.replica_lag_time_max_ms);
         Shard {
@@ -94,6 +98,7 @@ impl Shard {
             request_bytes: RequestBytes::new(crate::admission::QUEUED_REQUEST_BYTES_MAX),
             plain_budget: Rc::new(crate::sasl::PlainBudget::new(std::time::Instant::now())),
             splicer,
+            tls: tls.map(std::cell::RefCell::new),
             metrics: Default::default(),
             stopping: Cell::new(false),
             stop: Notify::default(),

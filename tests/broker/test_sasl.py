@@ -263,7 +263,6 @@ def run_serve(tmp_path, *args):
 @pytest.mark.parametrize("args, message", [
     (["--listener", "SASL_PLAINTEXT://127.0.0.1:19310", "--port", "19300"], "replaces --host and --port"),
     (["--listener", "TLS://127.0.0.1:19310"], "not a listener name"),
-    (["--listener", "SSL://127.0.0.1:19310"], "TLS listeners are not served yet"),
     (["--listener", "PLAINTEXT://127.0.0.1:19310", "--listener", "PLAINTEXT://127.0.0.1:19320"], "given twice"),
     (["--listener", "PLAINTEXT://127.0.0.1:19310", "--listener", "SASL_PLAINTEXT://127.0.0.1:19311",
       "--shards", "2"], "overlap"),

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use engine::Flush;
 use shard::listener::Listener;
+use shard::tls::{ClientAuth, TlsSettings};
 use shard::NodeConfig;
 
 const USAGE: &str = "usage: corelog serve [options]
@@ -11,9 +12,17 @@ const USAGE: &str = "usage: corelog serve [options]
   --host HOST                  address to listen on and advertise (default 127.0.0.1)
   --port PORT                  port of shard 0; shard k listens on PORT+k (default 9092)
   --listener NAME://HOST:PORT  a listener instead of --host/--port, repeatable; NAME is
-                               PLAINTEXT or SASL_PLAINTEXT (SSL and SASL_SSL: not yet);
-                               shard k listens on PORT+k of each; brokers talk to each
-                               other on the first one (PLAINTEXT in a cluster)
+                               PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; shard k
+                               listens on PORT+k of each; brokers talk to each other on
+                               the first one (PLAINTEXT in a cluster)
+  --ssl-certificate PEM        certificate chain of SSL and SASL_SSL listeners (leaf
+                               first); reloaded when the file changes
+  --ssl-key PEM                its private key (PKCS#8, PKCS#1 or SEC1)
+  --ssl-client-ca PEM          CA certificates client certificates must chain to
+  --ssl-client-auth required|requested|none
+                               ask clients for a certificate (Kafka's ssl.client.auth;
+                               default: required with --ssl-client-ca, else none); its
+                               subject is the principal (User:CN=...,O=...)
   --sasl-mechanisms LIST       SASL mechanisms of SASL listeners (default
                                PLAIN,SCRAM-SHA-256,SCRAM-SHA-512); credentials are the
                                SCRAM ones (--scram-credential, AlterUserScramCredentials)
@@ -85,6 +94,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
     };
     let mut listeners: Vec<Listener> = Vec::new();
     let mut host_or_port = false;
+    let (mut certificate, mut key, mut client_ca, mut client_auth) = (None, None, None, None);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -104,6 +114,15 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 host_or_port = true;
             }
             "--listener" => listeners.push(Listener::parse(&value).map_err(|e| bad(&e))?),
+            "--ssl-certificate" => certificate = Some(value.into()),
+            "--ssl-key" => key = Some(value.into()),
+            "--ssl-client-ca" => client_ca = Some(value.into()),
+            "--ssl-client-auth" => {
+                client_auth = Some(
+                    ClientAuth::parse(&value)
+                        .ok_or_else(|| bad("expected required, requested or none"))?,
+                )
+            }
             "--sasl-mechanisms" => {
                 config.sasl_mechanisms = value
                     .split(',')
@@ -246,6 +265,16 @@ pub fn run(args: Vec<String>) -> Result<()> {
         (config.protocol, config.host, config.port) = (first.protocol, first.host, first.port);
         config.more_listeners = listeners;
     }
+    config.tls = match (certificate, key) {
+        (Some(certificate), Some(key)) => {
+            let required =
+                if client_ca.is_some() { ClientAuth::Required } else { ClientAuth::None };
+            let client_auth = client_auth.unwrap_or(required);
+            Some(TlsSettings { certificate, key, client_ca, client_auth })
+        }
+        (None, None) if client_ca.is_none() && client_auth.is_none() => None,
+        _ => bail!("--ssl-* needs both --ssl-certificate and --ssl-key"),
+    };
     if !(0..=2_000_000).contains(&config.node_id) {
         bail!("--node-id must be between 0 and 2000000");
     }

@@ -53,15 +53,17 @@ pub const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
 
 /// `context`: the client's, when the authorizer is on (else `None`: all
-/// is allowed, and the hot path clones nothing).
+/// is allowed, and the hot path clones nothing). `zero_copy`: the
+/// connection takes spliced data (not TLS in user space).
 pub async fn handle(
     shard: &Shard,
     request: &Request,
     context: Option<&ConnContext>,
+    zero_copy: bool,
 ) -> HandlerResult {
     let mut req: FetchRequest = request.decode_body()?;
     let legacy = request.version < LEGACY_BELOW;
-    let splice = shard.splicer.is_some() && !legacy;
+    let splice = zero_copy && shard.splicer.is_some() && !legacy;
     let mut denied = Vec::new();
     if let Some(context) = context {
         denied = authorize(shard, &mut req, request.version, context);

@@ -57,9 +57,10 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
         ApiKey::Produce => produce::handle(shard, request, context).await,
         ApiKey::Fetch => {
             let (shard, request) = (shard.clone(), request.clone());
+            let zero_copy = context.zero_copy;
             let context = shard.config.authorizer.then(|| context.clone());
             Reply::Later(Box::pin(async move {
-                fetch::handle(&shard, &request, context.as_ref()).await
+                fetch::handle(&shard, &request, context.as_ref(), zero_copy).await
             }))
         }
         ApiKey::JoinGroup => groups::join_group(shard, request, context),
