@@ -2,8 +2,10 @@
 //! default `ssl.principal.mapping.rules`: `User:` and the subject's
 //! distinguished name in RFC 2253 form, as Java's
 //! `X500Principal.getName()` prints it (`CN=alice,OU=eng,O=corp,C=SE`:
-//! the subject's RDNs last first, keywords for the RFC 2253 attributes,
-//! `OID=#hex` of the DER value for any other, `,+"\<>;` escaped).
+//! the subject's RDNs last first, keywords for the RFC 2253 attributes
+//! with their values as text (`,=+<>#;"\` and leading and trailing
+//! spaces escaped), `OID=#hex` of the DER value for any other attribute,
+//! and `KEYWORD=#hex` for a value of a type Java does not print as text).
 //!
 //! Pure: the certificate's DER bytes in, a string out. The certificate
 //! was verified against the client CA before it gets here, but it is
@@ -63,8 +65,9 @@ fn name(rdns: &[u8]) -> Result<String, SubjectError> {
     Ok(printed.join(","))
 }
 
-/// `KEYWORD=value` for the attribute types RFC 2253 names, else
-/// `OID=#hex` of the whole DER value, as Java prints them.
+/// `KEYWORD=value` for the attribute types RFC 2253 names with a value
+/// of a string type, else `KEYWORD=#hex` or `OID=#hex` of the whole DER
+/// value, as Java prints them.
 fn attribute(oid: &[u8], tag: u8, value: &[u8], whole: &[u8]) -> String {
     let keyword = match oid {
         [0x55, 0x04, 0x03] => Some("CN"),
@@ -78,44 +81,49 @@ fn attribute(oid: &[u8], tag: u8, value: &[u8], whole: &[u8]) -> String {
         [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01] => Some("UID"),
         _ => None,
     };
+    // RFC 2253 §2.4: a type in dotted form has its value in hex, always.
     match (keyword, text(tag, value)) {
         (Some(keyword), Some(text)) => format!("{keyword}={}", escape(&text)),
-        _ => {
+        (keyword, _) => {
+            let name = keyword.map_or_else(|| dotted(oid), str::to_string);
             let hex: String = whole.iter().map(|b| format!("{b:02x}")).collect();
-            format!("{}=#{hex}", dotted(oid))
+            format!("{name}=#{hex}")
         }
     }
 }
 
-/// The directory string types' text; `None` for any other type.
+/// The text of the string types Java prints as text; `None` for any
+/// other type (UniversalString included), printed as hex.
 fn text(tag: u8, value: &[u8]) -> Option<String> {
     match tag {
         // UTF8String, PrintableString, IA5String
         0x0c | 0x13 | 0x16 => String::from_utf8(value.to_vec()).ok(),
-        // TeletexString, read as Latin-1 (what it holds in practice)
-        0x14 => Some(value.iter().map(|&b| char::from(b)).collect()),
+        // TeletexString and GeneralString, read as Latin-1
+        0x14 | 0x1b => Some(value.iter().map(|&b| char::from(b)).collect()),
         // BMPString: UTF-16, big-endian
         0x1e if value.len().is_multiple_of(2) => {
             let units = value.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
             char::decode_utf16(units).collect::<Result<String, _>>().ok()
         }
-        // UniversalString: UTF-32, big-endian
-        0x1c if value.len().is_multiple_of(4) => value
-            .chunks_exact(4)
-            .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-            .collect(),
         _ => None,
     }
 }
 
-/// RFC 2253 §2.4: `,+"\<>;` escaped with a backslash, and a leading `#`
-/// or space and a trailing space.
+/// Java's RFC 2253 escaping: `,=+<>#;"\` anywhere with a backslash, NUL
+/// as `\00`, and every leading and trailing space or carriage return.
 fn escape(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let blank = |c: &char| *c == ' ' || *c == '\r';
+    let lead = chars.iter().take_while(|c| blank(c)).count();
+    let trail = chars.len() - chars.iter().rev().take_while(|c| blank(c)).count();
     let mut out = String::with_capacity(value.len());
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        let edge = (i == 0 && (c == '#' || c == ' ')) || (i == last && c == ' ');
-        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '\0' {
+            out.push_str("\\00");
+            continue;
+        }
+        let edge = (i < lead || i >= trail) && blank(&c);
+        if edge || ",=+<>#;\"\\".contains(c) {
             out.push('\\');
         }
         out.push(c);
@@ -239,22 +247,27 @@ mod tests {
     }
 
     #[test]
-    fn unnamed_attributes_print_as_oid_and_hex_and_multi_valued_rdns_join_with_plus() {
+    fn unnamed_attributes_print_as_oids_other_types_as_hex_and_rdns_join_with_plus() {
         let email = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01];
         let c = cert(&[tlv(
             SET,
             &[atv(&[0x55, 4, 3], 0x13, b"bob"), atv(&email, 0x16, b"b@x")].concat(),
         )]);
         assert_eq!(subject_name(&c).unwrap(), "CN=bob+1.2.840.113549.1.9.1=#1603624078");
+        let hex = cert(&[tlv(SET, &atv(&[0x55, 4, 3], 0x1c, &[0, 0, 0, b'z']))]);
+        assert_eq!(subject_name(&hex).unwrap(), "CN=#1c040000007a");
     }
 
     #[test]
     fn values_are_escaped_and_decoded_from_every_string_type() {
-        assert_eq!(escape(" #a+b;c\"<>\\ "), r#"\ #a\+b\;c\"\<\>\\\ "#);
-        assert_eq!(escape("#x"), r"\#x");
+        assert_eq!(escape(" #a+b;c\"<>\\ "), r#"\ \#a\+b\;c\"\<\>\\\ "#);
+        assert_eq!(escape("  a=b#1  "), r"\ \ a\=b\#1\ \ ");
+        assert_eq!(escape("a\0b"), r"a\00b");
+        assert_eq!(escape("   "), r"\ \ \ ");
         assert_eq!(text(0x1e, &[0, b'h', 0x00, 0xe9]).as_deref(), Some("hé"));
-        assert_eq!(text(0x1c, &[0, 0, 0, b'z']).as_deref(), Some("z"));
+        assert_eq!(text(0x1c, &[0, 0, 0, b'z']), None, "UniversalString is hex in Java");
         assert_eq!(text(0x14, &[0xe9]).as_deref(), Some("é"));
+        assert_eq!(text(0x1b, b"g").as_deref(), Some("g"));
         assert_eq!(text(0x02, &[1]), None);
         assert_eq!(
             dotted(&[0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19]),

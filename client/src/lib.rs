@@ -22,7 +22,8 @@
 //! - [`records`]: produce and fetch, batches with keys and headers, decoding.
 //! - [`compress`]: gzip, snappy, lz4, zstd batches, both ways.
 //! - [`txn`]: producer ids, and a transaction's control calls.
-//! - [`users`]: SCRAM users, described and altered; [`acls`]: ACLs.
+//! - [`users`]: SCRAM users, described and altered; [`acls`]: ACLs;
+//!   [`quotas`]: client quotas.
 //! - [`partitioner`]: murmur2, as Java's default partitioner places keys.
 //! - [`error`]: Kafka error codes with their names.
 
@@ -34,6 +35,7 @@ pub mod error;
 pub mod groups;
 pub mod member;
 pub mod partitioner;
+pub mod quotas;
 pub mod records;
 pub mod topics;
 pub mod txn;

@@ -77,6 +77,8 @@ fn decode_body(req: &Request) -> Result<(), DecodeError> {
         ApiKey::DescribeAcls => drop(req.decode_body::<DescribeAclsRequest>()?),
         ApiKey::CreateAcls => drop(req.decode_body::<CreateAclsRequest>()?),
         ApiKey::DeleteAcls => drop(req.decode_body::<DeleteAclsRequest>()?),
+        ApiKey::DescribeClientQuotas => drop(req.decode_body::<DescribeClientQuotasRequest>()?),
+        ApiKey::AlterClientQuotas => drop(req.decode_body::<AlterClientQuotasRequest>()?),
         ApiKey::DescribeUserScramCredentials => {
             drop(req.decode_body::<DescribeUserScramCredentialsRequest>()?)
         }

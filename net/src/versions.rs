@@ -50,6 +50,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The served range of `api`, if it is served at all.
@@ -124,6 +126,8 @@ mod tests {
         within::<DescribeAclsRequest>(ApiKey::DescribeAcls);
         within::<CreateAclsRequest>(ApiKey::CreateAcls);
         within::<DeleteAclsRequest>(ApiKey::DeleteAcls);
+        within::<DescribeClientQuotasRequest>(ApiKey::DescribeClientQuotas);
+        within::<AlterClientQuotasRequest>(ApiKey::AlterClientQuotas);
         assert!(supports(ApiKey::Fetch, 0) && !supports(ApiKey::Fetch, 17));
         assert!(!supports(ApiKey::ListTransactions, 2));
         assert!(supports(ApiKey::WriteTxnMarkers, 0) && !supports(ApiKey::WriteTxnMarkers, 2));

@@ -20,6 +20,11 @@
 //! ([`crate::tls`]), and cold fetch data is read and encrypted rather
 //! than spliced.
 //!
+//! A client over one of its quotas ([`crate::quotas`]) is muted: the
+//! reader takes no new request until its throttle time is out (KIP-219);
+//! replies already queued still go out. The reader also counts each
+//! request's in-order time against the client's `request_percentage`.
+//!
 //! A connection that sends garbage, a frame above the size limit, an API or
 //! version we do not serve, or a body that does not decode is closed (after
 //! the replies to its earlier requests) with a log line; other connections
@@ -34,7 +39,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engine::sync::Notify;
 use futures_lite::io::BufReader;
@@ -49,6 +54,7 @@ use crate::admission::{within, BytesPermit};
 use crate::context::ConnContext;
 use crate::handlers;
 use crate::listener::SecurityProtocol;
+use crate::quotas::QuotaKind;
 use crate::response::{Out, Part, Reply};
 use crate::sasl::{Session, Verdict};
 use crate::shard::{RequestGuard, Shard};
@@ -222,6 +228,15 @@ where
             notified.await;
             continue;
         }
+        let now = Instant::now();
+        if let Some(until) = context.mute.muted_at(now) {
+            // Over a quota: no request is read until the throttle time is
+            // out (KIP-219's mute), or the shard stops.
+            let sleep =
+                futures_lite::future::or(glommio::timer::sleep(until - now), shard.stopped());
+            futures_lite::future::or(sleep, notified).await;
+            continue;
+        }
         let idle = shard.config.connections_max_idle;
         let min = if session.expects_raw_token() { 0 } else { REQUEST_BYTES_MIN };
         let size = match within(idle, read_frame_size_from(&mut reader, min)).await {
@@ -290,6 +305,9 @@ where
             }
         };
         let sasl_api = matches!(request.api, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+        // The request's time on the core, measured only when some quota is
+        // set (request_percentage needs it; two clock reads a poll).
+        let mut on_core = (!shard.metadata.image().quotas.is_empty()).then_some(Duration::ZERO);
         let guard = shard.start_request();
         let (reply, close) = if sasl_api || !session.authenticated(started) {
             let verdict = session.admit(&request, &shard.metadata.image(), started);
@@ -298,12 +316,25 @@ where
             }
             shard.metrics.reauthenticated(session.take_reauthentications());
             match verdict {
-                Verdict::Serve => (handlers::handle(&shard, &request, &context).await, false),
+                Verdict::Serve => {
+                    let handled = handlers::handle(&shard, &request, &context);
+                    (timed(handled, on_core.as_mut()).await, false)
+                }
                 other => sasl_reply(&shard, &peer, other),
             }
         } else {
-            (handlers::handle(&shard, &request, &context).await, false)
+            let handled = handlers::handle(&shard, &request, &context);
+            (timed(handled, on_core.as_mut()).await, false)
         };
+        // request_percentage: the time this request's in-order phase spent
+        // on the shard's core (not its waits), as a percentage of a second.
+        let client_id = request.header.client_id.as_deref().unwrap_or("");
+        let quota = on_core.and_then(|used| {
+            Some((shard.quota_of(QuotaKind::Request, &context, client_id)?, used))
+        });
+        if let Some((quota, used)) = quota {
+            shard.throttle(&quota, used.as_nanos() as f64 * 100.0 / 1e9, &context.mute);
+        }
         // Never a SASL body in the log: it holds a password or a proof.
         if let (Reply::Now(Err(e)), false) = (&reply, sasl_api) {
             debug!(
@@ -329,6 +360,20 @@ where
     pipeline.queue.borrow_mut().push_back(Item::Close);
     pipeline.changed.notify();
     writer.await;
+}
+
+/// Runs `f`, adding the time spent in its polls to `spent` when given:
+/// the time it held the core, not the time it waited.
+async fn timed<F: std::future::Future>(f: F, spent: Option<&mut Duration>) -> F::Output {
+    let Some(spent) = spent else { return f.await };
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        let start = Instant::now();
+        let polled = f.as_mut().poll(cx);
+        *spent += start.elapsed();
+        polled
+    })
+    .await
 }
 
 /// Writes a whole frame and flushes it.

@@ -31,6 +31,31 @@ pub struct ConnContext {
     /// Cold fetch data may be spliced to this connection's socket: off
     /// under TLS in user space, where every byte passes the encryption.
     pub zero_copy: bool,
+    /// Until when the connection reads no request: a client over its
+    /// quota is muted (KIP-219). Shared with the connection's reader.
+    pub mute: Mute,
+}
+
+/// When a muted connection reads again, shared between the handlers that
+/// throttle it and its reader.
+#[derive(Debug, Clone, Default)]
+pub struct Mute(std::rc::Rc<std::cell::Cell<Option<std::time::Instant>>>);
+
+impl Mute {
+    /// Mutes until `when` (at most [`crate::quotas::MUTE_MAX`] from now),
+    /// unless already muted longer.
+    pub fn until(&self, when: std::time::Instant) {
+        let cap = std::time::Instant::now() + crate::quotas::MUTE_MAX;
+        let when = when.min(cap);
+        if self.0.get().is_none_or(|t| t < when) {
+            self.0.set(Some(when));
+        }
+    }
+
+    /// The end of the mute, if it is still on at `now`.
+    pub fn muted_at(&self, now: std::time::Instant) -> Option<std::time::Instant> {
+        self.0.get().filter(|t| *t > now)
+    }
 }
 
 /// Kafka's principal of an unauthenticated connection.
@@ -44,7 +69,14 @@ impl ConnContext {
             protocol,
             principal: ANONYMOUS.to_string(),
             zero_copy: true,
+            mute: Mute::default(),
         }
+    }
+
+    /// The user quotas name: the principal's name (`ANONYMOUS` without a
+    /// login, a certificate's subject under mTLS).
+    pub fn quota_user(&self) -> &str {
+        self.principal.strip_prefix("User:").unwrap_or(&self.principal)
     }
 
     /// `ip:port` of the client, or `?`.

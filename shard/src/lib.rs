@@ -25,7 +25,8 @@
 //!   (the group coordinator), [`controller`] (its pure state machine and
 //!   the shards' client of it), [`metadata`] (the image and its cache).
 //! - [`metrics`]: each shard's counters and their Prometheus rendering.
-//! - [`admission`]: what a shard admits: connections, request bytes, timeouts.
+//! - [`admission`]: what a shard admits: connections, request bytes, timeouts;
+//!   [`quotas`]: the client quotas it enforces.
 //! - [`response`], [`context`]: what handlers answer, and whom.
 //! - [`config`], [`listener`], [`configs`]: the node's flags and
 //!   listeners, topic configs.
@@ -49,6 +50,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod node;
 pub mod partitions;
+pub mod quotas;
 pub mod replica;
 pub mod response;
 pub mod sasl;

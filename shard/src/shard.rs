@@ -62,6 +62,10 @@ pub struct Shard {
     /// The TLS configuration of SSL and SASL_SSL listeners, reloaded when
     /// its files change; `None` without TLS listeners.
     pub tls: Option<std::cell::RefCell<crate::tls::Certificates>>,
+    /// The rates of this shard's clients under a quota ([`crate::quotas`]).
+    pub quotas: std::cell::RefCell<crate::quotas::ShardQuotas>,
+    /// When the shard started: the origin of the quota rates' clock.
+    born: std::time::Instant,
     /// This shard's counters (exported by `crate::metrics`).
     pub metrics: crate::metrics::ShardMetrics,
     /// No new requests are taken once set.
@@ -99,6 +103,8 @@ impl Shard {
             plain_budget: Rc::new(crate::sasl::PlainBudget::new(std::time::Instant::now())),
             splicer,
             tls: tls.map(std::cell::RefCell::new),
+            quotas: Default::default(),
+            born: std::time::Instant::now(),
             metrics: Default::default(),
             stopping: Cell::new(false),
             stop: Notify::default(),
@@ -110,6 +116,54 @@ impl Shard {
     /// The broker id clients know this shard by.
     pub fn broker(&self) -> BrokerId {
         self.metadata.me()
+    }
+
+    /// The quota of `kind` that applies to the client of `context` calling
+    /// itself `client_id`, if any: no cost beyond a look at the image when
+    /// no quota is set.
+    pub fn quota_of(
+        &self,
+        kind: crate::quotas::QuotaKind,
+        context: &crate::context::ConnContext,
+        client_id: &str,
+    ) -> Option<crate::quotas::Quota> {
+        let image = self.metadata.image();
+        crate::quotas::resolve(&image.quotas, kind, context.quota_user(), client_id)
+    }
+
+    /// Records `value` under `quota` and answers the throttle time, muting
+    /// the connection of `context` that long.
+    pub fn throttle(
+        &self,
+        quota: &crate::quotas::Quota,
+        value: f64,
+        mute: &crate::context::Mute,
+    ) -> std::time::Duration {
+        let now = std::time::Instant::now();
+        let ms = now.duration_since(self.born).as_millis() as u64;
+        let throttle = self.quotas.borrow_mut().record(&quota.1, quota.0, value, ms);
+        if !throttle.is_zero() {
+            mute.until(now + throttle);
+            self.metrics.throttled(throttle);
+        }
+        throttle
+    }
+
+    /// How long the client under `quota` is over it already; if it is,
+    /// the connection of `context` is muted that long.
+    pub fn over_quota(
+        &self,
+        quota: &crate::quotas::Quota,
+        mute: &crate::context::Mute,
+    ) -> std::time::Duration {
+        let now = std::time::Instant::now();
+        let ms = now.duration_since(self.born).as_millis() as u64;
+        let over = self.quotas.borrow().over(&quota.1, quota.0, ms);
+        if !over.is_zero() {
+            mute.until(now + over);
+            self.metrics.throttled(over);
+        }
+        over
     }
 
     /// Whether the shard is stopping: it takes no new requests.

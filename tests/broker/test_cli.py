@@ -108,12 +108,13 @@ COMMANDS = [
     ["group", "reset-offsets"], ["cluster"], ["cluster", "describe"], ["produce"], ["consume"],
     ["user"], ["user", "list"], ["user", "add"], ["user", "remove"],
     ["acl"], ["acl", "add"], ["acl", "list"], ["acl", "remove"],
+    ["quota"], ["quota", "list"], ["quota", "set"], ["quota", "remove"],
 ]
 
 
 def test_help_on_every_command_and_subcommand():
     top = ok(["--help"])
-    for c in ["topic", "group", "cluster", "user", "acl", "produce", "consume"]:
+    for c in ["topic", "group", "cluster", "user", "acl", "quota", "produce", "consume"]:
         assert f"  {c} " in top, top
     for cmd in COMMANDS:
         out = ok(cmd + ["--help"])
@@ -157,6 +158,11 @@ def test_help_on_every_command_and_subcommand():
     ["acl", "add", "--topic", "t", "--resource-pattern-type", "match", "--allow-principal", "User:a",
      "--operation", "Read"],
     ["acl", "remove", "--operation", "Read"],
+    ["quota", "set", "--producer-byte-rate", "1000"],
+    ["quota", "set", "--user", "a"],
+    ["quota", "set", "--user", "a", "--user-default", "--producer-byte-rate", "1000"],
+    ["quota", "set", "--client-id", "c", "--producer-byte-rate", "fast"],
+    ["quota", "remove"],
     ["frobnicate"],
 ])
 def test_usage_errors_exit_2_with_one_line(args):
@@ -718,3 +724,28 @@ def test_acl_add_list_remove_as_kafka_acls_prints_them(make_broker):
     # The CLUSTER resource has one name; the broker refuses a bad request.
     ok(["acl", "add", "--cluster", "--allow-principal", "User:ops", "--operation", "Alter"], b.bootstrap)
     assert "name=kafka-cluster" in ok(["acl", "list", "--cluster"], b.bootstrap)
+
+
+def test_quota_set_list_remove(broker):
+    b = broker.bootstrap
+    assert "Completed" in ok(["quota", "set", "--user", "alice", "--producer-byte-rate", "1048576",
+                              "--consumer-byte-rate", "2097152"], b)
+    ok(["quota", "set", "--user-default", "--client-id", "app", "--request-percentage", "12.5"], b)
+    ok(["quota", "set", "--client-id-default", "--consumer-byte-rate", "4096"], b)
+    rows = [line.split() for line in ok(["quota", "list"], b).splitlines()]
+    assert rows[0] == ["ENTITY", "KEY", "VALUE"]
+    assert sorted(rows[1:]) == sorted([
+        ["user=alice", "producer_byte_rate", "1048576"],
+        ["user=alice", "consumer_byte_rate", "2097152"],
+        ["user=<default>,client-id=app", "request_percentage", "12.5"],
+        ["client-id=<default>", "consumer_byte_rate", "4096"],
+    ])
+    assert [r[0] for r in (l.split() for l in ok(["quota", "list", "--user", "alice"], b).splitlines()[1:])] == \
+        ["user=alice", "user=alice"]
+    ok(["quota", "remove", "--user", "alice", "--key", "consumer_byte_rate"], b)
+    ok(["quota", "remove", "--client-id-default"], b)
+    rows = [line.split() for line in ok(["quota", "list"], b).splitlines()[1:]]
+    assert sorted(rows) == sorted([["user=alice", "producer_byte_rate", "1048576"],
+                                   ["user=<default>,client-id=app", "request_percentage", "12.5"]])
+    line = fails(["quota", "set", "--user", "alice", "--producer-byte-rate", "1.5"], b)
+    assert "INVALID_REQUEST" in line and "producer_byte_rate" in line, line

@@ -277,7 +277,7 @@ def simple_batch(values, keys=None, pid=-1, epoch=-1, seq=-1, headers=()):
 
 # The first flexible version of each API (KIP-482).
 FLEXIBLE_FROM = {0: 9, 1: 12, 2: 6, 3: 9, 8: 8, 9: 6, 10: 3, 11: 6, 12: 4, 13: 4, 14: 4, 15: 5, 16: 3, 18: 3,
-                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 17: 99, 36: 2, 29: 2, 30: 2, 31: 2, 50: 0, 51: 0, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
+                 19: 5, 20: 4, 21: 2, 22: 2, 23: 4, 24: 3, 25: 3, 26: 3, 27: 1, 28: 3, 32: 4, 33: 2, 35: 2, 37: 2, 42: 2, 43: 2, 44: 1, 47: 99, 17: 99, 36: 2, 29: 2, 30: 2, 31: 2, 48: 1, 49: 1, 50: 0, 51: 0, 55: 0, 60: 0, 61: 0, 65: 0, 66: 0}
 
 
 class Ctx:
@@ -939,6 +939,43 @@ def body_alter_user_scram_credentials(w, v, c):
     w.tags()
 
 
+def body_describe_client_quotas(w, v, c):
+    def component(w, item):
+        kind, match_type, name = item
+        w.string(kind)
+        w.i8(match_type)
+        w.string(name)
+        w.tags()
+
+    w.array([("user", 0, f"fz-user-{c.group}"), ("client-id", 2, None)], component)
+    w.boolean(False)
+    w.tags()
+
+
+def body_alter_client_quotas(w, v, c):
+    def entity(w, item):
+        w.string(item[0])
+        w.string(item[1])
+        w.tags()
+
+    def op(w, key):
+        w.string(key)
+        w.raw(struct.pack(">d", 0.0))
+        w.boolean(True)  # remove
+        w.tags()
+
+    # Removals only, validated only: whatever the mutations make of it, the
+    # fuzzer sets no quota that would throttle its own health checks.
+    def entry(w, _):
+        w.array([("user", f"fz-user-{c.group}"), ("client-id", None)], entity)
+        w.array(["producer_byte_rate", "request_percentage"], op)
+        w.tags()
+
+    w.array([0], entry)
+    w.boolean(True)
+    w.tags()
+
+
 # API key: (name, body encoder, lowest version encoded).
 ENCODERS = {
     0: ("Produce", body_produce, 0),
@@ -979,6 +1016,8 @@ ENCODERS = {
     44: ("IncrementalAlterConfigs", body_incremental_alter_configs, 0),
     47: ("OffsetDelete", body_offset_delete, 0),
     50: ("DescribeUserScramCredentials", body_describe_user_scram_credentials, 0),
+    48: ("DescribeClientQuotas", body_describe_client_quotas, 0),
+    49: ("AlterClientQuotas", body_alter_client_quotas, 0),
     51: ("AlterUserScramCredentials", body_alter_user_scram_credentials, 0),
     55: ("DescribeQuorum", body_describe_quorum, 0),
     60: ("DescribeCluster", body_describe_cluster, 0),

@@ -15,6 +15,7 @@ commands:
   cluster   describe the cluster: id, controller, brokers
   user      list, add, remove SCRAM users (SASL logins)
   acl       add, list, remove ACLs (with serve --authorizer on)
+  quota     list, set, remove client quotas
   produce   lines from stdin to records of a topic
   consume   records of a topic to stdout
 
@@ -28,9 +29,9 @@ fn main() {
     let command = args.next();
     let result = match command.as_deref() {
         Some("serve") => serve::run(args.collect()),
-        Some(c @ ("topic" | "group" | "cluster" | "user" | "acl" | "produce" | "consume")) => {
-            admin::run(c, args.collect())
-        }
+        Some(
+            c @ ("topic" | "group" | "cluster" | "user" | "acl" | "quota" | "produce" | "consume"),
+        ) => admin::run(c, args.collect()),
         Some("bench") => bench::cli::run(args.collect(), std::env::current_exe().ok()),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
@@ -50,7 +51,7 @@ fn main() {
         // `serve` and `bench` keep exiting 2 on every error, as before.
         let admin = matches!(
             command.as_deref(),
-            Some("topic" | "group" | "cluster" | "user" | "acl" | "produce" | "consume")
+            Some("topic" | "group" | "cluster" | "user" | "acl" | "quota" | "produce" | "consume")
         );
         let usage = e.downcast_ref::<admin::flags::UsageError>().is_some();
         std::process::exit(if admin && !usage { 1 } else { 2 });

@@ -22,12 +22,12 @@ use super::acl_wire;
 use crate::controller::machine::isr::IsrChange;
 use crate::controller::ScramChange;
 use crate::controller::{
-    Answer, Command, ConfigChange, ConfigOp, Outcome, PartitionsSpec, QuorumState, TopicOutcome,
-    TopicSpec,
+    Answer, Command, ConfigChange, ConfigOp, Outcome, PartitionsSpec, QuorumState, QuotaChange,
+    TopicOutcome, TopicSpec,
 };
 use crate::error::Refusal;
 use crate::ids::{BrokerId, LeaderEpoch, NodeId, PartitionEpoch};
-use crate::metadata::{MetadataRecord, NodeMeta, TopicMeta};
+use crate::metadata::{records, MetadataRecord, NodeMeta, TopicMeta};
 
 /// How long a fetch waits for new metadata before answering with none.
 pub const FETCH_WAIT: Duration = Duration::from_millis(500);
@@ -277,6 +277,13 @@ fn command_json(c: &Command) -> Value {
         Command::CreateAcls { bindings } => {
             json!({"kind": "create_acls", "bindings": acl_wire::bindings_json(bindings)})
         }
+        Command::AlterClientQuotas { changes } => json!({
+            "kind": "alter_client_quotas",
+            "changes": changes.iter().map(|c| json!({
+                "entity": records::entity_json(&c.entity),
+                "ops": c.ops.iter().map(|(k, v)| json!([k, v.map(|v| v.0)])).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }),
         Command::DeleteAcls { filters } => json!({
             "kind": "delete_acls",
             "filters": filters.iter().map(acl_wire::filter_json).collect::<Vec<_>>(),
@@ -447,6 +454,27 @@ fn command_of(v: &Value) -> Result<Command, String> {
         Some("create_acls") => {
             Ok(Command::CreateAcls { bindings: acl_wire::bindings_of(field(v, "bindings")?)? })
         }
+        Some("alter_client_quotas") => Ok(Command::AlterClientQuotas {
+            changes: field(v, "changes")?
+                .as_array()
+                .ok_or("changes")?
+                .iter()
+                .map(|c| {
+                    let ops = field(c, "ops")?.as_array().ok_or("ops")?;
+                    let ops = ops
+                        .iter()
+                        .map(|op| match op.as_array().map(Vec::as_slice) {
+                            Some([k, v]) => Ok((
+                                k.as_str().ok_or("a quota key")?.to_string(),
+                                records::quota_value_of(v)?,
+                            )),
+                            _ => Err("a quota op is not [key, value]".to_string()),
+                        })
+                        .collect::<Result<_, String>>()?;
+                    Ok(QuotaChange { entity: records::entity_of(field(c, "entity")?)?, ops })
+                })
+                .collect::<Result<_, String>>()?,
+        }),
         Some("delete_acls") => Ok(Command::DeleteAcls {
             filters: field(v, "filters")?
                 .as_array()
@@ -664,6 +692,19 @@ mod tests {
                 partitions: vec![("t".into(), 0), ("u".into(), 3)],
             },
             Command::CreateAcls { bindings: vec![acl()] },
+            Command::AlterClientQuotas {
+                changes: vec![QuotaChange {
+                    entity: crate::quotas::QuotaEntity::from_parts([
+                        ("user", Some("alice")),
+                        ("client-id", None),
+                    ])
+                    .unwrap(),
+                    ops: vec![
+                        ("producer_byte_rate".into(), Some(crate::quotas::QuotaValue(1024.0))),
+                        ("request_percentage".into(), None),
+                    ],
+                }],
+            },
             Command::DeleteAcls {
                 filters: vec![
                     AclFilter {

@@ -18,7 +18,7 @@ use engine::{PartitionLog, SystemClock};
 
 pub use machine::{
     apply_config_changes, Answer, Command, ConfigChange, ConfigOp, Limits, Outcome, PartitionsSpec,
-    ScramChange, TopicOutcome, TopicSpec, PRODUCER_ID_BLOCK, TOPIC_PARTITIONS_MAX,
+    QuotaChange, ScramChange, TopicOutcome, TopicSpec, PRODUCER_ID_BLOCK, TOPIC_PARTITIONS_MAX,
 };
 
 use crate::config::NodeConfig;

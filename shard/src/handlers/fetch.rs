@@ -53,17 +53,37 @@ pub const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 55 * 1024 * 1024;
 
 /// `context`: the client's, when the authorizer is on (else `None`: all
-/// is allowed, and the hot path clones nothing). `zero_copy`: the
-/// connection takes spliced data (not TLS in user space).
+/// is allowed, and the hot path clones nothing). `client`: what else the
+/// fetch needs of its connection.
 pub async fn handle(
     shard: &Shard,
     request: &Request,
     context: Option<&ConnContext>,
-    zero_copy: bool,
+    client: FetchClient,
 ) -> HandlerResult {
     let mut req: FetchRequest = request.decode_body()?;
     let legacy = request.version < LEGACY_BELOW;
-    let splice = zero_copy && shard.splicer.is_some() && !legacy;
+    let splice = client.zero_copy && shard.splicer.is_some() && !legacy;
+    let replica =
+        if request.version <= 14 { req.replica_id.0 } else { req.replica_state.replica_id.0 };
+    // consumer_byte_rate: a consumer's, never a follower's (replication
+    // is not a client's read). A client already over its quota is answered
+    // at once, empty, with the time until it is back under; else it gets
+    // its records (at most ten windows of the quota, Kafka's bound) and,
+    // if they take it over, the throttle time with them (decision 49).
+    let quota = client.quota.filter(|_| replica < 0);
+    if let Some(quota) = &quota {
+        let over = shard.over_quota(quota, &client.mute);
+        if !over.is_zero() {
+            let mut empty = FetchResponse::default();
+            if request.version >= 1 {
+                empty.throttle_time_ms = i32::try_from(over.as_millis()).unwrap_or(i32::MAX);
+            }
+            return respond(request, &empty);
+        }
+        let most = crate::quotas::ShardQuotas::fetch_bytes_max(quota.0) as i32;
+        req.max_bytes = if req.max_bytes > 0 { req.max_bytes.min(most) } else { most };
+    }
     let mut denied = Vec::new();
     if let Some(context) = context {
         denied = authorize(shard, &mut req, request.version, context);
@@ -73,12 +93,27 @@ pub async fn handle(
             return respond(request, &response);
         }
     }
-    let (mut response, spliced) = serve(shard, &req, request.version, splice).await;
+    let (mut response, spliced, total) = serve(shard, &req, request.version, splice).await;
+    if let Some(quota) = &quota {
+        let throttle = shard.throttle(quota, total as f64, &client.mute);
+        if request.version >= 1 {
+            response.throttle_time_ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+        }
+    }
     response.responses.extend(denied);
     if legacy {
         downconvert(&req, &mut response, request.version);
     }
     respond_spliced(request, &response, spliced)
+}
+
+/// What a fetch needs of its connection beside the authorizer's context.
+pub struct FetchClient {
+    /// The connection takes spliced data (not TLS in user space).
+    pub zero_copy: bool,
+    /// The consumer_byte_rate quota of its client, if one applies.
+    pub quota: Option<crate::quotas::Quota>,
+    pub mute: crate::context::Mute,
 }
 
 /// Kafka's checks: a follower's fetch needs CLUSTER_ACTION on the cluster,
@@ -195,7 +230,7 @@ async fn serve(
     req: &FetchRequest,
     version: i16,
     splice: bool,
-) -> (FetchResponse, Vec<Spliced>) {
+) -> (FetchResponse, Vec<Spliced>, usize) {
     let deadline =
         Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MAX);
     let max_bytes = match usize::try_from(req.max_bytes) {
@@ -231,7 +266,7 @@ async fn serve(
                     c.bytes_out += bytes;
                 });
             }
-            return (response, spliced);
+            return (response, spliced, total);
         }
         // Wait for any partition to grow past its fetch offset, or the deadline.
         let mut waits: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>> =

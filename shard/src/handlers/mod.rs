@@ -29,6 +29,7 @@ mod metadata;
 mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
+mod quotas;
 mod scram;
 pub(crate) mod txn;
 mod txn_admin;
@@ -57,10 +58,15 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
         ApiKey::Produce => produce::handle(shard, request, context).await,
         ApiKey::Fetch => {
             let (shard, request) = (shard.clone(), request.clone());
-            let zero_copy = context.zero_copy;
+            let client_id = request.header.client_id.as_deref().unwrap_or("");
+            let client = fetch::FetchClient {
+                zero_copy: context.zero_copy,
+                quota: shard.quota_of(crate::quotas::QuotaKind::Fetch, context, client_id),
+                mute: context.mute.clone(),
+            };
             let context = shard.config.authorizer.then(|| context.clone());
             Reply::Later(Box::pin(async move {
-                fetch::handle(&shard, &request, context.as_ref(), zero_copy).await
+                fetch::handle(&shard, &request, context.as_ref(), client).await
             }))
         }
         ApiKey::JoinGroup => groups::join_group(shard, request, context),
@@ -111,6 +117,8 @@ async fn handle_now(shard: &Shard, request: &Request, context: &ConnContext) -> 
         ApiKey::CreateAcls => acls::create(shard, request, context).await,
         ApiKey::DescribeAcls => acls::describe(shard, request, context),
         ApiKey::DeleteAcls => acls::delete(shard, request, context).await,
+        ApiKey::DescribeClientQuotas => quotas::describe(shard, request, context),
+        ApiKey::AlterClientQuotas => quotas::alter(shard, request, context).await,
         other => Err(DecodeError::UnknownApi(other as i16)),
     }
 }

@@ -33,6 +33,7 @@ use super::{may_create, respond, HandlerResult, Reply};
 use crate::configs::min_insync_replicas;
 use crate::context::ConnContext;
 use crate::metadata::validate_topic_name;
+use crate::quotas::QuotaKind;
 use crate::shard::Shard;
 use auth::acl::{Operation, ResourceType};
 
@@ -162,6 +163,14 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
         results.push((topic.name.clone(), partitions));
     }
     let failed = results.iter().flat_map(|(_, ps)| ps).any(|(_, o)| o.is_err());
+    // producer_byte_rate: the request's bytes, recorded once it is
+    // handled (Kafka's order); over the quota, the client is told and its
+    // connection muted (an acks=0 client only muted).
+    let client_id = request.header.client_id.as_deref().unwrap_or("");
+    let throttle = match shard.quota_of(QuotaKind::Produce, context, client_id) {
+        Some(quota) => shard.throttle(&quota, request.body.len() as f64, &context.mute),
+        None => Duration::ZERO,
+    };
     if req.acks == 0 {
         return Reply::Now(if failed {
             Err(DecodeError::Malformed {
@@ -176,7 +185,7 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
     let (request, acks, shard) = (request.clone(), req.acks, shard.clone());
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64).min(PRODUCE_WAIT_MAX);
     Reply::Later(Box::pin(async move {
-        respond_when_acked(&shard, &request, acks, timeout, results).await
+        respond_when_acked(&shard, &request, acks, timeout, results, throttle).await
     }))
 }
 
@@ -312,6 +321,7 @@ async fn respond_when_acked(
     acks: i16,
     timeout: Duration,
     results: Vec<(TopicName, Vec<(i32, Appended)>)>,
+    throttle: Duration,
 ) -> HandlerResult {
     let waits = results.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t, p))).map(
         |(topic, (index, o))| async move {
@@ -389,7 +399,12 @@ async fn respond_when_acked(
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    respond(request, &ProduceResponse::default().with_responses(responses))
+    let mut response = ProduceResponse::default().with_responses(responses);
+    // v0 has no field for it: such a client is only muted.
+    if request.version >= 1 {
+        response.throttle_time_ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+    }
+    respond(request, &response)
 }
 
 /// Waits until the high watermark covers `info`'s batches while this

@@ -117,6 +117,8 @@ pub struct MetadataImage {
     pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
     /// The ACL bindings in force (the super users come from the flags).
     pub acls: BTreeSet<AclBinding>,
+    /// Client quotas by entity and key ([`crate::quotas`]).
+    pub quotas: crate::quotas::QuotaConfigs,
 }
 
 impl MetadataImage {
@@ -185,6 +187,20 @@ impl MetadataImage {
             MetadataRecord::AclDelete(b) => {
                 next.acls.remove(b);
             }
+            MetadataRecord::Quota { entity, key, value } => {
+                let of_entity = next.quotas.entry(entity.clone()).or_default();
+                match value {
+                    Some(v) => {
+                        of_entity.insert(key.clone(), *v);
+                    }
+                    None => {
+                        of_entity.remove(key);
+                    }
+                }
+                if of_entity.is_empty() {
+                    next.quotas.remove(entity);
+                }
+            }
             MetadataRecord::ScramDelete { user, mechanism } => {
                 if let Some(of_user) = next.scram.get_mut(user) {
                     of_user.remove(mechanism);
@@ -216,6 +232,13 @@ impl MetadataImage {
             );
         }
         out.extend(self.acls.iter().map(|b| MetadataRecord::Acl(b.clone())));
+        for (entity, quotas) in &self.quotas {
+            out.extend(quotas.iter().map(|(key, value)| MetadataRecord::Quota {
+                entity: entity.clone(),
+                key: key.clone(),
+                value: Some(*value),
+            }));
+        }
         out
     }
 
@@ -353,6 +376,10 @@ mod tests {
             MetadataRecord::Acl(acl("User:alice")),
             MetadataRecord::Acl(acl("User:bob")),
             MetadataRecord::AclDelete(acl("User:alice")),
+            quota(&[("user", Some("alice"))], "producer_byte_rate", Some(1024.0)),
+            quota(&[("user", None), ("client-id", Some("app"))], "request_percentage", Some(12.5)),
+            quota(&[("client-id", None)], "consumer_byte_rate", Some(2048.0)),
+            quota(&[("client-id", None)], "consumer_byte_rate", None),
         ];
         let mut image = MetadataImage::default();
         for r in &records {
@@ -369,11 +396,20 @@ mod tests {
         assert_eq!(image.leader("orders", -1), None);
         assert_eq!(image.topic_by_id(&[7; 16]).unwrap().name, "orders");
         assert_eq!(image.acls.iter().collect::<Vec<_>>(), vec![&acl("User:bob")]);
+        assert_eq!(image.quotas.len(), 2, "an entity without quotas left is gone");
         let rebuilt = image.to_records().iter().fold(MetadataImage::default(), |i, r| i.apply(r));
         assert_eq!(MetadataImage { epoch: image.epoch, ..rebuilt }, image);
         let live: Vec<_> = image.live_nodes().map(|n| n.id).collect();
         assert_eq!(live, vec![NodeId(1)]);
         assert!(image.is_live(b(1, 1)) && !image.is_live(b(1, 2)) && !image.is_live(b(2, 0)));
+    }
+
+    fn quota(entity: &[(&str, Option<&str>)], key: &str, value: Option<f64>) -> MetadataRecord {
+        MetadataRecord::Quota {
+            entity: crate::quotas::QuotaEntity::from_parts(entity.iter().copied()).unwrap(),
+            key: key.into(),
+            value: value.map(crate::quotas::QuotaValue),
+        }
     }
 
     /// A log written before nodes were registered names shards of the node

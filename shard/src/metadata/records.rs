@@ -16,6 +16,7 @@
 //! | `producer_ids` | `next` | producer ids below `next` are handed out |
 //! | `scram` | `user`, `mechanism`, `salt`, `iterations`, `stored_key`, `server_key` (bytes in hex) | a user's SCRAM credential for one mechanism (`SCRAM-SHA-256`), new or replaced: never a password |
 //! | `scram_delete` | `user`, `mechanism` | that credential is gone |
+//! | `quota` | `entity` (`[["user","alice"],["client-id",null]]`: type and name, null for the default), `key` (`producer_byte_rate`, `consumer_byte_rate`, `request_percentage`), `value` (a number, or null: removed) | a client quota set or removed |
 //! | `acl` / `acl_delete` | `resource_type`, `name`, `pattern`, `principal`, `host`, `operation`, `permission` (the enums as Kafka's protocol numbers them) | an ACL binding added / removed |
 //!
 //! A partition's state is the array `[replicas, isr, leader, leader_epoch,
@@ -34,6 +35,7 @@ use serde_json::{json, Value};
 use super::{NodeMeta, PartitionMeta, TopicMeta};
 use crate::ids::{BrokerId, LeaderEpoch, NodeId, PartitionEpoch, NODE_ID_MAX};
 use crate::listener::Listener;
+use crate::quotas::{QuotaEntity, QuotaValue};
 
 /// One change to the metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,7 @@ pub enum MetadataRecord {
     ScramDelete { user: String, mechanism: Mechanism },
     Acl(AclBinding),
     AclDelete(AclBinding),
+    Quota { entity: QuotaEntity, key: String, value: Option<QuotaValue> },
 }
 
 impl MetadataRecord {
@@ -97,6 +100,12 @@ impl MetadataRecord {
             }),
             MetadataRecord::DeleteTopic { name } => json!({"type": "delete_topic", "name": name}),
             MetadataRecord::ProducerIds { next } => json!({"type": "producer_ids", "next": next}),
+            MetadataRecord::Quota { entity, key, value } => json!({
+                "type": "quota",
+                "entity": entity_json(entity),
+                "key": key,
+                "value": value.map(|v| v.0),
+            }),
             MetadataRecord::Acl(b) => acl_json("acl", b),
             MetadataRecord::AclDelete(b) => acl_json("acl_delete", b),
             MetadataRecord::Scram { user, credential: c } => json!({
@@ -186,6 +195,11 @@ impl MetadataRecord {
             }),
             Some("delete_topic") => Ok(MetadataRecord::DeleteTopic { name: f.string("name")? }),
             Some("producer_ids") => Ok(MetadataRecord::ProducerIds { next: f.i64("next")? }),
+            Some("quota") => Ok(MetadataRecord::Quota {
+                entity: entity_of(f.get("entity")?)?,
+                key: f.string("key")?,
+                value: quota_value_of(f.get("value")?)?,
+            }),
             Some("acl") => Ok(MetadataRecord::Acl(f.acl()?)),
             Some("acl_delete") => Ok(MetadataRecord::AclDelete(f.acl()?)),
             Some("scram") => Ok(MetadataRecord::Scram {
@@ -205,6 +219,33 @@ impl MetadataRecord {
             }),
             _ => Err(format!("unknown metadata record: {v}")),
         }
+    }
+}
+
+/// A quota entity as records write it: `[["user","alice"],["client-id",null]]`.
+pub fn entity_json(entity: &QuotaEntity) -> Value {
+    entity.parts().iter().map(|(t, n)| json!([t, n])).collect()
+}
+
+/// The entity [`entity_json`] wrote.
+pub fn entity_of(v: &Value) -> Result<QuotaEntity, String> {
+    let parts = v.as_array().ok_or("entity is not an array")?;
+    let parts = parts
+        .iter()
+        .map(|p| match p.as_array().map(Vec::as_slice) {
+            Some([t, n]) => Ok((t.as_str().ok_or("bad entity type")?, n.as_str())),
+            _ => Err("an entity part is not [type, name]"),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    QuotaEntity::from_parts(parts)
+}
+
+/// A quota's value, null for removed.
+pub fn quota_value_of(v: &Value) -> Result<Option<QuotaValue>, String> {
+    match v.as_f64() {
+        Some(x) => Ok(Some(QuotaValue(x))),
+        None if v.is_null() => Ok(None),
+        None => Err("a quota value is not a number".into()),
     }
 }
 

@@ -72,6 +72,8 @@ pub struct ShardMetrics {
     protocol_errors: Cell<u64>,
     authentications_failed: Cell<u64>,
     reauthentications: Cell<u64>,
+    throttled: Cell<u64>,
+    throttle_ms: Cell<u64>,
     io: Cell<IoTotals>,
 }
 
@@ -98,6 +100,13 @@ impl ShardMetrics {
 
     pub fn authentication_failed(&self) {
         self.authentications_failed.set(self.authentications_failed.get() + 1);
+    }
+
+    /// A request over its client's quota, throttled `by`.
+    pub fn throttled(&self, by: std::time::Duration) {
+        self.throttled.set(self.throttled.get() + 1);
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.throttle_ms.set(self.throttle_ms.get().saturating_add(ms));
     }
 
     pub fn reauthenticated(&self, n: u64) {
@@ -169,6 +178,8 @@ pub struct Snapshot {
     pub protocol_errors: u64,
     pub authentications_failed: u64,
     pub reauthentications: u64,
+    pub throttled: u64,
+    pub throttle_ms: u64,
     /// Request bytes held now against `queued.max.request.bytes`.
     pub request_bytes_queued: u64,
     pub flush: FlushStats,
@@ -226,6 +237,8 @@ pub fn snapshot(m: &ShardMetrics, sources: Sources<'_>) -> Snapshot {
         protocol_errors: m.protocol_errors.get(),
         authentications_failed: m.authentications_failed.get(),
         reauthentications: m.reauthentications.get(),
+        throttled: m.throttled.get(),
+        throttle_ms: m.throttle_ms.get(),
         request_bytes_queued: request_bytes_queued as u64,
         flush: flusher.stats(),
         unwritten_bytes: flusher.unwritten_bytes() as u64,
@@ -329,6 +342,18 @@ pub fn render(snapshots: &[Snapshot], missing: &[ShardId], node_id: i32) -> Stri
             "counter",
             "SASL sessions renewed in band on their connection (KIP-368, --connections-max-reauth-ms).",
             |s| s.reauthentications,
+        ),
+        (
+            "corelog_throttled_requests_total",
+            "counter",
+            "Requests over their client's quota (producer_byte_rate, consumer_byte_rate, request_percentage): answered with throttle_time_ms, the connection muted.",
+            |s| s.throttled,
+        ),
+        (
+            "corelog_throttle_time_ms_total",
+            "counter",
+            "Throttle time told to clients over their quota, in milliseconds.",
+            |s| s.throttle_ms,
         ),
         (
             "corelog_request_bytes_queued",
@@ -584,6 +609,8 @@ mod tests {
             protocol_errors: 0,
             authentications_failed: 0,
             reauthentications: 0,
+            throttled: 0,
+            throttle_ms: 0,
             request_bytes_queued: 0,
             flush: FlushStats::default(),
             unwritten_bytes: 0,

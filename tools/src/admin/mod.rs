@@ -20,6 +20,7 @@ pub mod datetime;
 pub mod flags;
 pub mod group;
 pub mod produce;
+pub mod quota;
 pub mod topic;
 pub mod user;
 
@@ -35,6 +36,7 @@ pub fn run(command: &str, args: Vec<String>) -> Result<()> {
         "cluster" => cluster::run(args),
         "user" => user::run(args),
         "acl" => acl::run(args),
+        "quota" => quota::run(args),
         "produce" => produce::run(args),
         "consume" => consume::run(args),
         other => Err(flags::usage("--help", format!("unknown command {other:?}"))),

@@ -181,6 +181,18 @@ pub enum Command {
     DeleteAcls {
         filters: Vec<AclFilter>,
     },
+    /// Client quotas set and removed (AlterClientQuotas), checked by the
+    /// handler first.
+    AlterClientQuotas {
+        changes: Vec<QuotaChange>,
+    },
+}
+
+/// One entity's quota changes: each key set to a value, or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaChange {
+    pub entity: crate::quotas::QuotaEntity,
+    pub ops: Vec<(String, Option<crate::quotas::QuotaValue>)>,
 }
 
 /// One change of a user's SCRAM credentials.
@@ -338,6 +350,16 @@ pub fn propose(
                 })
                 .collect();
             Answer::Acls(per_filter)
+        }
+        Command::AlterClientQuotas { changes } => {
+            let outcomes = changes.iter().map(|_| Ok(())).collect();
+            for change in changes {
+                for (key, value) in change.ops {
+                    let entity = change.entity.clone();
+                    p.records.push(MetadataRecord::Quota { entity, key, value });
+                }
+            }
+            Answer::Outcomes(outcomes)
         }
         Command::AllocateProducerIds => {
             let start = image.next_producer_id;

@@ -754,3 +754,26 @@ pub(super) fn shrink_to_leader(image: &mut MetadataImage, topic: &str, partition
     };
     assert!(out[0].is_ok(), "{out:?}");
 }
+
+#[test]
+fn client_quotas_are_set_and_removed_one_outcome_per_entity() {
+    use crate::quotas::{QuotaEntity, QuotaValue};
+    let alice = QuotaEntity::from_parts([("user", Some("alice"))]).unwrap();
+    let clients = QuotaEntity::from_parts([("client-id", None)]).unwrap();
+    let change = |entity: &QuotaEntity, ops: Vec<(&str, Option<f64>)>| QuotaChange {
+        entity: entity.clone(),
+        ops: ops.into_iter().map(|(k, v)| (k.to_string(), v.map(QuotaValue))).collect(),
+    };
+    let mut image = MetadataImage::default();
+    let changes = vec![
+        change(&alice, vec![("producer_byte_rate", Some(1e6)), ("consumer_byte_rate", Some(2e6))]),
+        change(&clients, vec![("request_percentage", Some(25.0))]),
+    ];
+    let answer = run(&mut image, Command::AlterClientQuotas { changes }, &mut ids());
+    assert_eq!(answer, Answer::Outcomes(vec![Ok(()), Ok(())]));
+    assert_eq!(image.quotas[&alice].len(), 2);
+    assert_eq!(image.quotas[&clients]["request_percentage"], QuotaValue(25.0));
+    let changes = vec![change(&clients, vec![("request_percentage", None)])];
+    run(&mut image, Command::AlterClientQuotas { changes }, &mut ids());
+    assert!(!image.quotas.contains_key(&clients));
+}
