@@ -161,6 +161,31 @@ impl Operation {
         Operation::ALL.into_iter().find(|o| o.code() == code)
     }
 
+    /// The operations a resource type has (Kafka's
+    /// `AclEntry.supportedOperations`): what `authorized_operations`
+    /// reports on.
+    pub fn supported(resource_type: ResourceType) -> &'static [Operation] {
+        use Operation::*;
+        match resource_type {
+            ResourceType::Topic => {
+                &[Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs]
+            }
+            ResourceType::Group => &[Read, Describe, Delete],
+            ResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+        }
+    }
+
     /// Kafka's name: `READ`, `CLUSTER_ACTION`, ...
     pub fn name(self) -> &'static str {
         use Operation::*;

@@ -108,6 +108,22 @@ impl ConnContext {
             )
     }
 
+    /// Kafka's `authorized_operations` of a resource: a bit per operation
+    /// code this principal may do of those the resource type has (all of
+    /// them with the authorizer off, as Kafka without one answers).
+    pub fn authorized_operations(
+        &self,
+        config: &NodeConfig,
+        image: &MetadataImage,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> i32 {
+        Operation::supported(resource_type)
+            .iter()
+            .filter(|&&op| self.may(config, image, op, resource_type, name))
+            .fold(0, |bits, op| bits | 1 << op.code())
+    }
+
     /// [`ConnContext::may`] on the cluster resource.
     pub fn may_on_cluster(
         &self,

@@ -221,3 +221,33 @@ def test_transactions_need_the_transactional_id(secured):
     p.begin_transaction()
     p.produce("txn-out", b"committed")
     p.commit_transaction(TIMEOUT_S)
+
+
+def test_authorized_operations_are_what_the_acls_allow(secured):
+    """Metadata, DescribeCluster and DescribeGroups answer the operations
+    asked for: alice's READ on the topic implies DESCRIBE, so does her
+    ALTER on the cluster and her READ on the group;
+    the super user has every operation of each resource type."""
+    from confluent_kafka import TopicCollection
+    root = admin(secured, "admin")
+    root.create_topics([NewTopic("ops", 1, 1)])["ops"].result(TIMEOUT_S)
+    create_acls(root, [allow("User:alice", ResourceType.TOPIC, "ops", AclOperation.READ),
+                       allow("User:alice", ResourceType.BROKER, "kafka-cluster", AclOperation.ALTER),
+                       allow("User:alice", ResourceType.GROUP, "ops-g", AclOperation.READ)])
+
+    def ops(client):
+        topic = client.describe_topics(TopicCollection(["ops"]), include_authorized_operations=True,
+                                       request_timeout=TIMEOUT_S)["ops"].result(TIMEOUT_S)
+        cluster = client.describe_cluster(include_authorized_operations=True,
+                                          request_timeout=TIMEOUT_S).result(TIMEOUT_S)
+        group = client.describe_consumer_groups(["ops-g"], include_authorized_operations=True,
+                                                request_timeout=TIMEOUT_S)["ops-g"].result(TIMEOUT_S)
+        return [sorted(o.name for o in x.authorized_operations) for x in (topic, cluster, group)]
+
+    assert ops(admin(secured, "alice")) == [["DESCRIBE", "READ"], ["ALTER", "DESCRIBE"], ["DESCRIBE", "READ"]]
+    assert ops(root) == [
+        sorted(["READ", "WRITE", "CREATE", "DESCRIBE", "DELETE", "ALTER", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"]),
+        sorted(["CREATE", "CLUSTER_ACTION", "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE", "ALTER",
+                "DESCRIBE"]),
+        ["DELETE", "DESCRIBE", "READ"],
+    ]

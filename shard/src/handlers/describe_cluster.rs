@@ -1,5 +1,6 @@
 //! DescribeCluster v0-v1: the same brokers as Metadata (one per shard of
-//! every live node, at the listener the request came in on).
+//! every live node, at the listener the request came in on), and the
+//! cluster's authorized operations when asked.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -12,7 +13,7 @@ use crate::context::ConnContext;
 use crate::shard::Shard;
 
 pub fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> HandlerResult {
-    let _: DescribeClusterRequest = request.decode_body()?;
+    let req: DescribeClusterRequest = request.decode_body()?;
     let image = shard.metadata.image();
     let brokers = image
         .live_brokers()
@@ -25,9 +26,17 @@ pub fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> Handle
                 .with_rack(Some(StrBytes::from_string(n.rack.clone())))
         })
         .collect();
-    let response = DescribeClusterResponse::default()
+    let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(image.cluster_id.clone()))
         .with_controller_id(BrokerId(shard.metadata.controller_broker()))
         .with_brokers(brokers);
+    if req.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = context.authorized_operations(
+            &shard.config,
+            &image,
+            auth::acl::ResourceType::Cluster,
+            auth::acl::CLUSTER_NAME,
+        );
+    }
     respond(request, &response)
 }

@@ -330,37 +330,50 @@ pub fn describe_groups(shard: &Shard, request: &Request, context: &ConnContext) 
                     d.error_code = code;
                     d.group_state = s("");
                 }
-                Ok(_) => match shard.groups.describe(&id) {
-                    // Unknown groups are "Dead", as Kafka reports them.
-                    None => d.group_state = s("Dead"),
-                    Some(view) => {
-                        d.group_state = s(view.state.name());
-                        d.protocol_type = s(view.protocol_type);
-                        d.protocol_data = s(view.protocol);
-                        d.members = view
-                            .members
-                            .into_iter()
-                            .map(|m| {
-                                DescribedGroupMember::default()
-                                    .with_member_id(s(m.id))
-                                    .with_group_instance_id(if version >= 4 {
-                                        m.instance_id.map(s)
-                                    } else {
-                                        None
-                                    })
-                                    .with_client_id(s(m.client_id))
-                                    .with_client_host(s(m.client_host))
-                                    .with_member_metadata(m.metadata)
-                                    .with_member_assignment(m.assignment)
-                            })
-                            .collect();
+                Ok(_) => {
+                    if version >= 3 && req.include_authorized_operations {
+                        let image = shard.metadata.image();
+                        let rt = ResourceType::Group;
+                        d.authorized_operations =
+                            context.authorized_operations(&shard.config, &image, rt, &id);
                     }
-                },
+                    describe_into(shard, &id, version, &mut d);
+                }
             }
             d
         })
         .collect();
     respond(request, &DescribeGroupsResponse::default().with_groups(groups))
+}
+
+/// A group's state and members into its DescribeGroups entry.
+fn describe_into(shard: &Shard, id: &str, version: i16, d: &mut DescribedGroup) {
+    match shard.groups.describe(id) {
+        // Unknown groups are "Dead", as Kafka reports them.
+        None => d.group_state = s("Dead"),
+        Some(view) => {
+            d.group_state = s(view.state.name());
+            d.protocol_type = s(view.protocol_type);
+            d.protocol_data = s(view.protocol);
+            d.members = view
+                .members
+                .into_iter()
+                .map(|m| {
+                    DescribedGroupMember::default()
+                        .with_member_id(s(m.id))
+                        .with_group_instance_id(if version >= 4 {
+                            m.instance_id.map(s)
+                        } else {
+                            None
+                        })
+                        .with_client_id(s(m.client_id))
+                        .with_client_host(s(m.client_host))
+                        .with_member_metadata(m.metadata)
+                        .with_member_assignment(m.assignment)
+                })
+                .collect();
+        }
+    }
 }
 
 /// ListGroups: every group with DESCRIBE on the cluster, else the groups

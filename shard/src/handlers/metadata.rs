@@ -22,7 +22,7 @@ use crate::controller::{Command, TopicOutcome, TopicSpec};
 use crate::listener::SecurityProtocol;
 use crate::metadata::{validate_topic_name, MetadataImage, TopicMeta};
 use crate::shard::Shard;
-use auth::acl::{Operation, ResourceType};
+use auth::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// Kafka's "authorized operations not requested" value.
 const OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -149,6 +149,21 @@ pub async fn handle(shard: &Shard, request: &Request, context: &ConnContext) -> 
     }
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(image.cluster_id.clone()));
+    }
+    // authorized_operations when asked (v8+): of every topic answered but
+    // the ones the principal may not describe, and of the cluster (v8-10).
+    if version >= 8 && req.include_topic_authorized_operations {
+        let denied = ResponseError::TopicAuthorizationFailed.code();
+        for t in response.topics.iter_mut().filter(|t| t.error_code != denied) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    context.authorized_operations(config, &image, ResourceType::Topic, name);
+            }
+        }
+    }
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        response.cluster_authorized_operations =
+            context.authorized_operations(config, &image, ResourceType::Cluster, CLUSTER_NAME);
     }
     respond(request, &response)
 }
