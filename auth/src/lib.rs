@@ -6,13 +6,16 @@
 //! decision, from the bindings the caller gives it.
 //!
 //! - [`scram`]: SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), the
-//!   server side of the exchange and the salted credential it checks
+//!   server side of the exchange and the salted credential it checks, and
+//!   the client side a broker logs in to another with ([`ScramClient`])
 //!   ([`ScramCredential`], Kafka's layout: salt, iterations, stored key,
 //!   server key; never the password).
 //! - [`plain`]: SASL PLAIN (RFC 4616), checked against the same SCRAM
 //!   credentials, so that one stored secret serves both mechanisms.
 //! - [`acl`]: ACL bindings and the decision they make ([`Authorizer`],
 //!   Kafka's StandardAuthorizer semantics), and DescribeAcls' filters.
+//! - [`oauth`]: OAUTHBEARER (RFC 7628): a JWT checked against a JWKS.
+//! - [`login`]: a client's login ([`Credential`]): mechanism, user, password.
 //! - [`x500`]: the principal a TLS client certificate proves, its subject
 //!   as Kafka's default `ssl.principal.mapping.rules` names it.
 //!
@@ -20,18 +23,23 @@
 //! a secret) and whether it was the credentials or the message that failed.
 
 pub mod acl;
+pub mod login;
+pub mod oauth;
 pub mod plain;
 pub mod scram;
 pub mod x500;
 
 pub use acl::{AclBinding, AclFilter, Authorizer};
-pub use scram::{Mechanism, SaltedPassword, ScramCredential, ScramServer};
+pub use login::Credential;
+pub use scram::{Mechanism, SaltedKeys, SaltedPassword, ScramClient, ScramCredential, ScramServer};
 
 /// The SASL mechanisms a listener may serve, by Kafka's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SaslMechanism {
     Plain,
     Scram(Mechanism),
+    /// A signed JWT ([`oauth`]); served only with a key set to check it.
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -41,16 +49,22 @@ impl SaslMechanism {
         SaslMechanism::Scram(Mechanism::ScramSha512),
     ];
 
-    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    /// `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`.
     pub fn name(self) -> &'static str {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::Scram(m) => m.name(),
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
+    /// A mechanism by name: [`SaslMechanism::ALL`]'s (the ones served by
+    /// default) and `OAUTHBEARER`.
     pub fn parse(name: &str) -> Option<SaslMechanism> {
-        SaslMechanism::ALL.into_iter().find(|m| m.name() == name)
+        SaslMechanism::ALL
+            .into_iter()
+            .chain([SaslMechanism::OAuthBearer])
+            .find(|m| m.name() == name)
     }
 }
 

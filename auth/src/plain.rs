@@ -17,6 +17,17 @@ use crate::{AuthError, ScramCredential};
 /// is far beyond any name and password.
 pub const MESSAGE_BYTES_MAX: usize = 16 * 1024;
 
+/// The message a client sends: no authorization id, the user, the
+/// password.
+pub fn client_message(user: &str, password: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(2 + user.len() + password.len());
+    message.push(0);
+    message.extend_from_slice(user.as_bytes());
+    message.push(0);
+    message.extend_from_slice(password);
+    message
+}
+
 /// Checks a PLAIN message; answers the authenticated user. `credential`
 /// finds a stored credential of the user, if any.
 pub fn authenticate(
@@ -77,6 +88,7 @@ mod tests {
             ScramCredential::generate(Mechanism::ScramSha256, b"pw", ITERATIONS_MIN).unwrap();
         let lookup = |user: &str| (user == "alice").then(|| stored.clone());
         assert_eq!(authenticate(b"\0alice\0pw", lookup).unwrap(), "alice");
+        assert_eq!(authenticate(&client_message("alice", b"pw"), lookup).unwrap(), "alice");
         assert_eq!(authenticate(b"alice\0alice\0pw", lookup).unwrap(), "alice");
         assert_eq!(authenticate(b"\0alice\0pW", lookup), Err(AuthError::InvalidCredentials));
         assert_eq!(authenticate(b"\0bob\0pw", lookup), Err(AuthError::InvalidCredentials));

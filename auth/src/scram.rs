@@ -1,6 +1,6 @@
 //! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), as Kafka serves
 //! them over SaslAuthenticate: the server's side of the two round trips,
-//! and the salted credential it checks.
+//! and the salted credential it checks; the client's side is [`client`]'s.
 //!
 //! The exchange (every message UTF-8, fields `k=v` joined by commas):
 //! - client-first: a GS2 header (`n,,` or `n,a=AUTHZID,`, or `y` for `n`:
@@ -23,6 +23,9 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::{constant_time_eq, random_bytes, AuthError};
+
+pub mod client;
+pub use client::{SaltedKeys, ScramClient};
 
 /// Iterations Kafka accepts for a SCRAM credential (its
 /// `ScramMechanism`'s bounds): fewer is weak, more costs a login too much.

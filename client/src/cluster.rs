@@ -214,6 +214,8 @@ impl Metadata {
 /// and the coordinators found so far.
 pub struct Client {
     bootstrap: String,
+    /// How connections log in (PLAINTEXT by default).
+    security: crate::security::Security,
     conns: BTreeMap<String, Conn>,
     /// Group → its coordinator's address, until an answer says it moved.
     coordinators: BTreeMap<String, String>,
@@ -223,8 +225,14 @@ impl Client {
     /// A client for the cluster that `bootstrap` (`host:port`) belongs to.
     /// Connects on the first request.
     pub fn new(bootstrap: &str) -> Client {
+        Client::with_security(bootstrap, Default::default())
+    }
+
+    /// [`Client::new`] whose connections are secured as `security` says.
+    pub fn with_security(bootstrap: &str, security: crate::security::Security) -> Client {
         Client {
             bootstrap: bootstrap.to_string(),
+            security,
             conns: BTreeMap::new(),
             coordinators: BTreeMap::new(),
         }
@@ -234,10 +242,15 @@ impl Client {
         &self.bootstrap
     }
 
-    /// The connection to `addr`, opened if needed.
+    /// The connection to `addr`, opened if needed (again, when its SASL
+    /// session is near its end: the broker would close it).
     pub fn conn(&mut self, addr: &str) -> Result<&mut Conn> {
+        let now = std::time::Instant::now();
+        if self.conns.get(addr).and_then(|c| c.renew_at).is_some_and(|at| now >= at) {
+            self.conns.remove(addr);
+        }
         if !self.conns.contains_key(addr) {
-            let c = Conn::connect(addr)?;
+            let c = Conn::connect_with(addr, &self.security)?;
             self.conns.insert(addr.to_string(), c);
         }
         Ok(self.conns.get_mut(addr).expect("inserted above"))

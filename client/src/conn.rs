@@ -63,12 +63,73 @@ pub fn set_correlation(frame: &mut [u8], correlation: i32) {
 
 /// One TCP connection to one broker.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     correlation: i32,
     pub addr: String,
+    /// When the SASL session the broker granted should be renewed (85%
+    /// of it): [`crate::Client`] opens a new connection from then on.
+    pub renew_at: Option<std::time::Instant>,
+}
+
+/// The connection's bytes: as they are, or through rustls.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 impl Conn {
+    /// Connects to `addr` (`host:port`) as `security` says: TLS first,
+    /// then the SASL login.
+    pub fn connect_with(addr: &str, security: &crate::security::Security) -> Result<Conn> {
+        let mut conn = Conn::connect(addr)?;
+        if let Some(config) = &security.tls {
+            let Stream::Plain(tcp) = conn.stream else { unreachable!("a new connection") };
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .with_context(|| format!("{host:?} is not a server name"))?;
+            let mut tls = rustls::ClientConnection::new(config.clone(), name)?;
+            let mut tcp = tcp;
+            while tls.is_handshaking() {
+                tls.complete_io(&mut tcp).with_context(|| format!("TLS handshake with {addr}"))?;
+            }
+            conn.stream = Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)));
+        }
+        if let Some(login) = &security.sasl {
+            let lifetime = crate::security::log_in(login, &mut conn)?;
+            conn.renew_at = (lifetime > 0).then(|| {
+                let at = Duration::from_millis((lifetime as u64).saturating_mul(85) / 100);
+                std::time::Instant::now() + at.min(Duration::from_secs(365 * 24 * 3600))
+            });
+        }
+        Ok(conn)
+    }
+
     /// Connects to `addr` (`host:port`), trying each address it resolves to.
     pub fn connect(addr: &str) -> Result<Conn> {
         let resolved: Vec<_> = addr
@@ -82,7 +143,9 @@ impl Conn {
                     stream.set_nodelay(true)?;
                     stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
                     stream.set_write_timeout(Some(RESPONSE_TIMEOUT))?;
-                    return Ok(Conn { stream, correlation: 0, addr: addr.to_string() });
+                    let stream = Stream::Plain(stream);
+                    let addr = addr.to_string();
+                    return Ok(Conn { stream, correlation: 0, addr, renew_at: None });
                 }
                 Err(e) => last = Some(e),
             }
@@ -93,17 +156,24 @@ impl Conn {
         }
     }
 
-    /// A second handle on the same socket, for a reader thread beside a writer.
+    /// A second handle on the same socket, for a reader thread beside a
+    /// writer (PLAINTEXT only: a TLS session cannot be split).
     pub fn try_clone(&self) -> Result<Conn> {
+        let Stream::Plain(stream) = &self.stream else {
+            bail!("a TLS connection to {} cannot be split", self.addr);
+        };
         Ok(Conn {
-            stream: self.stream.try_clone()?,
+            stream: Stream::Plain(stream.try_clone()?),
+            renew_at: self.renew_at,
             correlation: self.correlation,
             addr: self.addr.clone(),
         })
     }
 
     pub fn write_frame(&mut self, frame: &[u8]) -> Result<()> {
-        self.stream.write_all(frame).with_context(|| format!("writing to {}", self.addr))
+        self.stream.write_all(frame).with_context(|| format!("writing to {}", self.addr))?;
+        // Plain sockets write through; TLS sends its records here.
+        self.stream.flush().with_context(|| format!("writing to {}", self.addr))
     }
 
     /// Reads one response frame and returns it after the correlation id,

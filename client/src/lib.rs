@@ -1,4 +1,4 @@
-//! A small blocking Kafka client on `std::net::TcpStream`: one request, one
+//! A small blocking Kafka client on `std::net::TcpStream` (and rustls): one request, one
 //! response, requests encoded with the `kafka-protocol` crate that `net`
 //! re-exports. It serves the `corelog` admin, produce and consume commands
 //! and the benchmarks' load generator, and speaks only versions that both
@@ -13,7 +13,8 @@
 //! as a typed [`KafkaError`] (its code and message), which callers that act
 //! on codes (rejoin on a rebalance, `--if-not-exists`) downcast to.
 //!
-//! - [`conn`]: frames and one connection ([`Conn`]).
+//! - [`conn`]: frames and one connection ([`Conn`]), plain or TLS;
+//!   [`security`]: TLS and SASL logins from a properties file.
 //! - [`cluster`]: metadata, connections per broker, leaders, coordinators,
 //!   list offsets ([`Client`], [`Metadata`]).
 //! - [`topics`]: create, delete, describe and alter topic configs.
@@ -37,6 +38,7 @@ pub mod member;
 pub mod partitioner;
 pub mod quotas;
 pub mod records;
+pub mod security;
 pub mod topics;
 pub mod txn;
 pub mod users;

@@ -1,7 +1,10 @@
-//! SASL exchanges (auth/): the first input byte picks the mechanism (0
-//! PLAIN, 1 SCRAM-SHA-256, 2 SCRAM-SHA-512, modulo 3); the rest is the
-//! client's first message, then optionally 0xFF (never in UTF-8) and its
-//! final one. The server knows one user, `user` with password `pencil`,
+//! SASL exchanges (auth/): the first input byte picks the side and
+//! mechanism (0 PLAIN, 1 SCRAM-SHA-256, 2 SCRAM-SHA-512 servers; 3
+//! SCRAM-SHA-256, 4 SCRAM-SHA-512 clients; 5 an OAUTHBEARER server, its
+//! key set one P-256 key with id `k1`; modulo 6); the rest is the
+//! peer's first message, then optionally 0xFF (never in UTF-8) and its
+//! final one. A client is `user` with `pencil` and RFC 7677's client
+//! nonce, so the RFC's server messages are answered. The server knows one user, `user` with password `pencil`,
 //! salted as RFC 7677's example, and answers with RFC 7677's server nonce,
 //! so that the RFC's own messages (the committed seeds) log in and the
 //! fuzzer starts from the proof check.
@@ -12,7 +15,7 @@
 
 use std::sync::OnceLock;
 
-use auth::scram::{Mechanism, ScramCredential, ScramServer};
+use auth::scram::{Mechanism, ScramClient, ScramCredential, ScramServer};
 use libfuzzer_sys::fuzz_target;
 
 const RFC_SALT: &[u8] = &[
@@ -38,10 +41,35 @@ fuzz_target!(|data: &[u8]| {
         Some(at) => (&rest[..at], Some(&rest[at + 1..])),
         None => (rest, None),
     };
-    match mode % 3 {
+    let last_message = last;
+    match mode % 6 {
+        5 => {
+            static JWKS: OnceLock<auth::oauth::Jwks> = OnceLock::new();
+            let jwks = JWKS.get_or_init(|| {
+                let x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+                let y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
+                let json = format!(
+                    r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","x":"{x}","y":"{y}"}}]}}"#
+                );
+                auth::oauth::Jwks::parse(json.as_bytes()).unwrap()
+            });
+            let expect = auth::oauth::Expectations::default();
+            // A forged token never logs in: the fuzzer holds no key.
+            assert!(auth::oauth::authenticate(rest, jwks, &expect, 1_800_000_000_000).is_err());
+        }
         0 => {
             if let Ok(user) = auth::plain::authenticate(first, lookup(Mechanism::ScramSha256)) {
                 assert_eq!(user, "user");
+            }
+        }
+        m @ (3 | 4) => {
+            let m = Mechanism::ALL[usize::from(m) - 3];
+            let (mut client, _) = ScramClient::with_nonce(m, "user", b"pencil", "rOprNGfwEbeRWgbNEkqO");
+            let mut keys = None;
+            let Ok(last) = client.respond(first, &mut keys) else { return };
+            assert!(last.starts_with(b"c=biws,r=rOprNGfwEbeRWgbNEkqO"));
+            if let Some(server_final) = last_message {
+                let _ = client.verify(server_final);
             }
         }
         m => {

@@ -34,6 +34,12 @@ pub struct NodeConfig {
     pub authorizer: bool,
     /// The `--ssl-*` flags: the certificate of SSL and SASL_SSL listeners.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// `--oauthbearer-*`: the key set and expectations of OAUTHBEARER
+    /// logins, when `sasl_mechanisms` has it.
+    pub oauth: Option<crate::oauth::OAuthConfig>,
+    /// `--inter-broker-credential`: the SASL login of this node on other
+    /// nodes' SASL inter-broker listeners and controller ports.
+    pub inter_broker_credential: Option<auth::Credential>,
     /// Kafka's `super.users`: principals (`User:NAME`) allowed everything.
     pub super_users: std::collections::BTreeSet<String>,
     pub shards: u16,
@@ -127,6 +133,8 @@ impl Default for NodeConfig {
             connections_max_reauth: None,
             authorizer: false,
             super_users: Default::default(),
+            inter_broker_credential: None,
+            oauth: None,
             tls: None,
             shards: 1,
             node_id: 0,

@@ -149,7 +149,8 @@ where
         &config.sasl_mechanisms,
         config.connections_max_reauth,
         shard.plain_budget.clone(),
-    );
+    )
+    .with_oauth(shard.oauth.clone());
     let (read_half, mut write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
     let pipeline = Rc::new(Pipeline::default());

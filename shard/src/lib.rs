@@ -15,8 +15,10 @@
 //! - [`cluster`]: the controllers that feed the metadata state machine (a
 //!   single node's, the quorum's) and every node's link to the active one.
 //! - [`conn`]: one client connection: frames in, responses out, in order;
-//!   [`sasl`]: its authentication on a SASL listener; [`tls`]: the
-//!   certificates of TLS listeners and the principals of client ones.
+//!   [`sasl`]: its authentication on a SASL listener ([`oauth`]: the key
+//!   set of OAUTHBEARER logins); [`tls`]: the
+//!   certificates of TLS listeners and the principals of client ones;
+//!   [`peer_auth`]: how this node logs in to other nodes.
 //! - [`handlers`]: the Kafka APIs.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`shard`]: one shard as a set of services, and how they change together.
@@ -46,10 +48,13 @@ pub mod handlers;
 pub mod ids;
 pub mod listener;
 pub mod local;
+pub mod log_limit;
 pub mod metadata;
 pub mod metrics;
 pub mod node;
+pub mod oauth;
 pub mod partitions;
+pub mod peer_auth;
 pub mod quotas;
 pub mod replica;
 pub mod response;

@@ -70,13 +70,18 @@ pub fn run(config: NodeConfig) -> Result<(), String> {
         }
         (None, None) => {}
     }
-    if config.controller_quorum.is_some() && config.protocol != SecurityProtocol::Plaintext {
-        // Brokers fetch from each other on the first listener, and do not
-        // authenticate to each other yet.
-        return Err(format!(
-            "the first --listener carries traffic between brokers and must be PLAINTEXT in a cluster (not {})",
-            config.protocol
-        ));
+    check_inter_broker(&config)?;
+    let oauth_served = config.sasl_mechanisms.contains(&auth::SaslMechanism::OAuthBearer);
+    match (&config.oauth, oauth_served) {
+        (None, true) => return Err("--sasl-mechanisms OAUTHBEARER needs --oauthbearer-jwks".into()),
+        (Some(_), false) => {
+            return Err("--oauthbearer-* is given but --sasl-mechanisms has no OAUTHBEARER".into())
+        }
+        (Some(o), true) => {
+            crate::oauth::OAuthKeys::load(o, Instant::now())
+                .map_err(|e| format!("OAUTHBEARER: {e}"))?;
+        }
+        (None, false) => {}
     }
     for (what, port) in [("ports", Some(config.port)), ("advertised ports", config.advertised_port)]
     {
@@ -344,15 +349,20 @@ async fn shard_main(
             }
         },
     };
-    let shard = Rc::new(Shard::new(
-        id,
-        config.clone(),
-        partitions,
-        controller,
-        splicer,
-        local_senders,
-        tls,
-    ));
+    let oauth = match &config.oauth {
+        None => None,
+        Some(o) => match crate::oauth::OAuthKeys::load(o, Instant::now()) {
+            Ok(keys) => Some(Rc::new(keys)),
+            Err(e) => {
+                let _ = ready.send(Err(format!("OAUTHBEARER: {e}")));
+                return;
+            }
+        },
+    };
+    let mut shard =
+        Shard::new(id, config.clone(), partitions, controller, splicer, local_senders, tls);
+    shard.oauth = oauth;
+    let shard = Rc::new(shard);
     glommio::spawn_local(crate::local::serve(shard.clone(), local_inbox)).detach();
     if let (Some(rx), Some(peers), Some(unregister)) = (controller_rx, peers, unregister) {
         match config.controller_quorum.clone() {
@@ -524,6 +534,53 @@ fn check_metadata_kind(config: &NodeConfig) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Brokers reach each other on the first listener, in its protocol: a
+/// SASL one needs this node's credential in a mechanism the listeners
+/// serve, a TLS one the CA the peers' certificates chain to. (The
+/// credential also guards the controllers' ports, whatever the listener.)
+/// Warns when the authorizer would refuse the principal replication
+/// needs (ClusterAction) unless an ACL allows it.
+fn check_inter_broker(config: &NodeConfig) -> Result<(), String> {
+    let protocol = config.protocol;
+    let credential = config.inter_broker_credential.as_ref();
+    if let Some(c) = credential.filter(|_| protocol.is_sasl()) {
+        if !config.sasl_mechanisms.contains(&c.mechanism) {
+            return Err(format!(
+                "--inter-broker-credential uses {}, which --sasl-mechanisms does not serve",
+                c.mechanism.name()
+            ));
+        }
+    }
+    if config.controller_quorum.is_none() {
+        return Ok(());
+    }
+    if protocol.is_sasl() && credential.is_none() {
+        return Err(format!(
+            "the first --listener ({protocol}) carries traffic between brokers: give --inter-broker-credential USER:MECHANISM:PASSWORD"
+        ));
+    }
+    let tls = config.tls.as_ref();
+    if protocol.is_tls() && tls.is_none_or(|t| t.client_ca.is_none()) {
+        return Err(format!(
+            "the first --listener ({protocol}) carries traffic between brokers: give --ssl-client-ca, the CA their certificates chain to"
+        ));
+    }
+    if config.authorizer {
+        let principal = match (credential, tls) {
+            (Some(c), _) if protocol.is_sasl() => Some(c.principal()),
+            // Peers see the certificate only when they ask for one.
+            (_, Some(t)) if protocol.is_tls() && t.client_auth != crate::tls::ClientAuth::None => {
+                crate::tls::own_principal(t)
+            }
+            _ => Some("User:ANONYMOUS".to_string()),
+        };
+        if let Some(p) = principal.filter(|p| !config.super_users.contains(p)) {
+            warn!("brokers log in to each other as {p}, which is not in --super-users: replication and transactions need an ACL allowing it ClusterAction on the cluster");
+        }
+    }
+    Ok(())
 }
 
 fn lock_data_dir(config: &NodeConfig) -> Result<std::fs::File, String> {

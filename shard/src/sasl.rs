@@ -3,7 +3,8 @@
 //! (ApiVersions, SaslHandshake, SaslAuthenticate; anything else closes
 //! it), SaslHandshake v0-1 and SaslAuthenticate v0-2, the size-prefixed
 //! raw tokens that follow a v0 handshake, and KIP-368's session lifetime
-//! (`--connections-max-reauth-ms`) with in-band re-authentication.
+//! (`--connections-max-reauth-ms`; an OAUTHBEARER session ends with its
+//! token in any case) with in-band re-authentication.
 //!
 //! Runs in the connection's reader on its shard, in request order, so a
 //! session changes between two requests and never under one. The
@@ -119,6 +120,8 @@ pub struct Session {
     versions_asked: bool,
     /// Re-authentications (KIP-368) not yet taken by the metrics.
     reauthentications: u64,
+    /// The key set of OAUTHBEARER logins, when the node serves them.
+    oauth: Option<Rc<crate::oauth::OAuthKeys>>,
 }
 
 struct Login {
@@ -164,7 +167,14 @@ impl Session {
             login: None,
             versions_asked: false,
             reauthentications: 0,
+            oauth: None,
         }
+    }
+
+    /// The session checks OAUTHBEARER logins against `keys`.
+    pub fn with_oauth(mut self, keys: Option<Rc<crate::oauth::OAuthKeys>>) -> Session {
+        self.oauth = keys;
+        self
     }
 
     /// Kafka's principal of the connection: `User:NAME` once authenticated.
@@ -274,7 +284,8 @@ impl Session {
         }
         if let Some(login) = &self.login {
             let too_soon = now < login.at + REAUTHENTICATION_INTERVAL_MIN;
-            if self.lifetime.is_none() || too_soon {
+            // A session ends with a lifetime or with its token.
+            if login.expires.is_none() || too_soon {
                 // Not a re-authentication: Kafka answers it as a stray
                 // request of a logged-in client.
                 return Verdict::Answer(answer(Some(ResponseError::IllegalSaslState), Vec::new()));
@@ -340,7 +351,11 @@ impl Session {
         match self.step(&req.auth_bytes, image, now) {
             Ok(Step::Continue(bytes)) => Verdict::Answer(answer(None, bytes, 0)),
             Ok(Step::Done(bytes)) => {
-                let lifetime_ms = self.lifetime.map_or(0, |l| l.as_millis() as i64);
+                let expires = self.login.as_ref().and_then(|l| l.expires);
+                let lifetime_ms = expires.map_or(0, |e| {
+                    let left = e.saturating_duration_since(now).as_millis();
+                    left.clamp(1, i64::MAX as u128) as i64
+                });
                 Verdict::Answer(answer(None, bytes, lifetime_ms))
             }
             Err(e) => {
@@ -365,6 +380,8 @@ impl Session {
         image: &MetadataImage,
         now: Instant,
     ) -> Result<Step, AuthError> {
+        // An OAUTHBEARER token's expiry bounds its session (Kafka's rule).
+        let mut token_expires = None;
         let (mechanism, last, user) = match std::mem::replace(&mut self.exchange, Exchange::Idle) {
             Exchange::Idle => return Err(AuthError::Malformed("no SaslHandshake first".into())),
             Exchange::Chosen { mechanism: SaslMechanism::Plain, .. } => {
@@ -386,6 +403,28 @@ impl Session {
                 self.exchange = Exchange::ScramFinal { server, mechanism, raw };
                 return Ok(Step::Continue(challenge));
             }
+            Exchange::Chosen { mechanism: SaslMechanism::OAuthBearer, .. } => {
+                let keys = self.oauth.as_ref().ok_or_else(|| {
+                    AuthError::Internal("OAUTHBEARER has no key set on this broker".into())
+                })?;
+                // A signature check costs up to a millisecond (RSA-8192):
+                // bounded with PLAIN's derivations.
+                if !self.plain_budget.take(now) {
+                    return Err(AuthError::Internal(format!(
+                        "more than {PLAIN_LOGINS_PER_SEC} PLAIN or OAUTHBEARER logins a second on this broker; retry"
+                    )));
+                }
+                let token = keys.authenticate(token, now)?;
+                // Clients log in again at 85% of a session or later, and
+                // not within a second of the last login: a session shorter
+                // than 2 s could not be renewed.
+                // And at most a year: as good as unbounded, far from
+                // `Instant`'s limits.
+                let left_ms = token.expires_ms.saturating_sub(unix_now_ms()).max(2000) as u64;
+                let left = Duration::from_millis(left_ms).min(Duration::from_secs(365 * 86400));
+                token_expires = Some(now + left);
+                (SaslMechanism::OAuthBearer, Vec::new(), token.user)
+            }
             Exchange::ScramFinal { mut server, mechanism, .. } => {
                 let (last, user) = server.finish(token)?;
                 (mechanism, last, user)
@@ -400,10 +439,22 @@ impl Session {
             }
             self.reauthentications += 1;
         }
-        let expires = self.lifetime.map(|l| now + l);
+        // Kafka's rule: a session ends with its token, or with the lifetime
+        // if sooner.
+        let expires = match (self.lifetime, token_expires) {
+            (Some(l), Some(t)) => Some(t.min(now + l)),
+            (Some(l), None) => Some(now + l),
+            (None, t) => t,
+        };
         self.login = Some(Login { user, mechanism, at: now, expires });
         Ok(Step::Done(last))
     }
+}
+
+/// Milliseconds since the Unix epoch (a token's times are in them).
+fn unix_now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64)
 }
 
 #[cfg(test)]

@@ -61,7 +61,13 @@ pub struct Shard {
     pub splicer: Option<Rc<crate::splice::Splicer>>,
     /// The TLS configuration of SSL and SASL_SSL listeners, reloaded when
     /// its files change; `None` without TLS listeners.
-    pub tls: Option<std::cell::RefCell<crate::tls::Certificates>>,
+    pub tls: Option<Rc<std::cell::RefCell<crate::tls::Certificates>>>,
+    /// How this shard logs in to other nodes' brokers.
+    pub peers: Rc<crate::peer_auth::Peers>,
+    /// The key set of OAUTHBEARER logins, if served.
+    pub oauth: Option<Rc<crate::oauth::OAuthKeys>>,
+    /// Connections to other nodes' brokers kept between transaction calls.
+    pub wires: crate::replica::wire::WirePool,
     /// The rates of this shard's clients under a quota ([`crate::quotas`]).
     pub quotas: std::cell::RefCell<crate::quotas::ShardQuotas>,
     /// When the shard started: the origin of the quota rates' clock.
@@ -88,10 +94,16 @@ impl Shard {
         tls: Option<crate::tls::Certificates>,
     ) -> Shard {
         let lag = std::time::Duration::from_millis(config.replica_lag_time_max_ms);
+        let tls = tls.map(|t| Rc::new(std::cell::RefCell::new(t)));
+        let peers = Rc::new(crate::peer_auth::Peers::new(
+            config.protocol,
+            config.inter_broker_credential.clone(),
+            tls.clone(),
+        ));
         Shard {
             id,
             metadata: MetadataCache::new(config.broker(id)),
-            replicas: Replicas::new(config.broker(id), lag, local.clone()),
+            replicas: Replicas::new(config.broker(id), lag, local.clone(), peers.clone()),
             local,
             config,
             partitions,
@@ -102,7 +114,10 @@ impl Shard {
             request_bytes: RequestBytes::new(crate::admission::QUEUED_REQUEST_BYTES_MAX),
             plain_budget: Rc::new(crate::sasl::PlainBudget::new(std::time::Instant::now())),
             splicer,
-            tls: tls.map(std::cell::RefCell::new),
+            tls,
+            peers,
+            wires: Default::default(),
+            oauth: None,
             quotas: Default::default(),
             born: std::time::Instant::now(),
             metrics: Default::default(),

@@ -1,7 +1,9 @@
 //! TLS on the SSL and SASL_SSL listeners: the server's certificate and
 //! key, the client CA and `ssl.client.auth` (`--ssl-*`), the rustls
-//! configuration built from them, reloaded when the files change, and
-//! the principal a client certificate proves.
+//! configurations built from them (the server's, and the client's this
+//! node uses to reach other brokers on a TLS inter-broker listener),
+//! reloaded when the files change, and the principal a client
+//! certificate proves.
 //!
 //! Each shard holds its own [`Certificates`] and checks the files' times
 //! at most once a second, when a TLS connection arrives: a renewed
@@ -19,7 +21,7 @@ use log::{info, warn};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Kafka's `ssl.client.auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +69,22 @@ pub struct TlsSettings {
 /// How often a shard looks at the files' times, at most.
 pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Builds the rustls configuration from the files: TLS 1.2 and 1.3,
+/// The rustls configurations the files make: the server's, and the
+/// client's when a client CA is given.
+#[derive(Clone)]
+pub struct Configs {
+    pub server: Arc<ServerConfig>,
+    /// How this node reaches another broker's TLS listener: the peer's
+    /// certificate must chain to the client CA (brokers of a cluster
+    /// share one), and this node presents its own certificate, whose
+    /// subject is its principal there.
+    pub client: Option<Arc<ClientConfig>>,
+}
+
+/// Builds the rustls configurations from the files: TLS 1.2 and 1.3,
 /// rustls' cipher suites (AES-GCM and ChaCha20-Poly1305, forward secret
 /// only), the client verifier `ssl.client.auth` asks for.
-pub fn load(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
+pub fn load(settings: &TlsSettings) -> Result<Configs, String> {
     // ring rather than aws-lc-rs: minutes less to build on two cores, at
     // the cost of the post-quantum key exchange (decision 48).
     #[allow(deprecated)]
@@ -83,18 +97,14 @@ pub fn load(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
         return Err(what(&settings.certificate, &"no CERTIFICATE in the file"));
     }
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| what(&settings.key, &e))?;
+    let versions: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(&versions)
         .map_err(|e| e.to_string())?;
-    let builder = match (settings.client_auth, &settings.client_ca) {
-        (ClientAuth::None, _) => builder.with_no_client_auth(),
-        (_, None) => {
-            return Err(format!(
-                "--ssl-client-auth {} needs --ssl-client-ca",
-                settings.client_auth.name()
-            ))
-        }
-        (auth, Some(ca)) => {
+    let roots = match &settings.client_ca {
+        None => None,
+        Some(ca) => {
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(ca).map_err(|e| what(ca, &e))? {
                 let cert = cert.map_err(|e| what(ca, &e))?;
@@ -103,7 +113,20 @@ pub fn load(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
             if roots.is_empty() {
                 return Err(what(ca, &"no CERTIFICATE in the file"));
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            Some((ca, Arc::new(roots)))
+        }
+    };
+    let builder = match (settings.client_auth, &roots) {
+        (ClientAuth::None, _) => builder.with_no_client_auth(),
+        (_, None) => {
+            return Err(format!(
+                "--ssl-client-auth {} needs --ssl-client-ca",
+                settings.client_auth.name()
+            ))
+        }
+        (auth, Some((ca, roots))) => {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
             let verifier = match auth {
                 ClientAuth::Requested => verifier.allow_unauthenticated(),
                 _ => verifier,
@@ -111,16 +134,29 @@ pub fn load(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
             builder.with_client_cert_verifier(verifier.build().map_err(|e| what(ca, &e))?)
         }
     };
-    let config = builder.with_single_cert(chain, key).map_err(|e| {
+    let pair = |e: &dyn std::fmt::Display| {
         format!("{} and {}: {e}", settings.certificate.display(), settings.key.display())
-    })?;
-    Ok(Arc::new(config))
+    };
+    let server = builder.with_single_cert(chain.clone(), key.clone_key()).map_err(|e| pair(&e))?;
+    let client = match roots {
+        None => None,
+        Some((_, roots)) => {
+            let client = ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&versions)
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| pair(&e))?;
+            Some(Arc::new(client))
+        }
+    };
+    Ok(Configs { server: Arc::new(server), client })
 }
 
 /// One shard's TLS configuration, reloaded when its files change.
 pub struct Certificates {
     settings: TlsSettings,
-    config: Arc<ServerConfig>,
+    configs: Configs,
     /// The files' modification times and sizes the configuration was
     /// built from.
     stamp: Vec<Option<(SystemTime, u64)>>,
@@ -131,28 +167,40 @@ impl Certificates {
     /// Loads the files; an error here stops the node at startup.
     pub fn new(settings: TlsSettings, now: Instant) -> Result<Certificates, String> {
         let stamp = stamp(&settings);
-        let config = load(&settings)?;
-        Ok(Certificates { settings, config, stamp, checked: now })
+        let configs = load(&settings)?;
+        Ok(Certificates { settings, configs, stamp, checked: now })
     }
 
-    /// The configuration for a connection arriving now: reloaded first if
-    /// a file changed since the last look (at most once a second).
+    /// The server configuration for a connection arriving now: reloaded
+    /// first if a file changed since the last look (at most once a
+    /// second).
     pub fn current(&mut self, now: Instant) -> Arc<ServerConfig> {
+        self.refresh(now).server.clone()
+    }
+
+    /// The client configuration for a connection to another broker's TLS
+    /// listener, reloaded as [`Certificates::current`]; `None` without a
+    /// client CA to check the peer's certificate against.
+    pub fn client(&mut self, now: Instant) -> Option<Arc<ClientConfig>> {
+        self.refresh(now).client.clone()
+    }
+
+    fn refresh(&mut self, now: Instant) -> &Configs {
         if now.duration_since(self.checked) >= RELOAD_CHECK_INTERVAL {
             self.checked = now;
             let stamp = stamp(&self.settings);
             if stamp != self.stamp {
                 self.stamp = stamp;
                 match load(&self.settings) {
-                    Ok(config) => {
+                    Ok(configs) => {
                         info!("TLS: reloaded {}", self.settings.certificate.display());
-                        self.config = config;
+                        self.configs = configs;
                     }
                     Err(e) => warn!("TLS: keeping the previous certificate: {e}"),
                 }
             }
         }
-        self.config.clone()
+        &self.configs
     }
 }
 
@@ -170,6 +218,16 @@ fn stamp(settings: &TlsSettings) -> Vec<Option<(SystemTime, u64)>> {
 pub fn principal(chain: Option<&[CertificateDer<'_>]>) -> Option<Result<String, String>> {
     let leaf = chain?.first()?;
     Some(auth::x500::subject_name(leaf).map(|dn| format!("User:{dn}")).map_err(|e| e.to_string()))
+}
+
+/// The principal this node's own certificate proves to a broker that
+/// asks for client certificates; `None` when the file does not read.
+pub fn own_principal(settings: &TlsSettings) -> Option<String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&settings.certificate)
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()?;
+    principal(Some(&chain))?.ok()
 }
 
 /// Whether this kernel offers kernel TLS (the `tls` upper layer

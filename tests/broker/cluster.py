@@ -13,9 +13,10 @@ import subprocess
 
 
 class Node:
-    def __init__(self, node_id, data_dir, shards, quorum, extra_args=(), host="127.0.0.1", netns=None):
+    def __init__(self, node_id, data_dir, shards, quorum, extra_args=(), host="127.0.0.1", netns=None,
+                 listener="PLAINTEXT"):
         """`netns`: the network namespace the node runs in (its `host` is
-        an address there)."""
+        an address there); `listener`: the protocol of its one listener."""
         self.node_id = node_id
         self.data_dir = str(data_dir)
         self.shards = shards
@@ -23,6 +24,7 @@ class Node:
         self.extra_args = list(extra_args)
         self.host = host
         self.netns = netns
+        self.listener = listener
         self.port = free_port_range(shards)
         self.proc = None
         self.lines = []
@@ -36,8 +38,12 @@ class Node:
         return [self.node_id * 1000 + s for s in range(self.shards)]
 
     def spawn(self):
+        if self.listener == "PLAINTEXT":
+            where = ["--host", self.host, "--port", str(self.port)]
+        else:
+            where = ["--listener", f"{self.listener}://{self.host}:{self.port}"]
         args = [BINARY, "serve", "--node-id", str(self.node_id), "--controller-quorum", self.quorum,
-                "--data-dir", self.data_dir, "--host", self.host, "--port", str(self.port),
+                "--data-dir", self.data_dir, *where,
                 "--shards", str(self.shards), "--metrics-port", "0"] + self.extra_args
         if self.netns:
             # `ip netns exec` execs the node: signals reach it directly.
@@ -87,19 +93,21 @@ class Node:
 
 class Cluster:
     def __init__(self, base_dir, nodes=3, shards=1, voters=None, hosts=None, netns=None,
-                 extra_args=()):
+                 extra_args=(), listener="PLAINTEXT", node_args=None):
         """`nodes` nodes with ids 1..nodes; the first `voters` (all by
         default) run controllers. `hosts` and `netns` map a node id to its
         address and network namespace (127.0.0.1 and the test's own by
-        default)."""
+        default); `node_args` to flags of its own, after `extra_args`."""
         voters = nodes if voters is None else voters
         hosts = hosts or {}
         netns = netns or {}
         host = lambda n: hosts.get(n, "127.0.0.1")
         self.controller_ports = {n: free_port_range(1) for n in range(1, voters + 1)}
         self.quorum = ",".join(f"{n}@{host(n)}:{p}" for n, p in self.controller_ports.items())
+        node_args = node_args or {}
         self.nodes = {n: Node(n, os.path.join(base_dir, f"node{n}"), shards, self.quorum,
-                              extra_args, host=host(n), netns=netns.get(n))
+                              [*extra_args, *node_args.get(n, [])], host=host(n), netns=netns.get(n),
+                              listener=listener)
                       for n in range(1, nodes + 1)}
 
     def start(self):

@@ -14,7 +14,7 @@ const USAGE: &str = "usage: corelog serve [options]
   --listener NAME://HOST:PORT  a listener instead of --host/--port, repeatable; NAME is
                                PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; shard k
                                listens on PORT+k of each; brokers talk to each other on
-                               the first one (PLAINTEXT in a cluster)
+                               the first one
   --ssl-certificate PEM        certificate chain of SSL and SASL_SSL listeners (leaf
                                first); reloaded when the file changes
   --ssl-key PEM                its private key (PKCS#8, PKCS#1 or SEC1)
@@ -26,9 +26,27 @@ const USAGE: &str = "usage: corelog serve [options]
   --sasl-mechanisms LIST       SASL mechanisms of SASL listeners (default
                                PLAIN,SCRAM-SHA-256,SCRAM-SHA-512); credentials are the
                                SCRAM ones (--scram-credential, AlterUserScramCredentials)
+  --oauthbearer-jwks FILE      the JSON Web Key Set OAUTHBEARER tokens (signed JWTs:
+                               RS256/384/512, ES256/384) are checked against, reloaded
+                               when it changes; add OAUTHBEARER to --sasl-mechanisms
+  --oauthbearer-expected-audience AUD[,AUD]
+                               a token's aud must hold one of these (default: any)
+  --oauthbearer-expected-issuer ISS
+                               a token's iss must be ISS (default: any)
+  --oauthbearer-sub-claim NAME the claim naming the principal (default sub)
   --authorizer on|off          check every request against the ACLs (no ACL: denied);
                                off (the default), everything is allowed and the ACL
                                APIs answer SECURITY_DISABLED
+  --inter-broker-credential USER:MECHANISM:PASSWORD
+                               how this node logs in to other brokers when the first
+                               listener is SASL_PLAINTEXT or SASL_SSL (MECHANISM PLAIN,
+                               SCRAM-SHA-256 or SCRAM-SHA-512); the user needs a SCRAM
+                               credential and, with the authorizer, to be a super user.
+                               A TLS first listener checks the other brokers'
+                               certificates against --ssl-client-ca and presents its own.
+                               It also guards the controllers' ports (same on every node)
+  --inter-broker-credential-file PATH
+                               the same from a file, kept out of the process list
   --super-users User:NAME;User:NAME
                                principals allowed everything (Kafka's super.users);
                                User:ANONYMOUS is every PLAINTEXT connection
@@ -95,11 +113,16 @@ pub fn run(args: Vec<String>) -> Result<()> {
     let mut listeners: Vec<Listener> = Vec::new();
     let mut host_or_port = false;
     let (mut certificate, mut key, mut client_ca, mut client_auth) = (None, None, None, None);
+    let mut oauth = OAuthFlags::default();
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             println!("{USAGE}");
             return Ok(());
+        }
+        if let Some((name, _)) = flag.split_once('=') {
+            // Not echoed whole: the value may be a password.
+            bail!("{name}=...: give the value after a space\n\n{USAGE}");
         }
         let value = it.next().with_context(|| format!("{flag} needs a value\n\n{USAGE}"))?;
         let bad = |what: &str| anyhow::anyhow!("{flag} {value:?}: {what}");
@@ -128,7 +151,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
                     .split(',')
                     .map(|m| {
                         auth::SaslMechanism::parse(m.trim()).ok_or_else(|| {
-                            bad("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, comma-separated")
+                            bad("expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, comma-separated")
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -209,6 +232,29 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 config.transactional_id_expiration_ms = ms;
             }
             "--scram-credential" => config.scram_credentials.push(scram_seed(&value)?),
+            "--oauthbearer-jwks" => oauth.jwks = Some(value.into()),
+            "--oauthbearer-expected-audience" => {
+                oauth.expect.audience = value.split(',').map(|a| a.trim().to_string()).collect()
+            }
+            "--oauthbearer-expected-issuer" => oauth.expect.issuer = Some(value),
+            "--oauthbearer-sub-claim" => oauth.expect.sub_claim = value,
+            "--inter-broker-credential" => {
+                let c = auth::Credential::parse(&value)
+                    .map_err(|e| anyhow::anyhow!("--inter-broker-credential: {e}"))?;
+                config.inter_broker_credential = Some(c);
+            }
+            "--inter-broker-credential-file" => {
+                let text = std::fs::read_to_string(&value)
+                    .with_context(|| format!("--inter-broker-credential-file {value}"))?;
+                // One line: its end of line is not part of the password.
+                let line = text.trim_end_matches(['\n', '\r']);
+                if line.contains('\n') {
+                    bail!("--inter-broker-credential-file {value}: more than one line");
+                }
+                let c = auth::Credential::parse(line)
+                    .map_err(|e| anyhow::anyhow!("--inter-broker-credential-file {value}: {e}"))?;
+                config.inter_broker_credential = Some(c);
+            }
             "--log-maintenance-ms" => {
                 config.maintenance_interval_ms = value.parse().map_err(|_| bad("not a number"))?;
                 if config.maintenance_interval_ms == 0 {
@@ -257,6 +303,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
+    config.oauth = oauth.config()?;
     if !listeners.is_empty() {
         if host_or_port {
             bail!("--listener replaces --host and --port: give one or the other");
@@ -321,4 +368,24 @@ fn scram_seed(value: &str) -> Result<(String, auth::ScramCredential)> {
     )
     .map_err(|e| anyhow::anyhow!("--scram-credential: {e}"))?;
     Ok((user.to_string(), credential))
+}
+
+/// The `--oauthbearer-*` flags as given.
+#[derive(Default)]
+struct OAuthFlags {
+    jwks: Option<std::path::PathBuf>,
+    expect: auth::oauth::Expectations,
+}
+
+impl OAuthFlags {
+    fn config(self) -> Result<Option<shard::oauth::OAuthConfig>> {
+        let others = !self.expect.audience.is_empty()
+            || self.expect.issuer.is_some()
+            || self.expect.sub_claim != "sub";
+        match self.jwks {
+            Some(jwks) => Ok(Some(shard::oauth::OAuthConfig { jwks, expect: self.expect })),
+            None if others => bail!("--oauthbearer-* needs --oauthbearer-jwks FILE"),
+            None => Ok(None),
+        }
+    }
 }

@@ -30,6 +30,7 @@ use quorum::wire::{decode_message, encode_message};
 use quorum::{ElectionTimeout, Entry, Message, MessageType, Proposed, Voter};
 
 use super::frame::{read_frame, write_frame, Kind};
+use super::login::{check, log_in, PortLogin, FAILED_LOGIN_DELAY};
 use super::raft_log::{RaftLogFile, RAFT_LOG_DIR};
 use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
 use super::{node_of_raft_id, QuorumConfig, SESSION_TIMEOUT, TICK};
@@ -39,6 +40,7 @@ use crate::groups::OFFSETS_TOPIC;
 use crate::ids::{random_bytes, random_id, NodeId};
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::shard::Shard;
+use auth::Credential;
 
 /// Events queued for the controller at most: ticks are skipped and peers'
 /// readers wait beyond it.
@@ -115,8 +117,11 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
         .unwrap_or_else(|e| fatal(e.to_string()));
     let listener = TcpListener::bind((mine.host.as_str(), mine.port))
         .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", mine.addr())));
+    let credential = shard.config.inter_broker_credential.clone();
+    let login =
+        credential.as_ref().map(|c| Rc::new(PortLogin::new(c).unwrap_or_else(|e| fatal(e))));
     let (events, inbox) = flume::bounded(EVENTS_MAX);
-    glommio::spawn_local(accept(listener, events.clone())).detach();
+    glommio::spawn_local(accept(listener, events.clone(), login)).detach();
     let ticks = events.clone();
     glommio::spawn_local(async move {
         loop {
@@ -128,7 +133,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
     let mut peers = BTreeMap::new();
     for v in quorum.voters.iter().filter(|v| v.node != me) {
         let (tx, rx) = flume::bounded(PEER_QUEUE_MAX);
-        glommio::spawn_local(send_to_peer(v.addr(), rx)).detach();
+        glommio::spawn_local(send_to_peer(v.addr(), rx, credential.clone())).detach();
         peers.insert(v.raft_id(), tx);
     }
     let limits = Limits::of(&shard.config);
@@ -556,12 +561,26 @@ fn image_of_snapshot(data: &[u8]) -> Result<MetadataImage, String> {
     Ok(image)
 }
 
-/// Accepts connections from peers and nodes; each is served by its own task.
-async fn accept(listener: TcpListener, events: flume::Sender<Event>) {
+/// Accepts connections from peers and nodes; each is served by its own
+/// task, after its login when nodes have a credential.
+async fn accept(listener: TcpListener, events: flume::Sender<Event>, login: Option<Rc<PortLogin>>) {
     loop {
         match listener.accept().await {
-            Ok(stream) => {
-                glommio::spawn_local(serve(stream, events.clone())).detach();
+            Ok(mut stream) => {
+                let events = events.clone();
+                let login = login.clone();
+                glommio::spawn_local(async move {
+                    if let Some(login) = &login {
+                        if let Err(e) = check(&mut stream, login).await {
+                            let peer = stream.peer_addr().map(|a| a.to_string());
+                            login.refused(&peer.unwrap_or_else(|_| "?".into()), &e);
+                            glommio::timer::sleep(FAILED_LOGIN_DELAY).await;
+                            return;
+                        }
+                    }
+                    serve(stream, events, login.is_some()).await
+                })
+                .detach();
             }
             Err(e) => {
                 warn!("controller: accept: {e}");
@@ -571,9 +590,10 @@ async fn accept(listener: TcpListener, events: flume::Sender<Event>) {
     }
 }
 
-/// One connection: Raft messages go to the voter; each request waits for
-/// its answer before the next frame is read.
-async fn serve(mut stream: TcpStream, events: flume::Sender<Event>) {
+/// One connection (after its login, if `logged_in`): Raft messages go to
+/// the voter; each request waits for its answer before the next frame is
+/// read.
+async fn serve(mut stream: TcpStream, events: flume::Sender<Event>, logged_in: bool) {
     let _ = stream.set_nodelay(true);
     loop {
         let (kind, payload) = match read_frame(&mut stream).await {
@@ -609,20 +629,52 @@ async fn serve(mut stream: TcpStream, events: flume::Sender<Event>) {
                     return;
                 }
             }
-            Kind::Response => return,
+            Kind::Response | Kind::LoginAnswer => return,
+            Kind::Login if logged_in => {
+                warn!("controller: a second login on one connection; closing it");
+                return;
+            }
+            Kind::Login => {
+                warn!("controller: a node tried to log in, but this node has no --inter-broker-credential; closing its connection");
+                return;
+            }
         }
     }
 }
 
 /// Keeps a connection to one peer and writes the Raft messages queued for
-/// it; reconnects after a failure, dropping what could not be sent.
-async fn send_to_peer(addr: String, queue: flume::Receiver<Vec<u8>>) {
+/// it; reconnects after a failure, dropping what could not be sent. Logs
+/// in first with `credential`; a failed login is logged when its reason
+/// changes.
+async fn send_to_peer(
+    addr: String,
+    queue: flume::Receiver<Vec<u8>>,
+    credential: Option<Credential>,
+) {
     let mut stream: Option<TcpStream> = None;
+    let mut keys = None;
+    let mut last_error = String::new();
     while let Ok(message) = queue.recv_async().await {
         if stream.is_none() {
-            match crate::admission::within(TICK * 5, TcpStream::connect(addr.as_str())).await {
-                Some(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
+            let connect = async {
+                let s = crate::admission::within(TICK * 5, TcpStream::connect(addr.as_str()));
+                let mut s = s.await.ok_or("connect timed out")?.map_err(|e| e.to_string())?;
+                let _ = s.set_nodelay(true);
+                if let Some(c) = &credential {
+                    log_in(&mut s, c, &mut keys).await.map_err(|e| {
+                        if e != last_error {
+                            warn!("controller: logging in to {addr}: {e}");
+                            last_error = e.clone();
+                        }
+                        e
+                    })?;
+                }
+                Ok::<_, String>(s)
+            };
+            // `log_in` is bounded by its own timeout.
+            match connect.await {
+                Ok(s) => {
+                    last_error.clear();
                     stream = Some(s);
                 }
                 _ => {

@@ -6,9 +6,11 @@
 //! | 1 `Raft` | a Raft message between voters ([`quorum::wire`]), no reply |
 //! | 2 `Request` | a node's request to the controller ([`super::rpc::Request`]) |
 //! | 3 `Response` | the answer to the request before it on the connection |
+//! | 4 `Login` | a SCRAM message of the connecting node ([`super::login`]) |
+//! | 5 `LoginAnswer` | the controller's SCRAM answer, or `e=` and why not |
 //!
-//! A frame above [`FRAME_BYTES_MAX`], of an unknown kind, or cut short is
-//! an error: the connection is closed.
+//! A frame above [`FRAME_BYTES_MAX`] (or the caller's smaller bound), of
+//! an unknown kind, or cut short is an error: the connection is closed.
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,6 +24,8 @@ pub enum Kind {
     Raft = 1,
     Request = 2,
     Response = 3,
+    Login = 4,
+    LoginAnswer = 5,
 }
 
 pub async fn write_frame<W: AsyncWriteExt + Unpin>(
@@ -38,12 +42,21 @@ pub async fn write_frame<W: AsyncWriteExt + Unpin>(
 }
 
 pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<(Kind, Vec<u8>)> {
+    read_frame_at_most(r, FRAME_BYTES_MAX).await
+}
+
+/// [`read_frame`] of at most `max` bytes: what is read before a login.
+pub async fn read_frame_at_most<R: AsyncReadExt + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<(Kind, Vec<u8>)> {
     let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len == 0 || len > FRAME_BYTES_MAX {
-        return Err(bad(format!("a frame of {len} bytes (at most {FRAME_BYTES_MAX})")));
+    let max = max.min(FRAME_BYTES_MAX);
+    if len == 0 || len > max {
+        return Err(bad(format!("a frame of {len} bytes (at most {max})")));
     }
     let mut kind = [0u8; 1];
     r.read_exact(&mut kind).await?;
@@ -51,6 +64,8 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<(
         1 => Kind::Raft,
         2 => Kind::Request,
         3 => Kind::Response,
+        4 => Kind::Login,
+        5 => Kind::LoginAnswer,
         k => return Err(bad(format!("a frame of unknown kind {k}"))),
     };
     let mut payload = vec![0u8; len - 1];

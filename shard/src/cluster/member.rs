@@ -55,6 +55,12 @@ struct Member {
     registered_now: Notify,
     stopping: Cell<bool>,
     peers: Vec<flume::Sender<ShardMsg>>,
+    /// The login on controllers' ports ([`super::login`]), if any.
+    credential: Option<auth::Credential>,
+    /// Salted passwords by controller (each controller has its own salt).
+    keys: std::cell::RefCell<std::collections::HashMap<NodeId, auth::SaltedKeys>>,
+    /// The last failed login's reason, logged once.
+    login_error: std::cell::RefCell<String>,
 }
 
 /// A connection to one controller.
@@ -84,6 +90,9 @@ pub async fn run(
         registered_now: Notify::default(),
         stopping: Cell::new(false),
         peers,
+        credential: shard.config.inter_broker_credential.clone(),
+        keys: Default::default(),
+        login_error: Default::default(),
     });
     glommio::spawn_local(heartbeat(member.clone())).detach();
     glommio::spawn_local(follow(member.clone())).detach();
@@ -167,6 +176,25 @@ impl Member {
                     .ok_or("connect timed out")?
                     .map_err(|e| e.to_string())?;
             let _ = stream.set_nodelay(true);
+            let mut stream = stream;
+            if let Some(credential) = &self.credential {
+                let mut keys = self.keys.borrow_mut().remove(&to);
+                let logged_in = super::login::log_in(&mut stream, credential, &mut keys);
+                let logged_in =
+                    within(limit, logged_in).await.unwrap_or(Err("the login timed out".into()));
+                if let Some(keys) = keys {
+                    self.keys.borrow_mut().insert(to, keys);
+                }
+                if let Err(e) = logged_in {
+                    // Logged once per reason: the tasks retry every tick.
+                    if *self.login_error.borrow() != e {
+                        warn!("node {}: logging in to controller {to}: {e}", self.me.id);
+                        *self.login_error.borrow_mut() = e.clone();
+                    }
+                    return Err(e);
+                }
+                self.login_error.borrow_mut().clear();
+            }
             link.stream = Some(stream);
         }
         let stream = link.stream.as_mut().expect("connected");

@@ -11,7 +11,8 @@
 //! controller, the only writer of metadata records.
 //!
 //! - [`local`]: the controller of a single node, without a quorum.
-//! - [`frame`]: the frames on a controller's port.
+//! - [`frame`]: the frames on a controller's port; [`login`]: the login
+//!   that opens each connection to it when nodes have a credential.
 //! - [`rpc`]: what nodes ask the controller, as JSON.
 //! - [`raft_log`]: a voter's writes in an engine log.
 
@@ -19,6 +20,7 @@ mod acl_wire;
 pub mod controller;
 pub mod frame;
 pub mod local;
+pub mod login;
 pub mod member;
 pub mod raft_log;
 pub mod rpc;

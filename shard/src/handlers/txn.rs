@@ -46,7 +46,6 @@ use super::{led_log, respond, HandlerResult};
 use crate::context::ConnContext;
 use crate::groups::OFFSETS_TOPIC;
 use crate::local::{self, LocalCall};
-use crate::replica::wire::Wire;
 use crate::shard::Shard;
 use crate::txns::records::{self, TxnRecord, TxnStatus};
 use crate::txns::state::{self, End, Init};
@@ -434,9 +433,21 @@ pub async fn verify(
                 .with_partitions(vec![partition])]);
         let req = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
         let call = async {
-            let mut wire = Wire::connect(&host, port).await.ok()?;
-            let r: AddPartitionsToTxnResponse =
-                wire.call(ApiKey::AddPartitionsToTxn, 4, &req, PEER_CALL_LIMIT).await.ok()?;
+            let what = "verifying a transaction with its coordinator";
+            let r: AddPartitionsToTxnResponse = shard
+                .wires
+                .call(
+                    &shard.peers,
+                    &host,
+                    port,
+                    ApiKey::AddPartitionsToTxn,
+                    4,
+                    &req,
+                    PEER_CALL_LIMIT,
+                    what,
+                )
+                .await
+                .ok()?;
             if r.error_code != 0 {
                 return Some(Err(r.error_code));
             }
@@ -554,7 +565,7 @@ async fn send_markers(
             call.await.unwrap_or_else(|| parts.iter().map(|tp| (tp.clone(), -1)).collect())
         } else {
             match image.endpoint(leader) {
-                Some((host, port)) => send_to(host, port, marker, &parts).await,
+                Some((host, port)) => send_to(shard, host, port, marker, &parts).await,
                 None => parts.iter().map(|tp| (tp.clone(), -1)).collect(),
             }
         };
@@ -591,6 +602,7 @@ fn local_peer(shard: &Shard, broker: crate::ids::BrokerId) -> Option<&flume::Sen
 /// WriteTxnMarkers to another node's broker; -1 for every partition when
 /// the call itself failed.
 async fn send_to(
+    shard: &Shard,
     host: &str,
     port: u16,
     marker: &Marker,
@@ -617,9 +629,21 @@ async fn send_to(
                     .collect(),
             )]);
     let call = async {
-        let mut wire = Wire::connect(host, port).await.ok()?;
-        let r: WriteTxnMarkersResponse =
-            wire.call(ApiKey::WriteTxnMarkers, 1, &request, PEER_CALL_LIMIT).await.ok()?;
+        let what = "writing transaction markers";
+        let r: WriteTxnMarkersResponse = shard
+            .wires
+            .call(
+                &shard.peers,
+                host,
+                port,
+                ApiKey::WriteTxnMarkers,
+                1,
+                &request,
+                PEER_CALL_LIMIT,
+                what,
+            )
+            .await
+            .ok()?;
         let m = r.markers.into_iter().next()?;
         Some(
             m.topics

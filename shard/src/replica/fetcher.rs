@@ -33,6 +33,7 @@ use super::wire::{Wire, WireError};
 use crate::admission::within;
 use crate::ids::{BrokerId, LeaderEpoch, PartitionId};
 use crate::local::LocalCall;
+use crate::peer_auth::Peers;
 use engine::sync::Notify;
 
 /// The Fetch version replicas speak: the last with `replica_id` in the
@@ -68,12 +69,13 @@ const RESPONSE_LIMIT: Duration = FETCH_WAIT.saturating_add(RESPONSE_SLACK);
 /// One fetch over TCP, connecting first when `wire` is not connected to
 /// `addr`.
 async fn call_tcp(
+    peers: &Rc<Peers>,
     wire: &mut Option<(Wire, (String, u16))>,
     addr: &(String, u16),
     request: FetchRequest,
 ) -> Result<FetchResponse, WireError> {
     if wire.as_ref().is_none_or(|(_, a)| a != addr) {
-        *wire = Some((Wire::connect(&addr.0, addr.1).await?, addr.clone()));
+        *wire = Some((Wire::connect(peers, &addr.0, addr.1).await?, addr.clone()));
     }
     let (w, _) = wire.as_mut().expect("connected");
     w.call(ApiKey::Fetch, REPLICA_FETCH_VERSION, &request, RESPONSE_LIMIT).await
@@ -138,6 +140,8 @@ pub struct Fetcher {
     /// The leader's shard, when it is on this node: fetches go over its
     /// channel rather than TCP.
     local: Option<flume::Sender<LocalCall>>,
+    /// How to log in to a leader on another node.
+    peers: Rc<Peers>,
     partitions: RefCell<BTreeMap<PartitionId, Followed>>,
     /// Partitions whose log start is being moved after the leader's, by a
     /// task of its own: at most one each, and never in the fetch loop's
@@ -145,6 +149,12 @@ pub struct Fetcher {
     moving_starts: Rc<RefCell<HashSet<PartitionId>>>,
     changed: Notify,
     stopped: Cell<bool>,
+    /// Partition fetches the leader refused to authorize (warned about
+    /// once in a hundred).
+    denials: Cell<u64>,
+    /// The last error of a fetch: a new kind of error is logged at once,
+    /// the same one once in twenty.
+    last_error: RefCell<String>,
 }
 
 impl Fetcher {
@@ -153,16 +163,20 @@ impl Fetcher {
         leader: BrokerId,
         addr: (String, u16),
         local: Option<flume::Sender<LocalCall>>,
+        peers: Rc<Peers>,
     ) -> Rc<Fetcher> {
         Rc::new(Fetcher {
             me,
             leader,
             addr: RefCell::new(addr),
             local,
+            peers,
             partitions: RefCell::default(),
             moving_starts: Rc::default(),
             changed: Notify::default(),
             stopped: Cell::new(false),
+            denials: Cell::new(0),
+            last_error: RefCell::default(),
         })
     }
 
@@ -238,7 +252,7 @@ impl Fetcher {
             let addr = self.addr.borrow().clone();
             let response = match &self.local {
                 Some(peer) => call_local(peer, request).await,
-                None => call_tcp(&mut wire, &addr, request).await,
+                None => call_tcp(&self.peers, &mut wire, &addr, request).await,
             };
             let response = match response {
                 Ok(r) => r,
@@ -264,7 +278,8 @@ impl Fetcher {
             Some(_) => &("this node's shard".to_string(), self.leader.shard().0),
             None => addr,
         };
-        if failures.is_multiple_of(20) {
+        let message = e.to_string();
+        if failures.is_multiple_of(20) || *self.last_error.borrow() != message {
             warn!(
                 "replica {}: fetching from broker {} at {}:{}: {e} ({} failures in a row)",
                 self.me,
@@ -275,6 +290,7 @@ impl Fetcher {
             );
         }
         *failures += 1;
+        *self.last_error.borrow_mut() = message;
     }
 
     fn request(&self, due: &[(PartitionId, Followed)]) -> FetchRequest {
@@ -385,6 +401,17 @@ impl Fetcher {
                 // Past the leader's end: only a diverged tail can be.
                 let to = data.high_watermark.max(log.log_start_offset());
                 return self.truncate(sent, to, "past the leader's end").await.map(|_| None);
+            }
+            Some(e @ ResponseError::TopicAuthorizationFailed) => {
+                let denials = self.denials.get();
+                self.denials.set(denials + 1);
+                if denials.is_multiple_of(100) {
+                    warn!(
+                        "replica {}: {name}: broker {} refuses this node's fetches ({e:?}): the principal brokers log in as needs ClusterAction on the cluster (--super-users or an ACL)",
+                        self.me, self.leader
+                    );
+                }
+                return Err(());
             }
             Some(_) => return Err(()),
         }

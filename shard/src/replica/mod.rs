@@ -55,6 +55,8 @@ pub struct Replicas {
     roles: Notify,
     /// Notified when a follower reports another log start.
     log_starts: Notify,
+    /// How fetchers log in to leaders on other nodes.
+    peers: Rc<crate::peer_auth::Peers>,
 }
 
 impl Replicas {
@@ -62,9 +64,11 @@ impl Replicas {
         me: BrokerId,
         lag: Duration,
         local: Vec<flume::Sender<crate::local::LocalCall>>,
+        peers: Rc<crate::peer_auth::Peers>,
     ) -> Replicas {
         Replicas {
             me,
+            peers,
             lag,
             led: RefCell::default(),
             fetchers: RefCell::default(),
@@ -140,7 +144,7 @@ impl Replicas {
                 let local = (leader.node() == self.me.node())
                     .then(|| self.local.get(leader.shard().0 as usize).cloned())
                     .flatten();
-                let f = Fetcher::new(self.me, leader, addr.clone(), local);
+                let f = Fetcher::new(self.me, leader, addr.clone(), local, self.peers.clone());
                 glommio::spawn_local(f.clone().run()).detach();
                 f
             });

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use auth::acl::{Operation, PatternType, Permission, ResourceType, CLUSTER_NAME, WILDCARD};
 use client::acls::{self, Acl, AclFilter};
-use client::Client;
 
 use super::flags::{parse, repeated, switch, value, Flag, Parsed};
 use super::subcommand;
@@ -31,7 +30,8 @@ a resource, one of:
   --resource-pattern-type T   literal or prefixed (add); any, match, literal or
                               prefixed (list, remove); default literal
 
-Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
+Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092),
+--command-config FILE and --help.";
 
 const ADD_USAGE: &str = "usage: corelog acl add RESOURCE [options]
 
@@ -44,14 +44,16 @@ const ADD_USAGE: &str = "usage: corelog acl add RESOURCE [options]
                                 IdempotentWrite or All (repeatable, at least one)
   RESOURCE                      --topic/--group/--transactional-id NAME or --cluster,
                                 with --resource-pattern-type literal|prefixed
-  --bootstrap HOST:PORT         a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT         a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE         TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const LIST_USAGE: &str = "usage: corelog acl list [RESOURCE] [options]
 
   --principal User:NAME         only this principal's ACLs
   RESOURCE                      --topic/--group/--transactional-id NAME or --cluster,
                                 with --resource-pattern-type any|match|literal|prefixed
-  --bootstrap HOST:PORT         a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT         a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE         TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const REMOVE_USAGE: &str = "usage: corelog acl remove RESOURCE [options]
 
@@ -60,7 +62,8 @@ const REMOVE_USAGE: &str = "usage: corelog acl remove RESOURCE [options]
   --operation OP                only this operation's (repeatable)
   RESOURCE                      --topic/--group/--transactional-id NAME or --cluster,
                                 with --resource-pattern-type any|match|literal|prefixed
-  --bootstrap HOST:PORT         a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT         a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE         TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const RESOURCE_FLAGS: [Flag; 5] = [
     value("--topic"),
@@ -187,7 +190,7 @@ fn add(args: Vec<String>) -> Result<()> {
     if acls.is_empty() {
         return Err(p.usage("missing --allow-principal or --deny-principal"));
     }
-    let outcomes = acls::create(&mut Client::new(p.bootstrap()), &acls)?;
+    let outcomes = acls::create(&mut p.client()?, &acls)?;
     let failed: Vec<String> = acls
         .iter()
         .zip(&outcomes)
@@ -230,7 +233,7 @@ fn list(args: Vec<String>) -> Result<()> {
     p.positional_exactly(0, "")?;
     let mut f = filter(&p)?;
     f.principal = p.get("--principal").map(str::to_string);
-    let found = acls::describe(&mut Client::new(p.bootstrap()), &f)?;
+    let found = acls::describe(&mut p.client()?, &f)?;
     print!("{}", by_resource("Current ACLs for resource", &found));
     Ok(())
 }
@@ -278,7 +281,7 @@ fn remove(args: Vec<String>) -> Result<()> {
             })
         })
         .collect();
-    let outcomes = acls::delete(&mut Client::new(p.bootstrap()), &filters)?;
+    let outcomes = acls::delete(&mut p.client()?, &filters)?;
     let mut removed = Vec::new();
     let mut failed = Vec::new();
     for outcome in outcomes {

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use client::Client;
 
 use super::flags::parse;
 use super::{subcommand, table};
@@ -19,11 +18,13 @@ subcommands:
   describe          cluster id, active controller, nodes and their brokers (id,
                     host:port, rack), the metadata quorum's voters with log end and lag
 
-Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
+Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092),
+--command-config FILE and --help.";
 
 const DESCRIBE_USAGE: &str = "usage: corelog cluster describe [options]
 
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let Some((sub, args)) = subcommand("cluster", USAGE, &args)? else { return Ok(()) };
@@ -40,7 +41,7 @@ fn describe(args: Vec<String>) -> Result<()> {
         return Ok(());
     }
     p.positional_exactly(0, "")?;
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     let md = client.metadata(Some(&[]))?;
     println!("Cluster id: {}", md.cluster_id.as_deref().unwrap_or("-"));
     println!(

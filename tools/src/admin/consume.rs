@@ -46,6 +46,7 @@ const USAGE: &str = "usage: corelog consume TOPIC [options]
   --print-key               text: print KEY SEP VALUE
   --key-separator SEP       the separator of --print-key (default a tab)
   --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines
 
 json lines: {\"topic\",\"partition\",\"offset\",\"timestamp\",\"key\",\"value\",\"headers\":[[k,v],..]};
 a key, value or header value that is not UTF-8 is null, with its bytes in
@@ -142,7 +143,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         out: std::io::BufWriter::new(std::io::stdout()),
     };
 
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     let mut consumer = Consumer {
         md: client.topic_metadata(&topic)?,
         client,

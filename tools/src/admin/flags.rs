@@ -60,7 +60,8 @@ pub struct Parsed {
     pub help: bool,
 }
 
-/// Parses `args` against `flags`; `--bootstrap` is accepted by every command.
+/// Parses `args` against `flags`; `--bootstrap` and `--command-config` are
+/// accepted by every command.
 pub fn parse(command: &str, args: Vec<String>, flags: &[Flag]) -> anyhow::Result<Parsed> {
     let mut p = Parsed { command: command.to_string(), ..Parsed::default() };
     let mut it = args.into_iter();
@@ -85,8 +86,11 @@ pub fn parse(command: &str, args: Vec<String>, flags: &[Flag]) -> anyhow::Result
             Some((n, v)) => (n.to_string(), Some(v.to_string())),
             None => (arg.clone(), None),
         };
-        let Some(flag) =
-            flags.iter().chain(&[value("--bootstrap")]).find(|f| f.name == name).copied()
+        let Some(flag) = flags
+            .iter()
+            .chain(&[value("--bootstrap"), value("--command-config")])
+            .find(|f| f.name == name)
+            .copied()
         else {
             return Err(usage(command, format!("unknown option {name}")));
         };
@@ -137,6 +141,16 @@ impl Parsed {
 
     pub fn bootstrap(&self) -> &str {
         self.get("--bootstrap").unwrap_or(super::DEFAULT_BOOTSTRAP)
+    }
+
+    /// A client of `--bootstrap`, secured as `--command-config` says
+    /// (Kafka tools' flag; librdkafka's keys, see `client::security`).
+    pub fn client(&self) -> anyhow::Result<client::Client> {
+        let security = match self.get("--command-config") {
+            None => Default::default(),
+            Some(path) => client::security::Security::from_file(std::path::Path::new(path))?,
+        };
+        Ok(client::Client::with_security(self.bootstrap(), security))
     }
 
     pub fn usage(&self, message: impl Into<String>) -> anyhow::Error {

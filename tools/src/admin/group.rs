@@ -27,19 +27,23 @@ subcommands:
   reset-offsets NAME --topic T (--to-earliest|--to-latest|--to-offset N|--to-datetime T)
                     plan (or with --execute, commit) new offsets
 
-Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
+Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092),
+--command-config FILE and --help.";
 
 const LIST_USAGE: &str = "usage: corelog group list [options]
 
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const DESCRIBE_USAGE: &str = "usage: corelog group describe NAME [options]
 
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const DELETE_USAGE: &str = "usage: corelog group delete NAME ... [options]
 
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const RESET_USAGE: &str =
     "usage: corelog group reset-offsets NAME --topic TOPIC[:P,P..] TARGET [--execute]
@@ -55,7 +59,8 @@ The group must have no active members.
                             YYYY-MM-DDTHH:MM:SS[.sss][Z|+HH:MM] (UTC without a zone);
                             the log end offset when no record is that recent
   --execute                 commit the new offsets
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let Some((sub, args)) = subcommand("group", USAGE, &args)? else { return Ok(()) };
@@ -75,7 +80,7 @@ fn list(args: Vec<String>) -> Result<()> {
         return Ok(());
     }
     p.positional_exactly(0, "")?;
-    for g in groups::list(&mut Client::new(p.bootstrap()))? {
+    for g in groups::list(&mut p.client()?)? {
         println!("{}", g.id);
     }
     Ok(())
@@ -102,7 +107,7 @@ fn describe(args: Vec<String>) -> Result<()> {
     }
     p.positional_exactly(1, "group name")?;
     let group = &p.positional[0];
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     let d = existing(&mut client, group).with_context(|| format!("describing group {group}"))?;
     let committed = groups::committed(&mut client, group, None)?;
     // Every partition the group has an offset for or a member is assigned.
@@ -236,7 +241,7 @@ fn delete(args: Vec<String>) -> Result<()> {
     if p.positional.is_empty() {
         return Err(p.usage("missing group name"));
     }
-    let outcome = groups::delete(&mut Client::new(p.bootstrap()), &p.positional)?;
+    let outcome = groups::delete(&mut p.client()?, &p.positional)?;
     let failed: Vec<String> =
         outcome.iter().filter_map(|(g, e)| e.as_ref().map(|e| format!("group {g}: {e}"))).collect();
     if !failed.is_empty() {
@@ -318,7 +323,7 @@ fn reset_offsets(args: Vec<String>) -> Result<()> {
         }
     };
     let target = target(&p)?;
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     let d = groups::describe(&mut client, group)?;
     if !d.is_inactive() {
         bail!(

@@ -31,7 +31,8 @@ removed). Nothing is printed on success.
   --acks 0|1|all            acknowledgments to wait for (default all)
   --batch-records N         records per batch (default 500)
   --verbose                 print the number of records produced to stderr
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 /// Bytes of records per batch before it is sent, well under Kafka's default
 /// `max.message.bytes` (1 MiB) even after the batch's own framing.
@@ -79,7 +80,7 @@ pub fn run(args: Vec<String>) -> Result<()> {
         return Err(p.usage("--batch-records must be at least 1"));
     }
 
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     let md = client.topic_metadata(&topic)?;
     let partitions = md.topic(&topic)?.partitions.len() as i32;
     if partitions == 0 {

@@ -7,7 +7,6 @@
 
 use anyhow::{bail, Result};
 use client::quotas::{self, Entity, Match};
-use client::Client;
 
 use super::flags::{parse, repeated, switch, value, Parsed};
 use super::{subcommand, table};
@@ -22,13 +21,14 @@ subcommands:
 
 An entity is --user NAME or --user-default, and/or --client-id ID or --client-id-default
 (the user is the principal's name: ANONYMOUS without a login). Every subcommand takes
---bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
+--bootstrap HOST:PORT (default 127.0.0.1:9092), --command-config FILE and --help.";
 
 const LIST_USAGE: &str = "usage: corelog quota list [options]
 
   --user NAME | --user-default            entities of this user (or the default user)
   --client-id ID | --client-id-default    entities of this client id (or the default)
-  --bootstrap HOST:PORT                   a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT                   a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE                   TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const SET_USAGE: &str = "usage: corelog quota set ENTITY [options]
 
@@ -37,7 +37,8 @@ const SET_USAGE: &str = "usage: corelog quota set ENTITY [options]
   --producer-byte-rate N                  bytes of produce requests per second, per shard
   --consumer-byte-rate N                  bytes of fetch responses per second, per shard
   --request-percentage P                  percent of a shard's core (100: one core)
-  --bootstrap HOST:PORT                   a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT                   a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE                   TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const REMOVE_USAGE: &str = "usage: corelog quota remove ENTITY [options]
 
@@ -45,7 +46,8 @@ const REMOVE_USAGE: &str = "usage: corelog quota remove ENTITY [options]
   --client-id ID | --client-id-default    the entity's client id (or the default)
   --key KEY                               producer_byte_rate, consumer_byte_rate or
                                           request_percentage; repeatable (default: all)
-  --bootstrap HOST:PORT                   a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT                   a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE                   TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const ENTITY_FLAGS: [super::flags::Flag; 4] = [
     value("--user"),
@@ -124,7 +126,7 @@ fn list(args: Vec<String>) -> Result<()> {
     }
     let components: Vec<(String, Match)> =
         entity_parts(&p)?.into_iter().map(|(k, m)| (k.to_string(), m)).collect();
-    let found = quotas::describe(&mut Client::new(p.bootstrap()), &components, false)?;
+    let found = quotas::describe(&mut p.client()?, &components, false)?;
     let mut rows = vec![vec!["ENTITY".to_string(), "KEY".to_string(), "VALUE".to_string()]];
     for e in found {
         for (key, value) in e.values {
@@ -174,7 +176,7 @@ fn remove(args: Vec<String>) -> Result<()> {
 }
 
 fn apply(p: &Parsed, entity: &Entity, ops: &[(String, Option<f64>)]) -> Result<()> {
-    match quotas::alter(&mut Client::new(p.bootstrap()), entity, ops, false)? {
+    match quotas::alter(&mut p.client()?, entity, ops, false)? {
         None => {
             println!("Completed updating quotas of {}.", entity_name(entity));
             Ok(())

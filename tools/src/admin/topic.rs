@@ -8,7 +8,6 @@
 use anyhow::{Context, Result};
 use client::error::KafkaError;
 use client::topics::{self, ConfigChange, NewTopic};
-use client::Client;
 use net::kafka_protocol::error::ResponseError;
 
 use super::flags::{parse, repeated, switch, value};
@@ -24,7 +23,8 @@ subcommands:
   alter-config NAME set or delete configs of a topic (IncrementalAlterConfigs)
   delete-records NAME  delete the records before an offset (DeleteRecords)
 
-Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
+Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092),
+--command-config FILE and --help.";
 
 const CREATE_USAGE: &str = "usage: corelog topic create NAME [options]
 
@@ -32,28 +32,33 @@ const CREATE_USAGE: &str = "usage: corelog topic create NAME [options]
   --replication-factor R    replicas of each partition (default: the broker's)
   --config KEY=VALUE        a topic config, e.g. retention.ms=3600000 (repeatable)
   --if-not-exists           succeed silently when the topic exists
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const LIST_USAGE: &str = "usage: corelog topic list [options]
 
   --internal                include internal topics (__consumer_offsets)
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const DESCRIBE_USAGE: &str = "usage: corelog topic describe [NAME ...] [options]
 
 Without names, every topic except internal ones.
 
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const DELETE_USAGE: &str = "usage: corelog topic delete NAME ... [options]
 
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const ALTER_USAGE: &str = "usage: corelog topic alter-config NAME [options]
 
   --set KEY=VALUE           set a config (repeatable)
   --delete KEY              remove a config, back to the default (repeatable)
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const DELETE_RECORDS_USAGE: &str = "usage: corelog topic delete-records NAME [options]
 
@@ -64,7 +69,8 @@ for consumers, and their segments are deleted.
                             -1: all of them, up to the high watermark (repeatable)
   --timeout-ms MS           how long the leader waits for its followers
                             (default 30000, at most 50000)
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 /// The longest wait the CLI asks of a leader: its connection gives up on
 /// an answer after a minute (`client::conn::RESPONSE_TIMEOUT`).
@@ -115,7 +121,7 @@ fn create(args: Vec<String>) -> Result<()> {
         replication_factor,
         configs: p.pairs("--config")?,
     };
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     match topics::create(&mut client, &topic) {
         Err(e)
             if p.has("--if-not-exists")
@@ -140,7 +146,7 @@ fn list(args: Vec<String>) -> Result<()> {
         return Ok(());
     }
     p.positional_exactly(0, "")?;
-    let md = Client::new(p.bootstrap()).metadata(None)?;
+    let md = p.client()?.metadata(None)?;
     let mut names: Vec<&str> = md
         .topics
         .iter()
@@ -160,7 +166,7 @@ fn describe(args: Vec<String>) -> Result<()> {
         println!("{DESCRIBE_USAGE}");
         return Ok(());
     }
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     let wanted: Vec<&str> = p.positional.iter().map(String::as_str).collect();
     let md = client.metadata((!wanted.is_empty()).then_some(&wanted[..]))?;
     let mut names: Vec<String> = if wanted.is_empty() {
@@ -218,7 +224,7 @@ fn delete(args: Vec<String>) -> Result<()> {
     if p.positional.is_empty() {
         return Err(p.usage("missing topic name"));
     }
-    let outcome = topics::delete(&mut Client::new(p.bootstrap()), &p.positional)?;
+    let outcome = topics::delete(&mut p.client()?, &p.positional)?;
     let failed: Vec<String> =
         outcome.iter().filter_map(|(t, e)| e.as_ref().map(|e| format!("topic {t}: {e}"))).collect();
     if !failed.is_empty() {
@@ -246,7 +252,7 @@ fn alter_config(args: Vec<String>) -> Result<()> {
     if changes.is_empty() {
         return Err(p.usage("nothing to change: give --set KEY=VALUE or --delete KEY"));
     }
-    topics::alter_configs(&mut Client::new(p.bootstrap()), name, &changes)
+    topics::alter_configs(&mut p.client()?, name, &changes)
         .with_context(|| format!("altering the configs of topic {name}"))?;
     // What kafka-configs.sh says.
     println!("Completed updating config for topic {name}.");
@@ -279,9 +285,8 @@ fn delete_records(args: Vec<String>) -> Result<()> {
             "--timeout-ms must be 0 to {DELETE_RECORDS_TIMEOUT_MAX_MS} (the CLI waits for the answer at most a minute)"
         )));
     }
-    let outcome =
-        topics::delete_records(&mut Client::new(p.bootstrap()), name, &before, timeout_ms)
-            .with_context(|| format!("deleting records of topic {name}"))?;
+    let outcome = topics::delete_records(&mut p.client()?, name, &before, timeout_ms)
+        .with_context(|| format!("deleting records of topic {name}"))?;
     // What kafka-delete-records.sh says.
     println!("Records delete operation completed:");
     let mut failed = Vec::new();

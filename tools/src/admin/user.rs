@@ -13,7 +13,6 @@ use std::io::BufRead;
 use anyhow::{bail, Context, Result};
 use auth::{Mechanism, SaltedPassword};
 use client::users::{self, mechanism_name, UserChange};
-use client::Client;
 
 use super::flags::{parse, value};
 use super::{subcommand, table};
@@ -26,23 +25,27 @@ subcommands:
                     the password is the first line of stdin, or of --password-file
   remove USER       delete USER's credential of --mechanism, or all of them
 
-Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092) and --help.";
+Every subcommand takes --bootstrap HOST:PORT (default 127.0.0.1:9092),
+--command-config FILE and --help.";
 
 const LIST_USAGE: &str = "usage: corelog user list [USER...] [options]
 
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const ADD_USAGE: &str = "usage: corelog user add USER [options]
 
   --mechanism M             SCRAM-SHA-256 or SCRAM-SHA-512 (default SCRAM-SHA-512)
   --iterations N            4096 to 16384 (default 4096)
   --password-file FILE      read the password from FILE's first line (default: stdin)
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 const REMOVE_USAGE: &str = "usage: corelog user remove USER [options]
 
   --mechanism M             SCRAM-SHA-256 or SCRAM-SHA-512 (default: every one USER has)
-  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)";
+  --bootstrap HOST:PORT     a broker to ask (default 127.0.0.1:9092)
+  --command-config FILE     TLS and SASL: security.protocol, sasl.*, ssl.* lines";
 
 pub fn run(args: Vec<String>) -> Result<()> {
     let Some((sub, args)) = subcommand("user", USAGE, &args)? else { return Ok(()) };
@@ -61,7 +64,7 @@ fn list(args: Vec<String>) -> Result<()> {
         return Ok(());
     }
     let wanted = (!p.positional.is_empty()).then_some(p.positional.as_slice());
-    let answers = users::describe(&mut Client::new(p.bootstrap()), wanted)?;
+    let answers = users::describe(&mut p.client()?, wanted)?;
     let mut rows =
         vec![vec!["USER".to_string(), "MECHANISM".to_string(), "ITERATIONS".to_string()]];
     let mut missing = Vec::new();
@@ -125,7 +128,7 @@ fn add(args: Vec<String>) -> Result<()> {
         salt: salted.salt,
         salted: salted.salted_password,
     };
-    check(users::alter(&mut Client::new(p.bootstrap()), &[change])?)?;
+    check(users::alter(&mut p.client()?, &[change])?)?;
     println!("Set the {} credential of user {user} ({iterations} iterations).", m.name());
     Ok(())
 }
@@ -138,7 +141,7 @@ fn remove(args: Vec<String>) -> Result<()> {
     }
     p.positional_exactly(1, "USER")?;
     let user = p.positional[0].clone();
-    let mut client = Client::new(p.bootstrap());
+    let mut client = p.client()?;
     let mechanisms: Vec<i8> = match mechanism(&p)? {
         Some(m) => vec![m.kafka_type()],
         None => {
