@@ -18,7 +18,8 @@
 //!   [`sasl`]: its authentication on a SASL listener ([`oauth`]: the key
 //!   set of OAUTHBEARER logins); [`tls`]: the
 //!   certificates of TLS listeners and the principals of client ones;
-//!   [`peer_auth`]: how this node logs in to other nodes.
+//!   [`peer_auth`]: how this node logs in to other nodes, over
+//!   [`peer_stream`] (TLS between nodes when their listener is).
 //! - [`handlers`]: the Kafka APIs.
 //! - [`splice`]: zero-copy sends of cold fetch data (a side io_uring).
 //! - [`shard`]: one shard as a set of services, and how they change together.
@@ -55,6 +56,7 @@ pub mod node;
 pub mod oauth;
 pub mod partitions;
 pub mod peer_auth;
+pub mod peer_stream;
 pub mod quotas;
 pub mod replica;
 pub mod response;

@@ -7,8 +7,10 @@
 //!
 //! One [`Peers`] per shard, read by the connections the shard opens to
 //! other nodes ([`crate::replica::wire`], the member and the voters of
-//! [`crate::cluster`]). Values only: it opens no socket and no file (the
-//! certificates are [`crate::tls`]'s).
+//! [`crate::cluster`]) and by the controller's port, which speaks TLS
+//! when the inter-broker listener does. It opens no socket and no file
+//! (the certificates are [`crate::tls`]'s); it runs TLS handshakes on
+//! sockets it is given, in the caller's task.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,8 +18,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use auth::{Credential, SaltedKeys};
+use glommio::net::TcpStream;
 
 use crate::listener::SecurityProtocol;
+use crate::peer_stream::PeerStream;
 use crate::tls::Certificates;
 
 /// What one shard needs to open an authenticated connection to another
@@ -46,5 +50,31 @@ impl Peers {
     /// start with a TLS inter-broker listener in a cluster then).
     pub fn tls_client(&self) -> Option<Arc<rustls::ClientConfig>> {
         self.tls.as_ref()?.borrow_mut().client(Instant::now())
+    }
+
+    /// The bytes of a new connection to the node at `host`: TLS when the
+    /// inter-broker listener is, checking that node's certificate against
+    /// `--ssl-client-ca` (and presenting this node's). Unbounded: the
+    /// caller bounds it.
+    pub async fn connect(&self, host: &str, tcp: TcpStream) -> Result<PeerStream, String> {
+        if !self.protocol.is_tls() {
+            return Ok(PeerStream::Plain(tcp));
+        }
+        let config =
+            self.tls_client().ok_or("a TLS inter-broker listener needs --ssl-client-ca")?;
+        PeerStream::connect(config, host, tcp).await
+    }
+
+    /// The bytes of a connection another node opened to a controller's
+    /// port: TLS when the inter-broker listener is, with the listeners'
+    /// certificate and client authentication. Unbounded: the caller
+    /// bounds it.
+    pub async fn accept(&self, tcp: TcpStream) -> Result<PeerStream, String> {
+        if !self.protocol.is_tls() {
+            return Ok(PeerStream::Plain(tcp));
+        }
+        let certificates = self.tls.as_ref().ok_or("no TLS certificate")?;
+        let config = certificates.borrow_mut().current(Instant::now());
+        PeerStream::accept(config, tcp).await
     }
 }

@@ -15,6 +15,8 @@
 //! proposal never contradicts an earlier one. It fences nodes not heard
 //! from for [`super::SESSION_TIMEOUT`] and bootstraps the cluster id and
 //! `__consumer_offsets` once every controller's node has registered.
+//! Its port speaks TLS when the inter-broker listener does and takes a
+//! login first when nodes have a credential ([`super::login`]).
 //! Never serves Kafka clients; never blocks its shard beyond an fsync.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -30,17 +32,20 @@ use quorum::wire::{decode_message, encode_message};
 use quorum::{ElectionTimeout, Entry, Message, MessageType, Proposed, Voter};
 
 use super::frame::{read_frame, write_frame, Kind};
-use super::login::{check, log_in, PortLogin, FAILED_LOGIN_DELAY};
+use super::login::{check, log_in, PortLogin, FAILED_LOGIN_DELAY, LOGIN_TIMEOUT};
 use super::raft_log::{RaftLogFile, RAFT_LOG_DIR};
 use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
-use super::{node_of_raft_id, QuorumConfig, SESSION_TIMEOUT, TICK};
+use super::{node_of_raft_id, QuorumConfig, QuorumVoter, SESSION_TIMEOUT, TICK};
+use crate::admission::within;
 use crate::controller::machine::{self, Limits};
 use crate::controller::{Answer, Command, QuorumState};
 use crate::groups::OFFSETS_TOPIC;
 use crate::ids::{random_bytes, random_id, NodeId};
+use crate::log_limit::LogLimit;
 use crate::metadata::{MetadataImage, MetadataRecord};
+use crate::peer_auth::Peers;
+use crate::peer_stream::PeerStream;
 use crate::shard::Shard;
-use auth::Credential;
 
 /// Events queued for the controller at most: ticks are skipped and peers'
 /// readers wait beyond it.
@@ -117,11 +122,14 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
         .unwrap_or_else(|e| fatal(e.to_string()));
     let listener = TcpListener::bind((mine.host.as_str(), mine.port))
         .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", mine.addr())));
-    let credential = shard.config.inter_broker_credential.clone();
-    let login =
-        credential.as_ref().map(|c| Rc::new(PortLogin::new(c).unwrap_or_else(|e| fatal(e))));
+    let credential = shard.config.inter_broker_credential.as_ref();
+    let port = Rc::new(Port {
+        peer_auth: shard.peers.clone(),
+        login: credential.map(|c| PortLogin::new(c).unwrap_or_else(|e| fatal(e))),
+        refusals: LogLimit::default(),
+    });
     let (events, inbox) = flume::bounded(EVENTS_MAX);
-    glommio::spawn_local(accept(listener, events.clone(), login)).detach();
+    glommio::spawn_local(accept(listener, events.clone(), port)).detach();
     let ticks = events.clone();
     glommio::spawn_local(async move {
         loop {
@@ -133,7 +141,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
     let mut peers = BTreeMap::new();
     for v in quorum.voters.iter().filter(|v| v.node != me) {
         let (tx, rx) = flume::bounded(PEER_QUEUE_MAX);
-        glommio::spawn_local(send_to_peer(v.addr(), rx, credential.clone())).detach();
+        glommio::spawn_local(send_to_peer(v.clone(), rx, shard.peers.clone())).detach();
         peers.insert(v.raft_id(), tx);
     }
     let limits = Limits::of(&shard.config);
@@ -561,24 +569,51 @@ fn image_of_snapshot(data: &[u8]) -> Result<MetadataImage, String> {
     Ok(image)
 }
 
+/// What the controller's port asks of a connection before serving it.
+struct Port {
+    /// TLS when the inter-broker listener is TLS.
+    peer_auth: Rc<Peers>,
+    /// The login, when nodes have a credential.
+    login: Option<PortLogin>,
+    /// Refused connections are logged at most every ten seconds.
+    refusals: LogLimit,
+}
+
+impl Port {
+    fn refused(&self, peer: &str, why: &str) {
+        if let Some(more) = self.refusals.admit(Instant::now()) {
+            warn!("controller: refused the connection from {peer}: {why} ({more} more refusals not logged)");
+        }
+    }
+}
+
 /// Accepts connections from peers and nodes; each is served by its own
-/// task, after its login when nodes have a credential.
-async fn accept(listener: TcpListener, events: flume::Sender<Event>, login: Option<Rc<PortLogin>>) {
+/// task, after its TLS handshake when the inter-broker listener is TLS
+/// and its login when nodes have a credential.
+async fn accept(listener: TcpListener, events: flume::Sender<Event>, port: Rc<Port>) {
     loop {
         match listener.accept().await {
-            Ok(mut stream) => {
+            Ok(tcp) => {
                 let events = events.clone();
-                let login = login.clone();
+                let port = port.clone();
                 glommio::spawn_local(async move {
-                    if let Some(login) = &login {
+                    let peer = tcp.peer_addr().map(|a| a.to_string());
+                    let peer = peer.unwrap_or_else(|_| "?".into());
+                    let _ = tcp.set_nodelay(true);
+                    let handshake = within(LOGIN_TIMEOUT, port.peer_auth.accept(tcp)).await;
+                    let mut stream =
+                        match handshake.unwrap_or(Err("TLS handshake timed out".into())) {
+                            Ok(stream) => stream,
+                            Err(e) => return port.refused(&peer, &e),
+                        };
+                    if let Some(login) = &port.login {
                         if let Err(e) = check(&mut stream, login).await {
-                            let peer = stream.peer_addr().map(|a| a.to_string());
-                            login.refused(&peer.unwrap_or_else(|_| "?".into()), &e);
+                            port.refused(&peer, &e);
                             glommio::timer::sleep(FAILED_LOGIN_DELAY).await;
                             return;
                         }
                     }
-                    serve(stream, events, login.is_some()).await
+                    serve(stream, events, port.login.is_some()).await
                 })
                 .detach();
             }
@@ -593,8 +628,7 @@ async fn accept(listener: TcpListener, events: flume::Sender<Event>, login: Opti
 /// One connection (after its login, if `logged_in`): Raft messages go to
 /// the voter; each request waits for its answer before the next frame is
 /// read.
-async fn serve(mut stream: TcpStream, events: flume::Sender<Event>, logged_in: bool) {
-    let _ = stream.set_nodelay(true);
+async fn serve(mut stream: PeerStream, events: flume::Sender<Event>, logged_in: bool) {
     loop {
         let (kind, payload) = match read_frame(&mut stream).await {
             Ok(f) => f,
@@ -643,33 +677,34 @@ async fn serve(mut stream: TcpStream, events: flume::Sender<Event>, logged_in: b
 }
 
 /// Keeps a connection to one peer and writes the Raft messages queued for
-/// it; reconnects after a failure, dropping what could not be sent. Logs
-/// in first with `credential`; a failed login is logged when its reason
-/// changes.
-async fn send_to_peer(
-    addr: String,
-    queue: flume::Receiver<Vec<u8>>,
-    credential: Option<Credential>,
-) {
-    let mut stream: Option<TcpStream> = None;
+/// it; reconnects after a failure, dropping what could not be sent. Opens
+/// it as `peer_auth` says (TLS, the login); a failed login is logged when
+/// its reason changes.
+async fn send_to_peer(to: QuorumVoter, queue: flume::Receiver<Vec<u8>>, peer_auth: Rc<Peers>) {
+    let addr = to.addr();
+    let mut stream: Option<PeerStream> = None;
     let mut keys = None;
     let mut last_error = String::new();
     while let Ok(message) = queue.recv_async().await {
         if stream.is_none() {
             let connect = async {
-                let s = crate::admission::within(TICK * 5, TcpStream::connect(addr.as_str()));
-                let mut s = s.await.ok_or("connect timed out")?.map_err(|e| e.to_string())?;
-                let _ = s.set_nodelay(true);
-                if let Some(c) = &credential {
-                    log_in(&mut s, c, &mut keys).await.map_err(|e| {
-                        if e != last_error {
-                            warn!("controller: logging in to {addr}: {e}");
-                            last_error = e.clone();
-                        }
-                        e
-                    })?;
-                }
-                Ok::<_, String>(s)
+                let s = within(TICK * 5, TcpStream::connect(addr.as_str()));
+                let tcp = s.await.ok_or("connect timed out")?.map_err(|e| e.to_string())?;
+                let _ = tcp.set_nodelay(true);
+                let opened = async {
+                    let handshake = within(LOGIN_TIMEOUT, peer_auth.connect(&to.host, tcp));
+                    let mut s = handshake.await.unwrap_or(Err("TLS handshake timed out".into()))?;
+                    if let Some(c) = &peer_auth.credential {
+                        log_in(&mut s, c, &mut keys).await?;
+                    }
+                    Ok::<_, String>(s)
+                };
+                opened.await.inspect_err(|e| {
+                    if *e != last_error {
+                        warn!("controller: logging in to {addr}: {e}");
+                        last_error = e.clone();
+                    }
+                })
             };
             // `log_in` is bounded by its own timeout.
             match connect.await {

@@ -18,20 +18,19 @@
 //! 3. `Login`: client-final with the proof;
 //! 4. `LoginAnswer`: server-final (`v=` the server's signature) or `e=`.
 //!
-//! It authenticates the two ends at connect, as Kafka's SASL_PLAINTEXT
-//! controller listener does; it does not encrypt or sign the frames that
-//! follow. Runs in the tasks of [`super::controller`] and
+//! It authenticates the two ends at connect, as Kafka's SASL controller
+//! listeners do; it encrypts nothing: the frames are encrypted when the
+//! port speaks TLS, that is when the inter-broker listener does
+//! ([`crate::peer_stream`]). Runs in the tasks of [`super::controller`] and
 //! [`super::member`], on shard 0.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auth::{Mechanism, SaltedKeys, ScramClient, ScramCredential, ScramServer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use log::warn;
 
 use super::frame::{read_frame_at_most, write_frame, Kind};
 use crate::admission::within;
-use crate::log_limit::LogLimit;
 use auth::Credential;
 
 /// The mechanism on the port: the strongest SCRAM; PLAIN would send the
@@ -58,8 +57,6 @@ pub struct PortLogin {
     /// proof like a wrong password: the answers do not tell which users
     /// exist.
     decoy: ScramCredential,
-    /// Refused logins are logged at most every ten seconds.
-    refusals: LogLimit,
 }
 
 impl PortLogin {
@@ -76,15 +73,7 @@ impl PortLogin {
             user: credential.user.clone(),
             credential: derive(credential.password())?,
             decoy: derive(&random)?,
-            refusals: LogLimit::default(),
         })
-    }
-
-    /// Logs a refused login from `peer`, at most every ten seconds.
-    pub fn refused(&self, peer: &str, why: &str) {
-        if let Some(more) = self.refusals.admit(Instant::now()) {
-            warn!("controller: refused the connection from {peer}: {why} ({more} more refusals not logged)");
-        }
     }
 }
 

@@ -8,8 +8,9 @@
 //! of the node (the first only once the node's own registration and the
 //! cluster id are in it); one forwards the shards' controller commands and answers each once
 //! this node's shards have the image that holds its records. A connection
-//! asks any controller and follows `not_leader` answers to the leader.
-//! Never serves clients; every wait is bounded.
+//! asks any controller and follows `not_leader` answers to the leader;
+//! it speaks TLS when the inter-broker listener does, and logs in when the
+//! node has a credential. Never serves clients; every wait is bounded.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -28,6 +29,8 @@ use crate::controller::{local_node, Answer, ControllerMsg};
 use crate::error::ControllerError;
 use crate::ids::NodeId;
 use crate::metadata::{MetadataImage, NodeMeta};
+use crate::peer_auth::Peers;
+use crate::peer_stream::PeerStream;
 use crate::shard::{Shard, ShardMsg};
 
 /// How long connecting to a controller may take.
@@ -55,8 +58,9 @@ struct Member {
     registered_now: Notify,
     stopping: Cell<bool>,
     peers: Vec<flume::Sender<ShardMsg>>,
-    /// The login on controllers' ports ([`super::login`]), if any.
-    credential: Option<auth::Credential>,
+    /// TLS to controllers' ports when the inter-broker listener is TLS,
+    /// and the credential of the login on them ([`super::login`]), if any.
+    peer_auth: Rc<Peers>,
     /// Salted passwords by controller (each controller has its own salt).
     keys: std::cell::RefCell<std::collections::HashMap<NodeId, auth::SaltedKeys>>,
     /// The last failed login's reason, logged once.
@@ -67,7 +71,7 @@ struct Member {
 #[derive(Default)]
 struct Link {
     to: Option<NodeId>,
-    stream: Option<TcpStream>,
+    stream: Option<PeerStream>,
 }
 
 /// Runs the member tasks until the process ends; `stop` asks for the
@@ -90,7 +94,7 @@ pub async fn run(
         registered_now: Notify::default(),
         stopping: Cell::new(false),
         peers,
-        credential: shard.config.inter_broker_credential.clone(),
+        peer_auth: shard.peers.clone(),
         keys: Default::default(),
         login_error: Default::default(),
     });
@@ -160,6 +164,30 @@ impl Member {
         Err(format!("no active controller answered: {last_error}"))
     }
 
+    /// TLS (when the inter-broker listener is) and the login (when this
+    /// node has a credential) on a new connection to controller `to`.
+    async fn open(&self, to: NodeId, host: &str, tcp: TcpStream) -> Result<PeerStream, String> {
+        let mut stream = self.peer_auth.connect(host, tcp).await?;
+        if let Some(credential) = &self.peer_auth.credential {
+            let mut keys = self.keys.borrow_mut().remove(&to);
+            let logged_in = super::login::log_in(&mut stream, credential, &mut keys).await;
+            if let Some(keys) = keys {
+                self.keys.borrow_mut().insert(to, keys);
+            }
+            logged_in?;
+        }
+        Ok(stream)
+    }
+
+    /// Logs why a new connection to controller `to` failed, once per
+    /// reason: the tasks retry every tick.
+    fn refused(&self, to: NodeId, why: &str) {
+        if *self.login_error.borrow() != why {
+            warn!("node {}: logging in to controller {to}: {why}", self.me.id);
+            *self.login_error.borrow_mut() = why.to_string();
+        }
+    }
+
     /// One request and its answer on `link`, within `limit`.
     async fn exchange(
         &self,
@@ -167,35 +195,23 @@ impl Member {
         body: &[u8],
         limit: Duration,
     ) -> Result<Response, String> {
-        if link.stream.is_none() {
-            let to = link.to.ok_or("no controller chosen")?;
+        let to = link.to.ok_or("no controller chosen")?;
+        let fresh = link.stream.is_none();
+        if fresh {
             let voter = self.quorum.voter(to).ok_or("not a controller of the quorum list")?;
-            let stream =
-                within(CONNECT_TIMEOUT.min(limit), TcpStream::connect(voter.addr().as_str()))
-                    .await
-                    .ok_or("connect timed out")?
-                    .map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
-            let mut stream = stream;
-            if let Some(credential) = &self.credential {
-                let mut keys = self.keys.borrow_mut().remove(&to);
-                let logged_in = super::login::log_in(&mut stream, credential, &mut keys);
-                let logged_in =
-                    within(limit, logged_in).await.unwrap_or(Err("the login timed out".into()));
-                if let Some(keys) = keys {
-                    self.keys.borrow_mut().insert(to, keys);
-                }
-                if let Err(e) = logged_in {
-                    // Logged once per reason: the tasks retry every tick.
-                    if *self.login_error.borrow() != e {
-                        warn!("node {}: logging in to controller {to}: {e}", self.me.id);
-                        *self.login_error.borrow_mut() = e.clone();
-                    }
+            let tcp = within(CONNECT_TIMEOUT.min(limit), TcpStream::connect(voter.addr().as_str()))
+                .await
+                .ok_or("connect timed out")?
+                .map_err(|e| e.to_string())?;
+            let _ = tcp.set_nodelay(true);
+            let opened = within(limit, self.open(to, &voter.host, tcp));
+            match opened.await.unwrap_or(Err("the TLS handshake or the login timed out".into())) {
+                Ok(stream) => link.stream = Some(stream),
+                Err(e) => {
+                    self.refused(to, &e);
                     return Err(e);
                 }
-                self.login_error.borrow_mut().clear();
             }
-            link.stream = Some(stream);
         }
         let stream = link.stream.as_mut().expect("connected");
         let answered = within(limit, async {
@@ -203,8 +219,21 @@ impl Member {
             read_frame(stream).await
         })
         .await
-        .ok_or("no answer in time")?
-        .map_err(|e| e.to_string())?;
+        .ok_or("no answer in time")?;
+        let answered = match answered {
+            // Under TLS 1.3 a controller checks this node's certificate
+            // after the handshake returned here: its refusal arrives now.
+            Err(e) if fresh => {
+                let e = format!("it closed a new connection at its first request: {e}");
+                self.refused(to, &e);
+                return Err(e);
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(answered) => answered,
+        };
+        if fresh {
+            self.login_error.borrow_mut().clear();
+        }
         match answered {
             (Kind::Response, payload) => Response::decode(&payload),
             (kind, _) => Err(format!("a {kind:?} frame instead of a response")),

@@ -13,14 +13,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use auth::SaslMechanism;
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use log::warn;
 use net::kafka_protocol::error::ResponseError;
@@ -33,6 +31,7 @@ use net::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::admission::within;
 use crate::log_limit::LogLimit;
 use crate::peer_auth::Peers;
+use crate::peer_stream::PeerStream;
 
 /// How long connecting to a leader may take: on loopback or a LAN a
 /// connect that takes longer is to a host that is gone.
@@ -85,7 +84,7 @@ const AUTHENTICATE_VERSION: i16 = 1;
 
 /// One connection to one broker.
 pub struct Wire {
-    stream: Stream,
+    stream: PeerStream,
     correlation: i32,
     peers: Rc<Peers>,
     host: String,
@@ -109,10 +108,7 @@ impl Wire {
             .map_err(io)?;
         tcp.set_nodelay(true).map_err(io)?;
         let login = async {
-            let stream = match peers.protocol.is_tls() {
-                false => Stream::Plain(tcp),
-                true => Stream::Tls(Box::new(tls_connect(peers, host, tcp).await?)),
-            };
+            let stream = peers.connect(host, tcp).await.map_err(WireError::Auth)?;
             let mut wire = Wire {
                 stream,
                 correlation: 0,
@@ -325,70 +321,6 @@ impl WirePool {
                 }
                 Err(e)
             }
-        }
-    }
-}
-
-/// The TLS handshake as a client: the broker's certificate must chain to
-/// the client CA and name `host`; this node presents its own.
-async fn tls_connect(
-    peers: &Peers,
-    host: &str,
-    tcp: TcpStream,
-) -> Result<futures_rustls::client::TlsStream<TcpStream>, WireError> {
-    let config = peers.tls_client().ok_or_else(|| {
-        WireError::Auth("a TLS inter-broker listener needs --ssl-client-ca".into())
-    })?;
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| WireError::Auth(format!("{host:?} is not a server name: {e}")))?;
-    futures_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| WireError::Auth(format!("TLS handshake: {e}")))
-}
-
-/// The connection's bytes: as they are, or through rustls.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_close(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
         }
     }
 }
