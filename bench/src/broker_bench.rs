@@ -29,6 +29,8 @@ use crate::report;
 pub struct LoadArgs {
     /// A running broker; `None` starts one (`broker_exe serve`).
     pub bootstrap: Option<String>,
+    /// How to reach `bootstrap` (`--command-config`): TLS, a SASL login.
+    pub security: client::security::Security,
     pub broker_exe: Option<PathBuf>,
     pub topic: String,
     pub partitions: i32,
@@ -59,6 +61,7 @@ impl LoadArgs {
     pub fn defaults(quick: bool) -> LoadArgs {
         LoadArgs {
             bootstrap: None,
+            security: Default::default(),
             broker_exe: None,
             topic: "bench".into(),
             partitions: 6,
@@ -122,14 +125,19 @@ impl LoadArgs {
 /// node, or a cluster for the replicated cases).
 pub struct Target {
     pub bootstrap: String,
+    pub security: client::security::Security,
     own: Option<OwnBroker>,
     cluster: Option<OwnCluster>,
 }
 
 impl Target {
     pub fn open(args: &LoadArgs, dir: &std::path::Path) -> Result<Target> {
+        let security = args.security.clone();
         if let Some(b) = &args.bootstrap {
-            return Ok(Target { bootstrap: b.clone(), own: None, cluster: None });
+            return Ok(Target { bootstrap: b.clone(), security, own: None, cluster: None });
+        }
+        if security.protocol() != "PLAINTEXT" {
+            bail!("--command-config needs --bootstrap: the broker a benchmark starts serves PLAINTEXT");
         }
         let Some(exe) = &args.broker_exe else {
             bail!("no --bootstrap given and no corelog binary to start a broker with");
@@ -139,7 +147,8 @@ impl Target {
             "started corelog serve: {} shards, flush {}, at {}",
             own.shards, own.flush, own.bootstrap
         );
-        Ok(Target { bootstrap: own.bootstrap.clone(), own: Some(own), cluster: None })
+        let bootstrap = own.bootstrap.clone();
+        Ok(Target { bootstrap, security, own: Some(own), cluster: None })
     }
 
     /// Starts a cluster of `nodes` nodes of one shard each on this machine
@@ -149,6 +158,9 @@ impl Target {
         let Some(exe) = &args.broker_exe else {
             bail!("the replicated cases start their own cluster: no corelog binary to start");
         };
+        if args.security.protocol() != "PLAINTEXT" {
+            bail!("--command-config: the cluster a benchmark starts serves PLAINTEXT");
+        }
         let mut flags = vec!["--default-replication-factor".to_string(), nodes.to_string()];
         flags.extend(args.broker_flags.iter().cloned());
         let cluster = OwnCluster::start(exe, dir, nodes, 1, &args.flush, &flags)?;
@@ -158,7 +170,8 @@ impl Target {
             cluster.bootstrap()
         );
         let bootstrap = cluster.nodes[0].bootstrap.clone();
-        Ok(Target { bootstrap, own: None, cluster: Some(cluster) })
+        let security = Default::default();
+        Ok(Target { bootstrap, security, own: None, cluster: Some(cluster) })
     }
 
     /// The broker's CPU seconds so far (every node's, for a cluster), when
@@ -180,7 +193,10 @@ impl Target {
                 "started_by_bench": true, "nodes": c.nodes.len(), "shards_per_node": 1,
                 "flush": c.nodes[0].flush,
             }),
-            _ => json!({ "started_by_bench": false, "bootstrap": self.bootstrap }),
+            _ => json!({
+                "started_by_bench": false, "bootstrap": self.bootstrap,
+                "security": format!("{:?}", self.security),
+            }),
         }
     }
 
@@ -200,7 +216,7 @@ impl Target {
     }
 
     pub fn delete_topic(&self, topic: &str) -> Result<()> {
-        client::delete_topic(&self.bootstrap, topic)
+        client::delete_topic(&self.bootstrap, &self.security, topic)
     }
 
     /// Fails clearly when the broker this benchmark started would run out
@@ -229,8 +245,8 @@ impl Target {
         partitions: i32,
         configs: &[(&str, String)],
     ) -> Result<Leaders> {
-        client::create_topic(&self.bootstrap, topic, partitions, configs)?;
-        client::leaders(&self.bootstrap, topic)
+        client::create_topic(&self.bootstrap, &self.security, topic, partitions, configs)?;
+        client::leaders(&self.bootstrap, &self.security, topic)
     }
 }
 
@@ -459,6 +475,9 @@ pub fn kcat_produce(
     if !kcat::available() {
         return Ok(json!({"error": "kcat is not installed"}));
     }
+    if target.security.protocol() != "PLAINTEXT" {
+        return Ok(json!({"error": "the kcat comparison speaks PLAINTEXT only"}));
+    }
     let leaders = target.topic(topic, partitions)?;
     let o = kcat::produce(
         &target.bootstrap,
@@ -491,6 +510,9 @@ pub fn kcat_consume(
 ) -> Result<Value> {
     if !kcat::available() {
         return Ok(json!({"error": "kcat is not installed"}));
+    }
+    if target.security.protocol() != "PLAINTEXT" {
+        return Ok(json!({"error": "the kcat comparison speaks PLAINTEXT only"}));
     }
     let o = kcat::consume(&target.bootstrap, topic, expected, record_size)?;
     println!("{}", o.summary("  kcat (librdkafka) reading the same"));

@@ -40,6 +40,10 @@ common:
 
 broker benchmarks:
   --bootstrap HOST:PORT  a running broker (default: start corelog serve)
+  --command-config FILE  how to reach it, as Kafka's tools read it: security.protocol,
+                      sasl.mechanism, sasl.jaas.config or sasl.username/password,
+                      ssl.ca.location, ssl.certificate.location/ssl.key.location
+                      (the built-in generator only; kcat comparisons stay PLAINTEXT)
   --shards N          shards of the broker it starts (default: one per core)
   --flush MODE        fsync or interval:MS, of the broker it starts (default fsync)
   --serve-flags FLAGS more `corelog serve` flags for the broker it starts,
@@ -110,6 +114,10 @@ pub fn run(args: Vec<String>, broker_exe: Option<PathBuf>) -> Result<()> {
             "--partitions" => partitions_set = Some(number::<usize>(it.next(), &a)?),
             "--in-flight" => in_flight_set = Some(number::<usize>(it.next(), &a)?),
             "--bootstrap" => load.bootstrap = Some(value(it.next(), &a)?),
+            "--command-config" => {
+                let path = PathBuf::from(value(it.next(), &a)?);
+                load.security = client::security::Security::from_file(&path)?;
+            }
             "--shards" => load.shards = number(it.next(), &a)?,
             "--flush" => load.flush = value(it.next(), &a)?,
             "--topic" => load.topic = value(it.next(), &a)?,

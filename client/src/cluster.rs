@@ -16,6 +16,7 @@ use net::kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::conn::{name, str, Conn, LIST_OFFSETS_VERSION, METADATA_VERSION};
 use crate::error::{check, KafkaError};
+use crate::security::Security;
 
 /// Metadata version of [`Client::metadata`]: v10+ carries topic ids, v12 is
 /// served by Kafka 3.x/4.x and Corelog.
@@ -42,10 +43,12 @@ pub const RETRY_FOR: Duration = Duration::from_secs(30);
 /// Pause between such retries.
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Where each partition of a topic is led: partition → broker address.
+/// Where each partition of a topic is led: partition → broker address,
+/// and how to connect to those brokers.
 #[derive(Debug, Clone)]
 pub struct Leaders {
     pub partitions: BTreeMap<i32, String>,
+    pub security: Security,
 }
 
 impl Leaders {
@@ -60,8 +63,8 @@ impl Leaders {
 }
 
 /// Asks `bootstrap` for the leaders of `topic`'s partitions.
-pub fn leaders(bootstrap: &str, topic: &str) -> Result<Leaders> {
-    let mut conn = Conn::connect(bootstrap)?;
+pub fn leaders(bootstrap: &str, security: &Security, topic: &str) -> Result<Leaders> {
+    let mut conn = Conn::connect_with(bootstrap, security)?;
     let response: MetadataResponse = conn.call(
         ApiKey::Metadata,
         METADATA_VERSION,
@@ -84,7 +87,7 @@ pub fn leaders(bootstrap: &str, topic: &str) -> Result<Leaders> {
         })?;
         partitions.insert(p.partition_index, addr.clone());
     }
-    Ok(Leaders { partitions })
+    Ok(Leaders { partitions, security: security.clone() })
 }
 
 /// ListOffsets with `timestamp` (-2 earliest, -1 latest) for every
@@ -93,7 +96,7 @@ pub fn offsets(leaders: &Leaders, topic: &str, timestamp: i64) -> Result<BTreeMa
     use list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     let mut out = BTreeMap::new();
     for (addr, partitions) in leaders.by_broker() {
-        let mut conn = Conn::connect(&addr)?;
+        let mut conn = Conn::connect_with(&addr, &leaders.security)?;
         let request =
             ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
                 ListOffsetsTopic::default().with_name(name(topic)).with_partitions(

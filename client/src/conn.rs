@@ -18,6 +18,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use net::kafka_protocol::messages::*;
 use net::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use crate::tls_stream::TlsStream;
+
 /// Longest a blocking read waits for a response: well above any broker
 /// latency, so a stuck broker fails the run instead of hanging it.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -74,7 +76,7 @@ pub struct Conn {
 /// The connection's bytes: as they are, or through rustls.
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 impl Read for Stream {
@@ -113,12 +115,9 @@ impl Conn {
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .with_context(|| format!("{host:?} is not a server name"))?;
-            let mut tls = rustls::ClientConnection::new(config.clone(), name)?;
-            let mut tcp = tcp;
-            while tls.is_handshaking() {
-                tls.complete_io(&mut tcp).with_context(|| format!("TLS handshake with {addr}"))?;
-            }
-            conn.stream = Stream::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)));
+            let tls = TlsStream::handshake(config.clone(), name, tcp)
+                .with_context(|| format!("TLS handshake with {addr}"))?;
+            conn.stream = Stream::Tls(Box::new(tls));
         }
         if let Some(login) = &security.sasl {
             let lifetime = crate::security::log_in(login, &mut conn)?;
@@ -156,14 +155,15 @@ impl Conn {
         }
     }
 
-    /// A second handle on the same socket, for a reader thread beside a
-    /// writer (PLAINTEXT only: a TLS session cannot be split).
+    /// A second handle on the same connection, for a reader thread beside
+    /// a writer (a TLS session is shared, [`TlsStream`]).
     pub fn try_clone(&self) -> Result<Conn> {
-        let Stream::Plain(stream) = &self.stream else {
-            bail!("a TLS connection to {} cannot be split", self.addr);
+        let stream = match &self.stream {
+            Stream::Plain(s) => Stream::Plain(s.try_clone()?),
+            Stream::Tls(s) => Stream::Tls(Box::new(s.try_clone()?)),
         };
         Ok(Conn {
-            stream: Stream::Plain(stream.try_clone()?),
+            stream,
             renew_at: self.renew_at,
             correlation: self.correlation,
             addr: self.addr.clone(),

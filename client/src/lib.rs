@@ -13,7 +13,8 @@
 //! as a typed [`KafkaError`] (its code and message), which callers that act
 //! on codes (rejoin on a rebalance, `--if-not-exists`) downcast to.
 //!
-//! - [`conn`]: frames and one connection ([`Conn`]), plain or TLS;
+//! - [`conn`]: frames and one connection ([`Conn`]), plain or TLS
+//!   ([`tls_stream`]: one session shared by a writer and a reader thread);
 //!   [`security`]: TLS and SASL logins from a properties file.
 //! - [`cluster`]: metadata, connections per broker, leaders, coordinators,
 //!   list offsets ([`Client`], [`Metadata`]).
@@ -39,6 +40,7 @@ pub mod partitioner;
 pub mod quotas;
 pub mod records;
 pub mod security;
+pub mod tls_stream;
 pub mod topics;
 pub mod txn;
 pub mod users;

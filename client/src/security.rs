@@ -39,7 +39,27 @@ pub struct Security {
     pub sasl: Option<Credential>,
 }
 
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.protocol())?;
+        match &self.sasl {
+            Some(c) => write!(f, " as {} with {}", c.user, c.mechanism.name()),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Security {
+    /// Kafka's name of the protocol this speaks.
+    pub fn protocol(&self) -> &'static str {
+        match (self.tls.is_some(), self.sasl.is_some()) {
+            (false, false) => "PLAINTEXT",
+            (true, false) => "SSL",
+            (false, true) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        }
+    }
+
     /// Reads a properties file (`key=value` lines, `#` and `!` comments).
     pub fn from_file(path: &Path) -> Result<Security> {
         let text =

@@ -13,6 +13,7 @@ use net::kafka_protocol::protocol::StrBytes;
 use crate::cluster::Client;
 use crate::conn::{name, str, Conn, CREATE_TOPICS_VERSION, DELETE_TOPICS_VERSION};
 use crate::error::{check, KafkaError};
+use crate::security::Security;
 
 pub const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 pub const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
@@ -31,12 +32,13 @@ pub const SOURCE_DEFAULT: i8 = 5;
 /// topic is left as it is.
 pub fn create_topic(
     bootstrap: &str,
+    security: &Security,
     topic: &str,
     partitions: i32,
     configs: &[(&str, String)],
 ) -> Result<()> {
     use create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let mut conn = Conn::connect(bootstrap)?;
+    let mut conn = Conn::connect_with(bootstrap, security)?;
     let configs = configs
         .iter()
         .map(|(k, v)| {
@@ -64,8 +66,8 @@ pub fn create_topic(
 }
 
 /// Deletes `topic` (its data goes from the broker's disk).
-pub fn delete_topic(bootstrap: &str, topic: &str) -> Result<()> {
-    let mut conn = Conn::connect(bootstrap)?;
+pub fn delete_topic(bootstrap: &str, security: &Security, topic: &str) -> Result<()> {
+    let mut conn = Conn::connect_with(bootstrap, security)?;
     let response: DeleteTopicsResponse = conn.call(
         ApiKey::DeleteTopics,
         DELETE_TOPICS_VERSION,

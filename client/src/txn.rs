@@ -22,6 +22,7 @@ use net::kafka_protocol::messages::*;
 use crate::cluster::{retriable, Client, COORDINATOR_TRANSACTION, RETRY_BACKOFF, RETRY_FOR};
 use crate::conn::{name, str, Conn};
 use crate::error::{check, KafkaError};
+use crate::security::Security;
 
 /// Versions served by Kafka 3.x/4.x and Corelog. AddPartitionsToTxn v3 is
 /// the last form a producer sends (v4+ is the brokers' batched one).
@@ -65,12 +66,17 @@ pub struct Transactions {
 impl Transactions {
     /// Finds `tid`'s coordinator through `bootstrap` and initialises the
     /// producer (aborting the id's open transaction, if any).
-    pub fn init(bootstrap: &str, tid: &str, timeout_ms: i32) -> Result<Transactions> {
+    pub fn init(
+        bootstrap: &str,
+        security: &Security,
+        tid: &str,
+        timeout_ms: i32,
+    ) -> Result<Transactions> {
         let deadline = Instant::now() + RETRY_FOR;
-        let mut client = Client::new(bootstrap);
+        let mut client = Client::with_security(bootstrap, security.clone());
         loop {
             let addr = client.find_coordinator(tid, COORDINATOR_TRANSACTION)?;
-            let mut conn = Conn::connect(&addr)?;
+            let mut conn = Conn::connect_with(&addr, security)?;
             let r: InitProducerIdResponse = conn.call(
                 ApiKey::InitProducerId,
                 INIT_PRODUCER_ID_VERSION,

@@ -5,6 +5,9 @@ back, and its result files carry the figures benchmarks promise."""
 import json
 import subprocess
 import uuid
+from types import SimpleNamespace
+
+import pytest
 
 from conftest import BINARY
 from test_clients import CODECS, consume_all, stored_codecs
@@ -123,3 +126,47 @@ def test_idempotent_and_transactional_loads_stamp_sequences_and_commit_every_gro
         assert len(got) == 3000 and len({(m.partition(), m.offset()) for m in got}) == 3000
         consumed = run_bench(broker, tmp_path, "consume", "--topic", topic, "--partitions", "2", "--runs", "1")
         assert consumed["records"] == 3000
+
+
+@pytest.fixture(scope="module")
+def bench_pki(tmp_path_factory):
+    from test_tls import Pki
+    p = Pki(tmp_path_factory.mktemp("bench-pki"))
+    p.issue("server", "/CN=localhost", "ca", "serverAuth")
+    p.issue("loader", "/CN=loader", "ca", "clientAuth")
+    return p
+
+
+@pytest.mark.parametrize("listener, config", [
+    ("SASL_SSL", "sasl.mechanism=SCRAM-SHA-512\nsasl.username=alice\nsasl.password=alice-pw\n"
+                 "ssl.ca.location={ca}\n"),
+    ("SSL", "ssl.ca.location={ca}\nssl.certificate.location={loader}.pem\nssl.key.location={loader}.key\n"),
+    ("SASL_PLAINTEXT", "sasl.mechanism=PLAIN\nsasl.username=alice\nsasl.password=alice-pw\n"),
+])
+def test_the_generator_speaks_tls_and_sasl_with_a_command_config(make_broker, bench_pki, tmp_path,
+                                                                 listener, config):
+    """`--command-config` as the admin CLI takes it: idempotent producers
+    with five requests in flight per connection (a writer and a reader
+    thread sharing each TLS session), then the consumers, over the
+    secured listener with the authorizer on; librdkafka reads back over
+    PLAINTEXT every record the generator counted, each once."""
+    tls = ["--ssl-certificate", bench_pki.path("server.pem"), "--ssl-key", bench_pki.path("server.key"),
+           "--ssl-client-ca", bench_pki.path("ca.pem"), "--ssl-client-auth", "requested"]
+    b = make_broker(listeners=("PLAINTEXT", listener), extra_args=[
+        *(tls if "SSL" in listener else []), "--scram-credential", "alice:SCRAM-SHA-512:alice-pw",
+        "--authorizer", "on", "--super-users", "User:alice;User:CN=loader;User:ANONYMOUS"]).start()
+    props = tmp_path / "bench.properties"
+    props.write_text(f"security.protocol={listener}\n"
+                     + config.format(ca=bench_pki.path("ca.pem"), loader=bench_pki.path("loader")))
+    topic = f"bench-sec-{uuid.uuid4().hex[:6]}"
+    secured = SimpleNamespace(bootstrap=b.bootstrap_of(listener))
+    common = ["--topic", topic, "--partitions", "4", "--runs", "1", "--command-config", str(props)]
+    produced = run_bench(secured, tmp_path, "produce", *common, "--records", "40000", "--batch-records", "100",
+                         "--producer", "idempotent", "--in-flight", "5")
+    assert produced["records"] == 40000
+    assert produced["broker"]["security"].startswith(listener), produced["broker"]
+    consumed = run_bench(secured, tmp_path, "consume", *common)
+    assert consumed["records"] == 40000
+    got = consume_all(b.bootstrap_of("PLAINTEXT"), topic, 4, 40000)
+    assert len(got) == 40000 and all(len(m.value()) == 100 for m in got)
+    assert len({(m.partition(), m.offset()) for m in got}) == 40000

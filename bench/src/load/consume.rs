@@ -16,6 +16,7 @@ use net::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use net::kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use net::kafka_protocol::protocol::Decodable;
 
+use super::client::security::Security;
 use super::client::{self, Conn, Leaders};
 use super::produce::STAMP_BYTES;
 use super::progress::Progress;
@@ -65,9 +66,10 @@ pub fn run(
         .into_iter()
         .map(|(addr, partitions)| {
             let (spec, progress) = (spec.clone(), progress.clone());
+            let security = leaders.security.clone();
             std::thread::Builder::new()
                 .name("bench-consumer".into())
-                .spawn(move || fetch_lane(&addr, &partitions, &spec, base, &progress))
+                .spawn(move || fetch_lane(&addr, &security, &partitions, &spec, base, &progress))
                 .expect("spawn consumer thread")
         })
         .collect();
@@ -80,12 +82,13 @@ pub fn run(
 
 fn fetch_lane(
     addr: &str,
+    security: &Security,
     partitions: &[i32],
     spec: &ConsumeSpec,
     base: Instant,
     progress: &Progress,
 ) -> super::LaneResult {
-    let mut conn = Conn::connect(addr)?;
+    let mut conn = Conn::connect_with(addr, security)?;
     let mut next: BTreeMap<i32, i64> =
         partitions.iter().map(|p| (*p, spec.from.get(p).copied().unwrap_or(0))).collect();
     let end = |p: &i32| spec.to.get(p).copied().unwrap_or(0);

@@ -283,6 +283,7 @@ mod tests {
     fn leaders(partitions: &[(i32, &str)]) -> client::Leaders {
         client::Leaders {
             partitions: partitions.iter().map(|(p, a)| (*p, a.to_string())).collect(),
+            security: Default::default(),
         }
     }
 

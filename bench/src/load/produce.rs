@@ -31,6 +31,7 @@ use net::kafka_protocol::messages::produce_request::{PartitionProduceData, Topic
 use net::kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use net::kafka_protocol::protocol::Decodable;
 
+use super::client::security::Security;
 use super::client::txn::{self, ProducerIdentity, Transactions};
 use super::client::{self, Conn, Leaders};
 use super::compress::{compress_batch, Codec};
@@ -109,6 +110,8 @@ pub struct ProduceSpec {
 /// One connection's pre-built traffic.
 struct Lane {
     addr: String,
+    /// How to connect to `addr` (the leaders').
+    security: Security,
     partitions: Vec<i32>,
     /// Its `transactional.id`, for a transactional producer.
     transactional_id: Option<String>,
@@ -164,7 +167,9 @@ pub fn run(
     for (i, (addr, lane_partitions, requests)) in plan(leaders, spec)?.into_iter().enumerate() {
         let tid = (spec.producer == ProducerKind::Transactional)
             .then(|| format!("corelog-bench-{run_id}-{i}"));
-        lanes.push(build_lane(&addr, &lane_partitions, tid, spec, requests, &mut rng)?);
+        let mut lane = build_lane(&addr, &lane_partitions, tid, spec, requests, &mut rng)?;
+        lane.security = leaders.security.clone();
+        lanes.push(lane);
     }
     let total: u64 = lanes.iter().map(|l| l.requests * l.records_per_request).sum();
     progress.start(total);
@@ -281,6 +286,7 @@ fn build_lane(
     }
     Ok(Lane {
         addr: addr.to_string(),
+        security: Security::default(),
         partitions: partitions.to_vec(),
         transactional_id,
         frames,
@@ -331,15 +337,19 @@ fn drive(
     progress: &Progress,
 ) -> super::LaneResult {
     let mut txns = match &lane.transactional_id {
-        Some(tid) => Some(Transactions::init(&lane.addr, tid, TRANSACTION_TIMEOUT_MS)?),
+        Some(tid) => {
+            Some(Transactions::init(&lane.addr, &lane.security, tid, TRANSACTION_TIMEOUT_MS)?)
+        }
         None => None,
     };
     let identity: Option<ProducerIdentity> = match (spec.producer, &txns) {
         (ProducerKind::Plain, _) => None,
         (_, Some(t)) => Some(t.producer),
-        (_, None) => Some(txn::init_idempotent(&mut Conn::connect(&lane.addr)?)?),
+        (_, None) => {
+            Some(txn::init_idempotent(&mut Conn::connect_with(&lane.addr, &lane.security)?)?)
+        }
     };
-    let mut writer = Conn::connect(&lane.addr)?;
+    let mut writer = Conn::connect_with(&lane.addr, &lane.security)?;
     let acks = spec.acks;
     // The window: a permit per outstanding request (the reader holds one
     // while it waits for that response, the channel the rest), and the
