@@ -1,6 +1,7 @@
 //! Single-threaded async primitives: a notifier and a counting semaphore. Shard-local only (`Rc`, `Cell`, no atomics).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -10,22 +11,41 @@ use std::task::{Context, Poll, Waker};
 /// Use it as `loop { let n = notify.notified(); if ready() { break } n.await }`:
 /// the future remembers the generation it was created in, so a notification
 /// between the check and the await is not lost.
+///
+/// A waiting future holds one registration, taken back when it completes
+/// or is dropped: a `Notify` that is rarely notified (a shard's stop,
+/// raced by every request) holds only its current waiters, not one waker
+/// per future that ever waited on it.
 #[derive(Default)]
 pub struct Notify {
     generation: Cell<u64>,
-    wakers: RefCell<Vec<Waker>>,
+    /// Registrations by key; keys are never reused.
+    wakers: RefCell<HashMap<u64, Waker>>,
+    next_key: Cell<u64>,
 }
 
 impl Notify {
     pub fn notify(&self) {
         self.generation.set(self.generation.get() + 1);
-        for w in self.wakers.borrow_mut().drain(..) {
+        // Taken out before waking: a waker that runs code touching this
+        // Notify finds it free, and the map's capacity is kept.
+        let mut waiting = std::mem::take(&mut *self.wakers.borrow_mut());
+        for (_, w) in waiting.drain() {
             w.wake();
+        }
+        let mut wakers = self.wakers.borrow_mut();
+        if wakers.is_empty() {
+            *wakers = waiting;
         }
     }
 
     pub fn notified(&self) -> Notified<'_> {
-        Notified { notify: self, generation: self.generation.get() }
+        Notified { notify: self, generation: self.generation.get(), key: None }
+    }
+
+    /// Futures registered and waiting.
+    pub fn waiters(&self) -> usize {
+        self.wakers.borrow().len()
     }
 }
 
@@ -33,20 +53,41 @@ impl Notify {
 pub struct Notified<'a> {
     notify: &'a Notify,
     generation: u64,
+    /// Its registration in `notify.wakers`, once polled.
+    key: Option<u64>,
 }
 
 impl Future for Notified<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.notify.generation.get() != self.generation {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let notify = self.notify;
+        if notify.generation.get() != self.generation {
+            // `notify` took every registration, this one's too.
+            self.key = None;
             return Poll::Ready(());
         }
-        let mut wakers = self.notify.wakers.borrow_mut();
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
+        let mut wakers = notify.wakers.borrow_mut();
+        match self.key.and_then(|k| wakers.get_mut(&k)) {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            Some(w) => *w = cx.waker().clone(),
+            None => {
+                let key = notify.next_key.get();
+                notify.next_key.set(key + 1);
+                wakers.insert(key, cx.waker().clone());
+                drop(wakers);
+                self.key = Some(key);
+            }
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Notified<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.notify.wakers.borrow_mut().remove(&key);
+        }
     }
 }
 
@@ -107,6 +148,28 @@ mod tests {
         assert!(future::block_on(future::poll_once(&mut third)).is_none());
         drop(a);
         assert!(future::block_on(future::poll_once(&mut third)).is_some());
+    }
+
+    #[test]
+    fn a_dropped_waiter_leaves_no_registration() {
+        let n = Notify::default();
+        for _ in 0..1000 {
+            let mut waiting = Box::pin(n.notified());
+            assert!(future::block_on(future::poll_once(&mut waiting)).is_none());
+            assert_eq!(n.waiters(), 1);
+        }
+        assert_eq!(n.waiters(), 0, "each waiter took its registration back when dropped");
+        let mut a = Box::pin(n.notified());
+        let mut b = Box::pin(n.notified());
+        assert!(future::block_on(future::poll_once(&mut a)).is_none());
+        assert!(future::block_on(future::poll_once(&mut b)).is_none());
+        assert!(future::block_on(future::poll_once(&mut a)).is_none());
+        assert_eq!(n.waiters(), 2, "polling again keeps one registration");
+        n.notify();
+        assert_eq!(n.waiters(), 0);
+        assert!(future::block_on(future::poll_once(&mut a)).is_some());
+        drop(b);
+        assert_eq!(n.waiters(), 0);
     }
 
     #[test]
