@@ -72,15 +72,8 @@ run() { # produce|consume, PLAINTEXT|SSL, round
     --topic "tls-$proto-$round" --partitions 6 --records "$RECORDS" --record-size "$SIZE" \
     --batch-records 1000 --runs 1 --dir "$DIR" --results "$DIR/results" > /dev/null 2>&1
   after=$(cpu_ticks)
-  python3 - "$DIR/results/$phase.json" "$proto" "$phase" "$round" "$before" "$after" "$(getconf CLK_TCK)" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))
-proto, phase, rnd = sys.argv[2:5]
-cpu = (int(sys.argv[6]) - int(sys.argv[5])) / int(sys.argv[7])
-gb = r["records"] * r["config"]["record_size"] / 1e9
-print(f"{proto:9} {phase:7} round {rnd}: {r['records_per_sec']:>12,.0f} records/s "
-      f"{r['mb_per_sec']:8.1f} MB/s  broker {cpu / gb:5.2f} CPU-s/GB")
-EOF
+  python3 "$(dirname "$0")/phase.py" "$DIR/results/$phase.json" \
+    "$(printf '%-9s %-7s round %s' "$proto" "$phase" "$round")" "$before" "$after"
 }
 
 pki
