@@ -1,6 +1,8 @@
 //! Per-partition configuration, named after Kafka's topic configs.
 
-use crate::limits::{CACHE_BYTES_PER_PARTITION, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+use crate::limits::{
+    CACHE_BYTES_PER_PARTITION, FREE_SPACE_MARGIN_BYTES, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,10 @@ pub struct LogConfig {
     /// for hot reads (unacknowledged batches are always kept). Tests set 0 to
     /// force every read through the file path.
     pub cache_bytes_max: usize,
+    /// Not a Kafka config: free space this log's appends leave to others
+    /// ([`FREE_SPACE_MARGIN_BYTES`]); the metadata log takes 0, since the
+    /// margin is kept for it.
+    pub keep_free_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -71,6 +77,7 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3600 * 1000,
             log_append_time: false,
+            keep_free_bytes: FREE_SPACE_MARGIN_BYTES,
         }
     }
 }

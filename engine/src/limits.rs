@@ -55,8 +55,9 @@ pub const SHARD_SYNCS_IN_FLIGHT_MAX: usize = 64;
 pub const CACHE_BYTES_PER_PARTITION: usize = 4 * 1024 * 1024;
 
 /// Free space kept aside from appends: a full disk refuses produces while
-/// this much is still free, so that index files, producer snapshots, the
-/// metadata log and group commits (their own appends aside) still fit.
+/// this much is still free, so that index files, producer snapshots and
+/// the metadata log (whose appends may use it, `LogConfig::keep_free_bytes`)
+/// still fit.
 pub const FREE_SPACE_MARGIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Below this much free space beyond the promises, every promise asks the

@@ -11,7 +11,7 @@ use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
 use glommio::GlommioError;
 
 use super::{Disk, DiskFile, IoBuf};
-use crate::limits::{FREE_SPACE_CACHE_MS, FREE_SPACE_MARGIN_BYTES, FREE_SPACE_RECHECK_BELOW_BYTES};
+use crate::limits::{FREE_SPACE_CACHE_MS, FREE_SPACE_RECHECK_BELOW_BYTES};
 
 /// glommio's error type wraps the OS error; keep the errno (ENOSPC matters).
 fn to_io(e: GlommioError<()>) -> io::Error {
@@ -121,8 +121,10 @@ static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new
 
 /// Promises `n` bytes of the file system holding `path` to an append, or
 /// fails with ENOSPC (nothing promised) when fewer than `n` plus
-/// [`FREE_SPACE_MARGIN_BYTES`] are free beyond the other promises.
-fn promise(path: &Path, n: u64) -> io::Result<()> {
+/// `keep_free` (for appends of partitions,
+/// [`crate::limits::FREE_SPACE_MARGIN_BYTES`])
+/// are free beyond the other promises.
+fn promise(path: &Path, n: u64, keep_free: u64) -> io::Result<()> {
     let now = EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64;
     let promised = PROMISED.fetch_add(n, Ordering::SeqCst) + n;
     let mut headroom = HEADROOM.fetch_sub(n as i64, Ordering::SeqCst) - n as i64;
@@ -141,7 +143,7 @@ fn promise(path: &Path, n: u64) -> io::Result<()> {
             }
         }
     }
-    if headroom < FREE_SPACE_MARGIN_BYTES as i64 {
+    if headroom < keep_free as i64 {
         release(n);
         // Said once per 1,000 refusals: a full disk refuses every produce.
         static REFUSED: AtomicU64 = AtomicU64::new(0);
@@ -150,7 +152,7 @@ fn promise(path: &Path, n: u64) -> io::Result<()> {
                 "disk full under {}: {} bytes free beyond appends in flight, {} kept free; refusing produces (KAFKA_STORAGE_ERROR) until space returns",
                 path.display(),
                 headroom.max(0),
-                FREE_SPACE_MARGIN_BYTES
+                keep_free
             );
         }
         return Err(io::Error::from_raw_os_error(libc::ENOSPC));
@@ -334,14 +336,14 @@ impl DiskFile for DmaDiskFile {
     /// offsets are assigned and stay promised until written, over all
     /// partitions of all shards, so appends cannot outrun the disk; a write
     /// still meets ENOSPC only when another process fills the disk.
-    async fn reserve(&self, len: u64) -> io::Result<()> {
+    async fn reserve(&self, len: u64, keep_free: u64) -> io::Result<()> {
         let promised_end = self.promised_end.get();
         if len <= promised_end {
             return Ok(());
         }
         let path = self.file.path().map(|p| p.to_path_buf());
         let path = path.ok_or_else(|| io::Error::other("DMA file without a path"))?;
-        promise(&path, len - promised_end)?;
+        promise(&path, len - promised_end, keep_free)?;
         self.promised_end.set(len);
         Ok(())
     }

@@ -416,7 +416,8 @@ impl DiskFile for MemFile {
         Ok(())
     }
 
-    async fn reserve(&self, len: u64) -> io::Result<()> {
+    /// `keep_free` is not modelled: a test's capacity is what appends get.
+    async fn reserve(&self, len: u64, _keep_free: u64) -> io::Result<()> {
         let mut state = self.disk.state.borrow_mut();
         if state.take_fault(&[Fault::ReserveNoSpace]).is_some() {
             return Err(enospc());

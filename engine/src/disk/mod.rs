@@ -75,10 +75,10 @@ pub trait DiskFile: 'static {
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Self::ReadBuf>;
     /// Makes every completed write durable.
     async fn fdatasync(&self) -> io::Result<()>;
-    /// Makes sure the file can grow to `len` bytes: fails with ENOSPC, before
-    /// anything is written, when the file system cannot hold them. Does not
-    /// change the file.
-    async fn reserve(&self, len: u64) -> io::Result<()>;
+    /// Makes sure the file can grow to `len` bytes and leave `keep_free`
+    /// bytes free for others: fails with ENOSPC, before anything is
+    /// written, when the file system cannot. Does not change the file.
+    async fn reserve(&self, len: u64, keep_free: u64) -> io::Result<()>;
     async fn truncate(&self, len: u64) -> io::Result<()>;
     async fn size(&self) -> io::Result<u64>;
 }

@@ -59,7 +59,8 @@ impl<D: Disk> PartitionLog<D> {
         }
         let target = needed;
         let file = self.active_file();
-        match file.reserve(target).await {
+        let keep_free = self.inner.config.borrow().keep_free_bytes;
+        match file.reserve(target, keep_free).await {
             Ok(()) => {
                 let mut st = self.inner.state.borrow_mut();
                 st.segments.values_mut().next_back().expect("active segment").reserved = target;

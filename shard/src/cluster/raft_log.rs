@@ -40,6 +40,9 @@ impl<D: Disk> RaftLogFile<D> {
         LogConfig {
             max_message_bytes: RAFT_BATCH_BYTES_MAX,
             segment_bytes: RAFT_SEGMENT_BYTES,
+            // The free space kept aside from partitions' appends is for
+            // this log: a full disk refuses produces, not metadata.
+            keep_free_bytes: 0,
             ..LogConfig::default()
         }
     }
