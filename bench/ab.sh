@@ -14,9 +14,11 @@
 set -euo pipefail
 A=$(realpath "$1")
 B=$(realpath "$2")
-ROUNDS=${3:-3}
-PHASES=${4:-2}
-shift $(($# < 4 ? $# : 4))
+shift 2
+ROUNDS=3
+PHASES=2
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then ROUNDS=$1; shift; fi
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then PHASES=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 FLAGS=("$@")
 [ ${#FLAGS[@]} = 0 ] && FLAGS=(--records 2000000 --batch-records 10)

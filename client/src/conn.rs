@@ -172,7 +172,7 @@ impl Conn {
 
     pub fn write_frame(&mut self, frame: &[u8]) -> Result<()> {
         self.stream.write_all(frame).with_context(|| format!("writing to {}", self.addr))?;
-        // Plain sockets write through; TLS sends its records here.
+        // Both write through (a TLS handle sends its records in `write`).
         self.stream.flush().with_context(|| format!("writing to {}", self.addr))
     }
 

@@ -53,8 +53,13 @@ impl TlsStream {
         Ok(TlsStream::over(Arc::new(Mutex::new(session)), tcp))
     }
 
-    /// Another handle on the same session and socket.
+    /// Another handle on the same session and socket. Fails while this
+    /// handle holds bytes read from the socket and not yet decrypted: the
+    /// new handle would read what follows them first.
     pub fn try_clone(&self) -> std::io::Result<TlsStream> {
+        if self.start < self.end {
+            return Err(std::io::Error::other("TLS bytes read and not yet decrypted"));
+        }
         Ok(TlsStream::over(self.session.clone(), self.tcp.try_clone()?))
     }
 
@@ -91,7 +96,12 @@ impl Read for TlsStream {
             }
             let n = self.tcp.read(&mut self.raw)?;
             if n == 0 {
-                return Ok(0);
+                // The session learns of the end: its reader then answers
+                // Ok(0) after the server's close_notify, UnexpectedEof
+                // after a connection cut without one.
+                let mut session = TlsStream::lock(&self.session);
+                session.read_tls(&mut std::io::empty())?;
+                return session.reader().read(buf);
             }
             (self.start, self.end) = (0, n);
         }

@@ -211,16 +211,17 @@ def test_a_replica_whose_disk_is_full_leaves_the_isr_and_comes_back(small_fs, ma
     acked.update(more)
     wait_until(lambda: sorted(partition_state(c.bootstraps(), topic)[2]) == [1000, 2000], 60,
                "the full replica out of the ISR")
-    os.unlink(filler)
     # Node 3 is a controller too: its metadata log takes the ISR change
     # and a topic of 64 partitions (more than a block of records) while
     # its produces are refused: the free-space margin is kept for it.
     meta = f"meta-{uuid.uuid4().hex[:6]}"
-    assert create(c.bootstraps(), [NewTopic(meta, 64, replica_assignment=[[1000 + 1000 * (p % 2)] for p in range(64)])]) \
-        == {meta: None}
+    assignment = [[1000 + 1000 * (p % 2)] for p in range(64)]
+    assert create(c.bootstraps(), [NewTopic(meta, 64, replica_assignment=assignment)]) == {meta: None}
     wait_until(lambda: partition_state(c.nodes[3].bootstrap, meta, 63)[0] is not None, 60,
                "node 3 knowing the topic created while its disk is full")
     assert c.nodes[3].proc.poll() is None, "node 3 stopped:\n" + c.nodes[3].log()
+    assert free_bytes(small_fs) < MARGIN_BYTES, "the disk was full throughout"
+    os.unlink(filler)
     wait_until(lambda: sorted(partition_state(c.bootstraps(), topic)[2]) == [1000, 2000, 3000], 60,
                "the replica back in the ISR")
     got = read_all(c.bootstraps(), topic, 250)

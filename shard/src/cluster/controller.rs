@@ -679,12 +679,15 @@ async fn serve(mut stream: PeerStream, events: flume::Sender<Event>, logged_in: 
 /// Keeps a connection to one peer and writes the Raft messages queued for
 /// it; reconnects after a failure, dropping what could not be sent. Opens
 /// it as `peer_auth` says (TLS, the login); a failed login is logged when
-/// its reason changes.
+/// its reason changes, a connection that fails afterwards at most every ten
+/// seconds (under TLS 1.3 the peer's refusal of this node's certificate
+/// arrives then: the handshake had returned before the peer checked it).
 async fn send_to_peer(to: QuorumVoter, queue: flume::Receiver<Vec<u8>>, peer_auth: Rc<Peers>) {
     let addr = to.addr();
     let mut stream: Option<PeerStream> = None;
     let mut keys = None;
     let mut last_error = String::new();
+    let failures = LogLimit::default();
     while let Ok(message) = queue.recv_async().await {
         if stream.is_none() {
             let connect = async {
@@ -721,7 +724,10 @@ async fn send_to_peer(to: QuorumVoter, queue: flume::Receiver<Vec<u8>>, peer_aut
             }
         }
         let s = stream.as_mut().expect("connected");
-        if write_frame(s, Kind::Raft, &message).await.is_err() {
+        if let Err(e) = write_frame(s, Kind::Raft, &message).await {
+            if let Some(more) = failures.admit(Instant::now()) {
+                warn!("controller: the connection to {addr} failed: {e} ({more} more failures not logged)");
+            }
             stream = None;
         }
     }

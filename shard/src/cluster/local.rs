@@ -74,8 +74,13 @@ struct Controller<L: MetadataLog> {
 
 impl Controller<EngineMetadataLog<engine::disk::DmaDisk>> {
     async fn open(shard: Rc<Shard>, peers: Vec<flume::Sender<ShardMsg>>) -> Result<Self, String> {
-        let config =
-            LogConfig { max_message_bytes: METADATA_COMMIT_BYTES_MAX, ..LogConfig::default() };
+        let config = LogConfig {
+            max_message_bytes: METADATA_COMMIT_BYTES_MAX,
+            // The free space kept aside from partitions' appends is for
+            // this log (as for a quorum's Raft log).
+            keep_free_bytes: 0,
+            ..LogConfig::default()
+        };
         // Closed with the shard's logs at shutdown.
         let log = shard
             .partitions
