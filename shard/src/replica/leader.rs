@@ -87,6 +87,12 @@ impl<D: Disk> Led<D> {
         self.replicas = meta.replicas.clone();
         self.isr = meta.isr.clone();
         self.followers.retain(|b, _| meta.replicas.contains(b));
+        // The image holds the pending change: its outcome is known. Any
+        // other pending change stays until the controller answers it (its
+        // outcome may be committed and not yet seen here).
+        if self.pending.as_ref().is_some_and(|p| same_members(p, &meta.isr)) {
+            self.pending = None;
+        }
     }
 
     /// The ISR the high watermark waits for: the committed one and any
@@ -191,6 +197,11 @@ impl<D: Disk> Led<D> {
     }
 }
 
+/// Whether two ISRs hold the same brokers.
+pub fn same_members(a: &[BrokerId], b: &[BrokerId]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
 #[cfg(test)]
 mod tests {
     use std::rc::Rc;
@@ -283,8 +294,13 @@ mod tests {
             log.wait_acked(info.end_offset).await.unwrap();
             assert!(!led.follower_fetched(b(2), 12, 0, t0, &live), "already in the ISR");
             assert_eq!(led.advance_high_watermark(me), 10, "the joining follower holds 10");
-            led.pending = None;
+            // An image without the answer (the controller's outcome unknown
+            // here) keeps the join pending, and the high watermark waiting.
+            led.update(&meta(&[1, 2]));
+            assert_eq!(led.pending, Some(vec![b(1), b(2), b(3)]));
+            assert_eq!(led.advance_high_watermark(me), 10, "still the maximal ISR");
             led.update(&meta(&[1, 2, 3]));
+            assert_eq!(led.pending, None, "the image holds the join");
 
             // A fenced replica never joins.
             let mut fresh = Led::new(log.clone(), "t".into(), 0, &meta(&[1, 2]), t0);

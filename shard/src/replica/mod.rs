@@ -247,8 +247,8 @@ impl Replicas {
         changes
     }
 
-    /// The controller answered (or failed) `changes`: they are no longer
-    /// pending; the image already holds the accepted ones.
+    /// The controller answered `changes`: they are no longer pending; the
+    /// image already holds the accepted ones.
     fn settled(&self, changes: &[IsrChange]) {
         let mut led = self.led.borrow_mut();
         for l in led.values_mut() {
@@ -262,7 +262,7 @@ impl Replicas {
 
 /// Whether `pending` is already the committed ISR.
 fn sent(pending: &[BrokerId], isr: &[BrokerId]) -> bool {
-    pending.len() == isr.len() && pending.iter().all(|b| isr.contains(b))
+    leader::same_members(pending, isr)
 }
 
 /// Where `broker` serves, if its node is registered.
@@ -306,10 +306,20 @@ pub async fn run_isr(
                     }
                 }
             }
-            Ok(other) => warn!("replica {me}: AlterPartitions answered {other:?}"),
-            Err(e) => {
-                warn!("replica {me}: AlterPartitions failed: {e}");
+            // The outcome is unknown (the change may be committed and not
+            // yet seen here): the changes stay pending, so a joining member
+            // still counts for the high watermark (Kafka keeps its pending
+            // state until a definite answer too), and are asked again; the
+            // image settles them once it holds them.
+            Ok(other) => {
+                warn!("replica {me}: AlterPartitions answered {other:?}; asking again");
                 glommio::timer::sleep(ISR_CHECK_INTERVAL).await;
+                continue;
+            }
+            Err(e) => {
+                warn!("replica {me}: AlterPartitions failed: {e}; asking again");
+                glommio::timer::sleep(ISR_CHECK_INTERVAL).await;
+                continue;
             }
         }
         replicas.settled(&changes);
