@@ -76,16 +76,15 @@ run() { # produce|consume, PLAINTEXT|SSL, round
     "$(printf '%-9s %-7s round %s' "$proto" "$phase" "$round")" "$before" "$after"
 }
 
+rounds() { # produce|consume: every round on a node started for the phase
+  start
+  for r in $(seq 1 "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then order="PLAINTEXT SSL"; else order="SSL PLAINTEXT"; fi
+    for p in $order; do run "$1" "$p" "$r"; done
+  done
+  stop
+}
+
 pki
-start
-for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then order="PLAINTEXT SSL"; else order="SSL PLAINTEXT"; fi
-  for p in $order; do run produce "$p" "$r"; done
-done
-stop
-start
-for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then order="PLAINTEXT SSL"; else order="SSL PLAINTEXT"; fi
-  for p in $order; do run consume "$p" "$r"; done
-done
-stop
+rounds produce
+rounds consume
