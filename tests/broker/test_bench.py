@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import BINARY
+from test_cli import cli_pki  # noqa: F401  (a CA, a server and a client certificate)
 from test_clients import CODECS, consume_all, stored_codecs
 
 BENCH_TIMEOUT_S = 120
@@ -128,36 +129,27 @@ def test_idempotent_and_transactional_loads_stamp_sequences_and_commit_every_gro
         assert consumed["records"] == 3000
 
 
-@pytest.fixture(scope="module")
-def bench_pki(tmp_path_factory):
-    from test_tls import Pki
-    p = Pki(tmp_path_factory.mktemp("bench-pki"))
-    p.issue("server", "/CN=localhost", "ca", "serverAuth")
-    p.issue("loader", "/CN=loader", "ca", "clientAuth")
-    return p
-
-
 @pytest.mark.parametrize("listener, config", [
     ("SASL_SSL", "sasl.mechanism=SCRAM-SHA-512\nsasl.username=alice\nsasl.password=alice-pw\n"
                  "ssl.ca.location={ca}\n"),
-    ("SSL", "ssl.ca.location={ca}\nssl.certificate.location={loader}.pem\nssl.key.location={loader}.key\n"),
+    ("SSL", "ssl.ca.location={ca}\nssl.certificate.location={carol}.pem\nssl.key.location={carol}.key\n"),
     ("SASL_PLAINTEXT", "sasl.mechanism=PLAIN\nsasl.username=alice\nsasl.password=alice-pw\n"),
 ])
-def test_the_generator_speaks_tls_and_sasl_with_a_command_config(make_broker, bench_pki, tmp_path,
+def test_the_generator_speaks_tls_and_sasl_with_a_command_config(make_broker, cli_pki, tmp_path,
                                                                  listener, config):
     """`--command-config` as the admin CLI takes it: idempotent producers
     with five requests in flight per connection (a writer and a reader
     thread sharing each TLS session), then the consumers, over the
     secured listener with the authorizer on; librdkafka reads back over
     PLAINTEXT every record the generator counted, each once."""
-    tls = ["--ssl-certificate", bench_pki.path("server.pem"), "--ssl-key", bench_pki.path("server.key"),
-           "--ssl-client-ca", bench_pki.path("ca.pem"), "--ssl-client-auth", "requested"]
+    tls = ["--ssl-certificate", cli_pki.path("server.pem"), "--ssl-key", cli_pki.path("server.key"),
+           "--ssl-client-ca", cli_pki.path("ca.pem"), "--ssl-client-auth", "requested"]
     b = make_broker(listeners=("PLAINTEXT", listener), extra_args=[
         *(tls if "SSL" in listener else []), "--scram-credential", "alice:SCRAM-SHA-512:alice-pw",
-        "--authorizer", "on", "--super-users", "User:alice;User:CN=loader;User:ANONYMOUS"]).start()
+        "--authorizer", "on", "--super-users", "User:alice;User:CN=carol;User:ANONYMOUS"]).start()
     props = tmp_path / "bench.properties"
     props.write_text(f"security.protocol={listener}\n"
-                     + config.format(ca=bench_pki.path("ca.pem"), loader=bench_pki.path("loader")))
+                     + config.format(ca=cli_pki.path("ca.pem"), carol=cli_pki.path("carol")))
     topic = f"bench-sec-{uuid.uuid4().hex[:6]}"
     secured = SimpleNamespace(bootstrap=b.bootstrap_of(listener))
     common = ["--topic", topic, "--partitions", "4", "--runs", "1", "--command-config", str(props)]
