@@ -68,7 +68,12 @@ pub fn broker_configs(node: &NodeConfig, shard: ShardId) -> Vec<BrokerConfig> {
         ),
         ("broker.id", Some(broker.clone()), Some("-1"), INT),
         ("broker.rack", Some(node.rack()), None, STRING),
-        ("broker.session.timeout.ms", Some("9000".into()), Some("9000"), INT),
+        (
+            "broker.session.timeout.ms",
+            Some(node.broker_session_timeout_ms.to_string()),
+            Some("9000"),
+            INT,
+        ),
         (
             "connections.max.idle.ms",
             Some(node.connections_max_idle.as_millis().to_string()),

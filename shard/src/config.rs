@@ -57,6 +57,9 @@ pub struct NodeConfig {
     /// Kafka's `replica.lag.time.max.ms`: a follower not caught up with its
     /// leader for this long leaves the ISR.
     pub replica_lag_time_max_ms: u64,
+    /// Kafka's `broker.session.timeout.ms`: a controller fences a node not
+    /// heard from for this long.
+    pub broker_session_timeout_ms: u64,
     /// Kafka's `transactional.id.expiration.ms`: a transactional id with no
     /// transaction open and no change for this long is forgotten.
     pub transactional_id_expiration_ms: u64,
@@ -144,6 +147,7 @@ impl Default for NodeConfig {
             default_replication_factor: 1,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
+            broker_session_timeout_ms: crate::cluster::SESSION_TIMEOUT.as_millis() as u64,
             transactional_id_expiration_ms: 604_800_000,
             scram_credentials: Vec::new(),
             maintenance_interval_ms: 15_000,

@@ -73,6 +73,10 @@ const USAGE: &str = "usage: corelog serve [options]
                                without min.insync.replicas (default 1)
   --replica-lag-time-max-ms MS a follower not caught up for MS leaves the ISR
                                (default 30000, Kafka's replica.lag.time.max.ms)
+  --broker-session-timeout-ms MS
+                               a controller fences a node not heard from for MS
+                               (default 9000, Kafka's broker.session.timeout.ms;
+                               nodes heartbeat every 2000)
   --transactional-id-expiration-ms MS
                                a transactional id idle for MS is forgotten (default
                                604800000, Kafka's transactional.id.expiration.ms)
@@ -223,6 +227,15 @@ pub fn run(args: Vec<String>) -> Result<()> {
                 if config.replica_lag_time_max_ms == 0 {
                     bail!("--replica-lag-time-max-ms must be positive");
                 }
+            }
+            "--broker-session-timeout-ms" => {
+                let ms: u64 = value.parse().map_err(|_| bad("not a number"))?;
+                // Below two heartbeat intervals a live node would be fenced.
+                let least = 2 * shard::cluster::HEARTBEAT_INTERVAL.as_millis() as u64;
+                if !(least..=i32::MAX as u64).contains(&ms) {
+                    bail!("--broker-session-timeout-ms must be {least} to {}", i32::MAX);
+                }
+                config.broker_session_timeout_ms = ms;
             }
             "--transactional-id-expiration-ms" => {
                 let ms: u64 = value.parse().map_err(|_| bad("not a number"))?;

@@ -13,7 +13,7 @@
 //! The leader proposes one command at a time, from the committed image,
 //! and only once everything committed before its term is applied: so a
 //! proposal never contradicts an earlier one. It fences nodes not heard
-//! from for [`super::SESSION_TIMEOUT`] and bootstraps the cluster id and
+//! from for its session timeout ([`super::SESSION_TIMEOUT`] by default) and bootstraps the cluster id and
 //! `__consumer_offsets` once every controller's node has registered.
 //! Its port speaks TLS when the inter-broker listener does and takes a
 //! login first when nodes have a credential ([`super::login`]).
@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engine::disk::DmaDisk;
 use glommio::net::{TcpListener, TcpStream};
@@ -35,7 +35,7 @@ use super::frame::{read_frame, write_frame, Kind};
 use super::login::{check, log_in, PortLogin, FAILED_LOGIN_DELAY, LOGIN_TIMEOUT};
 use super::raft_log::{RaftLogFile, RAFT_LOG_DIR};
 use super::rpc::{Fetched, Request, Response, FETCH_WAIT};
-use super::{node_of_raft_id, QuorumConfig, QuorumVoter, SESSION_TIMEOUT, TICK};
+use super::{node_of_raft_id, QuorumConfig, QuorumVoter, TICK};
 use crate::admission::within;
 use crate::controller::machine::{self, Limits};
 use crate::controller::{Answer, Command, QuorumState};
@@ -79,6 +79,9 @@ struct State {
     scram_seeds: Vec<(String, auth::ScramCredential)>,
     /// Entries applied between two snapshots (`--metadata-snapshot-entries`).
     snapshot_entries: u64,
+    /// A node not heard from for this long is fenced
+    /// (`--broker-session-timeout-ms`).
+    session_timeout: Duration,
     image: Arc<MetadataImage>,
     /// Log index of the last entry applied to `image`.
     applied: u64,
@@ -160,6 +163,7 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
         limits,
         scram_seeds: shard.config.scram_credentials.clone(),
         snapshot_entries: shard.config.metadata_snapshot_entries,
+        session_timeout: Duration::from_millis(shard.config.broker_session_timeout_ms),
         image: Arc::new(image),
         applied,
         term_start: None,
@@ -322,15 +326,15 @@ impl State {
             .live_nodes()
             .map(|n| n.id)
             .filter(|n| {
-                self.heard.get(n).is_none_or(|at| now.duration_since(*at) > SESSION_TIMEOUT)
+                self.heard.get(n).is_none_or(|at| now.duration_since(*at) > self.session_timeout)
             })
             .collect();
         for node in late {
             if !self.queued(&|c| matches!(c, Command::FenceNode(x) if *x == node)) {
                 warn!(
-                    "controller {}: node {node} missed its heartbeats for {} s: fencing it",
+                    "controller {}: node {node} missed its heartbeats for {} ms: fencing it",
                     self.me,
-                    SESSION_TIMEOUT.as_secs()
+                    self.session_timeout.as_millis()
                 );
                 self.enqueue(Command::FenceNode(node), None);
             }

@@ -38,7 +38,8 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A node not heard from for this long is fenced (Kafka's
-/// `broker.session.timeout.ms`).
+/// `broker.session.timeout.ms`), unless `--broker-session-timeout-ms`
+/// says otherwise.
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(9);
 
 /// Entries applied between two snapshots of the metadata image, unless
