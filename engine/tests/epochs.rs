@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use engine::disk::Disk;
 use engine::epochs::{EpochEntry, CHECKPOINT_FILE};
-use engine::{Flush, PartitionLog};
+use engine::{Flush, PartitionLog, Writer};
 
 fn entries(pairs: &[(i32, i64)]) -> Vec<EpochEntry> {
     pairs.iter().map(|&(epoch, start_offset)| EpochEntry { epoch, start_offset }).collect()
@@ -117,5 +117,44 @@ fn a_checkpoint_beyond_the_log_end_is_rewritten_before_new_batches() {
     env.run(async {
         let log = env.open(tiny()).await;
         assert_eq!(log.epochs(), entries(&[(1, 0), (3, 15), (5, 30)]));
+    });
+}
+
+/// A new leader's epoch starts at its log end before any batch of it
+/// (Kafka's `makeLeader`), so that a follower holding an epoch this log
+/// never saw (a leader elected and deposed while this replica was away)
+/// learns where that epoch ends here. Deposed before appending, a replica
+/// drops that entry when its next leader's answer truncates it to its own
+/// end, or every fetch would diverge again; the drop survives a restart.
+#[test]
+fn a_leader_epoch_starts_at_the_log_end_and_goes_unused_on_truncation() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        append_epochs(&log, &[0]).await;
+        log.set_replicated(true);
+        log.set_writer(Writer::Leader(2));
+        assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15)]));
+        assert_eq!(log.end_offset_for_epoch(1), (0, 15), "epoch 1 ends where 2 starts");
+        assert_eq!(log.end_offset_for_epoch(2), (2, 15));
+        log.set_writer(Writer::Leader(2));
+        let info = log.append(batch(90, 3, 40), 2).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15)]), "its batches keep the entry");
+
+        // Leader at 3 without appending, then a follower whose leader
+        // (at 4, without a batch of 3) answers that epoch 2 ends at 18.
+        log.set_writer(Writer::Leader(3));
+        assert_eq!(log.latest_epoch().map(|e| e.epoch), Some(3));
+        log.set_writer(Writer::Follower);
+        assert_eq!(log.truncate_to(18).await.unwrap(), 18, "nothing to cut");
+        assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15)]));
+        log.close().await.unwrap();
+    });
+    let env = env.restart();
+    env.run(async {
+        let log = env.open(tiny()).await;
+        assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15)]));
+        assert_eq!(log.log_end_offset(), 18);
     });
 }

@@ -65,8 +65,18 @@ pub enum Writer {
 }
 
 impl<D: Disk> PartitionLog<D> {
-    /// Sets who may append from now on ([`Writer`]).
+    /// Sets who may append from now on ([`Writer`]). A new leader epoch
+    /// starts at the log end at once, before any batch of it (Kafka's
+    /// `makeLeader`): a follower may hold batches of an epoch between this
+    /// log's latest and the new one (successive elections, this replica
+    /// having missed the leader between), and only an entry for the new
+    /// epoch tells it where that epoch ends here: where this log ends.
     pub fn set_writer(&self, writer: Writer) {
+        if let Writer::Leader(epoch) = writer {
+            let mut st = self.inner.state.borrow_mut();
+            let end = st.log_end;
+            st.epochs.assign(epoch, end);
+        }
         self.inner.writer.set(writer);
     }
 

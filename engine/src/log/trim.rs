@@ -14,6 +14,20 @@ impl<D: Disk> PartitionLog<D> {
         let _append = self.inner.append_lock.lock().await;
         let log_end = self.log_end_offset();
         if offset >= log_end {
+            // Nothing to cut but an epoch that starts at the end: this
+            // replica led at it without appending (see `set_writer`), and
+            // its leader has no batch of it; kept, it would make every
+            // fetch diverge again (Kafka's `truncateTo` drops it too).
+            let dropped = {
+                let mut st = self.inner.state.borrow_mut();
+                let before = st.epochs.entries().len();
+                st.epochs.truncate_from_end(log_end);
+                st.epochs.entries().len() != before
+            };
+            if dropped {
+                let _maintenance = self.inner.maintenance_lock.lock().await;
+                self.write_epoch_checkpoint().await?;
+            }
             return Ok(log_end);
         }
         if offset < self.log_start_offset() {

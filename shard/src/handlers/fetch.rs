@@ -474,6 +474,13 @@ fn follower_check(
 ) -> Result<(), FollowerRefusal> {
     if version >= 12 && p.last_fetched_epoch >= 0 {
         let (epoch, end_offset) = log.end_offset_for_epoch(p.last_fetched_epoch);
+        // No end known for the follower's epoch (newer than any here):
+        // Kafka answers OFFSET_OUT_OF_RANGE. An undefined diverging epoch
+        // would read as none, and the follower would fetch the same offset
+        // forever, never counted.
+        if epoch < 0 || end_offset < 0 {
+            return Err(Refused(ResponseError::OffsetOutOfRange));
+        }
         if epoch != p.last_fetched_epoch || end_offset < p.fetch_offset {
             return Err(Diverged { epoch, end_offset });
         }
