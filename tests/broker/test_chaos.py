@@ -31,6 +31,14 @@ def states(bootstrap, topic):
     return topics.get(topic, {})
 
 
+def agreed(nodes, topic):
+    """{partition: (leader, replicas, isr)} that every node of `nodes`
+    reports, or None while they differ: a node just resumed answers from
+    its image of before the pause until the next one reaches it."""
+    views = [states(n.bootstrap, topic) for n in nodes]
+    return views[0] if all(v == views[0] for v in views[1:]) else None
+
+
 def test_no_acknowledged_record_is_lost_through_failures(make_cluster):
     rounds = int(os.environ.get("CORELOG_CHAOS_ROUNDS", "10"))
     seed = int(os.environ.get("CORELOG_SEED", str(random.randrange(1 << 32))))
@@ -47,7 +55,10 @@ def test_no_acknowledged_record_is_lost_through_failures(make_cluster):
     for r in range(rounds):
         fault = FAULTS[r % len(FAULTS)] if r < len(FAULTS) else rng.choice(FAULTS)
         partition = rng.randrange(PARTITIONS)
-        leader = states(c.bootstraps(), topic)[partition][0]
+        seen = []
+        wait_until(lambda: seen.append(agreed(c.running(), topic)) or seen[-1], FENCE_WAIT_S,
+                   f"round {r}: one view of {topic}")
+        leader = seen[-1][partition][0]
         victim = c.nodes[leader // 1000]
         if fault == "kill-controller":
             victim = c.nodes[controller_node(c)]
@@ -61,8 +72,8 @@ def test_no_acknowledged_record_is_lost_through_failures(make_cluster):
         acked = checker.acked_count()
         if fault != "kill-controller":
             def moved():
-                s = states(",".join(n.bootstrap for n in c.running() if n is not victim), topic)
-                return partition in s and s[partition][0] not in (-1, leader)
+                s = agreed([n for n in c.running() if n is not victim], topic)
+                return s is not None and partition in s and s[partition][0] not in (-1, leader)
             wait_until(moved, FENCE_WAIT_S, f"round {r}: a new leader of partition {partition}")
         checker.wait_acked_past(acked, FENCE_WAIT_S + 30, f"round {r}: acknowledgments after the fault")
         if fault == "pause":
@@ -71,8 +82,8 @@ def test_no_acknowledged_record_is_lost_through_failures(make_cluster):
             victim.start()
 
         def whole():
-            s = states(c.bootstraps(), topic)
-            return all(len(s.get(p, (0, [], []))[2]) == 3 for p in range(PARTITIONS))
+            s = agreed(c.running(), topic)
+            return s is not None and all(len(s.get(p, (0, [], []))[2]) == 3 for p in range(PARTITIONS))
         wait_until(whole, FENCE_WAIT_S + 30, f"round {r}: every replica back in the ISR")
     chaos_s = time.monotonic() - started
     checker.stop()

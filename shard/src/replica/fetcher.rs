@@ -152,6 +152,9 @@ pub struct Fetcher {
     /// Partition fetches the leader refused to authorize (warned about
     /// once in a hundred).
     denials: Cell<u64>,
+    /// Partition fetches the leader refused otherwise (logged once in a
+    /// hundred).
+    refusals: Cell<u64>,
     /// The last error of a fetch: a new kind of error is logged at once,
     /// the same one once in twenty.
     last_error: RefCell<String>,
@@ -176,6 +179,7 @@ impl Fetcher {
             changed: Notify::default(),
             stopped: Cell::new(false),
             denials: Cell::new(0),
+            refusals: Cell::new(0),
             last_error: RefCell::default(),
         })
     }
@@ -413,7 +417,22 @@ impl Fetcher {
                 }
                 return Err(());
             }
-            Some(_) => return Err(()),
+            Some(e) => {
+                // Usually the leader's image a moment behind this one's;
+                // a refusal that lasts is a bug to see, not to wait out.
+                let refusals = self.refusals.get();
+                self.refusals.set(refusals + 1);
+                if refusals.is_multiple_of(100) {
+                    info!(
+                        "replica {}: {name}: broker {} refused the fetch at {}: {e:?} ({} refusals so far)",
+                        self.me,
+                        self.leader,
+                        sent.fetch_offset(),
+                        refusals + 1
+                    );
+                }
+                return Err(());
+            }
         }
         let diverging = &data.diverging_epoch;
         if diverging.epoch >= 0 || diverging.end_offset >= 0 {
