@@ -91,6 +91,8 @@ pub enum LogError {
     Io { context: String, source: io::Error },
     /// Bad configuration or directory contents.
     Invalid(String),
+    /// The log's role forbids it ([`crate::Writer`]).
+    Fenced(String),
 }
 
 impl fmt::Display for LogError {
@@ -105,6 +107,7 @@ impl fmt::Display for LogError {
             LogError::Storage(e) => write!(f, "{e}"),
             LogError::Io { context, source } => write!(f, "{context}: {source}"),
             LogError::Invalid(why) => write!(f, "{why}"),
+            LogError::Fenced(why) => write!(f, "{why}"),
         }
     }
 }

@@ -50,7 +50,7 @@ fn epochs_answer_offset_for_leader_epoch_across_restarts_and_truncation() {
             assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15), (5, 30)]), "clean: {clean}");
             // A diverged suffix goes: the cut lands at the batch boundary 24,
             // inside epoch 2, and a new leader's epoch 7 follows it.
-            assert_eq!(log.truncate_to(25).await.unwrap(), 24);
+            assert_eq!(log.truncate_to(25, 0).await.unwrap(), 24);
             assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15)]));
             append_epochs(&log, &[7]).await;
             append_epochs(&log, &[7]).await;
@@ -146,8 +146,8 @@ fn a_leader_epoch_starts_at_the_log_end_and_goes_unused_on_truncation() {
         // (at 4, without a batch of 3) answers that epoch 2 ends at 18.
         log.set_writer(Writer::Leader(3));
         assert_eq!(log.latest_epoch().map(|e| e.epoch), Some(3));
-        log.set_writer(Writer::Follower);
-        assert_eq!(log.truncate_to(18).await.unwrap(), 18, "nothing to cut");
+        log.set_writer(Writer::Follower(4));
+        assert_eq!(log.truncate_to(18, 4).await.unwrap(), 18, "nothing to cut");
         assert_eq!(log.epochs(), entries(&[(0, 0), (2, 15)]));
         log.close().await.unwrap();
     });

@@ -182,7 +182,7 @@ fn truncate_to_cuts_the_suffix_durably() {
         }
         log.wait_acked(120).await.unwrap();
         // Offset 61 is inside the batch [60, 62]: the cut is at 60.
-        assert_eq!(log.truncate_to(61).await.unwrap(), 60);
+        assert_eq!(log.truncate_to(61, 0).await.unwrap(), 60);
         assert_eq!(log.log_end_offset(), 60);
         let info = log.append(batch(1000, 2, 20), 0).await.unwrap();
         assert_eq!(info.base_offset, 60);
@@ -401,7 +401,7 @@ fn idempotent_producers_are_deduplicated_across_clean_and_unclean_restarts() {
             ));
             // Truncation forgets the batches it cuts: the cut batch can be
             // written again, with a new offset.
-            assert_eq!(log.truncate_to(21).await.unwrap(), 21);
+            assert_eq!(log.truncate_to(21, 0).await.unwrap(), 21);
             let again = log.append(producer_batch(11, 1, 42, 1, 0), 0).await.unwrap();
             assert_eq!(again.base_offset, 21);
         });

@@ -172,7 +172,7 @@ fn run_one(seed: u64) {
                             if end > model.log_start {
                                 let target = model.log_start
                                     + rng.below((end - model.log_start) as u64) as i64;
-                                let new_end = log.truncate_to(target).await.unwrap();
+                                let new_end = log.truncate_to(target, 0).await.unwrap();
                                 let holder = model.batches.iter().find(|b| b.1 >= target).unwrap();
                                 assert_eq!(new_end, holder.0, "{ctx}: truncation to {target}");
                                 model.cut_at(new_end);

@@ -154,7 +154,7 @@ fn the_aborted_index_survives_rolls_restarts_crashes_and_truncation() {
         check_ranges(&log, &all, end, &mut rng).await;
         // Cut in the middle: markers at or past the cut are gone, and
         // transactions they ended are open again.
-        let cut = log.truncate_to(end / 2).await.unwrap();
+        let cut = log.truncate_to(end / 2, 0).await.unwrap();
         let left: Aborts = all.iter().filter(|(_, _, m)| *m < cut).copied().collect();
         check_ranges(&log, &left, cut, &mut rng).await;
         let reopened = all.iter().filter(|(_, f, m)| *f < cut && *m >= cut).map(|(_, f, _)| *f);
@@ -210,7 +210,7 @@ fn a_truncation_keeps_older_aborts_through_a_crash_and_damage_is_rebuilt() {
             let info = log.append(batch(tag, 2, 10), 0).await.unwrap();
             log.wait_acked(info.end_offset).await.unwrap();
         }
-        assert_eq!(log.truncate_to(snapshot_at).await.unwrap(), snapshot_at);
+        assert_eq!(log.truncate_to(snapshot_at, 0).await.unwrap(), snapshot_at);
         env.disk.crash(1);
     });
     let env = env.restart();

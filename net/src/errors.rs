@@ -45,5 +45,6 @@ pub fn log_error_code(e: &LogError) -> i16 {
             ResponseError::KafkaStorageError.code()
         }
         LogError::Invalid(_) => ResponseError::UnknownServerError.code(),
+        LogError::Fenced(_) => ResponseError::NotLeaderOrFollower.code(),
     }
 }

@@ -20,6 +20,12 @@ impl<D: Disk> PartitionLog<D> {
         st.epochs.end_offset_for(epoch, st.log_end)
     }
 
+    /// Where `epoch` starts in the log, if it has an entry.
+    pub fn epoch_start(&self, epoch: LeaderEpoch) -> Option<Offset> {
+        let st = self.inner.state.borrow();
+        st.epochs.entries().iter().find(|e| e.epoch == epoch).map(|e| e.start_offset)
+    }
+
     /// The newest leader epoch in the log, and where it starts.
     pub fn latest_epoch(&self) -> Option<EpochEntry> {
         self.inner.state.borrow().epochs.latest()

@@ -52,16 +52,18 @@ impl OffsetCheckpoint {
 /// its role again where it assigns offsets, after the last await, so a
 /// deposed leader's producer append never lands in what is now a
 /// follower's log, and a follower's fetched batches never land in what
-/// is now a leader's (Kafka guards the same window with the partition's
-/// leader-and-ISR lock).
+/// is now a leader's, nor those of a leader it no longer follows (Kafka
+/// guards the same window with the partition's leader-and-ISR lock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writer {
     /// Unreplicated logs (the metadata and Raft logs, tests): no fence.
     Anyone,
     /// Appends of the leader at this epoch ([`PartitionLog::append`]).
     Leader(LeaderEpoch),
-    /// The leader's batches ([`PartitionLog::append_replicated`]).
-    Follower,
+    /// The batches of the leader at this epoch
+    /// ([`PartitionLog::append_replicated`]), and the truncations its
+    /// answers ask for ([`PartitionLog::truncate_to`]).
+    Follower(LeaderEpoch),
 }
 
 impl<D: Disk> PartitionLog<D> {
@@ -71,13 +73,16 @@ impl<D: Disk> PartitionLog<D> {
     /// log's latest and the new one (successive elections, this replica
     /// having missed the leader between), and only an entry for the new
     /// epoch tells it where that epoch ends here: where this log ends.
+    /// Waiters of [`Self::wait_replicated`] learn of a change at once.
     pub fn set_writer(&self, writer: Writer) {
         if let Writer::Leader(epoch) = writer {
             let mut st = self.inner.state.borrow_mut();
             let end = st.log_end;
             st.epochs.assign(epoch, end);
         }
-        self.inner.writer.set(writer);
+        if self.inner.writer.replace(writer) != writer {
+            self.inner.acked.notify();
+        }
     }
 
     /// Whether an append as `writer` may go in now.
@@ -168,10 +173,44 @@ impl<D: Disk> PartitionLog<D> {
         inner.high_watermark.get()
     }
 
-    /// Waits until the high watermark reaches `end` (acks=all), or the log
-    /// fails or is truncated below it first.
-    pub async fn wait_high_watermark(&self, end: Offset) -> Result<(), AppendError> {
-        self.wait_mark(end, |inner| inner.high_watermark.get()).await
+    /// Waits until the high watermark covers `end` while this log stays
+    /// the leader's at `epoch`, the epoch `end` was appended at (an
+    /// unreplicated log, [`Writer::Anyone`], has no leadership to lose):
+    /// `Fenced` as soon as it is not, since a deposed replica's batches may
+    /// be cut and others fetched at their offsets, so that a high
+    /// watermark passing `end` then says nothing of them. Also ends as
+    /// [`Self::wait_acked`] does: the log failed, or the offsets are gone.
+    /// What acks=all produces and the coordinators' writes wait for.
+    pub async fn wait_replicated(
+        &self,
+        end: Offset,
+        epoch: LeaderEpoch,
+    ) -> Result<(), AppendError> {
+        loop {
+            let notified = self.inner.acked.notified();
+            match self.inner.writer.get() {
+                Writer::Anyone => {}
+                Writer::Leader(e) if e == epoch => {}
+                now => {
+                    return Err(AppendError::Fenced(format!(
+                        "appended as the leader at epoch {epoch}, the log's writer is {now:?}"
+                    )))
+                }
+            }
+            if self.inner.high_watermark.get() >= end {
+                return Ok(());
+            }
+            {
+                let st = self.inner.state.borrow();
+                if let Some(f) = &st.failed {
+                    return Err(AppendError::Storage(f.clone()));
+                }
+                if st.log_end < end {
+                    return Err(AppendError::Closed);
+                }
+            }
+            notified.await;
+        }
     }
 
     /// Waits until the durable end moves past `offset` (a follower's long
@@ -200,14 +239,18 @@ impl<D: Disk> PartitionLog<D> {
         }
     }
 
-    /// A follower's append: batches fetched from the leader, stored as
-    /// they are (their offsets and leader epochs are the leader's), all or
+    /// A follower's append: batches fetched from the leader at epoch
+    /// `following`, stored as they are (their offsets and leader epochs are the leader's), all or
     /// none. Each must be whole with a valid CRC; the first must start at
     /// or past the log end and each after the one before (gaps are the
     /// leader's compaction). Producers' state and leader epochs follow
     /// them, so that this replica can lead. Durable when
     /// [`Self::wait_acked`] for `end_offset` returns.
-    pub async fn append_replicated(&self, batches: BytesMut) -> Result<AppendInfo, AppendError> {
+    pub async fn append_replicated(
+        &self,
+        batches: BytesMut,
+        following: LeaderEpoch,
+    ) -> Result<AppendInfo, AppendError> {
         let mut headers: Vec<BatchHeader> = Vec::new();
         let mut at = 0;
         while at < batches.len() {
@@ -242,7 +285,7 @@ impl<D: Disk> PartitionLog<D> {
         // The offsets the active segment must span, gaps included.
         self.prepare_space(total as u64, end_offset - log_end).await?;
         self.check_writable()?;
-        self.check_writer(Writer::Follower)?;
+        self.check_writer(Writer::Follower(following))?;
         let mut st = self.inner.state.borrow_mut();
         self.place(&mut st, batches, &headers);
         Ok(AppendInfo {

@@ -9,9 +9,18 @@ use super::*;
 impl<D: Disk> PartitionLog<D> {
     /// Removes every batch at or after the batch holding `offset`: the log end
     /// becomes that batch's base offset, which is returned. Durable before it
-    /// returns. Used by replication to cut a diverged suffix.
-    pub async fn truncate_to(&self, offset: Offset) -> Result<Offset, LogError> {
+    /// returns. Used by replication to cut a diverged suffix where the
+    /// leader at epoch `following` says; refused (`Fenced`) unless the log
+    /// follows that leader ([`Writer`]): an answer that arrives after its
+    /// replica was elected, or moved to another leader, is stale.
+    pub async fn truncate_to(
+        &self,
+        offset: Offset,
+        following: LeaderEpoch,
+    ) -> Result<Offset, LogError> {
         let _append = self.inner.append_lock.lock().await;
+        let fenced = |e: AppendError| LogError::Fenced(e.to_string());
+        self.check_writer(Writer::Follower(following)).map_err(fenced)?;
         let log_end = self.log_end_offset();
         if offset >= log_end {
             // Nothing to cut but an epoch that starts at the end: this
@@ -73,6 +82,8 @@ impl<D: Disk> PartitionLog<D> {
             crate::segment::TxnEntries::Stored(_) => self.read_txn_index(segment_base).await?,
         };
         kept.retain(|e| e.last_offset < new_end);
+        // The last moment to refuse: from here bytes go.
+        self.check_writer(Writer::Follower(following)).map_err(fenced)?;
         // Later segments go entirely.
         let later: Vec<Offset> = {
             let st = self.inner.state.borrow();
@@ -147,6 +158,11 @@ impl<D: Disk> PartitionLog<D> {
             st.log_end = new_end;
             st.written_end = st.written_end.min(new_end);
             st.epochs.truncate_from_end(new_end);
+            // Elected while the cut was under way (no append came in: the
+            // append lock is held): its epoch starts at the new end.
+            if let Writer::Leader(epoch) = self.inner.writer.get() {
+                st.epochs.assign(epoch, new_end);
+            }
             let inner = &self.inner;
             inner.acked_end.set(inner.acked_end.get().min(new_end));
             inner.high_watermark.set(inner.high_watermark.get().min(new_end));

@@ -57,16 +57,20 @@ pub const OFFSETS_TOPIC_REPLICATION_FACTOR: usize = 3;
 /// `__consumer_offsets` partition (Kafka's `offsets.commit.timeout.ms`).
 pub const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Waits until the ISR holds `log` up to `end` (an offsets commit is an
-/// acks=all write), within [`OFFSETS_COMMIT_TIMEOUT`]: past it, or if the
-/// ISR cannot get it, `COORDINATOR_NOT_AVAILABLE` (as Kafka maps them), so
-/// the client looks for the coordinator again.
-pub async fn wait_committed(log: &PartitionLog<DmaDisk>, end: i64) -> Result<(), i16> {
-    match crate::admission::within(OFFSETS_COMMIT_TIMEOUT, log.wait_high_watermark(end)).await {
+/// Waits until the ISR holds `log` up to `end`, appended as the leader at
+/// `epoch` (an offsets commit is an acks=all write), within
+/// [`OFFSETS_COMMIT_TIMEOUT`]: past it, or if the ISR cannot get it,
+/// `COORDINATOR_NOT_AVAILABLE` (as Kafka maps them), so the client looks
+/// for the coordinator again; `NOT_COORDINATOR` once this replica no longer
+/// leads at `epoch` (what it appended may be cut).
+pub async fn wait_committed(log: &PartitionLog<DmaDisk>, end: i64, epoch: i32) -> Result<(), i16> {
+    let replicated = log.wait_replicated(end, epoch);
+    match crate::admission::within(OFFSETS_COMMIT_TIMEOUT, replicated).await {
         Some(Ok(())) => Ok(()),
         Some(Err(engine::AppendError::Closed)) | None => {
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
+        Some(Err(engine::AppendError::Fenced(_))) => Err(ResponseError::NotCoordinator.code()),
         Some(Err(e)) => Err(net::errors::append_error_code(&e)),
     }
 }

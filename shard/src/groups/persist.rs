@@ -39,12 +39,12 @@ impl Coordinator {
             let batch = engine::batch::build(&kv, engine::Clock::now_ms(&SystemClock));
             let epoch = image.partition(OFFSETS_TOPIC, p).map_or(0, |m| m.leader_epoch.0);
             match log.append(bytes::BytesMut::from(&batch[..]), epoch).await {
-                Ok(info) => written.push((p, log, info.end_offset)),
+                Ok(info) => written.push((p, log, info.end_offset, epoch)),
                 Err(e) => warn!("writing group metadata to {OFFSETS_TOPIC}-{p}: {e}"),
             }
         }
-        let waits = written.iter().map(|(p, log, end)| async move {
-            if let Err(code) = super::wait_committed(log, *end).await {
+        let waits = written.iter().map(|(p, log, end, epoch)| async move {
+            if let Err(code) = super::wait_committed(log, *end, *epoch).await {
                 warn!("group metadata in {OFFSETS_TOPIC}-{p} not committed: error {code}");
             }
         });

@@ -460,11 +460,12 @@ async fn delete_group_record(shard: &Shard, partition: i32, group: &str) -> Resu
         &[(Some(&key[..]), None)],
         engine::Clock::now_ms(&engine::SystemClock),
     );
+    let epoch = offsets_epoch(shard, partition);
     let info = log
-        .append(BytesMut::from(&batch[..]), offsets_epoch(shard, partition))
+        .append(BytesMut::from(&batch[..]), epoch)
         .await
         .map_err(|e| net::errors::append_error_code(&e))?;
-    crate::groups::wait_committed(&log, info.end_offset).await?;
+    crate::groups::wait_committed(&log, info.end_offset, epoch).await?;
     shard.groups.forget(group);
     Ok(())
 }
@@ -478,11 +479,15 @@ pub async fn write_offsets(
     group: &str,
     entries: Vec<((String, i32), Option<Committed>)>,
 ) -> Result<(), i16> {
-    let (log, base) = append_offsets(shard, partition, group, &entries).await?;
-    wait_offsets(shard, &log, base, group, entries).await
+    let appended = append_offsets(shard, partition, group, &entries).await?;
+    wait_offsets(shard, appended, group, entries).await
 }
 
 type OffsetsLog = engine::PartitionLog<engine::disk::DmaDisk>;
+
+/// Offsets records appended: the log, the first record's offset, and the
+/// leader epoch they were appended at.
+pub type AppendedOffsets = (OffsetsLog, i64, i32);
 
 /// The append half of [`write_offsets`]: assigns the records' offsets.
 pub async fn append_offsets(
@@ -490,13 +495,14 @@ pub async fn append_offsets(
     partition: i32,
     group: &str,
     entries: &[((String, i32), Option<Committed>)],
-) -> Result<(OffsetsLog, i64), i16> {
+) -> Result<AppendedOffsets, i16> {
     let log = shard
         .partitions
         .log(OFFSETS_TOPIC, partition)
         .ok_or(ResponseError::NotCoordinator.code())?;
+    let epoch = offsets_epoch(shard, partition);
     if entries.is_empty() {
-        return Ok((log, -1));
+        return Ok((log, -1, epoch));
     }
     let keys: Vec<Vec<u8>> =
         entries.iter().map(|((t, p), _)| records::offset_key(group, t, *p)).collect();
@@ -505,17 +511,16 @@ pub async fn append_offsets(
     let kv: Vec<_> = keys.iter().zip(&values).map(|(k, v)| (Some(&k[..]), v.as_deref())).collect();
     let batch = engine::batch::build(&kv, engine::Clock::now_ms(&engine::SystemClock));
     let info = log
-        .append(BytesMut::from(&batch[..]), offsets_epoch(shard, partition))
+        .append(BytesMut::from(&batch[..]), epoch)
         .await
         .map_err(|e| net::errors::append_error_code(&e))?;
-    Ok((log, info.base_offset))
+    Ok((log, info.base_offset, epoch))
 }
 
 /// The waiting half of [`write_offsets`].
 pub async fn wait_offsets(
     shard: &Shard,
-    log: &OffsetsLog,
-    base: i64,
+    (log, base, epoch): AppendedOffsets,
     group: &str,
     entries: Vec<((String, i32), Option<Committed>)>,
 ) -> Result<(), i16> {
@@ -523,7 +528,7 @@ pub async fn wait_offsets(
         return Ok(());
     }
     let end = base + entries.len() as i64;
-    crate::groups::wait_committed(log, end).await?;
+    crate::groups::wait_committed(&log, end, epoch).await?;
     // The partition's leadership moved meanwhile: the new coordinator
     // loads the commit from its replica; this one no longer keeps groups.
     if !shard.groups.is_loaded(partition_for(group, OFFSETS_TOPIC_PARTITIONS)) {

@@ -99,7 +99,7 @@ pub async fn offset_commit(shard: &Rc<Shard>, request: &Request, context: &ConnC
         let written = match appended {
             None => Ok(()),
             Some(Err(code)) => Err(code),
-            Some(Ok((log, base))) => wait_offsets(&shard, &log, base, &group, entries).await,
+            Some(Ok(appended)) => wait_offsets(&shard, appended, &group, entries).await,
         };
         let topics = req
             .topics

@@ -408,7 +408,12 @@ async fn respond_when_acked(
 }
 
 /// Waits until the high watermark covers `info`'s batches while this
-/// shard leads the partition at `epoch`.
+/// shard leads the partition at `epoch`: the log's role says so the moment
+/// it changes ([`PartitionLog::wait_replicated`]); the image, installed a
+/// moment after the roles, can only agree or lag (a replica deposed
+/// meanwhile may have cut the batches and fetched others at their
+/// offsets; Kafka's delayed produce checks its leadership as it
+/// completes, too).
 async fn wait_replicated(
     shard: &Shard,
     topic: &str,
@@ -425,25 +430,18 @@ async fn wait_replicated(
             && !shard.stopping()
     };
     let deposed = || PartitionError::code(ResponseError::NotLeaderOrFollower.code());
-    loop {
-        let roles = shard.replicas.roles_changed();
-        if !leads() {
-            return Err(deposed());
-        }
-        let covered = async { Some(log.wait_high_watermark(info.end_offset).await) };
-        let changed = async {
-            futures_lite::future::or(roles, shard.stopped()).await;
-            None
-        };
-        match futures_lite::future::or(covered, changed).await {
-            // Still the leader at the append's epoch as the high watermark
-            // passes: a replica deposed meanwhile may have cut the batches
-            // and fetched others at their offsets (Kafka's delayed produce
-            // checks its leadership as it completes, too).
-            Some(Ok(())) if !leads() => return Err(deposed()),
-            Some(done) => return done.map_err(|e| PartitionError::of(&e)),
-            None => {}
-        }
+    if !leads() {
+        return Err(deposed());
+    }
+    let covered = async { Some(log.wait_replicated(info.end_offset, epoch).await) };
+    let stopped = async {
+        shard.stopped().await;
+        None
+    };
+    match futures_lite::future::or(covered, stopped).await {
+        Some(Ok(())) if leads() => Ok(()),
+        Some(Ok(())) | Some(Err(AppendError::Fenced(_))) | None => Err(deposed()),
+        Some(Err(e)) => Err(PartitionError::of(&e)),
     }
 }
 

@@ -168,9 +168,11 @@ async fn write_record(
             _ => code(ResponseError::CoordinatorNotAvailable),
         }
     })?;
-    crate::groups::wait_committed(&log, info.end_offset).await.map_err(|c| {
+    crate::groups::wait_committed(&log, info.end_offset, epoch).await.map_err(|c| {
         match ResponseError::try_from_code(c) {
-            Some(ResponseError::NotLeaderOrFollower) => not_coordinator,
+            Some(ResponseError::NotLeaderOrFollower | ResponseError::NotCoordinator) => {
+                not_coordinator
+            }
             _ => code(ResponseError::CoordinatorNotAvailable),
         }
     })
@@ -703,13 +705,14 @@ pub(crate) async fn write_markers_here(
             coordinator_epoch: marker.coordinator_epoch,
         };
         match log.append_marker(marker.pid, marker.epoch, m, leader_epoch).await {
-            Ok(info) => appended.push(((t.clone(), *p), log, info.end_offset)),
+            Ok(info) => appended.push(((t.clone(), *p), log, info.end_offset, leader_epoch)),
             Err(e) => codes.push(((t.clone(), *p), net::errors::append_error_code(&e))),
         }
     }
     // Every partition's wait at once: the call takes one limit at most.
-    let waits = appended.into_iter().map(|(tp, log, end)| async move {
-        let c = match crate::admission::within(PEER_CALL_LIMIT, log.wait_high_watermark(end)).await
+    let waits = appended.into_iter().map(|(tp, log, end, epoch)| async move {
+        let c = match crate::admission::within(PEER_CALL_LIMIT, log.wait_replicated(end, epoch))
+            .await
         {
             Some(Ok(())) => 0,
             Some(Err(e)) => net::errors::append_error_code(&e),

@@ -223,7 +223,7 @@ async fn write(
         })
         .collect();
     shard.groups.hold_txn_offsets(p, pid, held);
-    crate::groups::wait_committed(&log, info.end_offset).await?;
+    crate::groups::wait_committed(&log, info.end_offset, leader_epoch).await?;
     if !shard.groups.is_loaded(p) {
         return Err(not_coordinator);
     }

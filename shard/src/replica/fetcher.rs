@@ -8,7 +8,11 @@
 //! Runs on the follower's shard. It appends only through
 //! [`engine::PartitionLog::append_replicated`] and truncates only where the
 //! leader says this replica diverged (the response's `diverging_epoch`,
-//! KIP-320's truncation as part of the fetch); it never serves clients.
+//! KIP-320's truncation as part of the fetch), both at the leader epoch it
+//! fetched at: the log refuses them once its replica leads or follows
+//! another leader ([`engine::Writer`]), so an answer that arrives late, or
+//! the last one of a fetcher the partition has left, changes nothing. It
+//! never serves clients.
 //! Every wait is bounded: connects and responses by [`super::wire`],
 //! retries by [`RETRY_MAX`].
 
@@ -450,7 +454,10 @@ impl Fetcher {
                 self.follow_log_start(id, log.clone(), data.log_start_offset);
                 Ok(None)
             }
-            Some(records) => match log.append_replicated(BytesMut::from(&records[..])).await {
+            Some(records) => match log
+                .append_replicated(BytesMut::from(&records[..]), sent.leader_epoch.0)
+                .await
+            {
                 Ok(info) => {
                     self.set_fetch_from(id, None);
                     Ok(Some(info.end_offset))
@@ -466,7 +473,7 @@ impl Fetcher {
     async fn truncate(&self, sent: &Followed, to: i64, why: &str) -> Result<(), ()> {
         let name = format!("{}-{}", sent.topic, sent.index);
         let to = to.max(sent.log.log_start_offset());
-        match sent.log.truncate_to(to).await {
+        match sent.log.truncate_to(to, sent.leader_epoch.0).await {
             Ok(end) => {
                 info!("replica {}: {name} {why}: truncated to {end}", self.me);
                 Ok(())

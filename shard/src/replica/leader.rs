@@ -50,10 +50,6 @@ pub struct Led<D: Disk = DmaDisk> {
     /// When this shard became leader at this epoch: followers not heard
     /// from since count as caught up then.
     since: Instant,
-    /// The log end when this shard became leader: a follower joins the
-    /// ISR only once it holds everything before it (it then holds every
-    /// earlier epoch as this leader does).
-    epoch_start: i64,
     followers: HashMap<BrokerId, Progress>,
 }
 
@@ -65,7 +61,6 @@ impl<D: Disk> Led<D> {
         meta: &PartitionMeta,
         now: Instant,
     ) -> Led<D> {
-        let epoch_start = log.log_end_offset();
         Led {
             log,
             topic,
@@ -76,7 +71,6 @@ impl<D: Disk> Led<D> {
             isr: meta.isr.clone(),
             pending: None,
             since: now,
-            epoch_start,
             followers: HashMap::new(),
         }
     }
@@ -93,6 +87,14 @@ impl<D: Disk> Led<D> {
         if self.pending.as_ref().is_some_and(|p| same_members(p, &meta.isr)) {
             self.pending = None;
         }
+    }
+
+    /// Where this leader's epoch starts in its log (its log end when it
+    /// took the role, or where a truncation under way then ended): a
+    /// follower joins the ISR only once it holds everything before it (it
+    /// then holds every earlier epoch as this leader does).
+    fn epoch_start(&self) -> i64 {
+        self.log.epoch_start(self.leader_epoch.0).unwrap_or_else(|| self.log.log_end_offset())
     }
 
     /// The ISR the high watermark waits for: the committed one and any
@@ -164,7 +166,7 @@ impl<D: Disk> Led<D> {
         p.leader_end_at_last_fetch = leader_end;
         let joins = !self.isr.contains(&follower)
             && self.pending.is_none()
-            && offset >= self.log.high_watermark().max(self.epoch_start)
+            && offset >= self.log.high_watermark().max(self.epoch_start())
             && image.is_live(follower);
         if joins {
             let mut isr = self.isr.clone();

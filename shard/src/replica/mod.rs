@@ -107,7 +107,7 @@ impl Replicas {
             }
             led.remove(&p.id);
             // Led elsewhere or by nobody: only the leader's batches.
-            p.log.set_writer(Writer::Follower);
+            p.log.set_writer(Writer::Follower(meta.leader_epoch.0));
             if let Some(leader) = meta.leader.filter(|_| meta.replicas.contains(&self.me)) {
                 let f = Followed::new(
                     p.topic.clone(),
