@@ -561,19 +561,22 @@ impl<D: Disk> PartitionLog<D> {
     /// Waits until everything below `end_offset` is acknowledged, or the log
     /// fails first.
     pub async fn wait_acked(&self, end_offset: Offset) -> Result<(), AppendError> {
-        self.wait_mark(end_offset, |inner| inner.acked_end.get()).await
+        self.wait_mark(end_offset, |inner| inner.acked_end.get(), |_| Ok(())).await
     }
 
     /// Waits until `mark` (the acknowledged end, the high watermark)
     /// reaches `end_offset`, or the log fails, or a truncation takes the
-    /// offsets away (never to be acknowledged).
-    async fn wait_mark(
+    /// offsets away (never to be acknowledged), or `role` refuses the
+    /// log's writer of the moment.
+    pub(super) async fn wait_mark(
         &self,
         end_offset: Offset,
         mark: impl Fn(&LogInner<D>) -> Offset,
+        role: impl Fn(Writer) -> Result<(), AppendError>,
     ) -> Result<(), AppendError> {
         loop {
             let notified = self.inner.acked.notified();
+            role(self.inner.writer.get())?;
             if mark(&self.inner) >= end_offset {
                 return Ok(());
             }

@@ -186,31 +186,14 @@ impl<D: Disk> PartitionLog<D> {
         end: Offset,
         epoch: LeaderEpoch,
     ) -> Result<(), AppendError> {
-        loop {
-            let notified = self.inner.acked.notified();
-            match self.inner.writer.get() {
-                Writer::Anyone => {}
-                Writer::Leader(e) if e == epoch => {}
-                now => {
-                    return Err(AppendError::Fenced(format!(
-                        "appended as the leader at epoch {epoch}, the log's writer is {now:?}"
-                    )))
-                }
-            }
-            if self.inner.high_watermark.get() >= end {
-                return Ok(());
-            }
-            {
-                let st = self.inner.state.borrow();
-                if let Some(f) = &st.failed {
-                    return Err(AppendError::Storage(f.clone()));
-                }
-                if st.log_end < end {
-                    return Err(AppendError::Closed);
-                }
-            }
-            notified.await;
-        }
+        let role = |now: Writer| match now {
+            Writer::Anyone => Ok(()),
+            Writer::Leader(e) if e == epoch => Ok(()),
+            now => Err(AppendError::Fenced(format!(
+                "appended as the leader at epoch {epoch}, the log's writer is {now:?}"
+            ))),
+        };
+        self.wait_mark(end, |inner| inner.high_watermark.get(), role).await
     }
 
     /// Waits until the durable end moves past `offset` (a follower's long
