@@ -228,6 +228,8 @@ pub(crate) struct LogInner<D: Disk> {
     replicated: Cell<bool>,
     /// Who may append now (replication's fence, [`Writer`]).
     writer: Cell<Writer>,
+    /// A truncation is under way ([`PartitionLog::is_truncating`]).
+    truncating: Cell<bool>,
     /// The high watermark last written to (or read from) its checkpoint
     /// file ([`replica::OffsetCheckpoint`]); -1: none.
     checkpointed_hw: Cell<Offset>,

@@ -158,3 +158,56 @@ fn a_leader_epoch_starts_at_the_log_end_and_goes_unused_on_truncation() {
         assert_eq!(log.log_end_offset(), 18);
     });
 }
+
+/// A replica elected while its log is being cut: either the cut is
+/// abandoned (the role changed before bytes went) or it completes; either
+/// way the new leader's epoch starts at its log end, and the log says it
+/// is being cut for exactly as long as it is.
+#[test]
+fn a_replica_elected_during_a_truncation_starts_its_epoch_at_its_end() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        append_epochs(&log, &[1, 3]).await;
+        log.set_replicated(true);
+        log.set_writer(Writer::Follower(4));
+        assert!(!log.is_truncating());
+        let mut cut = Box::pin(log.truncate_to(20, 4));
+        assert!(futures_lite::future::poll_once(&mut cut).await.is_none(), "waits for its sync");
+        assert!(log.is_truncating());
+        log.set_writer(Writer::Leader(5));
+        let outcome = cut.await;
+        assert!(!log.is_truncating());
+        let end = log.log_end_offset();
+        match outcome {
+            Ok(new_end) => assert_eq!((new_end, end), (18, 18)),
+            Err(e) => assert!(matches!(e, engine::LogError::Fenced(_)) && end == 30, "{e:?}"),
+        }
+        assert_eq!(log.latest_epoch().map(|e| (e.epoch, e.start_offset)), Some((5, end)));
+        assert_eq!(log.end_offset_for_epoch(4), (3, end), "where a follower's epoch 4 ends");
+    });
+}
+
+/// A leader's epoch that starts at the log end reaches the checkpoint
+/// when the log closes before its first batch; the next open does not
+/// take it for a batch's, so the batches of an older epoch that follow
+/// (fetched from the next leader) keep theirs, across a crash too.
+#[test]
+fn an_epoch_at_the_checkpoints_end_describes_no_batch() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(tiny()).await;
+        append_epochs(&log, &[1, 3]).await;
+        log.set_writer(Writer::Leader(5));
+        log.close().await.unwrap();
+        let log = env.open(tiny()).await;
+        assert_eq!(log.epochs(), entries(&[(1, 0), (3, 15)]));
+        append_epochs(&log, &[4]).await;
+    });
+    env.disk.crash(5);
+    let env = env.restart();
+    env.run(async {
+        let log = env.open(tiny()).await;
+        assert_eq!(log.epochs(), entries(&[(1, 0), (3, 15), (4, 30)]));
+    });
+}

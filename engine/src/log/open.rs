@@ -129,6 +129,7 @@ impl<D: Disk> PartitionLog<D> {
             high_watermark_target: Cell::new(log_end),
             replicated: Cell::new(false),
             writer: Cell::new(Writer::Anyone),
+            truncating: Cell::new(false),
             checkpointed_hw: Cell::new(-1),
             txn_index_damaged: Cell::new(report.damaged_txn_indexes > 0),
             log_start: Cell::new(0),
@@ -195,7 +196,10 @@ impl<D: Disk> PartitionLog<D> {
         let checkpoint = read_optional(&inner.disk, &path).await?;
         let (mut epochs, covered) =
             checkpoint.as_deref().and_then(LeaderEpochCache::decode).unwrap_or_default();
-        epochs.truncate_from_end(log_end);
+        // An entry at or past the covered end describes no batch the
+        // checkpoint saw (a leader's epoch that starts at its end, written
+        // before its first batch): the replay below finds the real ones.
+        epochs.truncate_from_end(covered.min(log_end));
         epochs.truncate_from_start(log_start);
         let epochs_from = covered.clamp(log_start, log_end);
         let mut aborted = Vec::new();

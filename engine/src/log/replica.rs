@@ -173,6 +173,13 @@ impl<D: Disk> PartitionLog<D> {
         inner.high_watermark.get()
     }
 
+    /// Whether a truncation is under way: a leader elected meanwhile
+    /// serves no follower until it ends, for the batches being cut would be
+    /// counted as held ([`Self::truncate_to`]).
+    pub fn is_truncating(&self) -> bool {
+        self.inner.truncating.get()
+    }
+
     /// Waits until the high watermark covers `end` while this log stays
     /// the leader's at `epoch`, the epoch `end` was appended at (an
     /// unreplicated log, [`Writer::Anyone`], has no leadership to lose):

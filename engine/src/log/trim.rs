@@ -12,7 +12,10 @@ impl<D: Disk> PartitionLog<D> {
     /// returns. Used by replication to cut a diverged suffix where the
     /// leader at epoch `following` says; refused (`Fenced`) unless the log
     /// follows that leader ([`Writer`]): an answer that arrives after its
-    /// replica was elected, or moved to another leader, is stale.
+    /// replica was elected, or moved to another leader, is stale. A
+    /// replica elected while a cut is under way ([`Self::is_truncating`])
+    /// gets no append until it ends (the append lock is held) and its
+    /// epoch starts at the new end.
     pub async fn truncate_to(
         &self,
         offset: Offset,
@@ -21,6 +24,7 @@ impl<D: Disk> PartitionLog<D> {
         let _append = self.inner.append_lock.lock().await;
         let fenced = |e: AppendError| LogError::Fenced(e.to_string());
         self.check_writer(Writer::Follower(following)).map_err(fenced)?;
+        let _truncating = Truncating::new(&self.inner.truncating);
         let log_end = self.log_end_offset();
         if offset >= log_end {
             // Nothing to cut but an epoch that starts at the end: this
@@ -158,11 +162,6 @@ impl<D: Disk> PartitionLog<D> {
             st.log_end = new_end;
             st.written_end = st.written_end.min(new_end);
             st.epochs.truncate_from_end(new_end);
-            // Elected while the cut was under way (no append came in: the
-            // append lock is held): its epoch starts at the new end.
-            if let Writer::Leader(epoch) = self.inner.writer.get() {
-                st.epochs.assign(epoch, new_end);
-            }
             let inner = &self.inner;
             inner.acked_end.set(inner.acked_end.get().min(new_end));
             inner.high_watermark.set(inner.high_watermark.get().min(new_end));
@@ -177,6 +176,13 @@ impl<D: Disk> PartitionLog<D> {
         // beside a checkpoint that no longer describes it.
         let rebuilt = async {
             self.load_producers().await?;
+            // Elected while the cut was under way: the cache was rebuilt
+            // from the batches, and the new epoch starts at the new end.
+            if let Writer::Leader(epoch) = self.inner.writer.get() {
+                let mut st = self.inner.state.borrow_mut();
+                let end = st.log_end;
+                st.epochs.assign(epoch, end);
+            }
             self.write_epoch_checkpoint().await?;
             let dir = &self.inner.dir;
             self.inner.disk.sync_filesystem(dir).await.ctx(|| format!("syncing {}", dir.display()))
@@ -277,5 +283,21 @@ impl<D: Disk> PartitionLog<D> {
             self.remove_segment_files(b).await?;
         }
         Ok(deleted.len())
+    }
+}
+
+/// Marks a log's cut under way for as long as it lives.
+struct Truncating<'a>(&'a Cell<bool>);
+
+impl<'a> Truncating<'a> {
+    fn new(flag: &'a Cell<bool>) -> Self {
+        flag.set(true);
+        Truncating(flag)
+    }
+}
+
+impl Drop for Truncating<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }

@@ -472,6 +472,11 @@ fn follower_check(
     version: i16,
     follower: crate::ids::BrokerId,
 ) -> Result<(), FollowerRefusal> {
+    // Elected while its own log is being cut: what a follower would count
+    // as held may be going. It asks again in a moment.
+    if log.is_truncating() {
+        return Err(Refused(ResponseError::NotLeaderOrFollower));
+    }
     if version >= 12 && p.last_fetched_epoch >= 0 {
         let (epoch, end_offset) = log.end_offset_for_epoch(p.last_fetched_epoch);
         // No end known for the follower's epoch (newer than any here):
