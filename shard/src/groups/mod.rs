@@ -70,8 +70,45 @@ pub async fn wait_committed(log: &PartitionLog<DmaDisk>, end: i64, epoch: i32) -
         Some(Err(engine::AppendError::Closed)) | None => {
             Err(ResponseError::CoordinatorNotAvailable.code())
         }
-        Some(Err(engine::AppendError::Fenced(_))) => Err(ResponseError::NotCoordinator.code()),
-        Some(Err(e)) => Err(net::errors::append_error_code(&e)),
+        Some(Err(e)) => Err(write_error_code(&e)),
+    }
+}
+
+/// A write's failure as Kafka answers an offsets commit
+/// (`maybeConvertOffsetCommitError`): codes clients retry by finding the
+/// coordinator again, not abort on.
+pub fn commit_error_code(c: i16) -> i16 {
+    match ResponseError::try_from_code(c) {
+        Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
+            ResponseError::NotCoordinator.code()
+        }
+        Some(
+            ResponseError::UnknownTopicOrPartition
+            | ResponseError::NotEnoughReplicas
+            | ResponseError::NotEnoughReplicasAfterAppend
+            | ResponseError::RequestTimedOut,
+        ) => ResponseError::CoordinatorNotAvailable.code(),
+        Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge) => {
+            ResponseError::InvalidCommitOffsetSize.code()
+        }
+        _ => c,
+    }
+}
+
+/// What a client is told when the coordinator's write of group metadata
+/// (or the wait for any of its writes) fails, as Kafka's
+/// `appendGroupMetadataErrorToResponseError`: as a commit's, but for a
+/// record too large, which no client caused. A client knows neither
+/// NOT_LEADER_OR_FOLLOWER nor KAFKA_STORAGE_ERROR from a group API.
+pub fn write_error_code(e: &engine::AppendError) -> i16 {
+    let code = net::errors::append_error_code(e);
+    match ResponseError::try_from_code(code) {
+        Some(
+            ResponseError::MessageTooLarge
+            | ResponseError::RecordListTooLarge
+            | ResponseError::InvalidFetchSize,
+        ) => ResponseError::UnknownServerError.code(),
+        _ => commit_error_code(code),
     }
 }
 

@@ -177,3 +177,29 @@ fn a_slower_acknowledgment_never_overwrites_a_newer_commit() {
     assert!(c.committed("g", "t", 0).is_none());
     assert!(c.describe("g").is_none(), "a group with nothing left is forgotten");
 }
+
+/// A failed write to `__consumer_offsets` reaches a group client as
+/// Kafka's coordinator answers it: never NOT_LEADER_OR_FOLLOWER or
+/// KAFKA_STORAGE_ERROR, which group APIs do not have.
+#[test]
+fn coordinator_write_failures_get_group_errors() {
+    use engine::AppendError;
+    let cases = [
+        (AppendError::Fenced("deposed".into()), ResponseError::NotCoordinator),
+        (AppendError::Closed, ResponseError::NotCoordinator),
+        (AppendError::NoSpace, ResponseError::NotCoordinator),
+        (
+            AppendError::Batch(engine::batch::BatchError::TooLarge {
+                batch_bytes: 2,
+                max_bytes: 1,
+            }),
+            ResponseError::UnknownServerError,
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(write_error_code(&e), want.code(), "{e:?}");
+    }
+    // An offsets commit too large is the client's: it is told so.
+    let large = ResponseError::MessageTooLarge.code();
+    assert_eq!(commit_error_code(large), ResponseError::InvalidCommitOffsetSize.code());
+}

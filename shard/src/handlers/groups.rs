@@ -464,7 +464,7 @@ async fn delete_group_record(shard: &Shard, partition: i32, group: &str) -> Resu
     let info = log
         .append(BytesMut::from(&batch[..]), epoch)
         .await
-        .map_err(|e| net::errors::append_error_code(&e))?;
+        .map_err(|e| crate::groups::write_error_code(&e))?;
     crate::groups::wait_committed(&log, info.end_offset, epoch).await?;
     shard.groups.forget(group);
     Ok(())
@@ -513,7 +513,7 @@ pub async fn append_offsets(
     let info = log
         .append(BytesMut::from(&batch[..]), epoch)
         .await
-        .map_err(|e| net::errors::append_error_code(&e))?;
+        .map_err(|e| crate::groups::commit_error_code(net::errors::append_error_code(&e)))?;
     Ok((log, info.base_offset, epoch))
 }
 

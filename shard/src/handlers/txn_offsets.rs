@@ -156,7 +156,9 @@ pub async fn txn_offset_commit(
     drop(image);
     let written = match allowed {
         Ok((p, last_marker)) if !entries.is_empty() => {
-            write(shard, p, last_marker, &group, &req, entries).await.map_err(as_commit_error)
+            write(shard, p, last_marker, &group, &req, entries)
+                .await
+                .map_err(crate::groups::commit_error_code)
         }
         _ => Ok(()),
     };
@@ -228,24 +230,4 @@ async fn write(
         return Err(not_coordinator);
     }
     Ok(())
-}
-
-/// A write's failure as Kafka answers an offsets commit
-/// (`maybeConvertOffsetCommitError`): codes clients retry by finding the
-/// coordinator again, not abort on.
-fn as_commit_error(c: i16) -> i16 {
-    match ResponseError::try_from_code(c) {
-        Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-            ResponseError::NotCoordinator.code()
-        }
-        Some(
-            ResponseError::NotEnoughReplicas
-            | ResponseError::NotEnoughReplicasAfterAppend
-            | ResponseError::RequestTimedOut,
-        ) => ResponseError::CoordinatorNotAvailable.code(),
-        Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge) => {
-            ResponseError::InvalidCommitOffsetSize.code()
-        }
-        _ => c,
-    }
 }
