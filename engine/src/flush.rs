@@ -30,6 +30,13 @@
 //!
 //! Appends that arrive during a group wait for the next one, so groups grow
 //! with the load and the fdatasync cost is shared by more appends.
+//!
+//! A group of small writes also writes zeros ahead of the active segment's
+//! data when its file holds too few ([`zeros_ahead_of`], decision 52), so
+//! that the next groups overwrite written blocks instead of extending the
+//! file. The zeros are written beside the group's data, past its end, and
+//! the group ends (acknowledges, is synced) only once both are done: no
+//! later write or truncation of the log meets a write of zeros in flight.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -40,6 +47,7 @@ use crate::config::Flush;
 use crate::disk::{Disk, DiskFile};
 use crate::error::StorageFailure;
 use crate::limits::{
+    PREWRITE_ROUNDS, PREWRITE_ROUND_BYTES_MAX, PREWRITE_STEP_MAX_BYTES, PREWRITE_STEP_MIN_BYTES,
     SHARD_SYNCS_IN_FLIGHT_MAX, SHARD_UNWRITTEN_BYTES_MAX, SHARD_WRITES_IN_FLIGHT_MAX,
 };
 use crate::log::{LogInner, LogRound, State};
@@ -59,6 +67,9 @@ pub struct FlushStats {
     /// Duration of each fdatasync round (its files synced concurrently):
     /// what an acknowledgment waits for after its write.
     pub sync_latency: crate::stats::Histogram,
+    /// Writes of zeros ahead of active segments' data, and their bytes.
+    pub zero_writes: u64,
+    pub zero_bytes: u64,
 }
 
 pub(crate) struct FlushShared<D: Disk> {
@@ -228,7 +239,24 @@ impl<D: Disk> Flusher<D> {
         s.stats.set(stats);
         let unreleased = Cell::new(round.data_bytes);
         let started = std::time::Instant::now();
-        let results: Vec<std::io::Result<()>> = stream::iter(round.writes.iter())
+        let zeros = zeros_ahead(&round);
+        if let Some((_, len)) = zeros {
+            let mut stats = s.stats.get();
+            stats.zero_writes += 1;
+            stats.zero_bytes += len as u64;
+            s.stats.set(stats);
+        }
+        let zeros_written = async {
+            let Some((pos, len)) = zeros else { return Ok(()) };
+            let _slot = s.write_slots.acquire().await;
+            match round.active.write_zeros(pos, len, round.keep_free).await {
+                // Zeros are an optimisation: without room for them the
+                // data still goes, extending the file.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => Ok(()),
+                other => other,
+            }
+        };
+        let data_written = stream::iter(round.writes.iter())
             .map(|w| async {
                 let _slot = s.write_slots.acquire().await;
                 let len = w.chunk.buf.as_ref().as_ref().len();
@@ -239,8 +267,10 @@ impl<D: Disk> Flusher<D> {
                 result
             })
             .buffer_unordered(SHARD_WRITES_IN_FLIGHT_MAX)
-            .collect()
-            .await;
+            .collect::<Vec<std::io::Result<()>>>();
+        let (mut results, zeros_result) =
+            futures_lite::future::zip(data_written, zeros_written).await;
+        results.push(zeros_result);
         s.release(unreleased.get());
         let mut stats = s.stats.get();
         stats.write_wait_us += started.elapsed().as_micros() as u64;
@@ -304,6 +334,43 @@ impl<D: Disk> Flusher<D> {
     }
 }
 
+/// Where a round writes zeros ahead of the active segment's data, if it
+/// does: see [`zeros_ahead_of`].
+fn zeros_ahead<D: Disk>(round: &LogRound<D>) -> Option<(u64, usize)> {
+    let (mut bytes, mut end) = (0, 0);
+    for w in round.writes.iter().filter(|w| Rc::ptr_eq(&w.file, &round.active)) {
+        let len = w.chunk.buf.as_ref().as_ref().len();
+        bytes += len;
+        end = end.max(w.chunk.pos + len as u64);
+    }
+    zeros_ahead_of(round.active.written_end(), end, bytes)
+}
+
+/// The zeros (position, length) a round writing `round_bytes` up to
+/// `round_end` of a file written up to `file_end` writes ahead, if any:
+/// none for a large round (bandwidth-bound: zeros would double its bytes)
+/// or while half a step of zeros is still ahead; otherwise a step of
+/// [`PREWRITE_ROUNDS`] times the round's bytes (a power of two within the
+/// limits), from past both ends. `round_end` is block-aligned and, for a
+/// round with data, at least the aligned-up `file_end` when the file's end
+/// is not aligned (the round rewrites the file's partial last block).
+pub(crate) fn zeros_ahead_of(
+    file_end: u64,
+    round_end: u64,
+    round_bytes: usize,
+) -> Option<(u64, usize)> {
+    if round_bytes == 0 || round_bytes > PREWRITE_ROUND_BYTES_MAX {
+        return None;
+    }
+    let step = (round_bytes * PREWRITE_ROUNDS)
+        .next_power_of_two()
+        .clamp(PREWRITE_STEP_MIN_BYTES, PREWRITE_STEP_MAX_BYTES);
+    if file_end >= round_end + step as u64 / 2 {
+        return None;
+    }
+    Some((crate::log::align_up(file_end.max(round_end)), step))
+}
+
 impl<D: Disk> FlushShared<D> {
     pub(crate) fn mode(&self) -> Flush {
         self.mode
@@ -346,5 +413,38 @@ impl<D: Disk> FlushShared<D> {
     pub(crate) fn release(&self, bytes: usize) {
         self.unwritten_bytes.set(self.unwritten_bytes.get() - bytes);
         self.room.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::zeros_ahead_of;
+    use crate::limits::{
+        PREWRITE_ROUND_BYTES_MAX, PREWRITE_STEP_MAX_BYTES, PREWRITE_STEP_MIN_BYTES,
+    };
+
+    const K: u64 = 1024;
+
+    #[test]
+    fn small_rounds_keep_zeros_ahead_and_large_ones_write_none() {
+        // A fresh segment: its first small round writes the smallest step past its data.
+        assert_eq!(zeros_ahead_of(0, 4 * K, 4096), Some((4 * K, PREWRITE_STEP_MIN_BYTES)));
+        // Half a step or more still ahead: nothing.
+        assert_eq!(zeros_ahead_of(68 * K, 36 * K, 4096), None);
+        // Less than half: the next step, from the file's end.
+        assert_eq!(zeros_ahead_of(68 * K, 40 * K, 4096), Some((68 * K, 64 * 1024)));
+        // The step follows the round's size, up to the maximum.
+        assert_eq!(zeros_ahead_of(0, 16 * K, 16 * 1024), Some((16 * K, 128 * 1024)));
+        assert_eq!(
+            zeros_ahead_of(0, 32 * K, PREWRITE_ROUND_BYTES_MAX),
+            Some((32 * K, PREWRITE_STEP_MAX_BYTES))
+        );
+        // A round past the zeros (a burst): the next step starts after its data.
+        assert_eq!(zeros_ahead_of(64 * K, 100 * K, 20 * 1024), Some((100 * K, 256 * 1024)));
+        // A file whose end is not aligned (opened after recovery): aligned up.
+        assert_eq!(zeros_ahead_of(5000, 8 * K, 4096), Some((8 * K, PREWRITE_STEP_MIN_BYTES)));
+        // Large rounds and rounds without data for the active file: none.
+        assert_eq!(zeros_ahead_of(0, 64 * K, PREWRITE_ROUND_BYTES_MAX + 4096), None);
+        assert_eq!(zeros_ahead_of(0, 0, 0), None);
     }
 }

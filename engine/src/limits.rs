@@ -28,6 +28,32 @@ pub const TAIL_CHUNK_BYTES_MIN: usize = 64 * 1024;
 /// ~2.1 GB/s at 1 MiB x 4 in flight, ~0.8 GB/s at 128 KiB x 1).
 pub const TAIL_CHUNK_BYTES_MAX: usize = 1024 * 1024;
 
+/// Zeros written ahead of the active segment's data (decision 52): a
+/// direct write that extends a file on ext4 goes through io_uring's worker
+/// threads and makes the next fdatasync commit the journal, while one over
+/// blocks already written is neither (`bench/fio_extend.sh`: 0.52-0.65 of
+/// the CPU per 4 KiB write and fdatasync, 0.32-0.43 of the sync's p50).
+/// A round of small writes to the active segment writes zeros ahead when
+/// its file holds fewer than half a step of them past its data; a step is
+/// [`PREWRITE_ROUNDS`] times the round's bytes, a power of two between
+/// these bounds. The maximum bounds the disk space a segment holds beyond
+/// its data (up to 256 KiB per active partition, cut when it closes) and
+/// how long a round waits for its zeros.
+pub const PREWRITE_STEP_MIN_BYTES: usize = 64 * 1024;
+pub const PREWRITE_STEP_MAX_BYTES: usize = 256 * 1024;
+
+/// Rounds of writes one step of zeros serves: the extension's cost is
+/// shared by this many rounds, which pays for it eight times over while
+/// writing each step's zeros quickly.
+pub const PREWRITE_ROUNDS: usize = 8;
+
+/// Rounds writing more than this to a segment write no zeros ahead: their
+/// cost is the disk's bandwidth, which zeros would double, not the
+/// per-write cost that zeros save. At 128 KiB, 1,000-record batches of
+/// 100 B wrote 35% more bytes in zeros than in data (rounds near the
+/// bound got a step each); 10-record batches' rounds are a few KiB.
+pub const PREWRITE_ROUND_BYTES_MAX: usize = 32 * 1024;
+
 /// Bytes appended on one shard but not yet written to disk. Appends wait for
 /// the flusher once this is exceeded, so a producer faster than the disk is
 /// slowed down instead of growing memory without bound. 64 MiB is ~30 ms of
@@ -82,6 +108,12 @@ const _: () = assert!(TAIL_CHUNK_BYTES_MAX.is_multiple_of(TAIL_CHUNK_BYTES_MIN))
 const _: () =
     assert!(TAIL_CHUNK_BYTES_MAX.is_power_of_two() && TAIL_CHUNK_BYTES_MIN.is_power_of_two());
 const _: () = assert!(SHARD_UNWRITTEN_BYTES_MAX >= 4 * TAIL_CHUNK_BYTES_MAX);
+const _: () = assert!(
+    PREWRITE_STEP_MIN_BYTES.is_power_of_two()
+        && PREWRITE_STEP_MAX_BYTES.is_power_of_two()
+        && PREWRITE_STEP_MIN_BYTES.is_multiple_of(BLOCK_BYTES)
+        && PREWRITE_STEP_MAX_BYTES >= PREWRITE_ROUND_BYTES_MAX
+);
 const _: () = assert!(FREE_SPACE_RECHECK_BELOW_BYTES > FREE_SPACE_MARGIN_BYTES);
 const _: () = assert!(
     RECOVERY_READ_BYTES.is_multiple_of(BLOCK_BYTES)

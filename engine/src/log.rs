@@ -173,6 +173,11 @@ pub(crate) struct LogRound<D: Disk> {
     pub writes: Vec<PendingWrite<D>>,
     pub end_offset: Offset,
     pub data_bytes: usize,
+    /// The active segment's file when the round was taken: the one file of
+    /// the round that may get zeros ahead of its data.
+    pub active: Rc<D::File>,
+    /// Free space the log's appends leave (`LogConfig::keep_free_bytes`).
+    pub keep_free: u64,
 }
 
 pub(crate) struct State<D: Disk> {
@@ -262,7 +267,7 @@ fn align_down(v: u64) -> u64 {
     v - v % BLOCK_BYTES as u64
 }
 
-fn align_up(v: u64) -> u64 {
+pub(crate) fn align_up(v: u64) -> u64 {
     v.div_ceil(BLOCK_BYTES as u64) * BLOCK_BYTES as u64
 }
 
@@ -652,6 +657,8 @@ impl<D: Disk> LogInner<D> {
             writes: std::mem::take(&mut st.pending),
             end_offset: st.log_end,
             data_bytes,
+            active: st.segments.values().next_back().expect("active segment").file.clone(),
+            keep_free: self.config.borrow().keep_free_bytes,
         })
     }
 

@@ -76,12 +76,13 @@ fn a_full_disk_at_reservation_refuses_the_append_without_harm() {
         log.wait_acked(info.end_offset).await.unwrap();
         assert_eq!(info.base_offset, 0);
     });
-    // A disk with no room for the next append's bytes: same answer.
-    let used: u64 = env.disk.paths().iter().filter_map(|p| env.disk.file_len(p)).sum();
-    env.disk.set_capacity(Some(used));
+    // A disk with no room for the next append's bytes: same answer. (Set
+    // after the open: recovery cuts the zeros written ahead of the data.)
     let env2 = env.restart();
     env2.run(async {
         let log = env2.open(LogConfig::default()).await;
+        let used: u64 = env2.disk.paths().iter().filter_map(|p| env2.disk.file_len(p)).sum();
+        env2.disk.set_capacity(Some(used));
         // Larger than the block the file already has.
         assert_eq!(log.append(batch(3, 100, 100), 0).await.unwrap_err(), AppendError::NoSpace);
         assert!(log.failure().is_none());

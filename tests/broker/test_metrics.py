@@ -123,6 +123,9 @@ def test_counters_move_by_what_is_produced_while_scraping(broker):
     assert total(after, "corelog_fdatasync_total") > total(before, "corelog_fdatasync_total")
     assert total(after, "corelog_fdatasync_round_duration_seconds_count") > 0
     assert total(after, "corelog_disk_written_bytes_total") >= total(after, "corelog_partition_size_bytes", topic=topic)
+    # Each new partition's first (small) round wrote zeros ahead of its data.
+    assert total(after, "corelog_disk_zero_writes_total") - total(before, "corelog_disk_zero_writes_total") >= 2
+    assert total(after, "corelog_disk_zero_bytes_total") - total(before, "corelog_disk_zero_bytes_total") >= 2 * 65536
     assert total(after, "corelog_connections_accepted_total") > total(before, "corelog_connections_accepted_total")
 
 

@@ -300,24 +300,33 @@ impl DiskFile for DmaDiskFile {
     type ReadBuf = DmaRead;
 
     async fn write_at(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {
-        let len = buf.len();
-        let written = self.file.write_rc_at(buf, pos).await.map_err(to_io)?;
-        let end = pos + written as u64;
-        let before = self.written_end.get();
-        if end > before {
-            // The promise covers (written_end, promised_end]: what this
-            // write filled of it is no longer owed.
-            release(end.min(self.promised_end.get()).saturating_sub(before));
-            self.written_end.set(end);
-            self.promised_end.set(self.promised_end.get().max(end));
-        }
-        if written != len {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short direct write: {written} of {len} bytes at {pos}"),
-            ));
-        }
-        Ok(())
+        self.write_buf(buf, pos).await
+    }
+
+    /// From a buffer of zeros the thread keeps per length (the lengths are
+    /// few: powers of two), filled once: no allocation or fill per call.
+    /// Outside the reactor's pool (`allocate_dma_buffer_global`): kept for
+    /// the thread's life.
+    async fn write_zeros(&self, pos: u64, len: usize, keep_free: u64) -> io::Result<()> {
+        self.reserve(pos + len as u64, keep_free).await?;
+        let zeros = ZEROS.with(|z| {
+            let mut z = z.borrow_mut();
+            match z.iter().find(|b| b.len() == len) {
+                Some(b) => b.clone(),
+                None => {
+                    let mut b = glommio::allocate_dma_buffer_global(len);
+                    b.as_bytes_mut().fill(0);
+                    let b = Rc::new(b);
+                    z.push(b.clone());
+                    b
+                }
+            }
+        });
+        self.write_buf(zeros, pos).await
+    }
+
+    fn written_end(&self) -> u64 {
+        self.written_end.get()
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<DmaRead> {
@@ -358,5 +367,36 @@ impl DiskFile for DmaDiskFile {
 
     async fn size(&self) -> io::Result<u64> {
         self.file.file_size().await.map_err(to_io)
+    }
+}
+
+thread_local! {
+    /// Buffers of zeros by length, for [`DiskFile::write_zeros`]: never
+    /// written into after their fill, shared by every write of zeros on
+    /// the shard. At most one per power of two up to
+    /// [`crate::limits::PREWRITE_STEP_MAX_BYTES`] (448 KiB in all).
+    static ZEROS: std::cell::RefCell<Vec<Rc<DmaBuffer>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl DmaDiskFile {
+    async fn write_buf(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {
+        let len = buf.len();
+        let written = self.file.write_rc_at(buf, pos).await.map_err(to_io)?;
+        let end = pos + written as u64;
+        let before = self.written_end.get();
+        if end > before {
+            // The promise covers (written_end, promised_end]: what this
+            // write filled of it is no longer owed.
+            release(end.min(self.promised_end.get()).saturating_sub(before));
+            self.written_end.set(end);
+            self.promised_end.set(self.promised_end.get().max(end));
+        }
+        if written != len {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short direct write: {written} of {len} bytes at {pos}"),
+            ));
+        }
+        Ok(())
     }
 }

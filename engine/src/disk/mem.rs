@@ -386,6 +386,35 @@ impl DiskFile for MemFile {
         Ok(())
     }
 
+    /// A write of zeros, which the capacity and crashes treat like any
+    /// write; injected faults are left to the writes of data they aim at.
+    async fn write_zeros(&self, pos: u64, len: usize, _keep_free: u64) -> io::Result<()> {
+        assert!(
+            (pos as usize).is_multiple_of(BLOCK_BYTES) && len.is_multiple_of(BLOCK_BYTES),
+            "unaligned write"
+        );
+        yield_once().await;
+        let mut state = self.disk.state.borrow_mut();
+        state.writes += 1;
+        let used = state.used_bytes();
+        let mut f = self.data.borrow_mut();
+        let end = pos as usize + len;
+        if end > f.current.len() {
+            let growth = (end - f.current.len()) as u64;
+            if state.capacity_bytes.is_some_and(|cap| used + growth > cap) {
+                return Err(enospc());
+            }
+            f.current.resize(end, 0);
+        }
+        f.current[pos as usize..end].fill(0);
+        f.unsynced.push((pos, vec![0; len]));
+        Ok(())
+    }
+
+    fn written_end(&self) -> u64 {
+        self.data.borrow().current.len() as u64
+    }
+
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
         let f = self.data.borrow();
         let start = (pos as usize).min(f.current.len());

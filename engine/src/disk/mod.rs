@@ -71,6 +71,15 @@ pub trait DiskFile: 'static {
 
     /// Writes the whole buffer at `pos` (both block-aligned).
     async fn write_at(&self, buf: Rc<Self::Buf>, pos: u64) -> io::Result<()>;
+    /// Writes `len` zero bytes at `pos` (both block-aligned) so that later
+    /// writes there overwrite written blocks (see
+    /// [`crate::limits::PREWRITE_STEP_MAX_BYTES`]), once the file system
+    /// promises them beyond `keep_free` like [`Self::reserve`]: ENOSPC,
+    /// with nothing written, when it cannot.
+    async fn write_zeros(&self, pos: u64, len: usize, keep_free: u64) -> io::Result<()>;
+    /// The end of the bytes written to the file (its size when it was
+    /// opened or last truncated): a write past it extends the file.
+    fn written_end(&self) -> u64;
     /// Reads up to `len` bytes at `pos` (any alignment); shorter at the end of file.
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Self::ReadBuf>;
     /// Makes every completed write durable.

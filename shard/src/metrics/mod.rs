@@ -369,6 +369,15 @@ pub fn render(snapshots: &[Snapshot], missing: &[ShardId], node_id: i32) -> Stri
             s.flush.bytes_written
         }),
         (
+            "corelog_disk_zero_writes_total",
+            "counter",
+            "Writes of zeros ahead of active segments' data, so that small writes overwrite written blocks (decision 52).",
+            |s| s.flush.zero_writes,
+        ),
+        ("corelog_disk_zero_bytes_total", "counter", "Bytes of zeros written ahead of active segments' data.", |s| {
+            s.flush.zero_bytes
+        }),
+        (
             "corelog_unwritten_bytes",
             "gauge",
             "Bytes appended and not yet written (bounded per shard).",
