@@ -239,21 +239,22 @@ impl<D: Disk> Flusher<D> {
         s.stats.set(stats);
         let unreleased = Cell::new(round.data_bytes);
         let started = std::time::Instant::now();
-        let zeros = zeros_ahead(&round);
-        if let Some((_, len)) = zeros {
-            let mut stats = s.stats.get();
-            stats.zero_writes += 1;
-            stats.zero_bytes += len as u64;
-            s.stats.set(stats);
-        }
         let zeros_written = async {
-            let Some((pos, len)) = zeros else { return Ok(()) };
+            let Some((pos, len)) = zeros_ahead(&round) else { return Ok(()) };
             let _slot = s.write_slots.acquire().await;
             match round.active.write_zeros(pos, len, round.keep_free).await {
-                // Zeros are an optimisation: without room for them the
-                // data still goes, extending the file.
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => Ok(()),
-                other => other,
+                Ok(()) => {
+                    let mut stats = s.stats.get();
+                    stats.zero_writes += 1;
+                    stats.zero_bytes += len as u64;
+                    s.stats.set(stats);
+                    Ok(())
+                }
+                // Zeros are an optimisation: without room for them (not
+                // promised, or the file system full) the data still goes,
+                // extending the file, and meets the disk's answer itself.
+                Err(e) if StorageFailure::from_io("", &e) == StorageFailure::NoSpace => Ok(()),
+                Err(e) => Err(e),
             }
         };
         let data_written = stream::iter(round.writes.iter())

@@ -37,7 +37,8 @@ pub const TAIL_CHUNK_BYTES_MAX: usize = 1024 * 1024;
 /// its file holds fewer than half a step of them past its data; a step is
 /// [`PREWRITE_ROUNDS`] times the round's bytes, a power of two between
 /// these bounds. The maximum bounds the disk space a segment holds beyond
-/// its data (up to 256 KiB per active partition, cut when it closes) and
+/// its data (a step and a half: up to 384 KiB per active partition, cut
+/// when it closes) and
 /// how long a round waits for its zeros.
 pub const PREWRITE_STEP_MIN_BYTES: usize = 64 * 1024;
 pub const PREWRITE_STEP_MAX_BYTES: usize = 256 * 1024;

@@ -90,6 +90,30 @@ fn a_full_disk_at_reservation_refuses_the_append_without_harm() {
     });
 }
 
+/// Zeros written ahead of the data (decision 52) are an optimisation: a
+/// full file system refuses them and the data still goes, acknowledged; an
+/// I/O error writing them is the disk's failure, like any write's.
+#[test]
+fn zeros_ahead_refused_for_space_cost_nothing_and_their_io_errors_fail_the_log() {
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(LogConfig::default()).await;
+        env.disk.inject(Fault::ZerosNoSpace);
+        let info = log.append(batch(1, 2, 50), 0).await.unwrap();
+        log.wait_acked(info.end_offset).await.unwrap();
+        assert!(log.failure().is_none(), "the log stays writable");
+        assert_eq!(read_all(&log, 0, 1 << 20).await.len(), batch(1, 2, 50).len());
+    });
+    let env = Env::new(Flush::Fsync);
+    env.run(async {
+        let log = env.open(LogConfig::default()).await;
+        env.disk.inject(Fault::ZerosError);
+        let info = log.append(batch(1, 2, 50), 0).await.unwrap();
+        assert!(matches!(log.wait_acked(info.end_offset).await, Err(AppendError::Storage(_))));
+        assert!(log.failure().is_some());
+    });
+}
+
 #[test]
 fn a_flipped_bit_in_a_closed_segment_is_never_served() {
     let env = Env::new(Flush::Fsync);

@@ -18,9 +18,14 @@
 //! descriptor is opened through `/proc/self/fd` of the engine's own file,
 //! so it is always the inode the engine's read positions refer to (a
 //! compacted segment is a new inode). Only whole, acknowledged batches on
-//! disk are ever spliced (the engine's cold `ReadChunk::File`); bytes that
-//! are written are never rewritten, so the page cache and O_DIRECT writes
-//! to later bytes of the same page cannot disagree about them.
+//! disk are ever spliced (the engine's cold `ReadChunk::File`), and their
+//! bytes are never rewritten with other bytes. Direct writes do rewrite
+//! what follows them: the partial last block of the data (padding), and
+//! the zeros the flusher writes ahead of small writes (decision 52), which
+//! readahead may have cached. Sends rely on the kernel dropping the
+//! cached pages a direct write covers when it completes, as they did for
+//! the partial last block before; the zeros' pages are never sent (only
+//! bytes below the acknowledged end are), so no send holds them then.
 //!
 //! It must not be used for anything but file → socket sends of one shard.
 

@@ -123,8 +123,9 @@ static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new
 /// fails with ENOSPC (nothing promised) when fewer than `n` plus
 /// `keep_free` (for appends of partitions,
 /// [`crate::limits::FREE_SPACE_MARGIN_BYTES`])
-/// are free beyond the other promises.
-fn promise(path: &Path, n: u64, keep_free: u64) -> io::Result<()> {
+/// are free beyond the other promises. `warn`: the refusal is logged
+/// (sampled), since it refuses a produce; zeros written ahead are not.
+fn promise(path: &Path, n: u64, keep_free: u64, warn: bool) -> io::Result<()> {
     let now = EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64;
     let promised = PROMISED.fetch_add(n, Ordering::SeqCst) + n;
     let mut headroom = HEADROOM.fetch_sub(n as i64, Ordering::SeqCst) - n as i64;
@@ -147,7 +148,7 @@ fn promise(path: &Path, n: u64, keep_free: u64) -> io::Result<()> {
         release(n);
         // Said once per 1,000 refusals: a full disk refuses every produce.
         static REFUSED: AtomicU64 = AtomicU64::new(0);
-        if REFUSED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
+        if warn && REFUSED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
             log::warn!(
                 "disk full under {}: {} bytes free beyond appends in flight, {} kept free; refusing produces (KAFKA_STORAGE_ERROR) until space returns",
                 path.display(),
@@ -308,7 +309,8 @@ impl DiskFile for DmaDiskFile {
     /// Outside the reactor's pool (`allocate_dma_buffer_global`): kept for
     /// the thread's life.
     async fn write_zeros(&self, pos: u64, len: usize, keep_free: u64) -> io::Result<()> {
-        self.reserve(pos + len as u64, keep_free).await?;
+        // Refused quietly: a refusal here refuses no produce.
+        self.promise_to(pos + len as u64, keep_free, false)?;
         let zeros = ZEROS.with(|z| {
             let mut z = z.borrow_mut();
             match z.iter().find(|b| b.len() == len) {
@@ -346,15 +348,7 @@ impl DiskFile for DmaDiskFile {
     /// partitions of all shards, so appends cannot outrun the disk; a write
     /// still meets ENOSPC only when another process fills the disk.
     async fn reserve(&self, len: u64, keep_free: u64) -> io::Result<()> {
-        let promised_end = self.promised_end.get();
-        if len <= promised_end {
-            return Ok(());
-        }
-        let path = self.file.path().map(|p| p.to_path_buf());
-        let path = path.ok_or_else(|| io::Error::other("DMA file without a path"))?;
-        promise(&path, len - promised_end, keep_free)?;
-        self.promised_end.set(len);
-        Ok(())
+        self.promise_to(len, keep_free, true)
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
@@ -379,6 +373,20 @@ thread_local! {
 }
 
 impl DmaDiskFile {
+    /// Promises the space up to `len` (see [`promise`]); `warn`: a refusal
+    /// refuses produces, and says so.
+    fn promise_to(&self, len: u64, keep_free: u64, warn: bool) -> io::Result<()> {
+        let promised_end = self.promised_end.get();
+        if len <= promised_end {
+            return Ok(());
+        }
+        let path = self.file.path().map(|p| p.to_path_buf());
+        let path = path.ok_or_else(|| io::Error::other("DMA file without a path"))?;
+        promise(&path, len - promised_end, keep_free, warn)?;
+        self.promised_end.set(len);
+        Ok(())
+    }
+
     async fn write_buf(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {
         let len = buf.len();
         let written = self.file.write_rc_at(buf, pos).await.map_err(to_io)?;

@@ -40,6 +40,11 @@ pub enum Fault {
     WriteNoSpace,
     /// The next space reservation fails with ENOSPC.
     ReserveNoSpace,
+    /// The next write of zeros ahead of data fails with EIO.
+    ZerosError,
+    /// The next write of zeros ahead of data finds the file system full,
+    /// as glommio reports it (the kind, no OS error number).
+    ZerosNoSpace,
 }
 
 #[derive(Default)]
@@ -387,7 +392,8 @@ impl DiskFile for MemFile {
     }
 
     /// A write of zeros, which the capacity and crashes treat like any
-    /// write; injected faults are left to the writes of data they aim at.
+    /// write; it takes only the faults aimed at it ([`Fault::ZerosError`],
+    /// [`Fault::ZerosNoSpace`]), leaving the others to the writes of data.
     async fn write_zeros(&self, pos: u64, len: usize, _keep_free: u64) -> io::Result<()> {
         assert!(
             (pos as usize).is_multiple_of(BLOCK_BYTES) && len.is_multiple_of(BLOCK_BYTES),
@@ -396,6 +402,13 @@ impl DiskFile for MemFile {
         yield_once().await;
         let mut state = self.disk.state.borrow_mut();
         state.writes += 1;
+        match state.take_fault(&[Fault::ZerosError, Fault::ZerosNoSpace]) {
+            Some(Fault::ZerosError) => return Err(eio()),
+            Some(_) => {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "no space (glommio)"))
+            }
+            None => {}
+        }
         let used = state.used_bytes();
         let mut f = self.data.borrow_mut();
         let end = pos as usize + len;
