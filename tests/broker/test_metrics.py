@@ -123,10 +123,24 @@ def test_counters_move_by_what_is_produced_while_scraping(broker):
     assert total(after, "corelog_fdatasync_total") > total(before, "corelog_fdatasync_total")
     assert total(after, "corelog_fdatasync_round_duration_seconds_count") > 0
     assert total(after, "corelog_disk_written_bytes_total") >= total(after, "corelog_partition_size_bytes", topic=topic)
-    # Each new partition's first (small) round wrote zeros ahead of its data.
+    assert total(after, "corelog_connections_accepted_total") > total(before, "corelog_connections_accepted_total")
+
+
+def test_a_small_write_to_a_new_segment_writes_zeros_ahead(broker):
+    # Decision 52: a round of at most 32 KiB writes a step of zeros (at
+    # least 64 KiB) past the data of a segment with none ahead; a new
+    # partition's first record is such a round.
+    topic = f"zeros-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic, 2)
+    before, _ = scrape(broker)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all"})
+    for partition in (0, 1):
+        p.produce(topic, b"v", partition=partition)
+    assert p.flush(TIMEOUT_S) == 0
+    after, _ = scrape(broker)
+    assert total(after, "corelog_partition_records_in_total", topic=topic) == 2
     assert total(after, "corelog_disk_zero_writes_total") - total(before, "corelog_disk_zero_writes_total") >= 2
     assert total(after, "corelog_disk_zero_bytes_total") - total(before, "corelog_disk_zero_bytes_total") >= 2 * 65536
-    assert total(after, "corelog_connections_accepted_total") > total(before, "corelog_connections_accepted_total")
 
 
 def test_group_lag_is_what_the_group_has_not_committed(broker):
