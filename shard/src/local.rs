@@ -100,7 +100,7 @@ pub async fn serve(shard: Rc<Shard>, inbox: flume::Receiver<LocalCall>) {
                 crate::handlers::fetch::serve_local(&shard, &request, version).await
             }),
             LocalCall::Markers { marker, partitions, reply } => spawn(guard, reply, async move {
-                crate::handlers::txn::write_markers_here(&shard, &marker, &partitions).await
+                crate::handlers::txn_markers::write_markers_here(&shard, &marker, &partitions).await
             }),
             LocalCall::Verify { id, pid, epoch, partition, reply } => {
                 spawn(guard, reply, async move {

@@ -33,6 +33,7 @@ mod quotas;
 mod scram;
 pub(crate) mod txn;
 mod txn_admin;
+pub(crate) mod txn_markers;
 mod txn_offsets;
 
 use kafka_protocol::messages::ApiKey;
@@ -104,7 +105,7 @@ async fn handle_now(shard: &Shard, request: &Request, context: &ConnContext) -> 
         ApiKey::DeleteGroups => groups::delete_groups(shard, request, context).await,
         ApiKey::OffsetFetch => offsets::offset_fetch(shard, request, context),
         ApiKey::AddPartitionsToTxn => txn::add_partitions_to_txn(shard, request, context).await,
-        ApiKey::WriteTxnMarkers => txn::write_txn_markers(shard, request, context).await,
+        ApiKey::WriteTxnMarkers => txn_markers::write_txn_markers(shard, request, context).await,
         ApiKey::AddOffsetsToTxn => txn_offsets::add_offsets_to_txn(shard, request, context).await,
         ApiKey::TxnOffsetCommit => txn_offsets::txn_offset_commit(shard, request, context).await,
         ApiKey::DescribeTransactions => txn_admin::describe_transactions(shard, request, context),
