@@ -358,6 +358,26 @@ impl Disk for MemDisk {
     }
 }
 
+impl MemFile {
+    /// A write's bytes into the current image, remembered as unsynced;
+    /// ENOSPC past the disk's capacity.
+    fn store(&self, state: &State, pos: u64, bytes: &[u8]) -> io::Result<()> {
+        let used = state.used_bytes();
+        let mut f = self.data.borrow_mut();
+        let end = pos as usize + bytes.len();
+        if end > f.current.len() {
+            let growth = (end - f.current.len()) as u64;
+            if state.capacity_bytes.is_some_and(|cap| used + growth > cap) {
+                return Err(enospc());
+            }
+            f.current.resize(end, 0);
+        }
+        f.current[pos as usize..end].copy_from_slice(bytes);
+        f.unsynced.push((pos, bytes.to_vec()));
+        Ok(())
+    }
+}
+
 impl DiskFile for MemFile {
     type Buf = MemBuf;
     type ReadBuf = Vec<u8>;
@@ -376,19 +396,7 @@ impl DiskFile for MemFile {
             Some(_) => return Err(enospc()),
             None => {}
         }
-        let used = state.used_bytes();
-        let mut f = self.data.borrow_mut();
-        let end = pos as usize + bytes.len();
-        if end > f.current.len() {
-            let growth = (end - f.current.len()) as u64;
-            if state.capacity_bytes.is_some_and(|cap| used + growth > cap) {
-                return Err(enospc());
-            }
-            f.current.resize(end, 0);
-        }
-        f.current[pos as usize..end].copy_from_slice(bytes);
-        f.unsynced.push((pos, bytes.to_vec()));
-        Ok(())
+        self.store(&state, pos, bytes)
     }
 
     /// A write of zeros, which the capacity and crashes treat like any
@@ -409,19 +417,7 @@ impl DiskFile for MemFile {
             }
             None => {}
         }
-        let used = state.used_bytes();
-        let mut f = self.data.borrow_mut();
-        let end = pos as usize + len;
-        if end > f.current.len() {
-            let growth = (end - f.current.len()) as u64;
-            if state.capacity_bytes.is_some_and(|cap| used + growth > cap) {
-                return Err(enospc());
-            }
-            f.current.resize(end, 0);
-        }
-        f.current[pos as usize..end].fill(0);
-        f.unsynced.push((pos, vec![0; len]));
-        Ok(())
+        self.store(&state, pos, &vec![0; len])
     }
 
     fn written_end(&self) -> u64 {
