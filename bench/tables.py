@@ -51,11 +51,11 @@ def building_blocks():
         rows.append((name, v))
     if not rows:
         return
-    print("| benchmark | records/s (median) | min–max | MB/s | p50 µs | p99 µs | p99.9 µs | kcat records/s | broker CPU s/GB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| benchmark | records/s (median) | min–max | MB/s | p50 µs | p99 µs | p99.9 µs | kcat records/s | broker CPU s/GB | broker CPU µs/batch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, v in rows:
         print(f"| `{name}` | {n(v['records_per_sec'])} | {spread(v)} | {n(v['mb_per_sec'], 1)} | {n(v.get('p50_us'))} | "
-              f"{n(v.get('p99_us'))} | {n(v.get('p999_us'))} | {kcat(v)} | {n(v.get('broker_cpu_seconds_per_gb'), 2)} |")
+              f"{n(v.get('p99_us'))} | {n(v.get('p999_us'))} | {kcat(v)} | {n(v.get('broker_cpu_seconds_per_gb'), 2)} | {n(v.get('broker_cpu_us_per_batch'), 1)} |")
     print()
     print(header(rows[0][1]))
     print()
@@ -94,12 +94,13 @@ def scaling():
     v = load("scaling")
     if not v:
         return
-    print("| shards | records/s (median) | min–max | MB/s | broker CPU s/GB | generator CPU s | kcat records/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| shards | records/s (median) | min–max | MB/s | broker CPU s/GB | broker CPU µs/batch | generator CPU s | kcat records/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for s in v["steps"]:
         r = s["result"]
         print(f"| {s['shards']} | {n(r['records_per_sec'])} | {spread(r)} | {n(r['mb_per_sec'], 1)} | "
-              f"{n(r.get('broker_cpu_seconds_per_gb'), 2)} | {n(r.get('generator_cpu_seconds'), 2)} | {kcat(s)} |")
+              f"{n(r.get('broker_cpu_seconds_per_gb'), 2)} | {n(r.get('broker_cpu_us_per_batch'), 1)} | "
+              f"{n(r.get('generator_cpu_seconds'), 2)} | {kcat(s)} |")
     print()
     print(header(v))
     print()
@@ -131,20 +132,21 @@ def traps():
     v = load("traps")
     if not v:
         return
-    print("| case | records/s (median) | MB/s | p99 µs | vs baseline | note |")
-    print("|---|---|---|---|---|---|")
+    print("| case | records/s (median) | MB/s | p99 µs | broker CPU s/GB | broker CPU µs/batch | vs baseline | note |")
+    print("|---|---|---|---|---|---|---|---|")
     for c in v["cases"]:
         r = c.get("result")
         if r is None:
             rounds = c.get("rounds", [])
             rates = [x["result"]["records_per_sec"] for x in rounds]
-            print(f"| {c['case']} | {n(min(rates))}–{n(max(rates))} over {len(rounds)} rounds | | | | "
+            print(f"| {c['case']} | {n(min(rates))}–{n(max(rates))} over {len(rounds)} rounds | | | | | | "
                   f"segments deleted while producing: {c.get('segments_deleted')} |")
             continue
         note = ""
         if "fio" in c:
             note = f"fio {n(c['fio'].get('mb_per_sec'), 1)} MB/s same run, ratio {c.get('ratio_to_fio')} (batch bytes)"
         print(f"| {c['case']} | {n(r['records_per_sec'])} | {n(r['mb_per_sec'], 1)} | {n(r.get('p99_us'))} | "
+              f"{n(r.get('broker_cpu_seconds_per_gb'), 2)} | {n(r.get('broker_cpu_us_per_batch'), 1)} | "
               f"{n(c.get('ratio_to_baseline'), 2)} | {note} |")
     print()
     print(header(v))

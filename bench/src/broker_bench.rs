@@ -264,8 +264,9 @@ impl CpuMeter {
         CpuMeter { broker: target.cpu_seconds(), generator: own_cpu_seconds() }
     }
 
-    /// `broker_cpu_seconds`, `generator_cpu_seconds` and the broker's CPU
-    /// seconds per GB of record payload.
+    /// `broker_cpu_seconds`, `generator_cpu_seconds`, the broker's CPU
+    /// seconds per GB of record payload and, for producers, its CPU
+    /// microseconds per record batch acknowledged.
     pub fn json(&self, target: &Target, outcome: &Outcome) -> Value {
         let broker = match (self.broker, target.cpu_seconds()) {
             (Some(a), Some(b)) => Some(b - a),
@@ -275,6 +276,9 @@ impl CpuMeter {
         json!({
             "broker_cpu_seconds": broker.map(report::round2),
             "broker_cpu_seconds_per_gb": broker.filter(|_| gb > 0.0).map(|s| report::round2(s / gb)),
+            "broker_cpu_us_per_batch": broker
+                .filter(|_| outcome.batches > 0)
+                .map(|s| report::round2(s * 1e6 / outcome.batches as f64)),
             "generator_cpu_seconds": report::round2(own_cpu_seconds() - self.generator),
         })
     }

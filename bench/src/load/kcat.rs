@@ -116,6 +116,7 @@ fn outcome(records: u64, record_size: usize, elapsed: Duration) -> Outcome {
         records,
         payload_bytes: records * record_size as u64,
         batch_bytes: 0,
+        batches: 0,
         elapsed,
         latency_us: super::histogram(),
         group_us: super::histogram(),

@@ -50,6 +50,8 @@ pub struct Outcome {
     pub payload_bytes: u64,
     /// Record batch bytes on the wire (headers and record framing included).
     pub batch_bytes: u64,
+    /// Record batches acknowledged (producer); 0 where not counted.
+    pub batches: u64,
     pub elapsed: Duration,
     /// Per record, in microseconds: acknowledgment latency (producer) or
     /// send-to-receive latency (end-to-end consumer). Empty otherwise.
@@ -132,6 +134,7 @@ impl Outcome {
         let has = !self.latency_us.is_empty();
         serde_json::json!({
             "records": self.records,
+            "batches": (self.batches > 0).then_some(self.batches),
             "seconds": crate::report::round3(self.elapsed.as_secs_f64()),
             "records_per_sec": self.records_per_sec().round(),
             "mb_per_sec": crate::report::round1(self.mb_per_sec()),
@@ -183,6 +186,8 @@ impl Outcome {
 pub struct LaneCounts {
     pub records: u64,
     pub batch_bytes: u64,
+    /// Record batches acknowledged; 0 where not counted (consumers).
+    pub batches: u64,
     pub latency_us: Histogram<u64>,
     pub group_us: Histogram<u64>,
     pub txn: TxnTimes,
@@ -190,7 +195,8 @@ pub struct LaneCounts {
 
 impl LaneCounts {
     pub fn new(records: u64, batch_bytes: u64, latency_us: Histogram<u64>) -> LaneCounts {
-        LaneCounts { records, batch_bytes, latency_us, group_us: histogram(), txn: TxnTimes::new() }
+        let (group_us, txn) = (histogram(), TxnTimes::new());
+        LaneCounts { records, batch_bytes, batches: 0, latency_us, group_us, txn }
     }
 }
 
@@ -203,6 +209,7 @@ pub fn join_lanes(handles: Vec<std::thread::JoinHandle<LaneResult>>) -> Result<O
         records: 0,
         payload_bytes: 0,
         batch_bytes: 0,
+        batches: 0,
         elapsed: Duration::ZERO,
         latency_us: histogram(),
         group_us: histogram(),
@@ -214,6 +221,7 @@ pub fn join_lanes(handles: Vec<std::thread::JoinHandle<LaneResult>>) -> Result<O
             Ok(lane) => {
                 outcome.records += lane.records;
                 outcome.batch_bytes += lane.batch_bytes;
+                outcome.batches += lane.batches;
                 let histograms = |e| anyhow::anyhow!("histograms: {e:?}");
                 outcome.latency_us.add(&lane.latency_us).map_err(histograms)?;
                 outcome.group_us.add(&lane.group_us).map_err(histograms)?;

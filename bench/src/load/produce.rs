@@ -493,9 +493,12 @@ fn drive(
     }
     let hist = read?;
     let records = acked.load(Ordering::Relaxed);
-    let batch_bytes = records / records_per_request * lane.batch_bytes_per_request;
+    let requests = records / records_per_request;
+    let batch_bytes = requests * lane.batch_bytes_per_request;
+    let batches = requests * lane.partitions.len() as u64;
     txn_times.concurrent_retries = txns.map_or(0, |t| t.concurrent_retries);
-    Ok(super::LaneCounts { records, batch_bytes, latency_us: hist, group_us, txn: txn_times })
+    let latency_us = hist;
+    Ok(super::LaneCounts { records, batch_bytes, batches, latency_us, group_us, txn: txn_times })
 }
 
 /// Waits until request `last`'s answer is in; false if the reader
