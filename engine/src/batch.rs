@@ -212,8 +212,14 @@ pub fn validate_one(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Writes `baseOffset` and `partitionLeaderEpoch` into a batch. Neither is
-/// covered by the CRC, so the batch stays valid.
+/// The bytes of a batch's header from its start through
+/// `partitionLeaderEpoch`: all that [`stamp`] writes, and none of it
+/// covered by the CRC.
+pub const STAMPED_BYTES: usize = LEADER_EPOCH_AT + 4;
+
+/// Writes `baseOffset` and `partitionLeaderEpoch` into a batch (or into
+/// its first [`STAMPED_BYTES`]). Neither is covered by the CRC, so the
+/// batch stays valid.
 pub fn stamp(batch: &mut [u8], base_offset: Offset, leader_epoch: LeaderEpoch) {
     batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());

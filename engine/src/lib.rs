@@ -53,6 +53,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Flush, LogConfig};
 pub use error::{AppendError, LogError};
 pub use flush::Flusher;
-pub use log::{AppendInfo, CompactionReport, PartitionLog, ReadChunk, ReadResult, Writer};
+pub use log::{AppendInfo, Batches, CompactionReport, PartitionLog, ReadChunk, ReadResult, Writer};
 pub use producers::ProducerCheck;
 pub use types::{FilePosition, LeaderEpoch, Offset, Timestamp};

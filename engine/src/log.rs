@@ -42,7 +42,7 @@
 //! watermark, follower appends), `txn.rs` (markers, the last stable
 //! offset, aborted transactions), `epochs.rs`, `close.rs`, `compact.rs`.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -50,7 +50,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use futures_util::lock::Mutex;
 
-use crate::batch::{stamp, validate_one, BatchError, BatchHeader, HEADER_BYTES};
+use crate::batch::{stamp, validate_one, BatchError, BatchHeader, HEADER_BYTES, STAMPED_BYTES};
 use crate::clock::Clock;
 use crate::config::{Flush, LogConfig};
 use crate::disk::{Disk, DiskFile};
@@ -67,7 +67,7 @@ use crate::sync::Notify;
 use crate::tail::{SealedChunk, Tail};
 use crate::txn::{parse_marker, TXN_INDEX_SUFFIX};
 use crate::types::{LeaderEpoch, Offset, Timestamp, NO_TIMESTAMP};
-use crate::validate::validate_for_append;
+use crate::validate::{check_for_append, validate_for_append};
 
 mod close;
 mod compact;
@@ -158,9 +158,51 @@ struct CachedBatch {
     base_offset: Offset,
     last_offset: Offset,
     max_timestamp: Timestamp,
+    leader_epoch: LeaderEpoch,
     segment_base: Offset,
     position: u64,
+    /// The batch; as received (its `baseOffset` and
+    /// `partitionLeaderEpoch` not yet written) until `stamped`, which its
+    /// first read makes it (see [`Batches::Received`]).
     bytes: Bytes,
+    stamped: bool,
+}
+
+/// The batches of one append, for one partition.
+pub enum Batches {
+    /// Bytes the log may change: offsets are stamped into them, and they
+    /// become the cache's copy.
+    Owned(BytesMut),
+    /// Bytes as received, a slice of the request, left unchanged: the
+    /// tail's copy is stamped as it is made and the cache's on its first
+    /// read, which spares the produce path a copy of every byte. The slice
+    /// keeps the request's buffer alive while cached, so the caller passes
+    /// only batches that are most of their request. Batches whose
+    /// timestamps validation rewrites, or a LogAppendTime topic's, are
+    /// copied first.
+    Received(Bytes),
+}
+
+impl From<BytesMut> for Batches {
+    fn from(b: BytesMut) -> Batches {
+        Batches::Owned(b)
+    }
+}
+
+impl From<Bytes> for Batches {
+    fn from(b: Bytes) -> Batches {
+        Batches::Received(b)
+    }
+}
+
+impl std::ops::Deref for Batches {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Batches::Owned(b) => b,
+            Batches::Received(b) => b,
+        }
+    }
 }
 
 pub(crate) struct PendingWrite<D: Disk> {
@@ -395,7 +437,7 @@ impl<D: Disk> PartitionLog<D> {
     /// [`Self::wait_acked`] for `end_offset` returns.
     pub async fn append(
         &self,
-        batches: BytesMut,
+        batches: impl Into<Batches>,
         leader_epoch: LeaderEpoch,
     ) -> Result<AppendInfo, AppendError> {
         self.append_checked(batches, leader_epoch, ProducerCheck::Sequences).await
@@ -405,12 +447,27 @@ impl<D: Disk> PartitionLog<D> {
     /// chosen by the caller (see [`ProducerCheck`]).
     pub async fn append_checked(
         &self,
-        mut batches: BytesMut,
+        batches: impl Into<Batches>,
         leader_epoch: LeaderEpoch,
         check: ProducerCheck,
     ) -> Result<AppendInfo, AppendError> {
         let rules = self.inner.config.borrow().validation_rules(self.inner.clock.now_ms());
-        let mut headers = validate_for_append(&mut batches, &rules)?;
+        let (mut batches, mut headers) = match batches.into() {
+            Batches::Owned(mut b) => {
+                let headers = validate_for_append(&mut b, &rules)?;
+                (Batches::Owned(b), headers)
+            }
+            Batches::Received(b) => {
+                let checked = check_for_append(&b, &rules)?;
+                if checked.unchanged() && !rules.log_append_time {
+                    (Batches::Received(b), checked.headers())
+                } else {
+                    let mut owned = BytesMut::from(&b[..]);
+                    let headers = checked.apply(&mut owned);
+                    (Batches::Owned(owned), headers)
+                }
+            }
+        };
         let records: i64 = headers.iter().map(|h| h.records_count as i64).sum();
         if records - 1 > i32::MAX as i64 {
             // One segment must hold a whole append (see `prepare_space`).
@@ -423,10 +480,11 @@ impl<D: Disk> PartitionLog<D> {
         self.prepare_space(total as u64, records).await?;
         self.check_writable()?;
         self.check_writer(Writer::Leader(leader_epoch))?;
-        let log_append_time = if rules.log_append_time {
-            self.restamp(&mut batches, &mut headers, rules.now_ms)
-        } else {
-            NO_TIMESTAMP
+        let log_append_time = match &mut batches {
+            Batches::Owned(b) if rules.log_append_time => {
+                self.restamp(b, &mut headers, rules.now_ms)
+            }
+            _ => NO_TIMESTAMP,
         };
 
         // From here to the end nothing awaits: offsets are assigned, the
@@ -466,7 +524,9 @@ impl<D: Disk> PartitionLog<D> {
         let mut at = 0;
         let mut stamped = Vec::with_capacity(headers.len());
         for h in &headers {
-            stamp(&mut batches[at..at + h.size], offset, leader_epoch);
+            if let Batches::Owned(b) = &mut batches {
+                stamp(&mut b[at..at + h.size], offset, leader_epoch);
+            }
             let h = BatchHeader { base_offset: offset, leader_epoch, ..*h };
             offset = h.last_offset() + 1;
             at += h.size;
@@ -504,7 +564,7 @@ impl<D: Disk> PartitionLog<D> {
     /// segment's indexes, the producers' state, the leader epochs, the tail
     /// buffer (handed to the flusher) and the cache. Nothing awaits; the
     /// caller holds the append lock and made room in the active segment.
-    fn place(&self, st: &mut State<D>, batches: BytesMut, headers: &[BatchHeader]) {
+    fn place(&self, st: &mut State<D>, batches: Batches, headers: &[BatchHeader]) {
         let inner = &*self.inner;
         let interval = inner.config.borrow().index_interval_bytes;
         let total = batches.len();
@@ -524,22 +584,43 @@ impl<D: Disk> PartitionLog<D> {
         }
         let start_position = st.tail.end();
         let mut sealed = Vec::new();
-        st.tail.append(inner.disk.as_ref(), &batches, &mut sealed);
+        let disk = inner.disk.as_ref();
+        match &batches {
+            Batches::Owned(b) => st.tail.append(disk, b, &mut sealed),
+            Batches::Received(b) => {
+                // The tail's copy gets the offsets: the header's first
+                // bytes stamped on the way, the rest as received.
+                let mut at = 0;
+                for h in headers {
+                    let mut head = [0u8; STAMPED_BYTES];
+                    head.copy_from_slice(&b[at..at + STAMPED_BYTES]);
+                    stamp(&mut head, h.base_offset, h.leader_epoch);
+                    st.tail.append(disk, &head, &mut sealed);
+                    st.tail.append(disk, &b[at + STAMPED_BYTES..at + h.size], &mut sealed);
+                    at += h.size;
+                }
+            }
+        }
         let file = segment.file.clone();
         st.pending
             .extend(sealed.into_iter().map(|chunk| PendingWrite { file: file.clone(), chunk }));
         debug_assert_eq!(st.tail.end(), segment.size);
 
-        let bytes = batches.freeze();
+        let (bytes, stamped) = match batches {
+            Batches::Owned(b) => (b.freeze(), true),
+            Batches::Received(b) => (b, false),
+        };
         let mut at = 0;
         for h in headers {
             st.cache.push_back(CachedBatch {
                 base_offset: h.base_offset,
                 last_offset: h.last_offset(),
                 max_timestamp: h.max_timestamp,
+                leader_epoch: h.leader_epoch,
                 segment_base,
                 position: start_position + at as u64,
                 bytes: bytes.slice(at..at + h.size),
+                stamped,
             });
             at += h.size;
         }

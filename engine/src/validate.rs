@@ -99,16 +99,73 @@ impl Rules {
 /// accepted unless everything is. May rewrite a batch's `maxTimestamp`
 /// and CRC (see the module doc); nothing else changes.
 pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHeader>, BatchError> {
+    Ok(check_for_append(buf, rules)?.apply(buf))
+}
+
+/// [`validate_for_append`]'s checks, changing nothing: for batches that
+/// may stay as received (a slice of the request) when
+/// [`Checked::unchanged`].
+pub fn check_for_append(buf: &[u8], rules: &Rules) -> Result<Checked, BatchError> {
+    check_batches(buf, rules).map(|batches| Checked { batches })
+}
+
+/// Batches that passed every check: their headers, and the timestamps
+/// (LogAppendTime bit, `maxTimestamp`) that some must get before they are
+/// stored.
+#[derive(Debug)]
+pub struct Checked {
+    batches: Vec<(BatchHeader, Option<(bool, Timestamp)>)>,
+}
+
+impl Checked {
+    /// Whether the batches are stored exactly as checked.
+    pub fn unchanged(&self) -> bool {
+        self.batches.iter().all(|(_, rewrite)| rewrite.is_none())
+    }
+
+    /// The headers as stored: for batches that are [`Self::unchanged`].
+    pub fn headers(self) -> Vec<BatchHeader> {
+        debug_assert!(self.unchanged(), "headers of batches that must be rewritten");
+        self.batches.into_iter().map(|(h, _)| h).collect()
+    }
+
+    /// Rewrites the timestamps (and CRC) of the batches that need it in
+    /// `buf`, the bytes that were checked or a copy of them, and returns
+    /// the headers as stored.
+    pub fn apply(self, buf: &mut [u8]) -> Vec<BatchHeader> {
+        let mut headers = Vec::with_capacity(self.batches.len());
+        let mut at = 0;
+        for (mut header, rewrite) in self.batches {
+            if let Some((lat, max_timestamp)) = rewrite {
+                let batch = &mut buf[at..at + header.size];
+                (header.attributes, header.crc) = set_timestamps(batch, lat, max_timestamp);
+                header.max_timestamp = max_timestamp;
+            }
+            at += header.size;
+            headers.push(header);
+        }
+        headers
+    }
+}
+
+/// Every check of [`validate_for_append`], changing nothing: each batch's
+/// header and, when its timestamps must be rewritten, the LogAppendTime
+/// bit and `maxTimestamp` to write.
+#[allow(clippy::type_complexity)]
+fn check_batches(
+    buf: &[u8],
+    rules: &Rules,
+) -> Result<Vec<(BatchHeader, Option<(bool, Timestamp)>)>, BatchError> {
     if buf.is_empty() {
         return Err(BatchError::Invalid("no record batch in the request"));
     }
-    let mut headers = Vec::with_capacity(1);
+    let mut checked = Vec::with_capacity(1);
     let mut at = 0;
     // Decompressed bytes of the whole request: the bound covers a request
     // of many batches, not each one (CPU on the shard, nothing awaited).
     let mut decompressed = 0usize;
     while at < buf.len() {
-        let rest = &mut buf[at..];
+        let rest = &buf[at..];
         // The size first: a too-large batch is reported as such even when it
         // is also truncated (Kafka does the same).
         if let Some(h) = BatchHeader::parse(rest) {
@@ -119,9 +176,9 @@ pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHea
                 });
             }
         }
-        let mut header = validate_one(rest)?;
+        let header = validate_one(rest)?;
         check_header(&header)?;
-        let batch = &mut rest[..header.size];
+        let batch = &rest[..header.size];
         let max_timestamp = if header.compression() == 0 {
             check_records(&batch[HEADER_BYTES..], &header, rules)?
         } else {
@@ -148,14 +205,12 @@ pub fn validate_for_append(buf: &mut [u8], rules: &Rules) -> Result<Vec<BatchHea
         let lat = rules.log_append_time;
         let max_timestamp = if lat { rules.now_ms } else { max_timestamp };
         let was_lat = header.attributes & LOG_APPEND_TIME != 0;
-        if (lat, max_timestamp) != (was_lat, header.max_timestamp) {
-            (header.attributes, header.crc) = set_timestamps(batch, lat, max_timestamp);
-            header.max_timestamp = max_timestamp;
-        }
-        headers.push(header);
+        let rewrite = ((lat, max_timestamp) != (was_lat, header.max_timestamp))
+            .then_some((lat, max_timestamp));
         at += header.size;
+        checked.push((header, rewrite));
     }
-    Ok(headers)
+    Ok(checked)
 }
 
 /// The batch-level rules, Kafka's `validateBatch` for a client's append.

@@ -3,7 +3,9 @@
 //! lookups by timestamp.
 //!
 //! On the log's shard; reads never await while holding the state borrowed,
-//! and never go past the acknowledged end.
+//! and never go past the acknowledged end. The first read of a cached
+//! batch that was appended as received stamps the cache's copy of it with
+//! its offsets ([`crate::Batches::Received`]).
 
 use super::*;
 
@@ -60,11 +62,11 @@ impl<D: Disk> PartitionLog<D> {
         }
         // Everything needed from the state, taken before any await.
         let (segment_base, file, mut limit, limit_offset, index_entry, index) = {
-            let st = self.inner.state.borrow();
+            let mut st = self.inner.state.borrow_mut();
             if let Some(front) = st.cache.front() {
                 if offset >= front.base_offset {
                     self.inner.cache_reads.set(self.inner.cache_reads.get() + 1);
-                    return Ok((Self::read_cache(&st, offset, max_bytes, upper, first), None));
+                    return Ok((Self::read_cache(&mut st, offset, max_bytes, upper, first), None));
                 }
             }
             let (&base, seg) = st
@@ -128,8 +130,10 @@ impl<D: Disk> PartitionLog<D> {
         ))
     }
 
+    /// Batches from the cache, each stamped with its offsets as it is read
+    /// for the first time (see [`crate::Batches::Received`]).
     fn read_cache(
-        st: &Ref<'_, State<D>>,
+        st: &mut State<D>,
         offset: Offset,
         max_bytes: usize,
         upper: Offset,
@@ -137,11 +141,17 @@ impl<D: Disk> PartitionLog<D> {
     ) -> ReadResult<D> {
         let from = st.cache.partition_point(|b| b.last_offset < offset);
         let mut result = ReadResult::empty(offset);
-        for b in st.cache.iter().skip(from) {
+        for b in st.cache.iter_mut().skip(from) {
             if b.last_offset >= upper
                 || ((result.bytes > 0 || !first) && result.bytes + b.bytes.len() > max_bytes)
             {
                 break;
+            }
+            if !b.stamped {
+                let mut stamped = BytesMut::from(&b.bytes[..]);
+                stamp(&mut stamped, b.base_offset, b.leader_epoch);
+                b.bytes = stamped.freeze();
+                b.stamped = true;
             }
             result.bytes += b.bytes.len();
             result.chunks.push(ReadChunk::Memory(b.bytes.clone()));

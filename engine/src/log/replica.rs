@@ -277,7 +277,7 @@ impl<D: Disk> PartitionLog<D> {
         self.check_writable()?;
         self.check_writer(Writer::Follower(following))?;
         let mut st = self.inner.state.borrow_mut();
-        self.place(&mut st, batches, &headers);
+        self.place(&mut st, super::Batches::Owned(batches), &headers);
         Ok(AppendInfo {
             base_offset,
             last_offset: end_offset - 1,

@@ -39,7 +39,7 @@ impl<D: Disk> PartitionLog<D> {
         let offset = st.log_end;
         stamp(&mut batch, offset, leader_epoch);
         let header = validate_one(&batch).expect("a marker built here is valid");
-        self.place(st, batch, &[header]);
+        self.place(st, Batches::Owned(batch), &[header]);
         Ok(AppendInfo {
             base_offset: offset,
             last_offset: offset,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use engine::disk::DmaDisk;
 use engine::AppendError;
-use engine::{AppendInfo, PartitionLog};
+use engine::{AppendInfo, Batches, PartitionLog};
 use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -126,10 +126,13 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
                     }
                     (Some(log), Some(records)) => {
                         let upconverted;
+                        // What the batches' buffer holds beside them.
+                        let mut buffer_bytes = request.body.len();
                         let records = match legacy_records(request.version, records, &log) {
                             Ok(None) => records,
                             Ok(Some(batch)) => {
                                 upconverted = batch;
+                                buffer_bytes = upconverted.len();
                                 &upconverted
                             }
                             Err(e) => {
@@ -138,14 +141,13 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
                                 continue;
                             }
                         };
+                        let batches = batches_of(records, buffer_bytes);
                         let appended = if has_transactional_batch(records) {
                             let tid = req.transactional_id.as_ref().map(|t| t.0.as_str());
-                            append_transactional(shard, tid, name, p.index, &log, records, epoch)
+                            append_transactional(shard, tid, name, p.index, &log, batches, epoch)
                                 .await
                         } else {
-                            log.append(BytesMut::from(&records[..]), epoch)
-                                .await
-                                .map_err(|e| PartitionError::of(&e))
+                            log.append(batches, epoch).await.map_err(|e| PartitionError::of(&e))
                         };
                         appended.map(|info| {
                             shard.metrics.partition(name, p.index, |c| {
@@ -189,6 +191,25 @@ pub async fn handle(shard: &Rc<Shard>, request: &Request, context: &ConnContext)
     }))
 }
 
+/// A partition's batches are appended as the slice of the request they
+/// are (no copy: [`Batches::Received`]) when they are at least this share
+/// of the buffer holding them, the request's bytes: a cached slice keeps
+/// its whole buffer alive, so a cached batch holds at most four times its
+/// own size (and the slack of a frame buffer grown past 1 MiB,
+/// `net::frame::read_frame_body`), also in an idle partition whose last
+/// batches stay cached. Smaller shares (many partitions in one request)
+/// are copied, which costs little for batches that small.
+const RECEIVED_SHARE_MIN: usize = 4;
+
+/// The batches as the log takes them: see [`RECEIVED_SHARE_MIN`].
+fn batches_of(records: &bytes::Bytes, buffer_bytes: usize) -> Batches {
+    if records.len().saturating_mul(RECEIVED_SHARE_MIN) >= buffer_bytes {
+        Batches::Received(records.clone())
+    } else {
+        Batches::Owned(BytesMut::from(&records[..]))
+    }
+}
+
 /// A producer's transactional batches: before the first of its
 /// transaction in this partition, the coordinator of `tid` is asked
 /// whether the transaction holds the partition (KIP-890); later batches of
@@ -200,7 +221,7 @@ async fn append_transactional(
     topic: &str,
     partition: i32,
     log: &PartitionLog<DmaDisk>,
-    records: &[u8],
+    batches: Batches,
     epoch: i32,
 ) -> Result<AppendInfo, PartitionError> {
     let invalid = |message: &str| PartitionError {
@@ -211,7 +232,7 @@ async fn append_transactional(
     let Some(tid) = tid.filter(|t| !t.is_empty()) else {
         return Err(invalid("transactional batches need the request's transactional id"));
     };
-    let Some(h) = one_transactional_producer(records) else {
+    let Some(h) = one_transactional_producer(&batches) else {
         return Err(invalid("transactional batches of one producer and epoch only, per partition"));
     };
     // The guard holds even without asking: a marker landing while this
@@ -223,9 +244,7 @@ async fn append_transactional(
             .map_err(PartitionError::code)?;
     }
     let check = engine::ProducerCheck::Verified { producer_id: h.producer_id, last_marker };
-    log.append_checked(BytesMut::from(records), epoch, check)
-        .await
-        .map_err(|e| PartitionError::of(&e))
+    log.append_checked(batches, epoch, check).await.map_err(|e| PartitionError::of(&e))
 }
 
 /// Produce v0-v2's records in message format v0 or v1 (Kafka before 0.11),
