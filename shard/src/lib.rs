@@ -36,6 +36,7 @@
 //! - [`ids`], [`error`]: typed numbers and errors.
 
 pub mod admission;
+pub mod bind;
 pub mod broker_configs;
 pub mod cluster;
 pub mod config;

@@ -390,10 +390,15 @@ async fn shard_main(
         _ => return,
     }
     let mut sockets = Vec::new();
+    // The ports' claims, held until the shard stops.
+    let mut claims = Vec::new();
     for l in config.listeners() {
         let port = l.port_of(id);
-        match glommio::net::TcpListener::bind((l.host.as_str(), port)) {
-            Ok(socket) => sockets.push((socket, l.protocol)),
+        match crate::bind::listen(&l.host, port).await {
+            Ok((socket, claim)) => {
+                sockets.push((socket, l.protocol));
+                claims.push(claim);
+            }
             Err(e) => {
                 let _ = ready.send(Err(format!(
                     "shard {id} cannot listen on {}:{port} ({}): {e}",
@@ -472,6 +477,7 @@ async fn shard_main(
     shard.shutdown().await;
     flusher.stop();
     flusher_task.await;
+    drop(claims);
     let _ = done.send(());
 }
 
@@ -610,9 +616,11 @@ pub const PORT_RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// glommio binds with SO_REUSEPORT, so a second process could silently share
 /// a port with a running broker: connect to every port first and fail
-/// clearly if anything keeps answering. (A test bind would also trip over
-/// the previous run's closing connections, which hold the port for a while
-/// after a restart.)
+/// clearly if anything keeps answering, waiting out a killed process's
+/// listener. (A test bind would also trip over the previous run's closing
+/// connections, which hold the port for a while after a restart.) The
+/// shards then claim each port ([`crate::bind::listen`]), which also
+/// refuses a Corelog process that started at the same moment.
 fn check_ports(config: &NodeConfig) -> Result<(), String> {
     let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
     loop {

@@ -21,19 +21,30 @@ START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 60
 
 
+# Every port handed out by this test process: a port is free when it is
+# checked but taken only when its node binds it, so without this two
+# nodes of one cluster started together could be given the same one.
+_HANDED_OUT = set()
+
+
 def free_port_range(n):
-    """A base port with n free consecutive ports after it."""
+    """A base port with n free consecutive ports after it, none of them
+    handed out before by this process."""
     for _ in range(200):
         # Below Linux's ephemeral range (32768-60999 by default), where the
         # clients' own outgoing connections could take a port between our
         # check and the broker's bind.
         base = random.randint(10000, 32000 - n)
+        ports = range(base, base + n)
+        if _HANDED_OUT.intersection(ports):
+            continue
         socks = []
         try:
-            for p in range(base, base + n):
+            for p in ports:
                 s = socket.socket()
                 s.bind(("127.0.0.1", p))
                 socks.append(s)
+            _HANDED_OUT.update(ports)
             return base
         except OSError:
             continue

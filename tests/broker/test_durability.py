@@ -10,7 +10,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import BINARY, Broker, wait_until
+from conftest import BINARY, Broker, free_port_range, wait_until
 
 TIMEOUT_S = 60
 
@@ -122,6 +122,21 @@ def test_second_broker_on_the_same_data_dir_and_taken_ports_are_refused(broker, 
                           "--shards", "1"], capture_output=True, text=True, timeout=TIMEOUT_S)
     assert out.returncode != 0
     assert f"cannot listen on 127.0.0.1:{broker.port}" in out.stderr
+
+
+def test_a_controller_port_a_running_broker_holds_is_refused(broker, tmp_path):
+    """The controller's port is not probed before startup (only the client
+    ports are), and a node starting beside another is not seen by the
+    probe: claiming the port must refuse one a running broker listens on,
+    not share it (SO_REUSEPORT) and answer part of that broker's
+    clients."""
+    port = free_port_range(1)
+    out = subprocess.run([BINARY, "serve", "--node-id", "1", "--controller-quorum", f"1@127.0.0.1:{broker.port}",
+                          "--data-dir", str(tmp_path / "voter"), "--port", str(port), "--shards", "1",
+                          "--metrics-port", "0"],
+                         capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert out.returncode != 0, out.stderr
+    assert f"cannot listen on 127.0.0.1:{broker.port}" in out.stderr, out.stderr
 
 
 def test_unwritable_data_dir_is_a_clear_error(tmp_path):

@@ -123,8 +123,11 @@ pub async fn run(shard: Rc<Shard>, quorum: Rc<QuorumConfig>) {
     let applied = store.hard_state().commit.max(store.snapshot_ref().get_metadata().index);
     let voter = Voter::new(mine.raft_id(), store, applied, ElectionTimeout::default())
         .unwrap_or_else(|e| fatal(e.to_string()));
-    let listener = TcpListener::bind((mine.host.as_str(), mine.port))
+    let (listener, claim) = crate::bind::listen(&mine.host, mine.port)
+        .await
         .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", mine.addr())));
+    // The controller listens until the process ends, and so holds its port.
+    std::mem::forget(claim);
     let credential = shard.config.inter_broker_credential.as_ref();
     let port = Rc::new(Port {
         peer_auth: shard.peers.clone(),
