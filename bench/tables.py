@@ -57,6 +57,14 @@ def building_blocks():
         print(f"| `{name}` | {n(v['records_per_sec'])} | {spread(v)} | {n(v['mb_per_sec'], 1)} | {n(v.get('p50_us'))} | "
               f"{n(v.get('p99_us'))} | {n(v.get('p999_us'))} | {kcat(v)} | {n(v.get('broker_cpu_seconds_per_gb'), 2)} | {n(v.get('broker_cpu_us_per_batch'), 1)} |")
     print()
+    for name, v in rows:
+        c = v.get("cold_read")
+        if c:
+            print(f"`{name}`'s first run, from the disk: {n(c.get('batch_mb_per_sec'), 1)} MB/s of batches; "
+                  f"fio's sequential direct read (1 MiB, depth 4) in the same run "
+                  f"{n((c.get('fio') or {}).get('mb_per_sec'), 1) or (c.get('fio') or {}).get('error')} MB/s; "
+                  f"ratio {c.get('ratio_to_fio')}.")
+            print()
     print(header(rows[0][1]))
     print()
 

@@ -567,10 +567,17 @@ pub fn produce(args: &LoadArgs, common: &crate::Common) -> Result<()> {
 }
 
 /// `corelog bench consume`: when this benchmark starts the broker, it
-/// first produces `--records` records (not timed as consumption).
+/// first produces `--records` records (not timed as consumption), and
+/// its first run reads them from the disk (they were written with direct
+/// I/O, so none is in the page cache): that run is compared with fio's
+/// sequential direct read on the same disk, measured once the broker has
+/// stopped (DESIGN §8: cold fetch ≥ 90% of it).
 pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     let target = Target::open(args, &common.dir)?;
-    target.ensure_space(&common.dir, stored_bytes(&args.produce_spec(), 1))?;
+    let stored = stored_bytes(&args.produce_spec(), 1);
+    let fio_bytes = stored.clamp(COLD_READ_FIO_BYTES_MIN, COLD_READ_FIO_BYTES_MAX);
+    // fio's file is written once the broker (and its data) is gone.
+    target.ensure_space(&common.dir, stored.max(fio_bytes))?;
     let leaders = target.topic(&args.topic, args.partitions)?;
     if args.bootstrap.is_none() {
         produce_phase(&target, &leaders, &args.produce_spec(), "load", 1)?;
@@ -589,9 +596,49 @@ pub fn consume(args: &LoadArgs, common: &crate::Common) -> Result<()> {
     // As many as the generator's consumer counted (markers are no records).
     fields["librdkafka_kcat"] =
         kcat_consume(&target, &args.topic, r.median.records, args.record_size)?;
-    let v = result("consume", args, &target, fields);
+    let own = args.bootstrap.is_none();
+    let mut v = result("consume", args, &target, fields);
     target.stop()?;
+    if own {
+        v["cold_read"] = cold_read_vs_fio(&v, &common.dir, fio_bytes);
+    }
     report::write(&common.results_dir, "consume", &v)
+}
+
+/// Smallest fio file for the cold-read reference: large enough to
+/// measure the disk, not the device's cache.
+const COLD_READ_FIO_BYTES_MIN: u64 = 1 << 30;
+/// Largest: the topic's size beyond it adds seconds, not precision.
+const COLD_READ_FIO_BYTES_MAX: u64 = 4 << 30;
+
+/// The first consume run (from the disk) against fio's sequential direct
+/// read (1 MiB blocks, depth 4), in batch bytes per second.
+fn cold_read_vs_fio(consume: &Value, dir: &std::path::Path, fio_bytes: u64) -> Value {
+    let first = match consume["runs"].as_array() {
+        Some(runs) => &runs[0],
+        None => consume,
+    };
+    let cold = first["batch_mb_per_sec"].as_f64();
+    let fio = if crate::fio::available() {
+        match crate::fio::sequential(dir, "read", 1 << 20, 4, fio_bytes) {
+            Ok(r) => json!({"mb_per_sec": report::round1(r.mb_per_sec)}),
+            Err(e) => json!({"error": format!("{e:#}")}),
+        }
+    } else {
+        json!({"error": "fio is not installed"})
+    };
+    let ratio = match (cold, fio["mb_per_sec"].as_f64()) {
+        (Some(c), Some(f)) if f > 0.0 => Some(report::round2(c / f)),
+        _ => None,
+    };
+    let v = json!({
+        "case": "first consume run (from the disk) vs fio sequential direct read (1 MiB, depth 4)",
+        "batch_mb_per_sec": cold,
+        "fio": fio,
+        "ratio_to_fio": ratio,
+    });
+    println!("cold read: {v}");
+    v
 }
 
 /// `corelog bench e2e`: producers at `--rate` stamp each batch with its
