@@ -107,6 +107,16 @@ impl Slots {
         Slots { free: Cell::new(n), released: Notify::default() }
     }
 
+    /// A slot if one is free now, without waiting.
+    pub fn try_acquire(&self) -> Option<Slot<'_>> {
+        let free = self.free.get();
+        if free == 0 {
+            return None;
+        }
+        self.free.set(free - 1);
+        Some(Slot { slots: self })
+    }
+
     pub async fn acquire(&self) -> Slot<'_> {
         loop {
             let notified = self.released.notified();
@@ -148,6 +158,21 @@ mod tests {
         assert!(future::block_on(future::poll_once(&mut third)).is_none());
         drop(a);
         assert!(future::block_on(future::poll_once(&mut third)).is_some());
+    }
+
+    #[test]
+    fn try_acquire_takes_a_free_slot_or_none_and_wakes_a_waiter_when_dropped() {
+        let slots = Slots::new(1);
+        let held = slots.try_acquire().expect("one slot free");
+        assert!(slots.try_acquire().is_none(), "no slot is free");
+        let mut waiting = Box::pin(slots.acquire());
+        assert!(future::block_on(future::poll_once(&mut waiting)).is_none());
+        drop(held);
+        let taken = future::block_on(future::poll_once(&mut waiting));
+        assert!(taken.is_some(), "the waiter got the slot given back");
+        assert!(slots.try_acquire().is_none());
+        drop(taken);
+        assert!(slots.try_acquire().is_some());
     }
 
     #[test]

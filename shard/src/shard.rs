@@ -282,6 +282,7 @@ impl Shard {
             partitions: &self.partitions,
             request_bytes_queued: self.request_bytes.used(),
             groups: self.groups.metrics_view(),
+            splice: self.splicer.as_ref().map(|s| s.stats()).unwrap_or_default(),
         };
         crate::metrics::snapshot(&self.metrics, sources)
     }

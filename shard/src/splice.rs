@@ -27,6 +27,11 @@
 //! the partial last block before; the zeros' pages are never sent (only
 //! bytes below the acknowledged end are), so no send holds them then.
 //!
+//! A response's file ranges after its first are read ahead when its send
+//! starts (`POSIX_FADV_WILLNEED` on the side ring, a few per shard at
+//! once, decision 54), so that the disk reads a response's partitions
+//! together rather than one after another as the splices reach them.
+//!
 //! It must not be used for anything but file → socket sends of one shard.
 
 use std::cell::{Cell, RefCell};
@@ -36,10 +41,12 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use engine::sync::{Notify, Slots};
+use engine::disk::DmaDiskFile;
+use engine::sync::{Notify, Slot, Slots};
+use futures_util::stream::{self, StreamExt};
+use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::response::Part;
-use io_uring::{opcode, squeue, types, IoUring};
 
 /// Operations in flight on a shard's side ring (sends wait beyond): far
 /// more than the connections that fetch cold data at once on one core.
@@ -50,10 +57,37 @@ pub const SIDE_RING_ENTRIES: u32 = 64;
 /// system refuses it.
 pub const PIPE_BYTES: usize = 1 << 20;
 
+/// File ranges of a response at least this long, after its first, are
+/// read ahead when the send starts (see [`Splicer::read_ahead`]); shorter
+/// ones are not worth a ring worker's wake-up each.
+pub const READ_AHEAD_MIN_BYTES: u64 = 64 * 1024;
+
+/// Read-ahead hints in flight on a shard, all responses together; a hint
+/// that finds none free is skipped. io_uring runs each in a worker of the
+/// pool that also runs the flusher's fdatasyncs (bounded work, at most
+/// four workers per CPU), so hints stay a few, and they never hold the
+/// side ring's slots from the sends for long.
+pub const READ_AHEAD_IN_FLIGHT_MAX: usize = 2;
+
 /// Buffered descriptors of segment files kept open per shard (least
 /// recently used closed first): a consumer reading cold data touches one
 /// or two segments per partition at a time.
 pub const OPEN_SEGMENT_FILES_MAX: usize = 256;
+
+/// What a shard's zero-copy sends did, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SpliceStats {
+    /// Bytes spliced from segment files into connections' pipes.
+    pub file_bytes: u64,
+    /// Read-ahead hints given ([`Splicer::read_ahead`]).
+    pub read_ahead_hints: u64,
+    /// Bytes the hints asked for. The kernel reads at most its readahead
+    /// window of each (the device's `read_ahead_kb`), so not all of them
+    /// may have been read.
+    pub read_ahead_requested_bytes: u64,
+    /// Hints the kernel refused (the splice then reads as without).
+    pub read_ahead_failures: u64,
+}
 
 /// One shard's side ring and what goes with it.
 pub struct Splicer {
@@ -63,8 +97,11 @@ pub struct Splicer {
     waiting: RefCell<HashMap<u64, Rc<Waiter>>>,
     next_id: Cell<u64>,
     slots: Slots,
+    /// Read-ahead hints in flight ([`READ_AHEAD_IN_FLIGHT_MAX`]).
+    hint_slots: Slots,
     files: RefCell<HashMap<FileId, (Rc<File>, u64)>>,
     uses: Cell<u64>,
+    stats: Cell<SpliceStats>,
 }
 
 /// A segment file by (device, inode); the value beside it in the cache is
@@ -167,12 +204,19 @@ impl Splicer {
             waiting: RefCell::new(HashMap::new()),
             next_id: Cell::new(1),
             slots: Slots::new(SIDE_RING_ENTRIES as usize),
+            hint_slots: Slots::new(READ_AHEAD_IN_FLIGHT_MAX),
             files: RefCell::new(HashMap::new()),
             uses: Cell::new(0),
+            stats: Cell::default(),
         });
         let dispatcher = splicer.clone();
         glommio::spawn_local(async move { dispatcher.dispatch(wake).await }).detach();
         Ok(splicer)
+    }
+
+    /// What this shard's zero-copy sends did so far.
+    pub fn stats(&self) -> SpliceStats {
+        self.stats.get()
     }
 
     /// Waits for completions and hands them to their waiters, forever.
@@ -196,7 +240,12 @@ impl Splicer {
 
     /// Submits one operation and waits for its result (bytes moved).
     async fn run(&self, entry: squeue::Entry) -> io::Result<usize> {
-        let _slot = self.slots.acquire().await;
+        let slot = self.slots.acquire().await;
+        self.run_in(slot, entry).await
+    }
+
+    /// [`Self::run`] in a slot of the ring already held.
+    async fn run_in(&self, _slot: Slot<'_>, entry: squeue::Entry) -> io::Result<usize> {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let waiter = Rc::new(Waiter::default());
@@ -261,6 +310,84 @@ impl Splicer {
     /// records together, whatever the parts. An error leaves the socket
     /// mid-response: the caller closes the connection.
     pub async fn send_parts(&self, pipe: &Pipe, parts: Vec<Part>, socket: RawFd) -> io::Result<()> {
+        let ranges: Vec<(usize, Rc<DmaDiskFile>, u64, u64)> = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Part::File { file, position, len } => Some((i, file.clone(), *position, *len)),
+                Part::Bytes(_) => None,
+            })
+            .skip(1)
+            .filter(|(_, _, _, len)| *len >= READ_AHEAD_MIN_BYTES)
+            .collect();
+        // Parts the sends have started; all of them once the sends end.
+        let reached = Cell::new(0);
+        let send = async {
+            let sent = self.send_in_order(pipe, parts, socket, &reached).await;
+            reached.set(usize::MAX);
+            sent
+        };
+        let (_, sent) = futures_lite::future::zip(self.read_ahead(ranges, &reached), send).await;
+        sent
+    }
+
+    /// Asks the kernel to start reading a response's file ranges after the
+    /// first (`POSIX_FADV_WILLNEED`, on the side ring: io_uring runs it in
+    /// a worker, never on the shard's thread), so that a response carrying
+    /// several partitions' cold data keeps the disk reading the next while
+    /// the first is spliced, instead of reading each only when its splice
+    /// reaches it. Pages already cached are found and left; the pages read
+    /// are the response's own, which the splices then take. Hints are
+    /// optional: a range the sends have reached, or one that finds no free
+    /// hint slot ([`READ_AHEAD_IN_FLIGHT_MAX`]) or ring slot, is skipped, so
+    /// no send ever waits for a hint; a hint that fails changes nothing
+    /// (the splice reads). Each hint's descriptor is held until it
+    /// completes.
+    async fn read_ahead(
+        &self,
+        ranges: Vec<(usize, Rc<DmaDiskFile>, u64, u64)>,
+        reached: &Cell<usize>,
+    ) {
+        stream::iter(ranges)
+            .for_each_concurrent(
+                READ_AHEAD_IN_FLIGHT_MAX,
+                |(part, file, position, len)| async move {
+                    if reached.get() >= part {
+                        return;
+                    }
+                    let Some(_hint) = self.hint_slots.try_acquire() else { return };
+                    let Some(slot) = self.slots.try_acquire() else { return };
+                    let Ok(file) = self.buffered(file.as_raw_fd()) else { return };
+                    let hint = opcode::Fadvise::new(
+                        types::Fd(file.as_raw_fd()),
+                        len.min(u32::MAX as u64) as libc::off_t,
+                        libc::POSIX_FADV_WILLNEED,
+                    )
+                    .offset(position)
+                    .build();
+                    let mut stats = self.stats.get();
+                    stats.read_ahead_hints += 1;
+                    stats.read_ahead_requested_bytes += len;
+                    self.stats.set(stats);
+                    if self.run_in(slot, hint).await.is_err() {
+                        let mut stats = self.stats.get();
+                        stats.read_ahead_failures += 1;
+                        self.stats.set(stats);
+                    }
+                },
+            )
+            .await;
+    }
+
+    /// [`Self::send_parts`]' sends, part after part, counting in `reached`
+    /// the parts started.
+    async fn send_in_order(
+        &self,
+        pipe: &Pipe,
+        parts: Vec<Part>,
+        socket: RawFd,
+        reached: &Cell<usize>,
+    ) -> io::Result<()> {
         // A splice into a full pipe blocks its ring worker until the pipe
         // is read, whatever the pipe's O_NONBLOCK (only SPLICE_F_NONBLOCK,
         // which would also fail reads of uncached pages, makes it return),
@@ -269,7 +396,8 @@ impl Splicer {
         // drained to the socket before a part would not fit.
         let capacity = pipe.buffers();
         let mut fill = Fill::default();
-        for part in parts {
+        for (i, part) in parts.into_iter().enumerate() {
+            reached.set(i);
             match part {
                 Part::Bytes(b) => {
                     for chunk in b.chunks(BYTES_WRITE_MAX) {
@@ -315,6 +443,9 @@ impl Splicer {
                         }
                         fill.buffers += Fill::buffers_for(in_page, got);
                         fill.bytes += got;
+                        let mut stats = self.stats.get();
+                        stats.file_bytes += got as u64;
+                        self.stats.set(stats);
                         done += got as u64;
                     }
                 }

@@ -113,6 +113,51 @@ def test_hot_and_cold_reads_return_the_same_bytes(broker):
     assert "zero-copy fetch unavailable" not in broker.log()
 
 
+def test_a_cold_fetch_of_several_partitions_reads_them_ahead_and_returns_the_same_bytes(broker):
+    """One consumer fetches four cold partitions (two per shard, so each
+    response carries two partitions' file ranges): the ranges after a
+    response's first are read ahead at once, and the bytes are those
+    produced."""
+    from test_metrics import scrape, total
+
+    topic = f"ahead-{uuid.uuid4().hex[:8]}"
+    partitions, per_partition = 4, 3000
+    create(broker.bootstrap, topic, partitions)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 5})
+    values = {q: [f"{q}-{i}-".encode() * 100 for i in range(per_partition)] for q in range(partitions)}
+    for i in range(per_partition):
+        for q in range(partitions):
+            p.produce(topic, value=values[q][i], partition=q)
+        if i % 500 == 0:
+            p.poll(0)
+    assert p.flush(TIMEOUT_S) == 0
+    broker.restart()  # everything is cold: spliced from the segment files
+    before, _ = scrape(broker)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, q, OFFSET_BEGINNING) for q in range(partitions)])
+    got = {q: [] for q in range(partitions)}
+
+    def read_all():
+        for m in c.consume(1000, 0.5):
+            assert m.error() is None, m.error()
+            got[m.partition()].append((m.offset(), m.value()))
+        return all(len(got[q]) >= per_partition for q in range(partitions))
+
+    wait_until(read_all, TIMEOUT_S, "every record of the four partitions")
+    c.close()
+    for q in range(partitions):
+        assert got[q] == list(enumerate(values[q])), f"partition {q} read back as produced"
+    after, _ = scrape(broker)
+
+    def moved(name):
+        return total(after, name) - total(before, name)
+
+    assert moved("corelog_splice_read_ahead_hints_total") > 0, "responses with two partitions' cold ranges read the second ahead"
+    assert moved("corelog_splice_read_ahead_failures_total") == 0, "the kernel took every hint"
+    spliced = moved("corelog_splice_file_bytes_total")
+    assert spliced >= sum(len(v) for vs in values.values() for v in vs), "every record's bytes were spliced"
+
+
 def test_second_broker_on_the_same_data_dir_and_taken_ports_are_refused(broker, tmp_path):
     out = subprocess.run([BINARY, "serve", "--data-dir", broker.data_dir, "--port", str(broker.port + 10),
                           "--shards", "1"], capture_output=True, text=True, timeout=TIMEOUT_S)

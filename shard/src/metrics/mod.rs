@@ -28,6 +28,7 @@ use net::kafka_protocol::messages::ApiKey;
 
 use crate::ids::{BrokerId, ShardId};
 use crate::partitions::{Partition, Partitions};
+use crate::splice::SpliceStats;
 
 /// A request for one shard's snapshot (the reply channel).
 pub type MetricsRequest = flume::Sender<Snapshot>;
@@ -185,6 +186,8 @@ pub struct Snapshot {
     pub flush: FlushStats,
     pub unwritten_bytes: u64,
     pub io: IoTotals,
+    /// Zero-copy sends (all zero without a splicer).
+    pub splice: SpliceStats,
     pub partitions: Vec<PartitionSnapshot>,
     pub groups: Vec<GroupSnapshot>,
 }
@@ -196,11 +199,12 @@ pub struct Sources<'a> {
     pub partitions: &'a Partitions,
     pub request_bytes_queued: usize,
     pub groups: Vec<GroupSnapshot>,
+    pub splice: SpliceStats,
 }
 
 /// The shard's snapshot. Runs on the shard.
 pub fn snapshot(m: &ShardMetrics, sources: Sources<'_>) -> Snapshot {
-    let Sources { shard, broker, partitions, request_bytes_queued, groups } = sources;
+    let Sources { shard, broker, partitions, request_bytes_queued, groups, splice } = sources;
     let stats = glommio::executor().io_stats().all_rings();
     let mut io = m.io.get();
     io.file_reads += stats.file_reads().0;
@@ -243,6 +247,7 @@ pub fn snapshot(m: &ShardMetrics, sources: Sources<'_>) -> Snapshot {
         flush: flusher.stats(),
         unwritten_bytes: flusher.unwritten_bytes() as u64,
         io,
+        splice,
         partitions,
         groups,
     }
@@ -401,6 +406,30 @@ pub fn render(snapshots: &[Snapshot], missing: &[ShardId], node_id: i32) -> Stri
         ("corelog_io_uring_file_write_bytes_total", "counter", "Bytes of direct file writes on the rings.", |s| {
             s.io.file_write_bytes
         }),
+        (
+            "corelog_splice_file_bytes_total",
+            "counter",
+            "Bytes of segment files spliced to clients (cold fetches, no userspace copy).",
+            |s| s.splice.file_bytes,
+        ),
+        (
+            "corelog_splice_read_ahead_hints_total",
+            "counter",
+            "Read-ahead hints for file ranges of zero-copy responses (each response's ranges after its first).",
+            |s| s.splice.read_ahead_hints,
+        ),
+        (
+            "corelog_splice_read_ahead_requested_bytes_total",
+            "counter",
+            "Bytes the read-ahead hints asked for (the kernel reads at most its readahead window of each).",
+            |s| s.splice.read_ahead_requested_bytes,
+        ),
+        (
+            "corelog_splice_read_ahead_failures_total",
+            "counter",
+            "Read-ahead hints the kernel refused (the splices read without them).",
+            |s| s.splice.read_ahead_failures,
+        ),
     ];
     for (name, kind, help, get) in shard_series {
         o.family(name, kind, help);
@@ -624,6 +653,7 @@ mod tests {
             flush: FlushStats::default(),
             unwritten_bytes: 0,
             io: IoTotals::default(),
+            splice: SpliceStats::default(),
             partitions: vec![PartitionSnapshot {
                 topic: format!("t{shard}"),
                 partition: 0,
